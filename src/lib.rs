@@ -1,0 +1,13 @@
+//! mtls-gate: keeps open-banking endpoints' client-certificate (MTLS) requirements correct
+//! on Kubernetes ingress controllers.
+//!
+//! The [`engine`] is pure and shared by the CLI, the admission webhooks and the controller.
+
+pub mod catalog;
+pub mod cluster;
+pub mod dialect;
+pub mod engine;
+pub mod model;
+pub mod paths;
+pub mod profile;
+pub mod violation;

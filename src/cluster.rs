@@ -1,0 +1,192 @@
+//! The cluster view: every object the engine reads, indexed by host.
+//!
+//! One view serves the CLI (filled from manifests), the webhooks and the controller (filled
+//! from reflectors). Admission evaluates "the world after the change" through
+//! [`WithIngressChange`], an overlay that replaces one Ingress without copying the view, so
+//! the work per admission depends on the Ingresses of the touched hosts only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::model::{IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView};
+use crate::profile::CompiledProfile;
+
+/// Whether a source is complete for a kind (absent objects are missing) or only carries
+/// what it was given (absent objects are unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Completeness {
+    /// Absent means "not checked" (CLI runs without those manifests).
+    #[default]
+    Partial,
+    /// Absent means "does not exist" (watched caches, or inputs that carry the kind).
+    Complete,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    ingresses: HashMap<ObjectKey, Arc<IngressView>>,
+    by_host: HashMap<String, Vec<ObjectKey>>,
+    secrets: HashMap<ObjectKey, SecretView>,
+    tls_options: HashMap<ObjectKey, TlsOptionView>,
+    middlewares: HashMap<ObjectKey, MiddlewareView>,
+    profiles: BTreeMap<String, Arc<CompiledProfile>>,
+    pub secrets_completeness: Completeness,
+    pub traefik_completeness: Completeness,
+}
+
+impl ClusterView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn ingress_count(&self) -> usize {
+        self.ingresses.len()
+    }
+
+    pub fn ingress(&self, key: &ObjectKey) -> Option<&Arc<IngressView>> {
+        self.ingresses.get(key)
+    }
+
+    pub fn ingresses(&self) -> impl Iterator<Item = &Arc<IngressView>> {
+        self.ingresses.values()
+    }
+
+    /// Inserts or replaces an Ingress. Returns the previous version.
+    pub fn upsert_ingress(&mut self, view: IngressView) -> Option<Arc<IngressView>> {
+        let key = view.key.clone();
+        let previous = self.remove_ingress(&key);
+        for host in unique_hosts(&view) {
+            self.by_host.entry(host.to_string()).or_default().push(key.clone());
+        }
+        self.ingresses.insert(key, Arc::new(view));
+        previous
+    }
+
+    pub fn remove_ingress(&mut self, key: &ObjectKey) -> Option<Arc<IngressView>> {
+        let previous = self.ingresses.remove(key)?;
+        for host in unique_hosts(&previous) {
+            if let Some(keys) = self.by_host.get_mut(host) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.by_host.remove(host);
+                }
+            }
+        }
+        Some(previous)
+    }
+
+    pub fn upsert_secret(&mut self, view: SecretView) {
+        self.secrets.insert(view.key.clone(), view);
+    }
+    pub fn remove_secret(&mut self, key: &ObjectKey) {
+        self.secrets.remove(key);
+    }
+    pub fn upsert_tls_option(&mut self, view: TlsOptionView) {
+        self.tls_options.insert(view.key.clone(), view);
+    }
+    pub fn remove_tls_option(&mut self, key: &ObjectKey) {
+        self.tls_options.remove(key);
+    }
+    pub fn upsert_middleware(&mut self, view: MiddlewareView) {
+        self.middlewares.insert(view.key.clone(), view);
+    }
+    pub fn remove_middleware(&mut self, key: &ObjectKey) {
+        self.middlewares.remove(key);
+    }
+
+    pub fn upsert_profile(&mut self, profile: CompiledProfile) {
+        self.profiles.insert(profile.name.clone(), Arc::new(profile));
+    }
+    pub fn remove_profile(&mut self, name: &str) {
+        self.profiles.remove(name);
+    }
+    pub fn profiles(&self) -> impl Iterator<Item = &Arc<CompiledProfile>> {
+        self.profiles.values()
+    }
+    pub fn profile(&self, name: &str) -> Option<&Arc<CompiledProfile>> {
+        self.profiles.get(name)
+    }
+
+    /// Profiles with an endpoint on one of `hosts` (exact, or reached through a wildcard or
+    /// host-less rule key).
+    pub fn profiles_touching<'a>(&'a self, host_keys: &'a [String]) -> impl Iterator<Item = &'a Arc<CompiledProfile>> + 'a {
+        self.profiles.values().filter(move |p| p.hosts.iter().any(|h| host_keys.iter().any(|k| host_key_covers(k, h))))
+    }
+
+    fn lookup<'a, T>(map: &'a HashMap<ObjectKey, T>, key: &ObjectKey, completeness: Completeness) -> Lookup<'a, T> {
+        match (map.get(key), completeness) {
+            (Some(v), _) => Lookup::Found(v),
+            (None, Completeness::Complete) => Lookup::Missing,
+            (None, Completeness::Partial) => Lookup::Unknown,
+        }
+    }
+}
+
+/// Whether an Ingress rule host key (exact, `*.wildcard` or `""`) can serve `host`.
+pub fn host_key_covers(key: &str, host: &str) -> bool {
+    key == host
+        || key.is_empty()
+        || key.strip_prefix("*.").is_some_and(|suffix| host.split_once('.').is_some_and(|(_, rest)| rest == suffix))
+}
+
+fn unique_hosts(view: &IngressView) -> Vec<&str> {
+    let mut hosts: Vec<&str> = view.hosts().collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    hosts
+}
+
+impl ObjectSource for ClusterView {
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        self.by_host
+            .get(host)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.ingresses.get(k).cloned())
+            .collect()
+    }
+    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
+        Self::lookup(&self.secrets, key, self.secrets_completeness)
+    }
+    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
+        Self::lookup(&self.tls_options, key, self.traefik_completeness)
+    }
+    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
+        Self::lookup(&self.middlewares, key, self.traefik_completeness)
+    }
+    fn default_tls_option(&self) -> Option<&TlsOptionView> {
+        self.tls_options.values().find(|o| o.key.name == "default")
+    }
+}
+
+/// A view with one Ingress created, replaced (`Some`) or deleted (`None`).
+pub struct WithIngressChange<'a> {
+    pub base: &'a dyn ObjectSource,
+    pub key: &'a ObjectKey,
+    pub replacement: Option<Arc<IngressView>>,
+}
+
+impl ObjectSource for WithIngressChange<'_> {
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        let mut out: Vec<Arc<IngressView>> =
+            self.base.ingresses_for_host(host).into_iter().filter(|i| &i.key != self.key).collect();
+        if let Some(new) = &self.replacement
+            && new.hosts().any(|h| h == host)
+        {
+            out.push(new.clone());
+        }
+        out
+    }
+    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
+        self.base.secret(key)
+    }
+    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
+        self.base.tls_option(key)
+    }
+    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
+        self.base.middleware(key)
+    }
+    fn default_tls_option(&self) -> Option<&TlsOptionView> {
+        self.base.default_tls_option()
+    }
+}

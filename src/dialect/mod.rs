@@ -1,0 +1,224 @@
+//! Ingress-controller dialects: how one controller turns Ingresses into routes, merges
+//! client-auth settings across the Ingresses of a host, and renders settings.
+//!
+//! Each controller is one module implementing [`Dialect`]; the engine only sees the
+//! [`HostRouteTable`] a dialect builds. Adding a controller means adding a module and one
+//! arm in [`dialect_for`].
+
+pub mod nginx;
+pub mod traefik;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::model::{IngressView, ObjectKey, ObjectSource, PathType};
+use crate::paths::PathMatcher;
+use crate::profile::{CompiledProfile, IngressController};
+use crate::violation::Violation;
+
+/// What a request on one route must present, all controller settings applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthKind {
+    /// A verified client certificate is required in the handshake.
+    Required,
+    /// The handshake verifies a certificate if one is sent; the gate rejects requests
+    /// without a verified one.
+    RequiredByGate,
+    /// A certificate is verified if sent, but not required.
+    Optional,
+    /// No certificate is requested, or a gate relies on a header the client can forge.
+    None,
+    /// A certificate is demanded but its chain is never verified.
+    RequiredUnverified,
+    /// A certificate is requested but never verified.
+    OptionalUnverified,
+    /// Every request is rejected (a broken configuration that fails closed).
+    Rejected,
+}
+
+impl AuthKind {
+    /// Requests reach the backend only with a verified client certificate.
+    pub fn requires_verified_certificate(self) -> bool {
+        matches!(self, AuthKind::Required | AuthKind::RequiredByGate | AuthKind::Rejected)
+    }
+    /// Requests without a client certificate are turned away.
+    pub fn refuses_clients_without_certificate(self) -> bool {
+        matches!(self, AuthKind::Required | AuthKind::RequiredByGate | AuthKind::RequiredUnverified)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Required => "required",
+            AuthKind::RequiredByGate => "required-by-gate",
+            AuthKind::Optional => "optional",
+            AuthKind::None => "none",
+            AuthKind::RequiredUnverified => "required-unverified",
+            AuthKind::OptionalUnverified => "optional-unverified",
+            AuthKind::Rejected => "rejected",
+        }
+    }
+}
+
+/// The effective client authentication of a route, and the setting that decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAuth {
+    pub kind: AuthKind,
+    /// Why, in the controller's terms (which annotation of which Ingress).
+    pub detail: String,
+}
+
+/// One route of a host as the controller really serves it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The Ingress whose path this is (for an implicit default location: the Ingress whose
+    /// annotations it inherits).
+    pub ingress: Arc<IngressView>,
+    /// The path as written in the Ingress.
+    pub path: String,
+    pub path_type: PathType,
+    pub matcher: PathMatcher,
+    /// Serves a backend of the Ingress (false for ingress-nginx's implicit default `/`
+    /// location, which answers 404 from the default backend).
+    pub serves_backend: bool,
+    /// The route is reached over TLS.
+    pub tls: bool,
+    pub auth: RouteAuth,
+    /// Dialect-specific rank (Traefik router priority); unused by others.
+    pub priority: i64,
+}
+
+/// Every route of one host, with the host's client-auth settings and findings.
+#[derive(Debug, Clone, Default)]
+pub struct HostRouteTable {
+    /// The rule host the controller uses for the requested host (exact, `*.` wildcard or
+    /// `""` for host-less rules).
+    pub host_key: String,
+    pub routes: Vec<Route>,
+    /// Host-level client-auth summary for reports.
+    pub client_auth: String,
+    /// Host-level findings (conflicts, CA secrets, TLS options).
+    pub findings: Vec<Violation>,
+}
+
+/// Inputs for building one host's table.
+pub struct HostContext<'a> {
+    pub profile: &'a CompiledProfile,
+    /// The host the profile's endpoints use.
+    pub host: &'a str,
+    /// The rule host the Ingresses use for it.
+    pub host_key: &'a str,
+    /// Ingresses of the considered class with a rule for `host_key`.
+    pub ingresses: Vec<Arc<IngressView>>,
+    pub objects: &'a dyn ObjectSource,
+}
+
+impl HostContext<'_> {
+    /// A host-level finding for this profile and host.
+    pub fn finding(
+        &self,
+        code: crate::violation::ViolationCode,
+        ingress: Option<&ObjectKey>,
+        message: String,
+    ) -> Violation {
+        Violation {
+            code,
+            message,
+            profile: self.profile.name.clone(),
+            host: self.host.to_string(),
+            ingress: ingress.cloned(),
+            path: None,
+            endpoint: None,
+            url: None,
+        }
+    }
+}
+
+/// What the renderer writes onto one managed Ingress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AnnotationChanges {
+    /// Annotations to set (key → value).
+    pub set: BTreeMap<String, String>,
+    /// Owned annotations to remove.
+    pub remove: Vec<String>,
+}
+
+/// The role a host plays in the profile's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostRole {
+    /// Serves only MTLS endpoints: require verified certificates at the handshake.
+    Mtls,
+    /// Serves only TLS endpoints: never request certificates.
+    Tls,
+    /// Serves both (single host with gate): optional at the handshake, gate on MTLS routes.
+    Mixed,
+}
+
+/// Render request for one managed Ingress on one host.
+pub struct RenderInput<'a> {
+    pub profile: &'a CompiledProfile,
+    pub ingress: &'a IngressView,
+    pub role: HostRole,
+    /// Whether the Ingress's paths on this host serve MTLS endpoints (gate needed in a
+    /// mixed host).
+    pub serves_mtls: bool,
+    /// Current annotations of the Ingress (all of them, not only the cached subset).
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+/// An extra object a dialect needs (Traefik TLSOption, Middleware), as a full manifest.
+pub type RenderedObject = serde_json::Value;
+
+/// One ingress controller's semantics.
+pub trait Dialect: Send + Sync {
+    fn controller(&self) -> IngressController;
+
+    /// Builds the route table of one host from all its Ingresses.
+    fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable;
+
+    /// Routes that may serve the concrete request `path` (more than one when the
+    /// controller's choice is undefined or cannot be decided).
+    fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize>;
+
+    /// Annotations that must be set or removed on a managed Ingress for its host role, and
+    /// the objects (namespaced like the Ingress) they reference.
+    fn render(&self, input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>);
+
+    /// Every annotation key the renderer owns for this dialect.
+    fn owned_annotations(&self) -> &'static [&'static str];
+}
+
+/// The dialect of a controller; `None` for controllers this version cannot evaluate.
+pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect> {
+    match controller {
+        IngressController::IngressNginx => Some(&nginx::IngressNginx),
+        IngressController::Traefik => Some(&traefik::Traefik),
+        IngressController::HaproxyIngress => None,
+    }
+}
+
+/// Ingress-order key shared by controllers that let the oldest Ingress win: creation time
+/// ascending (not-yet-created objects last), then `namespace/name` descending, as
+/// ingress-nginx's `sortIngressSlice` and haproxy-ingress do.
+pub fn oldest_first(a: &IngressView, b: &IngressView) -> std::cmp::Ordering {
+    let ta = a.created.unwrap_or(i64::MAX);
+    let tb = b.created.unwrap_or(i64::MAX);
+    ta.cmp(&tb).then_with(|| b.key.to_string().cmp(&a.key.to_string()))
+}
+
+/// Compares a configured URL with the profile's gate URL, allowing the `controller` query
+/// parameter the renderer appends.
+pub fn is_gate_url(configured: &str, gate: Option<&str>, controller: &str) -> bool {
+    let Some(gate) = gate else { return false };
+    let configured = configured.trim();
+    configured == gate || configured == gate_url_for(gate, controller)
+}
+
+/// The gate URL as rendered for a controller: the `/verify` endpoint needs to know which
+/// forwarded header proves verification.
+pub fn gate_url_for(gate: &str, controller: &str) -> String {
+    let sep = if gate.contains('?') { '&' } else { '?' };
+    format!("{gate}{sep}controller={controller}")
+}

@@ -1,0 +1,363 @@
+//! Compact views of the Kubernetes objects the engine reads.
+//!
+//! The engine never sees full API objects: Ingresses, Secrets and Traefik CRDs are reduced to
+//! the fields that decide routing and client authentication. That keeps the controller's
+//! caches near 1-3 KB per Ingress and makes the engine independent of where objects come
+//! from (manifest files, AdmissionReviews or reflectors).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use serde::Serialize;
+
+/// Label that opts an Ingress into rendering by a profile.
+pub const PROFILE_LABEL: &str = "mtls-gate.io/profile";
+
+/// `namespace/name` of a namespaced object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl Serialize for ObjectKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Kubernetes `pathType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum PathType {
+    Exact,
+    Prefix,
+    ImplementationSpecific,
+}
+
+impl PathType {
+    fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("Exact") => PathType::Exact,
+            Some("Prefix") => PathType::Prefix,
+            _ => PathType::ImplementationSpecific,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathType::Exact => "Exact",
+            PathType::Prefix => "Prefix",
+            PathType::ImplementationSpecific => "ImplementationSpecific",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressPath {
+    pub path: String,
+    pub path_type: PathType,
+}
+
+/// One `spec.rules[]` entry. `host` is lower-case; `""` is a rule without a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressRule {
+    pub host: String,
+    pub paths: Vec<IngressPath>,
+}
+
+/// The routing- and client-auth-relevant part of a `networking.k8s.io/v1` Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressView {
+    pub key: ObjectKey,
+    /// `metadata.creationTimestamp` in seconds; `None` for objects not yet created
+    /// (an admission CREATE), which sort as the newest.
+    pub created: Option<i64>,
+    pub class: Option<String>,
+    /// Value of the `mtls-gate.io/profile` label.
+    pub profile_label: Option<String>,
+    /// Only annotations that affect routing or client auth (see [`is_relevant_annotation`]).
+    pub annotations: BTreeMap<String, String>,
+    /// Hosts listed in `spec.tls[].hosts`, lower-case.
+    pub tls_hosts: Vec<String>,
+    pub rules: Vec<IngressRule>,
+    /// `spec.defaultBackend` is set: it serves requests no path of this Ingress matches.
+    pub has_default_backend: bool,
+}
+
+/// Annotations the dialects read; everything else is dropped from cached views.
+pub fn is_relevant_annotation(key: &str) -> bool {
+    key == "kubernetes.io/ingress.class"
+        || key.starts_with("nginx.ingress.kubernetes.io/")
+            && (key.contains("auth-")
+                || key.ends_with("use-regex")
+                || key.ends_with("rewrite-target")
+                || key.ends_with("-snippet"))
+        || key.starts_with("traefik.ingress.kubernetes.io/router.")
+        || key.starts_with("haproxy-ingress.github.io/")
+        || key.starts_with("mtls-gate.io/")
+}
+
+impl IngressView {
+    /// Reduces an Ingress. Objects without a name are given `""`; a namespace-less object
+    /// (a manifest that relies on `kubectl -n`) is placed in `default_namespace`.
+    pub fn from_ingress(ing: &Ingress, default_namespace: &str) -> Self {
+        let meta = &ing.metadata;
+        let key = ObjectKey::new(
+            meta.namespace.clone().unwrap_or_else(|| default_namespace.to_string()),
+            meta.name.clone().unwrap_or_default(),
+        );
+        let annotations: BTreeMap<String, String> = meta
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| is_relevant_annotation(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let spec = ing.spec.as_ref();
+        let class = spec
+            .and_then(|s| s.ingress_class_name.clone())
+            .or_else(|| annotations.get("kubernetes.io/ingress.class").cloned());
+        let tls_hosts = spec
+            .and_then(|s| s.tls.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.hosts.iter().flatten())
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let rules: Vec<IngressRule> = spec
+            .and_then(|s| s.rules.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|r| IngressRule {
+                host: r.host.as_deref().unwrap_or("").to_ascii_lowercase(),
+                paths: r
+                    .http
+                    .iter()
+                    .flat_map(|h| h.paths.iter())
+                    .map(|p| IngressPath {
+                        path: p.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+                        path_type: PathType::parse(Some(p.path_type.as_str())),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self {
+            key,
+            created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+            class,
+            profile_label: meta.labels.as_ref().and_then(|l| l.get(PROFILE_LABEL).cloned()),
+            annotations,
+            tls_hosts,
+            rules,
+            has_default_backend: spec.is_some_and(|s| s.default_backend.is_some()),
+        }
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(String::as_str)
+    }
+
+    /// Every host key this Ingress has a rule for.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.host.as_str())
+    }
+
+    pub fn has_tls_for(&self, host: &str) -> bool {
+        self.tls_hosts.iter().any(|h| h == host)
+    }
+}
+
+/// Outcome of reading one key of a Secret as PEM CA certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum CaBundle {
+    /// The key holds this many PEM certificates, all parseable as X.509.
+    Certificates { count: usize },
+    /// The key is present but unusable; the reason says why.
+    Invalid { reason: String },
+}
+
+/// The CA-relevant part of a Secret: which keys exist and whether they hold certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretView {
+    pub key: ObjectKey,
+    pub bundles: BTreeMap<String, CaBundle>,
+}
+
+/// Secret keys a controller may read trust anchors from.
+pub const CA_KEYS: &[&str] = &["ca.crt", "tls.ca", "tls.crt"];
+
+impl SecretView {
+    pub fn from_secret(secret: &Secret, default_namespace: &str) -> Self {
+        let meta = &secret.metadata;
+        let key = ObjectKey::new(
+            meta.namespace.clone().unwrap_or_else(|| default_namespace.to_string()),
+            meta.name.clone().unwrap_or_default(),
+        );
+        let mut bundles = BTreeMap::new();
+        for name in CA_KEYS {
+            let bytes = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(*name))
+                .map(|b| b.0.clone())
+                .or_else(|| {
+                    secret.string_data.as_ref().and_then(|d| d.get(*name)).map(|s| s.as_bytes().to_vec())
+                });
+            if let Some(bytes) = bytes {
+                bundles.insert((*name).to_string(), inspect_ca_bundle(&bytes));
+            }
+        }
+        Self { key, bundles }
+    }
+
+    pub fn bundle(&self, key: &str) -> Option<&CaBundle> {
+        self.bundles.get(key)
+    }
+}
+
+/// Checks that `bytes` are one or more PEM `CERTIFICATE` blocks that parse as X.509.
+pub fn inspect_ca_bundle(bytes: &[u8]) -> CaBundle {
+    use rustls_pki_types::pem::{PemObject, SectionKind};
+    let mut count = 0;
+    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
+        match item {
+            Ok((SectionKind::Certificate, der)) => {
+                let der = rustls_pki_types::CertificateDer::from(der);
+                if let Err(e) = webpki::EndEntityCert::try_from(&der) {
+                    return CaBundle::Invalid {
+                        reason: format!("certificate {} is not valid X.509: {e:?}", count + 1),
+                    };
+                }
+                count += 1;
+            }
+            Ok((kind, _)) => {
+                return CaBundle::Invalid {
+                    reason: format!("contains a PEM block of kind {kind:?}, expected only CERTIFICATE"),
+                };
+            }
+            Err(e) => return CaBundle::Invalid { reason: format!("is not valid PEM: {e}") },
+        }
+    }
+    if count == 0 {
+        CaBundle::Invalid { reason: "holds no PEM CERTIFICATE block".into() }
+    } else {
+        CaBundle::Certificates { count }
+    }
+}
+
+/// A Traefik `TLSOption` (`traefik.io/v1alpha1` or the older `traefik.containo.us`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptionView {
+    pub key: ObjectKey,
+    pub client_auth_type: Option<String>,
+    pub secret_names: Vec<String>,
+}
+
+/// The part of a Traefik `Middleware` that matters for the per-path gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MiddlewareKind {
+    ForwardAuth { address: String, trust_forward_header: bool, auth_request_headers: Vec<String> },
+    PassTlsClientCert { pem: bool },
+    /// A `headers` middleware that deletes these request headers (empty custom values).
+    StripsRequestHeaders(Vec<String>),
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiddlewareView {
+    pub key: ObjectKey,
+    pub kind: MiddlewareKind,
+}
+
+fn obj_key(value: &serde_json::Value, default_namespace: &str) -> ObjectKey {
+    let meta = &value["metadata"];
+    ObjectKey::new(
+        meta["namespace"].as_str().unwrap_or(default_namespace),
+        meta["name"].as_str().unwrap_or(""),
+    )
+}
+
+impl TlsOptionView {
+    pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
+        let auth = &value["spec"]["clientAuth"];
+        Self {
+            key: obj_key(value, default_namespace),
+            client_auth_type: auth["clientAuthType"].as_str().map(str::to_string),
+            secret_names: auth["secretNames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
+        }
+    }
+}
+
+impl MiddlewareView {
+    pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
+        let spec = &value["spec"];
+        let kind = if let Some(fa) = spec.get("forwardAuth") {
+            MiddlewareKind::ForwardAuth {
+                address: fa["address"].as_str().unwrap_or("").to_string(),
+                trust_forward_header: fa["trustForwardHeader"].as_bool().unwrap_or(false),
+                auth_request_headers: fa["authRequestHeaders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect(),
+            }
+        } else if let Some(p) = spec.get("passTLSClientCert") {
+            MiddlewareKind::PassTlsClientCert { pem: p["pem"].as_bool().unwrap_or(false) }
+        } else if let Some(h) = spec.get("headers") {
+            let stripped: Vec<String> = h["customRequestHeaders"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| v.as_str() == Some(""))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if stripped.is_empty() { MiddlewareKind::Other } else { MiddlewareKind::StripsRequestHeaders(stripped) }
+        } else {
+            MiddlewareKind::Other
+        };
+        Self { key: obj_key(value, default_namespace), kind }
+    }
+}
+
+/// What a lookup of a referenced object found.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a, T> {
+    Found(&'a T),
+    /// The source is complete for this kind and the object does not exist.
+    Missing,
+    /// The source does not carry this kind (e.g. a CLI run without Secret manifests).
+    Unknown,
+}
+
+/// Where the engine reads objects from: the CLI's manifests, the controller's caches, or
+/// either of those with one admission change applied on top.
+pub trait ObjectSource {
+    /// Every Ingress with a rule for this exact host key (`""` for host-less rules).
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>>;
+    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView>;
+    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView>;
+    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView>;
+    /// The TLSOption named `default` (Traefik's fallback), if the source carries one.
+    fn default_tls_option(&self) -> Option<&TlsOptionView>;
+}

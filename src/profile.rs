@@ -1,0 +1,454 @@
+//! The `ApiProviderProfile` custom resource (design.md §4, a fixed contract) and its
+//! validation into a [`CompiledProfile`] that the engine evaluates.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::catalog::{ENDPOINT_TABLE, EndpointRow, Location, Scheme};
+use crate::paths::PathTemplate;
+
+/// Declares how an open-banking API provider serves the endpoint table, and so which
+/// client-certificate scheme every Ingress route on its hosts must have.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "mtls-gate.io",
+    version = "v1alpha1",
+    kind = "ApiProviderProfile",
+    plural = "apiproviderprofiles",
+    shortname = "approfile",
+    category = "mtls-gate",
+    status = "ApiProviderProfileStatus",
+    doc = "Declares where an open-banking API provider serves each endpoint of the Payments NZ MTLS endpoint table, and how its Ingresses must require client certificates.",
+    printcolumn = r#"{"name":"Controller","type":"string","jsonPath":".spec.ingressController"}"#,
+    printcolumn = r#"{"name":"Enforcement","type":"string","jsonPath":".spec.enforcement"}"#,
+    printcolumn = r#"{"name":"Compliant","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status"}"#,
+    printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#,
+    printcolumn = r#"{"name":"Served","type":"string","jsonPath":".status.endpointsServed","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiProviderProfileSpec {
+    /// OIDC issuer URL (https). The discovery document is served at the issuer with any
+    /// trailing "/" removed, plus "/.well-known/openid-configuration" (OIDC Discovery §4).
+    #[schemars(regex(pattern = r"^https://"))]
+    pub issuer: String,
+
+    /// Base URLs (https) of the resource APIs, e.g.
+    /// "https://mtls.api.bank.example/open-banking-nz/v3.0". Every account-information,
+    /// payment-initiation and event-notification endpoint is served under each of them.
+    #[schemars(length(min = 1))]
+    pub api_base_urls: Vec<String>,
+
+    /// Where each authorisation and metadata endpoint is served. Unset fields default to
+    /// the issuer plus the table's path ("/authorize", "/token", ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_server: Option<AuthorizationServer>,
+
+    /// Trust anchors and verification settings for client certificates.
+    pub client_certificate: ClientCertificate,
+
+    /// Which ingress controller's semantics and annotations apply.
+    #[serde(default)]
+    pub ingress_controller: IngressController,
+
+    /// Only Ingresses of this class are considered. Unset: all classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_class_name: Option<String>,
+
+    /// Enables single-host layouts: a host that serves both MTLS and TLS endpoints verifies
+    /// client certificates optionally at the handshake, and every route serving an MTLS
+    /// endpoint goes through this gate. Without it such a host is a violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+
+    /// Scheme for paths under an API base URL that the endpoint table does not list.
+    #[serde(default)]
+    pub unlisted_api_paths: UnlistedApiPaths,
+
+    /// Deny rejects non-compliant Ingress changes; Warn admits them with warnings; Audit
+    /// admits silently and only reports in status, events and metrics.
+    #[serde(default)]
+    pub enforcement: Enforcement,
+}
+
+/// Locations of the authorisation and metadata endpoints (OIDC discovery-metadata names).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationServer {
+    /// Default: issuer + "/authorize" (TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// Default: issuer + "/token" (MTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Default: issuer + "/bc-authorize" (MTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_authentication_endpoint: Option<String>,
+    /// Default: issuer + "/par" (MTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// Default: issuer + "/introspect" (MTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// Default: issuer + "/revoke" (MTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// Default: issuer + "/userinfo" (MTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// Default: issuer + "/jwks" (TLS; the table's "/jwks or /keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+}
+
+impl AuthorizationServer {
+    fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "authorizationEndpoint" => self.authorization_endpoint.as_deref(),
+            "tokenEndpoint" => self.token_endpoint.as_deref(),
+            "backchannelAuthenticationEndpoint" => self.backchannel_authentication_endpoint.as_deref(),
+            "pushedAuthorizationRequestEndpoint" => self.pushed_authorization_request_endpoint.as_deref(),
+            "introspectionEndpoint" => self.introspection_endpoint.as_deref(),
+            "revocationEndpoint" => self.revocation_endpoint.as_deref(),
+            "userinfoEndpoint" => self.userinfo_endpoint.as_deref(),
+            "jwksUri" => self.jwks_uri.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificate {
+    /// Secret with the client-certificate trust anchors, in the namespace of each Ingress
+    /// that needs it (key "ca.crt" for ingress-nginx; "tls.ca" or "ca.crt" for Traefik).
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_secret_name: String,
+    /// Maximum client certificate chain depth.
+    #[serde(default = "default_verify_depth")]
+    #[schemars(range(min = 1, max = 10))]
+    pub verify_depth: i32,
+    /// Forward the verified certificate to the backend (needed for certificate-bound tokens).
+    #[serde(default = "default_true")]
+    pub pass_certificate_to_upstream: bool,
+}
+
+fn default_verify_depth() -> i32 {
+    2
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum IngressController {
+    #[default]
+    #[serde(rename = "ingress-nginx")]
+    IngressNginx,
+    #[serde(rename = "traefik")]
+    Traefik,
+    #[serde(rename = "haproxy-ingress")]
+    HaproxyIngress,
+}
+
+impl IngressController {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngressController::IngressNginx => "ingress-nginx",
+            IngressController::Traefik => "traefik",
+            IngressController::HaproxyIngress => "haproxy-ingress",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Gate {
+    /// URL of the gate (mtls-gate's "/verify"), e.g.
+    /// "https://mtls-gate.mtls-gate.svc.cluster.local/verify".
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub url: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum UnlistedApiPaths {
+    #[default]
+    #[serde(rename = "MTLS")]
+    Mtls,
+    #[serde(rename = "TLS")]
+    Tls,
+    Ignore,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Enforcement {
+    #[default]
+    Deny,
+    Warn,
+    Audit,
+}
+
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Deny => "Deny",
+            Enforcement::Warn => "Warn",
+            Enforcement::Audit => "Audit",
+        }
+    }
+}
+
+/// Observed compliance of the profile, written by the controller.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiProviderProfileStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (the profile is valid and evaluated) and `Compliant`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Number of violations found.
+    #[serde(default)]
+    pub violations: i32,
+    /// Endpoint URLs served by some Ingress route, as "served/total".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints_served: Option<String>,
+    /// Number of endpoint URLs whose every serving route has the right client auth.
+    #[serde(default)]
+    pub endpoints_compliant: i32,
+    /// Number of endpoint URLs the profile resolves to.
+    #[serde(default)]
+    pub endpoints_total: i32,
+    /// Per-endpoint coverage, for auditors.
+    #[serde(default)]
+    pub coverage: Vec<crate::engine::EndpointCoverage>,
+}
+
+/// A profile field that is wrong, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ProfileError {
+    /// JSON path of the field, e.g. `spec.apiBaseUrls[1]`.
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ProfileError {
+    ProfileError { field: field.into(), message: message.into() }
+}
+
+/// An https URL broken into what the engine matches on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl {
+    /// Lower-case host name without port (Ingress hosts carry no port).
+    pub host: String,
+    /// Path without trailing `/` (`""` for the root).
+    pub path: String,
+}
+
+fn parse_https(field: &str, raw: &str) -> Result<EndpointUrl, ProfileError> {
+    let url = Url::parse(raw).map_err(|e| err(field, format!("{raw:?} is not a URL: {e}")))?;
+    if url.scheme() != "https" {
+        return Err(err(field, format!("{raw:?} must use https (client certificates need TLS)")));
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| err(field, format!("{raw:?} has no host")))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err(field, format!("{raw:?} must not have a query or fragment")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(field, format!("{raw:?} must not carry credentials")));
+    }
+    if raw.contains('{') || raw.contains('}') || raw.contains('*') {
+        return Err(err(field, format!("{raw:?} must be a concrete URL (no templates or wildcards)")));
+    }
+    Ok(EndpointUrl { host: host.to_ascii_lowercase(), path: url.path().trim_end_matches('/').to_string() })
+}
+
+/// DNS-1123 subdomain, the rule for Secret names.
+fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// One endpoint of the table, resolved to the host and path template it is served at.
+#[derive(Debug, Clone)]
+pub struct ResolvedEndpoint {
+    pub row: &'static EndpointRow,
+    /// The concrete URL with the table's `{Param}` placeholders.
+    pub url: String,
+    pub host: String,
+    pub path: PathTemplate,
+}
+
+/// Paths under one API base URL that the table does not list.
+#[derive(Debug, Clone)]
+pub struct UnlistedScope {
+    pub base_url: String,
+    pub host: String,
+    pub base: PathTemplate,
+    pub scheme: Scheme,
+}
+
+/// A validated profile with every endpoint resolved: the engine's input.
+#[derive(Debug, Clone)]
+pub struct CompiledProfile {
+    pub name: String,
+    pub spec: ApiProviderProfileSpec,
+    pub endpoints: Vec<ResolvedEndpoint>,
+    pub unlisted: Vec<UnlistedScope>,
+    /// Every host the profile's endpoints live on.
+    pub hosts: BTreeSet<String>,
+}
+
+impl CompiledProfile {
+    pub fn controller(&self) -> IngressController {
+        self.spec.ingress_controller
+    }
+
+    /// Whether an Ingress of `class` is considered by this profile.
+    pub fn considers_class(&self, class: Option<&str>) -> bool {
+        match &self.spec.ingress_class_name {
+            None => true,
+            Some(want) => class == Some(want.as_str()),
+        }
+    }
+
+    pub fn gate_url(&self) -> Option<&str> {
+        self.spec.gate.as_ref().map(|g| g.url.as_str())
+    }
+}
+
+impl ApiProviderProfileSpec {
+    /// Validates every field and resolves the endpoint table against it.
+    /// Errors name the field (`spec.apiBaseUrls[1]`) and say what is wrong.
+    pub fn compile(&self, name: &str) -> Result<CompiledProfile, ProfileError> {
+        let issuer = parse_https("spec.issuer", &self.issuer)?;
+        if self.api_base_urls.is_empty() {
+            return Err(err("spec.apiBaseUrls", "must list at least one https base URL"));
+        }
+        let mut bases = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, raw) in self.api_base_urls.iter().enumerate() {
+            let field = format!("spec.apiBaseUrls[{i}]");
+            let url = parse_https(&field, raw)?;
+            if !seen.insert((url.host.clone(), url.path.clone())) {
+                return Err(err(field, format!("{raw:?} is listed twice")));
+            }
+            bases.push((raw.trim_end_matches('/').to_string(), url));
+        }
+        let cc = &self.client_certificate;
+        if !is_dns1123_subdomain(&cc.ca_secret_name) {
+            return Err(err(
+                "spec.clientCertificate.caSecretName",
+                format!("{:?} is not a valid Secret name (lower-case DNS-1123 subdomain)", cc.ca_secret_name),
+            ));
+        }
+        if !(1..=10).contains(&cc.verify_depth) {
+            return Err(err(
+                "spec.clientCertificate.verifyDepth",
+                format!("{} is out of range 1..10", cc.verify_depth),
+            ));
+        }
+        if let Some(class) = &self.ingress_class_name
+            && !is_dns1123_subdomain(class)
+        {
+            return Err(err("spec.ingressClassName", format!("{class:?} is not a valid IngressClass name")));
+        }
+        if let Some(gate) = &self.gate {
+            let url = Url::parse(&gate.url)
+                .map_err(|e| err("spec.gate.url", format!("{:?} is not a URL: {e}", gate.url)))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+                return Err(err("spec.gate.url", format!("{:?} must be an http(s) URL with a host", gate.url)));
+            }
+            if gate.url.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '$' || c == ';') {
+                return Err(err("spec.gate.url", "must not contain whitespace, quotes, '$' or ';'"));
+            }
+        }
+
+        let issuer_text = self.issuer.trim_end_matches('/');
+        let mut endpoints = Vec::new();
+        for row in ENDPOINT_TABLE.iter() {
+            match row.location {
+                Location::ApiBase => {
+                    for (raw, base) in &bases {
+                        let path = format!("{}{}", base.path, row.default_path);
+                        endpoints.push(ResolvedEndpoint {
+                            row,
+                            url: format!("{raw}{}", row.default_path),
+                            host: base.host.clone(),
+                            path: PathTemplate::parse(&path),
+                        });
+                    }
+                }
+                Location::AuthorizationServer => {
+                    let field = row.profile_field().unwrap_or("unknown");
+                    let configured = self.authorization_server.as_ref().and_then(|a| a.field(field));
+                    let (url, text) = match configured {
+                        Some(raw) => (parse_https(&format!("spec.authorizationServer.{field}"), raw)?, raw.to_string()),
+                        None => {
+                            let text = format!("{issuer_text}{}", row.default_path);
+                            (EndpointUrl { host: issuer.host.clone(), path: format!("{}{}", issuer.path, row.default_path) }, text)
+                        }
+                    };
+                    let path = if url.path.is_empty() { "/".to_string() } else { url.path.clone() };
+                    endpoints.push(ResolvedEndpoint { row, url: text, host: url.host, path: PathTemplate::parse_literal(&path) });
+                }
+                Location::Issuer => {
+                    let path = format!("{}{}", issuer.path, row.default_path);
+                    endpoints.push(ResolvedEndpoint {
+                        row,
+                        url: format!("{issuer_text}{}", row.default_path),
+                        host: issuer.host.clone(),
+                        path: PathTemplate::parse_literal(&path),
+                    });
+                }
+            }
+        }
+        let unlisted = match self.unlisted_api_paths {
+            UnlistedApiPaths::Ignore => Vec::new(),
+            mode => bases
+                .iter()
+                .map(|(raw, base)| UnlistedScope {
+                    base_url: raw.clone(),
+                    host: base.host.clone(),
+                    base: PathTemplate::parse_literal(if base.path.is_empty() { "/" } else { &base.path }),
+                    scheme: if mode == UnlistedApiPaths::Tls { Scheme::Tls } else { Scheme::Mtls },
+                })
+                .collect(),
+        };
+        let hosts = endpoints.iter().map(|e| e.host.clone()).collect();
+        Ok(CompiledProfile { name: name.to_string(), spec: self.clone(), endpoints, unlisted, hosts })
+    }
+}
+
+impl ApiProviderProfile {
+    pub fn compile(&self) -> Result<CompiledProfile, ProfileError> {
+        let name = self.metadata.name.as_deref().unwrap_or("");
+        if name.is_empty() {
+            return Err(err("metadata.name", "is required"));
+        }
+        self.spec.compile(name)
+    }
+}
+
+impl fmt::Display for IngressController {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
