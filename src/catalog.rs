@@ -149,21 +149,57 @@ macro_rules! auth {
 /// The 43 rows of the table, in published order.
 pub static ENDPOINT_TABLE: [EndpointRow; 43] = [
     api!(AccountInformation, "/account-access-consents", POST),
-    api!(AccountInformation, "/account-access-consents/{ConsentId}", GET_DELETE),
+    api!(
+        AccountInformation,
+        "/account-access-consents/{ConsentId}",
+        GET_DELETE
+    ),
     api!(AccountInformation, "/accounts", GET),
     api!(AccountInformation, "/accounts/{AccountId}", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/transactions", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/beneficiaries", GET),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/transactions",
+        GET
+    ),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/beneficiaries",
+        GET
+    ),
     api!(AccountInformation, "/accounts/{AccountId}/balances", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/direct-debits", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/standing-orders", GET),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/direct-debits",
+        GET
+    ),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/standing-orders",
+        GET
+    ),
     api!(AccountInformation, "/accounts/{AccountId}/offers", GET),
     api!(AccountInformation, "/accounts/{AccountId}/party", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/scheduled-payments", GET),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/scheduled-payments",
+        GET
+    ),
     api!(AccountInformation, "/accounts/{AccountId}/statements", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/statements/{StatementId}", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/statements/{StatementId}/file", GET),
-    api!(AccountInformation, "/accounts/{AccountId}/statements/{StatementId}/transactions", GET),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/statements/{StatementId}",
+        GET
+    ),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/statements/{StatementId}/file",
+        GET
+    ),
+    api!(
+        AccountInformation,
+        "/accounts/{AccountId}/statements/{StatementId}/transactions",
+        GET
+    ),
     api!(AccountInformation, "/standing-orders", GET),
     api!(AccountInformation, "/direct-debits", GET),
     api!(AccountInformation, "/beneficiaries", GET),
@@ -174,21 +210,83 @@ pub static ENDPOINT_TABLE: [EndpointRow; 43] = [
     api!(AccountInformation, "/scheduled-payments", GET),
     api!(AccountInformation, "/statements", GET),
     api!(PaymentInitiation, "/enduring-payment-consents", POST),
-    api!(PaymentInitiation, "/enduring-payment-consents/{ConsentId}", GET_DELETE),
+    api!(
+        PaymentInitiation,
+        "/enduring-payment-consents/{ConsentId}",
+        GET_DELETE
+    ),
     api!(PaymentInitiation, "/domestic-payment-consents", POST),
-    api!(PaymentInitiation, "/domestic-payment-consents/{ConsentId}", GET),
+    api!(
+        PaymentInitiation,
+        "/domestic-payment-consents/{ConsentId}",
+        GET
+    ),
     api!(PaymentInitiation, "/domestic-payments", POST),
-    api!(PaymentInitiation, "/domestic-payments/{DomesticPaymentId}", GET),
-    api!(PaymentInitiation, "/domestic-payments/{DomesticPaymentId}/debtor-account", GET),
+    api!(
+        PaymentInitiation,
+        "/domestic-payments/{DomesticPaymentId}",
+        GET
+    ),
+    api!(
+        PaymentInitiation,
+        "/domestic-payments/{DomesticPaymentId}/debtor-account",
+        GET
+    ),
     api!(EventNotification, "/event-subscriptions", &["POST", "GET"]),
-    api!(EventNotification, "/event-subscriptions/{EventSubscriptionId}", &["PUT", "DELETE"]),
-    auth!(Authorisation, "/authorize", Tls, "authorization_endpoint", AuthorizationServer),
-    auth!(Authorisation, "/bc-authorize", Mtls, "backchannel_authentication_endpoint", AuthorizationServer),
-    auth!(Authorisation, "/introspect", Mtls, "introspection_endpoint", AuthorizationServer),
-    auth!(Authorisation, "/par", Mtls, "pushed_authorization_request_endpoint", AuthorizationServer),
-    auth!(Authorisation, "/revoke", Mtls, "revocation_endpoint", AuthorizationServer),
-    auth!(Authorisation, "/token", Mtls, "token_endpoint", AuthorizationServer),
-    auth!(Authorisation, "/userinfo", Mtls, "userinfo_endpoint", AuthorizationServer),
+    api!(
+        EventNotification,
+        "/event-subscriptions/{EventSubscriptionId}",
+        &["PUT", "DELETE"]
+    ),
+    auth!(
+        Authorisation,
+        "/authorize",
+        Tls,
+        "authorization_endpoint",
+        AuthorizationServer
+    ),
+    auth!(
+        Authorisation,
+        "/bc-authorize",
+        Mtls,
+        "backchannel_authentication_endpoint",
+        AuthorizationServer
+    ),
+    auth!(
+        Authorisation,
+        "/introspect",
+        Mtls,
+        "introspection_endpoint",
+        AuthorizationServer
+    ),
+    auth!(
+        Authorisation,
+        "/par",
+        Mtls,
+        "pushed_authorization_request_endpoint",
+        AuthorizationServer
+    ),
+    auth!(
+        Authorisation,
+        "/revoke",
+        Mtls,
+        "revocation_endpoint",
+        AuthorizationServer
+    ),
+    auth!(
+        Authorisation,
+        "/token",
+        Mtls,
+        "token_endpoint",
+        AuthorizationServer
+    ),
+    auth!(
+        Authorisation,
+        "/userinfo",
+        Mtls,
+        "userinfo_endpoint",
+        AuthorizationServer
+    ),
     EndpointRow {
         endpoint: "/jwks or /keys",
         default_path: "/jwks",
@@ -198,7 +296,13 @@ pub static ENDPOINT_TABLE: [EndpointRow; 43] = [
         location: Location::AuthorizationServer,
         methods: GET,
     },
-    auth!(Metadata, "/.well-known/openid-configuration", Tls, "openid_configuration", Issuer),
+    auth!(
+        Metadata,
+        "/.well-known/openid-configuration",
+        Tls,
+        "openid_configuration",
+        Issuer
+    ),
 ];
 
 /// Looks a row up by its table name (`"/token"`, `"/jwks or /keys"`, ...).
@@ -218,9 +322,19 @@ mod tests {
         assert_eq!(count(Category::EventNotification), 2);
         assert_eq!(count(Category::Authorisation), 7);
         assert_eq!(count(Category::Metadata), 2);
-        let tls: Vec<_> =
-            ENDPOINT_TABLE.iter().filter(|r| r.scheme == Scheme::Tls).map(|r| r.endpoint).collect();
-        assert_eq!(tls, ["/authorize", "/jwks or /keys", "/.well-known/openid-configuration"]);
+        let tls: Vec<_> = ENDPOINT_TABLE
+            .iter()
+            .filter(|r| r.scheme == Scheme::Tls)
+            .map(|r| r.endpoint)
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                "/authorize",
+                "/jwks or /keys",
+                "/.well-known/openid-configuration"
+            ]
+        );
     }
 
     #[test]
@@ -243,8 +357,15 @@ mod tests {
 
     #[test]
     fn authorisation_rows_name_their_profile_field() {
-        for r in ENDPOINT_TABLE.iter().filter(|r| r.location == Location::AuthorizationServer) {
-            assert!(r.profile_field().is_some(), "{} has no profile field", r.endpoint);
+        for r in ENDPOINT_TABLE
+            .iter()
+            .filter(|r| r.location == Location::AuthorizationServer)
+        {
+            assert!(
+                r.profile_field().is_some(),
+                "{} has no profile field",
+                r.endpoint
+            );
         }
     }
 }

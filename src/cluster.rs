@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::model::{IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView};
+use crate::model::{
+    IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
+};
 use crate::profile::CompiledProfile;
 
 /// Whether a source is complete for a kind (absent objects are missing) or only carries
@@ -56,7 +58,10 @@ impl ClusterView {
         let key = view.key.clone();
         let previous = self.remove_ingress(&key);
         for host in unique_hosts(&view) {
-            self.by_host.entry(host.to_string()).or_default().push(key.clone());
+            self.by_host
+                .entry(host.to_string())
+                .or_default()
+                .push(key.clone());
         }
         self.ingresses.insert(key, Arc::new(view));
         previous
@@ -95,7 +100,8 @@ impl ClusterView {
     }
 
     pub fn upsert_profile(&mut self, profile: CompiledProfile) {
-        self.profiles.insert(profile.name.clone(), Arc::new(profile));
+        self.profiles
+            .insert(profile.name.clone(), Arc::new(profile));
     }
     pub fn remove_profile(&mut self, name: &str) {
         self.profiles.remove(name);
@@ -109,11 +115,22 @@ impl ClusterView {
 
     /// Profiles with an endpoint on one of `hosts` (exact, or reached through a wildcard or
     /// host-less rule key).
-    pub fn profiles_touching<'a>(&'a self, host_keys: &'a [String]) -> impl Iterator<Item = &'a Arc<CompiledProfile>> + 'a {
-        self.profiles.values().filter(move |p| p.hosts.iter().any(|h| host_keys.iter().any(|k| host_key_covers(k, h))))
+    pub fn profiles_touching<'a>(
+        &'a self,
+        host_keys: &'a [String],
+    ) -> impl Iterator<Item = &'a Arc<CompiledProfile>> + 'a {
+        self.profiles.values().filter(move |p| {
+            p.hosts
+                .iter()
+                .any(|h| host_keys.iter().any(|k| host_key_covers(k, h)))
+        })
     }
 
-    fn lookup<'a, T>(map: &'a HashMap<ObjectKey, T>, key: &ObjectKey, completeness: Completeness) -> Lookup<'a, T> {
+    fn lookup<'a, T>(
+        map: &'a HashMap<ObjectKey, T>,
+        key: &ObjectKey,
+        completeness: Completeness,
+    ) -> Lookup<'a, T> {
         match (map.get(key), completeness) {
             (Some(v), _) => Lookup::Found(v),
             (None, Completeness::Complete) => Lookup::Missing,
@@ -126,7 +143,9 @@ impl ClusterView {
 pub fn host_key_covers(key: &str, host: &str) -> bool {
     key == host
         || key.is_empty()
-        || key.strip_prefix("*.").is_some_and(|suffix| host.split_once('.').is_some_and(|(_, rest)| rest == suffix))
+        || key
+            .strip_prefix("*.")
+            .is_some_and(|suffix| host.split_once('.').is_some_and(|(_, rest)| rest == suffix))
 }
 
 fn unique_hosts(view: &IngressView) -> Vec<&str> {
@@ -168,8 +187,12 @@ pub struct WithIngressChange<'a> {
 
 impl ObjectSource for WithIngressChange<'_> {
     fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
-        let mut out: Vec<Arc<IngressView>> =
-            self.base.ingresses_for_host(host).into_iter().filter(|i| &i.key != self.key).collect();
+        let mut out: Vec<Arc<IngressView>> = self
+            .base
+            .ingresses_for_host(host)
+            .into_iter()
+            .filter(|i| &i.key != self.key)
+            .collect();
         if let Some(new) = &self.replacement
             && new.hosts().any(|h| h == host)
         {

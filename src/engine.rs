@@ -20,7 +20,10 @@ pub enum EngineError {
     #[error(
         "profile {profile}: spec.ingressController {controller:?} is accepted by the CRD, but this version of mtls-gate cannot evaluate it yet (supported: ingress-nginx, traefik)"
     )]
-    UnsupportedController { profile: String, controller: &'static str },
+    UnsupportedController {
+        profile: String,
+        controller: &'static str,
+    },
 }
 
 /// One route that serves (some instances of) an endpoint.
@@ -43,6 +46,9 @@ pub struct ServingRoute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointCoverage {
+    /// The profile this entry belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile: String,
     /// The endpoint as the table writes it, or "(unlisted API paths)".
     pub endpoint: String,
     pub category: String,
@@ -57,18 +63,32 @@ pub struct EndpointCoverage {
     pub routes: Vec<ServingRoute>,
 }
 
+/// How the controller would treat one host of the profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSummary {
+    pub profile: String,
+    pub host: String,
+    /// The Ingress rule host that serves it (exact, `*.` wildcard, or `""`), if any.
+    pub rule_host: Option<String>,
+    /// Host-level client authentication, in the controller's terms.
+    pub client_auth: String,
+}
+
 /// The result of evaluating one profile.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Verdict {
     pub compliant: bool,
     pub violations: Vec<Violation>,
     pub coverage: Vec<EndpointCoverage>,
+    pub hosts: Vec<HostSummary>,
 }
 
 impl Verdict {
     pub fn merge(&mut self, other: Verdict) {
         self.violations.extend(other.violations);
         self.coverage.extend(other.coverage);
+        self.hosts.extend(other.hosts);
         self.violations.sort();
         self.violations.dedup();
         self.compliant = self.violations.is_empty();
@@ -76,7 +96,10 @@ impl Verdict {
 }
 
 /// Evaluates every host of the profile.
-pub fn evaluate(profile: &CompiledProfile, objects: &dyn ObjectSource) -> Result<Verdict, EngineError> {
+pub fn evaluate(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+) -> Result<Verdict, EngineError> {
     evaluate_hosts(profile, objects, &profile.hosts)
 }
 
@@ -87,10 +110,11 @@ pub fn evaluate_hosts(
     objects: &dyn ObjectSource,
     hosts: &BTreeSet<String>,
 ) -> Result<Verdict, EngineError> {
-    let dialect = dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
-        profile: profile.name.clone(),
-        controller: profile.controller().as_str(),
-    })?;
+    let dialect =
+        dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
+            profile: profile.name.clone(),
+            controller: profile.controller().as_str(),
+        })?;
     let mut verdict = Verdict::default();
     for host in hosts.iter().filter(|h| profile.hosts.contains(*h)) {
         evaluate_host(profile, dialect, objects, host, &mut verdict);
@@ -109,14 +133,17 @@ pub fn serving_ingresses(
     host: &str,
 ) -> Option<(String, Vec<Arc<IngressView>>)> {
     let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
-    [Some(host.to_string()), wildcard, Some(String::new())].into_iter().flatten().find_map(|key| {
-        let ings: Vec<_> = objects
-            .ingresses_for_host(&key)
-            .into_iter()
-            .filter(|i| profile.considers_class(i.class.as_deref()))
-            .collect();
-        (!ings.is_empty()).then_some((key, ings))
-    })
+    [Some(host.to_string()), wildcard, Some(String::new())]
+        .into_iter()
+        .flatten()
+        .find_map(|key| {
+            let ings: Vec<_> = objects
+                .ingresses_for_host(&key)
+                .into_iter()
+                .filter(|i| profile.considers_class(i.class.as_deref()))
+                .collect();
+            (!ings.is_empty()).then_some((key, ings))
+        })
 }
 
 /// Builds the route table the profile's dialect sees for `host`.
@@ -127,12 +154,23 @@ pub fn host_table(
     host: &str,
 ) -> Option<HostRouteTable> {
     let (host_key, ingresses) = serving_ingresses(profile, objects, host)?;
-    let ctx = HostContext { profile, host, host_key: &host_key, ingresses, objects };
+    let ctx = HostContext {
+        profile,
+        host,
+        host_key: &host_key,
+        ingresses,
+        objects,
+    };
     Some(dialect.host_table(&ctx))
 }
 
 /// Indices of the routes that serve some instance of `template`.
-fn serving_routes(dialect: &dyn Dialect, table: &HostRouteTable, instances: Option<Vec<String>>, may_match: impl Fn(&Route) -> bool) -> BTreeSet<usize> {
+fn serving_routes(
+    dialect: &dyn Dialect,
+    table: &HostRouteTable,
+    instances: Option<Vec<String>>,
+    may_match: impl Fn(&Route) -> bool,
+) -> BTreeSet<usize> {
     let mut serving = BTreeSet::new();
     match instances {
         Some(instances) => {
@@ -141,10 +179,24 @@ fn serving_routes(dialect: &dyn Dialect, table: &HostRouteTable, instances: Opti
             }
         }
         // Too many representatives: every route that may match some instance may serve it.
-        None => serving.extend(table.routes.iter().enumerate().filter(|(_, r)| may_match(r)).map(|(i, _)| i)),
+        None => serving.extend(
+            table
+                .routes
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| may_match(r))
+                .map(|(i, _)| i),
+        ),
     }
     // Regexes that representatives cannot enumerate may serve any instance they admit.
-    serving.extend(table.routes.iter().enumerate().filter(|(_, r)| r.matcher.is_opaque() && may_match(r)).map(|(i, _)| i));
+    serving.extend(
+        table
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matcher.is_opaque() && may_match(r))
+            .map(|(i, _)| i),
+    );
     serving.retain(|i| table.routes[*i].serves_backend);
     serving
 }
@@ -158,12 +210,33 @@ struct Target<'a> {
     url: &'a str,
 }
 
-fn evaluate_host(profile: &CompiledProfile, dialect: &dyn Dialect, objects: &dyn ObjectSource, host: &str, verdict: &mut Verdict) {
-    let endpoints: Vec<&ResolvedEndpoint> = profile.endpoints.iter().filter(|e| e.host == host).collect();
+fn evaluate_host(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    verdict: &mut Verdict,
+) {
+    let endpoints: Vec<&ResolvedEndpoint> = profile
+        .endpoints
+        .iter()
+        .filter(|e| e.host == host)
+        .collect();
     let scopes: Vec<&UnlistedScope> = profile.unlisted.iter().filter(|s| s.host == host).collect();
-    let Some(table) = host_table(profile, dialect, objects, host) else {
-        for ep in &endpoints {
+    let table = host_table(profile, dialect, objects, host);
+    verdict.hosts.push(HostSummary {
+        profile: profile.name.clone(),
+        host: host.to_string(),
+        rule_host: table.as_ref().map(|t| t.host_key.clone()),
+        client_auth: table.as_ref().map_or_else(
+            || "no Ingress serves this host".to_string(),
+            |t| t.client_auth.clone(),
+        ),
+    });
+    let Some(table) = table else {
+        for ep in endpoints.iter().filter(|e| !e.default_alias) {
             verdict.coverage.push(EndpointCoverage {
+                profile: profile.name.clone(),
                 endpoint: ep.row.endpoint.to_string(),
                 category: ep.row.category.as_str().to_string(),
                 scheme: ep.row.scheme.as_str().to_string(),
@@ -177,12 +250,21 @@ fn evaluate_host(profile: &CompiledProfile, dialect: &dyn Dialect, objects: &dyn
         return;
     };
     verdict.violations.extend(table.findings.iter().cloned());
-    let literals: Vec<(&str, bool)> = table.routes.iter().filter_map(|r| r.matcher.literal()).collect();
+    let literals: Vec<(&str, bool)> = table
+        .routes
+        .iter()
+        .filter_map(|r| r.matcher.literal())
+        .collect();
     let mut untls: BTreeMap<String, &Route> = BTreeMap::new();
 
     for ep in &endpoints {
         let instances = representatives(&ep.path, &literals);
-        let serving = serving_routes(dialect, &table, instances, |r| r.matcher.may_match_template(&ep.path));
+        let serving = serving_routes(dialect, &table, instances, |r| {
+            r.matcher.may_match_template(&ep.path)
+        });
+        if ep.default_alias && serving.is_empty() {
+            continue;
+        }
         let target = Target {
             endpoint: Some(ep.row.endpoint),
             label: ep.row.endpoint.to_string(),
@@ -190,14 +272,20 @@ fn evaluate_host(profile: &CompiledProfile, dialect: &dyn Dialect, objects: &dyn
             scheme: ep.row.scheme,
             url: &ep.url,
         };
-        record(profile, host, &table, &serving, &target, verdict, &mut untls);
+        record(
+            profile, host, &table, &serving, &target, verdict, &mut untls,
+        );
     }
 
     for scope in &scopes {
         let listed: Vec<&PathTemplate> = profile
             .endpoints
             .iter()
-            .filter(|e| e.row.location == Location::ApiBase && e.host == host && e.path.starts_with(&scope.base))
+            .filter(|e| {
+                e.row.location == Location::ApiBase
+                    && e.host == host
+                    && e.path.starts_with(&scope.base)
+            })
             .map(|e| &e.path)
             .collect();
         let instances = unlisted_representatives(&scope.base, &listed, &literals);
@@ -205,14 +293,30 @@ fn evaluate_host(profile: &CompiledProfile, dialect: &dyn Dialect, objects: &dyn
         let serving = serving_routes(dialect, &table, Some(instances), |r| {
             r.matcher.may_match_template(&scope.base)
                 || r.matcher.literal().is_some_and(|(l, ci)| {
-                    let l = if ci { l.to_ascii_lowercase() } else { l.to_string() };
-                    let b = if ci { base_path.to_ascii_lowercase() } else { base_path.clone() };
+                    let l = if ci {
+                        l.to_ascii_lowercase()
+                    } else {
+                        l.to_string()
+                    };
+                    let b = if ci {
+                        base_path.to_ascii_lowercase()
+                    } else {
+                        base_path.clone()
+                    };
                     l.starts_with(&b)
                 })
         });
         let url = format!("{}/…", scope.base_url);
-        let target = Target { endpoint: None, label: "(unlisted API paths)".into(), category: "unlisted", scheme: scope.scheme, url: &url };
-        record(profile, host, &table, &serving, &target, verdict, &mut untls);
+        let target = Target {
+            endpoint: None,
+            label: "(unlisted API paths)".into(),
+            category: "unlisted",
+            scheme: scope.scheme,
+            url: &url,
+        };
+        record(
+            profile, host, &table, &serving, &target, verdict, &mut untls,
+        );
     }
 
     for (ingress, route) in untls {
@@ -251,7 +355,11 @@ fn record<'t>(
     for &i in serving {
         let route = &table.routes[i];
         // A Prefix path is two nginx locations; report it once.
-        if !seen.insert((route.ingress.key.clone(), route.path.clone(), route.path_type)) {
+        if !seen.insert((
+            route.ingress.key.clone(),
+            route.path.clone(),
+            route.path_type,
+        )) {
             continue;
         }
         if !route.tls {
@@ -260,10 +368,14 @@ fn record<'t>(
         let kind = route.auth.kind;
         let compliant = match target.scheme {
             Scheme::Mtls => kind.requires_verified_certificate(),
-            Scheme::Tls => !kind.refuses_clients_without_certificate() && kind != AuthKind::Rejected,
+            Scheme::Tls => {
+                !kind.refuses_clients_without_certificate() && kind != AuthKind::Rejected
+            }
         };
         if !compliant {
-            verdict.violations.push(route_violation(profile, host, route, target));
+            verdict
+                .violations
+                .push(route_violation(profile, host, route, target));
         }
         routes.push(ServingRoute {
             ingress: route.ingress.key.to_string(),
@@ -275,6 +387,7 @@ fn record<'t>(
         });
     }
     verdict.coverage.push(EndpointCoverage {
+        profile: profile.name.clone(),
         endpoint: target.label.clone(),
         category: target.category.to_string(),
         scheme: target.scheme.as_str().to_string(),
@@ -286,10 +399,18 @@ fn record<'t>(
     });
 }
 
-fn route_violation(profile: &CompiledProfile, host: &str, route: &Route, target: &Target<'_>) -> Violation {
+fn route_violation(
+    profile: &CompiledProfile,
+    host: &str,
+    route: &Route,
+    target: &Target<'_>,
+) -> Violation {
     let what = match target.endpoint {
         Some(e) => format!("{} endpoint {e} ({})", target.scheme, target.url),
-        None => format!("unlisted API paths under {} (scheme {} by spec.unlistedApiPaths)", target.url, target.scheme),
+        None => format!(
+            "unlisted API paths under {} (scheme {} by spec.unlistedApiPaths)",
+            target.url, target.scheme
+        ),
     };
     let route_text = format!(
         "Ingress {} path {} ({}) on host {host}",
@@ -297,7 +418,11 @@ fn route_violation(profile: &CompiledProfile, host: &str, route: &Route, target:
         route.path,
         route.path_type.as_str()
     );
-    let auth = format!("client auth there is {} ({})", route.auth.kind.as_str(), route.auth.detail);
+    let auth = format!(
+        "client auth there is {} ({})",
+        route.auth.kind.as_str(),
+        route.auth.detail
+    );
     let (code, message) = match target.scheme {
         Scheme::Mtls => {
             let fix = match (profile.gate_url(), route.auth.kind) {

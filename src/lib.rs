@@ -4,10 +4,13 @@
 //! The [`engine`] is pure and shared by the CLI, the admission webhooks and the controller.
 
 pub mod catalog;
+pub mod cli;
 pub mod cluster;
 pub mod dialect;
 pub mod engine;
+pub mod manifest;
 pub mod model;
 pub mod paths;
 pub mod profile;
+pub mod render;
 pub mod violation;

@@ -25,7 +25,10 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -117,7 +120,9 @@ impl IngressView {
     pub fn from_ingress(ing: &Ingress, default_namespace: &str) -> Self {
         let meta = &ing.metadata;
         let key = ObjectKey::new(
-            meta.namespace.clone().unwrap_or_else(|| default_namespace.to_string()),
+            meta.namespace
+                .clone()
+                .unwrap_or_else(|| default_namespace.to_string()),
             meta.name.clone().unwrap_or_default(),
         );
         let annotations: BTreeMap<String, String> = meta
@@ -149,7 +154,11 @@ impl IngressView {
                     .iter()
                     .flat_map(|h| h.paths.iter())
                     .map(|p| IngressPath {
-                        path: p.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+                        path: p
+                            .path
+                            .clone()
+                            .filter(|p| !p.is_empty())
+                            .unwrap_or_else(|| "/".into()),
                         path_type: PathType::parse(Some(p.path_type.as_str())),
                     })
                     .collect(),
@@ -159,7 +168,10 @@ impl IngressView {
             key,
             created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
             class,
-            profile_label: meta.labels.as_ref().and_then(|l| l.get(PROFILE_LABEL).cloned()),
+            profile_label: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(PROFILE_LABEL).cloned()),
             annotations,
             tls_hosts,
             rules,
@@ -205,7 +217,9 @@ impl SecretView {
     pub fn from_secret(secret: &Secret, default_namespace: &str) -> Self {
         let meta = &secret.metadata;
         let key = ObjectKey::new(
-            meta.namespace.clone().unwrap_or_else(|| default_namespace.to_string()),
+            meta.namespace
+                .clone()
+                .unwrap_or_else(|| default_namespace.to_string()),
             meta.name.clone().unwrap_or_default(),
         );
         let mut bundles = BTreeMap::new();
@@ -216,7 +230,11 @@ impl SecretView {
                 .and_then(|d| d.get(*name))
                 .map(|b| b.0.clone())
                 .or_else(|| {
-                    secret.string_data.as_ref().and_then(|d| d.get(*name)).map(|s| s.as_bytes().to_vec())
+                    secret
+                        .string_data
+                        .as_ref()
+                        .and_then(|d| d.get(*name))
+                        .map(|s| s.as_bytes().to_vec())
                 });
             if let Some(bytes) = bytes {
                 bundles.insert((*name).to_string(), inspect_ca_bundle(&bytes));
@@ -247,14 +265,22 @@ pub fn inspect_ca_bundle(bytes: &[u8]) -> CaBundle {
             }
             Ok((kind, _)) => {
                 return CaBundle::Invalid {
-                    reason: format!("contains a PEM block of kind {kind:?}, expected only CERTIFICATE"),
+                    reason: format!(
+                        "contains a PEM block of kind {kind:?}, expected only CERTIFICATE"
+                    ),
                 };
             }
-            Err(e) => return CaBundle::Invalid { reason: format!("is not valid PEM: {e}") },
+            Err(e) => {
+                return CaBundle::Invalid {
+                    reason: format!("is not valid PEM: {e}"),
+                };
+            }
         }
     }
     if count == 0 {
-        CaBundle::Invalid { reason: "holds no PEM CERTIFICATE block".into() }
+        CaBundle::Invalid {
+            reason: "holds no PEM CERTIFICATE block".into(),
+        }
     } else {
         CaBundle::Certificates { count }
     }
@@ -271,8 +297,14 @@ pub struct TlsOptionView {
 /// The part of a Traefik `Middleware` that matters for the per-path gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MiddlewareKind {
-    ForwardAuth { address: String, trust_forward_header: bool, auth_request_headers: Vec<String> },
-    PassTlsClientCert { pem: bool },
+    ForwardAuth {
+        address: String,
+        trust_forward_header: bool,
+        auth_request_headers: Vec<String>,
+    },
+    PassTlsClientCert {
+        pem: bool,
+    },
     /// A `headers` middleware that deletes these request headers (empty custom values).
     StripsRequestHeaders(Vec<String>),
     Other,
@@ -323,7 +355,9 @@ impl MiddlewareView {
                     .collect(),
             }
         } else if let Some(p) = spec.get("passTLSClientCert") {
-            MiddlewareKind::PassTlsClientCert { pem: p["pem"].as_bool().unwrap_or(false) }
+            MiddlewareKind::PassTlsClientCert {
+                pem: p["pem"].as_bool().unwrap_or(false),
+            }
         } else if let Some(h) = spec.get("headers") {
             let stripped: Vec<String> = h["customRequestHeaders"]
                 .as_object()
@@ -332,11 +366,18 @@ impl MiddlewareView {
                 .filter(|(_, v)| v.as_str() == Some(""))
                 .map(|(k, _)| k.clone())
                 .collect();
-            if stripped.is_empty() { MiddlewareKind::Other } else { MiddlewareKind::StripsRequestHeaders(stripped) }
+            if stripped.is_empty() {
+                MiddlewareKind::Other
+            } else {
+                MiddlewareKind::StripsRequestHeaders(stripped)
+            }
         } else {
             MiddlewareKind::Other
         };
-        Self { key: obj_key(value, default_namespace), kind }
+        Self {
+            key: obj_key(value, default_namespace),
+            kind,
+        }
     }
 }
 

@@ -58,18 +58,33 @@ impl PathTemplate {
 
     /// Whether a concrete path is an instance of this template.
     pub fn matches(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix('/') else { return false };
-        let parts: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        let parts: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/').collect()
+        };
         parts.len() == self.segments.len()
-            && self.segments.iter().zip(&parts).all(|(seg, part)| match seg {
-                Segment::Literal(l) => l == part,
-                Segment::Param(_) => !part.is_empty(),
-            })
+            && self
+                .segments
+                .iter()
+                .zip(&parts)
+                .all(|(seg, part)| match seg {
+                    Segment::Literal(l) => l == part,
+                    Segment::Param(_) => !part.is_empty(),
+                })
     }
 
     /// Whether `self` is `other` or lies below it, segment-wise (`/a/b` is under `/a`).
     pub fn starts_with(&self, other: &PathTemplate) -> bool {
-        other.segments.len() <= self.segments.len() && other.segments.iter().zip(&self.segments).all(|(a, b)| a == b)
+        other.segments.len() <= self.segments.len()
+            && other
+                .segments
+                .iter()
+                .zip(&self.segments)
+                .all(|(a, b)| a == b)
     }
 
     fn tokens(&self) -> Vec<Token> {
@@ -160,7 +175,11 @@ enum Token {
 }
 
 fn eq(a: char, b: char, ci: bool) -> bool {
-    if ci { a.eq_ignore_ascii_case(&b) } else { a == b }
+    if ci {
+        a.eq_ignore_ascii_case(&b)
+    } else {
+        a == b
+    }
 }
 
 /// How a route matches request paths, after the controller's own translation of the
@@ -200,7 +219,9 @@ pub enum MatchResult {
     Maybe,
 }
 
-const REGEX_META: &[char] = &['.', '^', '$', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '\\'];
+const REGEX_META: &[char] = &[
+    '.', '^', '$', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '\\',
+];
 
 impl PathMatcher {
     /// An nginx `~* "^<path>"` location (ingress-nginx regex mode).
@@ -210,7 +231,10 @@ impl PathMatcher {
         }
         let source = format!("(?i)^{path}");
         PathMatcher::Regex(RegexMatcher {
-            compiled: regex::RegexBuilder::new(&source).size_limit(1 << 20).build().ok(),
+            compiled: regex::RegexBuilder::new(&source)
+                .size_limit(1 << 20)
+                .build()
+                .ok(),
             literal_prefix: literal_prefix(path),
             source,
             case_insensitive: true,
@@ -221,7 +245,10 @@ impl PathMatcher {
     pub fn go_regex(expr: &str) -> Self {
         let anchored = expr.strip_prefix('^');
         PathMatcher::Regex(RegexMatcher {
-            compiled: regex::RegexBuilder::new(expr).size_limit(1 << 20).build().ok(),
+            compiled: regex::RegexBuilder::new(expr)
+                .size_limit(1 << 20)
+                .build()
+                .ok(),
             literal_prefix: anchored.map(literal_prefix).unwrap_or_default(),
             source: expr.to_string(),
             case_insensitive: expr.starts_with("(?i)"),
@@ -233,9 +260,9 @@ impl PathMatcher {
         match self {
             PathMatcher::Exact(p) => yes(path == p),
             PathMatcher::Prefix(p) => yes(path.starts_with(p.as_str())),
-            PathMatcher::PrefixIgnoreCase(p) => {
-                yes(path.len() >= p.len() && path.is_char_boundary(p.len()) && path[..p.len()].eq_ignore_ascii_case(p))
-            }
+            PathMatcher::PrefixIgnoreCase(p) => yes(path.len() >= p.len()
+                && path.is_char_boundary(p.len())
+                && path[..p.len()].eq_ignore_ascii_case(p)),
             PathMatcher::Regex(r) => match &r.compiled {
                 Some(re) => yes(re.is_match(path)),
                 None => MatchResult::Maybe,
@@ -248,7 +275,9 @@ impl PathMatcher {
         match self {
             PathMatcher::Exact(p) | PathMatcher::Prefix(p) => Some((p, false)),
             PathMatcher::PrefixIgnoreCase(p) => Some((p, true)),
-            PathMatcher::Regex(r) if !r.literal_prefix.is_empty() => Some((&r.literal_prefix, r.case_insensitive)),
+            PathMatcher::Regex(r) if !r.literal_prefix.is_empty() => {
+                Some((&r.literal_prefix, r.case_insensitive))
+            }
             PathMatcher::Regex(_) => None,
         }
     }
@@ -290,7 +319,10 @@ fn literal_prefix(expr: &str) -> String {
     }
     let body = expr.strip_prefix("(?i)").unwrap_or(expr);
     let body = body.strip_prefix('^').unwrap_or(body);
-    let mut out: String = body.chars().take_while(|c| !REGEX_META.contains(c)).collect();
+    let mut out: String = body
+        .chars()
+        .take_while(|c| !REGEX_META.contains(c))
+        .collect();
     // A quantifier applies to the last literal character, which is then optional.
     let rest = &body[out.len()..];
     if rest.starts_with(['*', '?', '{']) {
@@ -302,7 +334,9 @@ fn literal_prefix(expr: &str) -> String {
 /// A character that none of `literals` contains, used to build values that equal no literal
 /// and extend none.
 pub fn fresh_char<'a>(literals: impl Iterator<Item = &'a str> + Clone) -> char {
-    ('\u{E000}'..='\u{F8FF}').find(|c| !literals.clone().any(|l| l.contains(*c))).unwrap_or('\u{10FFFD}')
+    ('\u{E000}'..='\u{F8FF}')
+        .find(|c| !literals.clone().any(|l| l.contains(*c)))
+        .unwrap_or('\u{10FFFD}')
 }
 
 /// Upper bound on representatives per template; beyond it callers fall back to the
@@ -327,7 +361,9 @@ pub fn representatives(template: &PathTemplate, literals: &[(&str, bool)]) -> Op
         for (lit, _ci) in literals {
             let parts: Vec<&str> = lit.split('/').collect();
             // parts[0] is "" (leading '/'); segment i is parts[i + 1].
-            let Some(part) = parts.get(i + 1) else { continue };
+            let Some(part) = parts.get(i + 1) else {
+                continue;
+            };
             if !compatible_before(template, &parts, i) {
                 continue;
             }
@@ -340,14 +376,20 @@ pub fn representatives(template: &PathTemplate, literals: &[(&str, bool)]) -> Op
         values.dedup();
         per_param.push(values);
     }
-    let total = per_param.iter().try_fold(1usize, |acc, v| acc.checked_mul(v.len()))?;
+    let total = per_param
+        .iter()
+        .try_fold(1usize, |acc, v| acc.checked_mul(v.len()))?;
     if total > MAX_REPRESENTATIVES {
         return None;
     }
     let mut out = Vec::with_capacity(total);
     let mut idx = vec![0usize; per_param.len()];
     loop {
-        let values: Vec<&str> = idx.iter().zip(&per_param).map(|(&i, v)| v[i].as_str()).collect();
+        let values: Vec<&str> = idx
+            .iter()
+            .zip(&per_param)
+            .map(|(&i, v)| v[i].as_str())
+            .collect();
         out.push(template.instance(&values));
         // odometer increment
         let mut k = 0;
@@ -368,19 +410,29 @@ pub fn representatives(template: &PathTemplate, literals: &[(&str, bool)]) -> Op
 /// Whether literal segments before position `i` can equal the template's (case-insensitively;
 /// this only prunes candidates, so erring towards "compatible" is safe).
 fn compatible_before(template: &PathTemplate, parts: &[&str], i: usize) -> bool {
-    template.segments[..i].iter().enumerate().all(|(j, seg)| match (seg, parts.get(j + 1)) {
-        (Segment::Literal(l), Some(p)) => l.eq_ignore_ascii_case(p),
-        (Segment::Param(_), Some(p)) => !p.is_empty(),
-        (_, None) => false,
-    })
+    template.segments[..i]
+        .iter()
+        .enumerate()
+        .all(|(j, seg)| match (seg, parts.get(j + 1)) {
+            (Segment::Literal(l), Some(p)) => l.eq_ignore_ascii_case(p),
+            (Segment::Param(_), Some(p)) => !p.is_empty(),
+            (_, None) => false,
+        })
 }
 
 /// Representative paths under `base` that are not instances of any `listed` template.
-pub fn unlisted_representatives(base: &PathTemplate, listed: &[&PathTemplate], literals: &[(&str, bool)]) -> Vec<String> {
+pub fn unlisted_representatives(
+    base: &PathTemplate,
+    listed: &[&PathTemplate],
+    literals: &[(&str, bool)],
+) -> Vec<String> {
     let fresh = fresh_char(literals.iter().map(|(l, _)| *l));
     let deep: String = std::iter::repeat_n(format!("/{fresh}"), 7).collect();
     let base_path = base.instance(&[]);
-    let mut candidates = vec![format!("{}{deep}", base_path.trim_end_matches('/')), base_path.clone()];
+    let mut candidates = vec![
+        format!("{}{deep}", base_path.trim_end_matches('/')),
+        base_path.clone(),
+    ];
     for (lit, _) in literals {
         candidates.push((*lit).to_string());
         candidates.push(format!("{}{deep}", lit.trim_end_matches('/')));
@@ -392,7 +444,10 @@ pub fn unlisted_representatives(base: &PathTemplate, listed: &[&PathTemplate], l
     candidates.dedup();
     candidates.retain(|c| {
         let t = PathTemplate::parse_literal(c);
-        c.starts_with('/') && !c.contains("//") && t.starts_with(base) && !listed.iter().any(|l| l.matches(c))
+        c.starts_with('/')
+            && !c.contains("//")
+            && t.starts_with(base)
+            && !listed.iter().any(|l| l.matches(c))
     });
     candidates
 }
@@ -433,9 +488,13 @@ mod tests {
     #[test]
     fn representatives_cover_route_literals() {
         let t = PathTemplate::parse("/accounts/{AccountId}");
-        let reps = representatives(&t, &[("/accounts/123", false), ("/accounts/", false)]).unwrap_or_default();
+        let reps = representatives(&t, &[("/accounts/123", false), ("/accounts/", false)])
+            .unwrap_or_default();
         assert!(reps.contains(&"/accounts/123".to_string()));
-        assert!(reps.iter().any(|r| r.starts_with("/accounts/123") && r.len() > "/accounts/123".len()));
+        assert!(
+            reps.iter()
+                .any(|r| r.starts_with("/accounts/123") && r.len() > "/accounts/123".len())
+        );
         assert!(reps.iter().all(|r| t.matches(r)));
     }
 

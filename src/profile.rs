@@ -112,8 +112,12 @@ impl AuthorizationServer {
         match name {
             "authorizationEndpoint" => self.authorization_endpoint.as_deref(),
             "tokenEndpoint" => self.token_endpoint.as_deref(),
-            "backchannelAuthenticationEndpoint" => self.backchannel_authentication_endpoint.as_deref(),
-            "pushedAuthorizationRequestEndpoint" => self.pushed_authorization_request_endpoint.as_deref(),
+            "backchannelAuthenticationEndpoint" => {
+                self.backchannel_authentication_endpoint.as_deref()
+            }
+            "pushedAuthorizationRequestEndpoint" => {
+                self.pushed_authorization_request_endpoint.as_deref()
+            }
             "introspectionEndpoint" => self.introspection_endpoint.as_deref(),
             "revocationEndpoint" => self.revocation_endpoint.as_deref(),
             "userinfoEndpoint" => self.userinfo_endpoint.as_deref(),
@@ -241,7 +245,10 @@ pub struct ProfileError {
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ProfileError {
-    ProfileError { field: field.into(), message: message.into() }
+    ProfileError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// An https URL broken into what the engine matches on.
@@ -256,22 +263,34 @@ pub struct EndpointUrl {
 fn parse_https(field: &str, raw: &str) -> Result<EndpointUrl, ProfileError> {
     let url = Url::parse(raw).map_err(|e| err(field, format!("{raw:?} is not a URL: {e}")))?;
     if url.scheme() != "https" {
-        return Err(err(field, format!("{raw:?} must use https (client certificates need TLS)")));
+        return Err(err(
+            field,
+            format!("{raw:?} must use https (client certificates need TLS)"),
+        ));
     }
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| err(field, format!("{raw:?} has no host")))?;
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(err(field, format!("{raw:?} must not have a query or fragment")));
+        return Err(err(
+            field,
+            format!("{raw:?} must not have a query or fragment"),
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(err(field, format!("{raw:?} must not carry credentials")));
     }
     if raw.contains('{') || raw.contains('}') || raw.contains('*') {
-        return Err(err(field, format!("{raw:?} must be a concrete URL (no templates or wildcards)")));
+        return Err(err(
+            field,
+            format!("{raw:?} must be a concrete URL (no templates or wildcards)"),
+        ));
     }
-    Ok(EndpointUrl { host: host.to_ascii_lowercase(), path: url.path().trim_end_matches('/').to_string() })
+    Ok(EndpointUrl {
+        host: host.to_ascii_lowercase(),
+        path: url.path().trim_end_matches('/').to_string(),
+    })
 }
 
 /// DNS-1123 subdomain, the rule for Secret names.
@@ -280,7 +299,9 @@ fn is_dns1123_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -294,6 +315,10 @@ pub struct ResolvedEndpoint {
     pub url: String,
     pub host: String,
     pub path: PathTemplate,
+    /// The issuer-relative default URL of an authorisation row the profile relocated: not
+    /// advertised, but a route there would still reach the authorisation server, so it is
+    /// checked whenever some route serves it.
+    pub default_alias: bool,
 }
 
 /// Paths under one API base URL that the table does not list.
@@ -340,7 +365,10 @@ impl ApiProviderProfileSpec {
     pub fn compile(&self, name: &str) -> Result<CompiledProfile, ProfileError> {
         let issuer = parse_https("spec.issuer", &self.issuer)?;
         if self.api_base_urls.is_empty() {
-            return Err(err("spec.apiBaseUrls", "must list at least one https base URL"));
+            return Err(err(
+                "spec.apiBaseUrls",
+                "must list at least one https base URL",
+            ));
         }
         let mut bases = Vec::new();
         let mut seen = BTreeSet::new();
@@ -356,7 +384,10 @@ impl ApiProviderProfileSpec {
         if !is_dns1123_subdomain(&cc.ca_secret_name) {
             return Err(err(
                 "spec.clientCertificate.caSecretName",
-                format!("{:?} is not a valid Secret name (lower-case DNS-1123 subdomain)", cc.ca_secret_name),
+                format!(
+                    "{:?} is not a valid Secret name (lower-case DNS-1123 subdomain)",
+                    cc.ca_secret_name
+                ),
             ));
         }
         if !(1..=10).contains(&cc.verify_depth) {
@@ -368,16 +399,30 @@ impl ApiProviderProfileSpec {
         if let Some(class) = &self.ingress_class_name
             && !is_dns1123_subdomain(class)
         {
-            return Err(err("spec.ingressClassName", format!("{class:?} is not a valid IngressClass name")));
+            return Err(err(
+                "spec.ingressClassName",
+                format!("{class:?} is not a valid IngressClass name"),
+            ));
         }
         if let Some(gate) = &self.gate {
             let url = Url::parse(&gate.url)
                 .map_err(|e| err("spec.gate.url", format!("{:?} is not a URL: {e}", gate.url)))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-                return Err(err("spec.gate.url", format!("{:?} must be an http(s) URL with a host", gate.url)));
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty)
+            {
+                return Err(err(
+                    "spec.gate.url",
+                    format!("{:?} must be an http(s) URL with a host", gate.url),
+                ));
             }
-            if gate.url.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '$' || c == ';') {
-                return Err(err("spec.gate.url", "must not contain whitespace, quotes, '$' or ';'"));
+            if gate
+                .url
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '$' || c == ';')
+            {
+                return Err(err(
+                    "spec.gate.url",
+                    "must not contain whitespace, quotes, '$' or ';'",
+                ));
             }
         }
 
@@ -393,21 +438,54 @@ impl ApiProviderProfileSpec {
                             url: format!("{raw}{}", row.default_path),
                             host: base.host.clone(),
                             path: PathTemplate::parse(&path),
+                            default_alias: false,
                         });
                     }
                 }
                 Location::AuthorizationServer => {
                     let field = row.profile_field().unwrap_or("unknown");
-                    let configured = self.authorization_server.as_ref().and_then(|a| a.field(field));
+                    let configured = self
+                        .authorization_server
+                        .as_ref()
+                        .and_then(|a| a.field(field));
                     let (url, text) = match configured {
-                        Some(raw) => (parse_https(&format!("spec.authorizationServer.{field}"), raw)?, raw.to_string()),
+                        Some(raw) => (
+                            parse_https(&format!("spec.authorizationServer.{field}"), raw)?,
+                            raw.to_string(),
+                        ),
                         None => {
                             let text = format!("{issuer_text}{}", row.default_path);
-                            (EndpointUrl { host: issuer.host.clone(), path: format!("{}{}", issuer.path, row.default_path) }, text)
+                            (
+                                EndpointUrl {
+                                    host: issuer.host.clone(),
+                                    path: format!("{}{}", issuer.path, row.default_path),
+                                },
+                                text,
+                            )
                         }
                     };
-                    let path = if url.path.is_empty() { "/".to_string() } else { url.path.clone() };
-                    endpoints.push(ResolvedEndpoint { row, url: text, host: url.host, path: PathTemplate::parse_literal(&path) });
+                    let path = if url.path.is_empty() {
+                        "/".to_string()
+                    } else {
+                        url.path.clone()
+                    };
+                    let default_path = format!("{}{}", issuer.path, row.default_path);
+                    if configured.is_some() && (url.host != issuer.host || path != default_path) {
+                        endpoints.push(ResolvedEndpoint {
+                            row,
+                            url: format!("{issuer_text}{}", row.default_path),
+                            host: issuer.host.clone(),
+                            path: PathTemplate::parse_literal(&default_path),
+                            default_alias: true,
+                        });
+                    }
+                    endpoints.push(ResolvedEndpoint {
+                        row,
+                        url: text,
+                        host: url.host,
+                        path: PathTemplate::parse_literal(&path),
+                        default_alias: false,
+                    });
                 }
                 Location::Issuer => {
                     let path = format!("{}{}", issuer.path, row.default_path);
@@ -416,6 +494,7 @@ impl ApiProviderProfileSpec {
                         url: format!("{issuer_text}{}", row.default_path),
                         host: issuer.host.clone(),
                         path: PathTemplate::parse_literal(&path),
+                        default_alias: false,
                     });
                 }
             }
@@ -427,13 +506,31 @@ impl ApiProviderProfileSpec {
                 .map(|(raw, base)| UnlistedScope {
                     base_url: raw.clone(),
                     host: base.host.clone(),
-                    base: PathTemplate::parse_literal(if base.path.is_empty() { "/" } else { &base.path }),
-                    scheme: if mode == UnlistedApiPaths::Tls { Scheme::Tls } else { Scheme::Mtls },
+                    base: PathTemplate::parse_literal(if base.path.is_empty() {
+                        "/"
+                    } else {
+                        &base.path
+                    }),
+                    scheme: if mode == UnlistedApiPaths::Tls {
+                        Scheme::Tls
+                    } else {
+                        Scheme::Mtls
+                    },
                 })
                 .collect(),
         };
-        let hosts = endpoints.iter().map(|e| e.host.clone()).collect();
-        Ok(CompiledProfile { name: name.to_string(), spec: self.clone(), endpoints, unlisted, hosts })
+        let hosts = endpoints
+            .iter()
+            .filter(|e| !e.default_alias)
+            .map(|e| e.host.clone())
+            .collect();
+        Ok(CompiledProfile {
+            name: name.to_string(),
+            spec: self.clone(),
+            endpoints,
+            unlisted,
+            hosts,
+        })
     }
 }
 

@@ -76,7 +76,23 @@ pub struct Violation {
 
 impl Violation {
     /// Identity used to tell findings apart across evaluations (admission before/after).
-    pub fn identity(&self) -> (ViolationCode, &str, Option<&ObjectKey>, Option<&str>, Option<&str>, Option<&str>) {
-        (self.code, &self.host, self.ingress.as_ref(), self.path.as_deref(), self.endpoint, self.url.as_deref())
+    pub fn identity(
+        &self,
+    ) -> (
+        ViolationCode,
+        &str,
+        Option<&ObjectKey>,
+        Option<&str>,
+        Option<&str>,
+        Option<&str>,
+    ) {
+        (
+            self.code,
+            &self.host,
+            self.ingress.as_ref(),
+            self.path.as_deref(),
+            self.endpoint,
+            self.url.as_deref(),
+        )
     }
 }

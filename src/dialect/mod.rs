@@ -42,11 +42,17 @@ pub enum AuthKind {
 impl AuthKind {
     /// Requests reach the backend only with a verified client certificate.
     pub fn requires_verified_certificate(self) -> bool {
-        matches!(self, AuthKind::Required | AuthKind::RequiredByGate | AuthKind::Rejected)
+        matches!(
+            self,
+            AuthKind::Required | AuthKind::RequiredByGate | AuthKind::Rejected
+        )
     }
     /// Requests without a client certificate are turned away.
     pub fn refuses_clients_without_certificate(self) -> bool {
-        matches!(self, AuthKind::Required | AuthKind::RequiredByGate | AuthKind::RequiredUnverified)
+        matches!(
+            self,
+            AuthKind::Required | AuthKind::RequiredByGate | AuthKind::RequiredUnverified
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -205,7 +211,8 @@ pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect
 pub fn oldest_first(a: &IngressView, b: &IngressView) -> std::cmp::Ordering {
     let ta = a.created.unwrap_or(i64::MAX);
     let tb = b.created.unwrap_or(i64::MAX);
-    ta.cmp(&tb).then_with(|| b.key.to_string().cmp(&a.key.to_string()))
+    ta.cmp(&tb)
+        .then_with(|| b.key.to_string().cmp(&a.key.to_string()))
 }
 
 /// Compares a configured URL with the profile's gate URL, allowing the `controller` query

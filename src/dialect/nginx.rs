@@ -19,8 +19,8 @@
 use std::sync::Arc;
 
 use super::{
-    AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput, RenderedObject, Route,
-    RouteAuth, gate_url_for, is_gate_url, oldest_first,
+    AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
+    RenderedObject, Route, RouteAuth, gate_url_for, is_gate_url, oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
@@ -33,13 +33,20 @@ const PREFIX: &str = "nginx.ingress.kubernetes.io/";
 pub const AUTH_TLS_SECRET: &str = "nginx.ingress.kubernetes.io/auth-tls-secret";
 pub const AUTH_TLS_VERIFY_CLIENT: &str = "nginx.ingress.kubernetes.io/auth-tls-verify-client";
 pub const AUTH_TLS_VERIFY_DEPTH: &str = "nginx.ingress.kubernetes.io/auth-tls-verify-depth";
-pub const AUTH_TLS_PASS_CERT: &str = "nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream";
+pub const AUTH_TLS_PASS_CERT: &str =
+    "nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream";
 pub const AUTH_URL: &str = "nginx.ingress.kubernetes.io/auth-url";
 const USE_REGEX: &str = "nginx.ingress.kubernetes.io/use-regex";
 const REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
 const CONTROLLER: &str = "ingress-nginx";
 
-const OWNED: &[&str] = &[AUTH_TLS_SECRET, AUTH_TLS_VERIFY_CLIENT, AUTH_TLS_VERIFY_DEPTH, AUTH_TLS_PASS_CERT, AUTH_URL];
+const OWNED: &[&str] = &[
+    AUTH_TLS_SECRET,
+    AUTH_TLS_VERIFY_CLIENT,
+    AUTH_TLS_VERIFY_DEPTH,
+    AUTH_TLS_PASS_CERT,
+    AUTH_URL,
+];
 
 /// The host-level `auth-tls-*` settings one Ingress carries, normalised as the controller
 /// parses them (invalid verify-client → `on`, invalid depth → 1).
@@ -53,7 +60,11 @@ struct AuthTlsSettings {
 
 impl AuthTlsSettings {
     fn of(ing: &IngressView) -> Option<Self> {
-        if !ing.annotations.keys().any(|k| k.starts_with(PREFIX) && k[PREFIX.len()..].starts_with("auth-tls-")) {
+        if !ing
+            .annotations
+            .keys()
+            .any(|k| k.starts_with(PREFIX) && k[PREFIX.len()..].starts_with("auth-tls-"))
+        {
             return None;
         }
         let verify_client = match ing.annotation(AUTH_TLS_VERIFY_CLIENT).map(str::trim) {
@@ -68,10 +79,14 @@ impl AuthTlsSettings {
             .filter(|d| *d > 0)
             .unwrap_or(1);
         Some(Self {
-            secret: ing.annotation(AUTH_TLS_SECRET).map(|s| s.trim().to_string()),
+            secret: ing
+                .annotation(AUTH_TLS_SECRET)
+                .map(|s| s.trim().to_string()),
             verify_client,
             depth,
-            pass_certificate: ing.annotation(AUTH_TLS_PASS_CERT).is_some_and(|v| v.trim() == "true"),
+            pass_certificate: ing
+                .annotation(AUTH_TLS_PASS_CERT)
+                .is_some_and(|v| v.trim() == "true"),
         })
     }
 
@@ -88,7 +103,11 @@ impl AuthTlsSettings {
 
 /// Resolves `auth-tls-secret` (`namespace/name` or `name`) as ingress-nginx does.
 fn secret_key(ing: &IngressView, value: &str) -> Result<ObjectKey, String> {
-    let valid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    };
     let (ns, name) = match value.split_once('/') {
         Some((ns, name)) => (ns, name),
         None => (ing.key.namespace.as_str(), value),
@@ -110,7 +129,11 @@ enum HostMode {
     NoTls,
     /// No usable CA: certificates are not requested.
     NoCa,
-    Verify { verify_client: &'static str, source: ObjectKey, secret: String },
+    Verify {
+        verify_client: &'static str,
+        source: ObjectKey,
+        secret: String,
+    },
 }
 
 struct Location {
@@ -123,16 +146,27 @@ struct Location {
 }
 
 fn uses_regex(ing: &IngressView) -> bool {
-    ing.annotation(USE_REGEX).is_some_and(|v| v.trim() == "true")
-        || ing.annotation(REWRITE_TARGET).is_some_and(|v| !v.trim().is_empty())
+    ing.annotation(USE_REGEX)
+        .is_some_and(|v| v.trim() == "true")
+        || ing
+            .annotation(REWRITE_TARGET)
+            .is_some_and(|v| !v.trim().is_empty())
 }
 
 impl IngressNginx {
-    fn host_mode(&self, ctx: &HostContext<'_>, ings: &[Arc<IngressView>], tls: bool, table: &mut HostRouteTable) -> HostMode {
+    fn host_mode(
+        &self,
+        ctx: &HostContext<'_>,
+        ings: &[Arc<IngressView>],
+        tls: bool,
+        table: &mut HostRouteTable,
+    ) -> HostMode {
         let mut blocked: Option<String> = None;
         let mut winner: Option<(ObjectKey, AuthTlsSettings, String)> = None;
         for ing in ings {
-            let Some(value) = ing.annotation(AUTH_TLS_SECRET).map(str::trim) else { continue };
+            let Some(value) = ing.annotation(AUTH_TLS_SECRET).map(str::trim) else {
+                continue;
+            };
             let settings = AuthTlsSettings::of(ing);
             let key = match secret_key(ing, value) {
                 Ok(key) => key,
@@ -145,7 +179,12 @@ impl IngressNginx {
                             ing.key, ctx.host, ing.key.namespace
                         ),
                     ));
-                    blocked.get_or_insert_with(|| format!("auth-tls-secret of Ingress {} is unusable ({reason})", ing.key));
+                    blocked.get_or_insert_with(|| {
+                        format!(
+                            "auth-tls-secret of Ingress {} is unusable ({reason})",
+                            ing.key
+                        )
+                    });
                     continue;
                 }
             };
@@ -184,7 +223,9 @@ impl IngressNginx {
                             ing.key, ctx.host
                         ),
                     ));
-                    blocked.get_or_insert_with(|| format!("Secret {key} named by Ingress {} does not exist", ing.key));
+                    blocked.get_or_insert_with(|| {
+                        format!("Secret {key} named by Ingress {} does not exist", ing.key)
+                    });
                     false
                 }
                 Lookup::Unknown => true,
@@ -197,8 +238,10 @@ impl IngressNginx {
         }
 
         // Differing settings across the Ingresses of the host are merged "oldest wins".
-        let carriers: Vec<(&Arc<IngressView>, AuthTlsSettings)> =
-            ings.iter().filter_map(|i| AuthTlsSettings::of(i).map(|s| (i, s))).collect();
+        let carriers: Vec<(&Arc<IngressView>, AuthTlsSettings)> = ings
+            .iter()
+            .filter_map(|i| AuthTlsSettings::of(i).map(|s| (i, s)))
+            .collect();
         if let Some((first, first_settings)) = carriers.first() {
             let (decider, decided) = match &winner {
                 Some((key, settings, _)) => (key.clone(), settings.clone()),
@@ -225,7 +268,11 @@ impl IngressNginx {
             return HostMode::NoTls;
         }
         match winner {
-            Some((source, settings, secret)) => HostMode::Verify { verify_client: settings.verify_client, source, secret },
+            Some((source, settings, secret)) => HostMode::Verify {
+                verify_client: settings.verify_client,
+                source,
+                secret,
+            },
             None => HostMode::NoCa,
         }
     }
@@ -240,7 +287,10 @@ fn route_auth(mode: &HostMode, ing: &IngressView, gate: Option<&str>) -> RouteAu
     };
     let (kind, detail) = match mode {
         HostMode::Blocked(reason) => (AuthKind::Rejected, format!("host answers 403: {reason}")),
-        HostMode::NoTls => (AuthKind::None, "host has no TLS, so no client certificate is requested".into()),
+        HostMode::NoTls => (
+            AuthKind::None,
+            "host has no TLS, so no client certificate is requested".into(),
+        ),
         HostMode::NoCa if gated => (
             AuthKind::None,
             format!(
@@ -248,14 +298,32 @@ fn route_auth(mode: &HostMode, ing: &IngressView, gate: Option<&str>) -> RouteAu
                 ing.key
             ),
         ),
-        HostMode::NoCa => (AuthKind::None, format!("no Ingress of the host sets a usable auth-tls-secret{foreign}")),
-        HostMode::Verify { verify_client, source, secret } => {
-            let from = format!("auth-tls-verify-client {verify_client:?} with CA {secret}, from Ingress {source}");
+        HostMode::NoCa => (
+            AuthKind::None,
+            format!("no Ingress of the host sets a usable auth-tls-secret{foreign}"),
+        ),
+        HostMode::Verify {
+            verify_client,
+            source,
+            secret,
+        } => {
+            let from = format!(
+                "auth-tls-verify-client {verify_client:?} with CA {secret}, from Ingress {source}"
+            );
             match (*verify_client, gated) {
                 ("on", _) => (AuthKind::Required, from),
-                ("optional", true) => (AuthKind::RequiredByGate, format!("{from}; gate via auth-url of Ingress {}", ing.key)),
-                ("optional", false) => (AuthKind::Optional, format!("{from}; Ingress {} has no gate{foreign}", ing.key)),
-                ("optional_no_ca", _) => (AuthKind::OptionalUnverified, format!("{from}; optional_no_ca never verifies the chain")),
+                ("optional", true) => (
+                    AuthKind::RequiredByGate,
+                    format!("{from}; gate via auth-url of Ingress {}", ing.key),
+                ),
+                ("optional", false) => (
+                    AuthKind::Optional,
+                    format!("{from}; Ingress {} has no gate{foreign}", ing.key),
+                ),
+                ("optional_no_ca", _) => (
+                    AuthKind::OptionalUnverified,
+                    format!("{from}; optional_no_ca never verifies the chain"),
+                ),
                 _ => (AuthKind::None, from),
             }
         }
@@ -271,15 +339,24 @@ impl Dialect for IngressNginx {
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut ings = ctx.ingresses.clone();
         ings.sort_by(|a, b| oldest_first(a, b));
-        let mut table = HostRouteTable { host_key: ctx.host_key.to_string(), ..Default::default() };
+        let mut table = HostRouteTable {
+            host_key: ctx.host_key.to_string(),
+            ..Default::default()
+        };
         let tls = !ctx.host_key.is_empty() && ings.iter().any(|i| i.has_tls_for(ctx.host_key));
         let mode = self.host_mode(ctx, &ings, tls, &mut table);
         table.client_auth = match &mode {
             HostMode::Blocked(r) => format!("403 for every request ({r})"),
             HostMode::NoTls => "no TLS".into(),
             HostMode::NoCa => "no client certificate requested".into(),
-            HostMode::Verify { verify_client, source, secret } => {
-                format!("auth-tls-verify-client {verify_client:?}, CA {secret} (from Ingress {source})")
+            HostMode::Verify {
+                verify_client,
+                source,
+                secret,
+            } => {
+                format!(
+                    "auth-tls-verify-client {verify_client:?}, CA {secret} (from Ingress {source})"
+                )
             }
         };
 
@@ -288,8 +365,15 @@ impl Dialect for IngressNginx {
         for ing in &ings {
             for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
                 for p in &rule.paths {
-                    let path_type = if p.path_type == PathType::Exact { PathType::Exact } else { PathType::Prefix };
-                    if locations.iter().any(|l| l.path == p.path && l.path_type == path_type) {
+                    let path_type = if p.path_type == PathType::Exact {
+                        PathType::Exact
+                    } else {
+                        PathType::Prefix
+                    };
+                    if locations
+                        .iter()
+                        .any(|l| l.path == p.path && l.path_type == path_type)
+                    {
                         continue;
                     }
                     locations.push(Location {
@@ -304,13 +388,24 @@ impl Dialect for IngressNginx {
         }
         let regex_mode = ings.iter().any(|i| uses_regex(i));
         if regex_mode {
-            locations.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then_with(|| b.path.cmp(&a.path)));
+            locations.sort_by(|a, b| {
+                b.path
+                    .len()
+                    .cmp(&a.path.len())
+                    .then_with(|| b.path.cmp(&a.path))
+            });
         }
-        let exact_paths: Vec<String> =
-            locations.iter().filter(|l| l.path_type == PathType::Exact).map(|l| l.path.clone()).collect();
+        let exact_paths: Vec<String> = locations
+            .iter()
+            .filter(|l| l.path_type == PathType::Exact)
+            .map(|l| l.path.clone())
+            .collect();
         let gate = ctx.profile.gate_url();
         for loc in &locations {
-            let split = loc.path_type == PathType::Prefix && loc.path != "/" && !loc.path.ends_with('/') && !loc.own_regex;
+            let split = loc.path_type == PathType::Prefix
+                && loc.path != "/"
+                && !loc.path.ends_with('/')
+                && !loc.own_regex;
             let mut matchers = Vec::new();
             if split {
                 let with_slash = format!("{}/", loc.path);
@@ -347,13 +442,19 @@ impl Dialect for IngressNginx {
                 });
             }
         }
-        let explicit_root = locations.iter().any(|l| l.path == "/" && l.path_type == PathType::Prefix);
+        let explicit_root = locations
+            .iter()
+            .any(|l| l.path == "/" && l.path_type == PathType::Prefix);
         if let (false, Some(first)) = (explicit_root, ings.first()) {
             table.routes.push(Route {
                 ingress: first.clone(),
                 path: "/".into(),
                 path_type: PathType::Prefix,
-                matcher: if regex_mode { PathMatcher::nginx_regex("/") } else { PathMatcher::Prefix("/".into()) },
+                matcher: if regex_mode {
+                    PathMatcher::nginx_regex("/")
+                } else {
+                    PathMatcher::Prefix("/".into())
+                },
                 serves_backend: first.has_default_backend,
                 tls,
                 auth: route_auth(&mode, first, gate),
@@ -365,13 +466,18 @@ impl Dialect for IngressNginx {
 
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
         let routes = &table.routes;
-        if let Some(i) = routes
-            .iter()
-            .position(|r| matches!(r.matcher, PathMatcher::Exact(_)) && r.matcher.matches(path) == MatchResult::Yes)
-        {
+        if let Some(i) = routes.iter().position(|r| {
+            matches!(r.matcher, PathMatcher::Exact(_))
+                && r.matcher.matches(path) == MatchResult::Yes
+        }) {
             return vec![i];
         }
-        let regex_mode = routes.iter().any(|r| matches!(r.matcher, PathMatcher::PrefixIgnoreCase(_) | PathMatcher::Regex(_)));
+        let regex_mode = routes.iter().any(|r| {
+            matches!(
+                r.matcher,
+                PathMatcher::PrefixIgnoreCase(_) | PathMatcher::Regex(_)
+            )
+        });
         if regex_mode {
             // Config order, first match wins; undecidable expressions may or may not match.
             let mut out = Vec::new();
@@ -390,8 +496,16 @@ impl Dialect for IngressNginx {
         let longest = routes
             .iter()
             .enumerate()
-            .filter(|(_, r)| matches!(r.matcher, PathMatcher::Prefix(_)) && r.matcher.matches(path) == MatchResult::Yes)
-            .max_by_key(|(i, r)| (r.matcher.literal().map_or(0, |(l, _)| l.len()), std::cmp::Reverse(*i)));
+            .filter(|(_, r)| {
+                matches!(r.matcher, PathMatcher::Prefix(_))
+                    && r.matcher.matches(path) == MatchResult::Yes
+            })
+            .max_by_key(|(i, r)| {
+                (
+                    r.matcher.literal().map_or(0, |(l, _)| l.len()),
+                    std::cmp::Reverse(*i),
+                )
+            });
         longest.map(|(i, _)| vec![i]).unwrap_or_default()
     }
 
@@ -400,7 +514,10 @@ impl Dialect for IngressNginx {
         let cc = &spec.client_certificate;
         let mut changes = AnnotationChanges::default();
         let gate = input.profile.gate_url();
-        let has_gate_url = input.annotations.get(AUTH_URL).is_some_and(|u| is_gate_url(u, gate, CONTROLLER));
+        let has_gate_url = input
+            .annotations
+            .get(AUTH_URL)
+            .is_some_and(|u| is_gate_url(u, gate, CONTROLLER));
         let mut set = |k: &str, v: String| {
             changes.set.insert(k.to_string(), v);
         };
@@ -410,10 +527,16 @@ impl Dialect for IngressNginx {
             HostRole::Tls => None,
         };
         if let Some(verify) = verify {
-            set(AUTH_TLS_SECRET, format!("{}/{}", input.ingress.key.namespace, cc.ca_secret_name));
+            set(
+                AUTH_TLS_SECRET,
+                format!("{}/{}", input.ingress.key.namespace, cc.ca_secret_name),
+            );
             set(AUTH_TLS_VERIFY_CLIENT, verify.to_string());
             set(AUTH_TLS_VERIFY_DEPTH, cc.verify_depth.to_string());
-            set(AUTH_TLS_PASS_CERT, cc.pass_certificate_to_upstream.to_string());
+            set(
+                AUTH_TLS_PASS_CERT,
+                cc.pass_certificate_to_upstream.to_string(),
+            );
         }
         let want_gate = input.role == HostRole::Mixed && input.serves_mtls;
         if let (true, Some(gate)) = (want_gate, gate) {
@@ -421,7 +544,12 @@ impl Dialect for IngressNginx {
         }
         let mut remove: Vec<String> = Vec::new();
         if verify.is_none() {
-            for k in [AUTH_TLS_SECRET, AUTH_TLS_VERIFY_CLIENT, AUTH_TLS_VERIFY_DEPTH, AUTH_TLS_PASS_CERT] {
+            for k in [
+                AUTH_TLS_SECRET,
+                AUTH_TLS_VERIFY_CLIENT,
+                AUTH_TLS_VERIFY_DEPTH,
+                AUTH_TLS_PASS_CERT,
+            ] {
                 if input.annotations.contains_key(k) {
                     remove.push(k.to_string());
                 }

@@ -20,10 +20,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use super::{
-    AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput, RenderedObject, Route,
-    RouteAuth, gate_url_for, is_gate_url,
+    AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
+    RenderedObject, Route, RouteAuth, gate_url_for, is_gate_url,
 };
-use crate::model::{CaBundle, IngressView, Lookup, MiddlewareKind, ObjectKey, ObjectSource, PathType, TlsOptionView};
+use crate::model::{
+    CaBundle, IngressView, Lookup, MiddlewareKind, ObjectKey, ObjectSource, PathType, TlsOptionView,
+};
 use crate::paths::{MatchResult, PathMatcher};
 use crate::profile::{CompiledProfile, IngressController};
 use crate::violation::ViolationCode;
@@ -76,7 +78,9 @@ fn resolve_crd_ref<'a, T>(
     lookup: impl Fn(&ObjectKey) -> Lookup<'a, T>,
 ) -> Result<(ObjectKey, &'a T), String> {
     let Some(qualified) = value.trim().strip_suffix("@kubernetescrd") else {
-        return Err(format!("{value:?} is not a kubernetescrd reference (<namespace>-<name>@kubernetescrd)"));
+        return Err(format!(
+            "{value:?} is not a kubernetescrd reference (<namespace>-<name>@kubernetescrd)"
+        ));
     };
     for (i, _) in qualified.match_indices('-') {
         let key = ObjectKey::new(&qualified[..i], &qualified[i + 1..]);
@@ -110,7 +114,9 @@ enum GateChain {
 }
 
 fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>) -> GateChain {
-    let Some(list) = ing.annotation(MIDDLEWARES) else { return GateChain::Absent };
+    let Some(list) = ing.annotation(MIDDLEWARES) else {
+        return GateChain::Absent;
+    };
     let mut stripped = false;
     let mut passed = false;
     for reference in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -119,21 +125,29 @@ fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>)
             Err(_) => MiddlewareKind::Other,
         };
         match kind {
-            MiddlewareKind::StripsRequestHeaders(headers) if headers.iter().any(|h| h.eq_ignore_ascii_case(CERT_HEADER)) => {
+            MiddlewareKind::StripsRequestHeaders(headers)
+                if headers.iter().any(|h| h.eq_ignore_ascii_case(CERT_HEADER)) =>
+            {
                 stripped = true
             }
             MiddlewareKind::PassTlsClientCert { pem: true } => passed = true,
-            MiddlewareKind::ForwardAuth { address, trust_forward_header, auth_request_headers }
-                if is_gate_url(&address, gate, CONTROLLER) =>
-            {
-                let forwards =
-                    auth_request_headers.is_empty() || auth_request_headers.iter().any(|h| h.eq_ignore_ascii_case(CERT_HEADER));
+            MiddlewareKind::ForwardAuth {
+                address,
+                trust_forward_header,
+                auth_request_headers,
+            } if is_gate_url(&address, gate, CONTROLLER) => {
+                let forwards = auth_request_headers.is_empty()
+                    || auth_request_headers
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(CERT_HEADER));
                 return if !stripped {
                     GateChain::Forgeable(format!(
                         "no headers middleware deletes a client-sent {CERT_HEADER} before the gate"
                     ))
                 } else if !passed {
-                    GateChain::NeverPasses("no passTLSClientCert (pem: true) middleware runs before the gate".into())
+                    GateChain::NeverPasses(
+                        "no passTLSClientCert (pem: true) middleware runs before the gate".into(),
+                    )
                 } else if !trust_forward_header || !forwards {
                     GateChain::NeverPasses(format!(
                         "the gate's forwardAuth needs trustForwardHeader: true and must forward {CERT_HEADER}"
@@ -150,14 +164,20 @@ fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>)
 
 fn rule_host(host_key: &str) -> String {
     if let Some(rest) = host_key.strip_prefix("*.") {
-        format!("HostRegexp(`^[a-zA-Z0-9-]+\\.{}$`)", rest.replace('.', "\\."))
+        format!(
+            "HostRegexp(`^[a-zA-Z0-9-]+\\.{}$`)",
+            rest.replace('.', "\\.")
+        )
     } else {
         format!("Host(`{host_key}`)")
     }
 }
 
 fn router_tls(ing: &IngressView, host_key: &str) -> bool {
-    ing.has_tls_for(host_key) || ing.annotation(ROUTER_TLS).is_some_and(|v| v.trim() == "true")
+    ing.has_tls_for(host_key)
+        || ing
+            .annotation(ROUTER_TLS)
+            .is_some_and(|v| v.trim() == "true")
 }
 
 fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
@@ -173,7 +193,13 @@ fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
 
 impl Traefik {
     /// The effective mode of a TLS option, checking its CA secrets.
-    fn mode_of(&self, ctx: &HostContext<'_>, opt: &TlsOptionView, user: &ObjectKey, table: &mut HostRouteTable) -> OptionMode {
+    fn mode_of(
+        &self,
+        ctx: &HostContext<'_>,
+        opt: &TlsOptionView,
+        user: &ObjectKey,
+        table: &mut HostRouteTable,
+    ) -> OptionMode {
         let mode = match option_mode(opt) {
             Ok(m) => m,
             Err(reason) => {
@@ -188,7 +214,10 @@ impl Traefik {
                 return OptionMode::None;
             }
         };
-        if !matches!(mode, OptionMode::VerifyIfGiven | OptionMode::RequireAndVerify) {
+        if !matches!(
+            mode,
+            OptionMode::VerifyIfGiven | OptionMode::RequireAndVerify
+        ) {
             return mode;
         }
         if opt.secret_names.is_empty() {
@@ -207,8 +236,10 @@ impl Traefik {
             let key = ObjectKey::new(&opt.key.namespace, name);
             let problem = match ctx.objects.secret(&key) {
                 Lookup::Found(s) => match (s.bundle("tls.ca"), s.bundle("ca.crt")) {
-                    (Some(CaBundle::Certificates { .. }), _) | (None, Some(CaBundle::Certificates { .. })) => None,
-                    (Some(CaBundle::Invalid { reason }), _) | (None, Some(CaBundle::Invalid { reason })) => {
+                    (Some(CaBundle::Certificates { .. }), _)
+                    | (None, Some(CaBundle::Certificates { .. })) => None,
+                    (Some(CaBundle::Invalid { reason }), _)
+                    | (None, Some(CaBundle::Invalid { reason })) => {
                         Some(format!("its CA key {reason}"))
                     }
                     (None, None) => Some("has neither a tls.ca nor a ca.crt key".to_string()),
@@ -238,14 +269,20 @@ impl Dialect for Traefik {
     }
 
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
-        let mut table = HostRouteTable { host_key: ctx.host_key.to_string(), ..Default::default() };
+        let mut table = HostRouteTable {
+            host_key: ctx.host_key.to_string(),
+            ..Default::default()
+        };
         let objects = ctx.objects;
 
         // TLS option of every TLS router on the host.
         let mut options: BTreeMap<OptionRef, Vec<ObjectKey>> = BTreeMap::new();
         for ing in &ctx.ingresses {
             if router_tls(ing, ctx.host_key) {
-                options.entry(option_ref(ing, objects)).or_default().push(ing.key.clone());
+                options
+                    .entry(option_ref(ing, objects))
+                    .or_default()
+                    .push(ing.key.clone());
             }
         }
         for (opt, users) in &options {
@@ -267,7 +304,15 @@ impl Dialect for Traefik {
             let listing: Vec<String> = options
                 .iter()
                 .map(|(o, users)| {
-                    format!("{} by {}", o.name(), users.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "{} by {}",
+                        o.name(),
+                        users
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 })
                 .collect();
             for users in options.values() {
@@ -284,26 +329,45 @@ impl Dialect for Traefik {
                 }
             }
         }
-        let effective = if conflict { OptionRef::Default } else { options.keys().next().cloned().unwrap_or(OptionRef::Default) };
+        let effective = if conflict {
+            OptionRef::Default
+        } else {
+            options.keys().next().cloned().unwrap_or(OptionRef::Default)
+        };
         let first_user = options.get(&effective).and_then(|u| u.first()).cloned();
         let (mode, description) = match &effective {
             OptionRef::Crd(key) => match objects.tls_option(key) {
                 Lookup::Found(opt) => {
                     let user = first_user.clone().unwrap_or_else(|| key.clone());
-                    (self.mode_of(ctx, opt, &user, &mut table), format!("TLSOption {key}"))
+                    (
+                        self.mode_of(ctx, opt, &user, &mut table),
+                        format!("TLSOption {key}"),
+                    )
                 }
                 _ => (OptionMode::None, format!("TLSOption {key} (not found)")),
             },
-            OptionRef::Unresolved(name) => (OptionMode::None, format!("unresolved TLS option {name}")),
+            OptionRef::Unresolved(name) => {
+                (OptionMode::None, format!("unresolved TLS option {name}"))
+            }
             OptionRef::Default => match objects.default_tls_option() {
                 Some(opt) => {
                     let user = first_user.clone().unwrap_or_else(|| opt.key.clone());
-                    (self.mode_of(ctx, opt, &user, &mut table), format!("default TLS options ({})", opt.key))
+                    (
+                        self.mode_of(ctx, opt, &user, &mut table),
+                        format!("default TLS options ({})", opt.key),
+                    )
                 }
-                None => (OptionMode::None, "default TLS options (no client certificate)".to_string()),
+                None => (
+                    OptionMode::None,
+                    "default TLS options (no client certificate)".to_string(),
+                ),
             },
         };
-        let description = if conflict { format!("{description}, because of conflicting options") } else { description };
+        let description = if conflict {
+            format!("{description}, because of conflicting options")
+        } else {
+            description
+        };
         table.client_auth = format!("{description}: {:?}", mode);
 
         let gate = ctx.profile.gate_url();
@@ -311,16 +375,23 @@ impl Dialect for Traefik {
             let tls = router_tls(ing, ctx.host_key);
             let chain = gate_chain(ing, objects, gate);
             let auth = route_auth(mode, tls, &description, &chain, ing);
-            let priority_override = ing.annotation(PRIORITY).and_then(|p| p.trim().parse::<i64>().ok()).filter(|p| *p != 0);
+            let priority_override = ing
+                .annotation(PRIORITY)
+                .and_then(|p| p.trim().parse::<i64>().ok())
+                .filter(|p| *p != 0);
             for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
                 for p in &rule.paths {
-                    let (function, matcher) = match (p.path_type, ing.annotation(PATH_MATCHER).map(str::trim)) {
-                        (PathType::Exact, _) | (PathType::ImplementationSpecific, Some("Path")) => {
-                            ("Path", PathMatcher::Exact(p.path.clone()))
-                        }
-                        (PathType::ImplementationSpecific, Some("PathRegexp")) => ("PathRegexp", PathMatcher::go_regex(&p.path)),
-                        _ => ("PathPrefix", PathMatcher::Prefix(p.path.clone())),
-                    };
+                    let (function, matcher) =
+                        match (p.path_type, ing.annotation(PATH_MATCHER).map(str::trim)) {
+                            (PathType::Exact, _)
+                            | (PathType::ImplementationSpecific, Some("Path")) => {
+                                ("Path", PathMatcher::Exact(p.path.clone()))
+                            }
+                            (PathType::ImplementationSpecific, Some("PathRegexp")) => {
+                                ("PathRegexp", PathMatcher::go_regex(&p.path))
+                            }
+                            _ => ("PathPrefix", PathMatcher::Prefix(p.path.clone())),
+                        };
                     let rule_text = if ctx.host_key.is_empty() {
                         format!("{function}(`{}`)", p.path)
                     } else {
@@ -367,7 +438,11 @@ impl Dialect for Traefik {
                 MatchResult::No => {}
             }
         }
-        candidates.into_iter().filter(|(_, p, _)| best.is_none_or(|b| *p >= b)).map(|(i, _, _)| i).collect()
+        candidates
+            .into_iter()
+            .filter(|(_, p, _)| best.is_none_or(|b| *p >= b))
+            .map(|(i, _, _)| i)
+            .collect()
     }
 
     fn render(&self, input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
@@ -376,17 +451,31 @@ impl Dialect for Traefik {
         let mut changes = AnnotationChanges::default();
         let mut objects = Vec::new();
         let names = RenderedNames::new(profile);
-        let ours: BTreeSet<String> = names.all().into_iter().map(|n| format!("{ns}-{n}@kubernetescrd")).collect();
+        let ours: BTreeSet<String> = names
+            .all()
+            .into_iter()
+            .map(|n| format!("{ns}-{n}@kubernetescrd"))
+            .collect();
         // User middlewares are kept after ours.
         let user_middlewares: Vec<String> = input
             .annotations
             .get(MIDDLEWARES)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty() && !ours.contains(*s)).map(str::to_string).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && !ours.contains(*s))
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         let mut chain: Vec<String> = Vec::new();
         match input.role {
             HostRole::Tls => {
-                if input.annotations.get(TLS_OPTIONS).is_some_and(|v| ours.contains(v.trim())) {
+                if input
+                    .annotations
+                    .get(TLS_OPTIONS)
+                    .is_some_and(|v| ours.contains(v.trim()))
+                {
                     changes.remove.push(TLS_OPTIONS.to_string());
                 }
             }
@@ -396,9 +485,14 @@ impl Dialect for Traefik {
                 } else {
                     (&names.optional, "VerifyClientCertIfGiven")
                 };
-                changes.set.insert(TLS_OPTIONS.to_string(), format!("{ns}-{name}@kubernetescrd"));
+                changes.set.insert(
+                    TLS_OPTIONS.to_string(),
+                    format!("{ns}-{name}@kubernetescrd"),
+                );
                 objects.push(tls_option(profile, ns, name, auth_type));
-                let gated = input.role == HostRole::Mixed && input.serves_mtls && profile.gate_url().is_some();
+                let gated = input.role == HostRole::Mixed
+                    && input.serves_mtls
+                    && profile.gate_url().is_some();
                 // A forwarded certificate header is only trustworthy if client-sent copies are
                 // deleted first.
                 if gated || profile.spec.client_certificate.pass_certificate_to_upstream {
@@ -408,7 +502,12 @@ impl Dialect for Traefik {
                     chain.push(format!("{ns}-{}@kubernetescrd", names.pass));
                 }
                 if let (true, Some(gate)) = (gated, profile.gate_url()) {
-                    objects.push(gate_middleware(profile, ns, &names.gate, &gate_url_for(gate, CONTROLLER)));
+                    objects.push(gate_middleware(
+                        profile,
+                        ns,
+                        &names.gate,
+                        &gate_url_for(gate, CONTROLLER),
+                    ));
                     chain.push(format!("{ns}-{}@kubernetescrd", names.gate));
                 }
             }
@@ -419,7 +518,9 @@ impl Dialect for Traefik {
             if current.is_some() && user_middlewares.is_empty() {
                 changes.remove.push(MIDDLEWARES.to_string());
             } else if current.is_some() {
-                changes.set.insert(MIDDLEWARES.to_string(), user_middlewares.join(","));
+                changes
+                    .set
+                    .insert(MIDDLEWARES.to_string(), user_middlewares.join(","));
             }
         } else {
             changes.set.insert(MIDDLEWARES.to_string(), chain.join(","));
@@ -432,31 +533,71 @@ impl Dialect for Traefik {
     }
 }
 
-fn route_auth(mode: OptionMode, tls: bool, option: &str, chain: &GateChain, ing: &IngressView) -> RouteAuth {
+fn route_auth(
+    mode: OptionMode,
+    tls: bool,
+    option: &str,
+    chain: &GateChain,
+    ing: &IngressView,
+) -> RouteAuth {
     let (kind, detail) = if !tls {
-        (AuthKind::None, format!("Ingress {} creates a router without TLS for this host", ing.key))
+        (
+            AuthKind::None,
+            format!(
+                "Ingress {} creates a router without TLS for this host",
+                ing.key
+            ),
+        )
     } else {
         match (mode, chain) {
-            (OptionMode::RequireAndVerify, _) => (AuthKind::Required, format!("{option}: RequireAndVerifyClientCert")),
-            (OptionMode::VerifyIfGiven, GateChain::Complete) => {
-                (AuthKind::RequiredByGate, format!("{option}: VerifyClientCertIfGiven; gate chain on Ingress {}", ing.key))
-            }
-            (_, GateChain::NeverPasses(why)) => (AuthKind::Rejected, format!("{option}; gate on Ingress {} can never pass: {why}", ing.key)),
-            (_, GateChain::Forgeable(why)) => (AuthKind::None, format!("{option}; gate on Ingress {} can be forged: {why}", ing.key)),
-            (OptionMode::VerifyIfGiven, GateChain::Absent) => {
-                (AuthKind::Optional, format!("{option}: VerifyClientCertIfGiven; Ingress {} has no gate", ing.key))
-            }
-            (OptionMode::RequireUnverified, _) => {
-                (AuthKind::RequiredUnverified, format!("{option}: RequireAnyClientCert does not verify the chain"))
-            }
-            (OptionMode::RequestUnverified, _) => {
-                (AuthKind::OptionalUnverified, format!("{option}: RequestClientCert does not verify the chain"))
-            }
+            (OptionMode::RequireAndVerify, _) => (
+                AuthKind::Required,
+                format!("{option}: RequireAndVerifyClientCert"),
+            ),
+            (OptionMode::VerifyIfGiven, GateChain::Complete) => (
+                AuthKind::RequiredByGate,
+                format!(
+                    "{option}: VerifyClientCertIfGiven; gate chain on Ingress {}",
+                    ing.key
+                ),
+            ),
+            (_, GateChain::NeverPasses(why)) => (
+                AuthKind::Rejected,
+                format!(
+                    "{option}; gate on Ingress {} can never pass: {why}",
+                    ing.key
+                ),
+            ),
+            (_, GateChain::Forgeable(why)) => (
+                AuthKind::None,
+                format!("{option}; gate on Ingress {} can be forged: {why}", ing.key),
+            ),
+            (OptionMode::VerifyIfGiven, GateChain::Absent) => (
+                AuthKind::Optional,
+                format!(
+                    "{option}: VerifyClientCertIfGiven; Ingress {} has no gate",
+                    ing.key
+                ),
+            ),
+            (OptionMode::RequireUnverified, _) => (
+                AuthKind::RequiredUnverified,
+                format!("{option}: RequireAnyClientCert does not verify the chain"),
+            ),
+            (OptionMode::RequestUnverified, _) => (
+                AuthKind::OptionalUnverified,
+                format!("{option}: RequestClientCert does not verify the chain"),
+            ),
             (OptionMode::None, GateChain::Complete) => (
                 AuthKind::Rejected,
-                format!("{option}: no client certificate is requested, so the gate on Ingress {} rejects every request", ing.key),
+                format!(
+                    "{option}: no client certificate is requested, so the gate on Ingress {} rejects every request",
+                    ing.key
+                ),
             ),
-            (OptionMode::None, GateChain::Absent) => (AuthKind::None, format!("{option}: no client certificate requested")),
+            (OptionMode::None, GateChain::Absent) => (
+                AuthKind::None,
+                format!("{option}: no client certificate requested"),
+            ),
         }
     };
     RouteAuth { kind, detail }
@@ -483,7 +624,13 @@ impl RenderedNames {
         }
     }
     fn all(&self) -> Vec<&str> {
-        vec![&self.required, &self.optional, &self.strip, &self.pass, &self.gate]
+        vec![
+            &self.required,
+            &self.optional,
+            &self.strip,
+            &self.pass,
+            &self.gate,
+        ]
     }
 }
 
@@ -498,7 +645,12 @@ fn metadata(profile: &CompiledProfile, ns: &str, name: &str) -> serde_json::Valu
     })
 }
 
-fn tls_option(profile: &CompiledProfile, ns: &str, name: &str, auth_type: &str) -> serde_json::Value {
+fn tls_option(
+    profile: &CompiledProfile,
+    ns: &str,
+    name: &str,
+    auth_type: &str,
+) -> serde_json::Value {
     json!({
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "TLSOption",
@@ -532,7 +684,12 @@ fn pass_cert_middleware(profile: &CompiledProfile, ns: &str, name: &str) -> serd
     })
 }
 
-fn gate_middleware(profile: &CompiledProfile, ns: &str, name: &str, address: &str) -> serde_json::Value {
+fn gate_middleware(
+    profile: &CompiledProfile,
+    ns: &str,
+    name: &str,
+    address: &str,
+) -> serde_json::Value {
     json!({
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "Middleware",

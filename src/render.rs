@@ -1,0 +1,378 @@
+//! The renderer: the client-auth settings a profile's managed Ingresses must carry.
+//!
+//! One renderer serves `mtls-gate render`, the mutating webhook and the controller. It is
+//! declarative: a host's role comes from where the profile says endpoints live, and an
+//! Ingress's need for the gate from which endpoints its paths serve. It refuses, with the
+//! paths to move, when no settings can make an Ingress compliant.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::catalog::Scheme;
+use crate::cluster::{WithIngressChange, host_key_covers};
+use crate::dialect::{AnnotationChanges, HostRole, RenderInput, RenderedObject, dialect_for};
+use crate::engine::{EngineError, host_table};
+use crate::model::{IngressView, ObjectKey, ObjectSource};
+use crate::paths::{representatives, unlisted_representatives};
+use crate::profile::CompiledProfile;
+
+/// The settings for one managed Ingress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngressRendering {
+    pub ingress: ObjectKey,
+    pub role: HostRole,
+    pub changes: AnnotationChanges,
+}
+
+/// Why an Ingress cannot be made compliant, and what to move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub ingress: ObjectKey,
+    pub host: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RenderPlan {
+    pub profile: String,
+    pub ingresses: Vec<IngressRendering>,
+    /// Extra objects (Traefik TLSOptions and Middlewares), deduplicated.
+    pub objects: Vec<RenderedObject>,
+    pub refusals: Vec<Refusal>,
+}
+
+/// The role the profile gives a host: which schemes its endpoints need.
+pub fn host_role(profile: &CompiledProfile, host: &str) -> Option<HostRole> {
+    let mut schemes: BTreeSet<Scheme> = profile
+        .endpoints
+        .iter()
+        .filter(|e| e.host == host && !e.default_alias)
+        .map(|e| e.row.scheme)
+        .collect();
+    schemes.extend(
+        profile
+            .unlisted
+            .iter()
+            .filter(|s| s.host == host)
+            .map(|s| s.scheme),
+    );
+    match (
+        schemes.contains(&Scheme::Mtls),
+        schemes.contains(&Scheme::Tls),
+    ) {
+        (true, true) => Some(HostRole::Mixed),
+        (true, false) => Some(HostRole::Mtls),
+        (false, true) => Some(HostRole::Tls),
+        (false, false) => None,
+    }
+}
+
+/// Which endpoints each path of `ingress` serves on `host`: path → (scheme → endpoints).
+fn served_by_paths(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+    host: &str,
+    ingress: &ObjectKey,
+) -> BTreeMap<String, BTreeMap<Scheme, BTreeSet<String>>> {
+    let mut out: BTreeMap<String, BTreeMap<Scheme, BTreeSet<String>>> = BTreeMap::new();
+    let Some(dialect) = dialect_for(profile.controller()) else {
+        return out;
+    };
+    let Some(table) = host_table(profile, dialect, objects, host) else {
+        return out;
+    };
+    let literals: Vec<(&str, bool)> = table
+        .routes
+        .iter()
+        .filter_map(|r| r.matcher.literal())
+        .collect();
+    let mut note = |indices: Vec<usize>, scheme: Scheme, label: &str| {
+        for i in indices {
+            let r = &table.routes[i];
+            if &r.ingress.key == ingress && r.serves_backend {
+                out.entry(r.path.clone())
+                    .or_default()
+                    .entry(scheme)
+                    .or_default()
+                    .insert(label.to_string());
+            }
+        }
+    };
+    for ep in profile.endpoints.iter().filter(|e| e.host == host) {
+        let instances = representatives(&ep.path, &literals);
+        let mut indices = Vec::new();
+        match instances {
+            Some(instances) => instances
+                .iter()
+                .for_each(|p| indices.extend(dialect.winners(&table, p))),
+            None => indices.extend(
+                table
+                    .routes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.matcher.may_match_template(&ep.path))
+                    .map(|(i, _)| i),
+            ),
+        }
+        note(indices, ep.row.scheme, ep.row.endpoint);
+    }
+    for scope in profile.unlisted.iter().filter(|s| s.host == host) {
+        let listed: Vec<_> = profile
+            .endpoints
+            .iter()
+            .filter(|e| e.host == host)
+            .map(|e| &e.path)
+            .collect();
+        let mut indices = Vec::new();
+        for p in unlisted_representatives(&scope.base, &listed, &literals) {
+            indices.extend(dialect.winners(&table, &p));
+        }
+        note(indices, scope.scheme, "(unlisted API paths)");
+    }
+    out
+}
+
+/// Renders the settings of every managed Ingress of `profile` in `objects`.
+pub fn render_profile<'a>(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+    managed: impl IntoIterator<Item = &'a IngressView>,
+) -> Result<RenderPlan, EngineError> {
+    let dialect =
+        dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
+            profile: profile.name.clone(),
+            controller: profile.controller().as_str(),
+        })?;
+    let mut plan = RenderPlan {
+        profile: profile.name.clone(),
+        ..Default::default()
+    };
+    let mut seen_objects = BTreeSet::new();
+    for ingress in managed {
+        if ingress.profile_label.as_deref() != Some(profile.name.as_str())
+            || !profile.considers_class(ingress.class.as_deref())
+        {
+            continue;
+        }
+        match render_one(profile, dialect, objects, ingress) {
+            Ok(Some((rendering, extra))) => {
+                for obj in extra {
+                    let id = (
+                        obj["kind"].as_str().unwrap_or("").to_string(),
+                        obj["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    );
+                    if seen_objects.insert(id) {
+                        plan.objects.push(obj);
+                    }
+                }
+                plan.ingresses.push(rendering);
+            }
+            Ok(None) => {}
+            Err(refusal) => plan.refusals.push(refusal),
+        }
+    }
+    Ok(plan)
+}
+
+/// Renders one managed Ingress against the view (used directly by the mutating webhook with
+/// the incoming object overlaid on the cluster view).
+pub fn render_ingress(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+    ingress: &IngressView,
+) -> Result<Option<(IngressRendering, Vec<RenderedObject>)>, Refusal> {
+    let Some(dialect) = dialect_for(profile.controller()) else {
+        return Err(Refusal {
+            ingress: ingress.key.clone(),
+            host: None,
+            message: format!(
+                "spec.ingressController {} cannot be rendered by this version",
+                profile.controller()
+            ),
+        });
+    };
+    let overlay = WithIngressChange {
+        base: objects,
+        key: &ingress.key,
+        replacement: Some(std::sync::Arc::new(ingress.clone())),
+    };
+    render_one(profile, dialect, &overlay, ingress)
+}
+
+fn render_one(
+    profile: &CompiledProfile,
+    dialect: &dyn crate::dialect::Dialect,
+    objects: &dyn ObjectSource,
+    ingress: &IngressView,
+) -> Result<Option<(IngressRendering, Vec<RenderedObject>)>, Refusal> {
+    let refuse = |host: Option<&str>, message: String| Refusal {
+        ingress: ingress.key.clone(),
+        host: host.map(str::to_string),
+        message,
+    };
+    // The profile hosts this Ingress's rules serve, with their roles.
+    let mut roles: BTreeMap<String, HostRole> = BTreeMap::new();
+    for key in ingress.hosts() {
+        for host in profile.hosts.iter().filter(|h| host_key_covers(key, h)) {
+            if let Some(role) = host_role(profile, host) {
+                roles.insert(host.clone(), role);
+            }
+        }
+    }
+    let Some(&role) = roles.values().next() else {
+        return Ok(None);
+    };
+    if roles.values().any(|r| *r != role) {
+        let listing: Vec<String> = roles.iter().map(|(h, r)| format!("{h} ({r:?})")).collect();
+        return Err(refuse(
+            None,
+            format!(
+                "Ingress {} has rules for hosts with different client-certificate roles ({}); client-auth settings apply to the whole Ingress. Split it into one Ingress per host role.",
+                ingress.key,
+                listing.join(", ")
+            ),
+        ));
+    }
+    let mut serves_mtls = false;
+    for (host, host_role) in &roles {
+        if *host_role == HostRole::Mixed && profile.gate_url().is_none() {
+            let (mtls, tls) = schemes_on_host(profile, host);
+            return Err(refuse(
+                Some(host),
+                format!(
+                    "host {host} serves MTLS endpoints ({mtls}) and TLS endpoints ({tls}) according to the profile, and spec.gate is not set: one host cannot both require and not require client certificates. Move the TLS endpoints to another host (split host, RFC 8705 mtls_endpoint_aliases), or set spec.gate for a single-host layout."
+                ),
+            ));
+        }
+        let by_path = served_by_paths(profile, objects, host, &ingress.key);
+        let mixed_paths: Vec<String> = by_path
+            .iter()
+            .filter(|(_, s)| s.len() > 1)
+            .map(|(p, s)| {
+                format!(
+                    "{p} (MTLS: {}; TLS: {})",
+                    join(&s[&Scheme::Mtls]),
+                    join(&s[&Scheme::Tls])
+                )
+            })
+            .collect();
+        let ingress_mtls: Vec<&String> = by_path
+            .iter()
+            .filter(|(_, s)| s.contains_key(&Scheme::Mtls))
+            .map(|(p, _)| p)
+            .collect();
+        let ingress_tls: Vec<&String> = by_path
+            .iter()
+            .filter(|(_, s)| s.contains_key(&Scheme::Tls))
+            .map(|(p, _)| p)
+            .collect();
+        if *host_role == HostRole::Mixed {
+            if !mixed_paths.is_empty() {
+                return Err(refuse(
+                    Some(host),
+                    format!(
+                        "on host {host}, path(s) {} of Ingress {} serve both MTLS and TLS endpoints, so no per-path setting fits. Replace them with specific paths that each serve one scheme.",
+                        mixed_paths.join(", "),
+                        ingress.key
+                    ),
+                ));
+            }
+            if !ingress_mtls.is_empty() && !ingress_tls.is_empty() {
+                return Err(refuse(
+                    Some(host),
+                    format!(
+                        "Ingress {} serves MTLS endpoints on paths {} and TLS endpoints on paths {} of host {host}; the gate applies to every path of an Ingress. Move the TLS paths ({}) to a separate Ingress for the same host.",
+                        ingress.key,
+                        join_refs(&ingress_mtls),
+                        join_refs(&ingress_tls),
+                        join_refs(&ingress_tls)
+                    ),
+                ));
+            }
+            serves_mtls |= !ingress_mtls.is_empty();
+        }
+    }
+    let input = RenderInput {
+        profile,
+        ingress,
+        role,
+        serves_mtls,
+        annotations: &ingress.annotations,
+    };
+    let (changes, objects) = dialect.render(&input);
+    // A user's own external auth must not be silently replaced by the gate.
+    if role == HostRole::Mixed && serves_mtls {
+        for (key, value) in &changes.set {
+            if let Some(current) = ingress.annotations.get(key)
+                && key.ends_with("/auth-url")
+                && current != value
+            {
+                return Err(refuse(
+                    None,
+                    format!(
+                        "Ingress {} already sets {key}={current:?}; the gate needs that annotation for its MTLS paths. Remove it or move the MTLS paths to an Ingress without external auth.",
+                        ingress.key
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Some((
+        IngressRendering {
+            ingress: ingress.key.clone(),
+            role,
+            changes,
+        },
+        objects,
+    )))
+}
+
+fn schemes_on_host(profile: &CompiledProfile, host: &str) -> (String, String) {
+    let pick = |scheme: Scheme| {
+        let names: Vec<&str> = profile
+            .endpoints
+            .iter()
+            .filter(|e| e.host == host && e.row.scheme == scheme)
+            .map(|e| e.row.endpoint)
+            .collect();
+        let mut names = names;
+        names.dedup();
+        if names.len() > 4 {
+            format!("{} and {} more", names[..4].join(", "), names.len() - 4)
+        } else {
+            names.join(", ")
+        }
+    };
+    (pick(Scheme::Mtls), pick(Scheme::Tls))
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    set.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn join_refs(v: &[&String]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+impl AnnotationChanges {
+    /// Whether applying the changes to `annotations` changes nothing.
+    pub fn is_noop(&self, annotations: &BTreeMap<String, String>) -> bool {
+        self.set.iter().all(|(k, v)| annotations.get(k) == Some(v))
+            && self.remove.iter().all(|k| !annotations.contains_key(k))
+    }
+
+    /// Applies the changes to a full annotation map.
+    pub fn apply(&self, annotations: &mut BTreeMap<String, String>) {
+        for k in &self.remove {
+            annotations.remove(k);
+        }
+        for (k, v) in &self.set {
+            annotations.insert(k.clone(), v.clone());
+        }
+    }
+}
