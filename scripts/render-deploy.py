@@ -65,12 +65,17 @@ metadata:
 _DOC_SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
 
 
-def _split_documents(text: str) -> list[str]:
-    """Split a multi-document YAML stream, keeping each document's text (and comments)."""
+def _split_documents(text: str, *, verbatim: bool = False) -> list[str]:
+    """Split a multi-document YAML stream, keeping each document's text (and comments).
+
+    Documents without an object (only comments) are dropped. Unless verbatim, trailing
+    spaces are removed (Helm's output has some after empty template actions).
+    """
     docs = []
     for part in _DOC_SEPARATOR.split(text):
-        body = "\n".join(line.rstrip() for line in part.strip("\n").splitlines()).strip("\n")
-        # A document of comments only renders no object.
+        body = part.strip("\n")
+        if not verbatim:
+            body = "\n".join(line.rstrip() for line in body.splitlines()).strip("\n")
         if yaml.safe_load(body) is not None:
             docs.append(body + "\n")
     return docs
@@ -89,9 +94,8 @@ def render(values: dict | None = None) -> str:
     sections = [NAMESPACE_DOC]
     for crd in crds:
         # Verbatim: the generated CRD is not reformatted (descriptions keep every byte).
-        data = re.sub(r"\A(?:---[ \t]*\n)+", "", crd["data"])
-        data = data if data.endswith("\n") else data + "\n"
-        sections.append(f"# Source: {crd['filename']}\n{data}")
+        for doc in _split_documents(crd["data"], verbatim=True):
+            sections.append(f"# Source: {crd['filename']}\n{doc}")
 
     objects = []
     for path in sorted(rendered):

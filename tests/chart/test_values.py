@@ -63,6 +63,11 @@ SCHEMA_ERRORS = [
      ["/profile/spec/clientCertificate/verifyDepth", "maximum"]),
     ({"profile": {"create": True, "name": "bank", "spec": dict(PROFILE_SPEC, ingressController="envoy")}},
      ["/profile/spec/ingressController"]),
+    # A typo would otherwise be pruned silently by the API server.
+    ({"profile": {"create": True, "name": "bank", "spec": dict(PROFILE_SPEC, apiBaseURLs=["https://x.example"])}},
+     ["/profile/spec", "additional properties 'apiBaseURLs' not allowed"]),
+    ({"profile": {"create": True, "name": "bank", "spec": dict(PROFILE_SPEC, gate={})}},
+     ["/profile/spec/gate", "missing property 'url'"]),
 ]
 
 
