@@ -42,8 +42,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 stamp="$venv/.chart-requirements.sha256"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+if command -v sha256sum >/dev/null 2>&1; then
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+else
+  want=$(shasum -a 256 "$requirements" | cut -d' ' -f1)
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
+   || ! "$venv/bin/python" -c "import helm_python, cel, yaml, pytest" >/dev/null 2>&1; then
   echo "test-chart: installing $requirements into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" > "$stamp"
