@@ -351,3 +351,51 @@ fn invalid(doc: &Document, field: &str, message: String) -> InputError {
         message,
     }
 }
+
+/// Serialises a manifest as YAML that YAML 1.1 parsers (kubectl, client-go) read back the
+/// same way: plain scalars such as `on`, `off`, `yes` or `y` are booleans in YAML 1.1, so an
+/// annotation value like `auth-tls-verify-client: on` would be rejected; they are quoted.
+pub fn to_yaml(value: &serde_json::Value) -> Result<String, serde_yaml_ng::Error> {
+    const YAML11_BOOLS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    let text = serde_yaml_ng::to_string(value)?;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let fixed = line
+            .rsplit_once(": ")
+            .filter(|(_, v)| YAML11_BOOLS.contains(v))
+            .or_else(|| {
+                line.trim_start()
+                    .strip_prefix("- ")
+                    .filter(|v| YAML11_BOOLS.contains(v))
+                    .map(|v| (&line[..line.len() - v.len() - 2], v))
+            });
+        match fixed {
+            Some((head, v)) if line.trim_start().starts_with("- ") && !line.contains(": ") => {
+                out.push_str(&format!("{head}- '{v}'"));
+            }
+            Some((head, v)) => out.push_str(&format!("{head}: '{v}'")),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn yaml_1_1_booleans_are_quoted() {
+        let v = serde_json::json!({"metadata": {"annotations": {"a/verify": "on", "b": "off", "c": "optional", "d": "true"}}, "items": ["yes", "x"]});
+        let text = super::to_yaml(&v).unwrap();
+        assert!(text.contains("a/verify: 'on'"), "{text}");
+        assert!(text.contains("b: 'off'"), "{text}");
+        assert!(text.contains("c: optional"), "{text}");
+        assert!(text.contains("d: 'true'"), "{text}");
+        assert!(text.contains("- 'yes'"), "{text}");
+        let back: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
+}

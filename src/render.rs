@@ -351,8 +351,14 @@ fn schemes_on_host(profile: &CompiledProfile, host: &str) -> (String, String) {
     (pick(Scheme::Mtls), pick(Scheme::Tls))
 }
 
+/// A readable list: at most six names, then a count.
 fn join(set: &BTreeSet<String>) -> String {
-    set.iter().cloned().collect::<Vec<_>>().join(", ")
+    let names: Vec<&str> = set.iter().map(String::as_str).collect();
+    if names.len() > 6 {
+        format!("{} and {} more", names[..6].join(", "), names.len() - 6)
+    } else {
+        names.join(", ")
+    }
 }
 
 fn join_refs(v: &[&String]) -> String {

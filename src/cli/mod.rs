@@ -226,7 +226,7 @@ pub fn render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ou
         .and_then(|_| writeln!(out).map_err(anyhow::Error::from)),
         RenderOutput::Yaml => docs.iter().try_for_each(|d| -> anyhow::Result<()> {
             writeln!(out, "---")?;
-            write!(out, "{}", serde_yaml_ng::to_string(d)?)?;
+            write!(out, "{}", manifest::to_yaml(d)?)?;
             Ok(())
         }),
     };

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::engine::Verdict;
 use crate::manifest::Manifests;
-use crate::violation::ViolationCode;
+use crate::violation::{Violation, ViolationCode};
 
 pub fn write_json(
     out: &mut dyn Write,
@@ -55,18 +55,43 @@ pub fn write_text(
                 "    endpoints: {served} of {} served, {compliant} compliant",
                 coverage.len()
             )?;
-            for v in violations.iter().filter(|v| v.host == host.host) {
-                let place = [
-                    v.endpoint.map(|e| format!("endpoint {e}")),
-                    v.ingress.as_ref().map(|i| format!("ingress {i}")),
-                    v.path.as_ref().map(|p| format!("path {p}")),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(", ");
-                writeln!(out, "    FAIL {} [{}]", v.code, place)?;
+            // Host-level findings first, then route findings grouped by route.
+            let on_host: Vec<_> = violations.iter().filter(|v| v.host == host.host).collect();
+            for v in on_host.iter().filter(|v| v.path.is_none()) {
+                let place = v
+                    .ingress
+                    .as_ref()
+                    .map(|i| format!(" [ingress {i}]"))
+                    .unwrap_or_default();
+                writeln!(out, "    FAIL {}{place}", v.code)?;
                 writeln!(out, "         {}", v.message)?;
+            }
+            let mut by_route: BTreeMap<(ViolationCode, String, String), Vec<&&&Violation>> =
+                BTreeMap::new();
+            for v in on_host.iter().filter(|v| v.path.is_some()) {
+                let ingress = v
+                    .ingress
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                by_route
+                    .entry((v.code, ingress, v.path.clone().unwrap_or_default()))
+                    .or_default()
+                    .push(v);
+            }
+            for ((code, ingress, path), group) in by_route {
+                let mut endpoints: Vec<&str> = group
+                    .iter()
+                    .map(|v| v.endpoint.unwrap_or("(unlisted API paths)"))
+                    .collect();
+                endpoints.dedup();
+                writeln!(
+                    out,
+                    "    FAIL {code} [ingress {ingress}, path {path}] {} endpoint(s): {}",
+                    endpoints.len(),
+                    endpoints.join(", ")
+                )?;
+                writeln!(out, "         {}", group[0].message)?;
             }
         }
         writeln!(out)?;
