@@ -3,6 +3,7 @@
 //!
 //! The [`engine`] is pure and shared by the CLI, the admission webhooks and the controller.
 
+pub mod admission;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;

@@ -1,0 +1,403 @@
+//! Admission decisions (design.md §6, §8): pure functions from a request and the cluster
+//! view to an outcome. The HTTPS server in [`crate::webhook`] is a thin shell around them.
+//!
+//! The engine judges the world *after* the change, on the hosts the change touches only, so
+//! the work per request does not grow with the cluster. A finding counts against the change
+//! when the change introduces it or when it names the changed Ingress; findings that were
+//! already there and concern other Ingresses are reported as warnings, so a team can fix a
+//! host in several steps.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1::Ingress;
+
+use crate::cluster::{ClusterView, WithIngressChange, host_key_covers};
+use crate::engine;
+use crate::model::{
+    IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
+};
+use crate::profile::{ApiProviderProfile, Enforcement};
+use crate::render;
+use crate::violation::Violation;
+
+/// What the admission decided, before it is put into an AdmissionResponse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub allowed: bool,
+    /// The denial message (what, where, how to fix).
+    pub message: Option<String>,
+    /// `warnings` for kubectl.
+    pub warnings: Vec<String>,
+    pub decision: OutcomeKind,
+    /// Findings that counted against the change (for metrics and logs).
+    pub counted: Vec<Violation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeKind {
+    Allowed,
+    Denied,
+    /// Admitted with warnings (enforcement Warn).
+    Warned,
+    /// Admitted silently; recorded (enforcement Audit).
+    Audited,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Allowed => "allowed",
+            OutcomeKind::Denied => "denied",
+            OutcomeKind::Warned => "warned",
+            OutcomeKind::Audited => "audited",
+        }
+    }
+}
+
+impl Outcome {
+    fn allow() -> Self {
+        Self {
+            allowed: true,
+            message: None,
+            warnings: Vec::new(),
+            decision: OutcomeKind::Allowed,
+            counted: Vec::new(),
+        }
+    }
+}
+
+/// Most findings listed in one denial message; the rest are counted.
+const MAX_LISTED: usize = 5;
+/// Most warnings returned to kubectl.
+const MAX_WARNINGS: usize = 10;
+
+/// A source that also carries the Traefik objects the renderer will create for a managed
+/// Ingress: the mutating webhook references them before the controller has written them.
+struct WithRenderedObjects<'a> {
+    base: &'a dyn ObjectSource,
+    tls_options: HashMap<ObjectKey, TlsOptionView>,
+    middlewares: HashMap<ObjectKey, MiddlewareView>,
+}
+
+impl ObjectSource for WithRenderedObjects<'_> {
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        self.base.ingresses_for_host(host)
+    }
+    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
+        self.base.secret(key)
+    }
+    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
+        match self.tls_options.get(key) {
+            Some(v) => Lookup::Found(v),
+            None => self.base.tls_option(key),
+        }
+    }
+    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
+        match self.middlewares.get(key) {
+            Some(v) => Lookup::Found(v),
+            None => self.base.middleware(key),
+        }
+    }
+    fn default_tls_option(&self) -> Option<&TlsOptionView> {
+        self.base.default_tls_option()
+    }
+}
+
+/// Reviews an Ingress CREATE/UPDATE (`new` set) or DELETE (`new` unset).
+pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>) -> Outcome {
+    let new_view = new.map(|ing| Arc::new(IngressView::from_ingress(ing, &key.namespace)));
+    let mut host_keys: Vec<String> = Vec::new();
+    if let Some(old) = view.ingress(key) {
+        host_keys.extend(old.hosts().map(str::to_string));
+    }
+    if let Some(new) = &new_view {
+        host_keys.extend(new.hosts().map(str::to_string));
+    }
+    host_keys.sort();
+    host_keys.dedup();
+    if host_keys.is_empty() {
+        return Outcome::allow();
+    }
+
+    let mut outcome = Outcome::allow();
+    let mut denials: Vec<(String, Vec<Violation>)> = Vec::new();
+    for profile in view.profiles_touching(&host_keys) {
+        let hosts: BTreeSet<String> = profile
+            .hosts
+            .iter()
+            .filter(|h| host_keys.iter().any(|k| host_key_covers(k, h)))
+            .cloned()
+            .collect();
+        // Traefik objects the renderer will create for this managed Ingress count as present.
+        let rendered = new_view
+            .as_ref()
+            .filter(|n| n.profile_label.as_deref() == Some(profile.name.as_str()))
+            .and_then(|n| render::render_ingress(profile, view, n).ok().flatten())
+            .map(|(_, objects)| objects)
+            .unwrap_or_default();
+        let before_source = with_objects(view, &rendered);
+        let before = match engine::evaluate_hosts(profile, &before_source, &hosts) {
+            Ok(v) => v,
+            Err(e) => {
+                outcome.warnings.push(truncate(&e.to_string(), 512));
+                continue;
+            }
+        };
+        let change = WithIngressChange {
+            base: view,
+            key,
+            replacement: new_view.clone(),
+        };
+        let after_source = with_objects(&change, &rendered);
+        let Ok(after) = engine::evaluate_hosts(profile, &after_source, &hosts) else {
+            continue;
+        };
+        let existing: BTreeSet<_> = before.violations.iter().map(Violation::identity).collect();
+        let (counted, kept): (Vec<Violation>, Vec<Violation>) = after
+            .violations
+            .into_iter()
+            .partition(|v| v.ingress.as_ref() == Some(key) || !existing.contains(&v.identity()));
+        for v in &kept {
+            push_warning(
+                &mut outcome.warnings,
+                format!(
+                    "existing violation, not caused by this change: {}",
+                    short(v)
+                ),
+            );
+        }
+        if counted.is_empty() {
+            continue;
+        }
+        match profile.spec.enforcement {
+            Enforcement::Deny => denials.push((profile.name.clone(), counted.clone())),
+            Enforcement::Warn => {
+                for v in &counted {
+                    push_warning(
+                        &mut outcome.warnings,
+                        format!("profile {} (Warn): {}", profile.name, short(v)),
+                    );
+                }
+                if outcome.decision == OutcomeKind::Allowed {
+                    outcome.decision = OutcomeKind::Warned;
+                }
+            }
+            Enforcement::Audit => {
+                if outcome.decision == OutcomeKind::Allowed {
+                    outcome.decision = OutcomeKind::Audited;
+                }
+            }
+        }
+        outcome.counted.extend(counted);
+    }
+    if !denials.is_empty() {
+        outcome.allowed = false;
+        outcome.decision = OutcomeKind::Denied;
+        outcome.message = Some(denial_message(key, &denials));
+    }
+    outcome
+}
+
+fn with_objects<'a>(
+    base: &'a dyn ObjectSource,
+    rendered: &[serde_json::Value],
+) -> WithRenderedObjects<'a> {
+    let mut tls_options = HashMap::new();
+    let mut middlewares = HashMap::new();
+    for obj in rendered {
+        match obj["kind"].as_str() {
+            Some("TLSOption") => {
+                let v = TlsOptionView::from_value(obj, "default");
+                tls_options.insert(v.key.clone(), v);
+            }
+            Some("Middleware") => {
+                let v = MiddlewareView::from_value(obj, "default");
+                middlewares.insert(v.key.clone(), v);
+            }
+            _ => {}
+        }
+    }
+    WithRenderedObjects {
+        base,
+        tls_options,
+        middlewares,
+    }
+}
+
+fn denial_message(key: &ObjectKey, denials: &[(String, Vec<Violation>)]) -> String {
+    let total: usize = denials.iter().map(|(_, v)| v.len()).sum();
+    let mut msg = format!(
+        "mtls-gate denied this change to Ingress {key}: {total} client-certificate violation(s)"
+    );
+    let mut listed = 0;
+    for (profile, violations) in denials {
+        for v in violations {
+            if listed == MAX_LISTED {
+                break;
+            }
+            let endpoint = v
+                .endpoint
+                .map(|e| format!(" endpoint {e}"))
+                .unwrap_or_default();
+            let path = v
+                .path
+                .as_ref()
+                .map(|p| format!(" path {p}"))
+                .unwrap_or_default();
+            msg.push_str(&format!(
+                "\n- [{}] profile {profile}, host {}{endpoint}{path}: {}",
+                v.code, v.host, v.message
+            ));
+            listed += 1;
+        }
+    }
+    if total > listed {
+        msg.push_str(&format!(
+            "\n… and {} more; run `mtls-gate check` on the manifests or see `kubectl get approfile -o yaml` for all of them.",
+            total - listed
+        ));
+    }
+    msg
+}
+
+fn short(v: &Violation) -> String {
+    let mut s = format!("[{}] host {}", v.code, v.host);
+    if let Some(e) = v.endpoint {
+        s.push_str(&format!(" endpoint {e}"));
+    }
+    if let Some(i) = &v.ingress {
+        s.push_str(&format!(" ingress {i}"));
+    }
+    if let Some(p) = &v.path {
+        s.push_str(&format!(" path {p}"));
+    }
+    s
+}
+
+fn push_warning(warnings: &mut Vec<String>, w: String) {
+    if warnings.len() < MAX_WARNINGS {
+        warnings.push(truncate(&w, 512));
+    } else if warnings.len() == MAX_WARNINGS {
+        warnings.push("more findings omitted; see `kubectl get approfile -o yaml`".to_string());
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Reviews an ApiProviderProfile CREATE/UPDATE: an invalid spec is denied with the field
+/// and the reason; a valid one is admitted, with the cluster's current findings as warnings
+/// (a new profile must be installable on a cluster that is not yet compliant).
+pub fn review_profile(view: &ClusterView, profile: &ApiProviderProfile) -> Outcome {
+    let compiled = match profile.compile() {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome {
+                allowed: false,
+                message: Some(format!(
+                    "invalid ApiProviderProfile {}: {e}",
+                    profile.metadata.name.as_deref().unwrap_or("")
+                )),
+                warnings: Vec::new(),
+                decision: OutcomeKind::Denied,
+                counted: Vec::new(),
+            };
+        }
+    };
+    let mut outcome = Outcome::allow();
+    match engine::evaluate(&compiled, view) {
+        Ok(verdict) => {
+            for v in &verdict.violations {
+                push_warning(
+                    &mut outcome.warnings,
+                    format!("current state: {}", short(v)),
+                );
+            }
+        }
+        Err(e) => push_warning(&mut outcome.warnings, e.to_string()),
+    }
+    outcome
+}
+
+/// The JSON Patch that renders a managed Ingress's client-auth annotations, or `None` when
+/// the Ingress is not managed or already rendered. A refusal becomes a warning: the
+/// validating webhook then explains what is wrong.
+pub fn mutate_ingress(
+    view: &ClusterView,
+    key: &ObjectKey,
+    ingress: &Ingress,
+) -> Result<Option<json_patch::Patch>, String> {
+    let ing_view = IngressView::from_ingress(ingress, &key.namespace);
+    let Some(profile_name) = ing_view.profile_label.as_deref() else {
+        return Ok(None);
+    };
+    let Some(profile) = view.profile(profile_name) else {
+        return Err(format!(
+            "Ingress {key} is labelled {}={profile_name}, but no ApiProviderProfile {profile_name} exists; nothing was rendered",
+            crate::model::PROFILE_LABEL
+        ));
+    };
+    let rendered = render::render_ingress(profile, view, &ing_view).map_err(|r| r.message)?;
+    let Some((rendering, _)) = rendered else {
+        return Ok(None);
+    };
+    let current: BTreeMap<String, String> =
+        ingress.metadata.annotations.clone().unwrap_or_default();
+    if rendering.changes.is_noop(&current) {
+        return Ok(None);
+    }
+    Ok(Some(annotation_patch(
+        ingress.metadata.annotations.is_some(),
+        &rendering.changes,
+    )))
+}
+
+/// JSON Patch operations for annotation changes (RFC 6901 escaping of `/` and `~`).
+pub fn annotation_patch(
+    has_annotations: bool,
+    changes: &crate::dialect::AnnotationChanges,
+) -> json_patch::Patch {
+    use json_patch::{AddOperation, PatchOperation, RemoveOperation};
+    let pointer = |k: &str| {
+        format!(
+            "/metadata/annotations/{}",
+            k.replace('~', "~0").replace('/', "~1")
+        )
+    };
+    let mut ops = Vec::new();
+    if !has_annotations {
+        let map: serde_json::Map<String, serde_json::Value> = changes
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        ops.push(PatchOperation::Add(AddOperation {
+            path: "/metadata/annotations".parse().unwrap_or_default(),
+            value: serde_json::Value::Object(map),
+        }));
+        return json_patch::Patch(ops);
+    }
+    for k in &changes.remove {
+        if let Ok(path) = pointer(k).parse() {
+            ops.push(PatchOperation::Remove(RemoveOperation { path }));
+        }
+    }
+    for (k, v) in &changes.set {
+        if let Ok(path) = pointer(k).parse() {
+            ops.push(PatchOperation::Add(AddOperation {
+                path,
+                value: serde_json::Value::String(v.clone()),
+            }));
+        }
+    }
+    json_patch::Patch(ops)
+}
