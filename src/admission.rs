@@ -137,7 +137,7 @@ pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>
             .map(|(_, objects)| objects)
             .unwrap_or_default();
         let before_source = with_objects(view, &rendered);
-        let before = match engine::evaluate_hosts(profile, &before_source, &hosts) {
+        let before = match engine::violations_on_hosts(profile, &before_source, &hosts) {
             Ok(v) => v,
             Err(e) => {
                 outcome.warnings.push(truncate(&e.to_string(), 512));
@@ -150,7 +150,7 @@ pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>
             replacement: new_view.clone(),
         };
         let after_source = with_objects(&change, &rendered);
-        let Ok(after) = engine::evaluate_hosts(profile, &after_source, &hosts) else {
+        let Ok(after) = engine::violations_on_hosts(profile, &after_source, &hosts) else {
             continue;
         };
         let existing: BTreeSet<_> = before.violations.iter().map(Violation::identity).collect();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Location, Scheme};
 use crate::dialect::{AuthKind, Dialect, HostContext, HostRouteTable, Route, dialect_for};
 use crate::model::{IngressView, ObjectSource};
-use crate::paths::{PathTemplate, representatives, unlisted_representatives};
+use crate::paths::{PathTemplate, RouteLiterals, representatives, unlisted_representatives};
 use crate::profile::{CompiledProfile, ResolvedEndpoint, UnlistedScope};
 use crate::violation::{Violation, ViolationCode};
 
@@ -110,6 +110,25 @@ pub fn evaluate_hosts(
     objects: &dyn ObjectSource,
     hosts: &BTreeSet<String>,
 ) -> Result<Verdict, EngineError> {
+    evaluate_with(profile, objects, hosts, true)
+}
+
+/// Like [`evaluate_hosts`] without the coverage report: the admission path needs only the
+/// violations.
+pub fn violations_on_hosts(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+    hosts: &BTreeSet<String>,
+) -> Result<Verdict, EngineError> {
+    evaluate_with(profile, objects, hosts, false)
+}
+
+fn evaluate_with(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+    hosts: &BTreeSet<String>,
+    coverage: bool,
+) -> Result<Verdict, EngineError> {
     let dialect =
         dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
             profile: profile.name.clone(),
@@ -117,7 +136,7 @@ pub fn evaluate_hosts(
         })?;
     let mut verdict = Verdict::default();
     for host in hosts.iter().filter(|h| profile.hosts.contains(*h)) {
-        evaluate_host(profile, dialect, objects, host, &mut verdict);
+        evaluate_host(profile, dialect, objects, host, coverage, &mut verdict);
     }
     verdict.violations.sort();
     verdict.violations.dedup();
@@ -215,6 +234,7 @@ fn evaluate_host(
     dialect: &dyn Dialect,
     objects: &dyn ObjectSource,
     host: &str,
+    coverage: bool,
     verdict: &mut Verdict,
 ) {
     let endpoints: Vec<&ResolvedEndpoint> = profile
@@ -250,12 +270,14 @@ fn evaluate_host(
         return;
     };
     verdict.violations.extend(table.findings.iter().cloned());
-    let literals: Vec<(&str, bool)> = table
-        .routes
-        .iter()
-        .filter_map(|r| r.matcher.literal())
-        .collect();
+    let literals = RouteLiterals::new(table.routes.iter().map(|r| &r.matcher));
     let mut untls: BTreeMap<String, &Route> = BTreeMap::new();
+    let pass = HostPass {
+        profile,
+        host,
+        table: &table,
+        coverage,
+    };
 
     for ep in &endpoints {
         let instances = representatives(&ep.path, &literals);
@@ -272,9 +294,7 @@ fn evaluate_host(
             scheme: ep.row.scheme,
             url: &ep.url,
         };
-        record(
-            profile, host, &table, &serving, &target, verdict, &mut untls,
-        );
+        record(&pass, &serving, &target, verdict, &mut untls);
     }
 
     for scope in &scopes {
@@ -289,22 +309,8 @@ fn evaluate_host(
             .map(|e| &e.path)
             .collect();
         let instances = unlisted_representatives(&scope.base, &listed, &literals);
-        let base_path = scope.base.to_string();
         let serving = serving_routes(dialect, &table, Some(instances), |r| {
-            r.matcher.may_match_template(&scope.base)
-                || r.matcher.literal().is_some_and(|(l, ci)| {
-                    let l = if ci {
-                        l.to_ascii_lowercase()
-                    } else {
-                        l.to_string()
-                    };
-                    let b = if ci {
-                        base_path.to_ascii_lowercase()
-                    } else {
-                        base_path.clone()
-                    };
-                    l.starts_with(&b)
-                })
+            r.matcher.may_match_under(&scope.base)
         });
         let url = format!("{}/…", scope.base_url);
         let target = Target {
@@ -314,9 +320,7 @@ fn evaluate_host(
             scheme: scope.scheme,
             url: &url,
         };
-        record(
-            profile, host, &table, &serving, &target, verdict, &mut untls,
-        );
+        record(&pass, &serving, &target, verdict, &mut untls);
     }
 
     for (ingress, route) in untls {
@@ -341,23 +345,35 @@ fn evaluate_host(
     }
 }
 
-fn record<'t>(
-    profile: &CompiledProfile,
-    host: &str,
+/// One host's evaluation: what [`record`] needs besides the target.
+struct HostPass<'t> {
+    profile: &'t CompiledProfile,
+    host: &'t str,
     table: &'t HostRouteTable,
+    coverage: bool,
+}
+
+fn record<'t>(
+    pass: &HostPass<'t>,
     serving: &BTreeSet<usize>,
     target: &Target<'_>,
     verdict: &mut Verdict,
     untls: &mut BTreeMap<String, &'t Route>,
 ) {
+    let HostPass {
+        profile,
+        host,
+        table,
+        coverage,
+    } = *pass;
     let mut routes = Vec::new();
     let mut seen = BTreeSet::new();
     for &i in serving {
         let route = &table.routes[i];
         // A Prefix path is two nginx locations; report it once.
         if !seen.insert((
-            route.ingress.key.clone(),
-            route.path.clone(),
+            Arc::as_ptr(&route.ingress) as usize,
+            route.path.as_str(),
             route.path_type,
         )) {
             continue;
@@ -377,14 +393,20 @@ fn record<'t>(
                 .violations
                 .push(route_violation(profile, host, route, target));
         }
+        if !coverage {
+            continue;
+        }
         routes.push(ServingRoute {
             ingress: route.ingress.key.to_string(),
             path: route.path.clone(),
             path_type: route.path_type.as_str().to_string(),
             client_auth: kind.as_str().to_string(),
-            detail: route.auth.detail.clone(),
+            detail: route.auth.detail.to_string(),
             compliant,
         });
+    }
+    if !coverage {
+        return;
     }
     verdict.coverage.push(EndpointCoverage {
         profile: profile.name.clone(),

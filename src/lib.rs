@@ -14,4 +14,5 @@ pub mod model;
 pub mod paths;
 pub mod profile;
 pub mod render;
+pub mod synthetic;
 pub mod violation;

@@ -66,7 +66,7 @@ pub enum InputError {
     },
     #[error("{origin} ({kind} {name:?}): {field}: {message}")]
     Invalid {
-        origin: Origin,
+        origin: Box<Origin>,
         kind: String,
         name: String,
         field: String,
@@ -239,7 +239,7 @@ fn json_type(v: &serde_json::Value) -> &'static str {
 /// Deserialises a document into a typed object, naming the offending field on error.
 pub fn typed<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, InputError> {
     serde_path_to_error::deserialize(&doc.value).map_err(|e| InputError::Invalid {
-        origin: doc.origin.clone(),
+        origin: Box::new(doc.origin.clone()),
         kind: doc.kind().to_string(),
         name: doc.name().to_string(),
         field: e.path().to_string(),
@@ -344,7 +344,7 @@ pub fn load(
 
 fn invalid(doc: &Document, field: &str, message: String) -> InputError {
     InputError::Invalid {
-        origin: doc.origin.clone(),
+        origin: Box::new(doc.origin.clone()),
         kind: doc.kind().to_string(),
         name: doc.name().to_string(),
         field: field.to_string(),

@@ -61,20 +61,18 @@ impl PathTemplate {
         let Some(rest) = path.strip_prefix('/') else {
             return false;
         };
-        let parts: Vec<&str> = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split('/').collect()
-        };
-        parts.len() == self.segments.len()
-            && self
-                .segments
-                .iter()
-                .zip(&parts)
-                .all(|(seg, part)| match seg {
-                    Segment::Literal(l) => l == part,
-                    Segment::Param(_) => !part.is_empty(),
-                })
+        if rest.is_empty() {
+            return self.segments.is_empty();
+        }
+        let mut parts = rest.split('/');
+        for seg in &self.segments {
+            match (seg, parts.next()) {
+                (Segment::Literal(l), Some(part)) if l == part => {}
+                (Segment::Param(_), Some(part)) if !part.is_empty() => {}
+                _ => return false,
+            }
+        }
+        parts.next().is_none()
     }
 
     /// Whether `self` is `other` or lies below it, segment-wise (`/a/b` is under `/a`).
@@ -202,6 +200,9 @@ pub enum PathMatcher {
 pub struct RegexMatcher {
     /// The effective expression as the controller evaluates it.
     pub source: String,
+    /// Whether a match must start at the beginning of the path (nginx `^...`); Traefik's
+    /// `PathRegexp` searches anywhere unless the expression anchors itself.
+    pub anchored: bool,
     /// `None` when the expression is not valid in Rust's dialect (PCRE and Go features such
     /// as look-around): the engine then assumes it may match anything.
     pub compiled: Option<regex::Regex>,
@@ -231,6 +232,7 @@ impl PathMatcher {
         }
         let source = format!("(?i)^{path}");
         PathMatcher::Regex(RegexMatcher {
+            anchored: true,
             compiled: regex::RegexBuilder::new(&source)
                 .size_limit(1 << 20)
                 .build()
@@ -245,6 +247,7 @@ impl PathMatcher {
     pub fn go_regex(expr: &str) -> Self {
         let anchored = expr.strip_prefix('^');
         PathMatcher::Regex(RegexMatcher {
+            anchored: anchored.is_some(),
             compiled: regex::RegexBuilder::new(expr)
                 .size_limit(1 << 20)
                 .build()
@@ -295,8 +298,129 @@ impl PathMatcher {
             PathMatcher::Exact(p) => template.matches(p),
             PathMatcher::Prefix(p) => template.may_start_with(p, false),
             PathMatcher::PrefixIgnoreCase(p) => template.may_start_with(p, true),
-            PathMatcher::Regex(r) => template.may_start_with(&r.literal_prefix, r.case_insensitive),
+            PathMatcher::Regex(r) => {
+                template.may_start_with(&r.literal_prefix, r.case_insensitive)
+                    && r.may_match_language(&template.instance_pattern())
+            }
         }
+    }
+
+    /// Whether this matcher could match some path under `base` (the base itself or below).
+    pub fn may_match_under(&self, base: &PathTemplate) -> bool {
+        let base_path = base.instance(&[]);
+        let base_prefix = base_path.trim_end_matches('/');
+        match self {
+            PathMatcher::Exact(p) => {
+                p == &base_path
+                    || p.starts_with(base_prefix) && p[base_prefix.len()..].starts_with('/')
+            }
+            PathMatcher::Prefix(_) | PathMatcher::PrefixIgnoreCase(_) => {
+                let (lit, ci) = self.literal().unwrap_or(("", false));
+                let (l, b) = if ci {
+                    (lit.to_ascii_lowercase(), base_prefix.to_ascii_lowercase())
+                } else {
+                    (lit.to_string(), base_prefix.to_string())
+                };
+                l.starts_with(&b) || b.starts_with(&l)
+            }
+            PathMatcher::Regex(r) => {
+                r.may_match_language(&format!("^{}(?:/(?s:.)*)?$", regex::escape(base_prefix)))
+            }
+        }
+    }
+}
+
+impl RegexMatcher {
+    /// Whether the route expression matches some path of the regular language `language`
+    /// (an anchored expression over paths). Decided exactly on the product of the two
+    /// DFAs; `true` when that cannot be decided (an expression too large or not supported
+    /// by the Rust dialect), which is the sound answer.
+    pub fn may_match_language(&self, language: &str) -> bool {
+        use regex_automata::dfa::{Automaton, StartKind, dense};
+        use regex_automata::util::start;
+        use regex_automata::{Anchored, util::syntax};
+        let build = |pattern: &str, ci: bool, kind: StartKind| {
+            dense::Builder::new()
+                .syntax(syntax::Config::new().case_insensitive(ci))
+                .configure(
+                    dense::Config::new()
+                        .start_kind(kind)
+                        .dfa_size_limit(Some(1 << 20))
+                        .determinize_size_limit(Some(1 << 20)),
+                )
+                .build(pattern)
+                .ok()
+        };
+        let (kind, anchored) = if self.anchored {
+            (StartKind::Anchored, Anchored::Yes)
+        } else {
+            (StartKind::Unanchored, Anchored::No)
+        };
+        let Some(route) = build(&self.source, false, kind) else {
+            return true;
+        };
+        let Some(lang) = build(language, false, StartKind::Anchored) else {
+            return true;
+        };
+        let (Ok(r0), Ok(l0)) = (
+            route.start_state(&start::Config::new().anchored(anchored)),
+            lang.start_state(&start::Config::new().anchored(Anchored::Yes)),
+        ) else {
+            return true;
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(l0, r0)];
+        seen.insert((l0, r0));
+        while let Some((l, r)) = stack.pop() {
+            // The language accepts here and the route matches the whole path.
+            if lang.is_match_state(lang.next_eoi_state(l))
+                && route.is_match_state(route.next_eoi_state(r))
+            {
+                return true;
+            }
+            for byte in 0..=255u8 {
+                let l2 = lang.next_state(l, byte);
+                if lang.is_dead_state(l2) {
+                    continue;
+                }
+                let r2 = route.next_state(r, byte);
+                if route.is_quit_state(r2) || lang.is_quit_state(l2) {
+                    return true;
+                }
+                // Match states are delayed by one byte: the route matched a prefix of a
+                // path the language can still complete (no end anchor in the route).
+                if route.is_match_state(r2) {
+                    return true;
+                }
+                if route.is_dead_state(r2) {
+                    continue;
+                }
+                if seen.insert((l2, r2)) {
+                    stack.push((l2, r2));
+                }
+            }
+        }
+        false
+    }
+}
+
+impl PathTemplate {
+    /// An anchored expression for the template's instances (`{Param}` = one non-empty
+    /// segment).
+    pub fn instance_pattern(&self) -> String {
+        let mut out = String::from("^");
+        if self.segments.is_empty() {
+            out.push('/');
+        }
+        for seg in &self.segments {
+            out.push('/');
+            match seg {
+                Segment::Literal(l) => out.push_str(&regex::escape(l)),
+                Segment::Param(_) => out.push_str("[^/]+"),
+            }
+        }
+        out.push('$');
+        out
     }
 }
 
@@ -343,13 +467,58 @@ pub fn fresh_char<'a>(literals: impl Iterator<Item = &'a str> + Clone) -> char {
 /// over-approximation "every route that may match some instance may serve it".
 pub const MAX_REPRESENTATIVES: usize = 4096;
 
-/// Representative instances of `template` with respect to route `literals` (text, case
-/// insensitive?). `None` when there would be more than [`MAX_REPRESENTATIVES`].
-pub fn representatives(template: &PathTemplate, literals: &[(&str, bool)]) -> Option<Vec<String>> {
+/// A route literal split at `/`, computed once per host table.
+#[derive(Debug, Clone)]
+pub struct RouteLiteral<'a> {
+    pub text: &'a str,
+    pub case_insensitive: bool,
+    /// The matcher compares a prefix (so values extending the literal matter), not the
+    /// whole path.
+    pub prefix: bool,
+    /// `parts[0]` is `""` (the leading `/`); segment `i` is `parts[i + 1]`.
+    parts: Vec<&'a str>,
+}
+
+impl<'a> RouteLiteral<'a> {
+    pub fn new(text: &'a str, case_insensitive: bool, prefix: bool) -> Self {
+        Self {
+            text,
+            case_insensitive,
+            prefix,
+            parts: text.split('/').collect(),
+        }
+    }
+}
+
+/// The literals of a set of matchers, plus a character none of them contains.
+pub struct RouteLiterals<'a> {
+    pub literals: Vec<RouteLiteral<'a>>,
+    pub fresh: char,
+}
+
+impl<'a> RouteLiterals<'a> {
+    pub fn new<'m>(matchers: impl Iterator<Item = &'a PathMatcher>) -> Self {
+        let literals: Vec<RouteLiteral<'a>> = matchers
+            .filter_map(|m| {
+                m.literal()
+                    .map(|(t, ci)| RouteLiteral::new(t, ci, !matches!(m, PathMatcher::Exact(_))))
+            })
+            .collect();
+        let fresh = fresh_char(literals.iter().map(|l| l.text));
+        Self { literals, fresh }
+    }
+}
+
+/// Representative instances of `template` with respect to the route literals. `None` when
+/// there would be more than [`MAX_REPRESENTATIVES`].
+pub fn representatives(
+    template: &PathTemplate,
+    literals: &RouteLiterals<'_>,
+) -> Option<Vec<String>> {
     if !template.has_params() {
         return Some(vec![template.instance(&[])]);
     }
-    let fresh = fresh_char(literals.iter().map(|(l, _)| *l));
+    let fresh = literals.fresh;
     let fresh_value = fresh.to_string();
     // Candidate values per parameter position.
     let mut per_param: Vec<Vec<String>> = Vec::new();
@@ -358,19 +527,20 @@ pub fn representatives(template: &PathTemplate, literals: &[(&str, bool)]) -> Op
             continue;
         }
         let mut values = vec![fresh_value.clone()];
-        for (lit, _ci) in literals {
-            let parts: Vec<&str> = lit.split('/').collect();
-            // parts[0] is "" (leading '/'); segment i is parts[i + 1].
-            let Some(part) = parts.get(i + 1) else {
+        for lit in &literals.literals {
+            let Some(part) = lit.parts.get(i + 1) else {
                 continue;
             };
-            if !compatible_before(template, &parts, i) {
+            if !compatible_before(template, &lit.parts, i) {
                 continue;
             }
             if !part.is_empty() {
                 values.push((*part).to_string());
             }
-            values.push(format!("{part}{fresh}"));
+            // A prefix that ends inside this segment also matches longer values.
+            if lit.prefix && i + 2 == lit.parts.len() {
+                values.push(format!("{part}{fresh}"));
+            }
         }
         values.sort();
         values.dedup();
@@ -420,34 +590,56 @@ fn compatible_before(template: &PathTemplate, parts: &[&str], i: usize) -> bool 
         })
 }
 
+fn is_listed(path: &str, listed: &[&PathTemplate], max_depth: usize) -> bool {
+    let depth = path.bytes().filter(|b| *b == b'/').count();
+    depth <= max_depth
+        && listed
+            .iter()
+            .any(|l| l.segments.len() == depth && l.matches(path))
+}
+
 /// Representative paths under `base` that are not instances of any `listed` template.
 pub fn unlisted_representatives(
     base: &PathTemplate,
     listed: &[&PathTemplate],
-    literals: &[(&str, bool)],
+    literals: &RouteLiterals<'_>,
 ) -> Vec<String> {
-    let fresh = fresh_char(literals.iter().map(|(l, _)| *l));
-    let deep: String = std::iter::repeat_n(format!("/{fresh}"), 7).collect();
+    let fresh = literals.fresh;
+    // Deeper than every listed template, so never an instance of one.
+    let max_depth = listed.iter().map(|t| t.segments.len()).max().unwrap_or(0);
+    let depth = max_depth.saturating_sub(base.segments.len()) + 1;
+    let deep: String = std::iter::repeat_n(format!("/{fresh}"), depth).collect();
     let base_path = base.instance(&[]);
-    let mut candidates = vec![
-        format!("{}{deep}", base_path.trim_end_matches('/')),
-        base_path.clone(),
-    ];
-    for (lit, _) in literals {
-        candidates.push((*lit).to_string());
-        candidates.push(format!("{}{deep}", lit.trim_end_matches('/')));
-        if !lit.ends_with('/') {
-            candidates.push(format!("{lit}{fresh}{deep}"));
+    let base_prefix = base_path.trim_end_matches('/');
+    let mut candidates = vec![format!("{base_prefix}{deep}"), base_path.clone()];
+    for lit in &literals.literals {
+        let text = lit.text;
+        // Only literals on the way to, or below, the base matter.
+        let related = if lit.case_insensitive {
+            let (a, b) = (text.to_ascii_lowercase(), base_prefix.to_ascii_lowercase());
+            a.starts_with(&b) || b.starts_with(&a)
+        } else {
+            text.starts_with(base_prefix) || base_prefix.starts_with(text)
+        };
+        if !related {
+            continue;
+        }
+        candidates.push(text.to_string());
+        if lit.prefix {
+            candidates.push(format!("{}{deep}", text.trim_end_matches('/')));
+            if !text.ends_with('/') {
+                candidates.push(format!("{text}{fresh}{deep}"));
+            }
         }
     }
     candidates.sort();
     candidates.dedup();
     candidates.retain(|c| {
-        let t = PathTemplate::parse_literal(c);
         c.starts_with('/')
             && !c.contains("//")
-            && t.starts_with(base)
-            && !listed.iter().any(|l| l.matches(c))
+            && (c == &base_path
+                || c.starts_with(base_prefix) && c[base_prefix.len()..].starts_with('/'))
+            && !is_listed(c, listed, max_depth)
     });
     candidates
 }
@@ -488,14 +680,59 @@ mod tests {
     #[test]
     fn representatives_cover_route_literals() {
         let t = PathTemplate::parse("/accounts/{AccountId}");
-        let reps = representatives(&t, &[("/accounts/123", false), ("/accounts/", false)])
-            .unwrap_or_default();
-        assert!(reps.contains(&"/accounts/123".to_string()));
+        let matchers = [
+            PathMatcher::Exact("/accounts/123".into()),
+            PathMatcher::Prefix("/accounts/9".into()),
+        ];
+        let reps = representatives(&t, &RouteLiterals::new(matchers.iter())).unwrap_or_default();
+        // Equal to the exact literal, extending the prefix literal, and neither.
+        assert!(reps.contains(&"/accounts/123".to_string()), "{reps:?}");
         assert!(
             reps.iter()
-                .any(|r| r.starts_with("/accounts/123") && r.len() > "/accounts/123".len())
+                .any(|r| r.starts_with("/accounts/9") && r.len() > "/accounts/9".len()),
+            "{reps:?}"
+        );
+        assert!(
+            reps.iter()
+                .any(|r| !r.starts_with("/accounts/1") && !r.starts_with("/accounts/9")),
+            "{reps:?}"
         );
         assert!(reps.iter().all(|r| t.matches(r)));
+    }
+
+    #[test]
+    fn regex_language_intersection_is_exact() {
+        let route = |p: &str| match PathMatcher::nginx_regex(p) {
+            PathMatcher::Regex(r) => r,
+            other => panic!("{other:?} is not a regex"),
+        };
+        let t = |p: &str| PathTemplate::parse(p).instance_pattern();
+        // '.' is any character, but the rest must still match.
+        assert!(
+            !route("/oauth2/.well-known/openid-configuration")
+                .may_match_language(&t("/oauth2/token"))
+        );
+        assert!(
+            route("/open-banking-nz/v3.0/accounts")
+                .may_match_language(&t("/open-banking-nz/v3.0/accounts/{AccountId}"))
+        );
+        assert!(
+            !route("/open-banking-nz/v3.0/accounts")
+                .may_match_language(&t("/open-banking-nz/v3.0/balances"))
+        );
+        assert!(
+            route("/open-banking-nz/v3.0/accounts/[0-9]+")
+                .may_match_language(&t("/open-banking-nz/v3.0/accounts/{AccountId}/balances"))
+        );
+        assert!(
+            !route("/open-banking-nz/v3.0/accounts/[0-9]+$")
+                .may_match_language(&t("/open-banking-nz/v3.0/accounts/{AccountId}/balances"))
+        );
+        // Case-insensitive, as nginx's ~*.
+        assert!(
+            route("/OPEN-banking-nz/v3.0/Accounts")
+                .may_match_language(&t("/open-banking-nz/v3.0/accounts"))
+        );
     }
 
     #[test]

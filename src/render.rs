@@ -14,7 +14,7 @@ use crate::cluster::{WithIngressChange, host_key_covers};
 use crate::dialect::{AnnotationChanges, HostRole, RenderInput, RenderedObject, dialect_for};
 use crate::engine::{EngineError, host_table};
 use crate::model::{IngressView, ObjectKey, ObjectSource};
-use crate::paths::{representatives, unlisted_representatives};
+use crate::paths::{RouteLiterals, representatives, unlisted_representatives};
 use crate::profile::CompiledProfile;
 
 /// The settings for one managed Ingress.
@@ -82,11 +82,7 @@ fn served_by_paths(
     let Some(table) = host_table(profile, dialect, objects, host) else {
         return out;
     };
-    let literals: Vec<(&str, bool)> = table
-        .routes
-        .iter()
-        .filter_map(|r| r.matcher.literal())
-        .collect();
+    let literals = RouteLiterals::new(table.routes.iter().map(|r| &r.matcher));
     let mut note = |indices: Vec<usize>, scheme: Scheme, label: &str| {
         for i in indices {
             let r = &table.routes[i];

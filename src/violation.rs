@@ -76,23 +76,25 @@ pub struct Violation {
 
 impl Violation {
     /// Identity used to tell findings apart across evaluations (admission before/after).
-    pub fn identity(
-        &self,
-    ) -> (
-        ViolationCode,
-        &str,
-        Option<&ObjectKey>,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-    ) {
-        (
-            self.code,
-            &self.host,
-            self.ingress.as_ref(),
-            self.path.as_deref(),
-            self.endpoint,
-            self.url.as_deref(),
-        )
+    pub fn identity(&self) -> ViolationIdentity<'_> {
+        ViolationIdentity {
+            code: self.code,
+            host: &self.host,
+            ingress: self.ingress.as_ref(),
+            path: self.path.as_deref(),
+            endpoint: self.endpoint,
+            url: self.url.as_deref(),
+        }
     }
+}
+
+/// Everything that makes a finding the same finding, apart from its wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ViolationIdentity<'a> {
+    pub code: ViolationCode,
+    pub host: &'a str,
+    pub ingress: Option<&'a ObjectKey>,
+    pub path: Option<&'a str>,
+    pub endpoint: Option<&'static str>,
+    pub url: Option<&'a str>,
 }

@@ -18,8 +18,11 @@ fn check(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// (example, expected exit, codes that must be reported, (code, host, endpoint) that must be among them)
-const CASES: &[(&str, i32, &[&str], &[(&str, &str, Option<&str>)])] = &[
+/// A finding that must be reported: (code, host, endpoint).
+type Finding = (&'static str, &'static str, Option<&'static str>);
+
+/// (example, expected exit, codes that must be reported, findings that must be among them)
+const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
     ("examples/nginx-split-host", 0, &[], &[]),
     ("examples/traefik-split-host", 0, &[], &[]),
     ("examples/nginx-single-host-gate", 0, &[], &[]),

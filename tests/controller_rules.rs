@@ -828,7 +828,6 @@ fn nginx_regex_route_on_an_ungated_ingress_exposes_templated_endpoints() {
 /// such as `~* "^/oauth2/.well-known/openid-configuration"` cannot serve `/oauth2/token`,
 /// and `~* "^/open-banking-nz/v3.0/accounts"` cannot serve `/open-banking-nz/v3.0/balances`.
 #[test]
-#[ignore = "engine bug: in nginx regex mode a path containing '.' is over-approximated by its literal prefix up to the '.', so it is reported as serving endpoints it can never match"]
 fn nginx_regex_mode_paths_with_dots_are_evaluated_exactly() {
     // 1. The compliant single-host layout stays compliant when one Ingress enables regex.
     let public = oauth2_public().annotations(nginx::client_auth("optional"));

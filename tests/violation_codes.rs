@@ -278,7 +278,6 @@ fn ca_secret_invalid() {
 /// host answers 403 (reference §1.3 point 2) — fail-closed, exactly like a missing Secret.
 /// MTLS endpoints are therefore not exposed, but TLS endpoints on such a host are refused.
 #[test]
-#[ignore = "engine bug: non-PEM ca.crt is modelled as verification off (fail-open) instead of ingress-nginx's host-wide 403"]
 fn non_pem_ca_crt_makes_ingress_nginx_deny_the_whole_host() {
     let not_pem = secret(
         NS,

@@ -72,7 +72,7 @@ impl AuthKind {
 pub struct RouteAuth {
     pub kind: AuthKind,
     /// Why, in the controller's terms (which annotation of which Ingress).
-    pub detail: String,
+    pub detail: Arc<str>,
 }
 
 /// One route of a host as the controller really serves it.
@@ -211,8 +211,21 @@ pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect
 pub fn oldest_first(a: &IngressView, b: &IngressView) -> std::cmp::Ordering {
     let ta = a.created.unwrap_or(i64::MAX);
     let tb = b.created.unwrap_or(i64::MAX);
-    ta.cmp(&tb)
-        .then_with(|| b.key.to_string().cmp(&a.key.to_string()))
+    // "namespace/name" compared byte-wise (descending), without building the strings.
+    ta.cmp(&tb).then_with(|| {
+        let (ka, kb) = (&a.key, &b.key);
+        let ia = ka
+            .namespace
+            .bytes()
+            .chain(std::iter::once(b'/'))
+            .chain(ka.name.bytes());
+        let ib = kb
+            .namespace
+            .bytes()
+            .chain(std::iter::once(b'/'))
+            .chain(kb.name.bytes());
+        ib.cmp(ia)
+    })
 }
 
 /// Compares a configured URL with the profile's gate URL, allowing the `controller` query

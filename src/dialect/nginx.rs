@@ -192,25 +192,45 @@ impl IngressNginx {
                 Lookup::Found(secret) => match secret.bundle("ca.crt") {
                     Some(CaBundle::Certificates { .. }) => true,
                     Some(CaBundle::Invalid { reason }) => {
+                        // The controller cannot turn ca.crt into a CA file: the secret never
+                        // reaches its store and the annotation is denied (whole host 403).
                         table.findings.push(ctx.finding(
                             ViolationCode::CaSecretInvalid,
                             Some(&ing.key),
                             format!(
-                                "Secret {key} named by auth-tls-secret of Ingress {}: ca.crt {reason}. nginx cannot load it, so client certificates are not verified for host {}. Put the PEM-encoded trust anchors of the client certificates in ca.crt.",
+                                "Secret {key} named by auth-tls-secret of Ingress {}: ca.crt {reason}. ingress-nginx cannot load it and answers 403 for every path of host {}, including TLS endpoints. Put the PEM-encoded trust anchors of the client certificates in ca.crt.",
+                                ing.key, ctx.host
+                            ),
+                        ));
+                        blocked.get_or_insert_with(|| {
+                            format!("ca.crt of Secret {key} (Ingress {}) is unusable", ing.key)
+                        });
+                        false
+                    }
+                    None if secret.bundle("tls.crt").is_some() => {
+                        table.findings.push(ctx.finding(
+                            ViolationCode::CaSecretInvalid,
+                            Some(&ing.key),
+                            format!(
+                                "Secret {key} named by auth-tls-secret of Ingress {} has no ca.crt key (only a certificate pair). ingress-nginx then silently switches client-certificate verification off for host {} (fail-open). Add the client CA bundle under the key ca.crt.",
                                 ing.key, ctx.host
                             ),
                         ));
                         false
                     }
                     None => {
+                        // Neither a key pair nor a CA: the controller rejects the secret.
                         table.findings.push(ctx.finding(
                             ViolationCode::CaSecretInvalid,
                             Some(&ing.key),
                             format!(
-                                "Secret {key} named by auth-tls-secret of Ingress {} has no ca.crt key. ingress-nginx then silently switches client-certificate verification off for host {} (fail-open). Add the client CA bundle under the key ca.crt.",
+                                "Secret {key} named by auth-tls-secret of Ingress {} has no ca.crt key. ingress-nginx rejects it and answers 403 for every path of host {}. Add the client CA bundle under the key ca.crt.",
                                 ing.key, ctx.host
                             ),
                         ));
+                        blocked.get_or_insert_with(|| {
+                            format!("Secret {key} (Ingress {}) has no ca.crt", ing.key)
+                        });
                         false
                     }
                 },
@@ -230,10 +250,11 @@ impl IngressNginx {
                 }
                 Lookup::Unknown => true,
             };
-            if usable && winner.is_none() {
-                if let Some(settings) = settings {
-                    winner = Some((ing.key.clone(), settings, key.to_string()));
-                }
+            if usable
+                && winner.is_none()
+                && let Some(settings) = settings
+            {
+                winner = Some((ing.key.clone(), settings, key.to_string()));
             }
         }
 
@@ -328,7 +349,10 @@ fn route_auth(mode: &HostMode, ing: &IngressView, gate: Option<&str>) -> RouteAu
             }
         }
     };
-    RouteAuth { kind, detail }
+    RouteAuth {
+        kind,
+        detail: detail.into(),
+    }
 }
 
 impl Dialect for IngressNginx {
@@ -401,6 +425,7 @@ impl Dialect for IngressNginx {
             .map(|l| l.path.clone())
             .collect();
         let gate = ctx.profile.gate_url();
+        let mut auth_cache: Vec<(Arc<IngressView>, RouteAuth)> = Vec::new();
         for loc in &locations {
             let split = loc.path_type == PathType::Prefix
                 && loc.path != "/"
@@ -428,7 +453,18 @@ impl Dialect for IngressNginx {
             } else {
                 matchers.push(PathMatcher::Prefix(loc.path.clone()));
             }
-            let auth = route_auth(&mode, &loc.ingress, gate);
+            // Client auth depends only on the host and the owning Ingress.
+            let auth = match auth_cache
+                .iter()
+                .find(|(k, _)| Arc::ptr_eq(k, &loc.ingress))
+            {
+                Some((_, auth)) => auth.clone(),
+                None => {
+                    let auth = route_auth(&mode, &loc.ingress, gate);
+                    auth_cache.push((loc.ingress.clone(), auth.clone()));
+                    auth
+                }
+            };
             for matcher in matchers {
                 table.routes.push(Route {
                     ingress: loc.ingress.clone(),

@@ -600,7 +600,10 @@ fn route_auth(
             ),
         }
     };
-    RouteAuth { kind, detail }
+    RouteAuth {
+        kind,
+        detail: detail.into(),
+    }
 }
 
 /// Names of the Traefik objects the renderer creates for a profile (per namespace).
