@@ -128,6 +128,8 @@ pub struct WebhookMetrics {
     pub cached_ingresses: Gauge,
     /// `mtls_gate_http_errors_total{reason}`.
     pub http_errors: Family<ReasonLabel, Counter>,
+    /// `mtls_gate_admission_in_flight`: admission requests being read or reviewed now.
+    pub admission_in_flight: Gauge,
 }
 
 impl WebhookMetrics {
@@ -166,6 +168,11 @@ impl WebhookMetrics {
             "HTTP and TLS level errors on the webhook port, by reason",
             metrics.http_errors.clone(),
         );
+        registry.register(
+            "mtls_gate_admission_in_flight",
+            "Admission requests being read or reviewed at this moment",
+            metrics.admission_in_flight.clone(),
+        );
         metrics
     }
 
@@ -178,6 +185,7 @@ impl WebhookMetrics {
             certificate_reloads: Family::default(),
             cached_ingresses: Gauge::default(),
             http_errors: Family::default(),
+            admission_in_flight: Gauge::default(),
         }
     }
 

@@ -613,6 +613,22 @@ async fn read_body(shared: &Shared, body: Incoming) -> Result<Vec<u8>, Resp> {
     }
 }
 
+/// Keeps `mtls_gate_admission_in_flight` up while alive.
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 fn kind_label(kind: &str) -> &'static str {
     match kind {
         "Ingress" => "Ingress",
@@ -639,6 +655,7 @@ async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) ->
             "too many admission requests in flight",
         );
     };
+    let _in_flight = InFlight::enter(&shared.metrics.admission_in_flight);
     let started = Instant::now();
     let body = match read_body(shared, req.into_body()).await {
         Ok(b) => b,
