@@ -873,7 +873,8 @@ async fn gate_answers() {
     let pki = pki();
     let (cert, _) = ec_pair(&pki, 1);
     let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
-    let cases: &[(&str, &[(&str, &str)], StatusCode)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], StatusCode);
+    let cases: &[Case] = &[
         (
             "",
             &[("ssl-client-verify", "SUCCESS")],

@@ -333,9 +333,9 @@ impl Builders {
         h2.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.http2_max_concurrent_streams)
-            .max_header_list_size(64 * 1024)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
+            .max_header_list_size(64 * 1024);
+        // No HTTP/2 PING keep-alive: it costs on every frame, and connections without a
+        // request in flight are closed by the idle watchdog (`idle_timeout`) anyway.
         Self { h1, h2 }
     }
 }
