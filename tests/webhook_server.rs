@@ -1328,3 +1328,33 @@ async fn drain_timeout_bounds_shutdown_and_idle_connections_close() {
     assert!(pending.await.unwrap().is_err());
     drop(tx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tcp_connections_hit_the_tls_handshake_timeout() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.tls_handshake_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf))
+        .await
+        .expect("server closes a connection that never starts TLS")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    wait_until("handshake timeout counted", || {
+        server.errors(ErrorReason::TlsHandshakeTimeout) == 1
+    })
+    .await;
+    // Served normally afterwards.
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+    let answer = conn
+        .post("/validate", ingress_review("u", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.stop().await;
+}
