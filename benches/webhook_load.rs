@@ -435,6 +435,58 @@ fn report(name: &str, r: &RunResult) {
     );
 }
 
+/// Mean time the server spent per review (body read, decode, handler, encode), from
+/// `mtls_gate_admission_duration_seconds`.
+fn server_side_time(registry: &Registry) {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
+        return;
+    }
+    let value = |prefix: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    for webhook in ["validate", "mutate"] {
+        let sum = value(&format!(
+            "mtls_gate_admission_duration_seconds_sum{{webhook=\"{webhook}\"}}"
+        ));
+        let count = value(&format!(
+            "mtls_gate_admission_duration_seconds_count{{webhook=\"{webhook}\"}}"
+        ));
+        if let (Some(sum), Some(count)) = (sum, count)
+            && count > 0.0
+        {
+            println!(
+                "server-side /{webhook}: {count} reviews, mean {:.1} µs (body read, decode, review, encode)",
+                sum / count * 1e6
+            );
+        }
+    }
+}
+
+/// CPU cost of decoding the review body alone (reference point for the latency gap).
+fn parse_costs(body: &[u8]) {
+    fn time<T>(what: &str, body: &[u8], f: impl Fn(&[u8]) -> T) {
+        let n = 2000;
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(f(std::hint::black_box(body)));
+        }
+        println!("decode {what}: {:.1} µs", us(start.elapsed()) / n as f64);
+    }
+    time("serde_json::Value", body, |b| {
+        serde_json::from_slice::<serde_json::Value>(b).ok()
+    });
+    time("kube AdmissionReview<DynamicObject>", body, |b| {
+        serde_json::from_slice::<kube::core::admission::AdmissionReview<DynamicObject>>(b).ok()
+    });
+    time("webhook parse_admission_review", body, |b| {
+        mtls_gate::webhook::parse_admission_review(b).ok()
+    });
+}
+
 async fn run(settings: Settings) -> anyhow::Result<()> {
     // Certificate: a CA and an ECDSA P-256 leaf for localhost, written to a temp dir.
     let ca_key = rcgen::KeyPair::generate()?;
@@ -472,11 +524,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     config.limits.max_in_flight = 1024;
     let mut registry = Registry::default();
     let metrics = Arc::new(WebhookMetrics::register(&mut registry));
+    let registry = Arc::new(registry);
     let bound = mtls_gate::webhook::bind(config).await?;
     let webhook_addr = bound.local_addr();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        bound.serve(load_handler(), metrics, Arc::new(registry), async {
+        bound.serve(load_handler(), metrics, registry.clone(), async {
             let _ = stop_rx.await;
         }),
     );
@@ -493,6 +546,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let echo = tokio::spawn(echo_server(echo_listener, echo_tls));
 
     let body = Bytes::from(review_body());
+    parse_costs(&body);
     println!(
         "webhook_load: {} keep-alive connections, {}, body {} bytes, {} s per target{}{}",
         settings.connections,
@@ -541,6 +595,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             ratio(99.0)
         );
     }
+    server_side_time(&registry);
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
     echo.abort();

@@ -39,6 +39,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 
 pub use metrics::WebhookMetrics;
+pub use review::parse_admission_review;
 pub use server::{BoundWebhook, Limits, WebhookConfig, bind, serve};
 
 /// The admission logic behind `POST /validate` and `POST /mutate`.

@@ -23,7 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::metrics::{AdmissionLabels, ErrorReason, GateLabels, WebhookLabel, WebhookMetrics};
-use super::review::{encode_response, parse_request};
+use super::review::{encode_response, parse_admission_review};
 use super::tls::{CertReloader, CertResolver, server_config};
 use super::{AdmissionHandler, gate, probe};
 
@@ -661,7 +661,7 @@ async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) ->
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let request = match parse_request(&body) {
+    let request = match parse_admission_review(&body) {
         Ok(r) => r,
         Err(message) => {
             shared.metrics.error(ErrorReason::BadRequest);
