@@ -1358,3 +1358,34 @@ async fn silent_tcp_connections_hit_the_tls_handshake_timeout() {
     assert_eq!(answer.status, StatusCode::OK);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.max_connections = 1;
+    })
+    .await;
+    let config = client_config(&pki.roots, TLS_ANY, H1);
+    let mut first = Conn::open(server.addr, config.clone()).await;
+    let answer = first
+        .post("/validate", ingress_review("u1", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // The second connection is not served while the first holds the only slot...
+    let second = tokio::spawn(Conn::open(server.addr, config));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished());
+    // ...and is served as soon as the slot frees.
+    drop(first);
+    let mut second = tokio::time::timeout(Duration::from_secs(3), second)
+        .await
+        .expect("second connection served")
+        .unwrap();
+    let answer = second
+        .post("/validate", ingress_review("u2", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.stop().await;
+}
