@@ -401,3 +401,185 @@ pub fn annotation_patch(
     }
     json_patch::Patch(ops)
 }
+
+/// The engine-backed [`crate::webhook::AdmissionHandler`]: reads the shared cluster view
+/// (the controller's caches, or manifests in standalone mode) and answers reviews.
+pub struct ClusterAdmission {
+    view: Arc<std::sync::RwLock<ClusterView>>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    excluded_namespaces: Vec<String>,
+}
+
+impl ClusterAdmission {
+    pub fn new(
+        view: Arc<std::sync::RwLock<ClusterView>>,
+        ready: Arc<std::sync::atomic::AtomicBool>,
+        excluded_namespaces: Vec<String>,
+    ) -> Self {
+        Self {
+            view,
+            ready,
+            excluded_namespaces,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ClusterView> {
+        // A writer that panicked leaves consistent data behind (every update is one insert
+        // or remove); keep serving rather than failing every admission.
+        self.view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn excluded(&self, namespace: Option<&str>) -> bool {
+        namespace.is_some_and(|ns| self.excluded_namespaces.iter().any(|e| e == ns))
+    }
+}
+
+use crate::webhook::{AdmissionHandler, Decision, Reviewed};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+
+fn is_ingress(req: &AdmissionRequest<DynamicObject>) -> bool {
+    req.kind.group == "networking.k8s.io" && req.kind.kind == "Ingress"
+}
+
+fn is_profile(req: &AdmissionRequest<DynamicObject>) -> bool {
+    req.kind.group == "mtls-gate.io" && req.kind.kind == "ApiProviderProfile"
+}
+
+/// The request's object as a typed resource; `None` when absent (DELETE).
+fn typed_object<T: serde::de::DeserializeOwned>(
+    obj: Option<&DynamicObject>,
+) -> Result<Option<T>, String> {
+    let Some(obj) = obj else { return Ok(None) };
+    let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(value)
+        .map(Some)
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
+fn respond(req: &AdmissionRequest<DynamicObject>, outcome: Outcome) -> Reviewed {
+    let mut response = AdmissionResponse::from(req);
+    if !outcome.warnings.is_empty() {
+        response.warnings = Some(outcome.warnings);
+    }
+    let decision = match outcome.decision {
+        OutcomeKind::Allowed => Decision::Allowed,
+        OutcomeKind::Denied => Decision::Denied,
+        OutcomeKind::Warned => Decision::Warned,
+        OutcomeKind::Audited => Decision::Audited,
+    };
+    for v in &outcome.counted {
+        tracing::info!(
+            decision = decision.as_str(),
+            profile = %v.profile,
+            ingress = %v.ingress.as_ref().map(ToString::to_string).unwrap_or_default(),
+            host = %v.host,
+            path = v.path.as_deref().unwrap_or(""),
+            endpoint = v.endpoint.unwrap_or(""),
+            code = v.code.as_str(),
+            "admission finding"
+        );
+    }
+    if !outcome.allowed {
+        response = response.deny(outcome.message.unwrap_or_default());
+    }
+    Reviewed::new(response, decision)
+}
+
+fn deny(req: &AdmissionRequest<DynamicObject>, message: String) -> Reviewed {
+    Reviewed::new(AdmissionResponse::from(req).deny(message), Decision::Denied)
+}
+
+impl AdmissionHandler for ClusterAdmission {
+    fn validate(&self, req: &AdmissionRequest<DynamicObject>) -> Reviewed {
+        if is_ingress(req) {
+            if self.excluded(req.namespace.as_deref()) || req.operation == Operation::Connect {
+                return Reviewed::allow(req);
+            }
+            let new: Option<Ingress> = match req.operation {
+                Operation::Delete => None,
+                _ => match typed_object(req.object.as_ref()) {
+                    Ok(Some(ing)) => Some(ing),
+                    Ok(None) => {
+                        return deny(req, "the AdmissionReview carries no Ingress object".into());
+                    }
+                    Err(e) => return deny(req, format!("the Ingress cannot be read: {e}")),
+                },
+            };
+            let namespace = req.namespace.clone().unwrap_or_else(|| "default".into());
+            let name = if req.name.is_empty() {
+                new.as_ref()
+                    .and_then(|i| i.metadata.name.clone())
+                    .unwrap_or_default()
+            } else {
+                req.name.clone()
+            };
+            let key = ObjectKey::new(namespace, name);
+            let outcome = review_ingress(&self.read(), &key, new.as_ref());
+            return respond(req, outcome);
+        }
+        if is_profile(req) && matches!(req.operation, Operation::Create | Operation::Update) {
+            return match typed_object::<ApiProviderProfile>(req.object.as_ref()) {
+                Ok(Some(profile)) => respond(req, review_profile(&self.read(), &profile)),
+                Ok(None) => deny(
+                    req,
+                    "the AdmissionReview carries no ApiProviderProfile object".into(),
+                ),
+                Err(e) => deny(req, format!("invalid ApiProviderProfile: {e}")),
+            };
+        }
+        Reviewed::allow(req)
+    }
+
+    fn mutate(&self, req: &AdmissionRequest<DynamicObject>) -> Reviewed {
+        if !is_ingress(req)
+            || !matches!(req.operation, Operation::Create | Operation::Update)
+            || self.excluded(req.namespace.as_deref())
+        {
+            return Reviewed::allow(req);
+        }
+        let ing: Ingress = match typed_object(req.object.as_ref()) {
+            Ok(Some(ing)) => ing,
+            // The validating webhook explains unreadable objects; mutation never blocks.
+            _ => return Reviewed::allow(req),
+        };
+        let namespace = req.namespace.clone().unwrap_or_else(|| "default".into());
+        let key = ObjectKey::new(
+            namespace,
+            ing.metadata
+                .name
+                .clone()
+                .unwrap_or_else(|| req.name.clone()),
+        );
+        match mutate_ingress(&self.read(), &key, &ing) {
+            Ok(None) => Reviewed::allow(req),
+            Ok(Some(patch)) => match AdmissionResponse::from(req).with_patch(patch) {
+                Ok(response) => Reviewed::new(response, Decision::Patched),
+                Err(e) => {
+                    let mut response = AdmissionResponse::from(req);
+                    response.warnings =
+                        Some(vec![format!("mtls-gate could not encode its patch: {e}")]);
+                    Reviewed::new(response, Decision::Allowed)
+                }
+            },
+            Err(message) => {
+                let mut response = AdmissionResponse::from(req);
+                response.warnings = Some(vec![truncate(
+                    &format!("mtls-gate did not render: {message}"),
+                    1024,
+                )]);
+                Reviewed::new(response, Decision::Warned)
+            }
+        }
+    }
+
+    fn view_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn cached_ingresses(&self) -> usize {
+        self.read().ingress_count()
+    }
+}

@@ -16,3 +16,4 @@ pub mod profile;
 pub mod render;
 pub mod synthetic;
 pub mod violation;
+pub mod webhook;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mtls_gate::cli::serve::WebhookArgs;
 use mtls_gate::cli::{self, CheckArgs, EndpointsArgs, RenderArgs};
 
 /// Keeps open-banking endpoints' client-certificate (MTLS) requirements correct on
@@ -25,22 +26,55 @@ enum Command {
     Endpoints(EndpointsArgs),
     /// Print the ApiProviderProfile CRD.
     Crd,
+    /// Serve the admission webhooks and the gate with the cluster view loaded from
+    /// manifest files (tests, demos, benchmarks).
+    Webhook(WebhookArgs),
+}
+
+/// Runs an async command on a multi-threaded runtime; exit 1 on error.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
+    // Standard streams are locked only by the synchronous commands: the long-running ones
+    // log to stderr from every thread.
     let code = match cli.command {
-        Command::Check(args) => cli::check(&args, &mut out, &mut err) as u8,
-        Command::Render(args) => cli::render(&args, &mut out, &mut err) as u8,
-        Command::Endpoints(args) => match cli::endpoints(&args, &mut out) {
+        Command::Check(args) => cli::check(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ) as u8,
+        Command::Render(args) => cli::render(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ) as u8,
+        Command::Endpoints(args) => match cli::endpoints(&args, &mut std::io::stdout().lock()) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {e}");
                 2
             }
         },
+        Command::Webhook(args) => block_on(cli::serve::webhook(args)),
         Command::Crd => match cli::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -1,0 +1,126 @@
+//! Long-running commands: `mtls-gate webhook` (standalone: the cluster view comes from
+//! manifest files) and the shared logging and shutdown plumbing of `run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use prometheus_client::registry::Registry;
+
+use crate::admission::ClusterAdmission;
+use crate::manifest;
+use crate::webhook::{self, WebhookConfig, WebhookMetrics};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Installs the tracing subscriber (`RUST_LOG` filters, e.g. `info,mtls_gate=debug`;
+/// default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Resolves when the process receives SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// HTTPS address of /validate, /mutate and /verify.
+    #[arg(long, env = "MTLS_GATE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "MTLS_GATE_PROBE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub probe_listen: SocketAddr,
+    /// PEM certificate chain of the HTTPS server (re-read when it changes).
+    #[arg(long, env = "MTLS_GATE_TLS_CERT_FILE")]
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of the HTTPS server (re-read when it changes).
+    #[arg(long, env = "MTLS_GATE_TLS_KEY_FILE")]
+    pub tls_key_file: PathBuf,
+    /// Manifests (files or directories) that make up the cluster view: profiles, Ingresses,
+    /// Secrets, Traefik TLSOptions and Middlewares. Absent Secrets count as missing.
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    pub objects: Vec<PathBuf>,
+    /// Namespace for objects whose manifests name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Namespaces whose Ingresses are always admitted.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kube-system,kube-node-lease"
+    )]
+    pub exclude_namespaces: Vec<String>,
+    /// Log format.
+    #[arg(long, value_enum, env = "MTLS_GATE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Serves the webhooks with the cluster view loaded from manifests, until SIGTERM/Ctrl-C.
+pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let documents = manifest::read_paths(&args.objects)?;
+    let manifests = manifest::load(documents, &args.namespace, true)?;
+    tracing::info!(
+        profiles = manifests.profiles.len(),
+        ingresses = manifests.view.ingress_count(),
+        "cluster view loaded from manifests"
+    );
+    let view = Arc::new(RwLock::new(manifests.view));
+    let ready = Arc::new(AtomicBool::new(true));
+    let handler = Arc::new(ClusterAdmission::new(view, ready, args.exclude_namespaces));
+    let mut registry = Registry::default();
+    let metrics = Arc::new(WebhookMetrics::register(&mut registry));
+    let config = WebhookConfig::new(
+        args.listen,
+        args.probe_listen,
+        args.tls_cert_file,
+        args.tls_key_file,
+    );
+    let bound = webhook::bind(config)
+        .await
+        .context("cannot bind the webhook ports")?;
+    tracing::info!(https = %bound.local_addr(), probes = %bound.probe_addr(), "listening");
+    bound
+        .serve(handler, metrics, Arc::new(registry), shutdown_signal())
+        .await
+        .context("webhook server")
+}

@@ -1,0 +1,158 @@
+//! The plain-HTTP probe port: `/healthz`, `/readyz`, `/metrics`.
+
+use std::convert::Infallible;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{ALLOW, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::AdmissionHandler;
+use super::metrics::WebhookMetrics;
+use super::server::Phase;
+use super::tls::CertResolver;
+
+/// OpenMetrics text, as produced by prometheus-client (Prometheus negotiates it).
+pub(crate) const METRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Probe connections served at once (probes are tiny; more wait in the backlog).
+const MAX_PROBE_CONNECTIONS: usize = 32;
+
+pub(crate) struct ProbeState {
+    pub handler: Arc<dyn AdmissionHandler>,
+    pub metrics: Arc<WebhookMetrics>,
+    pub registry: Arc<Registry>,
+    pub resolver: Arc<CertResolver>,
+    pub phase: watch::Receiver<Phase>,
+}
+
+/// Serves probes until the phase reaches `Stopped`.
+pub(crate) async fn run(listener: TcpListener, state: ProbeState, header_timeout: Duration) {
+    let state = Arc::new(state);
+    let permits = Arc::new(Semaphore::new(MAX_PROBE_CONNECTIONS));
+    let mut phase = state.phase.clone();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = stopped(&mut phase) => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = stopped(&mut phase) => return,
+            a = listener.accept() => a,
+        };
+        let (tcp, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed on the probe port");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc_state = state.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let state = svc_state.clone();
+                async move { Ok::<_, Infallible>(answer(&state, &req)) }
+            });
+            let mut stop = state.phase.clone();
+            let conn = builder.serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r { tracing::debug!(error = %e, "probe connection error"); }
+                }
+                () = stopped(&mut stop) => {}
+            }
+        });
+    }
+}
+
+async fn stopped(phase: &mut watch::Receiver<Phase>) {
+    let _ = phase.wait_for(|p| *p >= Phase::Stopped).await;
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn answer(state: &ProbeState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    match path {
+        "/healthz" => plain(StatusCode::OK, "ok"),
+        "/readyz" => match not_ready_reason(state) {
+            None => plain(StatusCode::OK, "ready"),
+            Some(reason) => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {reason}"),
+            ),
+        },
+        _ => metrics(state),
+    }
+}
+
+fn not_ready_reason(state: &ProbeState) -> Option<&'static str> {
+    if *state.phase.borrow() != Phase::Running {
+        return Some("shutting down");
+    }
+    if !state.resolver.is_loaded() {
+        return Some("no serving certificate loaded");
+    }
+    let handler = &*state.handler;
+    match catch_unwind(AssertUnwindSafe(|| handler.view_ready())) {
+        Ok(true) => None,
+        Ok(false) => Some("cluster view not loaded"),
+        Err(_) => Some("cluster view readiness check failed"),
+    }
+}
+
+fn metrics(state: &ProbeState) -> Response<Full<Bytes>> {
+    let handler = &*state.handler;
+    if let Ok(n) = catch_unwind(AssertUnwindSafe(|| handler.cached_ingresses())) {
+        state
+            .metrics
+            .cached_ingresses
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    let mut body = String::with_capacity(4096);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        tracing::error!(error = %e, "cannot encode metrics");
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics");
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    resp
+}

@@ -1,0 +1,1401 @@
+//! The webhook HTTPS server, driven for real: TLS on loopback with ephemeral ports, real
+//! HTTP/1.1 and HTTP/2 clients, certificates issued at run time (see
+//! `tests/fixtures/tls/README.md`), a tiny test `AdmissionHandler`.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use mtls_gate::webhook::metrics::{ErrorReason, ReasonLabel, ReloadLabels};
+use mtls_gate::webhook::{
+    AdmissionHandler, Decision, Reviewed, WebhookConfig, WebhookMetrics, bind, tls,
+};
+use prometheus_client::registry::Registry;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ProtocolVersion, RootCertStore, SupportedProtocolVersion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+const RSA_PKCS8: &str = include_str!("fixtures/tls/rsa2048.pkcs8.pem");
+const RSA_PKCS1: &str = include_str!("fixtures/tls/rsa2048.pkcs1.pem");
+const EC_PKCS8: &str = include_str!("fixtures/tls/ec-p256.pkcs8.pem");
+const EC_SEC1: &str = include_str!("fixtures/tls/ec-p256.sec1.pem");
+
+// ---------------------------------------------------------------------------------------
+// Test handler: denies Ingresses named `bad-*`, panics on `panic`, warns on `warn-*`;
+// mutate adds one label to Ingresses.
+
+#[derive(Default)]
+struct TestHandler {
+    ready: AtomicBool,
+    ingresses: AtomicUsize,
+}
+
+fn object_name(req: &AdmissionRequest<DynamicObject>) -> &str {
+    req.name.as_str()
+}
+
+impl AdmissionHandler for TestHandler {
+    fn validate(&self, req: &AdmissionRequest<DynamicObject>) -> Reviewed {
+        if req.kind.kind != "Ingress" {
+            return Reviewed::allow(req);
+        }
+        let name = object_name(req);
+        if name == "panic" {
+            panic!("test handler asked to panic");
+        }
+        if name.starts_with("bad-") {
+            let resp = AdmissionResponse::from(req).deny(format!("{name}: MtlsNotRequired"));
+            return Reviewed::new(resp, Decision::Denied);
+        }
+        if name.starts_with("warn-") {
+            let mut resp = AdmissionResponse::from(req);
+            resp.warnings = Some(vec!["MtlsNotRequired".into()]);
+            return Reviewed::new(resp, Decision::Warned);
+        }
+        Reviewed::allow(req)
+    }
+
+    fn mutate(&self, req: &AdmissionRequest<DynamicObject>) -> Reviewed {
+        if req.kind.kind != "Ingress" || req.object.is_none() {
+            return Reviewed::allow(req);
+        }
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/metadata/labels/mtls-gate.io~1rendered", "value": "true"}
+        ]))
+        .expect("static patch");
+        match AdmissionResponse::from(req).with_patch(patch) {
+            Ok(resp) => Reviewed::new(resp, Decision::Patched),
+            Err(_) => Reviewed::allow(req),
+        }
+    }
+
+    fn view_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    fn cached_ingresses(&self) -> usize {
+        self.ingresses.load(Ordering::SeqCst)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// PKI
+
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+    roots: RootCertStore,
+}
+
+fn pki() -> Pki {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "mtls-gate test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    Pki { ca, roots }
+}
+
+/// A leaf for `localhost` with `key`, signed by the CA; returns (PEM, DER).
+fn issue(pki: &Pki, key: &KeyPair, serial: u64) -> (String, CertificateDer<'static>) {
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.serial_number = Some(serial.into());
+    let cert = params.signed_by(key, &pki.ca).unwrap();
+    (cert.pem(), cert.der().clone())
+}
+
+/// Installs a pair the way kubelet updates a Secret volume: a new timestamped directory,
+/// then an atomic rename of the `..data` symlink; `tls.crt`/`tls.key` point through it.
+fn install_pair(dir: &Path, cert_pem: &str, key_pem: &str) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let ts = format!("..2026_01_01_{}", N.fetch_add(1, Ordering::SeqCst));
+    std::fs::create_dir(dir.join(&ts)).unwrap();
+    std::fs::write(dir.join(&ts).join("tls.crt"), cert_pem).unwrap();
+    std::fs::write(dir.join(&ts).join("tls.key"), key_pem).unwrap();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&ts, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        let link = dir.join(f);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{f}"), &link).unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server harness
+
+struct Server {
+    addr: SocketAddr,
+    probe: SocketAddr,
+    dir: tempfile::TempDir,
+    handler: Arc<TestHandler>,
+    metrics: Arc<WebhookMetrics>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+fn test_config(dir: &Path) -> WebhookConfig {
+    let mut config = WebhookConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        dir.join("tls.crt"),
+        dir.join("tls.key"),
+    );
+    config.reload_interval = Duration::from_millis(50);
+    config.limits.header_read_timeout = Duration::from_millis(400);
+    config.limits.body_read_timeout = Duration::from_millis(400);
+    config.limits.tls_handshake_timeout = Duration::from_secs(2);
+    config.limits.drain_timeout = Duration::from_secs(5);
+    config
+}
+
+async fn start(
+    pair: Option<(&str, &str)>,
+    ready: bool,
+    tweak: impl FnOnce(&mut WebhookConfig),
+) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some((cert, key)) = pair {
+        install_pair(dir.path(), cert, key);
+    }
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let handler = Arc::new(TestHandler::default());
+    handler.ready.store(ready, Ordering::SeqCst);
+    let mut registry = Registry::default();
+    let metrics = Arc::new(WebhookMetrics::register(&mut registry));
+    let bound = bind(config).await.unwrap();
+    let (addr, probe) = (bound.local_addr(), bound.probe_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(bound.serve(
+        handler.clone(),
+        metrics.clone(),
+        Arc::new(registry),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Server {
+        addr,
+        probe,
+        dir,
+        handler,
+        metrics,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl Server {
+    fn reloads(&self, success: bool) -> u64 {
+        let result = if success { "success" } else { "failure" };
+        self.metrics
+            .certificate_reloads
+            .get_or_create(&ReloadLabels { result })
+            .get()
+    }
+
+    fn errors(&self, reason: ErrorReason) -> u64 {
+        self.metrics
+            .http_errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .get()
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("server stops")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients
+
+const H2: &[u8] = b"h2";
+const H1: &[u8] = b"http/1.1";
+static TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
+static TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+static TLS_ANY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+fn client_config(
+    roots: &RootCertStore,
+    versions: &[&'static SupportedProtocolVersion],
+    alpn: &[u8],
+) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(tls::crypto_provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    // Every connection does a full handshake, so it reports the certificate served now
+    // (a resumed session reports the certificate of the session it resumes).
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+async fn tls_connect(addr: SocketAddr, config: Arc<ClientConfig>) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Body>),
+    H2(hyper::client::conn::http2::SendRequest<Body>),
+}
+
+struct Conn {
+    sender: Sender,
+    peer: CertificateDer<'static>,
+    version: Option<ProtocolVersion>,
+    driver: JoinHandle<()>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The answer as kube's type. The wire format carries `patch` as base64 (what the API
+    /// server reads), while kube's type holds the decoded bytes.
+    fn review(&self) -> AdmissionReview<DynamicObject> {
+        use base64::Engine as _;
+        let mut value: serde_json::Value = serde_json::from_slice(&self.body).unwrap();
+        if let Some(patch) = value["response"]["patch"].as_str() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(patch)
+                .expect("patch is base64");
+            value["response"]["patch"] = serde_json::json!(bytes);
+        }
+        serde_json::from_value(value).unwrap()
+    }
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, config: Arc<ClientConfig>) -> Conn {
+        let stream = tls_connect(addr, config).await;
+        let (_, session) = stream.get_ref();
+        let peer = session.peer_certificates().unwrap()[0].clone().into_owned();
+        let version = session.protocol_version();
+        let h2 = session.alpn_protocol() == Some(H2);
+        let io = TokioIo::new(stream);
+        if h2 {
+            let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .unwrap();
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Conn {
+                sender: Sender::H2(sender),
+                peer,
+                version,
+                driver,
+            }
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Conn {
+                sender: Sender::H1(sender),
+                peer,
+                version,
+                driver,
+            }
+        }
+    }
+
+    async fn send(&mut self, req: Request<Body>) -> Result<Answer, hyper::Error> {
+        let resp = match &mut self.sender {
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str, body: Body) -> Request<Body> {
+        let builder = match self.sender {
+            Sender::H1(_) => Request::builder().uri(path).header("host", "localhost"),
+            Sender::H2(_) => Request::builder().uri(format!("https://localhost{path}")),
+        };
+        builder.method(method).body(body).unwrap()
+    }
+
+    async fn post(&mut self, path: &str, body: impl Into<Bytes>) -> Answer {
+        let req = self.request(Method::POST, path, full(body));
+        self.send(req).await.unwrap()
+    }
+
+    async fn verify(&mut self, query: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut req = self.request(Method::GET, &format!("/verify{query}"), full(""));
+        for (k, v) in headers {
+            req.headers_mut().append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        self.send(req).await.unwrap()
+    }
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).boxed()
+}
+
+/// A request body fed chunk by chunk through a channel.
+fn streamed() -> (futures::channel::mpsc::UnboundedSender<Bytes>, Body) {
+    use futures::StreamExt;
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+    let body = StreamBody::new(rx.map(|b| Ok::<_, Infallible>(Frame::data(b))));
+    (tx, BodyExt::boxed(body))
+}
+
+async fn probe_get(addr: SocketAddr, path: &str) -> Answer {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = Request::builder()
+        .uri(path)
+        .header("host", "localhost")
+        .body(full(""))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+/// Writes raw bytes on a fresh TLS (HTTP/1.1) connection and reads until the server
+/// closes it or `limit` passes; returns what was read.
+async fn raw_exchange(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    request: &[u8],
+    limit: Duration,
+) -> (String, Duration) {
+    let mut stream = tls_connect(addr, config).await;
+    stream.write_all(request).await.unwrap();
+    stream.flush().await.unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buf)).await {
+            Err(_) => panic!("server did not close the connection within {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// AdmissionReview bodies
+
+fn ingress_review(uid: &str, name: &str, operation: &str) -> String {
+    let object = serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "bank", "labels": {"mtls-gate.io/profile": "bank"}},
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": ["mtls.api.bank.example"], "secretName": "api-tls"}],
+            "rules": [{"host": "mtls.api.bank.example", "http": {"paths": [
+                {"path": "/open-banking-nz/v3.0/accounts", "pathType": "Prefix",
+                 "backend": {"service": {"name": "accounts", "port": {"number": 8080}}}}
+            ]}}]
+        }
+    });
+    let (obj, old) = if operation == "DELETE" {
+        (serde_json::Value::Null, object)
+    } else {
+        (object, serde_json::Value::Null)
+    };
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "name": name,
+            "namespace": "bank",
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": obj,
+            "oldObject": old,
+            "dryRun": false
+        }
+    })
+    .to_string()
+}
+
+fn pod_review(uid: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "p", "namespace": "bank", "operation": "CREATE",
+            "userInfo": {"username": "alice"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+        }
+    })
+    .to_string()
+}
+
+fn ec_pair(pki: &Pki, serial: u64) -> (String, CertificateDer<'static>) {
+    issue(pki, &KeyPair::from_pem(EC_PKCS8).unwrap(), serial)
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_versions_key_types_and_alpn() {
+    let pki = pki();
+    let rsa = KeyPair::from_pem(RSA_PKCS8).unwrap();
+    let ec = KeyPair::from_pem(EC_PKCS8).unwrap();
+    for (label, key, key_file) in [("rsa/pkcs1", &rsa, RSA_PKCS1), ("ecdsa/sec1", &ec, EC_SEC1)] {
+        let (cert, der) = issue(&pki, key, 7);
+        let server = start(Some((&cert, key_file)), true, |_| {}).await;
+        for (versions, expected) in [
+            (TLS12, ProtocolVersion::TLSv1_2),
+            (TLS13, ProtocolVersion::TLSv1_3),
+        ] {
+            for alpn in [H1, H2] {
+                let mut conn =
+                    Conn::open(server.addr, client_config(&pki.roots, versions, alpn)).await;
+                assert_eq!(conn.version, Some(expected), "{label}");
+                assert_eq!(conn.peer, der, "{label}");
+                assert_eq!(matches!(conn.sender, Sender::H2(_)), alpn == H2);
+                let uid = format!("{label}-{expected:?}-{}", alpn.len());
+                let answer = conn
+                    .post("/validate", ingress_review(&uid, "good", "CREATE"))
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK, "{label}: {}", answer.text());
+                let response = answer.review().response.unwrap();
+                assert_eq!(response.uid, uid);
+                assert!(response.allowed);
+            }
+        }
+        server.stop().await;
+    }
+}
+
+#[test]
+fn every_key_encoding_loads_and_mismatches_are_rejected() {
+    let pki = pki();
+    let rsa = KeyPair::from_pem(RSA_PKCS8).unwrap();
+    let ec = KeyPair::from_pem(EC_PKCS8).unwrap();
+    let (rsa_cert, _) = issue(&pki, &rsa, 1);
+    let (ec_cert, _) = issue(&pki, &ec, 2);
+    for key in [RSA_PKCS8, RSA_PKCS1] {
+        tls::load_certified_key(rsa_cert.as_bytes(), key.as_bytes()).unwrap();
+    }
+    for key in [EC_PKCS8, EC_SEC1] {
+        tls::load_certified_key(ec_cert.as_bytes(), key.as_bytes()).unwrap();
+    }
+    // Chains load too (leaf first).
+    let chain = format!("{ec_cert}{}", pki.ca.pem());
+    tls::load_certified_key(chain.as_bytes(), EC_SEC1.as_bytes()).unwrap();
+    let err = tls::load_certified_key(ec_cert.as_bytes(), RSA_PKCS1.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    assert!(tls::load_certified_key(b"junk", EC_SEC1.as_bytes()).is_err());
+    assert!(tls::load_certified_key(ec_cert.as_bytes(), b"junk").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_and_mutate_happy_paths() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    for alpn in [H1, H2] {
+        let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, alpn)).await;
+
+        let answer = conn
+            .post("/validate", ingress_review("u-ok", "good", "CREATE"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.headers.get("content-type").unwrap(),
+            "application/json"
+        );
+        let review = answer.review();
+        assert_eq!(review.types.api_version, "admission.k8s.io/v1");
+        assert_eq!(review.types.kind, "AdmissionReview");
+        let response = review.response.unwrap();
+        assert_eq!(response.uid, "u-ok");
+        assert!(response.allowed);
+
+        let answer = conn
+            .post("/validate", ingress_review("u-bad", "bad-1", "UPDATE"))
+            .await;
+        let response = answer.review().response.unwrap();
+        assert_eq!(response.uid, "u-bad");
+        assert!(!response.allowed);
+        assert_eq!(response.result.message, "bad-1: MtlsNotRequired");
+
+        let answer = conn
+            .post("/validate", ingress_review("u-del", "bad-2", "DELETE"))
+            .await;
+        assert!(!answer.review().response.unwrap().allowed);
+
+        let answer = conn
+            .post("/validate", ingress_review("u-warn", "warn-1", "CREATE"))
+            .await;
+        let response = answer.review().response.unwrap();
+        assert!(response.allowed);
+        assert_eq!(response.warnings, Some(vec!["MtlsNotRequired".to_string()]));
+
+        // Unknown kinds are allowed, uid echoed.
+        let answer = conn.post("/validate", pod_review("u-pod")).await;
+        let response = answer.review().response.unwrap();
+        assert_eq!(response.uid, "u-pod");
+        assert!(response.allowed);
+
+        let answer = conn
+            .post("/mutate", ingress_review("u-mut", "good", "CREATE"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(json["response"]["uid"], "u-mut");
+        assert_eq!(json["response"]["patchType"], "JSONPatch");
+        let response = answer.review().response.unwrap();
+        let patch: serde_json::Value = serde_json::from_slice(&response.patch.unwrap()).unwrap();
+        assert_eq!(patch[0]["path"], "/metadata/labels/mtls-gate.io~1rendered");
+
+        let answer = conn.post("/mutate", pod_review("u-mut-pod")).await;
+        let response = answer.review().response.unwrap();
+        assert_eq!(response.uid, "u-mut-pod");
+        assert!(response.patch.is_none());
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_clear_http_errors() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    let h1 = client_config(&pki.roots, TLS_ANY, H1);
+    for alpn in [H1, H2] {
+        let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, alpn)).await;
+
+        let answer = conn.post("/validate", "{\"apiVersion\": ").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.text().contains("line 1 column"), "{}", answer.text());
+
+        let answer = conn.post("/validate", "").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+        let v1beta1 = ingress_review("u", "good", "CREATE")
+            .replace("admission.k8s.io/v1\"", "admission.k8s.io/v1beta1\"");
+        let answer = conn.post("/validate", v1beta1).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.text().contains("apiVersion"), "{}", answer.text());
+
+        let wrong_kind = ingress_review("u", "good", "CREATE")
+            .replace("\"AdmissionReview\"", "\"AdmissionResponse\"");
+        let answer = conn.post("/mutate", wrong_kind).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.text().contains("kind"), "{}", answer.text());
+
+        let no_request = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
+        let answer = conn.post("/validate", no_request).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.text().contains("no request"), "{}", answer.text());
+
+        let answer = conn.post("/validate", "[1,2,3]").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+        let answer = conn.post("/nope", "{}").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+
+        let req = conn.request(Method::GET, "/validate", full(""));
+        let answer = conn.send(req).await.unwrap();
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.headers.get("allow").unwrap(), "POST");
+        let req = conn.request(Method::PUT, "/mutate", full("{}"));
+        assert_eq!(
+            conn.send(req).await.unwrap().status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+
+        // The connection is still usable after all of that.
+        let answer = conn
+            .post("/validate", ingress_review("u-after", "good", "CREATE"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+
+    // 413 by Content-Length, before any body byte is read.
+    let (out, _) = raw_exchange(
+        server.addr,
+        h1.clone(),
+        b"POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4194305\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+
+    // Exactly at the limit is accepted (and is then not JSON: 400).
+    let mut conn = Conn::open(server.addr, h1.clone()).await;
+    let answer = conn.post("/validate", vec![b' '; 4 * 1024 * 1024]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+    // 413 while reading a chunked body with no Content-Length.
+    let mut conn = Conn::open(server.addr, h1.clone()).await;
+    let (tx, body) = streamed();
+    let req = conn.request(Method::POST, "/validate", body);
+    let pending = tokio::spawn(async move { conn.send(req).await });
+    for _ in 0..65 {
+        tx.unbounded_send(Bytes::from(vec![b' '; 64 * 1024]))
+            .unwrap();
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    drop(tx);
+
+    // The same over HTTP/2 (no Content-Length, DATA frames).
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    let (tx, body) = streamed();
+    let req = conn.request(Method::POST, "/mutate", body);
+    let pending = tokio::spawn(async move { conn.send(req).await });
+    for _ in 0..65 {
+        tx.unbounded_send(Bytes::from(vec![b' '; 64 * 1024]))
+            .unwrap();
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    drop(tx);
+
+    // Slow header: the connection is closed after header_read_timeout (400 ms).
+    let (out, took) = raw_exchange(
+        server.addr,
+        h1.clone(),
+        b"POST /validate HTTP/1.1\r\nhost: local",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(!out.contains("200 OK"), "{out}");
+
+    // Slow body: 408 after body_read_timeout (400 ms).
+    let (out, took) = raw_exchange(
+        server.addr,
+        h1.clone(),
+        b"POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{\"apiV",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+
+    // Garbage instead of HTTP.
+    let (out, _) = raw_exchange(
+        server.addr,
+        h1.clone(),
+        b"\x00\x01\x02 not http\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(!out.contains("200"), "{out}");
+
+    // Not TLS at all: the handshake fails, the server carries on.
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /verify HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut sink)).await;
+
+    wait_until("error metrics", || {
+        server.errors(ErrorReason::HeaderTimeout) >= 1
+            && server.errors(ErrorReason::TlsHandshake) >= 1
+    })
+    .await;
+    assert!(server.errors(ErrorReason::PayloadTooLarge) >= 3);
+    assert!(server.errors(ErrorReason::BodyTimeout) >= 1);
+    assert!(server.errors(ErrorReason::BadRequest) >= 12);
+    assert!(server.errors(ErrorReason::NotFound) >= 2);
+    assert!(server.errors(ErrorReason::MethodNotAllowed) >= 4);
+
+    let mut conn = Conn::open(server.addr, h1).await;
+    let answer = conn
+        .post("/validate", ingress_review("u-end", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_panic_is_a_500_and_the_server_lives_on() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    let answer = conn
+        .post("/validate", ingress_review("u-p", "panic", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(server.errors(ErrorReason::HandlerPanic), 1);
+    let answer = conn
+        .post("/validate", ingress_review("u-q", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excess_in_flight_admissions_get_503() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.max_in_flight = 1;
+        c.limits.body_read_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let config = client_config(&pki.roots, TLS_ANY, H2);
+    // Holds the only slot: its body is still arriving.
+    let mut slow = Conn::open(server.addr, config.clone()).await;
+    let (tx, body) = streamed();
+    let req = slow.request(Method::POST, "/validate", body);
+    let pending = tokio::spawn(async move { slow.send(req).await });
+    let review = ingress_review("u-slow", "good", "CREATE");
+    let (head, tail) = review.split_at(100);
+    tx.unbounded_send(Bytes::from(head.to_string())).unwrap();
+
+    wait_until("slot taken", || {
+        server.metrics.admission_in_flight.get() == 1
+    })
+    .await;
+    let mut conn = Conn::open(server.addr, config).await;
+    let answer = conn
+        .post("/validate", ingress_review("u-2", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(server.errors(ErrorReason::Overloaded), 1);
+    // Gate requests are not limited.
+    let answer = conn.verify("", &[("ssl-client-verify", "SUCCESS")]).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+
+    tx.unbounded_send(Bytes::from(tail.to_string())).unwrap();
+    drop(tx);
+    let answer = pending.await.unwrap().unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.review().response.unwrap().uid, "u-slow");
+    let answer = conn
+        .post("/validate", ingress_review("u-3", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_answers() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], StatusCode);
+    let cases: &[Case] = &[
+        (
+            "",
+            &[("ssl-client-verify", "SUCCESS")],
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "?controller=ingress-nginx",
+            &[("ssl-client-verify", "SUCCESS")],
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "",
+            &[("ssl-client-verify", "FAILED:unable to verify")],
+            StatusCode::FORBIDDEN,
+        ),
+        ("", &[("ssl-client-verify", "NONE")], StatusCode::FORBIDDEN),
+        (
+            "",
+            &[("ssl-client-verify", "success")],
+            StatusCode::FORBIDDEN,
+        ),
+        ("", &[], StatusCode::FORBIDDEN),
+        (
+            "",
+            &[
+                ("ssl-client-verify", "SUCCESS"),
+                ("ssl-client-verify", "SUCCESS"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "",
+            &[
+                ("ssl-client-verify", "NONE"),
+                ("ssl-client-verify", "SUCCESS"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "?controller=traefik",
+            &[("x-forwarded-tls-client-cert", "MIIBszCCAVmgAwIBAgIU")],
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "?controller=traefik",
+            &[("x-forwarded-tls-client-cert", "")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "?controller=traefik",
+            &[("ssl-client-verify", "SUCCESS")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "?controller=traefik",
+            &[
+                ("x-forwarded-tls-client-cert", "a"),
+                ("x-forwarded-tls-client-cert", "b"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "?controller=haproxy-ingress",
+            &[("x-ssl-client-sha1", "3F2A9C")],
+            StatusCode::NO_CONTENT,
+        ),
+        ("?controller=haproxy-ingress", &[], StatusCode::FORBIDDEN),
+        (
+            "?controller=haproxy-ingress",
+            &[("x-ssl-client-sha1", "")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "?controller=nginx",
+            &[("ssl-client-verify", "SUCCESS")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "?controller=",
+            &[("ssl-client-verify", "SUCCESS")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "?controller=traefik&controller=ingress-nginx",
+            &[("ssl-client-verify", "SUCCESS")],
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for alpn in [H1, H2] {
+        let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, alpn)).await;
+        for (query, headers, expected) in cases {
+            let answer = conn.verify(query, headers).await;
+            assert_eq!(answer.status, *expected, "{query} {headers:?}");
+            if *expected == StatusCode::FORBIDDEN {
+                assert!(!answer.body.is_empty());
+                assert_eq!(
+                    answer.headers.get("content-type").unwrap(),
+                    "text/plain; charset=utf-8"
+                );
+            } else {
+                assert!(answer.body.is_empty());
+            }
+        }
+        // Any method: ingress controllers reuse the original request's method.
+        for method in [Method::POST, Method::DELETE, Method::HEAD, Method::PATCH] {
+            let mut req = conn.request(method.clone(), "/verify", full(""));
+            req.headers_mut()
+                .insert("ssl-client-verify", HeaderValue::from_static("SUCCESS"));
+            assert_eq!(
+                conn.send(req).await.unwrap().status,
+                StatusCode::NO_CONTENT,
+                "{method}"
+            );
+        }
+    }
+    let metrics = probe_get(server.probe, "/metrics").await.text();
+    assert!(
+        metrics.contains(
+            "mtls_gate_gate_decisions_total{controller=\"ingress-nginx\",decision=\"allow\"} 12"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("mtls_gate_gate_decisions_total{controller=\"unknown\",decision=\"deny\"} 6"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_certificate_and_view() {
+    let pki = pki();
+    let server = start(None, false, |_| {}).await;
+    let health = probe_get(server.probe, "/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
+    let ready = probe_get(server.probe, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        ready.text().contains("no serving certificate"),
+        "{}",
+        ready.text()
+    );
+
+    // No certificate: handshakes fail, nothing is served.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let handshake = TlsConnector::from(client_config(&pki.roots, TLS_ANY, H1))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await;
+    assert!(handshake.is_err());
+
+    // The Secret appears: the poller loads it.
+    let (cert, der) = ec_pair(&pki, 3);
+    install_pair(server.dir.path(), &cert, EC_SEC1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ready = loop {
+        let ready = probe_get(server.probe, "/readyz").await;
+        if !ready.text().contains("certificate") || Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        ready.text().contains("cluster view not loaded"),
+        "{}",
+        ready.text()
+    );
+    let conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+    assert_eq!(conn.peer, der);
+
+    server.handler.ready.store(true, Ordering::SeqCst);
+    let ready = probe_get(server.probe, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+
+    server.handler.ready.store(false, Ordering::SeqCst);
+    assert_eq!(
+        probe_get(server.probe, "/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        probe_get(server.probe, "/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_after_some_requests() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    server.handler.ingresses.store(42, Ordering::SeqCst);
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    conn.post("/validate", ingress_review("a", "good", "CREATE"))
+        .await;
+    conn.post("/validate", ingress_review("b", "good", "CREATE"))
+        .await;
+    conn.post("/validate", ingress_review("c", "bad-x", "UPDATE"))
+        .await;
+    conn.post("/mutate", ingress_review("d", "good", "CREATE"))
+        .await;
+    conn.post("/validate", pod_review("e")).await;
+    conn.post("/validate", "nope").await;
+    conn.verify("", &[("ssl-client-verify", "NONE")]).await;
+
+    let answer = probe_get(server.probe, "/metrics").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.headers.get("content-type").unwrap(),
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = answer.text();
+    for line in [
+        "mtls_gate_admission_requests_total{webhook=\"validate\",operation=\"CREATE\",kind=\"Ingress\",decision=\"allowed\"} 2",
+        "mtls_gate_admission_requests_total{webhook=\"validate\",operation=\"UPDATE\",kind=\"Ingress\",decision=\"denied\"} 1",
+        "mtls_gate_admission_requests_total{webhook=\"mutate\",operation=\"CREATE\",kind=\"Ingress\",decision=\"patched\"} 1",
+        "mtls_gate_admission_requests_total{webhook=\"validate\",operation=\"CREATE\",kind=\"other\",decision=\"allowed\"} 1",
+        "mtls_gate_admission_duration_seconds_count{webhook=\"validate\"} 4",
+        "mtls_gate_admission_duration_seconds_bucket{le=\"0.00005\",webhook=\"mutate\"}",
+        "mtls_gate_gate_decisions_total{controller=\"ingress-nginx\",decision=\"deny\"} 1",
+        "mtls_gate_certificate_reloads_total{result=\"success\"} 1",
+        "mtls_gate_cached_ingresses 42",
+        "mtls_gate_http_errors_total{reason=\"bad_request\"} 1",
+        "# TYPE mtls_gate_admission_duration_seconds histogram",
+        "# EOF",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_rotation_under_load_and_broken_pairs() {
+    let pki = pki();
+    let (cert_a, der_a) = ec_pair(&pki, 100);
+    let server = start(Some((&cert_a, EC_SEC1)), true, |_| {}).await;
+    wait_until("first load", || server.reloads(true) == 1).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // One counter of successful requests per worker.
+    let counters: Vec<Arc<AtomicU64>> = (0..6).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let mut workers = Vec::new();
+    // Keep-alive clients: two HTTP/1.1, two HTTP/2, each on one connection throughout.
+    for (i, alpn) in [H1, H1, H2, H2].into_iter().enumerate() {
+        let config = client_config(&pki.roots, TLS_ANY, alpn);
+        let (stop, ok, addr) = (stop.clone(), counters[i].clone(), server.addr);
+        workers.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr, config).await;
+            let first_peer = conn.peer.clone();
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let uid = format!("ka-{i}-{n}");
+                let answer = conn
+                    .post("/validate", ingress_review(&uid, "good", "CREATE"))
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK);
+                assert_eq!(answer.review().response.unwrap().uid, uid);
+                ok.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+            }
+            assert_eq!(conn.peer, first_peer);
+            HashSet::from([first_peer])
+        }));
+    }
+    // New-connection clients: one TLS connection per request, recording the certificate.
+    for i in 0..2 {
+        let config = client_config(&pki.roots, TLS_ANY, if i == 0 { H1 } else { H2 });
+        let (stop, ok, addr) = (stop.clone(), counters[4 + i].clone(), server.addr);
+        workers.push(tokio::spawn(async move {
+            let mut seen = HashSet::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let mut conn = Conn::open(addr, config.clone()).await;
+                seen.insert(conn.peer.clone());
+                let uid = format!("nc-{i}-{n}");
+                let answer = conn
+                    .post("/mutate", ingress_review(&uid, "good", "CREATE"))
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK);
+                assert_eq!(answer.review().response.unwrap().uid, uid);
+                ok.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+            }
+            seen
+        }));
+    }
+    // Waits until every worker has completed `more` further requests.
+    let wait_requests = |more: u64| {
+        let counters = counters.clone();
+        let targets: Vec<u64> = counters
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst) + more)
+            .collect();
+        async move {
+            wait_until("requests", || {
+                counters
+                    .iter()
+                    .zip(&targets)
+                    .all(|(c, t)| c.load(Ordering::SeqCst) >= *t)
+            })
+            .await
+        }
+    };
+    wait_requests(5).await;
+
+    // Rotate to a new key and serial, the kubelet way.
+    let new_key = KeyPair::generate().unwrap();
+    let (cert_b, der_b) = issue(&pki, &new_key, 101);
+    install_pair(server.dir.path(), &cert_b, &new_key.serialize_pem());
+    wait_until("reload", || server.reloads(true) == 2).await;
+    let conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+    assert_eq!(conn.peer, der_b);
+    wait_requests(5).await;
+
+    // A broken pair (key of another certificate): rejected, B keeps serving.
+    let (cert_c, _) = issue(&pki, &KeyPair::generate().unwrap(), 102);
+    install_pair(server.dir.path(), &cert_c, &new_key.serialize_pem());
+    wait_until("rejection", || server.reloads(false) == 1).await;
+    // Garbage: rejected too.
+    install_pair(server.dir.path(), "not a certificate", "not a key");
+    wait_until("rejection", || server.reloads(false) == 2).await;
+    wait_requests(5).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut seen = HashSet::new();
+    for w in workers {
+        seen.extend(w.await.expect("no request failed"));
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "a={} b={}",
+        seen.contains(&der_a),
+        seen.contains(&der_b)
+    );
+    assert_eq!(seen, HashSet::from([der_a, der_b.clone()]));
+    let conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    assert_eq!(conn.peer, der_b);
+    assert_eq!(server.reloads(true), 2);
+    assert_eq!(
+        probe_get(server.probe, "/readyz").await.status,
+        StatusCode::OK
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_drains_in_flight_requests() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let mut server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.body_read_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let (addr, probe) = (server.addr, server.probe);
+    let mut h1 = Conn::open(addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+    let mut h2 = Conn::open(addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    let idle = Conn::open(addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+    let review = ingress_review("u-drain", "good", "CREATE");
+    let (head, tail) = review.split_at(200);
+    let (tx1, body1) = streamed();
+    let (tx2, body2) = streamed();
+    let req1 = h1.request(Method::POST, "/validate", body1);
+    let req2 = h2.request(Method::POST, "/mutate", body2);
+    let p1 = tokio::spawn(async move { h1.send(req1).await });
+    let p2 = tokio::spawn(async move { h2.send(req2).await });
+    tx1.unbounded_send(Bytes::from(head.to_string())).unwrap();
+    tx2.unbounded_send(Bytes::from(head.to_string())).unwrap();
+    // Both requests are in the server (their bodies half read) before shutdown.
+    wait_until("requests in flight", || {
+        server.metrics.admission_in_flight.get() == 2
+    })
+    .await;
+
+    let _ = server.shutdown.take().unwrap().send(());
+    // Draining: not ready any more, no new connections.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = probe_get(probe, "/readyz").await;
+        if ready.text().contains("shutting down") {
+            assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz never said shutting down");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
+    // The idle keep-alive connection is closed by the server.
+    tokio::time::timeout(Duration::from_secs(3), idle.driver)
+        .await
+        .expect("idle connection closed")
+        .unwrap();
+
+    tx1.unbounded_send(Bytes::from(tail.to_string())).unwrap();
+    tx2.unbounded_send(Bytes::from(tail.to_string())).unwrap();
+    drop((tx1, tx2));
+    let a1 = p1.await.unwrap().unwrap();
+    let a2 = p2.await.unwrap().unwrap();
+    assert_eq!(a1.status, StatusCode::OK);
+    assert_eq!(a2.status, StatusCode::OK);
+    assert_eq!(a1.review().response.unwrap().uid, "u-drain");
+    assert_eq!(a2.review().response.unwrap().uid, "u-drain");
+    tokio::time::timeout(Duration::from_secs(5), server.task.take().unwrap())
+        .await
+        .expect("server returns after draining")
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(probe).await.is_err(),
+        "probe port closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_timeout_bounds_shutdown_and_idle_connections_close() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let mut server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.body_read_timeout = Duration::from_secs(30);
+        c.limits.drain_timeout = Duration::from_millis(300);
+        c.limits.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // An HTTP/2 connection that sends nothing is closed after the idle timeout.
+    let idle = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    tokio::time::timeout(Duration::from_secs(3), idle.driver)
+        .await
+        .expect("idle HTTP/2 connection closed")
+        .unwrap();
+
+    // A request whose body never completes does not hold shutdown beyond the drain timeout.
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    let (tx, body) = streamed();
+    let req = conn.request(Method::POST, "/validate", body);
+    let pending = tokio::spawn(async move { conn.send(req).await });
+    tx.unbounded_send(Bytes::from_static(b"{\"apiVersion\""))
+        .unwrap();
+    wait_until("request in flight", || {
+        server.metrics.admission_in_flight.get() == 1
+    })
+    .await;
+    let started = Instant::now();
+    let _ = server.shutdown.take().unwrap().send(());
+    tokio::time::timeout(Duration::from_secs(5), server.task.take().unwrap())
+        .await
+        .expect("server returns after the drain timeout")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(pending.await.unwrap().is_err());
+    drop(tx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tcp_connections_hit_the_tls_handshake_timeout() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.tls_handshake_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf))
+        .await
+        .expect("server closes a connection that never starts TLS")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    wait_until("handshake timeout counted", || {
+        server.errors(ErrorReason::TlsHandshakeTimeout) == 1
+    })
+    .await;
+    // Served normally afterwards.
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+    let answer = conn
+        .post("/validate", ingress_review("u", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.max_connections = 1;
+    })
+    .await;
+    let config = client_config(&pki.roots, TLS_ANY, H1);
+    let mut first = Conn::open(server.addr, config.clone()).await;
+    let answer = first
+        .post("/validate", ingress_review("u1", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // The second connection is not served while the first holds the only slot...
+    let second = tokio::spawn(Conn::open(server.addr, config));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished());
+    // ...and is served as soon as the slot frees.
+    drop(first);
+    let mut second = tokio::time::timeout(Duration::from_secs(3), second)
+        .await
+        .expect("second connection served")
+        .unwrap();
+    let answer = second
+        .post("/validate", ingress_review("u2", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.stop().await;
+}
