@@ -6,12 +6,28 @@
 //! the work per admission depends on the Ingresses of the touched hosts only.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
 
 use crate::model::{
     IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
 };
 use crate::profile::CompiledProfile;
+
+/// The cluster view shared by the controller (which fills it from its watches) and the
+/// admission webhooks (which read it). Writers hold the lock only to apply one watch event;
+/// readers only for one evaluation. Never hold it across an `.await`.
+pub type SharedView = Arc<RwLock<ClusterView>>;
+
+/// Set once every watch that feeds a [`SharedView`] has listed its objects; the webhook's
+/// `/readyz` reads it. It stays set while a watch re-lists (the previous objects stay in
+/// the view until the new list completes).
+pub type SyncedFlag = Arc<AtomicBool>;
+
+/// A new, empty shared view.
+pub fn shared_view() -> SharedView {
+    Arc::new(RwLock::new(ClusterView::new()))
+}
 
 /// Whether a source is complete for a kind (absent objects are missing) or only carries
 /// what it was given (absent objects are unknown).
@@ -78,6 +94,20 @@ impl ClusterView {
             }
         }
         Some(previous)
+    }
+
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretView> {
+        self.secrets.values()
+    }
+    /// Keeps only the Secrets for which `keep` is true.
+    pub fn retain_secrets(&mut self, mut keep: impl FnMut(&SecretView) -> bool) {
+        self.secrets.retain(|_, v| keep(v));
+    }
+    pub fn tls_options(&self) -> impl Iterator<Item = &TlsOptionView> {
+        self.tls_options.values()
+    }
+    pub fn middlewares(&self) -> impl Iterator<Item = &MiddlewareView> {
+        self.middlewares.values()
     }
 
     pub fn upsert_secret(&mut self, view: SecretView) {
