@@ -260,12 +260,14 @@ pub fn plan(
     traefik_available: bool,
 ) -> Result<Plan, EngineError> {
     let name = compiled.name.as_str();
-    let managed: Vec<&Arc<IngressView>> = view
+    let mut managed: Vec<&Arc<IngressView>> = view
         .ingresses()
         .filter(|i| {
             i.profile_label.as_deref() == Some(name) && compiled.considers_class(i.class.as_deref())
         })
         .collect();
+    // Deterministic order of writes, refusals and Events.
+    managed.sort_by(|a, b| a.key.cmp(&b.key));
     let rendered = render_profile(compiled, view, managed.iter().map(|i| &***i))?;
 
     let mut planned = PlannedView {
@@ -372,6 +374,7 @@ pub fn plan(
         Vec::new()
     };
     traefik_deletes.sort();
+    traefik_writes.sort_by(|a, b| a.key.cmp(&b.key));
 
     let verdict = evaluate(compiled, &planned)?;
     Ok(Plan {
