@@ -389,6 +389,15 @@ pub fn plan(
     })
 }
 
+/// The part of the view a reconcile of `compiled` reads: Ingresses on its hosts, the ones
+/// labelled for it and the ones it rendered (see [`ClusterView::slice_for_hosts`]).
+pub fn profile_slice(view: &ClusterView, compiled: &CompiledProfile) -> ClusterView {
+    let name = compiled.name.as_str();
+    view.slice_for_hosts(compiled.hosts.iter().map(String::as_str), |i| {
+        i.profile_label.as_deref() == Some(name) || i.annotation(RENDERED_BY) == Some(name)
+    })
+}
+
 /// The findings of a plan that become Events.
 pub fn findings(plan: &Plan) -> Vec<Finding> {
     plan.verdict
@@ -592,17 +601,25 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             return Ok(Action::await_change());
         }
     };
-    let planned = {
+    // A slice of the view, taken under a short read lock: the webhooks and the cache
+    // writers never wait for a render or an evaluation.
+    let (slice, traefik) = {
         let view = ctx.view();
-        let traefik = ctx
+        let slice = profile_slice(&view, &compiled);
+        let traefik: HashMap<TraefikKey, TraefikMeta> = ctx
             .caches
             .traefik
             .objects
             .read()
-            .unwrap_or_else(|e| e.into_inner());
-        let available = ctx.caches.traefik.available.load(Ordering::Acquire);
-        plan(&profile, &compiled, &view, &traefik, available)
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, m)| m.profile.as_deref() == Some(compiled.name.as_str()))
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        (slice, traefik)
     };
+    let available = ctx.caches.traefik.available.load(Ordering::Acquire);
+    let planned = plan(&profile, &compiled, &slice, &traefik, available);
     let plan = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -712,7 +729,8 @@ fn observe(profile: &ApiProviderProfile, ctx: &Context) {
         ctx.metrics.compliance(&name, None);
         return;
     };
-    let verdict = evaluate(&compiled, &*ctx.view());
+    let slice = profile_slice(&ctx.view(), &compiled);
+    let verdict = evaluate(&compiled, &slice);
     match verdict {
         Ok(v) => ctx.metrics.compliance(&name, Some(&v.violations)),
         Err(_) => ctx.metrics.compliance(&name, None),
