@@ -527,6 +527,58 @@ async fn removing_the_label_removes_what_was_rendered() {
 }
 
 #[tokio::test]
+async fn a_cleanup_denied_by_admission_keeps_the_settings_and_becomes_an_event() {
+    let profile = example_profile();
+    let mut f = Fixture::new(&profile, example_ingresses(), true);
+    let status = first_render(&mut f, &profile).await;
+    f.ingresses.get_mut("open-banking-apis").unwrap()["metadata"]["labels"] = json!({});
+    f.watch_ingress("open-banking-apis");
+    f.watch_ingress("authorization-server-mtls");
+    let profile = with_status(&profile, &status);
+    let task = f.start(&profile);
+    let (seen, send) = f
+        .api
+        .expect("PATCH", &ingress_path("open-banking-apis"))
+        .await;
+    assert_ssa(&seen);
+    let denial = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
+        "reason": "Forbidden",
+        "message": "admission webhook \"validate.mtls-gate.io\" denied the request: MtlsNotRequired: ..."});
+    send.send_response(
+        Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .body(Body::from(serde_json::to_vec(&denial).unwrap()))
+            .unwrap(),
+    );
+    let (_, send) = f
+        .api
+        .expect("GET", &ingress_path("open-banking-apis"))
+        .await;
+    reply(send, &f.ingresses["open-banking-apis"]);
+    let (event, send) = f
+        .api
+        .expect(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/open-banking/events",
+        )
+        .await;
+    assert_eq!(event.body["reason"], "CleanupDenied");
+    assert!(
+        event.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("denied the request")
+    );
+    reply(send, &event.body);
+    let (_, send) = f.api.expect("PATCH", STATUS_PATH).await;
+    reply(send, &serde_json::to_value(&profile).unwrap());
+    task.await
+        .unwrap()
+        .expect("a denial does not fail the reconcile");
+    f.api.assert_idle().await;
+}
+
+#[tokio::test]
 async fn deleting_the_profile_cleans_up_then_releases_the_finalizer() {
     let profile = example_profile();
     let mut f = Fixture::new(&profile, example_ingresses(), true);

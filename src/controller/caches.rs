@@ -359,6 +359,12 @@ impl CacheContext {
                     seen.insert(name.clone());
                 }
                 let mut view = self.write_view();
+                if p.metadata.deletion_timestamp.is_some() {
+                    // Being deleted: no longer enforced (the webhooks must let the cleanup
+                    // of what it rendered through), only cleaned up by the controller.
+                    view.remove_profile(&name);
+                    return self.refresh_secret_names(view);
+                }
                 match p.compile() {
                     Ok(compiled) => view.upsert_profile(compiled),
                     Err(e) => {
@@ -384,11 +390,16 @@ impl CacheContext {
                 self.update_readiness(|r| r.profiles = true);
             }
         }
-        let names: BTreeSet<String> = self
-            .read_view()
+        let view = self.write_view();
+        self.refresh_secret_names(view);
+    }
+
+    fn refresh_secret_names(&self, view: std::sync::RwLockWriteGuard<'_, ClusterView>) {
+        let names: BTreeSet<String> = view
             .profiles()
             .map(|p| p.spec.client_certificate.ca_secret_name.clone())
             .collect();
+        drop(view);
         self.secret_names.send_if_modified(|current| {
             if *current == names {
                 false
@@ -884,6 +895,20 @@ mod tests {
         ctx.on_profile_event(&Event::Apply(bad));
         assert!(ctx.view.read().unwrap().profile("bank").is_none());
         assert!(rx.borrow().is_empty());
+    }
+
+    #[test]
+    fn profiles_being_deleted_are_no_longer_enforced() {
+        let (ctx, _one, _all) = ctx();
+        let mut p = profile("bank", "api.bank.example");
+        ctx.on_profile_event(&Event::Apply(p.clone()));
+        assert!(ctx.view.read().unwrap().profile("bank").is_some());
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        ctx.on_profile_event(&Event::Apply(p));
+        assert!(ctx.view.read().unwrap().profile("bank").is_none());
+        assert!(ctx.secret_names().borrow().is_empty());
     }
 
     #[test]

@@ -89,6 +89,12 @@ impl Error {
         }
     }
 
+    /// An admission webhook (mtls-gate's own, or another) rejected the write.
+    pub fn is_admission_denial(&self) -> bool {
+        matches!(self, Error::Kube { source, .. }
+            if matches!(source.as_ref(), kube::Error::Api(s) if s.message.contains("denied the request")))
+    }
+
     fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Self {
         use kube::runtime::finalizer::Error as F;
         match e {

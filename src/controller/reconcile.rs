@@ -38,7 +38,7 @@ use super::Error;
 use super::caches::{
     CacheContext, RENDERED_BY, RENDERED_HASH, TraefikKey, TraefikKind, TraefikMeta,
 };
-use super::events::{EventDedup, Finding, publish};
+use super::events::{EventDedup, Finding, FindingKey, MAX_NOTE_BYTES, publish, truncate};
 use super::leader::Leadership;
 use super::metrics::{ControllerMetrics, ProfileLabel};
 use super::status;
@@ -52,6 +52,8 @@ use crate::render::{Refusal, render_profile};
 
 /// Finalizer that holds a profile until what it rendered is removed.
 pub const FINALIZER: &str = "mtls-gate.io/cleanup";
+/// Reason of the Event when admission denies removing rendered settings.
+pub const CLEANUP_DENIED: &str = "CleanupDenied";
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "mtls-gate";
 
@@ -505,6 +507,39 @@ impl Context {
         Ok(())
     }
 
+    /// Cleans an Ingress; when an admission webhook denies it (removing the settings would
+    /// break a policy, e.g. leave an MTLS endpoint without client certificates), the
+    /// settings stay and the denial is returned as a finding for an Event instead of
+    /// failing the reconcile (and, for a deleted profile, blocking its deletion).
+    async fn clean_or_report(
+        &self,
+        profile: &str,
+        key: &ObjectKey,
+    ) -> Result<Option<Finding>, Error> {
+        match self.clean_ingress(key).await {
+            Ok(()) => Ok(None),
+            Err(e) if e.is_admission_denial() => {
+                tracing::warn!(ingress = %key, error = %e, "admission denied removing the rendered settings; they stay");
+                Ok(Some(Finding {
+                    key: FindingKey {
+                        ingress: key.clone(),
+                        reason: CLEANUP_DENIED.to_string(),
+                        host: String::new(),
+                        path: None,
+                        endpoint: None,
+                    },
+                    note: truncate(
+                        &format!(
+                            "mtls-gate did not remove the client-auth settings it rendered for profile {profile}, because admission denied the change: {e}. Label the Ingress for a profile again, or change its paths so that it no longer serves MTLS endpoints, then remove the annotations."
+                        ),
+                        MAX_NOTE_BYTES,
+                    ),
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn apply_traefik(&self, w: &TraefikWrite) -> Result<(), Error> {
         self.ensure_leader()?;
         let ar = w.key.kind.api_resource();
@@ -652,15 +687,20 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             .instrument(tracing::info_span!("ingress", ingress = %w.ingress))
             .await?;
     }
+    let mut current = findings(&plan);
     for key in &plan.cleanups {
-        ctx.clean_ingress(key)
+        if let Some(denied) = ctx
+            .clean_or_report(&name, key)
             .instrument(tracing::info_span!("ingress", ingress = %key))
-            .await?;
+            .await?
+        {
+            current.push(denied);
+        }
     }
     for key in &plan.traefik_deletes {
         ctx.delete_traefik(key).await?;
     }
-    ctx.publish_findings(&profile, &findings(&plan)).await;
+    ctx.publish_findings(&profile, &current).await;
     let new_status = status::evaluated(
         &profile,
         &status::Evaluation {
@@ -709,14 +749,21 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
         traefik_objects = objects.len(),
         "profile deleted; removing what it rendered"
     );
+    let mut denied = Vec::new();
     for key in &ingresses {
-        ctx.clean_ingress(key)
+        if let Some(d) = ctx
+            .clean_or_report(&name, key)
             .instrument(tracing::info_span!("ingress", ingress = %key))
-            .await?;
+            .await?
+        {
+            denied.push(d);
+        }
     }
     for key in &objects {
         ctx.delete_traefik(key).await?;
     }
+    ctx.events.forget_profile(&name);
+    ctx.publish_findings(&profile, &denied).await;
     ctx.events.forget_profile(&name);
     ctx.metrics.forget_profile(&name);
     Ok(Action::await_change())
