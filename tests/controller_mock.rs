@@ -527,6 +527,51 @@ async fn removing_the_label_removes_what_was_rendered() {
 }
 
 #[tokio::test]
+async fn opt_out_also_resets_rendered_values_another_manager_co_owns() {
+    let profile = example_profile();
+    let mut f = Fixture::new(&profile, example_ingresses(), true);
+    let status = first_render(&mut f, &profile).await;
+    f.ingresses.get_mut("open-banking-apis").unwrap()["metadata"]["labels"] = json!({});
+    f.watch_ingress("open-banking-apis");
+    f.watch_ingress("authorization-server-mtls");
+    let profile = with_status(&profile, &status);
+    let task = f.start(&profile);
+    let (seen, send) = f
+        .api
+        .expect("PATCH", &ingress_path("open-banking-apis"))
+        .await;
+    assert_ssa(&seen);
+    // The creator's field manager co-owns the values (the mutating webhook rendered them
+    // at creation): the empty apply leaves them in place.
+    let after = f.apply_ingress("open-banking-apis", &seen.body, &[]);
+    reply(send, &after);
+    let (merge, send) = f
+        .api
+        .expect("PATCH", &ingress_path("open-banking-apis"))
+        .await;
+    assert_eq!(merge.content_type, "application/merge-patch+json");
+    assert_eq!(
+        merge.query.get("fieldManager").map(String::as_str),
+        Some("mtls-gate")
+    );
+    assert_eq!(
+        merge.body,
+        json!({"metadata": {"annotations": {
+            "nginx.ingress.kubernetes.io/auth-tls-secret": null,
+            "nginx.ingress.kubernetes.io/auth-tls-verify-client": null,
+            "nginx.ingress.kubernetes.io/auth-tls-verify-depth": null,
+            "nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream": null,
+            RENDERED_BY: null,
+        }}})
+    );
+    reply(send, &f.ingresses["open-banking-apis"]);
+    let (_, send) = f.api.expect("PATCH", STATUS_PATH).await;
+    reply(send, &serde_json::to_value(&profile).unwrap());
+    task.await.unwrap().unwrap();
+    f.api.assert_idle().await;
+}
+
+#[tokio::test]
 async fn a_cleanup_denied_by_admission_keeps_the_settings_and_becomes_an_event() {
     let profile = example_profile();
     let mut f = Fixture::new(&profile, example_ingresses(), true);
@@ -1447,4 +1492,47 @@ fn secret_names_in_ingress_views_come_from_the_example() {
     // Guard: the fixtures above rely on the example's names.
     let ing: Ingress = serde_json::from_value(example_ingresses().remove(1)).unwrap();
     assert_eq!(ing.name_any(), "authorization-server-mtls");
+}
+
+#[test]
+fn traefik_cleanup_keeps_the_users_middlewares() {
+    use mtls_gate::cluster::ClusterView;
+    use mtls_gate::controller::reconcile::cleanups_for;
+    use mtls_gate::model::IngressView;
+    let profile = traefik_profile();
+    let compiled = profile.compile().unwrap();
+    let mut raw = example_ingresses().remove(2); // open-banking-apis, labelled
+    assert_eq!(raw["metadata"]["name"], "open-banking-apis");
+    raw["metadata"]["annotations"] = json!({
+        "traefik.ingress.kubernetes.io/router.middlewares": "open-banking-user@kubernetescrd"
+    });
+    let ing: Ingress = serde_json::from_value(raw).unwrap();
+    let view_of = |i: &Ingress| IngressView::from_ingress(i, NS);
+    let mut view = ClusterView::new();
+    view.upsert_ingress(view_of(&ing));
+    let rendered = mtls_gate::render::render_profile(&compiled, &view, [&view_of(&ing)]).unwrap();
+    let set = rendered.ingresses[0].changes.set.clone();
+    let chain = set["traefik.ingress.kubernetes.io/router.middlewares"].clone();
+    assert!(
+        chain.ends_with(",open-banking-user@kubernetescrd"),
+        "{chain}"
+    );
+    // Rendered, then the label removed.
+    let mut after = view_of(&ing);
+    for (k, v) in &set {
+        after.annotations.insert(k.clone(), v.clone());
+    }
+    after.annotations.insert(RENDERED_BY.into(), PROFILE.into());
+    after.profile_label = None;
+    view.upsert_ingress(after.clone());
+    let cleanup = cleanups_for(&compiled, &view, &[&after]).remove(0);
+    assert_eq!(
+        cleanup.strip["traefik.ingress.kubernetes.io/router.middlewares"],
+        (chain, Some("open-banking-user@kubernetescrd".to_string()))
+    );
+    assert_eq!(
+        cleanup.strip["traefik.ingress.kubernetes.io/router.tls.options"].1,
+        None
+    );
+    assert_eq!(cleanup.strip[RENDERED_BY], (PROFILE.to_string(), None));
 }

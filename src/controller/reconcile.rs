@@ -43,6 +43,7 @@ use super::leader::Leadership;
 use super::metrics::{ControllerMetrics, ProfileLabel};
 use super::status;
 use crate::cluster::ClusterView;
+use crate::dialect::{HostRole, RenderInput, dialect_for};
 use crate::engine::{EngineError, Verdict, evaluate};
 use crate::model::{
     IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
@@ -160,6 +161,75 @@ pub struct IngressWrite {
     pub remove: Vec<String>,
 }
 
+/// Removing what mtls-gate rendered on an Ingress it no longer manages.
+///
+/// First an apply that owns nothing: the API server removes every field only mtls-gate
+/// owned. Annotations another field manager co-owns (the mutating webhook's rendering at
+/// creation is recorded under the creator's manager) survive that; those whose value is
+/// still exactly the rendered one are then reset by merge patch to what they would be
+/// without mtls-gate (removed, or for a Traefik middleware chain: the user's middlewares).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupWrite {
+    pub ingress: ObjectKey,
+    /// Annotation → (rendered value now on the object, value without mtls-gate).
+    pub strip: BTreeMap<String, (String, Option<String>)>,
+}
+
+/// What to strip from each of `ingresses` to undo `compiled`'s rendering (see
+/// [`CleanupWrite`]). One render of all of them (one analysis per host) tells which values
+/// are the rendered ones.
+pub fn cleanups_for(
+    compiled: &CompiledProfile,
+    view: &ClusterView,
+    ingresses: &[&IngressView],
+) -> Vec<CleanupWrite> {
+    let name = compiled.name.as_str();
+    let as_managed: Vec<IngressView> = ingresses
+        .iter()
+        .map(|i| {
+            let mut m = (*i).clone();
+            m.profile_label = Some(name.to_string());
+            m
+        })
+        .collect();
+    let mut desired: HashMap<ObjectKey, BTreeMap<String, String>> = HashMap::new();
+    if let Ok(plan) = render_profile(compiled, view, as_managed.iter()) {
+        for r in plan.ingresses {
+            desired.insert(r.ingress, r.changes.set);
+        }
+    }
+    let dialect = dialect_for(compiled.controller());
+    let mut out: Vec<CleanupWrite> = ingresses
+        .iter()
+        .map(|ing| {
+            let mut strip = BTreeMap::new();
+            if let (Some(dialect), Some(set)) = (dialect, desired.get(&ing.key)) {
+                let (without, _) = dialect.render(&RenderInput {
+                    profile: compiled,
+                    ingress: ing,
+                    role: HostRole::Tls,
+                    serves_mtls: false,
+                    annotations: &ing.annotations,
+                });
+                for (k, v) in set {
+                    if ing.annotations.get(k) == Some(v) {
+                        strip.insert(k.clone(), (v.clone(), without.set.get(k).cloned()));
+                    }
+                }
+            }
+            if ing.annotation(RENDERED_BY) == Some(name) {
+                strip.insert(RENDERED_BY.to_string(), (name.to_string(), None));
+            }
+            CleanupWrite {
+                ingress: ing.key.clone(),
+                strip,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.ingress.cmp(&b.ingress));
+    out
+}
+
 /// One Traefik object to apply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraefikWrite {
@@ -171,8 +241,8 @@ pub struct TraefikWrite {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub ingress_writes: Vec<IngressWrite>,
-    /// Ingresses to clean (empty apply).
-    pub cleanups: Vec<ObjectKey>,
+    /// Ingresses to clean.
+    pub cleanups: Vec<CleanupWrite>,
     pub traefik_writes: Vec<TraefikWrite>,
     pub traefik_deletes: Vec<TraefikKey>,
     pub verdict: Verdict,
@@ -306,7 +376,7 @@ pub fn plan(
     let rendered_keys: BTreeSet<&ObjectKey> =
         rendered.ingresses.iter().map(|r| &r.ingress).collect();
     let refused: BTreeSet<&ObjectKey> = rendered.refusals.iter().map(|r| &r.ingress).collect();
-    let mut cleanups: Vec<ObjectKey> = view
+    let leaving: Vec<&IngressView> = view
         .ingresses()
         .filter(|i| i.annotation(RENDERED_BY) == Some(name) && !rendered_keys.contains(&i.key))
         .filter(|i| match i.profile_label.as_deref() {
@@ -320,9 +390,13 @@ pub fn plan(
             Some(other) => view.profile(other).is_none(),
             None => true,
         })
-        .map(|i| i.key.clone())
+        .map(|i| &**i)
         .collect();
-    cleanups.sort();
+    let cleanups = if leaving.is_empty() {
+        Vec::new()
+    } else {
+        cleanups_for(compiled, view, &leaving)
+    };
 
     // Traefik objects.
     let uid = profile.metadata.uid.clone().unwrap_or_default();
@@ -491,18 +565,44 @@ impl Context {
     }
 
     /// Removes every field mtls-gate owns on an Ingress (an apply that owns nothing).
-    async fn clean_ingress(&self, key: &ObjectKey) -> Result<(), Error> {
+    async fn clean_ingress(&self, w: &CleanupWrite) -> Result<(), Error> {
         self.ensure_leader()?;
+        let key = &w.ingress;
         let api: Api<Ingress> = Api::namespaced(self.client.clone(), &key.namespace);
         let body = ingress_apply_body(key, None);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let patch = Patch::Apply(&body);
-        match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await {
-            Ok(_) => {}
+        let applied = match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await
+        {
+            Ok(a) => a,
             Err(_) if !self.ingress_still_cached(key) => return Ok(()),
             Err(e) => return Err(kube_err("apply", "Ingress", key, e)),
-        }
+        };
         self.metrics.write("Ingress", "apply");
+        // Co-owned leftovers that still hold the rendered value.
+        let now = applied.annotations();
+        let leftovers: serde_json::Map<String, Value> = w
+            .strip
+            .iter()
+            .filter(|(k, (rendered, _))| now.get(*k) == Some(rendered))
+            .map(|(k, (_, reset))| (k.clone(), reset.clone().map_or(Value::Null, Value::String)))
+            .collect();
+        if !leftovers.is_empty() {
+            let keys: Vec<&String> = leftovers.keys().collect();
+            tracing::info!(ingress = %key, annotations = ?keys, "resetting rendered annotations another field manager co-owns");
+            let body = json!({"metadata": {"annotations": leftovers}});
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..Default::default()
+            };
+            let patch = Patch::Merge(&body);
+            match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await {
+                Ok(_) => {}
+                Err(e) if is_gone(&e) => return Ok(()),
+                Err(e) => return Err(kube_err("patch", "Ingress", key, e)),
+            }
+            self.metrics.write("Ingress", "patch");
+        }
         tracing::info!(ingress = %key, "removed what mtls-gate rendered");
         Ok(())
     }
@@ -514,9 +614,10 @@ impl Context {
     async fn clean_or_report(
         &self,
         profile: &str,
-        key: &ObjectKey,
+        w: &CleanupWrite,
     ) -> Result<Option<Finding>, Error> {
-        match self.clean_ingress(key).await {
+        let key = &w.ingress;
+        match self.clean_ingress(w).await {
             Ok(()) => Ok(None),
             Err(e) if e.is_admission_denial() => {
                 tracing::warn!(ingress = %key, error = %e, "admission denied removing the rendered settings; they stay");
@@ -688,10 +789,10 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             .await?;
     }
     let mut current = findings(&plan);
-    for key in &plan.cleanups {
+    for w in &plan.cleanups {
         if let Some(denied) = ctx
-            .clean_or_report(&name, key)
-            .instrument(tracing::info_span!("ingress", ingress = %key))
+            .clean_or_report(&name, w)
+            .instrument(tracing::info_span!("ingress", ingress = %w.ingress))
             .await?
         {
             current.push(denied);
@@ -719,18 +820,15 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
 /// The profile is being deleted: remove everything it rendered.
 async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action, Error> {
     let name = profile.name_any();
-    let (ingresses, objects) = {
+    let compiled = profile.compile().ok();
+    let (slice, objects) = {
         let view = ctx.view();
-        let mut ingresses: Vec<ObjectKey> = view
-            .ingresses()
-            .filter(|i| i.annotation(RENDERED_BY) == Some(name.as_str()))
-            .filter(|i| match i.profile_label.as_deref() {
-                Some(other) if other != name => view.profile(other).is_none(),
-                _ => true,
-            })
-            .map(|i| i.key.clone())
-            .collect();
-        ingresses.sort();
+        let slice = match &compiled {
+            Some(c) => profile_slice(&view, c),
+            None => view.slice_for_hosts(std::iter::empty(), |i| {
+                i.annotation(RENDERED_BY) == Some(name.as_str())
+            }),
+        };
         let mut objects: Vec<TraefikKey> = ctx
             .caches
             .traefik
@@ -742,7 +840,30 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
             .map(|(k, _)| k.clone())
             .collect();
         objects.sort();
-        (ingresses, objects)
+        (slice, objects)
+    };
+    let leaving: Vec<&IngressView> = slice
+        .ingresses()
+        .filter(|i| i.annotation(RENDERED_BY) == Some(name.as_str()))
+        .filter(|i| match i.profile_label.as_deref() {
+            Some(other) if other != name => slice.profile(other).is_none(),
+            _ => true,
+        })
+        .map(|i| &**i)
+        .collect();
+    let ingresses = match &compiled {
+        Some(c) => cleanups_for(c, &slice, &leaving),
+        None => {
+            let mut v: Vec<CleanupWrite> = leaving
+                .iter()
+                .map(|i| CleanupWrite {
+                    ingress: i.key.clone(),
+                    strip: [(RENDERED_BY.to_string(), (name.clone(), None))].into(),
+                })
+                .collect();
+            v.sort_by(|a, b| a.ingress.cmp(&b.ingress));
+            v
+        }
     };
     tracing::info!(
         ingresses = ingresses.len(),
@@ -750,10 +871,10 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
         "profile deleted; removing what it rendered"
     );
     let mut denied = Vec::new();
-    for key in &ingresses {
+    for w in &ingresses {
         if let Some(d) = ctx
-            .clean_or_report(&name, key)
-            .instrument(tracing::info_span!("ingress", ingress = %key))
+            .clean_or_report(&name, w)
+            .instrument(tracing::info_span!("ingress", ingress = %w.ingress))
             .await?
         {
             denied.push(d);
