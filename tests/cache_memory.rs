@@ -67,7 +67,7 @@ const N: usize = 10_000;
 fn realistic(i: usize) -> Ingress {
     let ns = format!("team-{:03}", i % 250);
     let name = format!("payments-api-{i:05}");
-    let host = if i % 10 == 0 {
+    let host = if i.is_multiple_of(10) {
         "mtls-api.bank.example".to_string()
     } else {
         format!("svc-{:04}.apps.bank.example", i % 4000)
@@ -84,7 +84,7 @@ fn realistic(i: usize) -> Ingress {
     });
     let last_applied = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": name, "namespace": ns}, "spec": spec});
-    let managed = i % 10 == 0;
+    let managed = i.is_multiple_of(10);
     let mut annotations = json!({
         "kubectl.kubernetes.io/last-applied-configuration": last_applied.to_string(),
         "meta.helm.sh/release-name": format!("payments-{i}"),

@@ -211,12 +211,12 @@ pub fn merge_patch(
     new: &ApiProviderProfileStatus,
 ) -> Result<Value, serde_json::Error> {
     let mut new_value = serde_json::to_value(new)?;
-    if let (Some(old), Some(obj)) = (old, new_value.as_object_mut()) {
-        if let Value::Object(old) = serde_json::to_value(old)? {
-            for key in old.keys() {
-                if !obj.contains_key(key) {
-                    obj.insert(key.clone(), Value::Null);
-                }
+    if let (Some(old), Some(obj)) = (old, new_value.as_object_mut())
+        && let Value::Object(old) = serde_json::to_value(old)?
+    {
+        for key in old.keys() {
+            if !obj.contains_key(key) {
+                obj.insert(key.clone(), Value::Null);
             }
         }
     }
