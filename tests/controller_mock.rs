@@ -1170,6 +1170,59 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
     f.api.assert_idle().await;
 }
 
+#[tokio::test]
+async fn without_traefik_crds_the_profile_is_not_ready_and_says_why() {
+    let profile = traefik_profile();
+    let ingresses: Vec<Value> = example_ingresses()
+        .into_iter()
+        .map(|mut i| {
+            i["spec"]["ingressClassName"] = json!("traefik");
+            i
+        })
+        .collect();
+    // The fixture marks the Traefik kinds unavailable (CRDs absent or forbidden).
+    let mut f = Fixture::new(&profile, ingresses, true);
+    let task = f.start(&profile);
+    let status = loop {
+        let (seen, send) = f.api.next().await;
+        assert!(
+            !seen.path.starts_with("/apis/traefik.io/"),
+            "no Traefik write: {seen:?}"
+        );
+        if seen.path == STATUS_PATH {
+            reply(send, &serde_json::to_value(&profile).unwrap());
+            break seen.body["status"].clone();
+        }
+        match seen.method.as_str() {
+            // Events for what the missing TLSOptions cause.
+            "POST" => reply(send, &seen.body),
+            "GET" => {
+                let name = seen.path.rsplit('/').next().unwrap().to_string();
+                reply(send, &f.ingresses[&name]);
+            }
+            _ => {
+                let name = seen.path.rsplit('/').next().unwrap().to_string();
+                let after = f.apply_ingress(&name, &seen.body, &[]);
+                reply(send, &after);
+            }
+        }
+    };
+    task.await.unwrap().unwrap();
+    assert!(
+        status["violations"].as_i64().unwrap() > 0,
+        "the options do not exist"
+    );
+    let ready = &status["conditions"][0];
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "TraefikCrdsMissing");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("traefik.io/v1alpha1")
+    );
+}
+
 // ---- Leader election ----------------------------------------------------------------------
 
 fn elector(handle_pair: bool) -> (LeaseElector, ApiServer) {

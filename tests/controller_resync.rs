@@ -74,7 +74,11 @@ fn ingress(i: usize, rendered: bool) -> Value {
         _ => (
             "mtls-api.bank.example",
             format!("/open-banking-nz/v3.0/{}/tenant-{i}", APIS[i % APIS.len()]),
-            if i.is_multiple_of(2) { "Prefix" } else { "Exact" },
+            if i.is_multiple_of(2) {
+                "Prefix"
+            } else {
+                "Exact"
+            },
         ),
     };
     // One namespace owns the bank's API hosts (and the CA Secret the settings name).

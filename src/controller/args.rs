@@ -335,6 +335,65 @@ mod tests {
     }
 
     #[test]
+    fn help_documents_every_flag_and_its_environment_variable() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for (flag, env) in [
+            ("--kubeconfig", "KUBECONFIG"),
+            ("--exclude-namespaces", "MTLS_GATE_EXCLUDE_NAMESPACES"),
+            (
+                "--leader-election-lease-name",
+                "MTLS_GATE_LEADER_ELECTION_LEASE_NAME",
+            ),
+            ("--leader-election-namespace", "POD_NAMESPACE"),
+            (
+                "--leader-election-lease-duration",
+                "MTLS_GATE_LEADER_ELECTION_LEASE_DURATION",
+            ),
+            (
+                "--leader-election-renew-deadline",
+                "MTLS_GATE_LEADER_ELECTION_RENEW_DEADLINE",
+            ),
+            (
+                "--leader-election-retry-period",
+                "MTLS_GATE_LEADER_ELECTION_RETRY_PERIOD",
+            ),
+            ("--pod-name", "POD_NAME"),
+            ("--log-format", "MTLS_GATE_LOG_FORMAT"),
+            ("--shutdown-grace-period", "MTLS_GATE_SHUTDOWN_GRACE_PERIOD"),
+            ("--requeue-interval", "MTLS_GATE_REQUEUE_INTERVAL"),
+            ("--listen", "MTLS_GATE_LISTEN"),
+            ("--probe-listen", "MTLS_GATE_PROBE_LISTEN"),
+            ("--tls-cert-file", "MTLS_GATE_TLS_CERT_FILE"),
+            ("--tls-key-file", "MTLS_GATE_TLS_KEY_FILE"),
+            ("--self-managed-certs", "MTLS_GATE_SELF_MANAGED_CERTS"),
+            ("--cert-secret-name", "MTLS_GATE_CERT_SECRET_NAME"),
+            ("--webhook-service-name", "MTLS_GATE_WEBHOOK_SERVICE_NAME"),
+            ("--cluster-domain", "MTLS_GATE_CLUSTER_DOMAIN"),
+            (
+                "--validating-webhook-name",
+                "MTLS_GATE_VALIDATING_WEBHOOK_NAME",
+            ),
+            ("--mutating-webhook-name", "MTLS_GATE_MUTATING_WEBHOOK_NAME"),
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+            assert!(
+                help.contains(&format!("env: {env}")),
+                "{env} missing from --help"
+            );
+        }
+        for arg in Cli::command().get_arguments() {
+            if arg.get_id() != "help" {
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "{} has no help",
+                    arg.get_id()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn inconsistent_leader_timings_are_rejected() {
         let cli = Cli::try_parse_from([
             "x",

@@ -224,7 +224,12 @@ pub fn run_controller(
             Some(metrics.leader.clone()),
         );
         let leadership = elector.leadership();
-        let elector_task = tokio::spawn(elector.run(shutdown.signal()));
+        // The Lease is released only after the Controller has stopped: in-flight reconciles
+        // still write as leader, and no other replica may start writing before they end.
+        let (release_lease, lease_released) = futures::channel::oneshot::channel::<()>();
+        let elector_task = tokio::spawn(elector.run(async move {
+            let _ = lease_released.await;
+        }));
         {
             let mut changes = leadership.subscribe();
             let all_tx = all_tx.clone();
@@ -311,6 +316,7 @@ pub fn run_controller(
             })
             .await;
         tracing::info!("controller stopped; releasing the Lease");
+        let _ = release_lease.send(());
         let _ = elector_task.await;
         for task in background {
             task.abort();
