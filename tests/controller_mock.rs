@@ -203,7 +203,11 @@ impl Fixture {
             caches.on_ingress_event(Event::InitApply(serde_json::from_value(i.clone()).unwrap()));
         }
         caches.on_ingress_event(Event::InitDone);
-        caches.traefik_unavailable();
+        // Traefik CRDs present, no objects yet.
+        for kind in TraefikKind::ALL {
+            caches.on_traefik_event(kind, Event::Init);
+            caches.on_traefik_event(kind, Event::InitDone);
+        }
         let secret: Secret =
             serde_json::from_value(yaml_docs("examples/nginx-split-host/client-ca.yaml").remove(0))
                 .unwrap();
@@ -1180,8 +1184,9 @@ async fn without_traefik_crds_the_profile_is_not_ready_and_says_why() {
             i
         })
         .collect();
-    // The fixture marks the Traefik kinds unavailable (CRDs absent or forbidden).
     let mut f = Fixture::new(&profile, ingresses, true);
+    // Discovery found no Traefik CRDs (or RBAC refused the list).
+    f.caches.traefik_unavailable();
     let task = f.start(&profile);
     let status = loop {
         let (seen, send) = f.api.next().await;

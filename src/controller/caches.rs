@@ -101,6 +101,8 @@ pub struct TraefikMeta {
 pub struct TraefikState {
     /// The CRDs exist and can be listed: rendered objects can be written.
     pub available: AtomicBool,
+    /// Discovery or a list was refused: stays unavailable until restart.
+    denied: AtomicBool,
     pub objects: RwLock<HashMap<TraefikKey, TraefikMeta>>,
 }
 
@@ -224,6 +226,7 @@ impl CacheContext {
 
     /// Marks the Traefik kinds as not watched (CRDs absent or forbidden).
     pub fn traefik_unavailable(&self) {
+        self.traefik.denied.store(true, Ordering::Release);
         self.traefik.available.store(false, Ordering::Release);
         self.write_view().traefik_completeness = Completeness::Partial;
         self.update_readiness(|r| r.traefik = true);
@@ -599,12 +602,14 @@ impl CacheContext {
                 for key in &gone {
                     self.remove_traefik(kind, key);
                 }
-                self.traefik.available.store(true, Ordering::Release);
+                let denied = self.traefik.denied.load(Ordering::Acquire);
                 self.update_readiness(|r| {
                     r.traefik_kinds.insert(kind);
                     self.refresh_traefik_completeness(r);
                     if r.traefik_kinds.len() == TraefikKind::ALL.len() {
                         r.traefik = true;
+                        // Writable once both kinds are listed (and neither was refused).
+                        self.traefik.available.store(!denied, Ordering::Release);
                     }
                 });
                 self.triggers.profiles(self.traefik_profiles(None));
@@ -936,6 +941,18 @@ mod tests {
         assert_eq!(drain(&mut one).len(), 1);
         ctx.secret_watch_stopped("bank-ca");
         assert_eq!(ctx.view.read().unwrap().secrets().count(), 0);
+    }
+
+    #[test]
+    fn a_refused_traefik_kind_keeps_traefik_unwritable() {
+        let (ctx, _one, _all) = ctx();
+        ctx.on_traefik_event(TraefikKind::Middleware, Event::Init);
+        ctx.on_traefik_event(TraefikKind::Middleware, Event::InitDone);
+        // The TLSOption list was refused (403).
+        ctx.traefik_unavailable();
+        ctx.on_traefik_event(TraefikKind::TlsOption, Event::Init);
+        ctx.on_traefik_event(TraefikKind::TlsOption, Event::InitDone);
+        assert!(!ctx.traefik.available.load(Ordering::Acquire));
     }
 
     #[test]

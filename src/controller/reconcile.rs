@@ -924,7 +924,9 @@ pub async fn reconcile(
             return Ok(Action::requeue(ctx.requeue_interval));
         }
         let deleting = profile.meta().deletion_timestamp.is_some();
-        let adds_finalizer = !deleting && !profile.finalizers().iter().any(|f| f == FINALIZER);
+        let has_finalizer = profile.finalizers().iter().any(|f| f == FINALIZER);
+        let adds_finalizer = !deleting && !has_finalizer;
+        let removes_finalizer = deleting && has_finalizer;
         let api: Api<ApiProviderProfile> = Api::all(ctx.client.clone());
         let result = finalizer(&api, FINALIZER, profile, |event| async {
             match event {
@@ -945,7 +947,7 @@ pub async fn reconcile(
                 if adds_finalizer {
                     ctx.metrics.write("ApiProviderProfile", "patch");
                 }
-                if deleting {
+                if removes_finalizer {
                     ctx.metrics.write("ApiProviderProfile", "patch");
                 }
                 ctx.failures

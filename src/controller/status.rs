@@ -61,9 +61,17 @@ pub fn evaluated(profile: &ApiProviderProfile, e: &Evaluation<'_>) -> ApiProvide
         .map(|c| {
             let mut c = c.clone();
             c.profile.clear();
+            // A stable order (non-compliant first: the ones to act on), whatever order the
+            // cache holds the Ingresses in, so an unchanged world is an unchanged status.
+            c.routes.sort_by(|a, b| {
+                (a.compliant, &a.ingress, &a.path, &a.path_type).cmp(&(
+                    b.compliant,
+                    &b.ingress,
+                    &b.path,
+                    &b.path_type,
+                ))
+            });
             if c.routes.len() > MAX_ROUTES_PER_ENDPOINT {
-                // Keep the non-compliant routes first: they are the ones to act on.
-                c.routes.sort_by_key(|r| r.compliant);
                 truncated += c.routes.len() - MAX_ROUTES_PER_ENDPOINT;
                 c.routes.truncate(MAX_ROUTES_PER_ENDPOINT);
             }
