@@ -6,12 +6,28 @@
 //! the work per admission depends on the Ingresses of the touched hosts only.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
 
 use crate::model::{
     IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
 };
 use crate::profile::CompiledProfile;
+
+/// The cluster view shared by the controller (which fills it from its watches) and the
+/// admission webhooks (which read it). Writers hold the lock only to apply one watch event;
+/// readers only for one evaluation. Never hold it across an `.await`.
+pub type SharedView = Arc<RwLock<ClusterView>>;
+
+/// Set once every watch that feeds a [`SharedView`] has listed its objects; the webhook's
+/// `/readyz` reads it. It stays set while a watch re-lists (the previous objects stay in
+/// the view until the new list completes).
+pub type SyncedFlag = Arc<AtomicBool>;
+
+/// A new, empty shared view.
+pub fn shared_view() -> SharedView {
+    Arc::new(RwLock::new(ClusterView::new()))
+}
 
 /// Whether a source is complete for a kind (absent objects are missing) or only carries
 /// what it was given (absent objects are unknown).
@@ -67,6 +83,62 @@ impl ClusterView {
         previous
     }
 
+    /// Inserts or replaces an Ingress that is already shared (no copy of the view).
+    pub fn upsert_shared_ingress(&mut self, view: Arc<IngressView>) -> Option<Arc<IngressView>> {
+        let key = view.key.clone();
+        let previous = self.remove_ingress(&key);
+        for host in unique_hosts(&view) {
+            self.by_host
+                .entry(host.to_string())
+                .or_default()
+                .push(key.clone());
+        }
+        self.ingresses.insert(key, view);
+        previous
+    }
+
+    /// A view holding only what evaluating and rendering `hosts` can read: the Ingresses
+    /// that can serve them (exact, `*.` wildcard and host-less rules), those `also` selects,
+    /// every Secret, TLSOption, Middleware and profile, and the completeness flags. The
+    /// Ingress views are shared, not copied. Build it under a short read lock and evaluate
+    /// it without any lock.
+    pub fn slice_for_hosts<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = &'a str>,
+        also: impl Fn(&IngressView) -> bool,
+    ) -> ClusterView {
+        let mut out = ClusterView {
+            secrets: self.secrets.clone(),
+            tls_options: self.tls_options.clone(),
+            middlewares: self.middlewares.clone(),
+            profiles: self.profiles.clone(),
+            secrets_completeness: self.secrets_completeness,
+            traefik_completeness: self.traefik_completeness,
+            ..ClusterView::default()
+        };
+        for host in hosts {
+            let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+            for key in [Some(host.to_string()), wildcard, Some(String::new())]
+                .into_iter()
+                .flatten()
+            {
+                for k in self.by_host.get(&key).into_iter().flatten() {
+                    if !out.ingresses.contains_key(k)
+                        && let Some(v) = self.ingresses.get(k)
+                    {
+                        out.upsert_shared_ingress(v.clone());
+                    }
+                }
+            }
+        }
+        for v in self.ingresses.values() {
+            if !out.ingresses.contains_key(&v.key) && also(v) {
+                out.upsert_shared_ingress(v.clone());
+            }
+        }
+        out
+    }
+
     pub fn remove_ingress(&mut self, key: &ObjectKey) -> Option<Arc<IngressView>> {
         let previous = self.ingresses.remove(key)?;
         for host in unique_hosts(&previous) {
@@ -78,6 +150,20 @@ impl ClusterView {
             }
         }
         Some(previous)
+    }
+
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretView> {
+        self.secrets.values()
+    }
+    /// Keeps only the Secrets for which `keep` is true.
+    pub fn retain_secrets(&mut self, mut keep: impl FnMut(&SecretView) -> bool) {
+        self.secrets.retain(|_, v| keep(v));
+    }
+    pub fn tls_options(&self) -> impl Iterator<Item = &TlsOptionView> {
+        self.tls_options.values()
+    }
+    pub fn middlewares(&self) -> impl Iterator<Item = &MiddlewareView> {
+        self.middlewares.values()
     }
 
     pub fn upsert_secret(&mut self, view: SecretView) {
@@ -211,5 +297,55 @@ impl ObjectSource for WithIngressChange<'_> {
     }
     fn default_tls_option(&self) -> Option<&TlsOptionView> {
         self.base.default_tls_option()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{IngressPath, IngressRule, PathType};
+
+    fn ingress(name: &str, hosts: &[&str]) -> IngressView {
+        IngressView {
+            key: ObjectKey::new("ns", name),
+            created: None,
+            class: None,
+            profile_label: None,
+            annotations: Default::default(),
+            tls_hosts: Vec::new(),
+            rules: hosts
+                .iter()
+                .map(|h| IngressRule {
+                    host: h.to_string(),
+                    paths: vec![IngressPath {
+                        path: "/".into(),
+                        path_type: PathType::Prefix,
+                    }],
+                })
+                .collect(),
+            has_default_backend: false,
+        }
+    }
+
+    #[test]
+    fn slices_keep_what_can_serve_the_hosts_and_share_the_views() {
+        let mut view = ClusterView::new();
+        view.upsert_ingress(ingress("exact", &["api.bank.example"]));
+        view.upsert_ingress(ingress("wild", &["*.bank.example"]));
+        view.upsert_ingress(ingress("hostless", &[""]));
+        view.upsert_ingress(ingress("other", &["shop.example"]));
+        view.upsert_ingress(ingress("picked", &["elsewhere.example"]));
+        view.secrets_completeness = Completeness::Complete;
+        let slice = view.slice_for_hosts(["api.bank.example"], |i| i.key.name == "picked");
+        let mut names: Vec<&str> = slice.ingresses().map(|i| i.key.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["exact", "hostless", "picked", "wild"]);
+        assert_eq!(slice.secrets_completeness, Completeness::Complete);
+        assert_eq!(slice.ingresses_for_host("*.bank.example").len(), 1);
+        let k = ObjectKey::new("ns", "exact");
+        assert!(Arc::ptr_eq(
+            view.ingress(&k).unwrap(),
+            slice.ingress(&k).unwrap()
+        ));
     }
 }

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod dialect;
 pub mod engine;
 pub mod manifest;

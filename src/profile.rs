@@ -27,9 +27,11 @@ use crate::paths::PathTemplate;
     doc = "Declares where an open-banking API provider serves each endpoint of the Payments NZ MTLS endpoint table, and how its Ingresses must require client certificates.",
     printcolumn = r#"{"name":"Controller","type":"string","jsonPath":".spec.ingressController"}"#,
     printcolumn = r#"{"name":"Enforcement","type":"string","jsonPath":".spec.enforcement"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Compliant","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status"}"#,
     printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#,
     printcolumn = r#"{"name":"Served","type":"string","jsonPath":".status.endpointsServed","priority":1}"#,
+    printcolumn = r#"{"name":"Managed","type":"integer","jsonPath":".status.managedIngresses","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -233,6 +235,24 @@ pub struct ApiProviderProfileStatus {
     /// Per-endpoint coverage, for auditors.
     #[serde(default)]
     pub coverage: Vec<crate::engine::EndpointCoverage>,
+    /// Ingresses labelled `mtls-gate.io/profile: <this profile>` (of the considered class).
+    #[serde(default)]
+    pub managed_ingresses: i32,
+    /// Managed Ingresses that no setting can make compliant, and what to change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<RenderRefusal>,
+}
+
+/// A managed Ingress the controller cannot render, with the reason and the fix.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderRefusal {
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+    /// The host concerned, when the refusal is about one host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub message: String,
 }
 
 /// A profile field that is wrong, with the reason.

@@ -5,7 +5,7 @@
 //! Ingress's need for the gate from which endpoints its paths serve. It refuses, with the
 //! paths to move, when no settings can make an Ingress compliant.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -68,14 +68,18 @@ pub fn host_role(profile: &CompiledProfile, host: &str) -> Option<HostRole> {
     }
 }
 
-/// Which endpoints each path of `ingress` serves on `host`: path → (scheme → endpoints).
-fn served_by_paths(
+/// Which endpoints each path serves on a host: path → (scheme → endpoints).
+type PathSchemes = BTreeMap<String, BTreeMap<Scheme, BTreeSet<String>>>;
+
+/// For every Ingress with routes on `host`: which endpoints each of its paths serves.
+/// One analysis of the host serves all its Ingresses (the route table and the winners of
+/// every endpoint instance do not depend on which Ingress is being rendered).
+fn served_by_paths_all(
     profile: &CompiledProfile,
     objects: &dyn ObjectSource,
     host: &str,
-    ingress: &ObjectKey,
-) -> BTreeMap<String, BTreeMap<Scheme, BTreeSet<String>>> {
-    let mut out: BTreeMap<String, BTreeMap<Scheme, BTreeSet<String>>> = BTreeMap::new();
+) -> HashMap<ObjectKey, PathSchemes> {
+    let mut out: HashMap<ObjectKey, PathSchemes> = HashMap::new();
     let Some(dialect) = dialect_for(profile.controller()) else {
         return out;
     };
@@ -86,8 +90,10 @@ fn served_by_paths(
     let mut note = |indices: Vec<usize>, scheme: Scheme, label: &str| {
         for i in indices {
             let r = &table.routes[i];
-            if &r.ingress.key == ingress && r.serves_backend {
-                out.entry(r.path.clone())
+            if r.serves_backend {
+                out.entry(r.ingress.key.clone())
+                    .or_default()
+                    .entry(r.path.clone())
                     .or_default()
                     .entry(scheme)
                     .or_default()
@@ -111,6 +117,8 @@ fn served_by_paths(
                     .map(|(i, _)| i),
             ),
         }
+        indices.sort_unstable();
+        indices.dedup();
         note(indices, ep.row.scheme, ep.row.endpoint);
     }
     for scope in profile.unlisted.iter().filter(|s| s.host == host) {
@@ -124,9 +132,34 @@ fn served_by_paths(
         for p in unlisted_representatives(&scope.base, &listed, &literals) {
             indices.extend(dialect.winners(&table, &p));
         }
+        indices.sort_unstable();
+        indices.dedup();
         note(indices, scope.scheme, "(unlisted API paths)");
     }
     out
+}
+
+/// Per-host analyses, computed on first use and shared by the Ingresses of one render.
+#[derive(Default)]
+struct HostAnalyses {
+    hosts: HashMap<String, HashMap<ObjectKey, PathSchemes>>,
+}
+
+impl HostAnalyses {
+    fn served_by_paths(
+        &mut self,
+        profile: &CompiledProfile,
+        objects: &dyn ObjectSource,
+        host: &str,
+        ingress: &ObjectKey,
+    ) -> PathSchemes {
+        self.hosts
+            .entry(host.to_string())
+            .or_insert_with(|| served_by_paths_all(profile, objects, host))
+            .get(ingress)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// Renders the settings of every managed Ingress of `profile` in `objects`.
@@ -145,13 +178,14 @@ pub fn render_profile<'a>(
         ..Default::default()
     };
     let mut seen_objects = BTreeSet::new();
+    let mut analyses = HostAnalyses::default();
     for ingress in managed {
         if ingress.profile_label.as_deref() != Some(profile.name.as_str())
             || !profile.considers_class(ingress.class.as_deref())
         {
             continue;
         }
-        match render_one(profile, dialect, objects, ingress) {
+        match render_one(profile, dialect, objects, ingress, &mut analyses) {
             Ok(Some((rendering, extra))) => {
                 for obj in extra {
                     let id = (
@@ -197,7 +231,13 @@ pub fn render_ingress(
         key: &ingress.key,
         replacement: Some(std::sync::Arc::new(ingress.clone())),
     };
-    render_one(profile, dialect, &overlay, ingress)
+    render_one(
+        profile,
+        dialect,
+        &overlay,
+        ingress,
+        &mut HostAnalyses::default(),
+    )
 }
 
 fn render_one(
@@ -205,6 +245,7 @@ fn render_one(
     dialect: &dyn crate::dialect::Dialect,
     objects: &dyn ObjectSource,
     ingress: &IngressView,
+    analyses: &mut HostAnalyses,
 ) -> Result<Option<(IngressRendering, Vec<RenderedObject>)>, Refusal> {
     let refuse = |host: Option<&str>, message: String| Refusal {
         ingress: ingress.key.clone(),
@@ -245,7 +286,7 @@ fn render_one(
                 ),
             ));
         }
-        let by_path = served_by_paths(profile, objects, host, &ingress.key);
+        let by_path = analyses.served_by_paths(profile, objects, host, &ingress.key);
         let mixed_paths: Vec<String> = by_path
             .iter()
             .filter(|(_, s)| s.len() > 1)

@@ -1,0 +1,997 @@
+//! The caches: watches that keep the [`SharedView`] current, and the triggers that tell the
+//! controller which profiles a change concerns.
+//!
+//! Nothing here keeps API objects. Each watch event is reduced to the engine's view on
+//! arrival (`IngressView`, `SecretView`, `TlsOptionView`, `MiddlewareView`) and upserted into
+//! the shared view, which the webhooks read too; managedFields, last-applied annotations,
+//! status and every annotation the dialects do not read are gone at that point. A re-list
+//! (watch restart) upserts as objects arrive and drops the ones it did not see at `InitDone`,
+//! so memory never holds two copies of the cluster.
+//!
+//! - Ingresses: all namespaces but the excluded ones (field selector, and checked again).
+//! - Secrets: only the names profiles use in `clientCertificate.caSecretName`, one watch per
+//!   name with `fieldSelector=metadata.name=<name>` (RBAC can grant exactly those names).
+//! - Traefik `TLSOption`/`Middleware` (`traefik.io/v1alpha1`): only when discovery finds
+//!   them and RBAC lets us list them; otherwise skipped, logged once.
+//! - Profiles: fed by the controller's own profile watch ([`CacheContext::on_profile_event`]).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedSender;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::GroupVersion;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cluster::{ClusterView, Completeness, SharedView, SyncedFlag};
+use crate::model::{
+    IngressView, MiddlewareView, ObjectKey, PROFILE_LABEL, SecretView, TlsOptionView,
+};
+use crate::profile::{ApiProviderProfile, IngressController};
+
+/// Annotation the controller sets on every Ingress it renders: the profile it rendered for.
+/// It marks what to clean up when the label goes or the profile is deleted.
+pub const RENDERED_BY: &str = "mtls-gate.io/rendered-by";
+/// Annotation on rendered Traefik objects: a hash of what was applied, so an unchanged
+/// object is not written again.
+pub const RENDERED_HASH: &str = "mtls-gate.io/rendered-hash";
+
+/// A Traefik kind the renderer creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TraefikKind {
+    TlsOption,
+    Middleware,
+}
+
+impl TraefikKind {
+    pub const ALL: [TraefikKind; 2] = [TraefikKind::TlsOption, TraefikKind::Middleware];
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            TraefikKind::TlsOption => "TLSOption",
+            TraefikKind::Middleware => "Middleware",
+        }
+    }
+
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "TLSOption" => Some(TraefikKind::TlsOption),
+            "Middleware" => Some(TraefikKind::Middleware),
+            _ => None,
+        }
+    }
+
+    pub fn api_resource(self) -> ApiResource {
+        ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "traefik.io",
+            "v1alpha1",
+            self.kind(),
+        ))
+    }
+}
+
+/// One Traefik object the controller may own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraefikKey {
+    pub kind: TraefikKind,
+    pub key: ObjectKey,
+}
+
+/// What the controller needs to know about a cached Traefik object besides its view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraefikMeta {
+    /// Its `mtls-gate.io/profile` label.
+    pub profile: Option<String>,
+    /// Its `mtls-gate.io/rendered-hash` annotation.
+    pub hash: Option<String>,
+}
+
+/// The Traefik side of the caches.
+#[derive(Debug, Default)]
+pub struct TraefikState {
+    /// The CRDs exist and can be listed: rendered objects can be written.
+    pub available: AtomicBool,
+    /// Discovery or a list was refused: stays unavailable until restart.
+    denied: AtomicBool,
+    pub objects: RwLock<HashMap<TraefikKey, TraefikMeta>>,
+}
+
+/// Where cache handlers send reconcile requests.
+#[derive(Clone)]
+pub struct Triggers {
+    pub one: UnboundedSender<ObjectRef<ApiProviderProfile>>,
+    pub all: UnboundedSender<()>,
+}
+
+impl Triggers {
+    fn profiles(&self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            let _ = self.one.unbounded_send(ObjectRef::new(&name));
+        }
+    }
+    fn everything(&self) {
+        let _ = self.all.unbounded_send(());
+    }
+}
+
+#[derive(Debug, Default)]
+struct Readiness {
+    profiles: bool,
+    ingresses: bool,
+    traefik: bool,
+    traefik_kinds: HashSet<TraefikKind>,
+}
+
+#[derive(Debug, Default)]
+struct Relists {
+    ingresses: Option<HashSet<ObjectKey>>,
+    profiles: Option<HashSet<String>>,
+    secrets: HashMap<String, HashSet<ObjectKey>>,
+    traefik: HashMap<TraefikKind, HashSet<ObjectKey>>,
+}
+
+/// State shared by the cache tasks and the reconciler.
+pub struct CacheContext {
+    pub view: SharedView,
+    pub synced: SyncedFlag,
+    pub traefik: Arc<TraefikState>,
+    excluded: HashSet<String>,
+    triggers: Triggers,
+    readiness: Mutex<Readiness>,
+    relists: Mutex<Relists>,
+    secret_names: watch::Sender<BTreeSet<String>>,
+    /// Per watched Secret name: listed at least once.
+    secret_synced: Mutex<HashMap<String, bool>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn key_of(meta_ns: Option<String>, name: String) -> ObjectKey {
+    ObjectKey::new(meta_ns.unwrap_or_default(), name)
+}
+
+impl CacheContext {
+    pub fn new(
+        view: SharedView,
+        synced: SyncedFlag,
+        excluded: impl IntoIterator<Item = String>,
+        triggers: Triggers,
+    ) -> Self {
+        let (secret_names, _) = watch::channel(BTreeSet::new());
+        Self {
+            view,
+            synced,
+            traefik: Arc::default(),
+            excluded: excluded
+                .into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            triggers,
+            readiness: Mutex::default(),
+            relists: Mutex::default(),
+            secret_names,
+            secret_synced: Mutex::default(),
+        }
+    }
+
+    pub fn is_excluded(&self, namespace: &str) -> bool {
+        self.excluded.contains(namespace)
+    }
+
+    /// The field selector that keeps excluded namespaces out of the Ingress watch.
+    pub fn ingress_field_selector(&self) -> Option<String> {
+        let mut ns: Vec<&str> = self.excluded.iter().map(String::as_str).collect();
+        ns.sort_unstable();
+        (!ns.is_empty()).then(|| {
+            ns.iter()
+                .map(|n| format!("metadata.namespace!={n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    fn write_view(&self) -> std::sync::RwLockWriteGuard<'_, ClusterView> {
+        self.view.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_view(&self) -> std::sync::RwLockReadGuard<'_, ClusterView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_readiness(&self, f: impl FnOnce(&mut Readiness)) {
+        let now_ready = {
+            let mut r = lock(&self.readiness);
+            f(&mut r);
+            r.profiles && r.ingresses && r.traefik
+        };
+        let was = self.synced.swap(now_ready, Ordering::AcqRel);
+        if now_ready && !was {
+            tracing::info!("caches synced");
+            self.triggers.everything();
+        }
+    }
+
+    /// Marks the Traefik kinds as not watched (CRDs absent or forbidden).
+    pub fn traefik_unavailable(&self) {
+        self.traefik.denied.store(true, Ordering::Release);
+        self.traefik.available.store(false, Ordering::Release);
+        self.write_view().traefik_completeness = Completeness::Partial;
+        self.update_readiness(|r| r.traefik = true);
+    }
+
+    // ---- Ingresses ----------------------------------------------------------------------
+
+    /// Profiles an Ingress change concerns: those with a host the old or new version serves,
+    /// and those it is (or was) labelled for or rendered by.
+    fn profiles_for_ingress(
+        view: &ClusterView,
+        old: Option<&IngressView>,
+        new: Option<&IngressView>,
+    ) -> BTreeSet<String> {
+        let mut hosts: Vec<String> = old
+            .into_iter()
+            .chain(new)
+            .flat_map(|i| i.hosts().map(str::to_string))
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        let mut names: BTreeSet<String> = view
+            .profiles_touching(&hosts)
+            .map(|p| p.name.clone())
+            .collect();
+        for i in old.into_iter().chain(new) {
+            for named in [i.profile_label.as_deref(), i.annotation(RENDERED_BY)]
+                .into_iter()
+                .flatten()
+            {
+                if view.profile(named).is_some() {
+                    names.insert(named.to_string());
+                }
+            }
+        }
+        names
+    }
+
+    pub fn on_ingress_event(&self, event: Event<Ingress>) {
+        match event {
+            Event::Init => {
+                lock(&self.relists).ingresses = Some(HashSet::new());
+            }
+            Event::InitApply(ing) => {
+                if let Some(key) = self.upsert_ingress(&ing, false)
+                    && let Some(seen) = lock(&self.relists).ingresses.as_mut()
+                {
+                    seen.insert(key);
+                }
+            }
+            Event::InitDone => {
+                let seen = lock(&self.relists).ingresses.take().unwrap_or_default();
+                let gone: Vec<ObjectKey> = {
+                    let view = self.read_view();
+                    view.ingresses()
+                        .map(|i| i.key.clone())
+                        .filter(|k| !seen.contains(k))
+                        .collect()
+                };
+                let mut names = BTreeSet::new();
+                {
+                    let mut view = self.write_view();
+                    for key in &gone {
+                        if let Some(old) = view.remove_ingress(key) {
+                            names.extend(Self::profiles_for_ingress(&view, Some(&old), None));
+                        }
+                    }
+                }
+                self.triggers.profiles(names);
+                let first = !lock(&self.readiness).ingresses;
+                self.update_readiness(|r| r.ingresses = true);
+                if !first {
+                    // A re-list may have missed changes: evaluate everything again.
+                    self.triggers.everything();
+                }
+                tracing::debug!(
+                    ingresses = seen.len(),
+                    removed = gone.len(),
+                    "Ingress list complete"
+                );
+            }
+            Event::Apply(ing) => {
+                self.upsert_ingress(&ing, true);
+            }
+            Event::Delete(ing) => {
+                let key = key_of(ing.namespace(), ing.name_any());
+                let names = {
+                    let mut view = self.write_view();
+                    match view.remove_ingress(&key) {
+                        Some(old) => Self::profiles_for_ingress(&view, Some(&old), None),
+                        None => BTreeSet::new(),
+                    }
+                };
+                self.triggers.profiles(names);
+            }
+        }
+    }
+
+    /// Upserts one Ingress; returns its key unless its namespace is excluded.
+    fn upsert_ingress(&self, ing: &Ingress, trigger: bool) -> Option<ObjectKey> {
+        let ns = ing.namespace().unwrap_or_default();
+        if self.is_excluded(&ns) {
+            return None;
+        }
+        let new = IngressView::from_ingress(ing, &ns);
+        let key = new.key.clone();
+        let names = {
+            let mut view = self.write_view();
+            let old = view.ingress(&key).cloned();
+            if old.as_deref() == Some(&new) {
+                return Some(key);
+            }
+            let names = Self::profiles_for_ingress(&view, old.as_deref(), Some(&new));
+            view.upsert_ingress(new);
+            names
+        };
+        if trigger {
+            self.triggers.profiles(names);
+        }
+        Some(key)
+    }
+
+    // ---- Profiles -----------------------------------------------------------------------
+
+    /// Keeps the compiled profiles in the view (invalid ones are left out) and the set of
+    /// CA Secret names to watch.
+    pub fn on_profile_event(&self, event: &Event<ApiProviderProfile>) {
+        match event {
+            Event::Init => lock(&self.relists).profiles = Some(HashSet::new()),
+            Event::InitApply(p) | Event::Apply(p) => {
+                let name = p.name_any();
+                if let Some(seen) = lock(&self.relists).profiles.as_mut() {
+                    seen.insert(name.clone());
+                }
+                let mut view = self.write_view();
+                if p.metadata.deletion_timestamp.is_some() {
+                    // Being deleted: no longer enforced (the webhooks must let the cleanup
+                    // of what it rendered through), only cleaned up by the controller.
+                    view.remove_profile(&name);
+                    return self.refresh_secret_names(view);
+                }
+                match p.compile() {
+                    Ok(compiled) => view.upsert_profile(compiled),
+                    Err(e) => {
+                        tracing::debug!(profile = %name, error = %e, "profile is invalid; not in the view");
+                        view.remove_profile(&name);
+                    }
+                }
+            }
+            Event::Delete(p) => self.write_view().remove_profile(&p.name_any()),
+            Event::InitDone => {
+                let seen = lock(&self.relists).profiles.take().unwrap_or_default();
+                {
+                    let mut view = self.write_view();
+                    let gone: Vec<String> = view
+                        .profiles()
+                        .map(|p| p.name.clone())
+                        .filter(|n| !seen.contains(n))
+                        .collect();
+                    for name in gone {
+                        view.remove_profile(&name);
+                    }
+                }
+                self.update_readiness(|r| r.profiles = true);
+            }
+        }
+        let view = self.write_view();
+        self.refresh_secret_names(view);
+    }
+
+    fn refresh_secret_names(&self, view: std::sync::RwLockWriteGuard<'_, ClusterView>) {
+        let names: BTreeSet<String> = view
+            .profiles()
+            .map(|p| p.spec.client_certificate.ca_secret_name.clone())
+            .collect();
+        drop(view);
+        self.secret_names.send_if_modified(|current| {
+            if *current == names {
+                false
+            } else {
+                *current = names;
+                true
+            }
+        });
+    }
+
+    /// The CA Secret names profiles use (changes when profiles change).
+    pub fn secret_names(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.secret_names.subscribe()
+    }
+
+    // ---- Secrets ------------------------------------------------------------------------
+
+    fn profiles_using_secret(&self, name: &str) -> Vec<String> {
+        self.read_view()
+            .profiles()
+            .filter(|p| p.spec.client_certificate.ca_secret_name == name)
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    fn refresh_secret_completeness(&self) {
+        let complete = lock(&self.secret_synced).values().all(|s| *s);
+        self.write_view().secrets_completeness = if complete {
+            Completeness::Complete
+        } else {
+            Completeness::Partial
+        };
+    }
+
+    /// Starts tracking a Secret name (its watch is about to start).
+    pub fn secret_watch_started(&self, name: &str) {
+        lock(&self.secret_synced).insert(name.to_string(), false);
+        self.refresh_secret_completeness();
+    }
+
+    /// Stops tracking a Secret name: its watch ended, its Secrets leave the view.
+    pub fn secret_watch_stopped(&self, name: &str) {
+        lock(&self.secret_synced).remove(name);
+        lock(&self.relists).secrets.remove(name);
+        self.write_view().retain_secrets(|s| s.key.name != name);
+        self.refresh_secret_completeness();
+    }
+
+    pub fn on_secret_event(&self, name: &str, event: Event<Secret>) {
+        let apply = matches!(event, Event::Apply(_));
+        match event {
+            Event::Init => {
+                lock(&self.relists)
+                    .secrets
+                    .insert(name.to_string(), HashSet::new());
+            }
+            Event::InitApply(s) | Event::Apply(s) => {
+                if s.name_any() != name {
+                    return;
+                }
+                let view = SecretView::from_secret(&s, "");
+                if let Some(seen) = lock(&self.relists).secrets.get_mut(name) {
+                    seen.insert(view.key.clone());
+                }
+                self.write_view().upsert_secret(view);
+                if apply {
+                    self.triggers.profiles(self.profiles_using_secret(name));
+                }
+            }
+            Event::Delete(s) => {
+                self.write_view()
+                    .remove_secret(&key_of(s.namespace(), s.name_any()));
+                self.triggers.profiles(self.profiles_using_secret(name));
+            }
+            Event::InitDone => {
+                let seen = lock(&self.relists).secrets.remove(name).unwrap_or_default();
+                self.write_view()
+                    .retain_secrets(|s| s.key.name != name || seen.contains(&s.key));
+                lock(&self.secret_synced).insert(name.to_string(), true);
+                self.refresh_secret_completeness();
+                self.triggers.profiles(self.profiles_using_secret(name));
+            }
+        }
+    }
+
+    // ---- Traefik ------------------------------------------------------------------------
+
+    fn traefik_profiles(&self, label: Option<&str>) -> BTreeSet<String> {
+        let view = self.read_view();
+        view.profiles()
+            .filter(|p| {
+                p.controller() == IngressController::Traefik || Some(p.name.as_str()) == label
+            })
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    fn refresh_traefik_completeness(&self, r: &Readiness) {
+        let complete = TraefikKind::ALL.iter().all(|k| r.traefik_kinds.contains(k));
+        self.write_view().traefik_completeness = if complete {
+            Completeness::Complete
+        } else {
+            Completeness::Partial
+        };
+    }
+
+    fn upsert_traefik(&self, kind: TraefikKind, obj: &DynamicObject) -> Option<ObjectKey> {
+        let ns = obj.namespace().unwrap_or_default();
+        let value = serde_json::to_value(obj).ok()?;
+        let key = ObjectKey::new(ns.clone(), obj.name_any());
+        {
+            let mut view = self.write_view();
+            match kind {
+                TraefikKind::TlsOption => {
+                    view.upsert_tls_option(TlsOptionView::from_value(&value, &ns))
+                }
+                TraefikKind::Middleware => {
+                    view.upsert_middleware(MiddlewareView::from_value(&value, &ns))
+                }
+            }
+        }
+        let meta = TraefikMeta {
+            profile: obj.labels().get(PROFILE_LABEL).cloned(),
+            hash: obj.annotations().get(RENDERED_HASH).cloned(),
+        };
+        self.traefik
+            .objects
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                TraefikKey {
+                    kind,
+                    key: key.clone(),
+                },
+                meta,
+            );
+        Some(key)
+    }
+
+    fn remove_traefik(&self, kind: TraefikKind, key: &ObjectKey) -> Option<TraefikMeta> {
+        {
+            let mut view = self.write_view();
+            match kind {
+                TraefikKind::TlsOption => view.remove_tls_option(key),
+                TraefikKind::Middleware => view.remove_middleware(key),
+            }
+        }
+        self.traefik
+            .objects
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&TraefikKey {
+                kind,
+                key: key.clone(),
+            })
+    }
+
+    pub fn on_traefik_event(&self, kind: TraefikKind, event: Event<DynamicObject>) {
+        match event {
+            Event::Init => {
+                lock(&self.relists).traefik.insert(kind, HashSet::new());
+            }
+            Event::InitApply(obj) => {
+                if let Some(key) = self.upsert_traefik(kind, &obj)
+                    && let Some(seen) = lock(&self.relists).traefik.get_mut(&kind)
+                {
+                    seen.insert(key);
+                }
+            }
+            Event::Apply(obj) => {
+                self.upsert_traefik(kind, &obj);
+                let label = obj.labels().get(PROFILE_LABEL).cloned();
+                self.triggers
+                    .profiles(self.traefik_profiles(label.as_deref()));
+            }
+            Event::Delete(obj) => {
+                let key = key_of(obj.namespace(), obj.name_any());
+                let meta = self.remove_traefik(kind, &key);
+                let label = meta.and_then(|m| m.profile);
+                self.triggers
+                    .profiles(self.traefik_profiles(label.as_deref()));
+            }
+            Event::InitDone => {
+                let seen = lock(&self.relists)
+                    .traefik
+                    .remove(&kind)
+                    .unwrap_or_default();
+                let gone: Vec<ObjectKey> = self
+                    .traefik
+                    .objects
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .filter(|k| k.kind == kind && !seen.contains(&k.key))
+                    .map(|k| k.key.clone())
+                    .collect();
+                for key in &gone {
+                    self.remove_traefik(kind, key);
+                }
+                let denied = self.traefik.denied.load(Ordering::Acquire);
+                self.update_readiness(|r| {
+                    r.traefik_kinds.insert(kind);
+                    self.refresh_traefik_completeness(r);
+                    if r.traefik_kinds.len() == TraefikKind::ALL.len() {
+                        r.traefik = true;
+                        // Writable once both kinds are listed (and neither was refused).
+                        self.traefik.available.store(!denied, Ordering::Release);
+                    }
+                });
+                self.triggers.profiles(self.traefik_profiles(None));
+            }
+        }
+    }
+}
+
+// ---- Watch tasks ------------------------------------------------------------------------
+
+fn is_forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.is_forbidden(),
+        watcher::Error::WatchError(s) => s.is_forbidden(),
+        _ => false,
+    }
+}
+
+/// Drives one watch stream into `on_event`, logging errors at most once a minute (the
+/// stream backs off by itself). Returns when the stream ends, or at the first 403 when
+/// `stop_on_forbidden`.
+async fn drive<K>(
+    what: &str,
+    stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
+    stop_on_forbidden: bool,
+    mut on_event: impl FnMut(Event<K>),
+) -> Result<(), watcher::Error> {
+    futures::pin_mut!(stream);
+    let mut last_logged: Option<Instant> = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => on_event(event),
+            Err(e) if stop_on_forbidden && is_forbidden(&e) => return Err(e),
+            Err(e) => {
+                if last_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(watch = what, error = %e, "watch failed; retrying with backoff");
+                    last_logged = Some(Instant::now());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Watches every Ingress outside the excluded namespaces.
+pub async fn run_ingress_watch(client: Client, ctx: Arc<CacheContext>) {
+    let api: Api<Ingress> = Api::all(client);
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(fields) = ctx.ingress_field_selector() {
+        config = config.fields(&fields);
+    }
+    let stream = watcher::watcher(api, config).default_backoff();
+    let _ = drive("ingresses", stream, false, |e| ctx.on_ingress_event(e)).await;
+}
+
+/// Keeps one Secret watch per CA Secret name the profiles use.
+pub async fn run_secret_watches(client: Client, ctx: Arc<CacheContext>) {
+    let mut names_rx = ctx.secret_names();
+    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        let names = names_rx.borrow_and_update().clone();
+        let removed: Vec<String> = tasks
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(task) = tasks.remove(&name) {
+                task.abort();
+            }
+            ctx.secret_watch_stopped(&name);
+            tracing::info!(secret = %name, "stopped watching CA Secrets");
+        }
+        for name in names {
+            if tasks.contains_key(&name) {
+                continue;
+            }
+            ctx.secret_watch_started(&name);
+            tracing::info!(secret = %name, "watching CA Secrets of this name in all namespaces");
+            let (client, ctx2, n) = (client.clone(), ctx.clone(), name.clone());
+            tasks.insert(
+                name,
+                tokio::spawn(async move {
+                    let api: Api<Secret> = Api::all(client);
+                    let config = watcher::Config::default()
+                        .any_semantic()
+                        .fields(&format!("metadata.name={n}"));
+                    let stream = watcher::watcher(api, config).default_backoff();
+                    let result = drive(&format!("secrets/{n}"), stream, true, |e| {
+                        ctx2.on_secret_event(&n, e)
+                    })
+                    .await;
+                    if let Err(e) = result {
+                        tracing::warn!(secret = %n, error = %e, "not allowed to read CA Secrets of this name (RBAC: get/list/watch on secrets with resourceNames); CA checks for them are skipped");
+                    }
+                }),
+            );
+        }
+        if names_rx.changed().await.is_err() {
+            break;
+        }
+    }
+    for (_, task) in tasks {
+        task.abort();
+    }
+}
+
+/// Watches Traefik TLSOptions and Middlewares if the CRDs exist and may be listed.
+pub async fn run_traefik_watches(client: Client, ctx: Arc<CacheContext>) {
+    let gv = GroupVersion::gv("traefik.io", "v1alpha1");
+    let group = match kube::discovery::pinned_group(&client, &gv).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::info!(error = %e, "Traefik CRDs (traefik.io/v1alpha1) not found or not readable; TLSOption and Middleware are not watched");
+            ctx.traefik_unavailable();
+            return;
+        }
+    };
+    let mut tasks = Vec::new();
+    for kind in TraefikKind::ALL {
+        let Some((ar, _)) = group.recommended_kind(kind.kind()) else {
+            tracing::info!(
+                kind = kind.kind(),
+                "traefik.io/v1alpha1 has no such kind; Traefik objects are not watched"
+            );
+            ctx.traefik_unavailable();
+            return;
+        };
+        let (client, ctx) = (client.clone(), ctx.clone());
+        tasks.push(tokio::spawn(async move {
+            let api: Api<DynamicObject> = Api::all_with(client, &ar);
+            let stream = watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+            let result = drive(kind.kind(), stream, true, |e| ctx.on_traefik_event(kind, e)).await;
+            if let Err(e) = result {
+                tracing::info!(kind = kind.kind(), error = %e, "not allowed to list Traefik objects; they are not watched");
+                ctx.traefik_unavailable();
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::mpsc;
+    use serde_json::json;
+
+    fn ctx() -> (
+        Arc<CacheContext>,
+        mpsc::UnboundedReceiver<ObjectRef<ApiProviderProfile>>,
+        mpsc::UnboundedReceiver<()>,
+    ) {
+        let (one, one_rx) = mpsc::unbounded();
+        let (all, all_rx) = mpsc::unbounded();
+        let ctx = CacheContext::new(
+            crate::cluster::shared_view(),
+            SyncedFlag::default(),
+            ["kube-system".to_string()],
+            Triggers { one, all },
+        );
+        (Arc::new(ctx), one_rx, all_rx)
+    }
+
+    fn ingress(ns: &str, name: &str, host: &str, label: Option<&str>) -> Ingress {
+        serde_json::from_value(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "namespace": ns,
+                "labels": label.map(|l| json!({PROFILE_LABEL: l})).unwrap_or(json!({})),
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"}},
+            "spec": {"rules": [{"host": host, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}
+        }))
+        .unwrap()
+    }
+
+    fn profile(name: &str, host: &str) -> ApiProviderProfile {
+        serde_json::from_value(json!({
+            "apiVersion": "mtls-gate.io/v1alpha1", "kind": "ApiProviderProfile",
+            "metadata": {"name": name},
+            "spec": {"issuer": format!("https://{host}"), "apiBaseUrls": [format!("https://{host}/api")],
+                "clientCertificate": {"caSecretName": format!("{name}-ca")}}
+        }))
+        .unwrap()
+    }
+
+    fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
+        let mut out = Vec::new();
+        while let Ok(x) = rx.try_recv() {
+            out.push(x);
+        }
+        out
+    }
+
+    #[test]
+    fn sync_needs_profiles_ingresses_and_traefik_then_triggers_everything() {
+        let (ctx, _one, mut all) = ctx();
+        ctx.on_profile_event(&Event::Init);
+        ctx.on_profile_event(&Event::InitDone);
+        ctx.on_ingress_event(Event::Init);
+        ctx.on_ingress_event(Event::InitDone);
+        assert!(!ctx.synced.load(Ordering::Acquire));
+        ctx.traefik_unavailable();
+        assert!(ctx.synced.load(Ordering::Acquire));
+        assert_eq!(drain(&mut all).len(), 1);
+    }
+
+    #[test]
+    fn ingress_changes_trigger_the_profiles_whose_hosts_they_touch() {
+        let (ctx, mut one, _all) = ctx();
+        ctx.on_profile_event(&Event::Apply(profile("bank", "api.bank.example")));
+        ctx.on_profile_event(&Event::Apply(profile("other", "api.other.example")));
+        ctx.on_ingress_event(Event::Apply(ingress("ob", "a", "api.bank.example", None)));
+        let names: Vec<String> = drain(&mut one).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["bank"]);
+        // Same object again (only status or irrelevant fields differ): no trigger.
+        ctx.on_ingress_event(Event::Apply(ingress("ob", "a", "api.bank.example", None)));
+        assert!(drain(&mut one).is_empty());
+        // Moving the host: both the old and the new profile.
+        ctx.on_ingress_event(Event::Apply(ingress("ob", "a", "api.other.example", None)));
+        let mut names: Vec<String> = drain(&mut one).into_iter().map(|r| r.name).collect();
+        names.sort();
+        assert_eq!(names, ["bank", "other"]);
+        // Label for a profile whose hosts it does not touch.
+        ctx.on_ingress_event(Event::Apply(ingress("ob", "b", "x.example", Some("bank"))));
+        let names: Vec<String> = drain(&mut one).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["bank"]);
+        ctx.on_ingress_event(Event::Delete(ingress("ob", "b", "x.example", Some("bank"))));
+        assert_eq!(drain(&mut one).len(), 1);
+        assert_eq!(ctx.view.read().unwrap().ingress_count(), 1);
+    }
+
+    #[test]
+    fn excluded_namespaces_are_not_cached() {
+        let (ctx, _one, _all) = ctx();
+        ctx.on_ingress_event(Event::Apply(ingress("kube-system", "a", "h", None)));
+        assert_eq!(ctx.view.read().unwrap().ingress_count(), 0);
+        assert_eq!(
+            ctx.ingress_field_selector().as_deref(),
+            Some("metadata.namespace!=kube-system")
+        );
+    }
+
+    #[test]
+    fn relist_drops_what_it_did_not_see() {
+        let (ctx, _one, mut all) = ctx();
+        ctx.on_ingress_event(Event::Init);
+        ctx.on_ingress_event(Event::InitApply(ingress("ob", "a", "h", None)));
+        ctx.on_ingress_event(Event::InitApply(ingress("ob", "b", "h", None)));
+        ctx.on_ingress_event(Event::InitDone);
+        assert_eq!(ctx.view.read().unwrap().ingress_count(), 2);
+        ctx.on_ingress_event(Event::Init);
+        // During the re-list the old objects stay visible.
+        assert_eq!(ctx.view.read().unwrap().ingress_count(), 2);
+        ctx.on_ingress_event(Event::InitApply(ingress("ob", "b", "h", None)));
+        ctx.on_ingress_event(Event::InitDone);
+        let view = ctx.view.read().unwrap();
+        assert_eq!(view.ingress_count(), 1);
+        assert!(view.ingress(&ObjectKey::new("ob", "b")).is_some());
+        drop(view);
+        // The second InitDone is a re-list: everything is re-evaluated.
+        assert_eq!(drain(&mut all).len(), 1);
+    }
+
+    #[test]
+    fn cached_views_drop_managed_fields_and_foreign_annotations() {
+        let (ctx, _one, _all) = ctx();
+        ctx.on_ingress_event(Event::Apply(ingress("ob", "a", "h", None)));
+        let view = ctx.view.read().unwrap();
+        let i = view.ingress(&ObjectKey::new("ob", "a")).unwrap();
+        assert!(i.annotations.is_empty());
+    }
+
+    #[test]
+    fn profiles_feed_secret_names_and_invalid_ones_stay_out() {
+        let (ctx, _one, _all) = ctx();
+        let rx = ctx.secret_names();
+        ctx.on_profile_event(&Event::Apply(profile("bank", "api.bank.example")));
+        assert_eq!(rx.borrow().iter().cloned().collect::<Vec<_>>(), ["bank-ca"]);
+        let mut bad = profile("bank", "api.bank.example");
+        bad.spec.issuer = "http://insecure".into();
+        ctx.on_profile_event(&Event::Apply(bad));
+        assert!(ctx.view.read().unwrap().profile("bank").is_none());
+        assert!(rx.borrow().is_empty());
+    }
+
+    #[test]
+    fn profiles_being_deleted_are_no_longer_enforced() {
+        let (ctx, _one, _all) = ctx();
+        let mut p = profile("bank", "api.bank.example");
+        ctx.on_profile_event(&Event::Apply(p.clone()));
+        assert!(ctx.view.read().unwrap().profile("bank").is_some());
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        ctx.on_profile_event(&Event::Apply(p));
+        assert!(ctx.view.read().unwrap().profile("bank").is_none());
+        assert!(ctx.secret_names().borrow().is_empty());
+    }
+
+    #[test]
+    fn secret_completeness_follows_the_watches() {
+        let (ctx, mut one, _all) = ctx();
+        ctx.on_profile_event(&Event::Apply(profile("bank", "api.bank.example")));
+        ctx.secret_watch_started("bank-ca");
+        assert_eq!(
+            ctx.view.read().unwrap().secrets_completeness,
+            Completeness::Partial
+        );
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "bank-ca", "namespace": "ob"},
+            "data": {"ca.crt": "bm90IGEgY2VydA=="}
+        }))
+        .unwrap();
+        ctx.on_secret_event("bank-ca", Event::Init);
+        ctx.on_secret_event("bank-ca", Event::InitApply(secret));
+        ctx.on_secret_event("bank-ca", Event::InitDone);
+        {
+            let view = ctx.view.read().unwrap();
+            assert_eq!(view.secrets_completeness, Completeness::Complete);
+            assert_eq!(view.secrets().count(), 1);
+        }
+        assert_eq!(drain(&mut one).len(), 1);
+        ctx.secret_watch_stopped("bank-ca");
+        assert_eq!(ctx.view.read().unwrap().secrets().count(), 0);
+    }
+
+    #[test]
+    fn a_refused_traefik_kind_keeps_traefik_unwritable() {
+        let (ctx, _one, _all) = ctx();
+        ctx.on_traefik_event(TraefikKind::Middleware, Event::Init);
+        ctx.on_traefik_event(TraefikKind::Middleware, Event::InitDone);
+        // The TLSOption list was refused (403).
+        ctx.traefik_unavailable();
+        ctx.on_traefik_event(TraefikKind::TlsOption, Event::Init);
+        ctx.on_traefik_event(TraefikKind::TlsOption, Event::InitDone);
+        assert!(!ctx.traefik.available.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn traefik_objects_are_indexed_with_label_and_hash() {
+        let (ctx, _one, _all) = ctx();
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "traefik.io/v1alpha1", "kind": "TLSOption",
+            "metadata": {"name": "o", "namespace": "ob",
+                "labels": {PROFILE_LABEL: "bank"}, "annotations": {RENDERED_HASH: "abc"}},
+            "spec": {"clientAuth": {"clientAuthType": "RequireAndVerifyClientCert", "secretNames": ["ca"]}}
+        }))
+        .unwrap();
+        ctx.on_traefik_event(TraefikKind::TlsOption, Event::Init);
+        ctx.on_traefik_event(TraefikKind::TlsOption, Event::InitApply(obj));
+        ctx.on_traefik_event(TraefikKind::TlsOption, Event::InitDone);
+        let meta = ctx
+            .traefik
+            .objects
+            .read()
+            .unwrap()
+            .get(&TraefikKey {
+                kind: TraefikKind::TlsOption,
+                key: ObjectKey::new("ob", "o"),
+            })
+            .cloned()
+            .unwrap();
+        assert_eq!(meta.profile.as_deref(), Some("bank"));
+        assert_eq!(meta.hash.as_deref(), Some("abc"));
+        assert_eq!(ctx.view.read().unwrap().tls_options().count(), 1);
+        assert_eq!(
+            ctx.view.read().unwrap().traefik_completeness,
+            Completeness::Partial,
+            "complete only once both kinds are listed"
+        );
+        ctx.on_traefik_event(TraefikKind::Middleware, Event::Init);
+        ctx.on_traefik_event(TraefikKind::Middleware, Event::InitDone);
+        assert_eq!(
+            ctx.view.read().unwrap().traefik_completeness,
+            Completeness::Complete
+        );
+    }
+}

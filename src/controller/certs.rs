@@ -1,0 +1,759 @@
+//! Self-managed webhook certificates (`--self-managed-certs`).
+//!
+//! The leader keeps the Secret `--cert-secret-name` (in its namespace) holding a CA
+//! (`ca.crt`, `ca.key`) and a serving certificate for `<service>.<ns>.svc` and
+//! `<service>.<ns>.svc.<cluster domain>` (`tls.crt`, `tls.key`), all ECDSA P-256 made with
+//! rcgen (ring). The CA is valid 5 years and the serving certificate 1 year; each is
+//! replaced once less than a third of its validity remains. A new CA is published next to
+//! the previous one in `ca.crt` while the previous one is valid, so API servers trust both
+//! the pods that still serve the old certificate and those that reloaded the new one.
+//! `caBundle` of every webhook in the ValidatingWebhookConfiguration and
+//! MutatingWebhookConfiguration is set to `ca.crt` when it differs.
+//!
+//! Every write carries the `resourceVersion` read just before, so two replicas that both
+//! believe they lead never overwrite each other: the loser gets 409 and retries later.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::pem::{PemObject, SectionKind};
+
+use super::leader::Leadership;
+use super::metrics::ControllerMetrics;
+
+pub const CA_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 3600);
+pub const SERVING_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Annotation on the Secret: the DNS names the serving certificate was issued for.
+pub const SERVING_NAMES: &str = "mtls-gate.io/serving-names";
+/// Backdating of `notBefore`, for clocks slightly behind.
+const BACKDATE: Duration = Duration::from_secs(3600);
+
+/// Where the certificates live and whom they serve.
+#[derive(Debug, Clone)]
+pub struct CertConfig {
+    pub namespace: String,
+    pub secret_name: String,
+    pub service_name: String,
+    pub cluster_domain: String,
+    pub validating_webhook: String,
+    pub mutating_webhook: String,
+}
+
+impl CertConfig {
+    /// DNS names of the serving certificate.
+    pub fn dns_names(&self) -> Vec<String> {
+        let base = format!("{}.{}.svc", self.service_name, self.namespace);
+        let mut names = vec![base.clone()];
+        if !self.cluster_domain.is_empty() {
+            names.push(format!("{base}.{}", self.cluster_domain.trim_matches('.')));
+        }
+        names
+    }
+}
+
+/// Validity of an X.509 certificate, in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// Less than a third of the validity period remains at `now` (or it is not valid yet
+    /// by more than the backdating, or already expired).
+    pub fn needs_rotation(&self, now: i64) -> bool {
+        let total = self.not_after - self.not_before;
+        if total <= 0
+            || now >= self.not_after
+            || now + (BACKDATE.as_secs() as i64) < self.not_before
+        {
+            return true;
+        }
+        (self.not_after - now) * 3 < total
+    }
+}
+
+// ---- Minimal DER reading: TBSCertificate.validity ---------------------------------------
+
+fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let mut len = 0usize;
+        for b in &rest[..n] {
+            len = (len << 8) | usize::from(*b);
+        }
+        rest = &rest[n..];
+        len
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn der_time(tag: u8, body: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(body).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 if s.len() == 12 => {
+            let yy: i64 = s[..2].parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
+        }
+        0x18 if s.len() == 14 => (s[..4].parse().ok()?, &s[4..]),
+        _ => return None,
+    };
+    let n = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
+    let (mo, d, h, mi, se) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Reads the validity of a DER certificate.
+pub fn validity_of_der(der: &[u8]) -> Option<Validity> {
+    let (0x30, cert, _) = der_item(der)? else {
+        return None;
+    };
+    let (0x30, mut tbs, _) = der_item(cert)? else {
+        return None;
+    };
+    // [0] version (optional), serialNumber, signature, issuer, validity
+    let (tag, _, rest) = der_item(tbs)?;
+    if tag == 0xa0 {
+        tbs = rest;
+        let (_, _, rest) = der_item(tbs)?; // serial
+        tbs = rest;
+    } else {
+        tbs = rest; // that was the serial
+    }
+    let (_, _, rest) = der_item(tbs)?; // signature algorithm
+    let (_, _, rest) = der_item(rest)?; // issuer
+    let (0x30, validity, _) = der_item(rest)? else {
+        return None;
+    };
+    let (t1, nb, rest) = der_item(validity)?;
+    let (t2, na, _) = der_item(rest)?;
+    Some(Validity {
+        not_before: der_time(t1, nb)?,
+        not_after: der_time(t2, na)?,
+    })
+}
+
+/// The DER certificates of a PEM bundle, in order.
+pub fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    <(SectionKind, Vec<u8>)>::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .filter(|(k, _)| *k == SectionKind::Certificate)
+        .map(|(_, der)| der)
+        .collect()
+}
+
+fn first_validity(pem: &[u8]) -> Option<Validity> {
+    pem_certificates(pem)
+        .first()
+        .and_then(|d| validity_of_der(d))
+}
+
+// ---- Decisions --------------------------------------------------------------------------
+
+/// What the Secret needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertAction {
+    Keep,
+    /// New serving certificate from the current CA.
+    IssueServing(String),
+    /// New CA and serving certificate.
+    IssueAll(String),
+}
+
+fn data_bytes<'a>(data: &'a BTreeMap<String, ByteString>, key: &str) -> Option<&'a [u8]> {
+    data.get(key)
+        .map(|b| b.0.as_slice())
+        .filter(|b| !b.is_empty())
+}
+
+/// Decides whether the Secret's certificates must be (re)issued at `now` (Unix seconds).
+pub fn decide(secret: Option<&Secret>, names: &[String], now: i64) -> CertAction {
+    let Some(secret) = secret else {
+        return CertAction::IssueAll("the Secret does not exist".into());
+    };
+    let empty = BTreeMap::new();
+    let data = secret.data.as_ref().unwrap_or(&empty);
+    let (Some(ca), Some(ca_key)) = (data_bytes(data, "ca.crt"), data_bytes(data, "ca.key")) else {
+        return CertAction::IssueAll("ca.crt or ca.key is missing".into());
+    };
+    let Some(ca_validity) = first_validity(ca) else {
+        return CertAction::IssueAll("ca.crt holds no readable certificate".into());
+    };
+    if std::str::from_utf8(ca_key)
+        .ok()
+        .and_then(|k| KeyPair::from_pem(k).ok())
+        .is_none()
+    {
+        return CertAction::IssueAll("ca.key is not a readable private key".into());
+    }
+    if ca_validity.needs_rotation(now) {
+        return CertAction::IssueAll("less than a third of the CA's validity remains".into());
+    }
+    let (Some(crt), Some(_)) = (data_bytes(data, "tls.crt"), data_bytes(data, "tls.key")) else {
+        return CertAction::IssueServing("tls.crt or tls.key is missing".into());
+    };
+    let Some(v) = first_validity(crt) else {
+        return CertAction::IssueServing("tls.crt holds no readable certificate".into());
+    };
+    if v.needs_rotation(now) {
+        return CertAction::IssueServing(
+            "less than a third of the serving certificate's validity remains".into(),
+        );
+    }
+    if v.not_after > ca_validity.not_after {
+        return CertAction::IssueServing("the serving certificate outlives its CA".into());
+    }
+    let issued_for = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SERVING_NAMES));
+    if issued_for.map(String::as_str) != Some(names.join(",").as_str()) {
+        return CertAction::IssueServing("the service DNS names changed".into());
+    }
+    CertAction::Keep
+}
+
+/// Whether a webhook's caBundle must be set to `bundle`.
+pub fn ca_bundle_differs(current: Option<&ByteString>, bundle: &[u8]) -> bool {
+    current.map(|b| b.0.as_slice()) != Some(bundle)
+}
+
+// ---- Issuing ----------------------------------------------------------------------------
+
+fn offset(unix: i64) -> Result<time::OffsetDateTime, rcgen::Error> {
+    time::OffsetDateTime::from_unix_timestamp(unix).map_err(|_| rcgen::Error::Time)
+}
+
+fn ca_params(not_before: i64) -> Result<CertificateParams, rcgen::Error> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(DnType::OrganizationName, "mtls-gate");
+    // The start time makes every CA's name unique, and lets a later run rebuild the issuer
+    // name from the certificate's validity alone.
+    p.distinguished_name.push(
+        DnType::CommonName,
+        format!("mtls-gate webhook CA {not_before}"),
+    );
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = offset(not_before)?;
+    p.not_after = offset(not_before + CA_VALIDITY.as_secs() as i64)?;
+    Ok(p)
+}
+
+fn serving_params(
+    names: &[String],
+    now: i64,
+    ca_not_after: i64,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut p = CertificateParams::new(names.to_vec())?;
+    p.subject_alt_names = names
+        .iter()
+        .map(|n| n.clone().try_into().map(SanType::DnsName))
+        .collect::<Result<_, _>>()?;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(
+        DnType::CommonName,
+        names.first().cloned().unwrap_or_default(),
+    );
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.use_authority_key_identifier_extension = true;
+    let not_before = now - BACKDATE.as_secs() as i64;
+    p.not_before = offset(not_before)?;
+    p.not_after = offset((not_before + SERVING_VALIDITY.as_secs() as i64).min(ca_not_after))?;
+    Ok(p)
+}
+
+/// Builds the Secret data for `action` from the current data.
+pub fn issue(
+    action: &CertAction,
+    current: Option<&BTreeMap<String, ByteString>>,
+    names: &[String],
+    now: i64,
+) -> Result<BTreeMap<String, ByteString>, rcgen::Error> {
+    let empty = BTreeMap::new();
+    let current = current.unwrap_or(&empty);
+    let (ca_pem_bundle, ca_key, ca_validity) = match action {
+        CertAction::Keep => return Ok(current.clone()),
+        CertAction::IssueAll(_) => {
+            let nb = now - BACKDATE.as_secs() as i64;
+            let params = ca_params(nb)?;
+            let key = KeyPair::generate()?;
+            let cert = params.self_signed(&key)?;
+            let mut bundle = cert.pem();
+            // Keep the previous CA while it is valid: pods that have not reloaded yet still
+            // serve certificates it issued.
+            if let Some(old) = data_bytes(current, "ca.crt")
+                && let Some(der) = pem_certificates(old).into_iter().next()
+                && validity_of_der(&der).is_some_and(|v| v.not_after > now)
+            {
+                let pem = rustls_pki_types::CertificateDer::from(der);
+                bundle.push_str(&pem_encode(&pem));
+            }
+            let validity = Validity {
+                not_before: nb,
+                not_after: nb + CA_VALIDITY.as_secs() as i64,
+            };
+            (bundle, key, validity)
+        }
+        CertAction::IssueServing(_) => {
+            let bundle = data_bytes(current, "ca.crt")
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or(rcgen::Error::CouldNotParseCertificate)?
+                .to_string();
+            let validity =
+                first_validity(bundle.as_bytes()).ok_or(rcgen::Error::CouldNotParseCertificate)?;
+            let key = data_bytes(current, "ca.key")
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or(rcgen::Error::CouldNotParseKeyPair)
+                .and_then(KeyPair::from_pem)?;
+            (bundle, key, validity)
+        }
+    };
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = Issuer::new(ca_params(ca_validity.not_before)?, ca_key);
+    let leaf_key = KeyPair::generate()?;
+    let leaf = serving_params(names, now, ca_validity.not_after)?.signed_by(&leaf_key, &issuer)?;
+    let mut data = BTreeMap::new();
+    data.insert("ca.crt".into(), ByteString(ca_pem_bundle.into_bytes()));
+    data.insert("ca.key".into(), ByteString(ca_key_pem.into_bytes()));
+    data.insert("tls.crt".into(), ByteString(leaf.pem().into_bytes()));
+    data.insert(
+        "tls.key".into(),
+        ByteString(leaf_key.serialize_pem().into_bytes()),
+    );
+    Ok(data)
+}
+
+fn pem_encode(der: &rustls_pki_types::CertificateDer<'_>) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = der.as_ref();
+    let mut b64 = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+// ---- Kubernetes -------------------------------------------------------------------------
+
+/// What one [`ensure`] round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnsureOutcome {
+    pub secret_written: bool,
+    pub webhooks_patched: Vec<String>,
+    /// Another replica wrote first (409); the next round picks its result up.
+    pub lost_race: bool,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_conflict() || s.is_already_exists())
+}
+
+/// One round: Secret first, then the caBundles. Only call it as the leader.
+pub async fn ensure(
+    client: &Client,
+    cfg: &CertConfig,
+    now: i64,
+    metrics: Option<&ControllerMetrics>,
+) -> anyhow::Result<EnsureOutcome> {
+    let mut outcome = EnsureOutcome::default();
+    let names = cfg.dns_names();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &cfg.namespace);
+    let existing = secrets.get_opt(&cfg.secret_name).await?;
+    let action = decide(existing.as_ref(), &names, now);
+    let data = match &action {
+        CertAction::Keep => existing
+            .as_ref()
+            .and_then(|s| s.data.clone())
+            .unwrap_or_default(),
+        CertAction::IssueAll(why) | CertAction::IssueServing(why) => {
+            tracing::info!(secret = %cfg.secret_name, reason = %why, all = matches!(action, CertAction::IssueAll(_)), "issuing webhook certificates");
+            let data = issue(
+                &action,
+                existing.as_ref().and_then(|s| s.data.as_ref()),
+                &names,
+                now,
+            )?;
+            let mut annotations = existing
+                .as_ref()
+                .and_then(|s| s.metadata.annotations.clone())
+                .unwrap_or_default();
+            annotations.insert(SERVING_NAMES.into(), names.join(","));
+            let result = match existing.clone() {
+                None => {
+                    let secret = Secret {
+                        metadata: ObjectMeta {
+                            name: Some(cfg.secret_name.clone()),
+                            namespace: Some(cfg.namespace.clone()),
+                            annotations: Some(annotations),
+                            labels: Some(
+                                [(
+                                    "app.kubernetes.io/managed-by".to_string(),
+                                    "mtls-gate".to_string(),
+                                )]
+                                .into(),
+                            ),
+                            ..Default::default()
+                        },
+                        type_: Some("kubernetes.io/tls".into()),
+                        data: Some(data.clone()),
+                        ..Default::default()
+                    };
+                    secrets
+                        .create(&PostParams::default(), &secret)
+                        .await
+                        .map(|_| "create")
+                }
+                Some(mut secret) => {
+                    // resourceVersion from the read above: optimistic concurrency.
+                    secret.metadata.annotations = Some(annotations);
+                    secret.metadata.managed_fields = None;
+                    secret.data = Some(data.clone());
+                    secret.string_data = None;
+                    secrets
+                        .replace(&cfg.secret_name, &PostParams::default(), &secret)
+                        .await
+                        .map(|_| "update")
+                }
+            };
+            match result {
+                Ok(verb) => {
+                    outcome.secret_written = true;
+                    if let Some(m) = metrics {
+                        m.write("Secret", verb);
+                    }
+                }
+                Err(e) if conflict(&e) => {
+                    outcome.lost_race = true;
+                    return Ok(outcome);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            data
+        }
+    };
+    let Some(bundle) = data.get("ca.crt").map(|b| b.0.clone()) else {
+        return Ok(outcome);
+    };
+
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    if let Some(mut cfg_obj) = validating.get_opt(&cfg.validating_webhook).await? {
+        let mut changed = false;
+        for w in cfg_obj.webhooks.iter_mut().flatten() {
+            if ca_bundle_differs(w.client_config.ca_bundle.as_ref(), &bundle) {
+                w.client_config.ca_bundle = Some(ByteString(bundle.clone()));
+                changed = true;
+            }
+        }
+        if changed {
+            cfg_obj.metadata.managed_fields = None;
+            match validating
+                .replace(&cfg.validating_webhook, &PostParams::default(), &cfg_obj)
+                .await
+            {
+                Ok(_) => {
+                    outcome.webhooks_patched.push(format!(
+                        "ValidatingWebhookConfiguration/{}",
+                        cfg.validating_webhook
+                    ));
+                    if let Some(m) = metrics {
+                        m.write("ValidatingWebhookConfiguration", "update");
+                    }
+                }
+                Err(e) if conflict(&e) => outcome.lost_race = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    } else {
+        tracing::debug!(name = %cfg.validating_webhook, "ValidatingWebhookConfiguration not found");
+    }
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    if let Some(mut cfg_obj) = mutating.get_opt(&cfg.mutating_webhook).await? {
+        let mut changed = false;
+        for w in cfg_obj.webhooks.iter_mut().flatten() {
+            if ca_bundle_differs(w.client_config.ca_bundle.as_ref(), &bundle) {
+                w.client_config.ca_bundle = Some(ByteString(bundle.clone()));
+                changed = true;
+            }
+        }
+        if changed {
+            cfg_obj.metadata.managed_fields = None;
+            match mutating
+                .replace(&cfg.mutating_webhook, &PostParams::default(), &cfg_obj)
+                .await
+            {
+                Ok(_) => {
+                    outcome.webhooks_patched.push(format!(
+                        "MutatingWebhookConfiguration/{}",
+                        cfg.mutating_webhook
+                    ));
+                    if let Some(m) = metrics {
+                        m.write("MutatingWebhookConfiguration", "update");
+                    }
+                }
+                Err(e) if conflict(&e) => outcome.lost_race = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    } else {
+        tracing::debug!(name = %cfg.mutating_webhook, "MutatingWebhookConfiguration not found");
+    }
+    if !outcome.webhooks_patched.is_empty() {
+        tracing::info!(updated = ?outcome.webhooks_patched, "webhook caBundle updated");
+    }
+    Ok(outcome)
+}
+
+/// While leading: a round at once, then every `period` (30 s after a failure).
+pub async fn run(
+    client: Client,
+    cfg: CertConfig,
+    leadership: Leadership,
+    metrics: std::sync::Arc<ControllerMetrics>,
+    period: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    let mut changes = leadership.subscribe();
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        if !leadership.is_leader() {
+            wait = period;
+            continue;
+        }
+        wait = match ensure(&client, &cfg, unix_now(), Some(&metrics)).await {
+            Ok(o) if o.lost_race => Duration::from_secs(5),
+            Ok(_) => period,
+            Err(e) => {
+                tracing::warn!(secret = %cfg.secret_name, error = %e, "could not ensure the webhook certificates");
+                Duration::from_secs(30)
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn cfg() -> CertConfig {
+        CertConfig {
+            namespace: "mtls-gate".into(),
+            secret_name: "mtls-gate-webhook-tls".into(),
+            service_name: "mtls-gate".into(),
+            cluster_domain: "cluster.local".into(),
+            validating_webhook: "mtls-gate".into(),
+            mutating_webhook: "mtls-gate".into(),
+        }
+    }
+
+    fn secret_with(data: BTreeMap<String, ByteString>, names: &[String]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                annotations: Some([(SERVING_NAMES.to_string(), names.join(","))].into()),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dns_names() {
+        assert_eq!(
+            cfg().dns_names(),
+            [
+                "mtls-gate.mtls-gate.svc",
+                "mtls-gate.mtls-gate.svc.cluster.local"
+            ]
+        );
+    }
+
+    #[test]
+    fn der_times() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(der_time(0x18, b"20000301000000Z"), Some(951_868_800));
+        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(der_time(0x17, b"garbage"), None);
+    }
+
+    #[test]
+    fn rotation_thresholds() {
+        let v = Validity {
+            not_before: 0,
+            not_after: 300,
+        };
+        assert!(!v.needs_rotation(0));
+        assert!(!v.needs_rotation(199));
+        assert!(v.needs_rotation(201));
+        assert!(v.needs_rotation(300));
+        assert!(v.needs_rotation(-10_000), "not valid yet");
+    }
+
+    #[test]
+    fn issue_decide_and_rotate() {
+        let names = cfg().dns_names();
+        let now = 1_800_000_000;
+        assert!(matches!(decide(None, &names, now), CertAction::IssueAll(_)));
+        let data = issue(&CertAction::IssueAll("new".into()), None, &names, now).unwrap();
+        let ca = validity_of_der(&pem_certificates(&data["ca.crt"].0)[0]).unwrap();
+        assert_eq!(ca.not_after - ca.not_before, CA_VALIDITY.as_secs() as i64);
+        let leaf = validity_of_der(&pem_certificates(&data["tls.crt"].0)[0]).unwrap();
+        assert_eq!(
+            leaf.not_after - leaf.not_before,
+            SERVING_VALIDITY.as_secs() as i64
+        );
+        let secret = secret_with(data.clone(), &names);
+        assert_eq!(decide(Some(&secret), &names, now), CertAction::Keep);
+        // Names changed.
+        let other = vec!["x.y.svc".to_string()];
+        assert!(matches!(
+            decide(Some(&secret), &other, now),
+            CertAction::IssueServing(_)
+        ));
+        // Serving certificate near its end (2/3 of a year later).
+        let later = now + 250 * DAY;
+        assert!(matches!(
+            decide(Some(&secret), &names, later),
+            CertAction::IssueServing(_)
+        ));
+        let renewed = issue(
+            &CertAction::IssueServing("old".into()),
+            Some(&data),
+            &names,
+            later,
+        )
+        .unwrap();
+        assert_eq!(renewed["ca.crt"], data["ca.crt"], "same CA");
+        assert_eq!(renewed["ca.key"], data["ca.key"]);
+        assert_ne!(renewed["tls.crt"], data["tls.crt"]);
+        verify_chain(&renewed, later);
+        // CA near its end: new CA, the old one stays in the bundle while valid.
+        let much_later = now + 4 * 365 * DAY;
+        let s2 = secret_with(renewed.clone(), &names);
+        assert!(matches!(
+            decide(Some(&s2), &names, much_later),
+            CertAction::IssueAll(_)
+        ));
+        let rotated = issue(
+            &CertAction::IssueAll("ca".into()),
+            Some(&renewed),
+            &names,
+            much_later,
+        )
+        .unwrap();
+        let cas = pem_certificates(&rotated["ca.crt"].0);
+        assert_eq!(cas.len(), 2);
+        assert_eq!(cas[1], pem_certificates(&data["ca.crt"].0)[0]);
+        verify_chain(&rotated, much_later);
+        // Broken data: everything again.
+        let mut broken = data.clone();
+        broken.insert("ca.key".into(), ByteString(b"nope".to_vec()));
+        assert!(matches!(
+            decide(Some(&secret_with(broken, &names)), &names, now),
+            CertAction::IssueAll(_)
+        ));
+    }
+
+    /// The serving certificate chains to the first CA of the bundle, for the service name.
+    fn verify_chain(data: &BTreeMap<String, ByteString>, now: i64) {
+        let ca_der =
+            rustls_pki_types::CertificateDer::from(pem_certificates(&data["ca.crt"].0)[0].clone());
+        let anchor = webpki::anchor_from_trusted_cert(&ca_der).unwrap();
+        let leaf_der =
+            rustls_pki_types::CertificateDer::from(pem_certificates(&data["tls.crt"].0)[0].clone());
+        let leaf = webpki::EndEntityCert::try_from(&leaf_der).unwrap();
+        let time = rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(now as u64));
+        leaf.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &[anchor],
+            &[],
+            time,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("mtls-gate.mtls-gate.svc").unwrap();
+        leaf.verify_is_valid_for_subject_name(&name).unwrap();
+    }
+
+    #[test]
+    fn ca_bundle_comparison() {
+        assert!(ca_bundle_differs(None, b"x"));
+        assert!(ca_bundle_differs(Some(&ByteString(b"y".to_vec())), b"x"));
+        assert!(!ca_bundle_differs(Some(&ByteString(b"x".to_vec())), b"x"));
+    }
+}

@@ -1,0 +1,986 @@
+//! Reconciling one profile: render its managed Ingresses, write what changed, evaluate,
+//! report.
+//!
+//! The work is split into a pure step ([`plan`]: render, diff against the cache, evaluate the
+//! world as it will be after the writes) and the writes ([`reconcile`]). The plan reads the
+//! shared view under its read lock and releases it before any request is sent.
+//!
+//! Writes, all as field manager `mtls-gate`, only by the leader, only when needed:
+//! - a managed Ingress whose owned annotations differ from the rendering (or that lacks the
+//!   `mtls-gate.io/rendered-by` marker): server-side apply of a minimal Ingress holding
+//!   only the annotations mtls-gate owns. Owned annotations the apply leaves out are removed
+//!   by the API server; annotations the renderer removes that another manager set are then
+//!   deleted with a merge patch;
+//! - Traefik objects the renderer asks for: server-side apply, labelled with the profile,
+//!   owned by it (ownerReference) and annotated with a hash of their content, so unchanged
+//!   objects are not written again; objects of the profile the plan no longer has: delete;
+//! - Ingresses rendered by this profile that are no longer managed by it (label removed or
+//!   pointing at a profile that does not exist): an empty apply, which removes every field
+//!   mtls-gate owns;
+//! - Events for new findings, and the status when it changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::Error;
+use super::caches::{
+    CacheContext, RENDERED_BY, RENDERED_HASH, TraefikKey, TraefikKind, TraefikMeta,
+};
+use super::events::{EventDedup, Finding, FindingKey, MAX_NOTE_BYTES, publish, truncate};
+use super::leader::Leadership;
+use super::metrics::{ControllerMetrics, ProfileLabel};
+use super::status;
+use crate::cluster::ClusterView;
+use crate::dialect::{HostRole, RenderInput, dialect_for};
+use crate::engine::{EngineError, Verdict, evaluate};
+use crate::model::{
+    IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
+};
+use crate::profile::{ApiProviderProfile, ApiProviderProfileStatus, CompiledProfile};
+use crate::render::{Refusal, render_profile};
+
+/// Finalizer that holds a profile until what it rendered is removed.
+pub const FINALIZER: &str = "mtls-gate.io/cleanup";
+/// Reason of the Event when admission denies removing rendered settings.
+pub const CLEANUP_DENIED: &str = "CleanupDenied";
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "mtls-gate";
+
+/// How often a write that got 409 Conflict is tried in all.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            delay: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub caches: Arc<CacheContext>,
+    pub leadership: Leadership,
+    pub metrics: Arc<ControllerMetrics>,
+    pub recorder: Recorder,
+    pub events: EventDedup,
+    pub requeue_interval: Duration,
+    pub retry: RetryPolicy,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        caches: Arc<CacheContext>,
+        leadership: Leadership,
+        metrics: Arc<ControllerMetrics>,
+        identity: &str,
+        requeue_interval: Duration,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.to_string(),
+                instance: Some(identity.to_string()),
+            },
+        );
+        Self {
+            client,
+            caches,
+            leadership,
+            metrics,
+            recorder,
+            events: EventDedup::default(),
+            requeue_interval,
+            retry: RetryPolicy::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    fn ensure_leader(&self) -> Result<(), Error> {
+        if self.leadership.is_leader() {
+            Ok(())
+        } else {
+            Err(Error::NotLeader)
+        }
+    }
+
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, ClusterView> {
+        self.caches.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Retries `op` on 409 Conflict, with a growing pause.
+async fn retry_conflicts<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(kube::Error::Api(s)) if s.is_conflict() && attempt < policy.attempts => {
+                tracing::debug!(attempt, "409 Conflict; retrying");
+                tokio::time::sleep(policy.delay * attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+// ---- The plan ---------------------------------------------------------------------------
+
+/// One server-side apply of a managed Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressWrite {
+    pub ingress: ObjectKey,
+    /// Every annotation mtls-gate owns on it after the apply (including the marker).
+    pub annotations: BTreeMap<String, String>,
+    /// Annotations the renderer removes; deleted by merge patch if the apply leaves them
+    /// (they were set by another field manager).
+    pub remove: Vec<String>,
+}
+
+/// Removing what mtls-gate rendered on an Ingress it no longer manages.
+///
+/// First an apply that owns nothing: the API server removes every field only mtls-gate
+/// owned. Annotations another field manager co-owns (the mutating webhook's rendering at
+/// creation is recorded under the creator's manager) survive that; those whose value is
+/// still exactly the rendered one are then reset by merge patch to what they would be
+/// without mtls-gate (removed, or for a Traefik middleware chain: the user's middlewares).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupWrite {
+    pub ingress: ObjectKey,
+    /// Annotation → (rendered value now on the object, value without mtls-gate).
+    pub strip: BTreeMap<String, (String, Option<String>)>,
+}
+
+/// What to strip from each of `ingresses` to undo `compiled`'s rendering (see
+/// [`CleanupWrite`]). One render of all of them (one analysis per host) tells which values
+/// are the rendered ones.
+pub fn cleanups_for(
+    compiled: &CompiledProfile,
+    view: &ClusterView,
+    ingresses: &[&IngressView],
+) -> Vec<CleanupWrite> {
+    let name = compiled.name.as_str();
+    let as_managed: Vec<IngressView> = ingresses
+        .iter()
+        .map(|i| {
+            let mut m = (*i).clone();
+            m.profile_label = Some(name.to_string());
+            m
+        })
+        .collect();
+    let mut desired: HashMap<ObjectKey, BTreeMap<String, String>> = HashMap::new();
+    if let Ok(plan) = render_profile(compiled, view, as_managed.iter()) {
+        for r in plan.ingresses {
+            desired.insert(r.ingress, r.changes.set);
+        }
+    }
+    let dialect = dialect_for(compiled.controller());
+    let mut out: Vec<CleanupWrite> = ingresses
+        .iter()
+        .map(|ing| {
+            let mut strip = BTreeMap::new();
+            if let (Some(dialect), Some(set)) = (dialect, desired.get(&ing.key)) {
+                let (without, _) = dialect.render(&RenderInput {
+                    profile: compiled,
+                    ingress: ing,
+                    role: HostRole::Tls,
+                    serves_mtls: false,
+                    annotations: &ing.annotations,
+                });
+                for (k, v) in set {
+                    if ing.annotations.get(k) == Some(v) {
+                        strip.insert(k.clone(), (v.clone(), without.set.get(k).cloned()));
+                    }
+                }
+            }
+            if ing.annotation(RENDERED_BY) == Some(name) {
+                strip.insert(RENDERED_BY.to_string(), (name.to_string(), None));
+            }
+            CleanupWrite {
+                ingress: ing.key.clone(),
+                strip,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.ingress.cmp(&b.ingress));
+    out
+}
+
+/// One Traefik object to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraefikWrite {
+    pub key: TraefikKey,
+    pub manifest: Value,
+}
+
+/// What one reconcile of a valid profile will do, and what it found.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub ingress_writes: Vec<IngressWrite>,
+    /// Ingresses to clean.
+    pub cleanups: Vec<CleanupWrite>,
+    pub traefik_writes: Vec<TraefikWrite>,
+    pub traefik_deletes: Vec<TraefikKey>,
+    pub verdict: Verdict,
+    pub refusals: Vec<Refusal>,
+    pub managed: usize,
+    pub traefik_unwritable: usize,
+}
+
+impl Plan {
+    pub fn write_count(&self) -> usize {
+        self.ingress_writes.len()
+            + self.cleanups.len()
+            + self.traefik_writes.len()
+            + self.traefik_deletes.len()
+    }
+}
+
+/// FNV-1a, 64 bit: a stable content hash (std's hasher may change between releases).
+fn fnv1a(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The view as it will be once the plan is written: rendered Ingresses and Traefik objects
+/// replace the cached ones. Evaluating it keeps the status and Events from reporting
+/// findings the same reconcile is about to fix.
+struct PlannedView<'a> {
+    base: &'a ClusterView,
+    ingresses: HashMap<ObjectKey, Arc<IngressView>>,
+    tls_options: HashMap<ObjectKey, TlsOptionView>,
+    middlewares: HashMap<ObjectKey, MiddlewareView>,
+}
+
+impl ObjectSource for PlannedView<'_> {
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        let mut out = self.base.ingresses_for_host(host);
+        if !self.ingresses.is_empty() {
+            for i in &mut out {
+                if let Some(planned) = self.ingresses.get(&i.key) {
+                    *i = planned.clone();
+                }
+            }
+        }
+        out
+    }
+    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
+        self.base.secret(key)
+    }
+    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
+        match self.tls_options.get(key) {
+            Some(v) => Lookup::Found(v),
+            None => self.base.tls_option(key),
+        }
+    }
+    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
+        match self.middlewares.get(key) {
+            Some(v) => Lookup::Found(v),
+            None => self.base.middleware(key),
+        }
+    }
+    fn default_tls_option(&self) -> Option<&TlsOptionView> {
+        self.base.default_tls_option()
+    }
+}
+
+fn owner_reference(profile: &ApiProviderProfile) -> Value {
+    json!({
+        "apiVersion": ApiProviderProfile::api_version(&()),
+        "kind": ApiProviderProfile::kind(&()),
+        "name": profile.name_any(),
+        "uid": profile.metadata.uid.clone().unwrap_or_default(),
+        "controller": true,
+    })
+}
+
+/// Computes what to write for `profile` against `view`, and the verdict of the world after
+/// those writes. Pure: no I/O.
+pub fn plan(
+    profile: &ApiProviderProfile,
+    compiled: &CompiledProfile,
+    view: &ClusterView,
+    traefik: &HashMap<TraefikKey, TraefikMeta>,
+    traefik_available: bool,
+) -> Result<Plan, EngineError> {
+    let name = compiled.name.as_str();
+    let mut managed: Vec<&Arc<IngressView>> = view
+        .ingresses()
+        .filter(|i| {
+            i.profile_label.as_deref() == Some(name) && compiled.considers_class(i.class.as_deref())
+        })
+        .collect();
+    // Deterministic order of writes, refusals and Events.
+    managed.sort_by(|a, b| a.key.cmp(&b.key));
+    let rendered = render_profile(compiled, view, managed.iter().map(|i| &***i))?;
+
+    let mut planned = PlannedView {
+        base: view,
+        ingresses: HashMap::new(),
+        tls_options: HashMap::new(),
+        middlewares: HashMap::new(),
+    };
+    let mut ingress_writes = Vec::new();
+    for r in &rendered.ingresses {
+        let Some(current) = view.ingress(&r.ingress) else {
+            continue;
+        };
+        if r.changes.is_noop(&current.annotations) && current.annotation(RENDERED_BY) == Some(name)
+        {
+            continue;
+        }
+        let mut annotations = r.changes.set.clone();
+        annotations.insert(RENDERED_BY.to_string(), name.to_string());
+        let mut after = (**current).clone();
+        r.changes.apply(&mut after.annotations);
+        after
+            .annotations
+            .insert(RENDERED_BY.to_string(), name.to_string());
+        planned.ingresses.insert(r.ingress.clone(), Arc::new(after));
+        ingress_writes.push(IngressWrite {
+            ingress: r.ingress.clone(),
+            annotations,
+            remove: r.changes.remove.clone(),
+        });
+    }
+
+    // Ingresses this profile rendered earlier that it no longer manages.
+    let rendered_keys: BTreeSet<&ObjectKey> =
+        rendered.ingresses.iter().map(|r| &r.ingress).collect();
+    let refused: BTreeSet<&ObjectKey> = rendered.refusals.iter().map(|r| &r.ingress).collect();
+    let leaving: Vec<&IngressView> = view
+        .ingresses()
+        .filter(|i| i.annotation(RENDERED_BY) == Some(name) && !rendered_keys.contains(&i.key))
+        .filter(|i| match i.profile_label.as_deref() {
+            // Still labelled for us: keep the last rendering of a refused Ingress (removing
+            // client auth would only make it worse); clean one that needs no settings any
+            // more (no profile host) or whose class the profile no longer considers.
+            Some(l) if l == name => {
+                !(compiled.considers_class(i.class.as_deref()) && refused.contains(&i.key))
+            }
+            // Labelled for another existing profile: its apply replaces ours.
+            Some(other) => view.profile(other).is_none(),
+            None => true,
+        })
+        .map(|i| &**i)
+        .collect();
+    let cleanups = if leaving.is_empty() {
+        Vec::new()
+    } else {
+        cleanups_for(compiled, view, &leaving)
+    };
+
+    // Traefik objects.
+    let uid = profile.metadata.uid.clone().unwrap_or_default();
+    let mut traefik_writes = Vec::new();
+    let mut wanted: BTreeSet<TraefikKey> = BTreeSet::new();
+    let mut traefik_unwritable = 0;
+    for obj in &rendered.objects {
+        let Some(kind) = obj["kind"].as_str().and_then(TraefikKind::from_kind) else {
+            continue;
+        };
+        let key = TraefikKey {
+            kind,
+            key: ObjectKey::new(
+                obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+                obj["metadata"]["name"].as_str().unwrap_or_default(),
+            ),
+        };
+        if !traefik_available {
+            traefik_unwritable += 1;
+            continue;
+        }
+        wanted.insert(key.clone());
+        match kind {
+            TraefikKind::TlsOption => {
+                planned
+                    .tls_options
+                    .insert(key.key.clone(), TlsOptionView::from_value(obj, ""));
+            }
+            TraefikKind::Middleware => {
+                planned
+                    .middlewares
+                    .insert(key.key.clone(), MiddlewareView::from_value(obj, ""));
+            }
+        }
+        let hash = fnv1a(format!("{uid}\n{obj}").as_bytes());
+        if traefik.get(&key).and_then(|m| m.hash.as_deref()) == Some(hash.as_str()) {
+            continue;
+        }
+        let mut manifest = obj.clone();
+        manifest["metadata"]["annotations"] = json!({ RENDERED_HASH: hash });
+        manifest["metadata"]["ownerReferences"] = json!([owner_reference(profile)]);
+        traefik_writes.push(TraefikWrite { key, manifest });
+    }
+    let mut traefik_deletes: Vec<TraefikKey> = if traefik_available {
+        traefik
+            .iter()
+            .filter(|(k, m)| m.profile.as_deref() == Some(name) && !wanted.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    traefik_deletes.sort();
+    traefik_writes.sort_by(|a, b| a.key.cmp(&b.key));
+
+    let verdict = evaluate(compiled, &planned)?;
+    Ok(Plan {
+        ingress_writes,
+        cleanups,
+        traefik_writes,
+        traefik_deletes,
+        verdict,
+        refusals: rendered.refusals,
+        managed: managed.len(),
+        traefik_unwritable,
+    })
+}
+
+/// The part of the view a reconcile of `compiled` reads: Ingresses on its hosts, the ones
+/// labelled for it and the ones it rendered (see [`ClusterView::slice_for_hosts`]).
+pub fn profile_slice(view: &ClusterView, compiled: &CompiledProfile) -> ClusterView {
+    let name = compiled.name.as_str();
+    view.slice_for_hosts(compiled.hosts.iter().map(String::as_str), |i| {
+        i.profile_label.as_deref() == Some(name) || i.annotation(RENDERED_BY) == Some(name)
+    })
+}
+
+/// The findings of a plan that become Events.
+pub fn findings(plan: &Plan) -> Vec<Finding> {
+    plan.verdict
+        .violations
+        .iter()
+        .filter_map(Finding::from_violation)
+        .chain(plan.refusals.iter().map(Finding::from_refusal))
+        .collect()
+}
+
+// ---- Writes -----------------------------------------------------------------------------
+
+fn kube_err(
+    action: &'static str,
+    kind: &'static str,
+    name: impl ToString,
+    e: kube::Error,
+) -> Error {
+    Error::Kube {
+        action,
+        kind,
+        name: name.to_string(),
+        source: Box::new(e),
+    }
+}
+
+fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
+
+/// The minimal Ingress mtls-gate applies: identity plus the annotations it owns.
+pub fn ingress_apply_body(
+    key: &ObjectKey,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Value {
+    let mut metadata = json!({"name": key.name, "namespace": key.namespace});
+    if let Some(a) = annotations {
+        metadata["annotations"] = json!(a);
+    }
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata})
+}
+
+impl Context {
+    fn ingress_still_cached(&self, key: &ObjectKey) -> bool {
+        self.view().ingress(key).is_some()
+    }
+
+    async fn apply_ingress(&self, w: &IngressWrite) -> Result<(), Error> {
+        self.ensure_leader()?;
+        let key = &w.ingress;
+        let api: Api<Ingress> = Api::namespaced(self.client.clone(), &key.namespace);
+        let body = ingress_apply_body(key, Some(&w.annotations));
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(&body);
+        let applied = match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await
+        {
+            Ok(a) => a,
+            // Deleted meanwhile (an apply would try to create it and fail validation).
+            Err(_) if !self.ingress_still_cached(key) => return Ok(()),
+            Err(e) => return Err(kube_err("apply", "Ingress", key, e)),
+        };
+        self.metrics.write("Ingress", "apply");
+        tracing::info!(ingress = %key, annotations = ?w.annotations.keys().collect::<Vec<_>>(), "rendered client-auth settings");
+        let leftover: Vec<&String> = w
+            .remove
+            .iter()
+            .filter(|k| applied.annotations().contains_key(*k))
+            .collect();
+        if !leftover.is_empty() {
+            let nulls: serde_json::Map<String, Value> = leftover
+                .iter()
+                .map(|k| ((*k).clone(), Value::Null))
+                .collect();
+            let patch = json!({"metadata": {"annotations": nulls}});
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..Default::default()
+            };
+            let patch = Patch::Merge(&patch);
+            match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await {
+                Ok(_) => {}
+                Err(e) if is_gone(&e) => return Ok(()),
+                Err(e) => return Err(kube_err("patch", "Ingress", key, e)),
+            }
+            self.metrics.write("Ingress", "patch");
+            tracing::info!(ingress = %key, removed = ?leftover, "removed client-auth annotations set by another field manager");
+        }
+        Ok(())
+    }
+
+    /// Removes every field mtls-gate owns on an Ingress (an apply that owns nothing).
+    async fn clean_ingress(&self, w: &CleanupWrite) -> Result<(), Error> {
+        self.ensure_leader()?;
+        let key = &w.ingress;
+        let api: Api<Ingress> = Api::namespaced(self.client.clone(), &key.namespace);
+        let body = ingress_apply_body(key, None);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(&body);
+        let applied = match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await
+        {
+            Ok(a) => a,
+            Err(_) if !self.ingress_still_cached(key) => return Ok(()),
+            Err(e) => return Err(kube_err("apply", "Ingress", key, e)),
+        };
+        self.metrics.write("Ingress", "apply");
+        // Co-owned leftovers that still hold the rendered value.
+        let now = applied.annotations();
+        let leftovers: serde_json::Map<String, Value> = w
+            .strip
+            .iter()
+            .filter(|(k, (rendered, _))| now.get(*k) == Some(rendered))
+            .map(|(k, (_, reset))| (k.clone(), reset.clone().map_or(Value::Null, Value::String)))
+            .collect();
+        if !leftovers.is_empty() {
+            let keys: Vec<&String> = leftovers.keys().collect();
+            tracing::info!(ingress = %key, annotations = ?keys, "resetting rendered annotations another field manager co-owns");
+            let body = json!({"metadata": {"annotations": leftovers}});
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..Default::default()
+            };
+            let patch = Patch::Merge(&body);
+            match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await {
+                Ok(_) => {}
+                Err(e) if is_gone(&e) => return Ok(()),
+                Err(e) => return Err(kube_err("patch", "Ingress", key, e)),
+            }
+            self.metrics.write("Ingress", "patch");
+        }
+        tracing::info!(ingress = %key, "removed what mtls-gate rendered");
+        Ok(())
+    }
+
+    /// Cleans an Ingress; when an admission webhook denies it (removing the settings would
+    /// break a policy, e.g. leave an MTLS endpoint without client certificates), the
+    /// settings stay and the denial is returned as a finding for an Event instead of
+    /// failing the reconcile (and, for a deleted profile, blocking its deletion).
+    async fn clean_or_report(
+        &self,
+        profile: &str,
+        w: &CleanupWrite,
+    ) -> Result<Option<Finding>, Error> {
+        let key = &w.ingress;
+        match self.clean_ingress(w).await {
+            Ok(()) => Ok(None),
+            Err(e) if e.is_admission_denial() => {
+                tracing::warn!(ingress = %key, error = %e, "admission denied removing the rendered settings; they stay");
+                Ok(Some(Finding {
+                    key: FindingKey {
+                        ingress: key.clone(),
+                        reason: CLEANUP_DENIED.to_string(),
+                        host: String::new(),
+                        path: None,
+                        endpoint: None,
+                    },
+                    note: truncate(
+                        &format!(
+                            "mtls-gate did not remove the client-auth settings it rendered for profile {profile}, because admission denied the change: {e}. Label the Ingress for a profile again, or change its paths so that it no longer serves MTLS endpoints, then remove the annotations."
+                        ),
+                        MAX_NOTE_BYTES,
+                    ),
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn apply_traefik(&self, w: &TraefikWrite) -> Result<(), Error> {
+        self.ensure_leader()?;
+        let ar = w.key.kind.api_resource();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &w.key.key.namespace, &ar);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(&w.manifest);
+        retry_conflicts(self.retry, || api.patch(&w.key.key.name, &pp, &patch))
+            .await
+            .map_err(|e| kube_err("apply", w.key.kind.kind(), &w.key.key, e))?;
+        self.metrics.write(w.key.kind.kind(), "apply");
+        tracing::info!(ingress_namespace = %w.key.key.namespace, object = %w.key.key, kind = w.key.kind.kind(), "applied Traefik object");
+        Ok(())
+    }
+
+    async fn delete_traefik(&self, key: &TraefikKey) -> Result<(), Error> {
+        self.ensure_leader()?;
+        let ar = key.kind.api_resource();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &key.key.namespace, &ar);
+        match api.delete(&key.key.name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_gone(&e) => return Ok(()),
+            Err(e) => return Err(kube_err("delete", key.kind.kind(), &key.key, e)),
+        }
+        self.metrics.write(key.kind.kind(), "delete");
+        tracing::info!(object = %key.key, kind = key.kind.kind(), "deleted Traefik object the profile no longer renders");
+        Ok(())
+    }
+
+    async fn patch_status(
+        &self,
+        profile: &ApiProviderProfile,
+        status: ApiProviderProfileStatus,
+    ) -> Result<(), Error> {
+        let Some(status) = status::diff(profile, status) else {
+            return Ok(());
+        };
+        self.ensure_leader()?;
+        let name = profile.name_any();
+        let api: Api<ApiProviderProfile> = Api::all(self.client.clone());
+        let patch = status::merge_patch(profile.status.as_ref(), &status)?;
+        let patch = Patch::Merge(&patch);
+        let pp = PatchParams::default();
+        retry_conflicts(self.retry, || api.patch_status(&name, &pp, &patch))
+            .await
+            .map_err(|e| kube_err("patch status of", "ApiProviderProfile", &name, e))?;
+        self.metrics.write("ApiProviderProfile", "patch_status");
+        tracing::info!(
+            violations = status.violations,
+            served = status.endpoints_served.as_deref().unwrap_or(""),
+            "status updated"
+        );
+        Ok(())
+    }
+
+    /// Publishes the findings not published yet. Failures are logged, not fatal: the
+    /// finding stays unpublished and is tried again on the next reconcile.
+    async fn publish_findings(&self, profile: &ApiProviderProfile, current: &[Finding]) {
+        let name = profile.name_any();
+        let reference = profile.object_ref(&());
+        for f in self.events.fresh(&name, current) {
+            if !self.leadership.is_leader() {
+                return;
+            }
+            match publish(&self.client, &self.recorder, &reference, &f).await {
+                Ok(true) => {
+                    self.metrics.write("Event", "create");
+                    self.events.mark_published(&name, f.key.clone());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(ingress = %f.key.ingress, reason = %f.key.reason, error = %e, "could not publish Event");
+                }
+            }
+        }
+    }
+}
+
+// ---- Reconcile --------------------------------------------------------------------------
+
+async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action, Error> {
+    let name = profile.name_any();
+    let compiled = match profile.compile() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "profile is invalid; nothing rendered");
+            ctx.metrics.compliance(&name, None);
+            ctx.patch_status(
+                &profile,
+                status::not_evaluable(&profile, "InvalidProfile", e.to_string()),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    // A slice of the view, taken under a short read lock: the webhooks and the cache
+    // writers never wait for a render or an evaluation.
+    let (slice, traefik) = {
+        let view = ctx.view();
+        let slice = profile_slice(&view, &compiled);
+        let traefik: HashMap<TraefikKey, TraefikMeta> = ctx
+            .caches
+            .traefik
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, m)| m.profile.as_deref() == Some(compiled.name.as_str()))
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        (slice, traefik)
+    };
+    let available = ctx.caches.traefik.available.load(Ordering::Acquire);
+    let planned = plan(&profile, &compiled, &slice, &traefik, available);
+    let plan = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "profile cannot be evaluated");
+            ctx.metrics.compliance(&name, None);
+            ctx.patch_status(
+                &profile,
+                status::not_evaluable(&profile, "UnsupportedController", e.to_string()),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if plan.write_count() > 0 {
+        tracing::info!(
+            ingresses = plan.ingress_writes.len(),
+            cleanups = plan.cleanups.len(),
+            traefik_applies = plan.traefik_writes.len(),
+            traefik_deletes = plan.traefik_deletes.len(),
+            "writing rendered settings"
+        );
+    }
+    // Objects first (Ingresses reference them), stale objects last (after the Ingresses
+    // stopped referencing them).
+    for w in &plan.traefik_writes {
+        ctx.apply_traefik(w).await?;
+    }
+    for w in &plan.ingress_writes {
+        ctx.apply_ingress(w)
+            .instrument(tracing::info_span!("ingress", ingress = %w.ingress))
+            .await?;
+    }
+    let mut current = findings(&plan);
+    for w in &plan.cleanups {
+        if let Some(denied) = ctx
+            .clean_or_report(&name, w)
+            .instrument(tracing::info_span!("ingress", ingress = %w.ingress))
+            .await?
+        {
+            current.push(denied);
+        }
+    }
+    for key in &plan.traefik_deletes {
+        ctx.delete_traefik(key).await?;
+    }
+    ctx.publish_findings(&profile, &current).await;
+    let new_status = status::evaluated(
+        &profile,
+        &status::Evaluation {
+            verdict: &plan.verdict,
+            refusals: &plan.refusals,
+            managed: plan.managed,
+            traefik_unwritable: plan.traefik_unwritable,
+        },
+    );
+    ctx.patch_status(&profile, new_status).await?;
+    ctx.metrics
+        .compliance(&name, Some(&plan.verdict.violations));
+    Ok(Action::requeue(ctx.requeue_interval))
+}
+
+/// The profile is being deleted: remove everything it rendered.
+async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action, Error> {
+    let name = profile.name_any();
+    let compiled = profile.compile().ok();
+    let (slice, objects) = {
+        let view = ctx.view();
+        let slice = match &compiled {
+            Some(c) => profile_slice(&view, c),
+            None => view.slice_for_hosts(std::iter::empty(), |i| {
+                i.annotation(RENDERED_BY) == Some(name.as_str())
+            }),
+        };
+        let mut objects: Vec<TraefikKey> = ctx
+            .caches
+            .traefik
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, m)| m.profile.as_deref() == Some(name.as_str()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        objects.sort();
+        (slice, objects)
+    };
+    let leaving: Vec<&IngressView> = slice
+        .ingresses()
+        .filter(|i| i.annotation(RENDERED_BY) == Some(name.as_str()))
+        .filter(|i| match i.profile_label.as_deref() {
+            Some(other) if other != name => slice.profile(other).is_none(),
+            _ => true,
+        })
+        .map(|i| &**i)
+        .collect();
+    let ingresses = match &compiled {
+        Some(c) => cleanups_for(c, &slice, &leaving),
+        None => {
+            let mut v: Vec<CleanupWrite> = leaving
+                .iter()
+                .map(|i| CleanupWrite {
+                    ingress: i.key.clone(),
+                    strip: [(RENDERED_BY.to_string(), (name.clone(), None))].into(),
+                })
+                .collect();
+            v.sort_by(|a, b| a.ingress.cmp(&b.ingress));
+            v
+        }
+    };
+    tracing::info!(
+        ingresses = ingresses.len(),
+        traefik_objects = objects.len(),
+        "profile deleted; removing what it rendered"
+    );
+    let mut denied = Vec::new();
+    for w in &ingresses {
+        if let Some(d) = ctx
+            .clean_or_report(&name, w)
+            .instrument(tracing::info_span!("ingress", ingress = %w.ingress))
+            .await?
+        {
+            denied.push(d);
+        }
+    }
+    for key in &objects {
+        ctx.delete_traefik(key).await?;
+    }
+    ctx.events.forget_profile(&name);
+    ctx.publish_findings(&profile, &denied).await;
+    ctx.events.forget_profile(&name);
+    ctx.metrics.forget_profile(&name);
+    Ok(Action::await_change())
+}
+
+/// Non-leaders evaluate for their metrics only.
+fn observe(profile: &ApiProviderProfile, ctx: &Context) {
+    let name = profile.name_any();
+    let Ok(compiled) = profile.compile() else {
+        ctx.metrics.compliance(&name, None);
+        return;
+    };
+    let slice = profile_slice(&ctx.view(), &compiled);
+    let verdict = evaluate(&compiled, &slice);
+    match verdict {
+        Ok(v) => ctx.metrics.compliance(&name, Some(&v.violations)),
+        Err(_) => ctx.metrics.compliance(&name, None),
+    }
+}
+
+/// The reconcile function of the profile [`kube::runtime::Controller`].
+pub async fn reconcile(
+    profile: Arc<ApiProviderProfile>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let name = profile.name_any();
+    let span = tracing::info_span!("reconcile", profile = %name);
+    async move {
+        let started = Instant::now();
+        if !ctx.caches.synced.load(Ordering::Acquire) {
+            ctx.metrics.reconciled(&name, "not_synced");
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
+        if !ctx.leadership.is_leader() {
+            observe(&profile, &ctx);
+            ctx.metrics.reconciled(&name, "not_leader");
+            return Ok(Action::requeue(ctx.requeue_interval));
+        }
+        let deleting = profile.meta().deletion_timestamp.is_some();
+        let has_finalizer = profile.finalizers().iter().any(|f| f == FINALIZER);
+        let adds_finalizer = !deleting && !has_finalizer;
+        let removes_finalizer = deleting && has_finalizer;
+        let api: Api<ApiProviderProfile> = Api::all(ctx.client.clone());
+        let result = finalizer(&api, FINALIZER, profile, |event| async {
+            match event {
+                FinalizerEvent::Apply(p) => apply(p, &ctx).await,
+                FinalizerEvent::Cleanup(p) => cleanup(p, &ctx).await,
+            }
+        })
+        .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        ctx.metrics
+            .reconcile_duration
+            .get_or_create(&ProfileLabel {
+                profile: name.clone(),
+            })
+            .observe(elapsed);
+        match result {
+            Ok(action) => {
+                if adds_finalizer {
+                    ctx.metrics.write("ApiProviderProfile", "patch");
+                }
+                if removes_finalizer {
+                    ctx.metrics.write("ApiProviderProfile", "patch");
+                }
+                ctx.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&name);
+                ctx.metrics.reconciled(&name, "ok");
+                Ok(action)
+            }
+            Err(e) => Err(Error::from_finalizer(e)),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Requeues failed reconciles with an exponential backoff per profile (1 s .. 5 min).
+pub fn error_policy(profile: Arc<ApiProviderProfile>, error: &Error, ctx: Arc<Context>) -> Action {
+    let name = profile.name_any();
+    if matches!(error, Error::NotLeader) {
+        ctx.metrics.reconciled(&name, "not_leader");
+        return Action::requeue(ctx.requeue_interval);
+    }
+    let failures = {
+        let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(name.clone()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    };
+    let backoff = Duration::from_secs(1u64 << failures.min(9).saturating_sub(1))
+        .min(Duration::from_secs(300));
+    ctx.metrics.reconciled(&name, "error");
+    ctx.metrics.failed(&name, error.reason());
+    tracing::warn!(profile = %name, error = %error, retry_in = ?backoff, "reconcile failed");
+    Action::requeue(backoff)
+}
