@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mtls_gate::cli::serve::WebhookArgs;
+use mtls_gate::controller::RunArgs;
 use mtls_gate::cli::{self, CheckArgs, EndpointsArgs, RenderArgs};
 
 /// Keeps open-banking endpoints' client-certificate (MTLS) requirements correct on
@@ -29,6 +30,9 @@ enum Command {
     /// Serve the admission webhooks and the gate with the cluster view loaded from
     /// manifest files (tests, demos, benchmarks).
     Webhook(WebhookArgs),
+    /// Run the operator: caches, leader-elected controller, admission webhooks and the
+    /// /verify gate (every flag also reads the environment variable shown).
+    Run(Box<RunArgs>),
 }
 
 /// Runs an async command on a multi-threaded runtime; exit 1 on error.
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Webhook(args) => block_on(cli::serve::webhook(args)),
+        Command::Run(args) => block_on(cli::serve::run(*args)),
         Command::Crd => match cli::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

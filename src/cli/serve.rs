@@ -7,36 +7,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use prometheus_client::registry::Registry;
 
 use crate::admission::ClusterAdmission;
+use crate::controller::{LogFormat, RunArgs, init_logging, run_controller};
 use crate::manifest;
 use crate::webhook::{self, WebhookConfig, WebhookMetrics};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
-/// Installs the tracing subscriber (`RUST_LOG` filters, e.g. `info,mtls_gate=debug`;
-/// default `info`).
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
 
 /// Resolves when the process receives SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -123,4 +100,38 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         .serve(handler, metrics, Arc::new(registry), shutdown_signal())
         .await
         .context("webhook server")
+}
+
+/// `mtls-gate run`: the controller and the webhooks in one process sharing one cluster
+/// view. SIGTERM stops taking new connections, drains in-flight admissions, lets running
+/// reconciles finish and releases the Lease.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    args.validate().map_err(anyhow::Error::msg)?;
+    let client = args.client().await.context("cannot build a Kubernetes client")?;
+    let view = crate::cluster::shared_view();
+    let synced: crate::cluster::SyncedFlag = Arc::new(AtomicBool::new(false));
+
+    // One signal, observed by both halves.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let mut registry = Registry::default();
+    let metrics = Arc::new(WebhookMetrics::register(&mut registry));
+    let controller =
+        run_controller(args.clone(), client, view.clone(), synced.clone(), &mut registry, stopped(stop_rx.clone()));
+    let handler = Arc::new(ClusterAdmission::new(view, synced, args.exclude_namespaces.clone()));
+    let config = WebhookConfig::new(args.listen, args.probe_listen, args.tls_cert_file.clone(), args.tls_key_file.clone());
+    let bound = webhook::bind(config).await.context("cannot bind the webhook ports")?;
+    tracing::info!(https = %bound.local_addr(), probes = %bound.probe_addr(), "listening");
+    let server = bound.serve(handler, metrics, Arc::new(registry), stopped(stop_rx));
+    let (served, controlled) = tokio::join!(server, controller);
+    served.context("webhook server")?;
+    controlled.context("controller")
 }
