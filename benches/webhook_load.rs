@@ -43,8 +43,26 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// The admission handler under load. Replace the body with the engine-backed handler.
+/// The engine-backed handler over a synthetic cluster of 10,000 Ingresses (the bank of
+/// `mtls_gate::synthetic` plus other tenants); `LOAD_HANDLER=stub` uses the stand-in below
+/// to measure the transport alone.
 fn load_handler() -> Arc<dyn AdmissionHandler> {
-    Arc::new(BenchHandler)
+    if std::env::var("LOAD_HANDLER").as_deref() == Ok("stub") {
+        return Arc::new(BenchHandler);
+    }
+    let count = env::<usize>("LOAD_INGRESSES").unwrap_or(10_000);
+    let yaml = mtls_gate::synthetic::cluster_yaml(count);
+    let docs = mtls_gate::manifest::parse_documents(std::path::Path::new("cluster.yaml"), &yaml)
+        .expect("synthetic cluster parses");
+    let view = mtls_gate::manifest::load(docs, "default", true)
+        .expect("synthetic cluster loads")
+        .view;
+    eprintln!("cluster view: {} Ingresses", view.ingress_count());
+    Arc::new(mtls_gate::admission::ClusterAdmission::new(
+        Arc::new(std::sync::RwLock::new(view)),
+        Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        vec!["kube-system".into()],
+    ))
 }
 
 /// Stand-in handler (same behaviour as the test handler): denies Ingresses named `bad-*`,
@@ -157,7 +175,7 @@ fn review_body() -> Vec<u8> {
             "requestKind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
             "requestResource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
             "name": "open-banking-api",
-            "namespace": "bank-prod",
+            "namespace": "open-banking",
             "operation": "CREATE",
             "userInfo": {
                 "username": "system:serviceaccount:argocd:argocd-application-controller",
@@ -169,13 +187,13 @@ fn review_body() -> Vec<u8> {
                 "kind": "Ingress",
                 "metadata": {
                     "name": "open-banking-api",
-                    "namespace": "bank-prod",
+                    "namespace": "open-banking",
                     "creationTimestamp": null,
                     "labels": {
                         "app.kubernetes.io/name": "open-banking-api",
                         "app.kubernetes.io/instance": "bank-prod",
                         "app.kubernetes.io/part-of": "open-banking",
-                        "mtls-gate.io/profile": "bank"
+                        "mtls-gate.io/profile": "example-bank"
                     },
                     "annotations": {
                         "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
@@ -193,8 +211,8 @@ fn review_body() -> Vec<u8> {
                 },
                 "spec": {
                     "ingressClassName": "nginx",
-                    "tls": [{"hosts": ["mtls.api.bank.example"], "secretName": "mtls-api-tls"}],
-                    "rules": [{"host": "mtls.api.bank.example", "http": {"paths": paths}}]
+                    "tls": [{"hosts": ["mtls-api.bank.example"], "secretName": "mtls-api-tls"}],
+                    "rules": [{"host": "mtls-api.bank.example", "http": {"paths": paths}}]
                 },
                 "status": {"loadBalancer": {}}
             },

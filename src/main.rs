@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mtls_gate::cli::serve::WebhookArgs;
-use mtls_gate::controller::RunArgs;
 use mtls_gate::cli::{self, CheckArgs, EndpointsArgs, RenderArgs};
+use mtls_gate::controller::RunArgs;
 
 /// Keeps open-banking endpoints' client-certificate (MTLS) requirements correct on
 /// Kubernetes ingress controllers.

@@ -108,7 +108,10 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     args.validate().map_err(anyhow::Error::msg)?;
-    let client = args.client().await.context("cannot build a Kubernetes client")?;
+    let client = args
+        .client()
+        .await
+        .context("cannot build a Kubernetes client")?;
     let view = crate::cluster::shared_view();
     let synced: crate::cluster::SyncedFlag = Arc::new(AtomicBool::new(false));
 
@@ -124,11 +127,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut registry = Registry::default();
     let metrics = Arc::new(WebhookMetrics::register(&mut registry));
-    let controller =
-        run_controller(args.clone(), client, view.clone(), synced.clone(), &mut registry, stopped(stop_rx.clone()));
-    let handler = Arc::new(ClusterAdmission::new(view, synced, args.exclude_namespaces.clone()));
-    let config = WebhookConfig::new(args.listen, args.probe_listen, args.tls_cert_file.clone(), args.tls_key_file.clone());
-    let bound = webhook::bind(config).await.context("cannot bind the webhook ports")?;
+    let controller = run_controller(
+        args.clone(),
+        client,
+        view.clone(),
+        synced.clone(),
+        &mut registry,
+        stopped(stop_rx.clone()),
+    );
+    let handler = Arc::new(ClusterAdmission::new(
+        view,
+        synced,
+        args.exclude_namespaces.clone(),
+    ));
+    let config = WebhookConfig::new(
+        args.listen,
+        args.probe_listen,
+        args.tls_cert_file.clone(),
+        args.tls_key_file.clone(),
+    );
+    let bound = webhook::bind(config)
+        .await
+        .context("cannot bind the webhook ports")?;
     tracing::info!(https = %bound.local_addr(), probes = %bound.probe_addr(), "listening");
     let server = bound.serve(handler, metrics, Arc::new(registry), stopped(stop_rx));
     let (served, controlled) = tokio::join!(server, controller);
