@@ -121,15 +121,18 @@ impl Error {
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr, so that stdout stays free for command output.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
-        LogFormat::Json => tracing_subscriber::fmt()
+        LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
-            .with_env_filter(filter)
             .try_init(),
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).try_init(),
+        LogFormat::Text => builder.try_init(),
     };
     let _ = result;
 }
