@@ -7,16 +7,14 @@
 //! already there and concern other Ingresses are reported as warnings, so a team can fix a
 //! host in several steps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use crate::cluster::{ClusterView, WithIngressChange, host_key_covers};
+use crate::cluster::{ClusterView, PlannedObjects, WithIngressChange, host_key_covers};
 use crate::engine;
-use crate::model::{
-    IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
-};
+use crate::model::{IngressView, ObjectKey, ObjectSource};
 use crate::profile::{ApiProviderProfile, Enforcement};
 use crate::render;
 use crate::violation::Violation;
@@ -71,38 +69,6 @@ impl Outcome {
 const MAX_LISTED: usize = 5;
 /// Most warnings returned to kubectl.
 const MAX_WARNINGS: usize = 10;
-
-/// A source that also carries the Traefik objects the renderer will create for a managed
-/// Ingress: the mutating webhook references them before the controller has written them.
-struct WithRenderedObjects<'a> {
-    base: &'a dyn ObjectSource,
-    tls_options: HashMap<ObjectKey, TlsOptionView>,
-    middlewares: HashMap<ObjectKey, MiddlewareView>,
-}
-
-impl ObjectSource for WithRenderedObjects<'_> {
-    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
-        self.base.ingresses_for_host(host)
-    }
-    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
-        self.base.secret(key)
-    }
-    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
-        match self.tls_options.get(key) {
-            Some(v) => Lookup::Found(v),
-            None => self.base.tls_option(key),
-        }
-    }
-    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
-        match self.middlewares.get(key) {
-            Some(v) => Lookup::Found(v),
-            None => self.base.middleware(key),
-        }
-    }
-    fn default_tls_option(&self) -> Option<&TlsOptionView> {
-        self.base.default_tls_option()
-    }
-}
 
 /// Reviews an Ingress CREATE/UPDATE (`new` set) or DELETE (`new` unset).
 pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>) -> Outcome {
@@ -202,27 +168,10 @@ pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>
 fn with_objects<'a>(
     base: &'a dyn ObjectSource,
     rendered: &[serde_json::Value],
-) -> WithRenderedObjects<'a> {
-    let mut tls_options = HashMap::new();
-    let mut middlewares = HashMap::new();
-    for obj in rendered {
-        match obj["kind"].as_str() {
-            Some("TLSOption") => {
-                let v = TlsOptionView::from_value(obj, "default");
-                tls_options.insert(v.key.clone(), v);
-            }
-            Some("Middleware") => {
-                let v = MiddlewareView::from_value(obj, "default");
-                middlewares.insert(v.key.clone(), v);
-            }
-            _ => {}
-        }
-    }
-    WithRenderedObjects {
-        base,
-        tls_options,
-        middlewares,
-    }
+) -> PlannedObjects<'a> {
+    let mut planned = PlannedObjects::new(base);
+    rendered.iter().for_each(|obj| planned.add_rendered(obj));
+    planned
 }
 
 fn denial_message(key: &ObjectKey, denials: &[(String, Vec<Violation>)]) -> String {

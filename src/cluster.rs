@@ -300,6 +300,74 @@ impl ObjectSource for WithIngressChange<'_> {
     }
 }
 
+/// A view with planned changes on top: Ingresses as they will be once rendered, and the
+/// Traefik objects the renderer asks for (the mutating webhook references them before the
+/// controller has written them; the controller evaluates the world after its own writes).
+pub struct PlannedObjects<'a> {
+    pub base: &'a dyn ObjectSource,
+    pub ingresses: HashMap<ObjectKey, Arc<IngressView>>,
+    pub tls_options: HashMap<ObjectKey, TlsOptionView>,
+    pub middlewares: HashMap<ObjectKey, MiddlewareView>,
+}
+
+impl<'a> PlannedObjects<'a> {
+    pub fn new(base: &'a dyn ObjectSource) -> Self {
+        Self {
+            base,
+            ingresses: HashMap::new(),
+            tls_options: HashMap::new(),
+            middlewares: HashMap::new(),
+        }
+    }
+
+    /// Adds a rendered TLSOption or Middleware manifest (other kinds are ignored).
+    pub fn add_rendered(&mut self, manifest: &serde_json::Value) {
+        match manifest["kind"].as_str() {
+            Some("TLSOption") => {
+                let v = TlsOptionView::from_value(manifest, "");
+                self.tls_options.insert(v.key.clone(), v);
+            }
+            Some("Middleware") => {
+                let v = MiddlewareView::from_value(manifest, "");
+                self.middlewares.insert(v.key.clone(), v);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ObjectSource for PlannedObjects<'_> {
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        let mut out = self.base.ingresses_for_host(host);
+        if !self.ingresses.is_empty() {
+            for i in &mut out {
+                if let Some(planned) = self.ingresses.get(&i.key) {
+                    *i = planned.clone();
+                }
+            }
+        }
+        out
+    }
+    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
+        self.base.secret(key)
+    }
+    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
+        match self.tls_options.get(key) {
+            Some(v) => Lookup::Found(v),
+            None => self.base.tls_option(key),
+        }
+    }
+    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
+        match self.middlewares.get(key) {
+            Some(v) => Lookup::Found(v),
+            None => self.base.middleware(key),
+        }
+    }
+    fn default_tls_option(&self) -> Option<&TlsOptionView> {
+        self.base.default_tls_option()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

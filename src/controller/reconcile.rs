@@ -42,12 +42,10 @@ use super::events::{EventDedup, Finding, FindingKey, MAX_NOTE_BYTES, publish, tr
 use super::leader::Leadership;
 use super::metrics::{ControllerMetrics, ProfileLabel};
 use super::status;
-use crate::cluster::ClusterView;
+use crate::cluster::{ClusterView, PlannedObjects};
 use crate::dialect::{HostRole, RenderInput, dialect_for};
 use crate::engine::{EngineError, Verdict, evaluate};
-use crate::model::{
-    IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
-};
+use crate::model::{IngressView, ObjectKey};
 use crate::profile::{ApiProviderProfile, ApiProviderProfileStatus, CompiledProfile};
 use crate::render::{Refusal, render_profile};
 
@@ -270,48 +268,6 @@ fn fnv1a(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-/// The view as it will be once the plan is written: rendered Ingresses and Traefik objects
-/// replace the cached ones. Evaluating it keeps the status and Events from reporting
-/// findings the same reconcile is about to fix.
-struct PlannedView<'a> {
-    base: &'a ClusterView,
-    ingresses: HashMap<ObjectKey, Arc<IngressView>>,
-    tls_options: HashMap<ObjectKey, TlsOptionView>,
-    middlewares: HashMap<ObjectKey, MiddlewareView>,
-}
-
-impl ObjectSource for PlannedView<'_> {
-    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
-        let mut out = self.base.ingresses_for_host(host);
-        if !self.ingresses.is_empty() {
-            for i in &mut out {
-                if let Some(planned) = self.ingresses.get(&i.key) {
-                    *i = planned.clone();
-                }
-            }
-        }
-        out
-    }
-    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
-        self.base.secret(key)
-    }
-    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
-        match self.tls_options.get(key) {
-            Some(v) => Lookup::Found(v),
-            None => self.base.tls_option(key),
-        }
-    }
-    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
-        match self.middlewares.get(key) {
-            Some(v) => Lookup::Found(v),
-            None => self.base.middleware(key),
-        }
-    }
-    fn default_tls_option(&self) -> Option<&TlsOptionView> {
-        self.base.default_tls_option()
-    }
-}
-
 fn owner_reference(profile: &ApiProviderProfile) -> Value {
     json!({
         "apiVersion": ApiProviderProfile::api_version(&()),
@@ -342,12 +298,9 @@ pub fn plan(
     managed.sort_by(|a, b| a.key.cmp(&b.key));
     let rendered = render_profile(compiled, view, managed.iter().map(|i| &***i))?;
 
-    let mut planned = PlannedView {
-        base: view,
-        ingresses: HashMap::new(),
-        tls_options: HashMap::new(),
-        middlewares: HashMap::new(),
-    };
+    // The view as it will be once the plan is written: evaluating it keeps the status and
+    // Events from reporting findings this reconcile is about to fix.
+    let mut planned = PlannedObjects::new(view);
     let mut ingress_writes = Vec::new();
     for r in &rendered.ingresses {
         let Some(current) = view.ingress(&r.ingress) else {
@@ -419,18 +372,7 @@ pub fn plan(
             continue;
         }
         wanted.insert(key.clone());
-        match kind {
-            TraefikKind::TlsOption => {
-                planned
-                    .tls_options
-                    .insert(key.key.clone(), TlsOptionView::from_value(obj, ""));
-            }
-            TraefikKind::Middleware => {
-                planned
-                    .middlewares
-                    .insert(key.key.clone(), MiddlewareView::from_value(obj, ""));
-            }
-        }
+        planned.add_rendered(obj);
         let hash = fnv1a(format!("{uid}\n{obj}").as_bytes());
         if traefik.get(&key).and_then(|m| m.hash.as_deref()) == Some(hash.as_str()) {
             continue;
