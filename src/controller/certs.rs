@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -501,71 +501,88 @@ pub async fn ensure(
     };
 
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    if let Some(mut cfg_obj) = validating.get_opt(&cfg.validating_webhook).await? {
-        let mut changed = false;
-        for w in cfg_obj.webhooks.iter_mut().flatten() {
-            if ca_bundle_differs(w.client_config.ca_bundle.as_ref(), &bundle) {
-                w.client_config.ca_bundle = Some(ByteString(bundle.clone()));
-                changed = true;
-            }
-        }
-        if changed {
-            cfg_obj.metadata.managed_fields = None;
-            match validating
-                .replace(&cfg.validating_webhook, &PostParams::default(), &cfg_obj)
-                .await
-            {
-                Ok(_) => {
-                    outcome.webhooks_patched.push(format!(
-                        "ValidatingWebhookConfiguration/{}",
-                        cfg.validating_webhook
-                    ));
-                    if let Some(m) = metrics {
-                        m.write("ValidatingWebhookConfiguration", "update");
-                    }
-                }
-                Err(e) if conflict(&e) => outcome.lost_race = true,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    } else {
-        tracing::debug!(name = %cfg.validating_webhook, "ValidatingWebhookConfiguration not found");
-    }
+    sync_ca_bundle(
+        validating,
+        "ValidatingWebhookConfiguration",
+        &cfg.validating_webhook,
+        &bundle,
+        &mut outcome,
+        metrics,
+        |c| {
+            c.webhooks
+                .iter_mut()
+                .flatten()
+                .map(|w| &mut w.client_config)
+                .collect()
+        },
+    )
+    .await?;
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    if let Some(mut cfg_obj) = mutating.get_opt(&cfg.mutating_webhook).await? {
-        let mut changed = false;
-        for w in cfg_obj.webhooks.iter_mut().flatten() {
-            if ca_bundle_differs(w.client_config.ca_bundle.as_ref(), &bundle) {
-                w.client_config.ca_bundle = Some(ByteString(bundle.clone()));
-                changed = true;
-            }
-        }
-        if changed {
-            cfg_obj.metadata.managed_fields = None;
-            match mutating
-                .replace(&cfg.mutating_webhook, &PostParams::default(), &cfg_obj)
-                .await
-            {
-                Ok(_) => {
-                    outcome.webhooks_patched.push(format!(
-                        "MutatingWebhookConfiguration/{}",
-                        cfg.mutating_webhook
-                    ));
-                    if let Some(m) = metrics {
-                        m.write("MutatingWebhookConfiguration", "update");
-                    }
-                }
-                Err(e) if conflict(&e) => outcome.lost_race = true,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    } else {
-        tracing::debug!(name = %cfg.mutating_webhook, "MutatingWebhookConfiguration not found");
-    }
+    sync_ca_bundle(
+        mutating,
+        "MutatingWebhookConfiguration",
+        &cfg.mutating_webhook,
+        &bundle,
+        &mut outcome,
+        metrics,
+        |c| {
+            c.webhooks
+                .iter_mut()
+                .flatten()
+                .map(|w| &mut w.client_config)
+                .collect()
+        },
+    )
+    .await?;
     if !outcome.webhooks_patched.is_empty() {
         tracing::info!(updated = ?outcome.webhooks_patched, "webhook caBundle updated");
     }
     Ok(outcome)
+}
+
+/// Writes `bundle` into every webhook's `caBundle` of the named configuration (Validating or
+/// Mutating) where it differs. A 409 means another replica wrote first: noted, not an error.
+async fn sync_ca_bundle<K>(
+    api: Api<K>,
+    kind: &'static str,
+    name: &str,
+    bundle: &[u8],
+    outcome: &mut EnsureOutcome,
+    metrics: Option<&ControllerMetrics>,
+    client_configs: impl Fn(&mut K) -> Vec<&mut WebhookClientConfig>,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let Some(mut obj) = api.get_opt(name).await? else {
+        tracing::debug!(name = %name, kind = %kind, "webhook configuration not found");
+        return Ok(());
+    };
+    let mut changed = false;
+    for config in client_configs(&mut obj) {
+        if ca_bundle_differs(config.ca_bundle.as_ref(), bundle) {
+            config.ca_bundle = Some(ByteString(bundle.to_vec()));
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(());
+    }
+    obj.meta_mut().managed_fields = None;
+    match api.replace(name, &PostParams::default(), &obj).await {
+        Ok(_) => {
+            outcome.webhooks_patched.push(format!("{kind}/{name}"));
+            if let Some(m) = metrics {
+                m.write(kind, "update");
+            }
+            Ok(())
+        }
+        Err(e) if conflict(&e) => {
+            outcome.lost_race = true;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// While leading: a round at once, then every `period` (30 s after a failure).
