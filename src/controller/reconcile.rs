@@ -489,21 +489,35 @@ impl Context {
                 .iter()
                 .map(|k| ((*k).clone(), Value::Null))
                 .collect();
-            let patch = json!({"metadata": {"annotations": nulls}});
-            let pp = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..Default::default()
-            };
-            let patch = Patch::Merge(&patch);
-            match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await {
-                Ok(_) => {}
-                Err(e) if is_gone(&e) => return Ok(()),
-                Err(e) => return Err(kube_err("patch", "Ingress", key, e)),
+            if !self.merge_annotations(&api, key, nulls).await? {
+                return Ok(());
             }
-            self.metrics.write("Ingress", "patch");
             tracing::info!(ingress = %key, removed = ?leftover, "removed client-auth annotations set by another field manager");
         }
         Ok(())
+    }
+
+    /// Merge-patches annotations (a null value removes the key), retrying conflicts.
+    /// `false` when the Ingress is gone.
+    async fn merge_annotations(
+        &self,
+        api: &Api<Ingress>,
+        key: &ObjectKey,
+        annotations: serde_json::Map<String, Value>,
+    ) -> Result<bool, Error> {
+        let body = json!({"metadata": {"annotations": annotations}});
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        let patch = Patch::Merge(&body);
+        match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await {
+            Ok(_) => {}
+            Err(e) if is_gone(&e) => return Ok(false),
+            Err(e) => return Err(kube_err("patch", "Ingress", key, e)),
+        }
+        self.metrics.write("Ingress", "patch");
+        Ok(true)
     }
 
     /// Removes every field mtls-gate owns on an Ingress (an apply that owns nothing).
@@ -532,18 +546,9 @@ impl Context {
         if !leftovers.is_empty() {
             let keys: Vec<&String> = leftovers.keys().collect();
             tracing::info!(ingress = %key, annotations = ?keys, "resetting rendered annotations another field manager co-owns");
-            let body = json!({"metadata": {"annotations": leftovers}});
-            let pp = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..Default::default()
-            };
-            let patch = Patch::Merge(&body);
-            match retry_conflicts(self.retry, || api.patch(&key.name, &pp, &patch)).await {
-                Ok(_) => {}
-                Err(e) if is_gone(&e) => return Ok(()),
-                Err(e) => return Err(kube_err("patch", "Ingress", key, e)),
+            if !self.merge_annotations(&api, key, leftovers).await? {
+                return Ok(());
             }
-            self.metrics.write("Ingress", "patch");
         }
         tracing::info!(ingress = %key, "removed what mtls-gate rendered");
         Ok(())
