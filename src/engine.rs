@@ -375,13 +375,19 @@ impl HostEvaluation {
         self.table.as_ref().map_or("", |t| t.plain_http_hint)
     }
 
-    /// The violations of this host, sorted and deduplicated.
-    pub fn violations(&self) -> Vec<Violation> {
+    /// The verdict of this host alone.
+    pub fn verdict(&self) -> Verdict {
         let mut verdict = Verdict::default();
         self.add_to(&mut verdict);
         verdict.violations.sort();
         verdict.violations.dedup();
-        verdict.violations
+        verdict.compliant = verdict.violations.is_empty();
+        verdict
+    }
+
+    /// The violations of this host, sorted and deduplicated.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.verdict().violations
     }
 }
 

@@ -227,9 +227,10 @@ type DenseDfa = regex_automata::dfa::dense::DFA<Vec<u32>>;
 /// ≤ 50 ms CPU and ≤ 16 MiB extra memory). `/((x{1000}){1000}){2}` is 21 characters but a
 /// billion NFA states: the size limits make the compiler give up early instead.
 pub const REGEX_NFA_SIZE_LIMIT: usize = 1 << 20;
-pub const REGEX_DFA_SIZE_LIMIT: usize = 1 << 20;
-/// Regex automaton memory one host table may use; routes beyond it are not analysed.
-pub const HOST_REGEX_BUDGET: usize = 8 << 20;
+pub const REGEX_DFA_SIZE_LIMIT: usize = 256 << 10;
+/// Regex automaton memory one host table may use (an expression that fails counts with
+/// the full DFA limit: trying costs as much); routes beyond it are not analysed.
+pub const HOST_REGEX_BUDGET: usize = 2 << 20;
 /// Most (language, route) state pairs explored when intersecting a route with an endpoint
 /// language; beyond it the route counts as matching (sound).
 const MAX_PRODUCT_PAIRS: usize = 200_000;
@@ -394,7 +395,10 @@ impl RegexMatcher {
                 *budget = budget.saturating_sub(automaton.dfa.memory_usage());
                 None
             }
-            Err(reason) => Some(reason.clone()),
+            Err(reason) => {
+                *budget = budget.saturating_sub(REGEX_DFA_SIZE_LIMIT);
+                Some(reason.clone())
+            }
         }
     }
 

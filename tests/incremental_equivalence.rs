@@ -1,0 +1,278 @@
+//! Incremental admission decisions equal full re-evaluation (issue "Engine v2", item 3).
+//!
+//! Random worlds (ingress-nginx and Traefik, split host and single host with the gate)
+//! and random sequences of Ingress changes on the profile's hosts. For every change:
+//! - the host evaluated incrementally from the cached before-state
+//!   (`engine::evaluate_host_after_change`) has the same verdict, coverage included, as the
+//!   host evaluated from scratch on the world after the change (`engine::evaluate_host`);
+//! - the admission decision with the before-state cache (`review_ingress_cached`, as the
+//!   webhook runs it) equals the reference decision (`review_ingress`).
+//!
+//! The generators draw from the paths, path types and annotations that decide routing and
+//! client auth in the dialects: exact/prefix/implementation-specific paths on and around
+//! the endpoints, regex mode, host-wide `auth-tls-*` with different creation times (the
+//! oldest Ingress decides), the gate, TLS or not, Traefik TLS options and priorities.
+
+mod common;
+
+use std::path::Path;
+
+use common::{
+    API_BASE, Ingress as IngressBuilder, MTLS_API_HOST, MTLS_AUTH_HOST, NEWER, OLDER, PUBLIC_HOST,
+    Profile, SINGLE_HOST, ca_secret, nginx, traefik,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use mtls_gate::admission::{BeforeStateCache, review_ingress, review_ingress_cached};
+use mtls_gate::cluster::{ClusterView, WithIngressChange};
+use mtls_gate::engine;
+use mtls_gate::manifest::{load, parse_documents};
+use mtls_gate::model::{IngressView, ObjectKey};
+use proptest::prelude::*;
+
+const NAMES: [&str; 5] = ["apis", "auth", "legacy", "health", "gate"];
+const MIDDLE: &str = "2026-01-30T12:00:00Z";
+
+fn path_pool() -> Vec<String> {
+    vec![
+        "/".into(),
+        "/token".into(),
+        "/authorize".into(),
+        "/oauth2".into(),
+        "/oauth2/token".into(),
+        "/.well-known/openid-configuration".into(),
+        "/jwks".into(),
+        API_BASE.into(),
+        format!("{API_BASE}/accounts"),
+        format!("{API_BASE}/accounts/123"),
+        format!("{API_BASE}/accounts/123/balances"),
+        format!("{API_BASE}/acc.*"),
+        format!("{API_BASE}/payments"),
+        "/open-banking-nz".into(),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct IngressSpec {
+    name: usize,
+    host: usize,
+    created: usize,
+    paths: Vec<(usize, usize)>,
+    client_auth: Option<usize>,
+    gate: bool,
+    regex: bool,
+    tls: bool,
+    priority: Option<i64>,
+}
+
+fn ingress_spec() -> impl Strategy<Value = IngressSpec> {
+    (
+        0..NAMES.len(),
+        0..4usize,
+        0..3usize,
+        prop::collection::vec((0..path_pool().len(), 0..3usize), 1..4),
+        prop::option::of(0..4usize),
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.85),
+        prop::option::of(1..40i64),
+    )
+        .prop_map(
+            |(name, host, created, paths, client_auth, gate, regex, tls, priority)| IngressSpec {
+                name,
+                host,
+                created,
+                paths,
+                client_auth,
+                gate,
+                regex,
+                tls,
+                priority,
+            },
+        )
+}
+
+#[derive(Debug, Clone)]
+enum Change {
+    Upsert(IngressSpec),
+    Delete(usize),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        4 => ingress_spec().prop_map(Change::Upsert),
+        1 => (0..NAMES.len()).prop_map(Change::Delete),
+    ]
+}
+
+/// The Ingress manifest of a spec in a world of `controller` whose hosts are `hosts`.
+fn manifest(spec: &IngressSpec, hosts: &[&str], traefik_world: bool) -> String {
+    let pool = path_pool();
+    let mut ing = IngressBuilder::new(NAMES[spec.name], hosts[spec.host % hosts.len()])
+        .created([OLDER, MIDDLE, NEWER][spec.created]);
+    for (p, t) in &spec.paths {
+        ing = ing.path(&pool[*p], ["Exact", "Prefix", "ImplementationSpecific"][*t]);
+    }
+    if !spec.tls {
+        ing = ing.without_tls();
+    }
+    if traefik_world {
+        if let Some(mode) = spec.client_auth {
+            ing = ing.annotations(traefik::tls_options(
+                ["mtls", "optional", "none", "mtls"][mode],
+            ));
+        }
+        if let Some(priority) = spec.priority {
+            ing = ing.annotation(traefik::PRIORITY, &priority.to_string());
+        }
+    } else {
+        if let Some(mode) = spec.client_auth {
+            ing = ing.annotations(nginx::client_auth(
+                ["on", "optional", "off", "optional_no_ca"][mode],
+            ));
+        }
+        if spec.gate {
+            ing = ing.annotations(nginx::gate());
+        }
+        if spec.regex {
+            ing = ing.annotation(nginx::USE_REGEX, "true");
+        }
+    }
+    ing.yaml()
+}
+
+#[derive(Debug, Clone)]
+struct World {
+    traefik: bool,
+    single_host: bool,
+    initial: Vec<IngressSpec>,
+    changes: Vec<Change>,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec(ingress_spec(), 0..6),
+        prop::collection::vec(change(), 1..6),
+    )
+        .prop_map(|(traefik, single_host, initial, changes)| World {
+            traefik,
+            single_host,
+            initial,
+            changes,
+        })
+}
+
+fn hosts(world: &World) -> Vec<&'static str> {
+    if world.single_host {
+        vec![SINGLE_HOST, SINGLE_HOST, PUBLIC_HOST, "*.bank.example"]
+    } else {
+        vec![PUBLIC_HOST, MTLS_AUTH_HOST, MTLS_API_HOST, "*.bank.example"]
+    }
+}
+
+fn load_view(world: &World) -> ClusterView {
+    let profile = if world.single_host {
+        Profile::single_host()
+    } else {
+        Profile::split_host()
+    };
+    let profile = if world.traefik {
+        profile.traefik()
+    } else {
+        profile
+    };
+    let mut docs = vec![profile.yaml(), ca_secret()];
+    if world.traefik {
+        docs.push(traefik::tls_option("mtls", "RequireAndVerifyClientCert"));
+        docs.push(traefik::tls_option("optional", "VerifyClientCertIfGiven"));
+    }
+    let hosts = hosts(world);
+    // Later specs with the same name replace earlier ones, as in a cluster.
+    let mut by_name = std::collections::BTreeMap::new();
+    for spec in &world.initial {
+        by_name.insert(spec.name, manifest(spec, &hosts, world.traefik));
+    }
+    docs.extend(by_name.into_values());
+    let text = docs.join("---\n");
+    let parsed = parse_documents(Path::new("world.yaml"), &text).expect("world parses");
+    load(parsed, "default", true).expect("world loads").view
+}
+
+fn ingress(spec: &IngressSpec, world: &World) -> Ingress {
+    serde_yaml_ng::from_str(&manifest(spec, &hosts(world), world.traefik)).expect("Ingress")
+}
+
+fn check(world: World) -> Result<(), TestCaseError> {
+    let mut view = load_view(&world);
+    let cache = BeforeStateCache::default();
+    for change in &world.changes {
+        let (key, new) = match change {
+            Change::Upsert(spec) => (
+                ObjectKey::new(common::NS, NAMES[spec.name]),
+                Some(ingress(spec, &world)),
+            ),
+            Change::Delete(name) => (ObjectKey::new(common::NS, NAMES[*name]), None),
+        };
+        let new_view = new
+            .as_ref()
+            .map(|i| std::sync::Arc::new(IngressView::from_ingress(i, common::NS)));
+
+        // Engine level: incremental host evaluation == full evaluation, coverage included.
+        let after_world = WithIngressChange {
+            base: &view,
+            key: &key,
+            replacement: new_view.clone(),
+        };
+        for profile in view.profiles() {
+            let dialect = engine::profile_dialect(profile).expect("dialect");
+            for host in &profile.hosts {
+                let before = engine::evaluate_host(profile, dialect, &view, host, true);
+                let incremental = engine::evaluate_host_after_change(
+                    profile,
+                    dialect,
+                    &after_world,
+                    host,
+                    &before,
+                    &key,
+                );
+                let full = engine::evaluate_host(profile, dialect, &after_world, host, true);
+                prop_assert_eq!(
+                    incremental.verdict(),
+                    full.verdict(),
+                    "host {} after {:?}",
+                    host,
+                    change
+                );
+            }
+        }
+
+        // Admission level: the cached, incremental decision equals the reference.
+        let reference = review_ingress(&view, &key, new.as_ref());
+        let cached = review_ingress_cached(&view, &key, new.as_ref(), &cache);
+        prop_assert_eq!(&cached, &reference, "decision after {:?}", change);
+
+        match new_view {
+            Some(v) => {
+                view.upsert_shared_ingress(v);
+            }
+            None => {
+                view.remove_ingress(&key);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn incremental_decisions_equal_full_re_evaluation(world in world()) {
+        check(world)?;
+    }
+}
