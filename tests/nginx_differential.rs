@@ -168,7 +168,7 @@ fn locations(case: &Case) -> (Vec<Location>, bool) {
     }
     // sort.SliceStable by Path descending, then by len(Path) descending.
     locs.sort_by(|a, b| b.path.cmp(&a.path));
-    locs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+    locs.sort_by_key(|l| std::cmp::Reverse(l.path.len()));
     // updateServerLocations.
     let exact_paths: BTreeSet<String> = locs
         .iter()
