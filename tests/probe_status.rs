@@ -161,3 +161,65 @@ fn controller_status_patches_leave_status_probe_alone() {
         assert_eq!(patch["status"]["violations"], 0);
     }
 }
+
+#[tokio::test]
+async fn cluster_profiles_skip_an_invalid_one_unless_it_is_named() {
+    use mtls_gate::probe::status::profiles_from_cluster;
+    let list = json!({
+        "apiVersion": "mtls-gate.io/v1alpha1",
+        "kind": "ApiProviderProfileList",
+        "metadata": {},
+        "items": [
+            {"apiVersion": "mtls-gate.io/v1alpha1", "kind": "ApiProviderProfile",
+             "metadata": {"name": "bank"},
+             "spec": {"issuer": "https://auth.bank.example",
+                      "apiBaseUrls": ["https://api.bank.example/open-banking-nz/v3.0"],
+                      "clientCertificate": {"caSecretName": "client-ca"}}},
+            {"apiVersion": "mtls-gate.io/v1alpha1", "kind": "ApiProviderProfile",
+             "metadata": {"name": "broken"},
+             "spec": {"issuer": "http://plain.example",
+                      "apiBaseUrls": ["https://api.bank.example/v1"],
+                      "clientCertificate": {"caSecretName": "client-ca"}}}
+        ]
+    });
+    for (names, want) in [
+        (vec![], Ok(vec!["bank".to_string()])),
+        (vec!["bank".to_string()], Ok(vec!["bank".to_string()])),
+        (
+            vec!["broken".to_string()],
+            Err("ApiProviderProfile broken is invalid"),
+        ),
+        (
+            vec!["absent".to_string()],
+            Err("ApiProviderProfile absent not found"),
+        ),
+    ] {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let body = list.clone();
+        let server = tokio::spawn(async move {
+            let (req, send) = handle.next_request().await.expect("a list request");
+            assert_eq!(req.method(), http::Method::GET);
+            assert_eq!(
+                req.uri().path(),
+                "/apis/mtls-gate.io/v1alpha1/apiproviderprofiles"
+            );
+            send.send_response(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap(),
+            );
+        });
+        let got = profiles_from_cluster(&client, &names)
+            .await
+            .map(|ps| ps.into_iter().map(|p| p.name).collect::<Vec<_>>())
+            .map_err(|e| format!("{e:#}"));
+        server.await.unwrap();
+        match (got, want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{names:?}"),
+            (Err(got), Err(want)) => assert!(got.contains(want), "{names:?}: {got}"),
+            (got, want) => panic!("{names:?}: got {got:?}, want {want:?}"),
+        }
+    }
+}

@@ -75,7 +75,9 @@ pub async fn write(client: &kube::Client, name: &str, probe: &ProbeStatus) -> an
     Ok(())
 }
 
-/// The profiles stored in the cluster (all, or those named), compiled.
+/// The profiles stored in the cluster (all, or those named), compiled. An invalid profile
+/// is an error when named, else skipped with a warning on stderr (the controller reports
+/// it in its status), so that one broken profile does not stop the others being probed.
 pub async fn profiles_from_cluster(
     client: &kube::Client,
     names: &[String],
@@ -88,13 +90,17 @@ pub async fn profiles_from_cluster(
     let mut out = Vec::new();
     for p in list.items {
         let name = p.metadata.name.clone().unwrap_or_default();
-        if !names.is_empty() && !names.contains(&name) {
+        let named = names.contains(&name);
+        if !names.is_empty() && !named {
             continue;
         }
-        out.push(
-            p.compile()
-                .with_context(|| format!("ApiProviderProfile {name} is invalid"))?,
-        );
+        match p.compile() {
+            Ok(compiled) => out.push(compiled),
+            Err(e) if named => anyhow::bail!("ApiProviderProfile {name} is invalid: {e}"),
+            Err(e) => {
+                eprintln!("warning: ApiProviderProfile {name} is invalid and not probed: {e}")
+            }
+        }
     }
     for n in names {
         if !out.iter().any(|p| &p.name == n) {
@@ -102,7 +108,7 @@ pub async fn profiles_from_cluster(
         }
     }
     if out.is_empty() {
-        anyhow::bail!("no ApiProviderProfile found in the cluster");
+        anyhow::bail!("no valid ApiProviderProfile found in the cluster");
     }
     Ok(out)
 }
