@@ -496,8 +496,11 @@ fn single_host_with_the_gate_passes_and_an_ungated_mtls_location_fails() {
 #[test]
 fn nothing_reachable_exits_2_and_silent_servers_time_out() {
     let pki = Pki::new(&[SINGLE_HOST]);
-    // A port nobody listens on.
-    let closed = proxies::free_port();
+    // A port bound but not listening: connections are refused, and no other test can take
+    // it meanwhile.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = reserved.local_addr().unwrap().port();
     let run = probe(&pki, &single_profile(closed, None), closed, "client", &[]);
     assert_eq!(run.code, 2);
     assert!(run.results().iter().all(|r| r["withoutCertificate"]["outcome"] == "unreachable"

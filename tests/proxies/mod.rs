@@ -140,8 +140,37 @@ impl Drop for Proxy {
     }
 }
 
-/// Waits until `port` accepts connections; `None` when the process exited first (port
-/// taken, bad configuration), with its stderr.
+/// Whether process `pid` holds a socket listening on 127.0.0.1:`port` (Linux `/proc`).
+/// Checked by ownership rather than by connecting, so that a proxy of another test that
+/// happened to take the same free port first is never mistaken for ours.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, inode
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].to_string())
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok).any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let t = target.to_string_lossy();
+            inodes.iter().any(|i| t == format!("socket:[{i}]"))
+        })
+    })
+}
+
+/// Waits until our process listens on `port`; `Err` when it exited first (port taken, bad
+/// configuration), with its stderr.
 fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -152,7 +181,7 @@ fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
             }
             return Err(format!("exited with {status}: {err}"));
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if listens_on(child.id(), port) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(25));
