@@ -146,7 +146,8 @@ fn probe(pki: &Pki, profile: &str, port: u16, client: &str, extra: &[&str]) -> R
         .arg(pki.path("server-ca.crt"))
         .args(["--output", "json", "--max-rate", "500"]);
     if !extra.contains(&"--timeout") {
-        cmd.args(["--timeout", "10"]);
+        // Generous: a loaded CI machine must not turn a slow answer into a failure.
+        cmd.args(["--timeout", "30"]);
     }
     for host in [PUBLIC_HOST, MTLS_AUTH_HOST, API_HOST, SINGLE_HOST] {
         cmd.arg("--resolve").arg(format!("{host}:{port}:127.0.0.1"));

@@ -160,8 +160,7 @@ async fn attempt_inner(config: Arc<ClientConfig>, req: &Request<'_>, timeout: Du
         Ok(pair) => pair,
         Err(e) => return classify_error(&e, "starting HTTP/1.1"),
     };
-    // The connection task reports its own error: a TLS 1.3 alert read after the handshake
-    // reaches the pending request only as "connection closed" in some hyper versions.
+    // The connection task reports its own error (see the request's error handling below).
     let (conn_err_tx, conn_err_rx) = tokio::sync::oneshot::channel();
     // Bounded: a server that keeps the connection open cannot keep the task alive.
     tokio::spawn(async move {
@@ -194,8 +193,12 @@ async fn attempt_inner(config: Arc<ClientConfig>, req: &Request<'_>, timeout: Du
     let response = match sender.send_request(request).await {
         Ok(r) => r,
         Err(e) => {
-            // Prefer the connection's own error when it names a TLS alert.
-            if let Ok(Some(conn_err)) = conn_err_rx.await
+            // When the alert arrives before the request is dispatched, hyper fails the request
+            // with "connection was not ready" and only the connection task's error names the
+            // alert (seen with HAProxy, TLS 1.3). That task ends with the request, so a short
+            // wait suffices, and a stuck connection cannot stall the attempt.
+            if let Ok(Ok(Some(conn_err))) =
+                tokio::time::timeout(CONN_ERROR_GRACE, conn_err_rx).await
                 && let Some(alert) = alert_in(&conn_err)
             {
                 return alert_attempt(alert, "after the handshake");
@@ -229,6 +232,9 @@ async fn attempt_inner(config: Arc<ClientConfig>, req: &Request<'_>, timeout: Du
         _ => Attempt::new(Outcome::Response, Some(status), format!("HTTP {status}")),
     }
 }
+
+/// How long a failed request waits for its connection task's error.
+const CONN_ERROR_GRACE: Duration = Duration::from_secs(1);
 
 const USER_AGENT: &str = concat!("mtls-gate-probe/", env!("CARGO_PKG_VERSION"));
 
