@@ -533,3 +533,99 @@ fn nothing_reachable_exits_2_and_silent_servers_time_out() {
     );
     drop(held);
 }
+
+#[test]
+fn unusable_input_exits_2_with_a_message_naming_it() {
+    let pki = Pki::new(&[SINGLE_HOST]);
+    let profile = pki.path("profile.yaml");
+    std::fs::write(&profile, single_profile(443, None)).unwrap();
+    let not_a_profile = pki.path("ingress.yaml");
+    std::fs::write(
+        &not_a_profile,
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: x\n",
+    )
+    .unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
+            .arg("probe")
+            .args(args)
+            .output()
+            .expect("probe runs");
+        (
+            out.status.code().expect("exit code"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cert = pki.path("client.crt");
+    let key = pki.path("client.key");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (
+            vec![
+                "--client-cert".as_ref(),
+                cert.as_os_str(),
+                "--client-key".as_ref(),
+                key.as_os_str(),
+            ],
+            "no profile",
+        ),
+        (
+            vec![
+                not_a_profile.as_os_str(),
+                "--client-cert".as_ref(),
+                cert.as_os_str(),
+                "--client-key".as_ref(),
+                key.as_os_str(),
+            ],
+            "no ApiProviderProfile found",
+        ),
+        (
+            vec![
+                profile.as_os_str(),
+                "--client-cert".as_ref(),
+                key.as_os_str(),
+                "--client-key".as_ref(),
+                key.as_os_str(),
+            ],
+            "--client-cert",
+        ),
+        (
+            vec![
+                profile.as_os_str(),
+                "--client-cert".as_ref(),
+                cert.as_os_str(),
+                "--client-key".as_ref(),
+                cert.as_os_str(),
+            ],
+            "--client-key",
+        ),
+        (
+            vec![
+                profile.as_os_str(),
+                "--client-cert".as_ref(),
+                cert.as_os_str(),
+                "--client-key".as_ref(),
+                key.as_os_str(),
+                "--ca-file".as_ref(),
+                key.as_os_str(),
+            ],
+            "--ca-file",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, stderr) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // clap rejects a malformed --resolve before anything runs.
+    let (code, stderr) = run(&[
+        profile.as_os_str(),
+        "--client-cert".as_ref(),
+        cert.as_os_str(),
+        "--client-key".as_ref(),
+        key.as_os_str(),
+        "--resolve".as_ref(),
+        "api.bank.example:443".as_ref(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("HOST:PORT:ADDRESS"), "{stderr}");
+}
