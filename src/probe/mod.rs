@@ -684,6 +684,46 @@ mod tests {
         }
     }
 
+    fn client(max_rate: u32) -> ProbeClient {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        ProbeClient::new(
+            roots,
+            vec![cert.der().clone()],
+            key,
+            Vec::new(),
+            Duration::from_secs(1),
+            max_rate,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_to_one_host_are_paced_and_hosts_are_independent() {
+        let client = client(4);
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for host in ["a", "a", "b", "a", "b"] {
+            client.pace(host).await;
+            at.push((host, Instant::now() - start));
+        }
+        let ms = |h: &str| -> Vec<u128> {
+            at.iter()
+                .filter(|(x, _)| *x == h)
+                .map(|(_, d)| d.as_millis())
+                .collect()
+        };
+        // 4 a second: 250 ms apart per host; host b is not slowed by host a.
+        assert_eq!(ms("a"), vec![0, 250, 500]);
+        assert_eq!(ms("b"), vec![250, 500]);
+    }
+
     #[test]
     fn resolve_syntax_is_curls() {
         assert_eq!(
