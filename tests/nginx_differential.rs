@@ -464,3 +464,29 @@ fn engine_path_model_matches_real_nginx() {
         disagreements.join("\n")
     );
 }
+
+/// The false admit behind `exact-root-shadowed`, through the `check` contract: an ungated
+/// Prefix `/` Ingress answers every MTLS endpoint in real nginx, so `check` must fail.
+#[test]
+#[ignore = "known engine bug exact-root-shadowed (reported to the engine owners): un-ignore when fixed"]
+fn exact_root_shadowed_by_the_root_location_is_not_compliant() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "check",
+            "--output",
+            "json",
+            "tests/fixtures/differential/exact-root-shadowed.yaml",
+        ])
+        .output()
+        .expect("check runs");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let violations = report["violations"].as_array().expect("violations");
+    assert!(
+        violations.iter().any(|v| v["code"] == "MtlsNotRequired"
+            && v["ingress"] == "ob/a-prefix-root"
+            && v["endpoint"] == "/token"),
+        "{report:#}"
+    );
+}
