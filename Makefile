@@ -1,7 +1,7 @@
 # mtls-gate: `make test` runs every test of the project (Rust and Helm chart).
 CARGO ?= cargo
 
-.PHONY: test test-rust test-chart lint fmt crd deploy bench e2e build release
+.PHONY: test test-rust test-chart lint fmt crd deploy bench e2e build release proxies differential
 
 test: lint test-rust test-chart
 
@@ -11,8 +11,10 @@ build:
 release:
 	$(CARGO) build --locked --release
 
-# Unit, integration and webhook-over-TLS tests (cargo-nextest when available).
-test-rust:
+# Unit, integration and webhook-over-TLS tests (cargo-nextest when available). The real-proxy
+# tests (probe, nginx differential) must run here, not skip: proxies are installed first.
+test-rust: export MTLS_GATE_REQUIRE_PROXIES = 1
+test-rust: proxies
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \
 	else \
@@ -45,3 +47,13 @@ bench:
 # End-to-end suite against a real cluster: MTLS_GATE_E2E_KUBECONFIG=~/.kube/config make e2e
 e2e:
 	$(CARGO) test --locked --test e2e -- --nocapture --test-threads=1
+
+# Debian's nginx and HAProxy for the real-proxy tests (idempotent; apt-get when missing).
+proxies:
+	scripts/install-proxies.sh
+
+# The nginx differential test with many generated cases (make test runs a bounded number).
+DIFFERENTIAL_CASES ?= 2000
+differential: proxies
+	MTLS_GATE_REQUIRE_PROXIES=1 MTLS_GATE_DIFFERENTIAL_CASES=$(DIFFERENTIAL_CASES) \
+		$(CARGO) test --locked --test nginx_differential -- --nocapture

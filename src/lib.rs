@@ -13,6 +13,7 @@ pub mod engine;
 pub mod manifest;
 pub mod model;
 pub mod paths;
+pub mod probe;
 pub mod profile;
 pub mod render;
 pub mod synthetic;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use mtls_gate::cli::serve::WebhookArgs;
 use mtls_gate::cli::{self, CheckArgs, EndpointsArgs, RenderArgs};
 use mtls_gate::controller::RunArgs;
+use mtls_gate::probe::ProbeArgs;
 
 /// Keeps open-banking endpoints' client-certificate (MTLS) requirements correct on
 /// Kubernetes ingress controllers.
@@ -25,6 +26,10 @@ enum Command {
     Render(RenderArgs),
     /// Print the endpoint table.
     Endpoints(EndpointsArgs),
+    /// Check the live endpoints of the profiles: each URL without and with the client
+    /// certificate. Exit 0: all behave as the table demands; 1: some do not; 2: unusable
+    /// input or nothing reachable.
+    Probe(Box<ProbeArgs>),
     /// Print the ApiProviderProfile CRD.
     Crd,
     /// Serve the admission webhooks and the gate with the cluster view loaded from
@@ -56,6 +61,25 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> u8 {
     }
 }
 
+/// `probe` prints its report and decides its own exit status (0, 1 or 2).
+fn probe(args: ProbeArgs) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(mtls_gate::probe::run(
+        args,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )) as u8
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Standard streams are locked only by the synchronous commands: the long-running ones
@@ -78,6 +102,7 @@ fn main() -> ExitCode {
                 2
             }
         },
+        Command::Probe(args) => probe(*args),
         Command::Webhook(args) => block_on(cli::serve::webhook(args)),
         Command::Run(args) => block_on(cli::serve::run(*args)),
         Command::Crd => match cli::crd_yaml() {

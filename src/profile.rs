@@ -241,6 +241,39 @@ pub struct ApiProviderProfileStatus {
     /// Managed Ingresses that no setting can make compliant, and what to change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<RenderRefusal>,
+    /// The last live check of the endpoints, written by `mtls-gate probe --write-status`
+    /// (field manager `mtls-gate-probe`), never by the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeStatus>,
+}
+
+/// What `mtls-gate probe` last observed on the live endpoints (design.md §11).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeStatus {
+    /// When the probe ran.
+    pub time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// Endpoint URLs that behave as the table demands.
+    pub passed: i32,
+    /// Endpoint URLs that do not (unreachable ones included).
+    pub failed: i32,
+    /// Endpoint URLs where neither request reached a server.
+    #[serde(default)]
+    pub unreachable: i32,
+    /// The failing endpoint URLs and why (at most 50; `failed` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<ProbeFailure>,
+}
+
+/// One endpoint URL that failed the live check.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeFailure {
+    /// The endpoint as the table writes it.
+    pub endpoint: String,
+    /// The URL probed.
+    pub url: String,
+    pub reason: String,
 }
 
 // Coverage types are CRD status (the engine builds them): they live with the CRD so the

@@ -151,6 +151,9 @@ pub fn evaluated(profile: &ApiProviderProfile, e: &Evaluation<'_>) -> ApiProvide
         endpoints_total: i32::try_from(total).unwrap_or(i32::MAX),
         coverage,
         managed_ingresses: i32::try_from(e.managed).unwrap_or(i32::MAX),
+        // Owned by `mtls-gate probe` (its own field manager): carried so that an unchanged
+        // world is still an unchanged status, and never written by merge_patch.
+        probe: profile.status.as_ref().and_then(|s| s.probe.clone()),
         refusals: e
             .refusals
             .iter()
@@ -212,6 +215,10 @@ pub fn diff(
     (current != Some(&status)).then_some(status)
 }
 
+/// `status.probe` belongs to `mtls-gate probe --write-status`: the controller neither
+/// writes nor deletes it.
+const PROBE_FIELD: &str = "probe";
+
 /// A JSON merge patch `{"status": ...}` that also deletes the fields the new status leaves
 /// out (merge patches only delete what they set to null).
 pub fn merge_patch(
@@ -219,11 +226,14 @@ pub fn merge_patch(
     new: &ApiProviderProfileStatus,
 ) -> Result<Value, serde_json::Error> {
     let mut new_value = serde_json::to_value(new)?;
+    if let Some(obj) = new_value.as_object_mut() {
+        obj.remove(PROBE_FIELD);
+    }
     if let (Some(old), Some(obj)) = (old, new_value.as_object_mut())
         && let Value::Object(old) = serde_json::to_value(old)?
     {
         for key in old.keys() {
-            if !obj.contains_key(key) {
+            if key != PROBE_FIELD && !obj.contains_key(key) {
                 obj.insert(key.clone(), Value::Null);
             }
         }
