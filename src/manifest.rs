@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use serde::Deserialize;
 
 use crate::cluster::{ClusterView, Completeness};
-use crate::model::{IngressView, ObjectKey, MiddlewareView, SecretView, TlsOptionView};
+use crate::model::{IngressView, MiddlewareView, ObjectKey, SecretView, TlsOptionView};
 use crate::profile::{ApiProviderProfile, CompiledProfile};
 
 /// Where a document came from: file and 1-based document number (plus the item of a List),
@@ -277,20 +277,18 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, InputEr
                 docs.push(Document {
                     origin: Origin {
                         item: Some(j),
-                        line: item_span.and_then(|s| index.first_content_line(s)).or(origin.line),
+                        line: item_span
+                            .and_then(|s| index.first_content_line(s))
+                            .or(origin.line),
                         ..origin.clone()
                     },
-                    path_lines: item_span
-                        .map(|s| index.path_entries(s))
-                        .unwrap_or_default(),
+                    path_lines: item_span.map(|s| index.path_entries(s)).unwrap_or_default(),
                     value: item,
                 });
             }
         } else {
             docs.push(Document {
-                path_lines: span
-                    .map(|s| index.path_entries(s))
-                    .unwrap_or_default(),
+                path_lines: span.map(|s| index.path_entries(s)).unwrap_or_default(),
                 origin,
                 value,
             });
@@ -412,8 +410,7 @@ mod lines {
                 let t = line.trim_start_matches(' ');
                 t == "-" || t.starts_with("- ")
             };
-            let Some(first) = (items_line + 1..doc.end).find(|&n| is_content(self.line(n)))
-            else {
+            let Some(first) = (items_line + 1..doc.end).find(|&n| is_content(self.line(n))) else {
                 return Vec::new();
             };
             if !is_item(self.line(first)) {
@@ -432,7 +429,10 @@ mod lines {
                     if let Some(last) = spans.last_mut() {
                         last.end = n;
                     }
-                    spans.push(Span { start: n, end: doc.end });
+                    spans.push(Span {
+                        start: n,
+                        end: doc.end,
+                    });
                 } else if at < depth || (at == depth && !is_item(line)) {
                     end = n;
                     break;
@@ -454,8 +454,7 @@ mod lines {
                 while let Some(at) = line[from..].find("path:").map(|i| i + from) {
                     from = at + 5;
                     let before = line[..at].trim_end();
-                    let key_start =
-                        before.is_empty() || before.ends_with(['-', '{', ',', '?']);
+                    let key_start = before.is_empty() || before.ends_with(['-', '{', ',', '?']);
                     if !key_start {
                         continue;
                     }

@@ -131,7 +131,11 @@ impl DiscoveryDocument {
     fn location(&self, key: &str) -> SourceLocation {
         SourceLocation {
             file: self.file.clone(),
-            line: self.lines.get(key).or_else(|| self.lines.get("issuer")).copied(),
+            line: self
+                .lines
+                .get(key)
+                .or_else(|| self.lines.get("issuer"))
+                .copied(),
         }
     }
 }
@@ -511,7 +515,8 @@ spec:
 
     #[test]
     fn a_gate_allows_mtls_urls_on_the_shared_host() {
-        let gated = profile("  gate: {url: https://mtls-gate.mtls-gate.svc.cluster.local/verify}\n");
+        let gated =
+            profile("  gate: {url: https://mtls-gate.mtls-gate.svc.cluster.local/verify}\n");
         let doc = document(|v| {
             v["mtls_endpoint_aliases"]["token_endpoint"] = "https://auth.bank.example/token".into()
         });
@@ -539,7 +544,10 @@ spec:
         // Both name the alias: the URL MTLS clients use is the alias (RFC 8705 §5).
         let alias_line = r#""token_endpoint": "https://auth.bank.example/token""#;
         assert_eq!(line_of(DiscoveryCode::MtlsAliasOnTlsHost), alias_line);
-        assert_eq!(line_of(DiscoveryCode::DiscoveryEndpointMismatch), alias_line);
+        assert_eq!(
+            line_of(DiscoveryCode::DiscoveryEndpointMismatch),
+            alias_line
+        );
         let doc = document(|v| v["issuer"] = "https://other.example".into());
         let mismatch = &check(&profile(""), &doc, None)[0];
         let issuer_text = document_text(|v| v["issuer"] = "https://other.example".into());
@@ -555,9 +563,18 @@ spec:
         let cases = [
             ("[]", "expected a JSON object"),
             ("{}", "issuer: is required"),
-            (r#"{"issuer": "https://a", "token_endpoint": 3}"#, "token_endpoint: must be a URL"),
-            (r#"{"issuer": "https://a", "mtls_endpoint_aliases": []}"#, "mtls_endpoint_aliases: must be a JSON object"),
-            (r#"{"issuer": "https://a", "jwks_uri": "not a url"}"#, "jwks_uri: \"not a url\" is not a URL"),
+            (
+                r#"{"issuer": "https://a", "token_endpoint": 3}"#,
+                "token_endpoint: must be a URL",
+            ),
+            (
+                r#"{"issuer": "https://a", "mtls_endpoint_aliases": []}"#,
+                "mtls_endpoint_aliases: must be a JSON object",
+            ),
+            (
+                r#"{"issuer": "https://a", "jwks_uri": "not a url"}"#,
+                "jwks_uri: \"not a url\" is not a URL",
+            ),
         ];
         for (text, want) in cases {
             let e = DiscoveryDocument::parse(Path::new("d.json"), text).unwrap_err();

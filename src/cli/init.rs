@@ -151,13 +151,22 @@ mod tests {
     #[test]
     fn discovery_urls_become_profile_fields_with_aliases_for_mtls_rows() {
         let doc = DiscoveryDocument::parse(Path::new("d.json"), DISCOVERY).unwrap();
-        let m = profile_from_discovery(&doc, &args(&["https://mtls-api.bank.example/open-banking-nz/v3.0"]))
-            .unwrap();
+        let m = profile_from_discovery(
+            &doc,
+            &args(&["https://mtls-api.bank.example/open-banking-nz/v3.0"]),
+        )
+        .unwrap();
         let server = &m["spec"]["authorizationServer"];
         assert_eq!(m["metadata"]["name"], "auth.bank.example");
         assert_eq!(m["spec"]["enforcement"], "Audit");
-        assert_eq!(server["tokenEndpoint"], "https://mtls-auth.bank.example/token");
-        assert_eq!(server["authorizationEndpoint"], "https://auth.bank.example/authorize");
+        assert_eq!(
+            server["tokenEndpoint"],
+            "https://mtls-auth.bank.example/token"
+        );
+        assert_eq!(
+            server["authorizationEndpoint"],
+            "https://auth.bank.example/authorize"
+        );
         assert_eq!(
             server["pushedAuthorizationRequestEndpoint"],
             "https://mtls-auth.bank.example/par"

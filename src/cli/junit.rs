@@ -121,7 +121,9 @@ pub fn write_junit(out: &mut dyn Write, report: &Report) -> anyhow::Result<()> {
     for (i, f) in findings.iter().enumerate() {
         if !used[i] {
             let subject = f.host.or(f.url).or(f.endpoint).unwrap_or("").to_string();
-            rest.entry((f.profile, f.code, subject)).or_default().push(f);
+            rest.entry((f.profile, f.code, subject))
+                .or_default()
+                .push(f);
         }
     }
     for ((profile, code, subject), failures) in rest {

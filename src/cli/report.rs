@@ -171,9 +171,7 @@ impl<'a> Report<'a> {
 }
 
 fn add_location(item: &mut serde_json::Value, location: Option<&SourceLocation>) {
-    item["file"] = location
-        .map(|l| l.file.display().to_string())
-        .into();
+    item["file"] = location.map(|l| l.file.display().to_string()).into();
     item["line"] = location.and_then(|l| l.line).into();
 }
 
@@ -216,17 +214,39 @@ impl Style {
 /// Writes `text` as lines of at most [`WIDTH`] columns, each starting with `indent` (a single
 /// word longer than the width stays whole).
 fn write_wrapped(out: &mut dyn Write, indent: &str, text: &str) -> std::io::Result<()> {
-    for line in wrap(text, WIDTH.saturating_sub(indent.len()).max(20)) {
-        writeln!(out, "{indent}{line}")?;
+    write_hanging(out, indent, indent, text)
+}
+
+/// Like [`write_wrapped`], with `first` before the first line and `rest` before the others.
+/// Colour escapes in `text` are not counted as columns.
+fn write_hanging(out: &mut dyn Write, first: &str, rest: &str, text: &str) -> std::io::Result<()> {
+    let width = WIDTH.saturating_sub(first.len().max(rest.len())).max(20);
+    for (i, line) in wrap(text, width).into_iter().enumerate() {
+        writeln!(out, "{}{line}", if i == 0 { first } else { rest })?;
     }
     Ok(())
+}
+
+/// Columns a word takes on a terminal (ANSI colour escapes take none).
+fn columns(word: &str) -> usize {
+    let mut n = 0;
+    let mut in_escape = false;
+    for c in word.chars() {
+        match c {
+            '\x1b' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => n += 1,
+        }
+    }
+    n
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+        if !line.is_empty() && columns(&line) + 1 + columns(word) > width {
             lines.push(std::mem::take(&mut line));
         }
         if !line.is_empty() {
@@ -288,7 +308,12 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
             let served = coverage.iter().filter(|c| c.served).count();
             let compliant = coverage.iter().filter(|c| c.served && c.compliant).count();
             writeln!(out, "  host {}", host.host)?;
-            writeln!(out, "    client auth: {}", host.client_auth)?;
+            write_hanging(
+                out,
+                "    ",
+                "      ",
+                &format!("client auth: {}", host.client_auth),
+            )?;
             writeln!(
                 out,
                 "    endpoints: {served} of {} served, {compliant} compliant",
@@ -306,12 +331,16 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
                     .as_ref()
                     .map(|i| format!(" [ingress {i}]"))
                     .unwrap_or_default();
-                writeln!(
+                write_hanging(
                     out,
-                    "    {} {}{ingress}{}",
-                    style.fail("FAIL"),
-                    v.code,
-                    place(report.locate(v).as_ref())
+                    "    ",
+                    "         ",
+                    &format!(
+                        "{} {}{ingress}{}",
+                        style.fail("FAIL"),
+                        v.code,
+                        place(report.locate(v).as_ref())
+                    ),
                 )?;
                 write_wrapped(out, "         ", &v.message)?;
             }
@@ -334,24 +363,32 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
                     .map(|v| v.endpoint.unwrap_or("(unlisted API paths)"))
                     .collect();
                 endpoints.dedup();
-                writeln!(
+                write_hanging(
                     out,
-                    "    {} {code} [ingress {ingress}, path {path}]{}: {} endpoint(s)",
-                    style.fail("FAIL"),
-                    place(report.locate(group[0]).as_ref()),
-                    endpoints.len(),
+                    "    ",
+                    "         ",
+                    &format!(
+                        "{} {code} [ingress {ingress}, path {path}]{}: {} endpoint(s)",
+                        style.fail("FAIL"),
+                        place(report.locate(group[0]).as_ref()),
+                        endpoints.len(),
+                    ),
                 )?;
                 write_endpoint_groups(out, &endpoints)?;
                 write_wrapped(out, "         ", &group[0].message)?;
             }
         }
         for d in &discovery {
-            writeln!(
+            write_hanging(
                 out,
-                "  {} {}{}",
-                style.fail("FAIL"),
-                d.code.as_str(),
-                place(Some(&d.location))
+                "  ",
+                "         ",
+                &format!(
+                    "{} {}{}",
+                    style.fail("FAIL"),
+                    d.code.as_str(),
+                    place(Some(&d.location))
+                ),
             )?;
             write_wrapped(out, "         ", &d.message)?;
         }
@@ -440,7 +477,11 @@ mod tests {
             (FailOn::Deny, Deny, true),
         ];
         for (fail_on, enforcement, want) in cases {
-            assert_eq!(fail_on.fails(enforcement), want, "{fail_on:?} {enforcement:?}");
+            assert_eq!(
+                fail_on.fails(enforcement),
+                want,
+                "{fail_on:?} {enforcement:?}"
+            );
         }
     }
 }

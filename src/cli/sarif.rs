@@ -18,7 +18,8 @@ use crate::cli::report::{Finding, Report};
 use crate::profile::Enforcement;
 use crate::violation::ViolationCode;
 
-const SCHEMA: &str = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
+const SCHEMA: &str =
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 const HELP_URI: &str = "https://github.com/mtls-gate/mtls-gate#what-the-findings-mean";
 
 /// A rule: (id, one-line description, help: why it matters and what to change).
