@@ -221,7 +221,8 @@ items:
 metadata: {resourceVersion: \"\"}
 ";
     let docs = manifest::parse_documents(Path::new("dump.yaml"), text).expect("parses");
-    let found: Vec<(Option<usize>, Vec<(String, usize)>)> = docs
+    type Located = (Option<usize>, Vec<(String, usize)>);
+    let found: Vec<Located> = docs
         .iter()
         .map(|d| (d.origin.line, d.path_lines.clone()))
         .collect();

@@ -437,7 +437,8 @@ spec:
         use DiscoveryCode::*;
         type Edit = fn(&mut serde_json::Value);
         // (what is wrong, edit to the document, published URL, expected (code, key))
-        let cases: &[(&str, Edit, Option<&str>, &[(DiscoveryCode, Option<&str>)])] = &[
+        type Expected<'a> = &'a [(DiscoveryCode, Option<&'a str>)];
+        let cases: &[(&str, Edit, Option<&str>, Expected)] = &[
             (
                 "issuer with a trailing slash is another issuer (§4.3)",
                 |v| v["issuer"] = "https://auth.bank.example/".into(),
