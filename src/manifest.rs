@@ -607,6 +607,8 @@ pub struct Manifests {
     pub view: ClusterView,
     /// The namespace given to namespaced objects whose manifests name none.
     pub default_namespace: String,
+    /// Index into `documents` of each Ingress, for locating findings.
+    ingress_documents: std::collections::HashMap<ObjectKey, usize>,
 }
 
 /// Where a finding points in the inputs: a file and, where known, a line.
@@ -619,14 +621,9 @@ pub struct SourceLocation {
 impl Manifests {
     /// The document of the Ingress `namespace/name`.
     pub fn ingress_document(&self, key: &ObjectKey) -> Option<&Document> {
-        self.documents.iter().find(|d| {
-            d.kind() == "Ingress"
-                && d.name() == key.name
-                && d.value["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or(&self.default_namespace)
-                    == key.namespace
-        })
+        self.ingress_documents
+            .get(key)
+            .and_then(|&i| self.documents.get(i))
     }
 
     /// The Ingress's `path:` entry for `path` (or the Ingress) in the inputs.
@@ -733,11 +730,23 @@ pub fn load(
     for (_, p) in &profiles {
         view.upsert_profile(p.clone());
     }
+    let ingress_documents = documents
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.kind() == "Ingress")
+        .map(|(i, d)| {
+            let ns = d.value["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or(namespace);
+            (ObjectKey::new(ns, d.name()), i)
+        })
+        .collect();
     Ok(Manifests {
         documents,
         profiles,
         view,
         default_namespace: namespace.to_string(),
+        ingress_documents,
     })
 }
 
