@@ -28,6 +28,7 @@ pub mod certs;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+pub mod policy_report;
 pub mod reconcile;
 pub mod status;
 
@@ -195,6 +196,7 @@ pub fn run_controller(
     let metrics = Arc::new(ControllerMetrics::register(registry));
     async move {
         args.validate().map_err(anyhow::Error::msg)?;
+        policy_report::enable(args.policy_reports);
         let identity = args.identity();
         let shutdown = Shutdown::new(shutdown);
         tracing::info!(identity = %identity, lease = %args.leader_election_lease_name, namespace = %args.leader_election_namespace, "starting the controller");
