@@ -20,7 +20,9 @@ use crate::violation::ViolationCode;
 
 const SCHEMA: &str =
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
-const HELP_URI: &str = "https://github.com/mtls-gate/mtls-gate#what-the-findings-mean";
+/// The README section that explains every code.
+const HELP_URI: &str =
+    "https://github.com/mtls-gate/mtls-gate#what-the-webhook-denies-and-how-to-read-it";
 
 /// A rule: (id, one-line description, help: why it matters and what to change).
 struct Rule {
