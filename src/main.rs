@@ -12,7 +12,7 @@ use mtls_gate::controller::RunArgs;
 /// Keeps open-banking endpoints' client-certificate (MTLS) requirements correct on
 /// Kubernetes ingress controllers.
 #[derive(Debug, Parser)]
-#[command(name = "mtls-gate", version, about, long_about = None, disable_help_subcommand = true)]
+#[command(name = "mtls-gate", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
