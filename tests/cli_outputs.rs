@@ -705,3 +705,16 @@ fn standalone_webhook_without_a_profile_refuses_to_start() {
     assert_eq!(exit, 1);
     assert!(stderr.contains("no ApiProviderProfile found"), "{stderr}");
 }
+
+#[test]
+fn endpoints_text_names_only_discovery_metadata_keys() {
+    let (exit, text, _) = run(&["endpoints"], None);
+    assert_eq!(exit, 0);
+    let discovery = text
+        .lines()
+        .find(|l| l.contains("/.well-known/openid-configuration"))
+        .expect("the discovery row");
+    assert!(discovery.trim_end().ends_with(" -"), "{discovery}");
+    assert!(!text.contains("openid_configuration"));
+    assert!(text.contains("token_endpoint") && text.contains("jwks_uri"));
+}

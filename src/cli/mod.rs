@@ -381,7 +381,11 @@ pub fn endpoints(args: &EndpointsArgs, out: &mut dyn Write) -> std::io::Result<(
                     row.category.title(),
                     row.endpoint,
                     row.scheme.as_str(),
-                    row.discovery_key.unwrap_or("-")
+                    // The discovery document itself has no metadata key: it is where the
+                    // others are published (OIDC Discovery §4).
+                    row.discovery_key
+                        .filter(|_| row.location != crate::catalog::Location::Issuer)
+                        .unwrap_or("-")
                 )?;
             }
             writeln!(out, "{} endpoints", ENDPOINT_TABLE.len())
