@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Render deploy/mtls-gate.yaml: the Helm chart with default values, as plain manifests.
 
+Also renders deploy/networkpolicy.yaml, the chart's NetworkPolicy (networkPolicy.enabled) for
+users without Helm. Helm hooks (the `helm test` Pod) are left out: they are not part of an
+installation.
+
 Uses the real Helm engine (PyPI package helm-python-sdk, offline). The file holds, in
 order: the Namespace, the chart's CRDs (charts/mtls-gate/crds/, the same bytes as the
 top-level crds/), then the rendered templates in Helm's install order. Release name and
@@ -25,6 +29,7 @@ from helm_python.chart import Chart
 REPO = Path(__file__).resolve().parent.parent
 CHART_DIR = REPO / "charts" / "mtls-gate"
 OUTPUT = REPO / "deploy" / "mtls-gate.yaml"
+NETWORK_POLICY_OUTPUT = REPO / "deploy" / "networkpolicy.yaml"
 RELEASE = "mtls-gate"
 NAMESPACE = "mtls-gate"
 
@@ -85,6 +90,36 @@ def _kind_rank(kind: str) -> int:
     return INSTALL_ORDER.index(kind) if kind in INSTALL_ORDER else len(INSTALL_ORDER)
 
 
+def is_hook(obj: dict) -> bool:
+    """A Helm hook (e.g. the `helm test` Pod), which a plain installation leaves out."""
+    return "helm.sh/hook" in ((obj.get("metadata") or {}).get("annotations") or {})
+
+
+NETWORK_POLICY_HEADER = """\
+# mtls-gate: the chart's NetworkPolicy (networkPolicy.enabled=true, default peers), generated
+# by scripts/render-deploy.py. Optional: apply it after deploy/mtls-gate.yaml to admit only the
+# webhook/gate and probe ports and allow egress only to DNS and the API server. Narrow the
+# peers (webhookFrom, metricsFrom, apiServer.cidrs) for your cluster, e.g. with a kustomize
+# patch. Do not edit by hand. Apply with:
+#   kubectl apply --server-side -f deploy/networkpolicy.yaml
+"""
+
+
+def render_network_policy() -> str:
+    """Return the full text of deploy/networkpolicy.yaml."""
+    with Chart.load(CHART_DIR) as chart:
+        rendered = chart.render(values={"networkPolicy": {"enabled": True}}, name=RELEASE,
+                                namespace=NAMESPACE, is_install=True)
+    docs = []
+    for path in sorted(rendered):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        for doc in _split_documents(rendered[path]):
+            if yaml.safe_load(doc)["kind"] == "NetworkPolicy":
+                docs.append(f"# Source: {path}\n{doc}")
+    return NETWORK_POLICY_HEADER + "---\n" + "---\n".join(docs)
+
+
 def render(values: dict | None = None) -> str:
     """Return the full text of deploy/mtls-gate.yaml."""
     with Chart.load(CHART_DIR) as chart:
@@ -102,7 +137,10 @@ def render(values: dict | None = None) -> str:
         if not path.endswith((".yaml", ".yml")):
             continue  # NOTES.txt
         for index, doc in enumerate(_split_documents(rendered[path])):
-            kind = yaml.safe_load(doc)["kind"]
+            obj = yaml.safe_load(doc)
+            if is_hook(obj):
+                continue
+            kind = obj["kind"]
             objects.append(((_kind_rank(kind), path, index), f"# Source: {path}\n{doc}"))
     sections.extend(text for _, text in sorted(objects))
 
@@ -113,18 +151,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the file is stale")
     args = parser.parse_args()
-    text = render()
+    outputs = {OUTPUT: render(), NETWORK_POLICY_OUTPUT: render_network_policy()}
     if args.check:
-        current = OUTPUT.read_text() if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT.relative_to(REPO)} is stale: run .venv/bin/python "
+        stale = [path for path, text in outputs.items()
+                 if (path.read_text() if path.exists() else "") != text]
+        for path in stale:
+            print(f"{path.relative_to(REPO)} is stale: run .venv/bin/python "
                   "scripts/render-deploy.py", file=sys.stderr)
+        if stale:
             return 1
-        print(f"{OUTPUT.relative_to(REPO)} is up to date")
+        print("deploy/ is up to date")
         return 0
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(REPO)}")
+    for path, text in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path.relative_to(REPO)}")
     return 0
 
 

@@ -1,10 +1,12 @@
 //! The `mtls-gate` binary: a thin shell over the library.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use mtls_gate::cli::init::InitArgs;
 use mtls_gate::cli::serve::WebhookArgs;
-use mtls_gate::cli::{self, CheckArgs, EndpointsArgs, RenderArgs};
+use mtls_gate::cli::{self, CheckArgs, EndpointsArgs, Output, RenderArgs};
 use mtls_gate::controller::RunArgs;
 use mtls_gate::probe::ProbeArgs;
 
@@ -19,7 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Evaluate manifests offline. Exit 0: compliant; 1: violations; 2: unusable input.
+    /// Evaluate manifests offline. Exit 0: compliant (or only findings --fail-on lets
+    /// pass); 1: violations; 2: unusable input.
     Check(CheckArgs),
     /// Print the inputs with the managed Ingresses' client-auth settings rendered.
     /// Exit 1 when an Ingress cannot be made compliant (the message says which paths to move).
@@ -32,12 +35,55 @@ enum Command {
     Probe(Box<ProbeArgs>),
     /// Print the ApiProviderProfile CRD.
     Crd,
+    /// Print a starter ApiProviderProfile (enforcement Audit): the documented template, or
+    /// one built from the bank's OIDC discovery document.
+    Init(InitArgs),
+    /// Print a shell completion script, e.g. `mtls-gate completion bash > /etc/bash_completion.d/mtls-gate`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the version, the Kubernetes API version built against, and the platform.
+    Version {
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Serve the admission webhooks and the gate with the cluster view loaded from
     /// manifest files (tests, demos, benchmarks).
     Webhook(WebhookArgs),
     /// Run the operator: caches, leader-elected controller, admission webhooks and the
     /// /verify gate (every flag also reads the environment variable shown).
     Run(Box<RunArgs>),
+}
+
+/// Writes a line to stderr, ignoring a closed or broken stream: `eprintln!` would panic
+/// (exit 101) when stderr is a pipe whose reader has gone, e.g. `mtls-gate run 2>&1 | head`.
+fn report_error(message: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is the reader's choice, not an error.
+fn print_out(text: &str) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            report_error(format_args!("error: cannot write the output: {e}"));
+            2
+        }
+    }
+}
+
+/// The `version` subcommand's facts.
+fn version_info() -> serde_json::Value {
+    serde_json::json!({
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "kubernetesApi": if cfg!(feature = "k8s-v1_33") { "1.33" } else { "chosen by the embedding crate" },
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
 }
 
 /// Runs an async command on a multi-threaded runtime; exit 1 on error.
@@ -48,14 +94,14 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            report_error(format_args!("error: cannot start the async runtime: {e}"));
             return 1;
         }
     };
     match runtime.block_on(fut) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            report_error(format_args!("error: {e:#}"));
             1
         }
     }
@@ -97,21 +143,47 @@ fn main() -> ExitCode {
         ) as u8,
         Command::Endpoints(args) => match cli::endpoints(&args, &mut std::io::stdout().lock()) {
             Ok(()) => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             Err(e) => {
-                eprintln!("error: {e}");
+                report_error(format_args!("error: {e}"));
                 2
             }
         },
         Command::Probe(args) => probe(*args),
+        Command::Init(args) => {
+            let mut text = Vec::new();
+            match cli::init::init(&args, &mut text) {
+                Ok(()) => print_out(&String::from_utf8_lossy(&text)),
+                Err(e) => {
+                    report_error(format_args!("error: {e:#}"));
+                    2
+                }
+            }
+        }
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mtls-gate", &mut script);
+            print_out(&String::from_utf8_lossy(&script))
+        }
+        Command::Version { output } => {
+            let info = version_info();
+            match output {
+                Output::Json => print_out(&format!("{info:#}\n")),
+                Output::Text => print_out(&format!(
+                    "mtls-gate {} (Kubernetes API {}, {}/{})\n",
+                    info["version"].as_str().unwrap_or_default(),
+                    info["kubernetesApi"].as_str().unwrap_or_default(),
+                    info["os"].as_str().unwrap_or_default(),
+                    info["arch"].as_str().unwrap_or_default(),
+                )),
+            }
+        }
         Command::Webhook(args) => block_on(cli::serve::webhook(args)),
         Command::Run(args) => block_on(cli::serve::run(*args)),
         Command::Crd => match cli::crd_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                0
-            }
+            Ok(yaml) => print_out(&yaml),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                report_error(format_args!("error: {e:#}"));
                 2
             }
         },

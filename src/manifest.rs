@@ -11,16 +11,22 @@ use k8s_openapi::api::networking::v1::Ingress;
 use serde::Deserialize;
 
 use crate::cluster::{ClusterView, Completeness};
-use crate::model::{IngressView, MiddlewareView, SecretView, TlsOptionView};
+use crate::model::{IngressView, MiddlewareView, ObjectKey, SecretView, TlsOptionView};
 use crate::profile::{ApiProviderProfile, CompiledProfile};
 
-/// Where a document came from: file and 1-based document number (plus the item of a List).
+/// Where a document came from: file and 1-based document number (plus the item of a List),
+/// and the 1-based line it starts on where the reader could tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub file: PathBuf,
     pub document: usize,
     pub item: Option<usize>,
+    /// First line of the document's (or List item's) content; `None` when unknown.
+    pub line: Option<usize>,
 }
+
+/// The file name standard input is reported under (`-` as a PATH).
+pub const STDIN_NAME: &str = "<stdin>";
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,9 +43,21 @@ impl fmt::Display for Origin {
 pub struct Document {
     pub origin: Origin,
     pub value: serde_json::Value,
+    /// The `path:` entries of the document's text with their lines, in text order, so that
+    /// findings about an Ingress path can point at the line that declares it.
+    pub path_lines: Vec<(String, usize)>,
 }
 
 impl Document {
+    /// The line of the first `path:` entry equal to `path`, else the document's first line.
+    pub fn line_of_path(&self, path: &str) -> Option<usize> {
+        self.path_lines
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, line)| *line)
+            .or(self.origin.line)
+    }
+
     pub fn kind(&self) -> &str {
         self.value["kind"].as_str().unwrap_or("")
     }
@@ -80,10 +98,22 @@ pub enum InputError {
     NoManifests { path: PathBuf },
 }
 
-/// Reads files and directories (recursively, `.yaml`/`.yml`/`.json`, in name order).
+/// Reads files and directories (recursively, `.yaml`/`.yml`/`.json`, in name order); `-`
+/// reads standard input (once).
 pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<Document>, InputError> {
     let mut docs = Vec::new();
+    let mut stdin_read = false;
     for path in paths {
+        if path.as_os_str() == "-" {
+            if std::mem::replace(&mut stdin_read, true) {
+                return Err(InputError::Read {
+                    path: PathBuf::from(STDIN_NAME),
+                    source: std::io::Error::other("`-` is given more than once"),
+                });
+            }
+            docs.extend(read_stdin()?);
+            continue;
+        }
         let meta = std::fs::metadata(path).map_err(|source| InputError::Read {
             path: path.clone(),
             source,
@@ -102,6 +132,34 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<Document>, InputError> {
         }
     }
     Ok(docs)
+}
+
+/// Parses standard input (YAML, which includes JSON) into documents.
+fn read_stdin() -> Result<Vec<Document>, InputError> {
+    use std::io::Read;
+    let name = Path::new(STDIN_NAME);
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|source| InputError::Read {
+            path: name.to_path_buf(),
+            source,
+        })?;
+    parse_documents(name, &utf8(name, bytes)?)
+}
+
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, InputError> {
+    String::from_utf8(bytes).map_err(|e| InputError::Syntax {
+        origin: Origin {
+            file: path.to_path_buf(),
+            document: 1,
+            item: None,
+            line: None,
+        },
+        format: "UTF-8 text",
+        message: e.to_string(),
+    })
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
@@ -139,56 +197,55 @@ pub fn read_file(path: &Path) -> Result<Vec<Document>, InputError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| InputError::Syntax {
-        origin: Origin {
-            file: path.to_path_buf(),
-            document: 1,
-            item: None,
-        },
-        format: "UTF-8 text",
-        message: e.to_string(),
-    })?;
-    parse_documents(path, &text)
+    parse_documents(path, &utf8(path, bytes)?)
 }
 
 /// Parses YAML (or JSON, which the YAML parser also reads) text into documents.
 pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, InputError> {
     let is_json = path.extension().and_then(|e| e.to_str()) == Some("json");
+    let origin_of = |i: usize| Origin {
+        file: path.to_path_buf(),
+        document: i + 1,
+        item: None,
+        line: None,
+    };
     let mut values = Vec::new();
+    // Line spans of the documents, when the text could be split as the parser splits it.
+    let index = lines::LineIndex::new(text);
+    let mut spans: Vec<lines::Span> = Vec::new();
     if is_json {
-        let stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
-        for (i, value) in stream.enumerate() {
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+        loop {
+            let start = stream.byte_offset();
+            let Some(value) = stream.next() else { break };
             let value = value.map_err(|e| InputError::Syntax {
-                origin: Origin {
-                    file: path.to_path_buf(),
-                    document: i + 1,
-                    item: None,
-                },
+                origin: origin_of(values.len()),
                 format: "JSON",
                 message: e.to_string(),
             })?;
+            spans.push(index.span_of_bytes(start, stream.byte_offset()));
             values.push(value);
         }
     } else {
         for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
             let value = serde_json::Value::deserialize(doc).map_err(|e| InputError::Syntax {
-                origin: Origin {
-                    file: path.to_path_buf(),
-                    document: i + 1,
-                    item: None,
-                },
+                origin: origin_of(i),
                 format: "YAML",
                 message: e.to_string(),
             })?;
             values.push(value);
         }
+        spans = index.yaml_documents();
+    }
+    if spans.len() != values.len() {
+        spans.clear();
     }
     let mut docs = Vec::new();
     for (i, value) in values.into_iter().enumerate() {
+        let span = spans.get(i).copied();
         let origin = Origin {
-            file: path.to_path_buf(),
-            document: i + 1,
-            item: None,
+            line: span.and_then(|s| index.first_content_line(s)),
+            ..origin_of(i)
         };
         match &value {
             serde_json::Value::Null => continue,
@@ -209,20 +266,315 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, InputEr
                 && value.get("items").is_some()
         {
             let items = value["items"].as_array().cloned().unwrap_or_default();
+            // Item spans are known only for block-style YAML lists whose item count matches.
+            let item_spans = span
+                .filter(|_| !is_json)
+                .map(|s| index.yaml_list_items(s))
+                .filter(|spans| spans.len() == items.len())
+                .unwrap_or_default();
             for (j, item) in items.into_iter().enumerate() {
+                let item_span = item_spans.get(j).copied();
                 docs.push(Document {
                     origin: Origin {
                         item: Some(j),
+                        line: item_span
+                            .and_then(|s| index.first_content_line(s))
+                            .or(origin.line),
                         ..origin.clone()
                     },
+                    path_lines: item_span.map(|s| index.path_entries(s)).unwrap_or_default(),
                     value: item,
                 });
             }
         } else {
-            docs.push(Document { origin, value });
+            docs.push(Document {
+                path_lines: span.map(|s| index.path_entries(s)).unwrap_or_default(),
+                origin,
+                value,
+            });
         }
     }
     Ok(docs)
+}
+
+/// Line bookkeeping for locating documents and `path:` entries in manifest text. It splits
+/// the text the way YAML does (YAML 1.2 §9.2: a `---` line starts a document, a `...` line
+/// ends one) and is checked against the parser's document count: on any disagreement the
+/// caller drops the lines rather than report wrong ones.
+mod lines {
+    /// Lines `start..end` (1-based, end exclusive) of the text.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Span {
+        pub start: usize,
+        pub end: usize,
+    }
+
+    pub struct LineIndex<'a> {
+        lines: Vec<&'a str>,
+        /// Byte offset of each line's start.
+        starts: Vec<usize>,
+    }
+
+    fn is_start_marker(line: &str) -> bool {
+        line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+    }
+
+    fn is_end_marker(line: &str) -> bool {
+        line == "..." || line.starts_with("... ") || line.starts_with("...\t")
+    }
+
+    /// Not blank and not a comment.
+    fn is_content(line: &str) -> bool {
+        let t = line.trim();
+        !t.is_empty() && !t.starts_with('#')
+    }
+
+    fn indent(line: &str) -> usize {
+        line.len() - line.trim_start_matches(' ').len()
+    }
+
+    impl<'a> LineIndex<'a> {
+        pub fn new(text: &'a str) -> Self {
+            let mut starts = vec![0];
+            starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+            if starts.last() == Some(&text.len()) {
+                starts.pop();
+            }
+            let lines = text.split('\n').take(starts.len()).collect();
+            Self { lines, starts }
+        }
+
+        fn line(&self, n: usize) -> &'a str {
+            self.lines[n - 1].trim_end_matches('\r')
+        }
+
+        /// The 1-based line holding byte `offset`.
+        fn line_at(&self, offset: usize) -> usize {
+            self.starts.partition_point(|&s| s <= offset).max(1)
+        }
+
+        /// The span of bytes `start..end` (a JSON value).
+        pub fn span_of_bytes(&self, start: usize, end: usize) -> Span {
+            Span {
+                start: self.line_at(start),
+                end: self.line_at(end.saturating_sub(1)) + 1,
+            }
+        }
+
+        /// The documents of a YAML stream, in order.
+        pub fn yaml_documents(&self) -> Vec<Span> {
+            let mut spans = Vec::new();
+            let mut open: Option<usize> = None;
+            for n in 1..=self.lines.len() {
+                let line = self.line(n);
+                if is_start_marker(line) {
+                    if let Some(start) = open.replace(n) {
+                        spans.push(Span { start, end: n });
+                    }
+                } else if is_end_marker(line) {
+                    if let Some(start) = open.take() {
+                        spans.push(Span { start, end: n });
+                    }
+                } else if open.is_none() && is_content(line) && !line.starts_with('%') {
+                    open = Some(n);
+                }
+            }
+            if let Some(start) = open {
+                spans.push(Span {
+                    start,
+                    end: self.lines.len() + 1,
+                });
+            }
+            spans
+        }
+
+        /// The first line of a span with content (a `--- value` marker line counts).
+        pub fn first_content_line(&self, span: Span) -> Option<usize> {
+            (span.start..span.end).find(|&n| {
+                let line = self.line(n);
+                match line.strip_prefix("---") {
+                    Some(rest) if is_start_marker(line) => is_content(rest),
+                    _ => is_content(line),
+                }
+            })
+        }
+
+        /// The items of a block-style `items:` sequence at the top level of a document.
+        pub fn yaml_list_items(&self, doc: Span) -> Vec<Span> {
+            let Some(items_line) =
+                (doc.start..doc.end).find(|&n| self.line(n).trim_end() == "items:")
+            else {
+                return Vec::new();
+            };
+            let is_item = |line: &str| {
+                let t = line.trim_start_matches(' ');
+                t == "-" || t.starts_with("- ")
+            };
+            let Some(first) = (items_line + 1..doc.end).find(|&n| is_content(self.line(n))) else {
+                return Vec::new();
+            };
+            if !is_item(self.line(first)) {
+                return Vec::new();
+            }
+            let depth = indent(self.line(first));
+            let mut spans: Vec<Span> = Vec::new();
+            let mut end = doc.end;
+            for n in first..doc.end {
+                let line = self.line(n);
+                if !is_content(line) {
+                    continue;
+                }
+                let at = indent(line);
+                if at == depth && is_item(line) {
+                    if let Some(last) = spans.last_mut() {
+                        last.end = n;
+                    }
+                    spans.push(Span {
+                        start: n,
+                        end: doc.end,
+                    });
+                } else if at < depth || (at == depth && !is_item(line)) {
+                    end = n;
+                    break;
+                }
+            }
+            if let Some(last) = spans.last_mut() {
+                last.end = end;
+            }
+            spans
+        }
+
+        /// Every `path:` entry (YAML `path: /x`, JSON `"path": "/x"`) in a span, with its line.
+        pub fn path_entries(&self, span: Span) -> Vec<(String, usize)> {
+            let mut out = Vec::new();
+            for n in span.start..span.end {
+                let line = self.line(n);
+                // YAML keys `path:` in block style or inside a flow mapping `{path: /x, ...}`.
+                let mut from = 0;
+                while let Some(at) = line[from..].find("path:").map(|i| i + from) {
+                    from = at + 5;
+                    let before = line[..at].trim_end();
+                    let key_start = before.is_empty() || before.ends_with(['-', '{', ',', '?']);
+                    if !key_start {
+                        continue;
+                    }
+                    let in_flow = before.contains('{');
+                    if let Some(value) = yaml_scalar(&line[at + 5..], in_flow) {
+                        out.push((value, n));
+                    }
+                }
+                let mut rest = line;
+                while let Some(at) = rest.find("\"path\"") {
+                    rest = &rest[at + 6..];
+                    let Some(value) = rest.trim_start().strip_prefix(':') else {
+                        continue;
+                    };
+                    if let Some(value) = json_string(value.trim_start()) {
+                        out.push((value, n));
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    /// A plain, single- or double-quoted YAML scalar on one line (a trailing comment dropped;
+    /// in a flow mapping a plain scalar also ends at `,` or `}`).
+    fn yaml_scalar(text: &str, in_flow: bool) -> Option<String> {
+        let t = text.trim();
+        if t.starts_with('"') {
+            return json_string(t);
+        }
+        if let Some(inner) = t.strip_prefix('\'') {
+            let mut out = String::new();
+            let mut chars = inner.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\'' if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        out.push('\'');
+                    }
+                    '\'' => return Some(out),
+                    c => out.push(c),
+                }
+            }
+            return None;
+        }
+        let mut value = t.split(" #").next().unwrap_or("");
+        if in_flow {
+            value = value.split([',', '}']).next().unwrap_or("");
+        }
+        let value = value.trim();
+        (!value.is_empty()).then(|| value.to_string())
+    }
+
+    /// The JSON string literal at the start of `text`.
+    fn json_string(text: &str) -> Option<String> {
+        let body = text.strip_prefix('"')?;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => return serde_json::from_str(&text[..i + 2]).ok(),
+                _ => escaped = false,
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn yaml_streams_split_like_the_parser() {
+            // (text, expected document spans)
+            let cases: &[(&str, &[(usize, usize)])] = &[
+                ("a: 1\n", &[(1, 2)]),
+                ("---\na: 1\n", &[(1, 3)]),
+                ("# c\n---\na: 1\n---\nb: 2\n", &[(2, 4), (4, 6)]),
+                ("a: 1\n---\nb: 2\n...\n", &[(1, 2), (2, 4)]),
+                ("%YAML 1.2\n---\na: 1\n", &[(2, 4)]),
+            ];
+            for (text, want) in cases {
+                let got: Vec<_> = LineIndex::new(text)
+                    .yaml_documents()
+                    .iter()
+                    .map(|s| (s.start, s.end))
+                    .collect();
+                assert_eq!(&got, want, "{text:?}");
+            }
+        }
+
+        #[test]
+        fn path_entries_in_yaml_and_json() {
+            let text = "spec:\n  rules:\n  - http:\n      paths:\n      - path: /token # x\n      - backend: {}\n        path: '/it''s'\n      - {\"path\": \"/j\\u0073on\", \"pathType\": \"Exact\"}\n      - path: \"/q\"\n      - {pathType: Prefix, path: /flow, backend: {}}\n      - {path: '/f2', x: 1}\n";
+            let index = LineIndex::new(text);
+            let got = index.path_entries(Span { start: 1, end: 12 });
+            let want = vec![
+                ("/token".to_string(), 5),
+                ("/it's".to_string(), 7),
+                ("/json".to_string(), 8),
+                ("/q".to_string(), 9),
+                ("/flow".to_string(), 10),
+                ("/f2".to_string(), 11),
+            ];
+            assert_eq!(got, want);
+        }
+
+        #[test]
+        fn list_items_of_a_kubectl_dump() {
+            let text = "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: A\n- apiVersion: v1\n  kind: B\n  spec:\n  - x\nkind: List\n";
+            let index = LineIndex::new(text);
+            let doc = index.yaml_documents()[0];
+            let items: Vec<_> = index
+                .yaml_list_items(doc)
+                .iter()
+                .map(|s| (s.start, s.end))
+                .collect();
+            assert_eq!(items, vec![(3, 5), (5, 9)]);
+        }
+    }
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {
@@ -253,6 +605,49 @@ pub struct Manifests {
     pub documents: Vec<Document>,
     pub profiles: Vec<(Origin, CompiledProfile)>,
     pub view: ClusterView,
+    /// The namespace given to namespaced objects whose manifests name none.
+    pub default_namespace: String,
+    /// Index into `documents` of each Ingress, for locating findings.
+    ingress_documents: std::collections::HashMap<ObjectKey, usize>,
+}
+
+/// Where a finding points in the inputs: a file and, where known, a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLocation {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+}
+
+impl Manifests {
+    /// The document of the Ingress `namespace/name`.
+    pub fn ingress_document(&self, key: &ObjectKey) -> Option<&Document> {
+        self.ingress_documents
+            .get(key)
+            .and_then(|&i| self.documents.get(i))
+    }
+
+    /// The Ingress's `path:` entry for `path` (or the Ingress) in the inputs.
+    pub fn locate_ingress(&self, key: &ObjectKey, path: Option<&str>) -> Option<SourceLocation> {
+        let doc = self.ingress_document(key)?;
+        Some(SourceLocation {
+            file: doc.origin.file.clone(),
+            line: match path {
+                Some(p) => doc.line_of_path(p),
+                None => doc.origin.line,
+            },
+        })
+    }
+
+    /// The document that defines the profile `name`.
+    pub fn locate_profile(&self, name: &str) -> Option<SourceLocation> {
+        self.profiles
+            .iter()
+            .find(|(_, p)| p.name == name)
+            .map(|(origin, _)| SourceLocation {
+                file: origin.file.clone(),
+                line: origin.line,
+            })
+    }
 }
 
 const TRAEFIK_GROUPS: &[&str] = &["traefik.io/", "traefik.containo.us/"];
@@ -335,10 +730,23 @@ pub fn load(
     for (_, p) in &profiles {
         view.upsert_profile(p.clone());
     }
+    let ingress_documents = documents
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.kind() == "Ingress")
+        .map(|(i, d)| {
+            let ns = d.value["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or(namespace);
+            (ObjectKey::new(ns, d.name()), i)
+        })
+        .collect();
     Ok(Manifests {
         documents,
         profiles,
         view,
+        default_namespace: namespace.to_string(),
+        ingress_documents,
     })
 }
 

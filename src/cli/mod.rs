@@ -1,10 +1,14 @@
-//! The offline command line (design.md §5): `check`, `render`, `endpoints`, `crd`.
-//! A thin shell: it reads manifests, calls the engine and the renderer, and prints.
+//! The offline command line (design.md §5): `check`, `render`, `endpoints`, `crd`, `init`,
+//! `version`. A thin shell: it reads manifests, calls the engine and the renderer, and prints.
 
+pub mod discovery;
+pub mod init;
+pub mod junit;
 pub mod report;
+pub mod sarif;
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -32,6 +36,38 @@ pub enum Output {
     Json,
 }
 
+/// Report formats of `check` (design.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckOutput {
+    /// Grouped by profile and host, for people.
+    Text,
+    /// The verdict as one JSON object (violations with file, line and enforcement).
+    Json,
+    /// The JSON report as YAML.
+    Yaml,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+    /// JUnit XML: one test case per endpoint URL per profile, for CI test reports.
+    Junit,
+}
+
+/// When the text report uses colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Only when standard output is a terminal and NO_COLOR is unset.
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether output to a stream may carry ANSI colour: only a terminal, and only when the user
+/// has not opted out (https://no-color.org: a non-empty `NO_COLOR`; `TERM=dumb`).
+pub fn terminal_wants_colour(is_terminal: bool) -> bool {
+    is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RenderOutput {
     Yaml,
@@ -50,7 +86,8 @@ pub struct InputArgs {
     /// cluster (by default only those present are checked).
     #[arg(long)]
     pub assume_complete: bool,
-    /// YAML/JSON files or directories (searched recursively for .yaml, .yml, .json).
+    /// YAML/JSON files or directories (searched recursively for .yaml, .yml, .json); `-`
+    /// reads standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 }
@@ -61,7 +98,21 @@ pub struct CheckArgs {
     pub input: InputArgs,
     /// Report format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
-    pub output: Output,
+    pub output: CheckOutput,
+    /// Which findings make the exit status 1: any; warn (findings of Deny and Warn
+    /// profiles); deny (only Deny profiles). The report always lists every finding.
+    #[arg(long, value_enum, default_value = "any", value_name = "WHICH")]
+    pub fail_on: report::FailOn,
+    /// Colour in the text report.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// The bank's OIDC discovery document (JSON) to check against the profile: its issuer,
+    /// endpoint URLs and mtls_endpoint_aliases.
+    #[arg(long, value_name = "FILE")]
+    pub discovery: Option<PathBuf>,
+    /// The URL the discovery document is published at, checked against its issuer.
+    #[arg(long, value_name = "URL", requires = "discovery")]
+    pub discovery_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +126,7 @@ pub struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub struct EndpointsArgs {
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Output,
 }
@@ -116,18 +168,77 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outc
         Ok(v) => v,
         Err(e) => return unusable(err, &format!("{e:#}")),
     };
-    let written = match args.output {
-        Output::Json => report::write_json(out, &manifests, &verdict),
-        Output::Text => report::write_text(out, &manifests, &verdict),
+    let discovery = match &args.discovery {
+        Some(file) => match check_discovery(&manifests, file, args.discovery_url.as_deref()) {
+            Ok(findings) => findings,
+            Err(e) => return unusable(err, &format!("{e:#}")),
+        },
+        None => Vec::new(),
     };
-    if let Err(e) = written {
-        return unusable(err, &format!("cannot write the report: {e}"));
+    let report = report::Report {
+        manifests: &manifests,
+        verdict: &verdict,
+        discovery: &discovery,
+    };
+    let written = match args.output {
+        CheckOutput::Json => report::write_json(out, &report),
+        CheckOutput::Yaml => report::write_yaml(out, &report),
+        CheckOutput::Sarif => sarif::write_sarif(out, &report),
+        CheckOutput::Junit => junit::write_junit(out, &report),
+        CheckOutput::Text => {
+            let colour = match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => terminal_wants_colour(std::io::stdout().is_terminal()),
+            };
+            report::write_text(out, &report, colour)
+        }
+    };
+    if let Err(e) = written.and_then(|()| out.flush().map_err(Into::into)) {
+        // A reader that stops early (`| head`) is its choice; the exit status still counts.
+        let kind = e
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                e.downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        let broken_pipe = kind == Some(std::io::ErrorKind::BrokenPipe);
+        if !broken_pipe {
+            return unusable(err, &format!("cannot write the report: {e}"));
+        }
     }
-    if verdict.compliant {
-        Outcome::Compliant
-    } else {
+    if report.fails(args.fail_on) {
         Outcome::Violations
+    } else {
+        Outcome::Compliant
     }
+}
+
+/// Reads the discovery document and checks it against the profile it belongs to: the only
+/// profile, or the one whose issuer it names.
+fn check_discovery(
+    manifests: &Manifests,
+    file: &std::path::Path,
+    published_at: Option<&str>,
+) -> anyhow::Result<Vec<discovery::DiscoveryFinding>> {
+    let doc = discovery::DiscoveryDocument::read(file)?;
+    let profile = match manifests.profiles.as_slice() {
+        [(_, only)] => only,
+        all => all
+            .iter()
+            .map(|(_, p)| p)
+            .find(|p| p.spec.issuer == doc.issuer)
+            .with_context(|| {
+                format!(
+                    "{}: the inputs hold {} profiles and none has issuer {:?}; pass the profile the document belongs to with --profile",
+                    file.display(),
+                    all.len(),
+                    doc.issuer
+                )
+            })?,
+    };
+    Ok(discovery::check(profile, &doc, published_at))
 }
 
 fn unusable(err: &mut dyn Write, e: &dyn std::fmt::Display) -> Outcome {
@@ -270,7 +381,11 @@ pub fn endpoints(args: &EndpointsArgs, out: &mut dyn Write) -> std::io::Result<(
                     row.category.title(),
                     row.endpoint,
                     row.scheme.as_str(),
-                    row.discovery_key.unwrap_or("-")
+                    // The discovery document itself has no metadata key: it is where the
+                    // others are published (OIDC Discovery §4).
+                    row.discovery_key
+                        .filter(|_| row.location != crate::catalog::Location::Issuer)
+                        .unwrap_or("-")
                 )?;
             }
             writeln!(out, "{} endpoints", ENDPOINT_TABLE.len())

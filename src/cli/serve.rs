@@ -76,6 +76,10 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let documents = manifest::read_paths(&args.objects)?;
     let manifests = manifest::load(documents, &args.namespace, true)?;
+    // Without a profile every review would be admitted: refuse, as `check` does.
+    if manifests.profiles.is_empty() {
+        return Err(manifest::InputError::NoProfile.into());
+    }
     tracing::info!(
         profiles = manifests.profiles.len(),
         ingresses = manifests.view.ingress_count(),

@@ -165,6 +165,11 @@ pub struct RunArgs {
         value_name = "NAME"
     )]
     pub mutating_webhook_name: String,
+
+    /// Write each profile's results as wgpolicyk8s.io/v1alpha2 PolicyReports (per namespace)
+    /// and a ClusterPolicyReport, for policy-report dashboards; needs those CRDs installed.
+    #[arg(long, env = "MTLS_GATE_POLICY_REPORTS")]
+    pub policy_reports: bool,
 }
 
 impl RunArgs {

@@ -28,6 +28,7 @@ pub mod certs;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+pub mod policy_report;
 pub mod reconcile;
 pub mod status;
 
@@ -121,9 +122,13 @@ impl Error {
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs go to stderr, so that stdout stays free for command output.
+    // Logs go to stderr, so that stdout stays free for command output; colour only when
+    // stderr is a terminal (never into files or log shippers) and NO_COLOR is unset.
+    let colour =
+        crate::cli::terminal_wants_colour(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder
@@ -191,6 +196,7 @@ pub fn run_controller(
     let metrics = Arc::new(ControllerMetrics::register(registry));
     async move {
         args.validate().map_err(anyhow::Error::msg)?;
+        policy_report::enable(args.policy_reports);
         let identity = args.identity();
         let shutdown = Shutdown::new(shutdown);
         tracing::info!(identity = %identity, lease = %args.leader_election_lease_name, namespace = %args.leader_election_namespace, "starting the controller");

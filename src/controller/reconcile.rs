@@ -759,6 +759,7 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
         },
     );
     ctx.patch_status(&profile, new_status).await?;
+    crate::controller::policy_report::sync(&ctx.client, &profile, &plan.verdict).await;
     ctx.metrics
         .compliance(&name, Some(&plan.verdict.violations));
     Ok(Action::requeue(ctx.requeue_interval))

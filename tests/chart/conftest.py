@@ -58,6 +58,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "clientCaSecretNames": ["client-ca"],
     },
     "single-replica": {"replicaCount": 1},
+    "observability": {
+        "grafana": {"dashboards": {"enabled": True}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+        "policyReports": {"enabled": True},
+        "clientCaSecretNames": ["client-ca"],
+    },
     "kitchen-sink": {
         "replicaCount": 3,
         "image": {"tag": "1.2.3", "pullPolicy": "Always"},

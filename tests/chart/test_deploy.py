@@ -11,6 +11,7 @@ from conftest import CLUSTER_SCOPED, REPO, render
 
 SCRIPT = REPO / "scripts" / "render-deploy.py"
 DEPLOY = REPO / "deploy" / "mtls-gate.yaml"
+NETWORK_POLICY = REPO / "deploy" / "networkpolicy.yaml"
 
 
 def _script() -> ModuleType:
@@ -44,9 +45,12 @@ def test_deploy_contents() -> None:
     assert docs[1:1 + crd_count] == top_level
     objects = docs[1 + crd_count:]
     assert "CustomResourceDefinition" not in [o["kind"] for o in objects]
-    # Exactly the objects of a default render.
+    # Exactly the objects of a default render, without Helm hooks (the `helm test` Pod).
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
-    assert sorted(objects, key=key) == sorted(render().objects, key=key)
+    installed = [o for o in render().objects if not _script().is_hook(o)]
+    assert len(installed) < len(render().objects), "the default render has a helm test hook"
+    assert sorted(objects, key=key) == sorted(installed, key=key)
+    assert not [o for o in objects if "helm.sh/hook" in o["metadata"].get("annotations", {})]
     for obj in objects:
         if obj["kind"] not in CLUSTER_SCOPED:
             assert obj["metadata"]["namespace"] == "mtls-gate"
@@ -58,3 +62,18 @@ def test_deploy_contents() -> None:
 def test_deploy_readme_exists() -> None:
     readme = (REPO / "deploy" / "README.md").read_text()
     assert "scripts/render-deploy.py" in readme
+
+
+def test_network_policy_for_plain_manifests() -> None:
+    assert NETWORK_POLICY.read_text() == _script().render_network_policy(), (
+        "deploy/networkpolicy.yaml is stale: run .venv/bin/python scripts/render-deploy.py")
+    docs = [d for d in yaml.safe_load_all(NETWORK_POLICY.read_text()) if d]
+    assert [d["kind"] for d in docs] == ["NetworkPolicy"]
+    policy = docs[0]
+    assert policy["metadata"]["namespace"] == "mtls-gate"
+    assert policy == render({"networkPolicy": {"enabled": True}}).one("NetworkPolicy")
+    # It selects the pods of deploy/mtls-gate.yaml.
+    deployment = [d for d in yaml.safe_load_all(DEPLOY.read_text()) if d and d["kind"] == "Deployment"][0]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}

@@ -310,7 +310,7 @@ def test_pdb_variants() -> None:
 def test_single_replica_warns() -> None:
     notes = render(VALUE_SETS["single-replica"]).notes
     assert "WARNING: replicaCount is 1" in notes
-    assert "WARNING" not in render().notes
+    assert "WARNING: replicaCount" not in render().notes
 
 
 def test_namespaced_objects_carry_the_release_namespace(any_values: dict) -> None:

@@ -6,7 +6,7 @@ from conftest import NAMESPACE, PROFILE_SPEC, RELEASE, VALUE_SETS, Rendered, ren
 
 DEFAULT_KINDS = [
     "ClusterRole", "ClusterRoleBinding", "Deployment", "MutatingWebhookConfiguration",
-    "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount",
+    "Pod", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount",
     "ValidatingWebhookConfiguration",
 ]
 

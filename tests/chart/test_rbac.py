@@ -21,6 +21,11 @@ TRAEFIK_RULES = {
     ("traefik.io", "tlsoptions"): {"get", "list", "watch", "create", "patch", "update", "delete"},
     ("traefik.io", "middlewares"): {"get", "list", "watch", "create", "patch", "update", "delete"},
 }
+# The operator's server-side apply of its policy reports, and pruning of stale ones.
+POLICY_REPORT_RULES = {
+    ("wgpolicyk8s.io", "policyreports"): {"get", "list", "create", "patch", "delete"},
+    ("wgpolicyk8s.io", "clusterpolicyreports"): {"get", "list", "create", "patch", "delete"},
+}
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
 
 
@@ -44,6 +49,8 @@ def _expected_cluster(values: dict[str, Any]) -> dict[tuple[str, str, tuple[str,
     expected = {(g, r, ()): v for (g, r), v in CLUSTER_RULES.items()}
     if values.get("traefik", {}).get("enabled"):
         expected.update({(g, r, ()): v for (g, r), v in TRAEFIK_RULES.items()})
+    if values.get("policyReports", {}).get("enabled"):
+        expected.update({(g, r, ()): v for (g, r), v in POLICY_REPORT_RULES.items()})
     ca = tuple(sorted(values.get("clientCaSecretNames", [])))
     if ca:
         expected[("", "secrets", ca)] = {"get", "list", "watch"}
