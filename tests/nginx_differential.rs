@@ -505,7 +505,6 @@ fn engine_path_model_matches_real_nginx() {
 /// The false admit behind `exact-root-shadowed`, through the `check` contract: an ungated
 /// Prefix `/` Ingress answers every MTLS endpoint in real nginx, so `check` must fail.
 #[test]
-#[ignore = "known engine bug exact-root-shadowed (reported to the engine owners): un-ignore when fixed"]
 fn exact_root_shadowed_by_the_root_location_is_not_compliant() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))

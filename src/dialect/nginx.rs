@@ -399,6 +399,12 @@ impl Dialect for IngressNginx {
         }
         let regex_mode = ings.iter().any(|i| uses_regex(i));
         if regex_mode {
+            // The root location exists before any Ingress path is added (`createServers`),
+            // and a `Prefix /` takes it over in place, so it precedes an `Exact /`: both
+            // become `~* "^/"` and the first one answers (ingress-nginx
+            // internal/ingress/controller/controller.go, createServers and the stable
+            // sorts of `location`s in getBackendServers).
+            locations.sort_by_key(|l| !(l.path == "/" && l.path_type == PathType::Prefix));
             locations.sort_by(|a, b| {
                 b.path
                     .len()
@@ -469,20 +475,34 @@ impl Dialect for IngressNginx {
             .iter()
             .any(|l| l.path == "/" && l.path_type == PathType::Prefix);
         if let (false, Some(first)) = (explicit_root, ings.first()) {
-            table.routes.push(Route {
-                ingress: first.clone(),
-                path: "/".into(),
-                path_type: PathType::Prefix,
-                matcher: if regex_mode {
-                    PathMatcher::nginx_regex("/")
-                } else {
-                    PathMatcher::Prefix("/".into())
+            // In regex mode the implicit root comes before every other `/` location (see
+            // above); otherwise its place does not matter (longest prefix wins).
+            let at = if regex_mode {
+                table
+                    .routes
+                    .iter()
+                    .position(|r| r.path == "/")
+                    .unwrap_or(table.routes.len())
+            } else {
+                table.routes.len()
+            };
+            table.routes.insert(
+                at,
+                Route {
+                    ingress: first.clone(),
+                    path: "/".into(),
+                    path_type: PathType::Prefix,
+                    matcher: if regex_mode {
+                        PathMatcher::nginx_regex("/")
+                    } else {
+                        PathMatcher::Prefix("/".into())
+                    },
+                    serves_backend: first.has_default_backend,
+                    tls,
+                    auth: route_auth(&mode, first, gate),
+                    priority: 0,
                 },
-                serves_backend: first.has_default_backend,
-                tls,
-                auth: route_auth(&mode, first, gate),
-                priority: 0,
-            });
+            );
         }
         table
     }
