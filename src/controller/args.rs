@@ -165,6 +165,10 @@ pub struct RunArgs {
         value_name = "NAME"
     )]
     pub mutating_webhook_name: String,
+
+    /// Connection, body and review limits of the webhook and probe servers.
+    #[command(flatten)]
+    pub limits: crate::webhook::LimitArgs,
 }
 
 impl RunArgs {
@@ -200,7 +204,7 @@ impl RunArgs {
         if self.requeue_interval < Duration::from_secs(1) {
             return Err("--requeue-interval must be at least 1s".into());
         }
-        Ok(())
+        self.limits.validate()
     }
 
     /// Builds the API client from `--kubeconfig`, else in-cluster, else ~/.kube/config.
