@@ -8,6 +8,9 @@
 //! the end. Environment (optional):
 //! - `ATTACK_SECONDS` (default 10, at most 60): duration of each phase.
 //! - `ATTACK_ONLY`: comma-separated phase names to run (default: all), e.g. `h2-idle,slowloris`.
+//! - `ATTACK_ONE_SERVER=1`: run every phase against one server process (RSS then also shows
+//!   what earlier phases left allocated); default: a fresh server per phase, so each
+//!   phase's RSS is that attack's own.
 //!
 //! Phases: `baseline`; `h2-idle` (1,024 TLS connections that negotiate HTTP/2 and send
 //! nothing, reopened when closed); `slow-bodies` (80 requests trickling one body byte
@@ -180,14 +183,13 @@ fn start_server() -> anyhow::Result<Server> {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if !sent {
-                if let (Some(h), Some(p)) =
+            if !sent
+                && let (Some(h), Some(p)) =
                     (find_field(&parsed, "https"), find_field(&parsed, "probes"))
-                {
-                    let _ = tx.send((h, p));
-                    sent = true;
-                    continue;
-                }
+            {
+                let _ = tx.send((h, p));
+                sent = true;
+                continue;
             }
             if line.contains("\"ERROR\"") || line.contains("rejected") {
                 eprintln!("  server: {line}");
@@ -543,18 +545,28 @@ struct AttackCounters {
     answers_413: AtomicU64,
     resets: AtomicU64,
     other: AtomicU64,
+    readyz_ok: AtomicU64,
+    readyz_not_ok: AtomicU64,
 }
 
 impl AttackCounters {
     fn summary(&self) -> String {
-        format!(
-            "opened {}, closed by server {}, 413 read {}, reset/no answer {}, other {}",
-            self.opened.load(Ordering::Relaxed),
-            self.closed_by_server.load(Ordering::Relaxed),
-            self.answers_413.load(Ordering::Relaxed),
-            self.resets.load(Ordering::Relaxed),
-            self.other.load(Ordering::Relaxed),
-        )
+        let fields = [
+            ("attack connections opened", &self.opened),
+            ("closed by the server", &self.closed_by_server),
+            ("readable 413s", &self.answers_413),
+            ("resets or no answer", &self.resets),
+            ("other answers", &self.other),
+            ("/readyz 200", &self.readyz_ok),
+            ("/readyz not 200", &self.readyz_not_ok),
+        ];
+        let parts: Vec<String> = fields
+            .iter()
+            .map(|(name, n)| (name, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        parts.join(", ")
     }
 }
 
@@ -627,6 +639,7 @@ async fn slow_bodies(
                         r = rd.read(&mut buf) => {
                             match r {
                                 Ok(n) if n > 0 && buf[..n].starts_with(b"HTTP/1.1 408") => { c.other.fetch_add(1, Ordering::Relaxed); }
+                                // 408 answers count as "other answers" here.
                                 _ => { c.closed_by_server.fetch_add(1, Ordering::Relaxed); }
                             }
                             break;
@@ -922,54 +935,82 @@ const PHASES: [&str; 8] = [
     "expired-cert",
 ];
 
-async fn run(seconds: u64, only: Option<Vec<String>>) -> anyhow::Result<bool> {
-    let server = start_server()?;
+/// The good clients and samplers against one server.
+struct Measuring {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn measure(server: &Server, stats: &Shared) -> Measuring {
+    let (stop, rx) = watch::channel(false);
     let pid = server.child.id();
-    println!(
-        "mtls-gate webhook pid {pid}: https {} probes {}; {API_ROUTES} routes on {API_HOST}; {seconds} s per phase",
-        server.https, server.probe
-    );
-    let stats: Shared = Arc::default();
-    let (stop_all_tx, stop_all) = watch::channel(false);
-    let mut clients = vec![
+    let tasks = vec![
         tokio::spawn(keep_alive_client(
             server.https,
             server.roots.clone(),
             stats.clone(),
-            stop_all.clone(),
+            rx.clone(),
         )),
         tokio::spawn(new_connection_client(
             server.https,
             server.roots.clone(),
             stats.clone(),
-            stop_all.clone(),
+            rx.clone(),
         )),
-        tokio::spawn(healthz_prober(
-            server.probe,
-            stats.clone(),
-            stop_all.clone(),
-        )),
-        tokio::spawn(rss_sampler(pid, stats.clone(), stop_all.clone())),
+        tokio::spawn(healthz_prober(server.probe, stats.clone(), rx.clone())),
+        tokio::spawn(rss_sampler(pid, stats.clone(), rx)),
     ];
-    // Warm-up: connections and caches, not measured.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    Measuring { stop, tasks }
+}
 
+impl Measuring {
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn run(seconds: u64, only: Option<Vec<String>>, one_server: bool) -> anyhow::Result<bool> {
+    let stats: Shared = Arc::default();
+    let mut current: Option<(Server, Measuring)> = None;
     let mut rows = Vec::new();
     for phase in PHASES {
         if only.as_ref().is_some_and(|o| !o.iter().any(|p| p == phase)) {
             continue;
         }
+        if current.is_none() || !one_server {
+            if let Some((server, measuring)) = current.take() {
+                measuring.finish().await;
+                drop(server);
+            }
+            let server = start_server()?;
+            println!(
+                "{phase}: mtls-gate webhook pid {}: https {} probes {}; {API_ROUTES} routes on {API_HOST}; {seconds} s",
+                server.child.id(),
+                server.https,
+                server.probe
+            );
+            let measuring = measure(&server, &stats);
+            // Warm-up: connections and caches, not measured.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            current = Some((server, measuring));
+        }
+        let Some((server, _)) = current.as_ref() else {
+            continue;
+        };
         let counters = Arc::new(AttackCounters::default());
         let (stop_tx, stop) = watch::channel(false);
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = PhaseStats::default();
         let mut note = String::new();
         match phase {
-            "h2-idle" => h2_idle(&server, 1024, counters.clone(), stop).await,
-            "slow-bodies" => slow_bodies(&server, 80, counters.clone(), stop).await,
-            "probe-idle" => probe_idle(&server, 40, counters.clone(), stop).await,
-            "slowloris" => slowloris(&server, 1100, counters.clone(), stop).await,
-            "stream-5mib" => oversize_stream(&server, 5 << 20, counters.clone(), stop).await,
-            "bodies-4mib" => crafted_bodies(&server, 4, counters.clone(), stop).await,
+            "h2-idle" => h2_idle(server, 1024, counters.clone(), stop).await,
+            "slow-bodies" => slow_bodies(server, 80, counters.clone(), stop).await,
+            "probe-idle" => probe_idle(server, 40, counters.clone(), stop).await,
+            "slowloris" => slowloris(server, 1100, counters.clone(), stop).await,
+            "stream-5mib" => oversize_stream(server, 5 << 20, counters.clone(), stop).await,
+            "bodies-4mib" => crafted_bodies(server, 4, counters.clone(), stop).await,
             "expired-cert" => {
                 let key = KeyPair::from_pem(&server.key_pem)?;
                 let now = time::OffsetDateTime::now_utc();
@@ -990,12 +1031,12 @@ async fn run(seconds: u64, only: Option<Vec<String>>) -> anyhow::Result<bool> {
                     loop {
                         tokio::select! { _ = tick.tick() => {}, _ = stop.changed() => return }
                         match http_get(probe, "/readyz").await {
-                            Ok((200, _)) => c.other.fetch_add(1, Ordering::Relaxed),
-                            _ => c.resets.fetch_add(1, Ordering::Relaxed),
+                            Ok((200, _)) => c.readyz_ok.fetch_add(1, Ordering::Relaxed),
+                            _ => c.readyz_not_ok.fetch_add(1, Ordering::Relaxed),
                         };
                     }
                 });
-                note.push_str("expired pair installed (reload poll every 2 s); /readyz 200 counted as 'other', not-ready as 'reset'; ");
+                note.push_str("expired pair installed (reload poll every 2 s); ");
             }
             _ => {}
         }
@@ -1007,7 +1048,7 @@ async fn run(seconds: u64, only: Option<Vec<String>>) -> anyhow::Result<bool> {
         }
         note.push_str(&counters.summary());
         note.push_str(" | server: ");
-        note.push_str(&metrics_note(&server).await);
+        note.push_str(&metrics_note(server).await);
         eprintln!("{phase}: done");
         rows.push(Row {
             phase,
@@ -1017,9 +1058,9 @@ async fn run(seconds: u64, only: Option<Vec<String>>) -> anyhow::Result<bool> {
         // Let the attack's connections drain before the next phase.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let _ = stop_all_tx.send(true);
-    for c in clients.drain(..) {
-        let _ = c.await;
+    if let Some((server, measuring)) = current.take() {
+        measuring.finish().await;
+        drop(server);
     }
     let pass = print_rows(&mut rows);
     println!(
@@ -1057,9 +1098,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     // Every phase is bounded; the whole run is too.
-    let limit = Duration::from_secs((seconds + 10) * PHASES.len() as u64 + 60);
+    let one_server = std::env::var("ATTACK_ONE_SERVER").is_ok_and(|v| v == "1");
+    let limit = Duration::from_secs((seconds + 15) * PHASES.len() as u64 + 60);
     let pass = runtime
-        .block_on(async { tokio::time::timeout(limit, run(seconds, only)).await })
+        .block_on(async { tokio::time::timeout(limit, run(seconds, only, one_server)).await })
         .context("the attack run exceeded its time bound")??;
     runtime.shutdown_timeout(Duration::from_secs(2));
     if !pass {
