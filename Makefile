@@ -57,3 +57,22 @@ DIFFERENTIAL_CASES ?= 2000
 differential: proxies
 	MTLS_GATE_REQUIRE_PROXIES=1 MTLS_GATE_DIFFERENTIAL_CASES=$(DIFFERENTIAL_CASES) \
 		$(CARGO) test --locked --test nginx_differential -- --nocapture
+.PHONY: attack fuzz
+
+# Attack load test (issue 11): the release webhook binary under each attack of the
+# adversarial test at its size, loopback only, while good clients measure; prints the
+# figures against the targets. ATTACK_SECONDS per phase (default 10), ATTACK_ONLY=a,b.
+attack:
+	$(CARGO) bench --locked --bench attack
+
+# Fuzz targets (cargo-fuzz on nightly; fuzz/README.md): each runs FUZZ_SECONDS (default 60).
+# New corpus entries go to target/fuzz-corpus/, crashes to fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = admission_review manifest_load path_matching
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-corpus/$$t && \
+		$(CARGO) +nightly fuzz run $$t target/fuzz-corpus/$$t fuzz/seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=2048 || exit 1; \
+	done

@@ -8,10 +8,10 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use k8s_openapi::api::networking::v1::Ingress;
-use mtls_gate::admission::review_ingress;
+use mtls_gate::admission::{BeforeStateCache, review_ingress, review_ingress_cached, review_slice};
 use mtls_gate::cluster::Completeness;
 use mtls_gate::manifest::{load, parse_documents};
-use mtls_gate::model::ObjectKey;
+use mtls_gate::model::{IngressView, ObjectKey};
 use mtls_gate::synthetic;
 
 const INGRESSES: usize = 10_000;
@@ -74,5 +74,63 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(engine, benches);
+/// One admission decision on the bank's MTLS API host with 20, 200 and 2,000 routes on it
+/// (10,000 Ingresses in view), as the webhook makes it: cut the review's slice of the view,
+/// then decide with the before-state cache (`review_ingress_cached`). Two changes: an
+/// UPDATE that keeps the Ingress's routes (labels, backends: the common case), and an
+/// UPDATE that moves its path (incremental re-evaluation of what the path can reach).
+/// Besides criterion's medians, prints p50/p99 over 2,000 single decisions.
+fn api_host_scaling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("api host routes");
+    for routes in [20usize, 200, 2_000] {
+        let yaml = synthetic::cluster_yaml_with_api_routes(INGRESSES, routes);
+        let docs = parse_documents(Path::new("cluster.yaml"), &yaml).expect("parses");
+        let mut manifests = load(docs, "default", true).expect("loads");
+        manifests.view.secrets_completeness = Completeness::Complete;
+        let bank = synthetic::bank_ingresses_with_api_routes(routes);
+        let same: Ingress = serde_json::from_value(bank[5].clone()).expect("ingress");
+        let mut moved_value = bank[5].clone();
+        moved_value["spec"]["rules"][0]["http"]["paths"][0]["path"] =
+            serde_json::json!("/open-banking-nz/v3.0/balances-v2");
+        let moved: Ingress = serde_json::from_value(moved_value).expect("ingress");
+        let key = ObjectKey::new(
+            "open-banking",
+            same.metadata.name.clone().unwrap_or_default(),
+        );
+        let cache = BeforeStateCache::default();
+        let decide = |ingress: &Ingress| {
+            let new_view = IngressView::from_ingress(ingress, "open-banking");
+            let slice = review_slice(&manifests.view, &key, Some(&new_view));
+            review_ingress_cached(&slice, &key, Some(ingress), &cache)
+        };
+        for (label, ingress) in [("routes unchanged", &same), ("path moved", &moved)] {
+            let outcome = decide(ingress);
+            assert!(outcome.allowed, "{label}: {:?}", outcome.message);
+            assert_eq!(
+                outcome,
+                review_ingress(&manifests.view, &key, Some(ingress)),
+                "{label}: the cached decision is the reference decision"
+            );
+            let mut samples: Vec<std::time::Duration> = (0..2_000)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    black_box(decide(black_box(ingress)));
+                    started.elapsed()
+                })
+                .collect();
+            samples.sort();
+            eprintln!(
+                "api host {routes} routes, {label}: p50 {:?} p99 {:?} (2,000 decisions)",
+                samples[samples.len() / 2],
+                samples[samples.len() * 99 / 100]
+            );
+            group.bench_function(format!("{routes} routes, {label}"), |b| {
+                b.iter(|| decide(black_box(ingress)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(engine, benches, api_host_scaling);
 criterion_main!(engine);

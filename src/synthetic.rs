@@ -133,6 +133,72 @@ pub fn bank_ingresses() -> Vec<Value> {
     out
 }
 
+/// The reference world of design.md §7 for the bank's MTLS API host: `api_routes`
+/// Ingresses on it, one per service with a distinct path under the API base URL, plus a
+/// catch-all Prefix on the base URL; and the two authorisation hosts.
+pub fn bank_ingresses_with_api_routes(api_routes: usize) -> Vec<Value> {
+    let mtls: serde_json::Map<String, Value> = MTLS
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let mut out: Vec<Value> = bank_ingresses().into_iter().take(2).collect();
+    out.push(ingress(
+        "open-banking",
+        "api-catch-all",
+        "mtls-api.bank.example",
+        "2026-01-10T09:30:00Z",
+        Value::Object(mtls.clone()),
+        &[("/open-banking-nz/v3.0", "Prefix")],
+    ));
+    for i in 1..api_routes {
+        let path = match API_RESOURCES.get(i - 1) {
+            Some(resource) => format!("/open-banking-nz/v3.0/{resource}"),
+            None => format!("/open-banking-nz/v3.0/service-{i}"),
+        };
+        out.push(ingress(
+            "open-banking",
+            &format!("api-service-{i}"),
+            "mtls-api.bank.example",
+            &format!("2026-01-{:02}T10:00:00Z", 11 + i % 18),
+            Value::Object(mtls.clone()),
+            &[(&path, "Prefix")],
+        ));
+    }
+    out
+}
+
+/// `count` Ingresses: the bank's (with `api_routes` on the API host), then other tenants'
+/// (5 per host, 3 paths each).
+pub fn cluster_yaml_with_api_routes(count: usize, api_routes: usize) -> String {
+    let mut ingresses = bank_ingresses_with_api_routes(api_routes);
+    ingresses.extend(tenant_ingresses(count.saturating_sub(ingresses.len())));
+    let mut docs = vec![bank_profile(), bank_ca_secret()];
+    docs.extend(ingresses);
+    docs.iter()
+        .map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap_or_default()))
+        .collect()
+}
+
+/// `count` Ingresses of other tenants (5 per host, 3 paths each).
+fn tenant_ingresses(count: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while out.len() < count {
+        let tenant = i / 5;
+        let host = format!("app-{tenant}.tenant-{}.example", tenant % 97);
+        out.push(ingress(
+            &format!("tenant-{}", tenant % 97),
+            &format!("web-{i}"),
+            &host,
+            "2025-11-01T00:00:00Z",
+            json!({"nginx.ingress.kubernetes.io/proxy-body-size": "8m", "nginx.ingress.kubernetes.io/ssl-redirect": "true"}),
+            &[(&format!("/service-{}", i % 5), "Prefix"), ("/static", "Prefix"), ("/healthz", "Exact")],
+        ));
+        i += 1;
+    }
+    out
+}
+
 /// `count` Ingresses: the bank's, then other tenants' (5 per host, 3 paths each).
 pub fn cluster_ingresses(count: usize) -> Vec<Value> {
     let mut out = bank_ingresses();

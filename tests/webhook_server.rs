@@ -40,8 +40,13 @@ const EC_PKCS8: &str = include_str!("fixtures/tls/ec-p256.pkcs8.pem");
 const EC_SEC1: &str = include_str!("fixtures/tls/ec-p256.sec1.pem");
 
 // ---------------------------------------------------------------------------------------
-// Test handler: denies Ingresses named `bad-*`, panics on `panic`, warns on `warn-*`;
-// mutate adds one label to Ingresses.
+// Test handler: denies Ingresses named `bad-*`, panics on `panic`, warns on `warn-*`,
+// takes `SLOW_REVIEW` over Ingresses named `slow` (both webhooks); mutate adds one label
+// to Ingresses.
+
+/// How long the handler takes over an Ingress named `slow`: well beyond the test review
+/// deadline.
+const SLOW_REVIEW: Duration = Duration::from_millis(1500);
 
 #[derive(Default)]
 struct TestHandler {
@@ -62,6 +67,9 @@ impl AdmissionHandler for TestHandler {
         if name == "panic" {
             panic!("test handler asked to panic");
         }
+        if name == "slow" {
+            std::thread::sleep(SLOW_REVIEW);
+        }
         if name.starts_with("bad-") {
             let resp = AdmissionResponse::from(req).deny(format!("{name}: MtlsNotRequired"));
             return Reviewed::new(resp, Decision::Denied);
@@ -77,6 +85,9 @@ impl AdmissionHandler for TestHandler {
     fn mutate(&self, req: &AdmissionRequest<DynamicObject>) -> Reviewed {
         if req.kind.kind != "Ingress" || req.object.is_none() {
             return Reviewed::allow(req);
+        }
+        if object_name(req) == "slow" {
+            std::thread::sleep(SLOW_REVIEW);
         }
         let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
             {"op": "add", "path": "/metadata/labels/mtls-gate.io~1rendered", "value": "true"}
@@ -465,6 +476,93 @@ async fn raw_exchange(
     )
 }
 
+/// Sends an oversize body of `len` bytes on a fresh HTTP/1.1 connection (Content-Length
+/// or chunked), writing it while reading, as a streaming client does; then a good review
+/// on the same connection. Returns both raw answers.
+async fn stream_oversize_then_review(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    len: usize,
+    chunked: bool,
+) -> (String, String) {
+    let stream = tls_connect(addr, config).await;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let framing = if chunked {
+        "transfer-encoding: chunked".to_string()
+    } else {
+        format!("content-length: {len}")
+    };
+    let writer = tokio::spawn(async move {
+        let head = format!("POST /validate HTTP/1.1\r\nhost: localhost\r\n{framing}\r\n\r\n");
+        wr.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 64 * 1024];
+        let mut sent = 0;
+        while sent < len {
+            let n = chunk.len().min(len - sent);
+            if chunked {
+                wr.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+                wr.write_all(&chunk[..n]).await?;
+                wr.write_all(b"\r\n").await?;
+            } else {
+                wr.write_all(&chunk[..n]).await?;
+            }
+            sent += n;
+        }
+        if chunked {
+            wr.write_all(b"0\r\n\r\n").await?;
+        }
+        wr.flush().await?;
+        Ok::<_, std::io::Error>(wr)
+    });
+    let first = read_response(&mut rd).await;
+    let mut wr = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("body written")
+        .unwrap()
+        .expect("the server read the whole body");
+    let review = ingress_review("u-after-413", "good", "CREATE");
+    let request = format!(
+        "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n{review}",
+        review.len()
+    );
+    wr.write_all(request.as_bytes()).await.unwrap();
+    wr.flush().await.unwrap();
+    let second = read_response(&mut rd).await;
+    (first, second)
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body (raw text).
+async fn read_response(rd: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())
+                        .flatten()
+                })
+                .unwrap_or(0);
+            if out.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout_at(deadline.into(), rd.read(&mut buf))
+            .await
+            .expect("response within 10 s")
+            .unwrap_or(0);
+        if n == 0 {
+            return String::from_utf8_lossy(&out).into_owned();
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // AdmissionReview bodies
 
@@ -520,6 +618,26 @@ fn pod_review(uid: &str) -> String {
         }
     })
     .to_string()
+}
+
+/// A leaf for `localhost` with the EC test key, valid from `not_before` to `not_after`
+/// (seconds relative to now).
+fn ec_pair_valid(
+    pki: &Pki,
+    serial: u64,
+    not_before: i64,
+    not_after: i64,
+) -> (String, CertificateDer<'static>) {
+    let now = time::OffsetDateTime::now_utc();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.serial_number = Some(serial.into());
+    params.not_before = now + time::Duration::seconds(not_before);
+    params.not_after = now + time::Duration::seconds(not_after);
+    let cert = params
+        .signed_by(&KeyPair::from_pem(EC_PKCS8).unwrap(), &pki.ca)
+        .unwrap();
+    (cert.pem(), cert.der().clone())
 }
 
 fn ec_pair(pki: &Pki, serial: u64) -> (String, CertificateDer<'static>) {
@@ -707,7 +825,8 @@ async fn bad_inputs_get_clear_http_errors() {
         assert_eq!(answer.status, StatusCode::OK);
     }
 
-    // 413 by Content-Length, before any body byte is read.
+    // 413 by Content-Length: a body announced over the limit that never arrives gets
+    // its 413 when the body deadline passes, and the connection closes.
     let (out, _) = raw_exchange(
         server.addr,
         h1.clone(),
@@ -716,6 +835,21 @@ async fn bad_inputs_get_clear_http_errors() {
     )
     .await;
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+
+    // With `Expect: 100-continue` the client waits: 413 at once, no body asked for.
+    let (out, took) = raw_exchange(
+        server.addr,
+        h1.clone(),
+        b"POST /validate HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: 5242880\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
 
     // Exactly at the limit is accepted (and is then not JSON: 400).
     let mut conn = Conn::open(server.addr, h1.clone()).await;
@@ -816,6 +950,67 @@ async fn bad_inputs_get_clear_http_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_streamed_bodies_get_a_readable_413() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    // Generous body deadline: the 413 must not depend on the machine's speed.
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.body_read_timeout = Duration::from_secs(30);
+        c.limits.min_body_rate = 0;
+    })
+    .await;
+    let h1 = client_config(&pki.roots, TLS_ANY, H1);
+    // A client that streams 5 MiB with a Content-Length and without `Expect` (Go's and
+    // Python's clients) reads the 413: the server reads the body to its end and throws it
+    // away before answering, and the connection stays usable.
+    for chunked in [false, true] {
+        let answer = stream_oversize_then_review(server.addr, h1.clone(), 5 << 20, chunked).await;
+        assert!(
+            answer.0.starts_with("HTTP/1.1 413"),
+            "chunked={chunked}: {}",
+            answer.0
+        );
+        assert!(
+            answer.0.contains("larger than 4194304 bytes"),
+            "{}",
+            answer.0
+        );
+        assert!(
+            answer.1.starts_with("HTTP/1.1 200"),
+            "chunked={chunked}: {}",
+            answer.1
+        );
+    }
+
+    // HTTP/2 without a Content-Length: the same, and the connection carries on.
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H2)).await;
+    let (tx, body) = streamed();
+    let req = conn.request(Method::POST, "/validate", body);
+    let pending = tokio::spawn(async move {
+        let answer = conn.send(req).await;
+        (answer, conn)
+    });
+    for _ in 0..80 {
+        tx.unbounded_send(Bytes::from(vec![b' '; 64 * 1024]))
+            .unwrap();
+    }
+    drop(tx);
+    let (answer, mut conn) = tokio::time::timeout(Duration::from_secs(20), pending)
+        .await
+        .expect("413 within 20 s")
+        .unwrap();
+    let answer = answer.unwrap();
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let answer = conn
+        .post("/validate", ingress_review("u-h2-after", "good", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+
+    assert_eq!(server.errors(ErrorReason::PayloadTooLarge), 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_panic_is_a_500_and_the_server_lives_on() {
     let pki = pki();
     let (cert, _) = ec_pair(&pki, 1);
@@ -834,47 +1029,145 @@ async fn handler_panic_is_a_500_and_the_server_lives_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn excess_in_flight_admissions_get_503() {
+async fn slow_bodies_do_not_hold_review_workers() {
     let pki = pki();
     let (cert, _) = ec_pair(&pki, 1);
     let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.review_workers = 1;
         c.limits.max_in_flight = 1;
-        c.limits.body_read_timeout = Duration::from_secs(5);
+        c.limits.body_read_timeout = Duration::from_secs(8);
+        c.limits.body_rate_grace = Duration::from_secs(8);
     })
     .await;
     let config = client_config(&pki.roots, TLS_ANY, H2);
-    // Holds the only slot: its body is still arriving.
-    let mut slow = Conn::open(server.addr, config.clone()).await;
-    let (tx, body) = streamed();
-    let req = slow.request(Method::POST, "/validate", body);
-    let pending = tokio::spawn(async move { slow.send(req).await });
+    // Three requests whose bodies are still arriving, on their own connections.
     let review = ingress_review("u-slow", "good", "CREATE");
     let (head, tail) = review.split_at(100);
-    tx.unbounded_send(Bytes::from(head.to_string())).unwrap();
-
-    wait_until("slot taken", || {
-        server.metrics.admission_in_flight.get() == 1
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut conn = Conn::open(server.addr, config.clone()).await;
+        let (tx, body) = streamed();
+        let req = conn.request(Method::POST, "/validate", body);
+        tx.unbounded_send(Bytes::from(head.to_string())).unwrap();
+        slow.push((tx, tokio::spawn(async move { conn.send(req).await })));
+    }
+    wait_until("bodies arriving", || {
+        server.metrics.admission_in_flight.get() == 3
     })
     .await;
+    // The only review worker and the only waiting place are free: complete reviews pass.
     let mut conn = Conn::open(server.addr, config).await;
-    let answer = conn
-        .post("/validate", ingress_review("u-2", "good", "CREATE"))
-        .await;
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(server.errors(ErrorReason::Overloaded), 1);
-    // Gate requests are not limited.
+    for i in 0..3 {
+        let uid = format!("u-good-{i}");
+        let answer = conn
+            .post("/validate", ingress_review(&uid, "good", "CREATE"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.review().response.unwrap().uid, uid);
+    }
+    // Gate requests read no body and need no worker.
     let answer = conn.verify("", &[("ssl-client-verify", "SUCCESS")]).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    // The slow ones complete and are reviewed too.
+    for (tx, pending) in slow {
+        tx.unbounded_send(Bytes::from(tail.to_string())).unwrap();
+        drop(tx);
+        let answer = pending.await.unwrap().unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.review().response.unwrap().uid, "u-slow");
+    }
+    assert_eq!(server.errors(ErrorReason::Overloaded), 0);
+    server.stop().await;
+}
 
-    tx.unbounded_send(Bytes::from(tail.to_string())).unwrap();
-    drop(tx);
-    let answer = pending.await.unwrap().unwrap();
-    assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.review().response.unwrap().uid, "u-slow");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_bodies_are_cut_off_by_the_minimum_rate() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.body_read_timeout = Duration::from_secs(30);
+        c.limits.body_rate_grace = Duration::from_millis(300);
+        c.limits.min_body_rate = 1000;
+    })
+    .await;
+    for alpn in [H1, H2] {
+        let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, alpn)).await;
+        let (tx, body) = streamed();
+        let req = conn.request(Method::POST, "/validate", body);
+        let pending = tokio::spawn(async move { conn.send(req).await });
+        // Ten bytes, then nothing: far below 1,000 bytes/s once the grace period is over.
+        tx.unbounded_send(Bytes::from_static(b"{\"apiVersi"))
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), pending)
+            .await
+            .expect("cut off long before the 30 s body timeout")
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT);
+        assert!(
+            answer.text().contains("slower than 1000 bytes/s"),
+            "{}",
+            answer.text()
+        );
+        drop(tx);
+    }
+    assert_eq!(server.errors(ErrorReason::BodyTooSlow), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_past_the_deadline_are_denied_with_their_uid() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.review_deadline = Duration::from_millis(300);
+        c.limits.review_workers = 2;
+    })
+    .await;
+    let config = client_config(&pki.roots, TLS_ANY, H2);
+    for (path, uid) in [("/validate", "u-slow-v"), ("/mutate", "u-slow-m")] {
+        let mut conn = Conn::open(server.addr, config.clone()).await;
+        let answer = conn.post(path, ingress_review(uid, "slow", "CREATE")).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let response = answer.review().response.unwrap();
+        assert_eq!(response.uid, uid);
+        assert!(!response.allowed, "{path}: fail closed");
+        assert!(response.patch.is_none(), "{path}: no patch");
+        assert!(
+            response.result.message.contains("300ms review deadline"),
+            "{}",
+            response.result.message
+        );
+    }
+    // The two slow reviews still hold both workers: the next review cannot start before
+    // the deadline and is refused (503 without a uid: it was never decoded).
+    let mut conn = Conn::open(server.addr, config.clone()).await;
     let answer = conn
-        .post("/validate", ingress_review("u-3", "good", "CREATE"))
+        .post("/validate", ingress_review("u-next", "good", "CREATE"))
+        .await;
+    if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert!(
+            answer.text().contains("review deadline"),
+            "{}",
+            answer.text()
+        );
+    } else {
+        // On a machine slow enough for the slow review to have ended already.
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    // Once the slow review ends its worker is free again.
+    tokio::time::sleep(SLOW_REVIEW).await;
+    let answer = conn
+        .post("/validate", ingress_review("u-after", "good", "CREATE"))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.review().response.unwrap().allowed);
+    assert!(server.errors(ErrorReason::ReviewDeadline) >= 2);
+    let metrics = probe_get(server.probe, "/metrics").await.text();
+    assert!(
+        metrics.contains("mtls_gate_admission_requests_total{webhook=\"mutate\",operation=\"CREATE\",kind=\"Ingress\",decision=\"denied\"} 1"),
+        "{metrics}"
+    );
     server.stop().await;
 }
 
@@ -1232,6 +1525,97 @@ async fn certificate_rotation_under_load_and_broken_pairs() {
     server.stop().await;
 }
 
+#[test]
+fn pairs_outside_their_validity_window_are_refused() {
+    let pki = pki();
+    let now = tls::unix_now();
+    type Case = (&'static str, i64, i64, Option<&'static str>);
+    let cases: &[Case] = &[
+        ("valid for a day", -60, 86_400, None),
+        ("expired a minute ago", -86_400, -60, Some("expired at")),
+        (
+            "valid only from tomorrow",
+            86_400,
+            2 * 86_400,
+            Some("not valid before"),
+        ),
+    ];
+    for (i, (label, from, to, refusal)) in cases.iter().enumerate() {
+        let (cert, _) = ec_pair_valid(&pki, 10 + i as u64, *from, *to);
+        match (
+            tls::load_serving_pair(cert.as_bytes(), EC_SEC1.as_bytes(), now),
+            refusal,
+        ) {
+            (Ok(serving), None) => {
+                let v = serving.validity;
+                assert!((v.not_after - (now + to)).abs() <= 2, "{label}: {v:?}");
+                assert!((v.not_before - (now + from)).abs() <= 2, "{label}: {v:?}");
+            }
+            (Err(e), Some(message)) => {
+                assert!(e.to_string().contains(message), "{label}: {e}");
+            }
+            (Ok(_), Some(_)) => panic!("{label}: loaded"),
+            (Err(e), None) => panic!("{label}: {e}"),
+        }
+    }
+    // A key of another certificate is refused as before.
+    let (cert, _) = ec_pair_valid(&pki, 20, -60, 86_400);
+    let err = tls::load_serving_pair(cert.as_bytes(), RSA_PKCS1.as_bytes(), now)
+        .err()
+        .expect("mismatch refused");
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_the_old_pair_when_the_new_one_is_expired_or_not_yet_valid() {
+    let pki = pki();
+    let (cert_a, der_a) = ec_pair_valid(&pki, 30, -60, 86_400);
+    let server = start(Some((&cert_a, EC_SEC1)), true, |_| {}).await;
+    wait_until("first load", || server.reloads(true) == 1).await;
+    let not_after_a = server.metrics.certificate_not_after.get();
+    assert!(
+        (not_after_a - (tls::unix_now() + 86_400)).abs() <= 5,
+        "{not_after_a}"
+    );
+
+    let (expired, _) = ec_pair_valid(&pki, 31, -86_400, -60);
+    let (future, _) = ec_pair_valid(&pki, 32, 86_400, 2 * 86_400);
+    let (other, _) = ec_pair_valid(&pki, 33, -60, 86_400);
+    let refused: [(&str, &str); 3] = [(&expired, EC_SEC1), (&future, EC_SEC1), (&other, RSA_PKCS1)];
+    for (n, (cert, key)) in refused.into_iter().enumerate() {
+        install_pair(server.dir.path(), cert, key);
+        wait_until("refusal", || server.reloads(false) == n as u64 + 1).await;
+        // Still serving A, still ready, still advertising A's notAfter.
+        let conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+        assert_eq!(conn.peer, der_a, "case {n}");
+        let ready = probe_get(server.probe, "/readyz").await;
+        assert_eq!(ready.status, StatusCode::OK, "case {n}: {}", ready.text());
+        assert_eq!(server.metrics.certificate_not_after.get(), not_after_a);
+    }
+    let metrics = probe_get(server.probe, "/metrics").await.text();
+    assert!(
+        metrics.contains(&format!(
+            "mtls_gate_certificate_not_after_seconds {not_after_a}"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mtls_gate_certificate_reloads_total{result=\"failure\"} 3"));
+    server.stop().await;
+
+    // Started with only an expired pair: nothing is loaded, not ready, no handshake.
+    let server = start(Some((&expired, EC_SEC1)), true, |_| {}).await;
+    wait_until("refusal", || server.reloads(false) == 1).await;
+    let ready = probe_get(server.probe, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        ready.text().contains("no serving certificate"),
+        "{}",
+        ready.text()
+    );
+    assert_eq!(server.metrics.certificate_not_after.get(), 0);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_drains_in_flight_requests() {
     let pki = pki();
@@ -1370,26 +1754,41 @@ async fn silent_tcp_connections_hit_the_tls_handshake_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+async fn at_the_connection_limit_busy_connections_stay_and_idle_ones_make_room() {
     let pki = pki();
     let (cert, _) = ec_pair(&pki, 1);
     let server = start(Some((&cert, EC_SEC1)), true, |c| {
         c.limits.max_connections = 1;
+        c.limits.body_read_timeout = Duration::from_secs(10);
+        c.limits.body_rate_grace = Duration::from_secs(10);
     })
     .await;
     let config = client_config(&pki.roots, TLS_ANY, H1);
+    // The only slot is held by a connection with a request in progress.
     let mut first = Conn::open(server.addr, config.clone()).await;
-    let answer = first
-        .post("/validate", ingress_review("u1", "good", "CREATE"))
-        .await;
-    assert_eq!(answer.status, StatusCode::OK);
-    // The second connection is not served while the first holds the only slot...
+    let (tx, body) = streamed();
+    let req = first.request(Method::POST, "/validate", body);
+    let review = ingress_review("u1", "good", "CREATE");
+    let (head, tail) = review.split_at(100);
+    tx.unbounded_send(Bytes::from(head.to_string())).unwrap();
+    let pending = tokio::spawn(async move {
+        let answer = first.send(req).await;
+        (answer, first)
+    });
+    wait_until("request in progress", || {
+        server.metrics.admission_in_flight.get() == 1
+    })
+    .await;
+    // A second connection is not served while the first is busy...
     let second = tokio::spawn(Conn::open(server.addr, config));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!second.is_finished());
-    // ...and is served as soon as the slot frees.
-    drop(first);
-    let mut second = tokio::time::timeout(Duration::from_secs(3), second)
+    // ...and is served as soon as the first is idle: the first makes room.
+    tx.unbounded_send(Bytes::from(tail.to_string())).unwrap();
+    drop(tx);
+    let (answer, first) = pending.await.unwrap();
+    assert_eq!(answer.unwrap().status, StatusCode::OK);
+    let mut second = tokio::time::timeout(Duration::from_secs(5), second)
         .await
         .expect("second connection served")
         .unwrap();
@@ -1397,5 +1796,123 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
         .post("/validate", ingress_review("u2", "good", "CREATE"))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(3), first.driver)
+        .await
+        .expect("the idle first connection was closed")
+        .unwrap();
+    let metrics = probe_get(server.probe, "/metrics").await.text();
+    assert!(
+        metrics.contains("mtls_gate_connections_evicted_total{port=\"webhook\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// A TLS connection that negotiates `alpn` and then sends nothing.
+async fn silent_tls(addr: SocketAddr, config: Arc<ClientConfig>) -> TlsStream<TcpStream> {
+    tls_connect(addr, config).await
+}
+
+/// True when the server closes `stream` within `limit`.
+async fn closed_within(stream: &mut (impl tokio::io::AsyncRead + Unpin), limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_http2_connections_are_closed_and_make_room_at_the_limit() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    // A first-request deadline of 400 ms (the test header timeout).
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    let h2 = client_config(&pki.roots, TLS_ANY, H2);
+    let mut silent = silent_tls(server.addr, h2.clone()).await;
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(5)).await,
+        "a connection that never sends its HTTP/2 preface is closed"
+    );
+    server.stop().await;
+
+    // With a long deadline, four silent connections fill the limit of four; good clients
+    // still get in, each taking the slot of the silent connection idle longest.
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.max_connections = 4;
+        c.limits.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(silent_tls(server.addr, h2.clone()).await);
+    }
+    let mut good = Vec::new();
+    for i in 0..3 {
+        let mut conn =
+            tokio::time::timeout(Duration::from_secs(5), Conn::open(server.addr, h2.clone()))
+                .await
+                .expect("a good client gets a connection");
+        let uid = format!("u-{i}");
+        let answer = conn
+            .post("/validate", ingress_review(&uid, "good", "CREATE"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        // Kept open (and idle now, but younger than the silent ones).
+        good.push(conn);
+    }
+    // The three oldest silent connections were closed; the newest still waits.
+    for (i, stream) in held.iter_mut().enumerate() {
+        let closed = closed_within(
+            stream,
+            Duration::from_millis(if i < 3 { 3000 } else { 200 }),
+        )
+        .await;
+        assert_eq!(closed, i < 3, "silent connection {i}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_probe_connections_cannot_starve_the_probes() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.probe.max_connections = 8;
+        c.limits.probe.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // Twelve connections that send nothing, more than the probe port's slots.
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(TcpStream::connect(server.probe).await.unwrap());
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let answer = tokio::time::timeout(Duration::from_secs(5), probe_get(server.probe, path))
+            .await
+            .expect("probe answered although idle connections fill the port");
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+    }
+    let metrics = probe_get(server.probe, "/metrics").await.text();
+    assert!(
+        metrics.contains("mtls_gate_connections_evicted_total{port=\"probe\"}"),
+        "{metrics}"
+    );
+    // A slow header is cut off after the probe header timeout.
+    let server2 = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.probe.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut slow = TcpStream::connect(server2.probe).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut slow, Duration::from_secs(5)).await);
+    server2.stop().await;
+    drop(idle);
     server.stop().await;
 }

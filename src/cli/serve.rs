@@ -69,11 +69,15 @@ pub struct WebhookArgs {
     /// Log format.
     #[arg(long, value_enum, env = "MTLS_GATE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// Connection, body and review limits of the webhook and probe servers.
+    #[command(flatten)]
+    pub limits: webhook::LimitArgs,
 }
 
 /// Serves the webhooks with the cluster view loaded from manifests, until SIGTERM/Ctrl-C.
 pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    args.limits.validate().map_err(anyhow::Error::msg)?;
     let documents = manifest::read_paths(&args.objects)?;
     let manifests = manifest::load(documents, &args.namespace, true)?;
     // Without a profile every review would be admitted: refuse, as `check` does.
@@ -90,12 +94,13 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     let handler = Arc::new(ClusterAdmission::new(view, ready, args.exclude_namespaces));
     let mut registry = Registry::default();
     let metrics = Arc::new(WebhookMetrics::register(&mut registry));
-    let config = WebhookConfig::new(
+    let mut config = WebhookConfig::new(
         args.listen,
         args.probe_listen,
         args.tls_cert_file,
         args.tls_key_file,
     );
+    config.limits = args.limits.limits();
     let bound = webhook::bind(config)
         .await
         .context("cannot bind the webhook ports")?;
@@ -144,12 +149,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         synced,
         args.exclude_namespaces.clone(),
     ));
-    let config = WebhookConfig::new(
+    let mut config = WebhookConfig::new(
         args.listen,
         args.probe_listen,
         args.tls_cert_file.clone(),
         args.tls_key_file.clone(),
     );
+    config.limits = args.limits.limits();
     let bound = webhook::bind(config)
         .await
         .context("cannot bind the webhook ports")?;

@@ -170,6 +170,10 @@ pub struct RunArgs {
     /// and a ClusterPolicyReport, for policy-report dashboards; needs those CRDs installed.
     #[arg(long, env = "MTLS_GATE_POLICY_REPORTS")]
     pub policy_reports: bool,
+
+    /// Connection, body and review limits of the webhook and probe servers.
+    #[command(flatten)]
+    pub limits: crate::webhook::LimitArgs,
 }
 
 impl RunArgs {
@@ -205,7 +209,7 @@ impl RunArgs {
         if self.requeue_interval < Duration::from_secs(1) {
             return Err("--requeue-interval must be at least 1s".into());
         }
-        Ok(())
+        self.limits.validate()
     }
 
     /// Builds the API client from `--kubeconfig`, else in-cluster, else ~/.kube/config.

@@ -50,6 +50,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Labels of the per-listener connection metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabel {
+    /// `webhook` (HTTPS) or `probe`.
+    pub port: &'static str,
+}
+
 /// Reasons counted in `mtls_gate_http_errors_total{reason}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorReason {
@@ -61,9 +68,17 @@ pub enum ErrorReason {
     MethodNotAllowed,
     /// 408: the body did not arrive within the body read timeout.
     BodyTimeout,
+    /// 408: the body arrived slower than the minimum rate.
+    BodyTooSlow,
+    /// 503: the body did not fit in the memory left for request bodies.
+    BodyMemory,
+    /// 413: the decoded review would take more memory than one review may.
+    DecodedTooLarge,
+    /// The review did not finish before the review deadline (denied, fail closed).
+    ReviewDeadline,
     /// 413: body over the limit.
     PayloadTooLarge,
-    /// 503: too many admission requests in flight.
+    /// 503: too many complete admission requests waiting for a review worker.
     Overloaded,
     /// 500: the admission handler panicked.
     HandlerPanic,
@@ -91,6 +106,10 @@ impl ErrorReason {
             ErrorReason::NotFound => "not_found",
             ErrorReason::MethodNotAllowed => "method_not_allowed",
             ErrorReason::BodyTimeout => "body_timeout",
+            ErrorReason::BodyTooSlow => "body_too_slow",
+            ErrorReason::BodyMemory => "body_memory",
+            ErrorReason::DecodedTooLarge => "decoded_too_large",
+            ErrorReason::ReviewDeadline => "review_deadline",
             ErrorReason::PayloadTooLarge => "payload_too_large",
             ErrorReason::Overloaded => "overloaded",
             ErrorReason::HandlerPanic => "handler_panic",
@@ -130,6 +149,16 @@ pub struct WebhookMetrics {
     pub http_errors: Family<ReasonLabel, Counter>,
     /// `mtls_gate_admission_in_flight`: admission requests being read or reviewed now.
     pub admission_in_flight: Gauge,
+    /// `mtls_gate_certificate_not_after_seconds`: notAfter (Unix time) of the serving
+    /// certificate in use; 0 until one is loaded.
+    pub certificate_not_after: Gauge,
+    /// `mtls_gate_open_connections{port}`: connections holding a slot now.
+    pub open_connections: Family<PortLabel, Gauge>,
+    /// `mtls_gate_connections_evicted_total{port}`: idle connections closed to make room
+    /// for a new one at the connection limit.
+    pub connections_evicted: Family<PortLabel, Counter>,
+    /// `mtls_gate_request_body_bytes`: bytes of request bodies held in memory now.
+    pub body_bytes: Gauge,
 }
 
 impl WebhookMetrics {
@@ -173,6 +202,26 @@ impl WebhookMetrics {
             "Admission requests being read or reviewed at this moment",
             metrics.admission_in_flight.clone(),
         );
+        registry.register(
+            "mtls_gate_certificate_not_after_seconds",
+            "notAfter of the serving certificate in use, Unix time (0: none loaded)",
+            metrics.certificate_not_after.clone(),
+        );
+        registry.register(
+            "mtls_gate_open_connections",
+            "Connections holding a slot, by listener",
+            metrics.open_connections.clone(),
+        );
+        registry.register(
+            "mtls_gate_connections_evicted",
+            "Idle connections closed to make room at the connection limit, by listener",
+            metrics.connections_evicted.clone(),
+        );
+        registry.register(
+            "mtls_gate_request_body_bytes",
+            "Bytes of request bodies held in memory (received or waiting for review)",
+            metrics.body_bytes.clone(),
+        );
         metrics
     }
 
@@ -186,6 +235,10 @@ impl WebhookMetrics {
             cached_ingresses: Gauge::default(),
             http_errors: Family::default(),
             admission_in_flight: Gauge::default(),
+            certificate_not_after: Gauge::default(),
+            open_connections: Family::default(),
+            connections_evicted: Family::default(),
+            body_bytes: Gauge::default(),
         }
     }
 

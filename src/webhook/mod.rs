@@ -28,7 +28,10 @@
 //! # }
 //! ```
 
+mod body;
+mod conn;
 pub mod gate;
+pub mod limits;
 pub mod metrics;
 mod probe;
 mod review;
@@ -38,16 +41,20 @@ pub mod tls;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 
+pub use limits::{LimitArgs, Limits, ProbeLimits};
 pub use metrics::WebhookMetrics;
 pub use review::parse_admission_review;
-pub use server::{BoundWebhook, Limits, WebhookConfig, bind, serve};
+pub use server::{BoundWebhook, WebhookConfig, bind, serve};
 
 /// The admission logic behind `POST /validate` and `POST /mutate`.
 ///
 /// Implementations run on the admission path: they must be synchronous, fast and free of
-/// I/O (no disk, no network, no processes). The server calls them directly on its worker
-/// threads and catches panics (a panic becomes HTTP 500 and is counted in
-/// `mtls_gate_http_errors_total{reason="handler_panic"}`).
+/// I/O (no disk, no network, no processes). The server calls them on the blocking thread
+/// pool, at most `Limits::review_workers` at once, never on the async workers, and catches
+/// panics (a panic becomes HTTP 500 and is counted in
+/// `mtls_gate_http_errors_total{reason="handler_panic"}`). A call that has not returned
+/// within `Limits::review_deadline` is answered for it: denied (fail closed), for
+/// `/mutate` too; the call itself runs to its end and keeps its worker until then.
 ///
 /// The server always echoes the request `uid` in the response, whatever the handler sets.
 pub trait AdmissionHandler: Send + Sync + 'static {

@@ -167,10 +167,19 @@ pub fn parse_admission_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObj
 /// the v1 type meta.
 pub(crate) fn encode_response(
     request: &AdmissionRequest<DynamicObject>,
+    response: AdmissionResponse,
+) -> Result<Vec<u8>, serde_json::Error> {
+    encode_response_to(&request.uid, &request.types, response)
+}
+
+/// [`encode_response`] for a request known only by its uid and type meta.
+pub(crate) fn encode_response_to(
+    uid: &str,
+    types: &TypeMeta,
     mut response: AdmissionResponse,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    response.uid.clone_from(&request.uid);
-    response.types = request.types.clone();
+    response.uid = uid.to_string();
+    response.types = types.clone();
     // kube serialises `patch` (a Vec<u8>) as an array of numbers, but the API server reads
     // a Go []byte: a base64 string (kube-rs/kube#1781). Encode it here.
     let patch = response.patch.take();
@@ -187,6 +196,129 @@ pub(crate) fn encode_response(
         );
     }
     serde_json::to_vec(&value)
+}
+
+/// Memory model of a decoded JSON document (serde_json `Value` with its default
+/// `BTreeMap` maps, 64-bit): the sizes below are `size_of` of the types involved.
+const VALUE_BYTES: usize = 32; // size_of::<serde_json::Value>()
+const STRING_BYTES: usize = 24; // size_of::<String>()
+/// One B-tree node of `BTreeMap<String, Value>`: 11 keys, 11 values, parent link and
+/// lengths, plus 12 child edges for internal nodes (std's `CAPACITY = 11`).
+const MAP_NODE_BYTES: usize = 11 * (STRING_BYTES + VALUE_BYTES) + 16 + 12 * 8;
+/// Non-root B-tree nodes are at least half full, so a map of `n` entries has at most
+/// `n / 5 + 1` nodes.
+const MAP_ENTRIES_PER_NODE: usize = 5;
+
+/// The largest ratio of modelled decoded bytes to JSON text bytes: the worst text is an
+/// array of one-entry maps, `{"":0},` (7 bytes), modelled as a `Value` slot with growth
+/// slack (64) + one map node (728) + one key (24): 816 / 7 < 117. A body shorter than
+/// `limit / MAX_AMPLIFICATION` cannot exceed `limit`, so it need not be measured.
+pub(crate) const MAX_AMPLIFICATION: usize = 128;
+
+/// An upper estimate of the memory that decoding `body` into a review takes, following
+/// the model above, stopping as soon as it exceeds `limit`. `None` when it does;
+/// `Some(bytes)` otherwise (also for text that is not JSON: the decoder then reports the
+/// error). Adversarial test F3: a 4 MiB body holding an array of two million small numbers
+/// grew the process by 130 MB when decoded; this measures such a body in one pass over
+/// the text, without building it.
+pub(crate) fn estimate_decoded_bytes(body: &[u8], limit: usize) -> Option<usize> {
+    use serde::de::DeserializeSeed as _;
+    let meter = Meter {
+        used: std::cell::Cell::new(VALUE_BYTES),
+        limit,
+        over: std::cell::Cell::new(false),
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = (&meter).deserialize(&mut de);
+    if meter.over.get() {
+        None
+    } else {
+        Some(meter.used.get())
+    }
+}
+
+struct Meter {
+    used: std::cell::Cell<usize>,
+    limit: usize,
+    over: std::cell::Cell<bool>,
+}
+
+impl Meter {
+    fn add<E: serde::de::Error>(&self, bytes: usize) -> Result<(), E> {
+        let used = self.used.get().saturating_add(bytes);
+        self.used.set(used);
+        if used > self.limit {
+            self.over.set(true);
+            return Err(E::custom("decoded review over the memory limit"));
+        }
+        Ok(())
+    }
+}
+
+/// Heap bytes of a string of `len` bytes (allocations are 8-byte granular).
+fn heap_text(len: usize) -> usize {
+    len.div_ceil(8) * 8
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &Meter {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Measures a map key.
+struct KeyMeter<'a>(&'a Meter);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyMeter<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self.0)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &Meter {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
+        self.add(heap_text(s.len()))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // Each element: its slot in the Vec, twice for the doubling growth.
+        while seq.next_element_seed(self)?.is_some() {
+            self.add::<A::Error>(2 * VALUE_BYTES)?;
+        }
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut entries = 0usize;
+        while map.next_key_seed(KeyMeter(self))?.is_some() {
+            map.next_value_seed(self)?;
+            entries += 1;
+            if entries % MAP_ENTRIES_PER_NODE == 1 {
+                self.add::<A::Error>(MAP_NODE_BYTES)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +411,41 @@ mod tests {
                 .unwrap_err()
                 .contains("kind")
         );
+    }
+
+    #[test]
+    fn decoded_size_estimate_bounds_real_reviews_and_refuses_amplifying_ones() {
+        // A real review is small against the 16 MiB limit and its estimate is bounded by
+        // the amplification constant.
+        let limit = 16 << 20;
+        let small = estimate_decoded_bytes(BODY.as_bytes(), limit).unwrap();
+        assert!(small <= BODY.len() * MAX_AMPLIFICATION, "{small}");
+        assert!(small > BODY.len(), "{small}");
+
+        // The crafted shapes: arrays of small numbers, of one-entry maps, nested arrays.
+        let numbers = format!("[{}0]", "1,".repeat((2 << 20) - 2));
+        let maps = format!("[{}{{}}]", r#"{"":0},"#.repeat(590_000));
+        let nested = format!("[{}0]", "[0],".repeat((1 << 20) - 1));
+        for (name, text) in [("numbers", &numbers), ("maps", &maps), ("nested", &nested)] {
+            assert!(text.len() <= 4 << 20, "{name}");
+            assert_eq!(
+                estimate_decoded_bytes(text.as_bytes(), limit),
+                None,
+                "{name}"
+            );
+            // And the model's worst ratio holds for each.
+            let measured = estimate_decoded_bytes(text.as_bytes(), usize::MAX).unwrap();
+            assert!(
+                measured <= text.len() * MAX_AMPLIFICATION,
+                "{name}: {measured}"
+            );
+        }
+        // Text that is not JSON is left to the decoder's error message.
+        assert!(estimate_decoded_bytes(b"{\"a\": [1, 2", limit).is_some());
+        // A long string costs about its length.
+        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(1 << 20));
+        let cost = estimate_decoded_bytes(long.as_bytes(), limit).unwrap();
+        assert!((1 << 20..(1 << 20) + 4096).contains(&cost), "{cost}");
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! The HTTPS listener (`/validate`, `/mutate`, `/verify`) and the server lifecycle:
 //! bind, serve, certificate reloading, graceful shutdown.
+//!
+//! Defences (design §8, adversarial test F1, F3, F7): connection slots with eviction of
+//! the idlest connection at the limit ([`super::conn`]); TLS handshake, header and
+//! first-request deadlines; HTTP/2 stream limit, keep-alive PINGs and small flow-control
+//! windows; header size limits; bodies read under a deadline and a minimum rate into one
+//! shared memory budget ([`super::body`]); reviews decoded and run on the blocking pool,
+//! at most `review_workers` at once, taken only once the body is complete, and answered
+//! (fail closed) when they miss the review deadline.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -7,72 +15,35 @@ use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use http::header::{ALLOW, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_TYPE, EXPECT};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Bytes, Incoming};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use kube::core::TypeMeta;
+use kube::core::admission::AdmissionResponse;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::metrics::{AdmissionLabels, ErrorReason, GateLabels, WebhookLabel, WebhookMetrics};
-use super::review::{encode_response, parse_admission_review};
+use super::body::{self, BodyBudget, BodyError};
+use super::conn::{Activity, ConnectionSlots, Slot};
+use super::metrics::{
+    AdmissionLabels, ErrorReason, GateLabels, PortLabel, WebhookLabel, WebhookMetrics,
+};
+use super::review::{
+    MAX_AMPLIFICATION, encode_response, encode_response_to, estimate_decoded_bytes,
+    parse_admission_review,
+};
 use super::tls::{CertReloader, CertResolver, server_config};
-use super::{AdmissionHandler, gate, probe};
+use super::{AdmissionHandler, Reviewed, gate, probe};
 
-/// Limits and timeouts of the webhook server. `Default` gives production values.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest accepted request body (413 beyond). Default 4 MiB.
-    pub max_body_bytes: usize,
-    /// HTTP/1.1: time allowed to receive a request header. Note that hyper also applies it
-    /// between requests on a keep-alive connection, so it is the HTTP/1.1 idle timeout too.
-    /// Default 10 s.
-    pub header_read_timeout: Duration,
-    /// Time allowed to receive a whole request body once its header arrived (408 beyond).
-    /// Default 10 s.
-    pub body_read_timeout: Duration,
-    /// Time allowed for the TLS handshake. Default 10 s.
-    pub tls_handshake_timeout: Duration,
-    /// A connection with no request in flight for this long is closed gracefully
-    /// (HTTP/2 GOAWAY; covers HTTP/2 clients that never send a complete request).
-    /// Default 90 s.
-    pub idle_timeout: Duration,
-    /// Open HTTPS connections (TLS handshakes included); beyond, new connections wait in
-    /// the listen backlog. Default 1024.
-    pub max_connections: usize,
-    /// Admission requests being read or reviewed at once; beyond, 503. `/verify` is not
-    /// counted (it reads no body). Default 64 (bounds buffered bodies to 256 MiB).
-    pub max_in_flight: usize,
-    /// HTTP/2 streams per connection. Default 128.
-    pub http2_max_concurrent_streams: u32,
-    /// After shutdown is requested, how long in-flight requests may take to finish before
-    /// the remaining connections are dropped. Default 15 s.
-    pub drain_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 4 * 1024 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(10),
-            tls_handshake_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(90),
-            max_connections: 1024,
-            max_in_flight: 64,
-            http2_max_concurrent_streams: 128,
-            drain_timeout: Duration::from_secs(15),
-        }
-    }
-}
+pub use super::limits::{Limits, ProbeLimits};
 
 /// Where and how the webhook server listens.
 #[derive(Debug, Clone)]
@@ -231,30 +202,29 @@ impl BoundWebhook {
                 resolver,
                 phase: phase_rx.clone(),
             },
-            limits.header_read_timeout,
+            limits.probe.clone(),
         ));
 
         let shared = Arc::new(Shared {
             handler,
             metrics: metrics.clone(),
-            in_flight: Semaphore::new(limits.max_in_flight.max(1)),
+            budget: BodyBudget::new(limits.body_memory_bytes, metrics.body_bytes.clone()),
+            waiting: Semaphore::new(limits.max_in_flight.max(1)),
+            workers: Arc::new(Semaphore::new(limits.review_workers.max(1))),
             limits: limits.clone(),
+            h1: http1_builder(&limits),
+            h2: http2_builder(&limits),
         });
-        let builders = Arc::new(Builders::new(&limits));
         let acceptor = TlsAcceptor::from(tls);
-        let max_connections = limits.max_connections.clamp(1, 1 << 20);
-        let connections = Arc::new(Semaphore::new(max_connections));
+        let port = PortLabel { port: "webhook" };
+        let slots = ConnectionSlots::new(
+            limits.max_connections,
+            metrics.open_connections.get_or_create(&port).clone(),
+        );
+        let graceful = GracefulShutdown::new();
 
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                p = connections.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
             let accepted = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -269,34 +239,47 @@ impl BoundWebhook {
                     continue;
                 }
             };
+            let (slot, evicted) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                s = slots.acquire() => s,
+            };
+            if evicted > 0 {
+                metrics
+                    .connections_evicted
+                    .get_or_create(&port)
+                    .inc_by(evicted);
+            }
             let _ = tcp.set_nodelay(true);
             tokio::spawn(serve_connection(
                 tcp,
                 peer,
                 acceptor.clone(),
                 shared.clone(),
-                builders.clone(),
                 phase_rx.clone(),
-                permit,
+                slot,
+                graceful.watcher(),
             ));
         }
 
         tracing::info!("shutdown requested: draining webhook connections");
         drop(https);
         let _ = phase_tx.send(Phase::Draining);
-        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(limits.drain_timeout, connections.acquire_many(all))
+        let drain = async {
+            graceful.shutdown().await;
+            slots.all_closed().await;
+        };
+        if tokio::time::timeout(limits.drain_timeout, drain)
             .await
-            .is_ok();
-        if !drained {
+            .is_err()
+        {
             tracing::warn!(
                 timeout = ?limits.drain_timeout,
                 "drain timeout expired: dropping the remaining webhook connections"
             );
             let _ = phase_tx.send(Phase::Abort);
             // Connection tasks drop their connection as soon as they see Abort.
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), connections.acquire_many(all)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), slots.all_closed()).await;
         }
         let _ = phase_tx.send(Phase::Stopped);
         let _ = reload_stop_tx.send(true);
@@ -311,86 +294,39 @@ impl BoundWebhook {
 struct Shared {
     handler: Arc<dyn AdmissionHandler>,
     metrics: Arc<WebhookMetrics>,
-    in_flight: Semaphore,
+    /// Memory of all request bodies.
+    budget: Arc<BodyBudget>,
+    /// Complete admission requests waiting for or holding a review worker.
+    waiting: Semaphore,
+    /// Review workers (blocking-pool threads running a review).
+    workers: Arc<Semaphore>,
     limits: Limits,
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
-/// One HTTP/1.1-only and one HTTP/2-only builder; ALPN picks one per connection.
-struct Builders {
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+fn http1_builder(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true)
+        .max_headers(64)
+        .max_header_size(limits.max_header_bytes)
+        // The read buffer: one header, or body chunks of at most this size.
+        .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
+    h1
 }
 
-impl Builders {
-    fn new(limits: &Limits) -> Self {
-        let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
-        h1.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .keep_alive(true)
-            .max_headers(64);
-        let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
-        h2.http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(limits.http2_max_concurrent_streams)
-            .max_header_list_size(64 * 1024);
-        // No HTTP/2 PING keep-alive: it costs on every frame, and connections without a
-        // request in flight are closed by the idle watchdog (`idle_timeout`) anyway.
-        Self { h1, h2 }
-    }
-}
-
-/// Requests in flight and time of the last request activity on one connection.
-struct Activity {
-    epoch: Instant,
-    in_flight: AtomicUsize,
-    last_ms: AtomicU64,
-}
-
-struct ActivityGuard(Arc<Activity>);
-
-impl Activity {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            epoch: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_ms: AtomicU64::new(0),
-        })
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn begin(self: &Arc<Self>) -> ActivityGuard {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.touch();
-        ActivityGuard(self.clone())
-    }
-
-    /// Resolves once no request has been in flight for `timeout`.
-    async fn idle_for(&self, timeout: Duration) {
-        loop {
-            if self.in_flight.load(Ordering::Relaxed) == 0 {
-                let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-                let idle = self.epoch.elapsed().saturating_sub(last);
-                if idle >= timeout {
-                    return;
-                }
-                tokio::time::sleep(timeout - idle).await;
-            } else {
-                tokio::time::sleep(timeout).await;
-            }
-        }
-    }
-}
-
-impl Drop for ActivityGuard {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
+fn http2_builder(limits: &Limits) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(limits.http2_keep_alive_interval)
+        .keep_alive_timeout(limits.http2_keep_alive_timeout)
+        .initial_connection_window_size(limits.http2_connection_window)
+        .initial_stream_window_size(limits.http2_stream_window);
+    h2
 }
 
 async fn wait_phase(phase: &mut watch::Receiver<Phase>, at_least: Phase) {
@@ -404,13 +340,13 @@ async fn serve_connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
-    builders: Arc<Builders>,
     phase: watch::Receiver<Phase>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    slot: Slot,
+    graceful: Watcher,
 ) {
     let mut drain_rx = phase.clone();
-    let mut abort_rx = phase;
     let limits = &shared.limits;
+    let activity = slot.activity();
     let handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
     let tls = tokio::select! {
         r = handshake => match r {
@@ -427,67 +363,72 @@ async fn serve_connection(
             }
         },
         () = wait_phase(&mut drain_rx, Phase::Draining) => return,
+        () = activity.evicted() => return,
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-    let builder = if h2 { &builders.h2 } else { &builders.h1 };
 
-    let activity = Activity::new();
     let svc_activity = activity.clone();
     let svc_shared = shared.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let guard = svc_activity.begin();
+        let busy = svc_activity.begin();
         let shared = svc_shared.clone();
         async move {
             let response = route(&shared, req).await;
-            drop(guard);
+            drop(busy);
             Ok::<_, Infallible>(response)
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(tls), service);
-    tokio::pin!(conn);
+    let io = TokioIo::new(tls);
+    if h2 {
+        let conn = graceful.watch(shared.h2.serve_connection(io, service));
+        drive(conn, &shared, &activity, phase, peer).await;
+    } else {
+        let conn = graceful.watch(shared.h1.serve_connection(io, service));
+        drive(conn, &shared, &activity, phase, peer).await;
+    }
+    drop(slot);
+}
 
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    classify_connection_error(&shared.metrics, peer, &*e);
-                }
-                return;
+/// Runs one connection until it ends, is idle too long (before its first request:
+/// `header_read_timeout`, after: `idle_timeout`), is evicted to make room, or shutdown
+/// aborts it. Dropping the connection closes it.
+async fn drive(
+    conn: impl Future<Output = Result<(), hyper::Error>>,
+    shared: &Shared,
+    activity: &Activity,
+    mut phase: watch::Receiver<Phase>,
+    peer: SocketAddr,
+) {
+    let limits = &shared.limits;
+    tokio::select! {
+        res = conn => {
+            if let Err(e) = res {
+                classify_connection_error(&shared.metrics, peer, &e);
             }
-            () = wait_phase(&mut drain_rx, Phase::Draining), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = activity.idle_for(limits.idle_timeout), if !closing => {
-                tracing::debug!(%peer, "closing idle connection");
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = wait_phase(&mut abort_rx, Phase::Abort) => return,
         }
+        () = activity.idle_for(limits.header_read_timeout, limits.idle_timeout) => {
+            tracing::debug!(%peer, "closing idle connection");
+        }
+        () = activity.evicted() => {
+            tracing::debug!(%peer, "closing idle connection to make room for a new one");
+        }
+        () = wait_phase(&mut phase, Phase::Abort) => {}
     }
 }
 
-fn classify_connection_error(
-    metrics: &WebhookMetrics,
-    peer: SocketAddr,
-    err: &(dyn std::error::Error + 'static),
-) {
-    if let Some(e) = err.downcast_ref::<hyper::Error>() {
-        if e.is_timeout() {
-            metrics.error(ErrorReason::HeaderTimeout);
-            tracing::debug!(%peer, "request header read timed out");
-            return;
-        }
-        if e.is_parse() || e.is_parse_too_large() {
-            metrics.error(ErrorReason::Connection);
-            tracing::debug!(%peer, error = %e, "malformed HTTP request");
-            return;
-        }
+fn classify_connection_error(metrics: &WebhookMetrics, peer: SocketAddr, e: &hyper::Error) {
+    if e.is_timeout() {
+        metrics.error(ErrorReason::HeaderTimeout);
+        tracing::debug!(%peer, "request header read timed out");
+        return;
+    }
+    if e.is_parse() || e.is_parse_too_large() {
+        metrics.error(ErrorReason::Connection);
+        tracing::debug!(%peer, error = %e, "malformed HTTP request");
+        return;
     }
     // Client resets and early closes are routine; not counted.
-    tracing::debug!(%peer, error = %err, "connection ended with an error");
+    tracing::debug!(%peer, error = %e, "connection ended with an error");
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -567,50 +508,55 @@ fn verify(shared: &Shared, req: &Request<Incoming>) -> Resp {
     }
 }
 
-/// Reads the body within the limits, or returns the error response.
-async fn read_body(shared: &Shared, body: Incoming) -> Result<Vec<u8>, Resp> {
-    let max = shared.limits.max_body_bytes;
-    let too_large = |shared: &Shared| {
-        shared.metrics.error(ErrorReason::PayloadTooLarge);
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {max} bytes"),
-        )
-    };
-    // Content-Length (HTTP/1.1 and HTTP/2) is known up front: refuse before reading.
-    let announced = body.size_hint().lower();
-    if announced > max as u64 {
-        return Err(too_large(shared));
-    }
-    let deadline = tokio::time::Instant::now() + shared.limits.body_read_timeout;
-    let mut buf = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
-    let mut body = body;
-    loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                shared.metrics.error(ErrorReason::BodyTimeout);
-                return Err(text(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request body not received in time",
-                ));
+/// The answer to a body that was not accepted.
+fn body_error(shared: &Shared, error: BodyError) -> Resp {
+    let limits = &shared.limits;
+    let (reason, status, message) = match error {
+        BodyError::TooLarge { drained } => {
+            let message = format!("request body larger than {} bytes", limits.max_body_bytes);
+            let mut resp = text(StatusCode::PAYLOAD_TOO_LARGE, message);
+            if !drained {
+                // The rest of the body is unread: this HTTP/1.1 connection cannot carry on.
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
             }
-            Ok(None) => return Ok(buf),
-            Ok(Some(Err(e))) => {
-                shared.metrics.error(ErrorReason::BodyRead);
-                return Err(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read request body: {e}"),
-                ));
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        if let Ok(data) = frame.into_data() {
-            if buf.len().saturating_add(data.len()) > max {
-                return Err(too_large(shared));
-            }
-            buf.extend_from_slice(&data);
+            shared.metrics.error(ErrorReason::PayloadTooLarge);
+            return resp;
         }
-    }
+        BodyError::Timeout => (
+            ErrorReason::BodyTimeout,
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {:?}",
+                limits.body_read_timeout
+            ),
+        ),
+        BodyError::TooSlow => (
+            ErrorReason::BodyTooSlow,
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body arriving slower than {} bytes/s",
+                limits.min_body_rate
+            ),
+        ),
+        BodyError::Memory => (
+            ErrorReason::BodyMemory,
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "request bodies in progress exceed the {}-byte memory limit; retry",
+                limits.body_memory_bytes
+            ),
+        ),
+        BodyError::Read(e) => (
+            ErrorReason::BodyRead,
+            StatusCode::BAD_REQUEST,
+            format!("cannot read request body: {e}"),
+        ),
+    };
+    shared.metrics.error(reason);
+    text(status, message)
 }
 
 /// Keeps `mtls_gate_admission_in_flight` up while alive.
@@ -647,87 +593,241 @@ fn operation_label(op: &kube::core::admission::Operation) -> &'static str {
     }
 }
 
-async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) -> Resp {
-    let Ok(_permit) = shared.in_flight.try_acquire() else {
-        shared.metrics.error(ErrorReason::Overloaded);
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many admission requests in flight",
+/// What a review worker reports as soon as the request is decoded, so that a review that
+/// misses its deadline can still be answered with the request's uid.
+struct Started {
+    uid: String,
+    types: TypeMeta,
+    labels: AdmissionLabels,
+}
+
+/// What a review worker produced: the response and what to record.
+struct Finished {
+    resp: Resp,
+    labels: Option<AdmissionLabels>,
+    error: Option<ErrorReason>,
+}
+
+fn json_response(json: Vec<u8>) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(json)));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Decodes and reviews one body; runs on a blocking-pool thread.
+fn review_blocking(
+    handler: &dyn AdmissionHandler,
+    webhook: Webhook,
+    body: &[u8],
+    max_decoded_bytes: usize,
+    started: oneshot::Sender<Started>,
+) -> Finished {
+    let fail = |status, reason, message: String| Finished {
+        resp: text(status, message),
+        labels: None,
+        error: Some(reason),
+    };
+    if body.len() > max_decoded_bytes / MAX_AMPLIFICATION
+        && estimate_decoded_bytes(body, max_decoded_bytes).is_none()
+    {
+        return fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorReason::DecodedTooLarge,
+            format!(
+                "AdmissionReview would take more than {max_decoded_bytes} bytes of memory once decoded"
+            ),
         );
-    };
-    let _in_flight = InFlight::enter(&shared.metrics.admission_in_flight);
-    let started = Instant::now();
-    let body = match read_body(shared, req.into_body()).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
-    let request = match parse_admission_review(&body) {
+    }
+    let request = match parse_admission_review(body) {
         Ok(r) => r,
         Err(message) => {
-            shared.metrics.error(ErrorReason::BadRequest);
             tracing::debug!(%message, "malformed AdmissionReview");
-            return text(StatusCode::BAD_REQUEST, message);
+            return fail(StatusCode::BAD_REQUEST, ErrorReason::BadRequest, message);
         }
     };
-    drop(body);
-    let handler = &*shared.handler;
-    let outcome = catch_unwind(AssertUnwindSafe(|| match webhook {
-        Webhook::Validate => handler.validate(&request),
-        Webhook::Mutate => handler.mutate(&request),
-    }));
     let mut labels = AdmissionLabels {
         webhook: webhook.as_str(),
         operation: operation_label(&request.operation),
         kind: kind_label(&request.kind.kind),
         decision: "error",
     };
-    let resp = match outcome {
-        Ok(reviewed) => {
-            labels.decision = reviewed.decision.as_str();
-            match encode_response(&request, reviewed.response) {
-                Ok(json) => {
-                    let mut resp = Response::new(Full::new(Bytes::from(json)));
-                    resp.headers_mut().insert(
-                        CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/json"),
-                    );
-                    resp
-                }
-                Err(e) => {
-                    labels.decision = "error";
-                    shared.metrics.error(ErrorReason::ResponseEncoding);
-                    tracing::error!(uid = %request.uid, error = %e, "cannot encode admission response");
-                    text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "cannot encode admission response",
-                    )
-                }
-            }
-        }
+    let _ = started.send(Started {
+        uid: request.uid.clone(),
+        types: request.types.clone(),
+        labels: labels.clone(),
+    });
+    let outcome = catch_unwind(AssertUnwindSafe(|| match webhook {
+        Webhook::Validate => handler.validate(&request),
+        Webhook::Mutate => handler.mutate(&request),
+    }));
+    let reviewed: Reviewed = match outcome {
+        Ok(r) => r,
         Err(_) => {
-            shared.metrics.error(ErrorReason::HandlerPanic);
             tracing::error!(
                 uid = %request.uid,
                 webhook = webhook.as_str(),
                 "admission handler panicked"
             );
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "admission handler failed",
-            )
+            return Finished {
+                resp: text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "admission handler failed",
+                ),
+                labels: Some(labels),
+                error: Some(ErrorReason::HandlerPanic),
+            };
         }
     };
-    shared
-        .metrics
-        .admission_requests
-        .get_or_create(&labels)
-        .inc();
-    shared
-        .metrics
-        .admission_duration
-        .get_or_create(&WebhookLabel {
-            webhook: webhook.as_str(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    resp
+    match encode_response(&request, reviewed.response) {
+        Ok(json) => {
+            labels.decision = reviewed.decision.as_str();
+            Finished {
+                resp: json_response(json),
+                labels: Some(labels),
+                error: None,
+            }
+        }
+        Err(e) => {
+            tracing::error!(uid = %request.uid, error = %e, "cannot encode admission response");
+            Finished {
+                resp: text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot encode admission response",
+                ),
+                labels: Some(labels),
+                error: Some(ErrorReason::ResponseEncoding),
+            }
+        }
+    }
+}
+
+/// The fail-closed answer to a review that missed its deadline: denied, uid echoed. For
+/// `/mutate` too: the object was not rendered, so it must not pass unrendered.
+fn deadline_denial(webhook: Webhook, deadline: Duration, started: &Started) -> Resp {
+    let what = match webhook {
+        Webhook::Validate => "the review",
+        Webhook::Mutate => "rendering (mutating review)",
+    };
+    let message = format!(
+        "mtls-gate: {what} did not finish within the {deadline:?} review deadline \
+         (--review-deadline); denied to fail closed, retry later"
+    );
+    let mut response = AdmissionResponse::invalid(&message);
+    response.result.reason = "Timeout".into();
+    response.result.code = 503;
+    match encode_response_to(&started.uid, &started.types, response) {
+        Ok(json) => json_response(json),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, message),
+    }
+}
+
+async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) -> Resp {
+    let _in_flight = InFlight::enter(&shared.metrics.admission_in_flight);
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let expect_continue = parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let body = match body::read(body, expect_continue, &shared.limits, &shared.budget).await {
+        Ok(b) => b,
+        Err(e) => return body_error(shared, e),
+    };
+    // The body is complete: only now does the request compete for review workers.
+    let deadline = tokio::time::Instant::now() + shared.limits.review_deadline;
+    let Ok(_waiting) = shared.waiting.try_acquire() else {
+        shared.metrics.error(ErrorReason::Overloaded);
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many admission requests waiting for review",
+        );
+    };
+    let worker =
+        match tokio::time::timeout_at(deadline, shared.workers.clone().acquire_owned()).await {
+            Ok(Ok(w)) => w,
+            _ => {
+                shared.metrics.error(ErrorReason::ReviewDeadline);
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "no review worker free within the {:?} review deadline; retry later",
+                        shared.limits.review_deadline
+                    ),
+                );
+            }
+        };
+    let (started_tx, mut started_rx) = oneshot::channel();
+    let handler = shared.handler.clone();
+    let max_decoded = shared.limits.max_decoded_bytes;
+    let task = tokio::task::spawn_blocking(move || {
+        let finished = review_blocking(&*handler, webhook, &body.bytes, max_decoded, started_tx);
+        // The worker slot and the body's memory are released only when the work is done,
+        // even if the caller stopped waiting.
+        drop((worker, body));
+        finished
+    });
+    let finished = match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(finished)) => finished,
+        Ok(Err(e)) => {
+            // Not reachable: the handler runs under catch_unwind. Kept for completeness.
+            tracing::error!(error = %e, "review worker failed");
+            Finished {
+                resp: text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "admission handler failed",
+                ),
+                labels: None,
+                error: Some(ErrorReason::HandlerPanic),
+            }
+        }
+        Err(_) => match started_rx.try_recv() {
+            Ok(started) => {
+                tracing::warn!(
+                    uid = %started.uid,
+                    webhook = webhook.as_str(),
+                    deadline = ?shared.limits.review_deadline,
+                    "review missed its deadline: denied"
+                );
+                let mut labels = started.labels.clone();
+                labels.decision = "denied";
+                Finished {
+                    resp: deadline_denial(webhook, shared.limits.review_deadline, &started),
+                    labels: Some(labels),
+                    error: Some(ErrorReason::ReviewDeadline),
+                }
+            }
+            Err(_) => Finished {
+                resp: text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "AdmissionReview not decoded within the {:?} review deadline",
+                        shared.limits.review_deadline
+                    ),
+                ),
+                labels: None,
+                error: Some(ErrorReason::ReviewDeadline),
+            },
+        },
+    };
+    if let Some(reason) = finished.error {
+        shared.metrics.error(reason);
+    }
+    if let Some(labels) = &finished.labels {
+        shared
+            .metrics
+            .admission_requests
+            .get_or_create(labels)
+            .inc();
+        shared
+            .metrics
+            .admission_duration
+            .get_or_create(&WebhookLabel {
+                webhook: webhook.as_str(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    finished.resp
 }

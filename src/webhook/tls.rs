@@ -1,10 +1,16 @@
 //! Serving certificate: PEM loading, a swappable resolver, and the file poller that
 //! reloads the pair when a mounted Secret changes.
+//!
+//! A pair is installed only when the key matches the leaf certificate and the leaf is
+//! inside its validity window now (design §8: "a certificate that is expired or not yet
+//! valid is never loaded, and readiness says so"; adversarial test F8: an expired pair
+//! was loaded and every handshake failed while `/readyz` stayed 200). The leaf is parsed
+//! with `x509-parser` (RFC 5280 `Validity`: `notBefore`, `notAfter`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -32,6 +38,88 @@ pub enum CertError {
     UnsupportedKey(rustls::Error),
     #[error("private key does not match the certificate: {0}")]
     KeyMismatch(rustls::Error),
+    #[error("leaf certificate cannot be parsed as X.509: {0}")]
+    BadCertificate(String),
+    #[error("leaf certificate expired at {} (notAfter)", unix_text(*.not_after))]
+    Expired { not_after: i64 },
+    #[error("leaf certificate not valid before {} (notBefore)", unix_text(*.not_before))]
+    NotYetValid { not_before: i64 },
+}
+
+/// A Unix time as RFC 3339-like UTC text for messages, e.g. `2026-01-01 0:00:00.0 +00:00:00`.
+fn unix_text(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| format!("Unix time {t}"))
+}
+
+/// Seconds since the Unix epoch now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The validity window of a certificate, in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// The `Validity` of a DER certificate.
+    pub fn of(der: &CertificateDer<'_>) -> Result<Self, CertError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+            .map_err(|e| CertError::BadCertificate(e.to_string()))?;
+        let v = cert.validity();
+        Ok(Self {
+            not_before: v.not_before.timestamp(),
+            not_after: v.not_after.timestamp(),
+        })
+    }
+
+    /// Refuses a window that does not contain `now` (Unix seconds; both ends inclusive,
+    /// RFC 5280 §4.1.2.5).
+    pub fn check(&self, now: i64) -> Result<(), CertError> {
+        if now < self.not_before {
+            return Err(CertError::NotYetValid {
+                not_before: self.not_before,
+            });
+        }
+        if now > self.not_after {
+            return Err(CertError::Expired {
+                not_after: self.not_after,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A pair fit to serve: key matching the leaf, leaf valid now.
+pub struct ServingCert {
+    pub key: Arc<CertifiedKey>,
+    pub validity: Validity,
+}
+
+/// [`load_certified_key`], then refuses a leaf that is not valid at `now` (Unix seconds).
+pub fn load_serving_pair(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    now: i64,
+) -> Result<ServingCert, CertError> {
+    let key = load_certified_key(cert_pem, key_pem)?;
+    let leaf = key
+        .cert
+        .first()
+        .ok_or_else(|| CertError::NoCertificate("no CERTIFICATE section".into()))?;
+    let validity = Validity::of(leaf)?;
+    validity.check(now)?;
+    Ok(ServingCert {
+        key: Arc::new(key),
+        validity,
+    })
 }
 
 /// The crypto provider used everywhere in the webhook: `ring`, explicitly.
@@ -63,7 +151,7 @@ pub fn load_certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKe
 /// to swap the pointer.
 #[derive(Default)]
 pub struct CertResolver {
-    current: RwLock<Option<Arc<CertifiedKey>>>,
+    current: RwLock<Option<(Arc<CertifiedKey>, Option<Validity>)>>,
 }
 
 impl fmt::Debug for CertResolver {
@@ -80,10 +168,12 @@ impl CertResolver {
         Self::default()
     }
 
-    /// Installs `key` for all new handshakes.
+    /// Installs `key` for all new handshakes (its validity read from the leaf, if it
+    /// parses). The reloader installs only pairs checked by [`load_serving_pair`].
     pub fn set(&self, key: Arc<CertifiedKey>) {
+        let validity = key.cert.first().and_then(|c| Validity::of(c).ok());
         let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
-        *guard = Some(key);
+        *guard = Some((key, validity));
     }
 
     /// The certificate new handshakes get, if one is loaded.
@@ -91,7 +181,17 @@ impl CertResolver {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(k, _)| k.clone())
+    }
+
+    /// The loaded leaf's validity window, if a certificate is loaded and parses.
+    pub fn validity(&self) -> Option<Validity> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|(_, v)| *v)
     }
 
     /// True once a certificate is loaded.
@@ -138,6 +238,8 @@ pub struct CertReloader {
     resolver: Arc<CertResolver>,
     metrics: Arc<WebhookMetrics>,
     last: Option<Seen>,
+    /// The last pair was refused as not yet valid: look at it again from this Unix time.
+    retry_at: Option<i64>,
 }
 
 impl CertReloader {
@@ -153,6 +255,7 @@ impl CertReloader {
             resolver,
             metrics,
             last: None,
+            retry_at: None,
         }
     }
 
@@ -181,7 +284,8 @@ impl CertReloader {
             },
             Err(e) => Seen::Unreadable(e.to_string()),
         };
-        if self.last.as_ref() == Some(&seen) {
+        let due = self.retry_at.is_some_and(|t| unix_now() >= t);
+        if self.last.as_ref() == Some(&seen) && !due {
             return false;
         }
         let (cert, key) = match first {
@@ -213,14 +317,25 @@ impl CertReloader {
             }
         }
         self.last = Some(seen);
-        match load_certified_key(&cert, &key) {
-            Ok(certified) => {
-                self.resolver.set(Arc::new(certified));
+        self.retry_at = None;
+        match load_serving_pair(&cert, &key, unix_now()) {
+            Ok(serving) => {
+                self.resolver.set(serving.key);
+                self.metrics
+                    .certificate_not_after
+                    .set(serving.validity.not_after);
                 self.metrics.reload(true);
-                tracing::info!(cert = %self.cert_path.display(), "serving certificate loaded");
+                tracing::info!(
+                    cert = %self.cert_path.display(),
+                    not_after = %unix_text(serving.validity.not_after),
+                    "serving certificate loaded"
+                );
                 true
             }
             Err(e) => {
+                if let CertError::NotYetValid { not_before } = e {
+                    self.retry_at = Some(not_before);
+                }
                 self.metrics.reload(false);
                 tracing::error!(
                     error = %e,

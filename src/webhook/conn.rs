@@ -1,0 +1,308 @@
+//! Connection slots shared by the HTTPS and probe listeners: a hard limit on open
+//! connections, and, at the limit, room made for a new connection by closing the one
+//! that has been idle longest.
+//!
+//! Why evict instead of only waiting: connections that hold a slot without doing work
+//! (a TLS handshake that never completes, a header sent one byte at a time, an HTTP/2
+//! connection that never sends its preface) would otherwise keep every slot for their
+//! whole timeout, and new connections from the API server would wait behind them
+//! (adversarial test F3: 1,024 idle HTTP/2 connections blocked all new connections for
+//! 150 s). nginx does the same when it runs out of connections: it closes idle keep-alive
+//! connections to reuse them (`ngx_drain_connections`). The choice depends only on a
+//! connection's state, never on the client address: all legitimate traffic comes from the
+//! few API-server addresses.
+//!
+//! A connection counts as busy while a request is being served on it (from its header to
+//! the end of its response); everything else (handshake, waiting for or reading a
+//! header, keep-alive idle) counts as idle. Busy connections are never evicted; when every
+//! connection is busy, new connections wait in the listen backlog.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// The slots of one listener.
+pub(crate) struct ConnectionSlots {
+    permits: Arc<Semaphore>,
+    limit: usize,
+    open: Mutex<HashMap<u64, Arc<Activity>>>,
+    next_id: AtomicU64,
+    epoch: Instant,
+    /// Open connections, for `mtls_gate_open_connections`.
+    gauge: Gauge,
+}
+
+/// Activity of one connection, shared between its task and the slot table.
+pub(crate) struct Activity {
+    epoch: Instant,
+    busy: AtomicUsize,
+    /// Requests started on this connection so far.
+    started: AtomicU64,
+    /// Milliseconds since `epoch` of the last change of `busy` (or of the connection's start).
+    last_ms: AtomicU64,
+    evicted: AtomicBool,
+    evict: Notify,
+}
+
+/// A held slot; frees it when dropped.
+pub(crate) struct Slot {
+    slots: Arc<ConnectionSlots>,
+    id: u64,
+    activity: Arc<Activity>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Keeps a connection busy while alive (one per request).
+pub(crate) struct Busy(Arc<Activity>);
+
+impl ConnectionSlots {
+    pub(crate) fn new(limit: usize, gauge: Gauge) -> Arc<Self> {
+        let limit = limit.clamp(1, u32::MAX as usize);
+        Arc::new(Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            epoch: Instant::now(),
+            gauge,
+        })
+    }
+
+    /// Resolves once every slot is free (after the listener stopped accepting).
+    pub(crate) async fn all_closed(&self) {
+        let all = u32::try_from(self.limit).unwrap_or(u32::MAX);
+        if let Ok(p) = self.permits.acquire_many(all).await {
+            drop(p);
+        }
+    }
+
+    /// Open connections now.
+    #[cfg(test)]
+    fn open_count(&self) -> usize {
+        self.limit - self.permits.available_permits()
+    }
+
+    /// A slot for a connection just accepted. At the limit, closes the connection idle
+    /// longest (if any) and waits for its slot; when all are busy, waits for any slot.
+    /// Returns the number of connections evicted to make room.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> (Slot, u64) {
+        let mut evicted = 0;
+        loop {
+            if let Some(slot) = self.try_acquire(&mut evicted).await {
+                return (slot, evicted);
+            }
+        }
+    }
+
+    async fn try_acquire(self: &Arc<Self>, evicted: &mut u64) -> Option<Slot> {
+        let permit = loop {
+            if let Ok(p) = self.permits.clone().try_acquire_owned() {
+                break p;
+            }
+            if self.evict_idlest() {
+                *evicted += 1;
+            }
+            // The evicted connection's task frees its slot within microseconds; if nothing
+            // was idle, wait for any slot, and look again now and then.
+            match tokio::time::timeout(
+                Duration::from_millis(100),
+                self.permits.clone().acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(p)) => break p,
+                // Never closed; were it, try again from the top.
+                Ok(Err(_)) => return None,
+                Err(_) => continue,
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity {
+            epoch: self.epoch,
+            busy: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
+            evict: Notify::new(),
+        });
+        activity.touch();
+        self.lock().insert(id, activity.clone());
+        self.gauge.inc();
+        Some(Slot {
+            slots: self.clone(),
+            id,
+            activity,
+            _permit: permit,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the connection idle longest to close. False when every connection is busy.
+    fn evict_idlest(&self) -> bool {
+        let open = self.lock();
+        let idlest = open
+            .values()
+            .filter(|a| a.busy.load(Ordering::Relaxed) == 0 && !a.evicted.load(Ordering::Relaxed))
+            .min_by_key(|a| a.last_ms.load(Ordering::Relaxed));
+        match idlest {
+            Some(a) => {
+                a.evicted.store(true, Ordering::Relaxed);
+                a.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.slots.lock().remove(&self.id);
+        self.slots.gauge.dec();
+    }
+}
+
+impl Slot {
+    pub(crate) fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Marks one request in progress until the guard drops.
+    pub(crate) fn begin(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        Busy(self.clone())
+    }
+
+    /// Resolves when the slot table asks this connection to make room. A request that
+    /// started after the choice keeps the connection: the request is served, and the
+    /// connection is chosen again later if still idlest.
+    pub(crate) async fn evicted(&self) {
+        loop {
+            self.evict.notified().await;
+            if self.busy.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            self.evicted.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Resolves once no request has been in flight for `first` (before the first request
+    /// started) or `later` (after). Polls at the deadline only, so it costs one timer.
+    pub(crate) async fn idle_for(&self, first: Duration, later: Duration) {
+        loop {
+            let timeout = if self.started.load(Ordering::Relaxed) == 0 {
+                first
+            } else {
+                later
+            };
+            if self.busy.load(Ordering::Relaxed) == 0 {
+                let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+                let idle = self.epoch.elapsed().saturating_sub(last);
+                if idle >= timeout {
+                    return;
+                }
+                tokio::time::sleep(timeout - idle).await;
+            } else {
+                tokio::time::sleep(timeout).await;
+            }
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn at_the_limit_the_idlest_connection_makes_room() {
+        let slots = ConnectionSlots::new(2, Gauge::default());
+        let (old, e) = slots.acquire().await;
+        assert_eq!(e, 0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (young, _) = slots.acquire().await;
+        assert_eq!(slots.open_count(), 2);
+
+        // The third connection evicts the older idle one, which then lets go of its slot.
+        let old_activity = old.activity();
+        let closer = tokio::spawn(async move {
+            old_activity.evicted().await;
+            drop(old);
+        });
+        let (third, evicted) = tokio::time::timeout(Duration::from_secs(5), slots.acquire())
+            .await
+            .expect("a slot is made free");
+        assert_eq!(evicted, 1);
+        closer.await.unwrap();
+        assert_eq!(slots.open_count(), 2);
+        drop((young, third));
+        assert_eq!(slots.open_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn busy_connections_are_never_evicted() {
+        let slots = ConnectionSlots::new(1, Gauge::default());
+        let (only, _) = slots.acquire().await;
+        let busy = only.activity().begin();
+        let waiting = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.acquire().await })
+        };
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(!waiting.is_finished(), "a busy connection kept its slot");
+        drop(busy);
+        drop(only);
+        let (_slot, evicted) = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the freed slot is taken")
+            .unwrap();
+        assert_eq!(evicted, 0);
+    }
+
+    #[tokio::test]
+    async fn idle_deadline_differs_before_and_after_the_first_request() {
+        let slots = ConnectionSlots::new(1, Gauge::default());
+        let (slot, _) = slots.acquire().await;
+        let a = slot.activity();
+        // Before any request: the short deadline applies.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            a.idle_for(Duration::from_millis(20), Duration::from_secs(3600)),
+        )
+        .await
+        .expect("first-request deadline");
+        drop(a.begin());
+        // After one: the long one, so this does not resolve soon.
+        let r = tokio::time::timeout(
+            Duration::from_millis(100),
+            a.idle_for(Duration::from_millis(20), Duration::from_secs(3600)),
+        )
+        .await;
+        assert!(r.is_err());
+    }
+}
