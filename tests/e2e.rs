@@ -85,7 +85,9 @@ async fn render_by_server_side_apply_with_status_and_coverage() {
                 m.manager.as_deref() == Some(OPERATOR_MANAGER)
                     && m.operation.as_deref() == Some("Apply")
                     && m.fields_v1.as_ref().is_some_and(|f| {
-                        f.0["f:metadata"]["f:annotations"].get(format!("f:{VERIFY}")).is_some()
+                        f.0["f:metadata"]["f:annotations"]
+                            .get(format!("f:{VERIFY}"))
+                            .is_some()
                     })
             });
             assert!(
@@ -95,11 +97,14 @@ async fn render_by_server_side_apply_with_status_and_coverage() {
             );
         }
         let p = fx
-            .wait_status("profile Ready and Compliant with 2 managed Ingresses", |s| {
-                condition(s, "Ready").as_deref() == Some("True")
-                    && condition(s, "Compliant").as_deref() == Some("True")
-                    && s.managed_ingresses == 2
-            })
+            .wait_status(
+                "profile Ready and Compliant with 2 managed Ingresses",
+                |s| {
+                    condition(s, "Ready").as_deref() == Some("True")
+                        && condition(s, "Compliant").as_deref() == Some("True")
+                        && s.managed_ingresses == 2
+                },
+            )
             .await;
         let status = p.status.clone().expect("status");
         assert_eq!(status.violations, 0);
@@ -130,15 +135,19 @@ async fn deny_on_create_update_and_delete_names_the_endpoint() {
     let Some(env) = env().await else { return };
     with_fixture(env, "deny", |fx| async move {
         fx.apply_profile("Deny").await;
-        fx.wait_status("profile Ready", |s| condition(s, "Ready").as_deref() == Some("True"))
-            .await;
+        fx.wait_status("profile Ready", |s| {
+            condition(s, "Ready").as_deref() == Some("True")
+        })
+        .await;
         create_bank_ingresses(&fx).await;
         let ingresses = fx.ingresses();
         let pp = PostParams::default();
 
         // CREATE: /token on the public host.
         let message = api_message(
-            ingresses.create(&pp, &token_shortcut(&fx, "token-shortcut")).await,
+            ingresses
+                .create(&pp, &token_shortcut(&fx, "token-shortcut"))
+                .await,
             "CREATE of /token on the public host",
         );
         assert!(message.contains("denied"), "{message}");
@@ -158,16 +167,29 @@ async fn deny_on_create_update_and_delete_names_the_endpoint() {
             "UPDATE that requires a certificate on /authorize",
         );
         assert!(message.contains("/authorize"), "{message}");
-        assert!(ingresses.get("public").await.unwrap().annotations().get(VERIFY).is_none());
+        assert!(
+            ingresses
+                .get("public")
+                .await
+                .unwrap()
+                .annotations()
+                .get(VERIFY)
+                .is_none()
+        );
 
         // DELETE: the Ingress that carries the API host's client-certificate settings, while
         // a newer Ingress on that host relies on them.
         let api = ingresses.get("api").await.unwrap();
         let created = api.creation_timestamp().expect("creationTimestamp").0;
         // creationTimestamp has one-second resolution: the next Ingress must be newer.
-        eventually("a second past the api Ingress's creation", 10, || async move {
-            (k8s_openapi::jiff::Timestamp::now().as_second() > created.as_second()).then_some(())
-        })
+        eventually(
+            "a second past the api Ingress's creation",
+            10,
+            || async move {
+                (k8s_openapi::jiff::Timestamp::now().as_second() > created.as_second())
+                    .then_some(())
+            },
+        )
         .await;
         fx.create(&ingress(
             &fx.ns,
@@ -182,7 +204,10 @@ async fn deny_on_create_update_and_delete_names_the_endpoint() {
             other => panic!("DELETE of the Ingress carrying the API host's CA admitted: {other:?}"),
         };
         assert!(message.contains("denied"), "{message}");
-        assert!(message.contains(&format!("{}/api-statements", fx.ns)), "{message}");
+        assert!(
+            message.contains(&format!("{}/api-statements", fx.ns)),
+            "{message}"
+        );
         assert!(message.contains("/open-banking-nz/v3.0"), "{message}");
         assert!(ingresses.get_opt("api").await.unwrap().is_some());
     })
@@ -195,8 +220,10 @@ async fn warn_admits_and_kubectl_prints_the_warning() {
     let Some(env) = env().await else { return };
     with_fixture(env.clone(), "warn", |fx| async move {
         fx.apply_profile("Warn").await;
-        fx.wait_status("profile Ready", |s| condition(s, "Ready").as_deref() == Some("True"))
-            .await;
+        fx.wait_status("profile Ready", |s| {
+            condition(s, "Ready").as_deref() == Some("True")
+        })
+        .await;
         create_bank_ingresses(&fx).await;
         let manifest = serde_json::to_string(&token_shortcut(&fx, "token-shortcut")).unwrap();
         let out = kubectl(&fx.env, &["create", "-f", "-"], Some(&manifest));
@@ -212,7 +239,13 @@ async fn warn_admits_and_kubectl_prints_the_warning() {
             warning.contains(&format!("host {} endpoint /token", fx.auth_host)),
             "{warning}"
         );
-        assert!(fx.ingresses().get_opt("token-shortcut").await.unwrap().is_some());
+        assert!(
+            fx.ingresses()
+                .get_opt("token-shortcut")
+                .await
+                .unwrap()
+                .is_some()
+        );
         fx.wait_status("Warn: violation in status", |s| {
             s.violations > 0 && condition(s, "Compliant").as_deref() == Some("False")
         })
@@ -228,10 +261,13 @@ async fn audit_reports_in_status_events_and_metrics() {
     let local = env.local.clone();
     with_fixture(env, "audit", |fx| async move {
         fx.apply_profile("Audit").await;
-        fx.wait_status("profile Ready", |s| condition(s, "Ready").as_deref() == Some("True"))
-            .await;
+        fx.wait_status("profile Ready", |s| {
+            condition(s, "Ready").as_deref() == Some("True")
+        })
+        .await;
         create_bank_ingresses(&fx).await;
-        let audited_before = metric_sum("mtls_gate_admission_requests_total{|decision=\"audited\"").await;
+        let audited_before =
+            metric_sum("mtls_gate_admission_requests_total{|decision=\"audited\"").await;
         fx.create(&token_shortcut(&fx, "token-shortcut")).await;
 
         let p = fx
@@ -264,11 +300,18 @@ async fn audit_reports_in_status_events_and_metrics() {
             event.reason.as_deref().unwrap_or(""),
             event.note.as_deref().unwrap_or("")
         );
-        assert!(event.note.as_deref().unwrap_or("").contains("/token"), "{event:?}");
+        assert!(
+            event.note.as_deref().unwrap_or("").contains("/token"),
+            "{event:?}"
+        );
 
         if local.is_some() {
-            let audited = metric_sum("mtls_gate_admission_requests_total{|decision=\"audited\"").await;
-            assert!(audited > audited_before, "audited admissions {audited_before} -> {audited}");
+            let audited =
+                metric_sum("mtls_gate_admission_requests_total{|decision=\"audited\"").await;
+            assert!(
+                audited > audited_before,
+                "audited admissions {audited_before} -> {audited}"
+            );
             let profile = fx.profile.clone();
             eventually("mtls_gate_profile_violations > 0", 60, || {
                 let series = format!("mtls_gate_profile_violations{{|profile=\"{profile}\"");
@@ -329,9 +372,21 @@ async fn opt_out_and_profile_deletion_clean_up() {
         })
         .await;
         let ing = ingresses.get("mtls-auth").await.unwrap();
-        assert!(annotation(&ing, RENDERED_BY).is_none(), "{:?}", ing.annotations());
-        assert!(annotation(&ing, VERIFY).is_none(), "{:?}", ing.annotations());
-        assert!(annotation(&ing, CA_REF).is_none(), "{:?}", ing.annotations());
+        assert!(
+            annotation(&ing, RENDERED_BY).is_none(),
+            "{:?}",
+            ing.annotations()
+        );
+        assert!(
+            annotation(&ing, VERIFY).is_none(),
+            "{:?}",
+            ing.annotations()
+        );
+        assert!(
+            annotation(&ing, CA_REF).is_none(),
+            "{:?}",
+            ing.annotations()
+        );
     })
     .await;
 }
@@ -352,7 +407,10 @@ async fn steady_state_makes_zero_writes() {
             condition(s, "Compliant").as_deref() == Some("True") && s.managed_ingresses == 2
         })
         .await;
-        let reconciles = format!("mtls_gate_reconciles_total{{|profile=\"{}\"|result=\"ok\"", fx.profile);
+        let reconciles = format!(
+            "mtls_gate_reconciles_total{{|profile=\"{}\"|result=\"ok\"",
+            fx.profile
+        );
         // Settled: one more reconcile ran after the status became compliant.
         let settled = metric_sum(&reconciles).await;
         eventually("one more reconcile of the profile", 60, || {
@@ -400,16 +458,23 @@ async fn mutating_create_costs_no_follow_up_write() {
     };
     with_fixture(env, "create", move |fx| async move {
         fx.apply_profile("Deny").await;
-        fx.wait_status("profile Ready", |s| condition(s, "Ready").as_deref() == Some("True"))
-            .await;
+        fx.wait_status("profile Ready", |s| {
+            condition(s, "Ready").as_deref() == Some("True")
+        })
+        .await;
         let mark = local.audit_mark();
         for ing in fx.managed_ingresses() {
             fx.create(&ing).await;
         }
-        fx.wait_status("status counts both managed Ingresses", |s| s.managed_ingresses == 2)
-            .await;
+        fx.wait_status("status counts both managed Ingresses", |s| {
+            s.managed_ingresses == 2
+        })
+        .await;
         // One reconcile after the one that counted them, so a follow-up write had its chance.
-        let reconciles = format!("mtls_gate_reconciles_total{{|profile=\"{}\"|result=\"ok\"", fx.profile);
+        let reconciles = format!(
+            "mtls_gate_reconciles_total{{|profile=\"{}\"|result=\"ok\"",
+            fx.profile
+        );
         let seen = metric_sum(&reconciles).await;
         eventually("one more reconcile of the profile", 60, || {
             let reconciles = reconciles.clone();
@@ -422,7 +487,10 @@ async fn mutating_create_costs_no_follow_up_write() {
             .filter(|w| w.contains(&fx.ns))
             .collect();
         println!("operator writes to the Ingresses created through the webhook: {writes:?}");
-        assert!(writes.is_empty(), "follow-up writes after CREATE: {writes:?}");
+        assert!(
+            writes.is_empty(),
+            "follow-up writes after CREATE: {writes:?}"
+        );
     })
     .await;
 }
@@ -469,7 +537,9 @@ async fn leader_failover_under_admission_traffic() {
                             traffic.false_admits.fetch_add(1, Ordering::Relaxed);
                             println!("FALSE ADMIT: token-shortcut-{i}");
                         }
-                        Err(kube::Error::Api(s)) if s.message.contains("failed calling webhook") => {
+                        Err(kube::Error::Api(s))
+                            if s.message.contains("failed calling webhook") =>
+                        {
                             traffic.webhook_unavailable.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(kube::Error::Api(s)) if s.message.contains("denied") => {
@@ -549,8 +619,15 @@ async fn leader_failover_under_admission_traffic() {
             t.webhook_unavailable.load(Ordering::Relaxed),
             t.false_admits.load(Ordering::Relaxed)
         );
-        assert_eq!(t.false_admits.load(Ordering::Relaxed), 0, "false admits during failover");
-        assert!(t.denied.load(Ordering::Relaxed) > 0, "the traffic reached the webhook");
+        assert_eq!(
+            t.false_admits.load(Ordering::Relaxed),
+            0,
+            "false admits during failover"
+        );
+        assert!(
+            t.denied.load(Ordering::Relaxed) > 0,
+            "the traffic reached the webhook"
+        );
     })
     .await;
 }
@@ -565,8 +642,10 @@ async fn webhook_down_refuses_changes_per_failure_policy() {
     };
     with_fixture(env, "down", move |fx| async move {
         fx.apply_profile("Deny").await;
-        fx.wait_status("profile Ready", |s| condition(s, "Ready").as_deref() == Some("True"))
-            .await;
+        fx.wait_status("profile Ready", |s| {
+            condition(s, "Ready").as_deref() == Some("True")
+        })
+        .await;
         local.replica("stop", 1);
         local.replica("stop", 2);
         let harmless = ingress(
@@ -577,8 +656,15 @@ async fn webhook_down_refuses_changes_per_failure_policy() {
             None,
         );
         let outcomes = [
-            fx.ingresses().create(&PostParams::default(), &token_shortcut(&fx, "token-shortcut")).await,
-            fx.ingresses().create(&PostParams::default(), &harmless).await,
+            fx.ingresses()
+                .create(
+                    &PostParams::default(),
+                    &token_shortcut(&fx, "token-shortcut"),
+                )
+                .await,
+            fx.ingresses()
+                .create(&PostParams::default(), &harmless)
+                .await,
         ];
         local.replica("start", 1);
         local.replica("start", 2);
@@ -591,7 +677,12 @@ async fn webhook_down_refuses_changes_per_failure_policy() {
         eventually("webhook answers again", 60, || {
             let ingresses = fx.ingresses();
             let harmless = harmless.clone();
-            async move { ingresses.create(&PostParams::default(), &harmless).await.ok() }
+            async move {
+                ingresses
+                    .create(&PostParams::default(), &harmless)
+                    .await
+                    .ok()
+            }
         })
         .await;
     })
@@ -614,13 +705,21 @@ async fn scale_rss_and_dry_run_latency() {
     };
     with_fixture(env, "scale", move |fx| async move {
         fx.apply_profile("Deny").await;
-        fx.wait_status("profile Ready", |s| condition(s, "Ready").as_deref() == Some("True"))
-            .await;
+        fx.wait_status("profile Ready", |s| {
+            condition(s, "Ready").as_deref() == Some("True")
+        })
+        .await;
         let cached_before = metric_sum("mtls_gate_cached_ingresses ").await / 2.0;
         let rss_before = [local.replica_rss_kib(1), local.replica_rss_kib(2)];
         // The API host: a catch-all on the base URL carrying the client-certificate
         // settings, then 199 services under it (covered by the host-wide settings).
-        let mut base = ingress(&fx.ns, "api-base", &fx.api_host, &[("/open-banking-nz/v3.0", "Prefix")], None);
+        let mut base = ingress(
+            &fx.ns,
+            "api-base",
+            &fx.api_host,
+            &[("/open-banking-nz/v3.0", "Prefix")],
+            None,
+        );
         base.annotations_mut().extend([
             (VERIFY.to_string(), "on".to_string()),
             (CA_REF.to_string(), format!("{}/{CA_SECRET}", fx.ns)),
@@ -644,7 +743,11 @@ async fn scale_rss_and_dry_run_latency() {
                 &fx.ns,
                 &format!("web-{i}"),
                 &host,
-                &[(&format!("/service-{}", i % 5), "Prefix"), ("/static", "Prefix"), ("/healthz", "Exact")],
+                &[
+                    (&format!("/service-{}", i % 5), "Prefix"),
+                    ("/static", "Prefix"),
+                    ("/healthz", "Exact"),
+                ],
                 None,
             ));
         }
@@ -666,22 +769,40 @@ async fn scale_rss_and_dry_run_latency() {
             .collect()
             .await;
         let created_in = started.elapsed();
-        assert!(failures.is_empty(), "{} creates failed, e.g. {:?}", failures.len(), failures.first());
+        assert!(
+            failures.is_empty(),
+            "{} creates failed, e.g. {:?}",
+            failures.len(),
+            failures.first()
+        );
         let want = cached_before + count as f64;
         for port in PROBE_PORTS {
-            eventually(&format!("replica :{port} caches {want} Ingresses"), 300, || async move {
-                let (_, body) = http_get(port, "/metrics").await?;
-                (samples(&body, "mtls_gate_cached_ingresses ").first().copied()? >= want).then_some(())
-            })
+            eventually(
+                &format!("replica :{port} caches {want} Ingresses"),
+                300,
+                || async move {
+                    let (_, body) = http_get(port, "/metrics").await?;
+                    (samples(&body, "mtls_gate_cached_ingresses ")
+                        .first()
+                        .copied()?
+                        >= want)
+                        .then_some(())
+                },
+            )
             .await;
         }
         let synced_in = started.elapsed();
-        fx.wait_status("status after the scale-up", |s| condition(s, "Compliant").is_some())
-            .await;
+        fx.wait_status("status after the scale-up", |s| {
+            condition(s, "Compliant").is_some()
+        })
+        .await;
         let rss = [local.replica_rss_kib(1), local.replica_rss_kib(2)];
 
         // Dry-run CREATE on the 200-route host, through both webhooks.
-        let dry = PostParams { dry_run: true, ..PostParams::default() };
+        let dry = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
         let mut latencies = Vec::new();
         for i in 0..100 {
             let ing = ingress(
@@ -692,11 +813,15 @@ async fn scale_rss_and_dry_run_latency() {
                 None,
             );
             let t = Instant::now();
-            ingresses.create(&dry, &ing).await.expect("dry-run CREATE admitted");
+            ingresses
+                .create(&dry, &ing)
+                .await
+                .expect("dry-run CREATE admitted");
             latencies.push(t.elapsed());
         }
         latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         println!(
             "SCALE {count} Ingresses: created in {:.1} s, both caches synced {:.1} s after the \
              first create; RSS before {:?} KiB, after {:?} KiB (replica 1, 2); dry-run CREATE \
@@ -712,7 +837,10 @@ async fn scale_rss_and_dry_run_latency() {
             latencies.len()
         );
         // The profile goes first so that the namespace deletion is not judged against it.
-        fx.profiles().delete(&fx.profile, &DeleteParams::default()).await.unwrap();
+        fx.profiles()
+            .delete(&fx.profile, &DeleteParams::default())
+            .await
+            .unwrap();
     })
     .await;
 }

@@ -101,10 +101,17 @@ async fn apply_crd(client: &Client) {
         .filter(|v: &Value| !v.is_null())
         .collect();
     for crd in docs {
-        let name = crd["metadata"]["name"].as_str().expect("CRD name").to_string();
-        crds.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd))
-            .await
-            .expect("apply the CRD");
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .expect("CRD name")
+            .to_string();
+        crds.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply the CRD");
         eventually("CRD established", 60, || {
             let crds = crds.clone();
             let name = name.clone();
@@ -145,7 +152,10 @@ pub fn suffix() -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    format!("{:06x}", (nanos ^ (u128::from(std::process::id()) << 20)) % 0xff_ffff)
+    format!(
+        "{:06x}",
+        (nanos ^ (u128::from(std::process::id()) << 20)) % 0xff_ffff
+    )
 }
 
 /// A self-signed CA certificate (PEM), as a bank's client-certificate trust anchor.
@@ -468,7 +478,10 @@ impl Local {
             .env("E2E_CLUSTER_DIR", &self.dir)
             .status()
             .expect("run scripts/e2e-cluster.sh");
-        assert!(status.success(), "e2e-cluster.sh replica {action} {n} failed");
+        assert!(
+            status.success(),
+            "e2e-cluster.sh replica {action} {n} failed"
+        );
     }
 
     /// PID of replica `n`, from the script's PID file.
@@ -482,7 +495,8 @@ impl Local {
 
     /// Resident set size of replica `n` in KiB (/proc/PID/status VmRSS).
     pub fn replica_rss_kib(&self, n: u8) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.replica_pid(n)?)).ok()?;
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.replica_pid(n)?)).ok()?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))?
@@ -525,7 +539,11 @@ pub fn operator_writes(events: &[Value]) -> Vec<String> {
             let resource = e["objectRef"]["resource"].as_str().unwrap_or("");
             resource != "leases" && resource != "events"
         })
-        .filter(|e| e["responseStatus"]["code"].as_u64().is_some_and(|c| c < 300))
+        .filter(|e| {
+            e["responseStatus"]["code"]
+                .as_u64()
+                .is_some_and(|c| c < 300)
+        })
         .map(|e| {
             let r = &e["objectRef"];
             format!(
@@ -546,7 +564,9 @@ pub fn operator_writes(events: &[Value]) -> Vec<String> {
 /// Plain HTTP GET on 127.0.0.1:`port` (probes, metrics): status and body.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
         let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut response = Vec::new();
