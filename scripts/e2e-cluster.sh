@@ -57,6 +57,8 @@ apt_get() {
 
 install_packages() {
   local missing=()
+  # kubectl: whatever is on PATH, else Debian's (v1.20.2, from the same source package).
+  command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
   for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
@@ -299,7 +301,7 @@ up() {
   pki
   start_cluster
   install_operator
-  start balancer "$(venv_python)" "$repo/tests/e2e/balancer.py" "127.0.0.1:$webhook_port" \
+  start balancer python3 "$repo/tests/e2e/balancer.py" "127.0.0.1:$webhook_port" \
     "127.0.0.1:${replica_ports[1]}" "127.0.0.1:${replica_ports[2]}"
   replica_start 1
   replica_start 2
