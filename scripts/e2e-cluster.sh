@@ -121,7 +121,7 @@ kubectl_admin() { kubectl --kubeconfig "$run_dir/kubeconfig" "$@"; }
 # start NAME CMD...: runs CMD in the background with its log and PID file in the run dir.
 start() {
   local name=$1; shift
-  nohup "$@" >"$run_dir/$name.log" 2>&1 </dev/null &
+  nohup "$@" >>"$run_dir/$name.log" 2>&1 </dev/null &
   echo $! >"$run_dir/$name.pid"
 }
 
