@@ -7,15 +7,18 @@
 //! already there and concern other Ingresses are reported as warnings, so a team can fix a
 //! host in several steps.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use crate::cluster::{ClusterView, PlannedObjects, WithIngressChange, host_key_covers};
-use crate::engine;
-use crate::model::{IngressView, ObjectKey, ObjectSource};
-use crate::profile::{ApiProviderProfile, Enforcement};
+use crate::cluster::{
+    ClusterView, HostStamp, PlannedObjects, SharedView, SyncedFlag, WithIngressChange,
+    host_key_covers,
+};
+use crate::engine::{self, HostEvaluation};
+use crate::model::{IngressView, ObjectKey, ObjectSource, RENDERED_BY};
+use crate::profile::{ApiProviderProfile, CompiledProfile, Enforcement};
 use crate::render;
 use crate::violation::Violation;
 
@@ -70,18 +73,111 @@ const MAX_LISTED: usize = 5;
 /// Most warnings returned to kubectl.
 const MAX_WARNINGS: usize = 10;
 
-/// Reviews an Ingress CREATE/UPDATE (`new` set) or DELETE (`new` unset).
+/// Evaluations of profile hosts as they were before a change, per [`HostStamp`]: the
+/// "before" half of every review on a host is computed once per host generation, and the
+/// "after" half re-evaluates only what the change can reach
+/// ([`engine::evaluate_host_after_change`]). Bounded: it is cleared when full.
+#[derive(Debug, Default)]
+pub struct BeforeStateCache {
+    entries: Mutex<HashMap<ProfileHost, (HostStamp, Arc<HostEvaluation>)>>,
+}
+
+/// (profile name, host).
+type ProfileHost = (String, String);
+
+/// Most hosts whose before-state is kept (a host evaluation is a few KB to a few hundred).
+const MAX_CACHED_HOSTS: usize = 512;
+
+impl BeforeStateCache {
+    fn get_or_evaluate(
+        &self,
+        profile: &CompiledProfile,
+        host: &str,
+        stamp: HostStamp,
+        evaluate: impl FnOnce() -> HostEvaluation,
+    ) -> Arc<HostEvaluation> {
+        let key = (profile.name.clone(), host.to_string());
+        let lock = || {
+            self.entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((cached, evaluation)) = lock().get(&key)
+            && *cached == stamp
+        {
+            return evaluation.clone();
+        }
+        let evaluation = Arc::new(evaluate());
+        let mut entries = lock();
+        if entries.len() >= MAX_CACHED_HOSTS {
+            entries.clear();
+        }
+        entries.insert(key, (stamp, evaluation.clone()));
+        evaluation
+    }
+}
+
+/// Reviews an Ingress CREATE/UPDATE (`new` set) or DELETE (`new` unset), evaluating both
+/// states in full (the reference; see [`review_ingress_cached`]).
 pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>) -> Outcome {
-    let new_view = new.map(|ing| Arc::new(IngressView::from_ingress(ing, &key.namespace)));
+    review_ingress_with(view, key, new, None)
+}
+
+/// Like [`review_ingress`], reusing before-states from `cache` and re-evaluating after
+/// the change only the targets it can reach. Decides exactly as [`review_ingress`].
+pub fn review_ingress_cached(
+    view: &ClusterView,
+    key: &ObjectKey,
+    new: Option<&Ingress>,
+    cache: &BeforeStateCache,
+) -> Outcome {
+    review_ingress_with(view, key, new, Some(cache))
+}
+
+/// The rule host keys an Ingress change touches: the old version's and the new one's.
+fn touched_host_keys(
+    view: &ClusterView,
+    key: &ObjectKey,
+    new: Option<&IngressView>,
+) -> Vec<String> {
     let mut host_keys: Vec<String> = Vec::new();
     if let Some(old) = view.ingress(key) {
         host_keys.extend(old.hosts().map(str::to_string));
     }
-    if let Some(new) = &new_view {
+    if let Some(new) = new {
         host_keys.extend(new.hosts().map(str::to_string));
     }
     host_keys.sort();
     host_keys.dedup();
+    host_keys
+}
+
+/// The part of `view` a review of a change to `key` reads: the Ingresses that can serve
+/// the profile hosts the change touches. Cut under the view's lock; the review then runs
+/// on it without any lock, so watch updates never wait for a review.
+pub fn review_slice(view: &ClusterView, key: &ObjectKey, new: Option<&IngressView>) -> ClusterView {
+    let host_keys = touched_host_keys(view, key, new);
+    let mut hosts: BTreeSet<&str> = host_keys.iter().map(String::as_str).collect();
+    for profile in view.profiles_touching(&host_keys) {
+        hosts.extend(
+            profile
+                .hosts
+                .iter()
+                .filter(|h| host_keys.iter().any(|k| host_key_covers(k, h)))
+                .map(String::as_str),
+        );
+    }
+    view.slice_for_hosts(hosts, |i| &i.key == key)
+}
+
+fn review_ingress_with(
+    view: &ClusterView,
+    key: &ObjectKey,
+    new: Option<&Ingress>,
+    cache: Option<&BeforeStateCache>,
+) -> Outcome {
+    let new_view = new.map(|ing| Arc::new(IngressView::from_ingress(ing, &key.namespace)));
+    let host_keys = touched_host_keys(view, key, new_view.as_deref());
     if host_keys.is_empty() {
         return Outcome::allow();
     }
@@ -89,11 +185,17 @@ pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>
     let mut outcome = Outcome::allow();
     let mut denials: Vec<(String, Vec<Violation>)> = Vec::new();
     for profile in view.profiles_touching(&host_keys) {
-        let hosts: BTreeSet<String> = profile
+        let dialect = match engine::profile_dialect(profile) {
+            Ok(d) => d,
+            Err(e) => {
+                outcome.warnings.push(truncate(&e.to_string(), 512));
+                continue;
+            }
+        };
+        let hosts: BTreeSet<&String> = profile
             .hosts
             .iter()
             .filter(|h| host_keys.iter().any(|k| host_key_covers(k, h)))
-            .cloned()
             .collect();
         // Traefik objects the renderer will create for this managed Ingress count as present.
         let rendered = new_view
@@ -103,25 +205,42 @@ pub fn review_ingress(view: &ClusterView, key: &ObjectKey, new: Option<&Ingress>
             .map(|(_, objects)| objects)
             .unwrap_or_default();
         let before_source = with_objects(view, &rendered);
-        let before = match engine::violations_on_hosts(profile, &before_source, &hosts) {
-            Ok(v) => v,
-            Err(e) => {
-                outcome.warnings.push(truncate(&e.to_string(), 512));
-                continue;
-            }
-        };
         let change = WithIngressChange {
             base: view,
             key,
             replacement: new_view.clone(),
         };
         let after_source = with_objects(&change, &rendered);
-        let Ok(after) = engine::violations_on_hosts(profile, &after_source, &hosts) else {
-            continue;
-        };
-        let existing: BTreeSet<_> = before.violations.iter().map(Violation::identity).collect();
+        let mut before: Vec<Violation> = Vec::new();
+        let mut after: Vec<Violation> = Vec::new();
+        for host in hosts {
+            let evaluate_before =
+                || engine::evaluate_host(profile, dialect, &before_source, host, false);
+            let before_host = match cache {
+                // The cached state is the view's; rendered objects make it another state.
+                Some(cache) if rendered.is_empty() => {
+                    cache.get_or_evaluate(profile, host, view.host_stamp(host), evaluate_before)
+                }
+                _ => Arc::new(evaluate_before()),
+            };
+            let after_host = match cache {
+                Some(_) => engine::evaluate_host_after_change(
+                    profile,
+                    dialect,
+                    &after_source,
+                    host,
+                    &before_host,
+                    key,
+                ),
+                None => engine::evaluate_host(profile, dialect, &after_source, host, false),
+            };
+            before.extend(before_host.violations());
+            after.extend(after_host.violations());
+        }
+        after.sort();
+        after.dedup();
+        let existing: BTreeSet<_> = before.iter().map(Violation::identity).collect();
         let (counted, kept): (Vec<Violation>, Vec<Violation>) = after
-            .violations
             .into_iter()
             .partition(|v| v.ingress.as_ref() == Some(key) || !existing.contains(&v.identity()));
         for v in &kept {
@@ -301,12 +420,18 @@ pub fn mutate_ingress(
     };
     let current: BTreeMap<String, String> =
         ingress.metadata.annotations.clone().unwrap_or_default();
-    if rendering.changes.is_noop(&current) {
+    let mut changes = rendering.changes;
+    // The marker the controller writes too: with it, the controller finds the object
+    // rendered and does not write it again right after the create.
+    changes
+        .set
+        .insert(RENDERED_BY.to_string(), profile.name.clone());
+    if changes.is_noop(&current) {
         return Ok(None);
     }
     Ok(Some(annotation_patch(
         ingress.metadata.annotations.is_some(),
-        &rendering.changes,
+        &changes,
     )))
 }
 
@@ -354,21 +479,19 @@ pub fn annotation_patch(
 /// The engine-backed [`crate::webhook::AdmissionHandler`]: reads the shared cluster view
 /// (the controller's caches, or manifests in standalone mode) and answers reviews.
 pub struct ClusterAdmission {
-    view: Arc<std::sync::RwLock<ClusterView>>,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    view: SharedView,
+    ready: SyncedFlag,
     excluded_namespaces: Vec<String>,
+    before_states: BeforeStateCache,
 }
 
 impl ClusterAdmission {
-    pub fn new(
-        view: Arc<std::sync::RwLock<ClusterView>>,
-        ready: Arc<std::sync::atomic::AtomicBool>,
-        excluded_namespaces: Vec<String>,
-    ) -> Self {
+    pub fn new(view: SharedView, ready: SyncedFlag, excluded_namespaces: Vec<String>) -> Self {
         Self {
             view,
             ready,
             excluded_namespaces,
+            before_states: BeforeStateCache::default(),
         }
     }
 
@@ -466,12 +589,25 @@ impl AdmissionHandler for ClusterAdmission {
                 req.name.clone()
             };
             let key = ObjectKey::new(namespace, name);
-            let outcome = review_ingress(&self.read(), &key, new.as_ref());
+            let new_view = new
+                .as_ref()
+                .map(|ing| IngressView::from_ingress(ing, &key.namespace));
+            let slice = review_slice(&self.read(), &key, new_view.as_ref());
+            let outcome = review_ingress_cached(&slice, &key, new.as_ref(), &self.before_states);
             return respond(req, outcome);
         }
         if is_profile(req) && matches!(req.operation, Operation::Create | Operation::Update) {
             return match typed_object::<ApiProviderProfile>(req.object.as_ref()) {
-                Ok(Some(profile)) => respond(req, review_profile(&self.read(), &profile)),
+                Ok(Some(profile)) => {
+                    let hosts: Vec<String> = profile
+                        .compile()
+                        .map(|c| c.hosts.iter().cloned().collect())
+                        .unwrap_or_default();
+                    let slice = self
+                        .read()
+                        .slice_for_hosts(hosts.iter().map(String::as_str), |_| false);
+                    respond(req, review_profile(&slice, &profile))
+                }
                 Ok(None) => deny(
                     req,
                     "the AdmissionReview carries no ApiProviderProfile object".into(),
@@ -502,7 +638,12 @@ impl AdmissionHandler for ClusterAdmission {
                 .clone()
                 .unwrap_or_else(|| req.name.clone()),
         );
-        match mutate_ingress(&self.read(), &key, &ing) {
+        let slice = review_slice(
+            &self.read(),
+            &key,
+            Some(&IngressView::from_ingress(&ing, &key.namespace)),
+        );
+        match mutate_ingress(&slice, &key, &ing) {
             Ok(None) => Reviewed::allow(req),
             Ok(Some(patch)) => match AdmissionResponse::from(req).with_patch(patch) {
                 Ok(response) => Reviewed::new(response, Decision::Patched),

@@ -50,6 +50,30 @@ pub struct ClusterView {
     profiles: BTreeMap<String, Arc<CompiledProfile>>,
     pub secrets_completeness: Completeness,
     pub traefik_completeness: Completeness,
+    /// Generation of each rule host key: changes whenever an Ingress with a rule for it
+    /// is added, replaced or removed.
+    host_generations: HashMap<String, u64>,
+    /// Generation of everything else an evaluation reads (Secrets, Traefik objects,
+    /// profiles).
+    objects_generation: u64,
+}
+
+/// Identifies the state of everything an evaluation of one host reads. Generations come
+/// from one process-wide counter, so stamps of different views never collide and a cached
+/// evaluation is reused only for exactly the state it was computed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HostStamp {
+    objects: u64,
+    exact: u64,
+    wildcard: u64,
+    hostless: u64,
+    secrets_complete: bool,
+    traefik_complete: bool,
+}
+
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl ClusterView {
@@ -71,30 +95,42 @@ impl ClusterView {
 
     /// Inserts or replaces an Ingress. Returns the previous version.
     pub fn upsert_ingress(&mut self, view: IngressView) -> Option<Arc<IngressView>> {
-        let key = view.key.clone();
-        let previous = self.remove_ingress(&key);
-        for host in unique_hosts(&view) {
-            self.by_host
-                .entry(host.to_string())
-                .or_default()
-                .push(key.clone());
-        }
-        self.ingresses.insert(key, Arc::new(view));
-        previous
+        self.upsert_shared_ingress(Arc::new(view))
     }
 
     /// Inserts or replaces an Ingress that is already shared (no copy of the view).
     pub fn upsert_shared_ingress(&mut self, view: Arc<IngressView>) -> Option<Arc<IngressView>> {
         let key = view.key.clone();
         let previous = self.remove_ingress(&key);
+        let generation = next_generation();
         for host in unique_hosts(&view) {
             self.by_host
                 .entry(host.to_string())
                 .or_default()
                 .push(key.clone());
+            self.host_generations.insert(host.to_string(), generation);
         }
         self.ingresses.insert(key, view);
         previous
+    }
+
+    /// The state of everything evaluating `host` reads (see [`HostStamp`]).
+    pub fn host_stamp(&self, host: &str) -> HostStamp {
+        let generation = |key: &str| self.host_generations.get(key).copied().unwrap_or(0);
+        HostStamp {
+            objects: self.objects_generation,
+            exact: generation(host),
+            wildcard: host
+                .split_once('.')
+                .map_or(0, |(_, rest)| generation(&format!("*.{rest}"))),
+            hostless: generation(""),
+            secrets_complete: self.secrets_completeness == Completeness::Complete,
+            traefik_complete: self.traefik_completeness == Completeness::Complete,
+        }
+    }
+
+    fn objects_changed(&mut self) {
+        self.objects_generation = next_generation();
     }
 
     /// A view holding only what evaluating and rendering `hosts` can read: the Ingresses
@@ -114,6 +150,7 @@ impl ClusterView {
             profiles: self.profiles.clone(),
             secrets_completeness: self.secrets_completeness,
             traefik_completeness: self.traefik_completeness,
+            objects_generation: self.objects_generation,
             ..ClusterView::default()
         };
         for host in hosts {
@@ -129,6 +166,7 @@ impl ClusterView {
                         out.upsert_shared_ingress(v.clone());
                     }
                 }
+                out.host_generations.insert(key, 0);
             }
         }
         for v in self.ingresses.values() {
@@ -136,12 +174,18 @@ impl ClusterView {
                 out.upsert_shared_ingress(v.clone());
             }
         }
+        // The slice answers host stamps as the view it was cut from.
+        for (key, generation) in out.host_generations.iter_mut() {
+            *generation = self.host_generations.get(key).copied().unwrap_or(0);
+        }
         out
     }
 
     pub fn remove_ingress(&mut self, key: &ObjectKey) -> Option<Arc<IngressView>> {
         let previous = self.ingresses.remove(key)?;
+        let generation = next_generation();
         for host in unique_hosts(&previous) {
+            self.host_generations.insert(host.to_string(), generation);
             if let Some(keys) = self.by_host.get_mut(host) {
                 keys.retain(|k| k != key);
                 if keys.is_empty() {
@@ -158,6 +202,7 @@ impl ClusterView {
     /// Keeps only the Secrets for which `keep` is true.
     pub fn retain_secrets(&mut self, mut keep: impl FnMut(&SecretView) -> bool) {
         self.secrets.retain(|_, v| keep(v));
+        self.objects_changed();
     }
     pub fn tls_options(&self) -> impl Iterator<Item = &TlsOptionView> {
         self.tls_options.values()
@@ -168,29 +213,37 @@ impl ClusterView {
 
     pub fn upsert_secret(&mut self, view: SecretView) {
         self.secrets.insert(view.key.clone(), view);
+        self.objects_changed();
     }
     pub fn remove_secret(&mut self, key: &ObjectKey) {
         self.secrets.remove(key);
+        self.objects_changed();
     }
     pub fn upsert_tls_option(&mut self, view: TlsOptionView) {
         self.tls_options.insert(view.key.clone(), view);
+        self.objects_changed();
     }
     pub fn remove_tls_option(&mut self, key: &ObjectKey) {
         self.tls_options.remove(key);
+        self.objects_changed();
     }
     pub fn upsert_middleware(&mut self, view: MiddlewareView) {
         self.middlewares.insert(view.key.clone(), view);
+        self.objects_changed();
     }
     pub fn remove_middleware(&mut self, key: &ObjectKey) {
         self.middlewares.remove(key);
+        self.objects_changed();
     }
 
     pub fn upsert_profile(&mut self, profile: CompiledProfile) {
         self.profiles
             .insert(profile.name.clone(), Arc::new(profile));
+        self.objects_changed();
     }
     pub fn remove_profile(&mut self, name: &str) {
         self.profiles.remove(name);
+        self.objects_changed();
     }
     pub fn profiles(&self) -> impl Iterator<Item = &Arc<CompiledProfile>> {
         self.profiles.values()

@@ -1,17 +1,19 @@
 //! The compliance engine: pure functions from a profile and a view of objects to a
 //! [`Verdict`]. No I/O, no clocks; the CLI, the webhooks and the controller all call these.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::catalog::{Location, Scheme};
 use crate::dialect::{AuthKind, Dialect, HostContext, HostRouteTable, Route, dialect_for};
-use crate::model::{IngressView, ObjectSource};
-use crate::paths::{PathTemplate, RouteLiterals, representatives, unlisted_representatives};
+use crate::model::{IngressView, ObjectKey, ObjectSource};
+use crate::paths::{
+    PathMatcher, PathTemplate, RouteLiterals, representatives, unlisted_representatives,
+};
 use crate::profile::{CompiledProfile, ResolvedEndpoint, UnlistedScope};
+pub use crate::profile::{EndpointCoverage, ServingRoute};
 use crate::violation::{Violation, ViolationCode};
 
 /// The engine cannot evaluate a profile.
@@ -24,43 +26,6 @@ pub enum EngineError {
         profile: String,
         controller: &'static str,
     },
-}
-
-/// One route that serves (some instances of) an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ServingRoute {
-    /// `namespace/name` of the Ingress.
-    pub ingress: String,
-    pub path: String,
-    pub path_type: String,
-    /// Effective client auth: required, required-by-gate, optional, none,
-    /// required-unverified, optional-unverified or rejected.
-    pub client_auth: String,
-    /// Which setting decides it.
-    pub detail: String,
-    pub compliant: bool,
-}
-
-/// How one endpoint URL is served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointCoverage {
-    /// The profile this entry belongs to.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub profile: String,
-    /// The endpoint as the table writes it, or "(unlisted API paths)".
-    pub endpoint: String,
-    pub category: String,
-    pub scheme: String,
-    pub url: String,
-    pub host: String,
-    /// Some Ingress route serves (some instances of) this endpoint.
-    pub served: bool,
-    /// Every serving route has the client auth the scheme demands.
-    pub compliant: bool,
-    #[serde(default)]
-    pub routes: Vec<ServingRoute>,
 }
 
 /// How the controller would treat one host of the profile.
@@ -129,19 +94,23 @@ fn evaluate_with(
     hosts: &BTreeSet<String>,
     coverage: bool,
 ) -> Result<Verdict, EngineError> {
-    let dialect =
-        dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
-            profile: profile.name.clone(),
-            controller: profile.controller().as_str(),
-        })?;
+    let dialect = profile_dialect(profile)?;
     let mut verdict = Verdict::default();
     for host in hosts.iter().filter(|h| profile.hosts.contains(*h)) {
-        evaluate_host(profile, dialect, objects, host, coverage, &mut verdict);
+        evaluate_host(profile, dialect, objects, host, coverage).add_to(&mut verdict);
     }
     verdict.violations.sort();
     verdict.violations.dedup();
     verdict.compliant = verdict.violations.is_empty();
     Ok(verdict)
+}
+
+/// The dialect that evaluates `profile`.
+pub fn profile_dialect(profile: &CompiledProfile) -> Result<&'static dyn Dialect, EngineError> {
+    dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
+        profile: profile.name.clone(),
+        controller: profile.controller().as_str(),
+    })
 }
 
 /// The rule host that serves `host`: an exact rule, else a `*.` wildcard, else a host-less
@@ -165,7 +134,10 @@ pub fn serving_ingresses(
         })
 }
 
-/// Builds the route table the profile's dialect sees for `host`.
+/// Builds the route table the profile's dialect sees for `host`, with every regex route
+/// compiled within the host's analysis budget ([`crate::paths::HOST_REGEX_BUDGET`]).
+/// Routes that cannot be analysed add an `UnmodelledSetting` finding naming the path and
+/// count as matching whatever they might (fail closed).
 pub fn host_table(
     profile: &CompiledProfile,
     dialect: &dyn Dialect,
@@ -180,195 +152,409 @@ pub fn host_table(
         ingresses,
         objects,
     };
-    Some(dialect.host_table(&ctx))
+    let mut table = dialect.host_table(&ctx);
+    let mut budget = crate::paths::HOST_REGEX_BUDGET;
+    let mut reported = BTreeSet::new();
+    let mut findings = Vec::new();
+    for route in &table.routes {
+        let PathMatcher::Regex(regex) = &route.matcher else {
+            continue;
+        };
+        let Some(reason) = regex.prepare(&mut budget) else {
+            continue;
+        };
+        if !reported.insert((route.ingress.key.clone(), route.path.clone())) {
+            continue;
+        }
+        findings.push(Violation {
+            code: ViolationCode::UnmodelledSetting,
+            message: format!(
+                "Ingress {} path {:?} on host {host} is evaluated by the controller as the regular expression {:?}, which mtls-gate cannot analyse: {reason}. It is treated as able to serve every endpoint of the host it might match, and the host cannot be proven compliant. Fix: use a plain path (Exact or Prefix), or a simpler expression.",
+                route.ingress.key, route.path, regex.source
+            ),
+            profile: profile.name.clone(),
+            host: host.to_string(),
+            ingress: Some(route.ingress.key.clone()),
+            path: Some(route.path.clone()),
+            endpoint: None,
+            url: None,
+        });
+    }
+    table.findings.extend(findings);
+    Some(table)
 }
 
-/// Indices of the routes that serve some instance of `template`.
-fn serving_routes(
+/// Which request paths a target covers.
+#[derive(Debug, Clone)]
+enum TargetPaths<'p> {
+    /// The instances of an endpoint's path template.
+    Template(&'p PathTemplate),
+    /// Paths under an API base URL that are no instance of the listed templates.
+    Unlisted {
+        base: &'p PathTemplate,
+        listed: Vec<&'p PathTemplate>,
+    },
+}
+
+/// One thing a profile demands on a host: an endpoint URL with its scheme, or the scheme
+/// of the unlisted paths under an API base URL.
+#[derive(Debug, Clone)]
+pub struct Target<'p> {
+    /// The endpoint as the table writes it; `None` for unlisted paths.
+    pub endpoint: Option<&'static str>,
+    pub label: String,
+    pub category: &'static str,
+    pub scheme: Scheme,
+    pub url: String,
+    /// The issuer-default URL of an endpoint the profile moved: reported only when served.
+    pub default_alias: bool,
+    paths: TargetPaths<'p>,
+}
+
+impl Target<'_> {
+    /// Whether `matcher` could match some request path of this target (exact for literal
+    /// matchers, over-approximated for regexes).
+    pub fn may_be_matched_by(&self, matcher: &PathMatcher) -> bool {
+        match &self.paths {
+            TargetPaths::Template(t) => matcher.may_match_template(t),
+            TargetPaths::Unlisted { base, .. } => matcher.may_match_under(base),
+        }
+    }
+
+    /// Representative request paths: every way the routes with `literals` can split the
+    /// target's paths (`None`: too many, fall back to every route that may match).
+    fn representatives(&self, literals: &RouteLiterals<'_>) -> Option<Vec<String>> {
+        match &self.paths {
+            TargetPaths::Template(t) => representatives(t, literals),
+            TargetPaths::Unlisted { base, listed } => {
+                Some(unlisted_representatives(base, listed, literals))
+            }
+        }
+    }
+}
+
+/// The targets of `profile` on `host`, in a fixed order: endpoints, then unlisted scopes.
+pub fn host_targets<'p>(profile: &'p CompiledProfile, host: &str) -> Vec<Target<'p>> {
+    let mut out: Vec<Target<'p>> = profile
+        .endpoints
+        .iter()
+        .filter(|e| e.host == host)
+        .map(|ep: &'p ResolvedEndpoint| Target {
+            endpoint: Some(ep.row.endpoint),
+            label: ep.row.endpoint.to_string(),
+            category: ep.row.category.as_str(),
+            scheme: ep.row.scheme,
+            url: ep.url.clone(),
+            default_alias: ep.default_alias,
+            paths: TargetPaths::Template(&ep.path),
+        })
+        .collect();
+    out.extend(profile.unlisted.iter().filter(|s| s.host == host).map(
+        |scope: &'p UnlistedScope| {
+            let listed = profile
+                .endpoints
+                .iter()
+                .filter(|e| {
+                    e.row.location == Location::ApiBase
+                        && e.host == host
+                        && e.path.starts_with(&scope.base)
+                })
+                .map(|e| &e.path)
+                .collect();
+            Target {
+                endpoint: None,
+                label: "(unlisted API paths)".into(),
+                category: "unlisted",
+                scheme: scope.scheme,
+                url: format!("{}/…", scope.base_url),
+                default_alias: false,
+                paths: TargetPaths::Unlisted {
+                    base: &scope.base,
+                    listed,
+                },
+            }
+        },
+    ));
+    out
+}
+
+/// The one serving-route analysis: indices of the routes of `table` that serve some
+/// request path of `target` under the dialect's precedence rules. Used by the engine, the
+/// renderer and (through them) admission and status.
+pub fn serving_routes(
     dialect: &dyn Dialect,
     table: &HostRouteTable,
-    instances: Option<Vec<String>>,
-    may_match: impl Fn(&Route) -> bool,
+    literals: &RouteLiterals<'_>,
+    target: &Target<'_>,
 ) -> BTreeSet<usize> {
     let mut serving = BTreeSet::new();
-    match instances {
+    match target.representatives(literals) {
         Some(instances) => {
             for path in &instances {
                 serving.extend(dialect.winners(table, path));
             }
         }
-        // Too many representatives: every route that may match some instance may serve it.
+        // Too many representatives: every route that may match some path may serve it.
         None => serving.extend(
             table
                 .routes
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| may_match(r))
+                .filter(|(_, r)| target.may_be_matched_by(&r.matcher))
                 .map(|(i, _)| i),
         ),
     }
-    // Regexes that representatives cannot enumerate may serve any instance they admit.
+    // Regexes that representatives cannot enumerate may serve any path they admit.
     serving.extend(
         table
             .routes
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.matcher.is_opaque() && may_match(r))
+            .filter(|(_, r)| r.matcher.is_opaque() && target.may_be_matched_by(&r.matcher))
             .map(|(i, _)| i),
     );
     serving.retain(|i| table.routes[*i].serves_backend);
     serving
 }
 
-/// What a target (an endpoint or the unlisted paths under a base URL) is called in findings.
-struct Target<'a> {
-    endpoint: Option<&'static str>,
-    label: String,
-    category: &'a str,
-    scheme: Scheme,
-    url: &'a str,
+/// The outcome for one target on one host.
+#[derive(Debug, Clone, Default)]
+struct TargetOutcome {
+    violations: Vec<Violation>,
+    coverage: Option<EndpointCoverage>,
+    /// Ingresses serving the target over plain HTTP.
+    untls: Vec<ObjectKey>,
 }
 
-fn evaluate_host(
+/// The evaluation of one profile host: its route table, host-level findings and one
+/// outcome per target (in [`host_targets`] order). Admission keeps it per host generation
+/// as the "before" state and re-evaluates after a change only the targets the change can
+/// reach ([`evaluate_host_after_change`]).
+#[derive(Debug, Clone)]
+pub struct HostEvaluation {
+    table: Option<Arc<HostRouteTable>>,
+    summary: HostSummary,
+    targets: Vec<TargetOutcome>,
+    coverage: bool,
+}
+
+impl HostEvaluation {
+    fn add_to(&self, verdict: &mut Verdict) {
+        verdict.hosts.push(self.summary.clone());
+        if let Some(table) = &self.table {
+            verdict.violations.extend(table.findings.iter().cloned());
+        }
+        let mut untls: BTreeSet<&ObjectKey> = BTreeSet::new();
+        for outcome in &self.targets {
+            verdict
+                .violations
+                .extend(outcome.violations.iter().cloned());
+            verdict.coverage.extend(outcome.coverage.iter().cloned());
+            untls.extend(outcome.untls.iter());
+        }
+        for ingress in untls {
+            verdict.violations.push(Violation {
+                code: ViolationCode::TlsMissing,
+                message: format!(
+                    "Host {host} serves endpoints of profile {profile} through Ingress {ingress} without TLS: no spec.tls entry of the host's Ingresses lists {host}{extra}. Client certificates exist only in TLS, and open-banking endpoints must not be served in clear text. Add a spec.tls entry for {host} with the server certificate Secret.",
+                    host = self.summary.host,
+                    profile = self.summary.profile,
+                    extra = self.tls_hint(),
+                ),
+                profile: self.summary.profile.clone(),
+                host: self.summary.host.clone(),
+                ingress: Some(ingress.clone()),
+                path: None,
+                endpoint: None,
+                url: None,
+            });
+        }
+    }
+
+    fn tls_hint(&self) -> &'static str {
+        self.table.as_ref().map_or("", |t| t.plain_http_hint)
+    }
+
+    /// The violations of this host, sorted and deduplicated.
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut verdict = Verdict::default();
+        self.add_to(&mut verdict);
+        verdict.violations.sort();
+        verdict.violations.dedup();
+        verdict.violations
+    }
+}
+
+/// Evaluates one host of `profile` in full.
+pub fn evaluate_host(
     profile: &CompiledProfile,
     dialect: &dyn Dialect,
     objects: &dyn ObjectSource,
     host: &str,
     coverage: bool,
-    verdict: &mut Verdict,
-) {
-    let endpoints: Vec<&ResolvedEndpoint> = profile
-        .endpoints
+) -> HostEvaluation {
+    let table = host_table(profile, dialect, objects, host).map(Arc::new);
+    let targets = host_targets(profile, host);
+    let outcomes = match &table {
+        Some(table) => {
+            let literals = RouteLiterals::new(table.routes.iter().map(|r| &r.matcher));
+            targets
+                .iter()
+                .map(|t| target_outcome(profile, dialect, host, table, &literals, t, coverage))
+                .collect()
+        }
+        None => targets
+            .iter()
+            .map(|t| unserved(profile, host, t, coverage))
+            .collect(),
+    };
+    HostEvaluation {
+        summary: host_summary(profile, host, table.as_deref()),
+        table,
+        targets: outcomes,
+        coverage,
+    }
+}
+
+/// Evaluates `host` after a change to the Ingress `changed`, reusing `before` (the same
+/// host before the change) for every target the change cannot reach. Equal to
+/// [`evaluate_host`] on `objects` (a property test holds it to that): when the change
+/// alters anything about the host's other routes (host-wide client auth, TLS, regex mode,
+/// which duplicate path wins, the implicit default location), everything is re-evaluated.
+pub fn evaluate_host_after_change(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    before: &HostEvaluation,
+    changed: &ObjectKey,
+) -> HostEvaluation {
+    let coverage = before.coverage;
+    let (Some(old), Some(new)) = (
+        before.table.as_ref(),
+        host_table(profile, dialect, objects, host).map(Arc::new),
+    ) else {
+        return evaluate_host(profile, dialect, objects, host, coverage);
+    };
+    if !same_other_routes(old, &new, changed) {
+        return evaluate_host(profile, dialect, objects, host, coverage);
+    }
+    let targets = host_targets(profile, host);
+    if targets.len() != before.targets.len() {
+        return evaluate_host(profile, dialect, objects, host, coverage);
+    }
+    let changed_routes: Vec<&Route> = old
+        .routes
         .iter()
-        .filter(|e| e.host == host)
+        .chain(&new.routes)
+        .filter(|r| &r.ingress.key == changed)
         .collect();
-    let scopes: Vec<&UnlistedScope> = profile.unlisted.iter().filter(|s| s.host == host).collect();
-    let table = host_table(profile, dialect, objects, host);
-    verdict.hosts.push(HostSummary {
+    let literals = RouteLiterals::new(new.routes.iter().map(|r| &r.matcher));
+    let outcomes = targets
+        .iter()
+        .zip(&before.targets)
+        .map(|(target, previous)| {
+            if changed_routes
+                .iter()
+                .any(|r| target.may_be_matched_by(&r.matcher))
+            {
+                target_outcome(profile, dialect, host, &new, &literals, target, coverage)
+            } else {
+                previous.clone()
+            }
+        })
+        .collect();
+    HostEvaluation {
+        summary: host_summary(profile, host, Some(&new)),
+        table: Some(new),
+        targets: outcomes,
+        coverage,
+    }
+}
+
+/// Whether the routes of every Ingress but `changed` are the same, in the same order, with
+/// the same matchers, client auth and TLS, in both tables.
+fn same_other_routes(old: &HostRouteTable, new: &HostRouteTable, changed: &ObjectKey) -> bool {
+    if old.host_key != new.host_key || old.client_auth != new.client_auth {
+        return false;
+    }
+    let others = |t: &'_ HostRouteTable| -> Vec<usize> {
+        (0..t.routes.len())
+            .filter(|&i| &t.routes[i].ingress.key != changed)
+            .collect()
+    };
+    let (a, b) = (others(old), others(new));
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(&i, &j)| {
+            let (x, y) = (&old.routes[i], &new.routes[j]);
+            x.ingress.key == y.ingress.key
+                && x.path == y.path
+                && x.path_type == y.path_type
+                && x.serves_backend == y.serves_backend
+                && x.tls == y.tls
+                && x.priority == y.priority
+                && x.auth == y.auth
+                && x.matcher.same_as(&y.matcher)
+                && x.matcher.unanalysable() == y.matcher.unanalysable()
+        })
+}
+
+fn host_summary(
+    profile: &CompiledProfile,
+    host: &str,
+    table: Option<&HostRouteTable>,
+) -> HostSummary {
+    HostSummary {
         profile: profile.name.clone(),
         host: host.to_string(),
-        rule_host: table.as_ref().map(|t| t.host_key.clone()),
-        client_auth: table.as_ref().map_or_else(
+        rule_host: table.map(|t| t.host_key.clone()),
+        client_auth: table.map_or_else(
             || "no Ingress serves this host".to_string(),
             |t| t.client_auth.clone(),
         ),
-    });
-    let Some(table) = table else {
-        for ep in endpoints.iter().filter(|e| !e.default_alias) {
-            verdict.coverage.push(EndpointCoverage {
-                profile: profile.name.clone(),
-                endpoint: ep.row.endpoint.to_string(),
-                category: ep.row.category.as_str().to_string(),
-                scheme: ep.row.scheme.as_str().to_string(),
-                url: ep.url.clone(),
-                host: host.to_string(),
-                served: false,
-                compliant: true,
-                routes: Vec::new(),
-            });
-        }
-        return;
-    };
-    verdict.violations.extend(table.findings.iter().cloned());
-    let literals = RouteLiterals::new(table.routes.iter().map(|r| &r.matcher));
-    let mut untls: BTreeMap<String, &Route> = BTreeMap::new();
-    let pass = HostPass {
-        profile,
-        host,
-        table: &table,
-        coverage,
-    };
-
-    for ep in &endpoints {
-        let instances = representatives(&ep.path, &literals);
-        let serving = serving_routes(dialect, &table, instances, |r| {
-            r.matcher.may_match_template(&ep.path)
-        });
-        if ep.default_alias && serving.is_empty() {
-            continue;
-        }
-        let target = Target {
-            endpoint: Some(ep.row.endpoint),
-            label: ep.row.endpoint.to_string(),
-            category: ep.row.category.as_str(),
-            scheme: ep.row.scheme,
-            url: &ep.url,
-        };
-        record(&pass, &serving, &target, verdict, &mut untls);
-    }
-
-    for scope in &scopes {
-        let listed: Vec<&PathTemplate> = profile
-            .endpoints
-            .iter()
-            .filter(|e| {
-                e.row.location == Location::ApiBase
-                    && e.host == host
-                    && e.path.starts_with(&scope.base)
-            })
-            .map(|e| &e.path)
-            .collect();
-        let instances = unlisted_representatives(&scope.base, &listed, &literals);
-        let serving = serving_routes(dialect, &table, Some(instances), |r| {
-            r.matcher.may_match_under(&scope.base)
-        });
-        let url = format!("{}/…", scope.base_url);
-        let target = Target {
-            endpoint: None,
-            label: "(unlisted API paths)".into(),
-            category: "unlisted",
-            scheme: scope.scheme,
-            url: &url,
-        };
-        record(&pass, &serving, &target, verdict, &mut untls);
-    }
-
-    for (ingress, route) in untls {
-        verdict.violations.push(Violation {
-            code: ViolationCode::TlsMissing,
-            message: format!(
-                "Host {host} serves endpoints of profile {} through Ingress {ingress} without TLS: no spec.tls entry of the host's Ingresses lists {host}{}. Client certificates exist only in TLS, and open-banking endpoints must not be served in clear text. Add a spec.tls entry for {host} with the server certificate Secret.",
-                profile.name,
-                if profile.controller() == crate::profile::IngressController::Traefik {
-                    " and the Ingress does not set router.tls: \"true\""
-                } else {
-                    ""
-                }
-            ),
-            profile: profile.name.clone(),
-            host: host.to_string(),
-            ingress: Some(route.ingress.key.clone()),
-            path: None,
-            endpoint: None,
-            url: None,
-        });
     }
 }
 
-/// One host's evaluation: what [`record`] needs besides the target.
-struct HostPass<'t> {
-    profile: &'t CompiledProfile,
-    host: &'t str,
-    table: &'t HostRouteTable,
-    coverage: bool,
-}
-
-fn record<'t>(
-    pass: &HostPass<'t>,
-    serving: &BTreeSet<usize>,
+fn unserved(
+    profile: &CompiledProfile,
+    host: &str,
     target: &Target<'_>,
-    verdict: &mut Verdict,
-    untls: &mut BTreeMap<String, &'t Route>,
-) {
-    let HostPass {
-        profile,
-        host,
-        table,
-        coverage,
-    } = *pass;
+    coverage: bool,
+) -> TargetOutcome {
+    let listed = target.endpoint.is_some() && !target.default_alias;
+    TargetOutcome {
+        coverage: (coverage && listed).then(|| EndpointCoverage {
+            profile: profile.name.clone(),
+            endpoint: target.label.clone(),
+            category: target.category.to_string(),
+            scheme: target.scheme.as_str().to_string(),
+            url: target.url.clone(),
+            host: host.to_string(),
+            served: false,
+            compliant: true,
+            routes: Vec::new(),
+        }),
+        ..TargetOutcome::default()
+    }
+}
+
+fn target_outcome(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    host: &str,
+    table: &HostRouteTable,
+    literals: &RouteLiterals<'_>,
+    target: &Target<'_>,
+    coverage: bool,
+) -> TargetOutcome {
+    let serving = serving_routes(dialect, table, literals, target);
+    let mut outcome = TargetOutcome::default();
+    if target.default_alias && serving.is_empty() {
+        return outcome;
+    }
     let mut routes = Vec::new();
     let mut seen = BTreeSet::new();
-    for &i in serving {
+    for &i in &serving {
         let route = &table.routes[i];
         // A Prefix path is two nginx locations; report it once.
         if !seen.insert((
@@ -378,8 +564,8 @@ fn record<'t>(
         )) {
             continue;
         }
-        if !route.tls {
-            untls.entry(route.ingress.key.to_string()).or_insert(route);
+        if !route.tls && !outcome.untls.contains(&route.ingress.key) {
+            outcome.untls.push(route.ingress.key.clone());
         }
         let kind = route.auth.kind;
         let compliant = match target.scheme {
@@ -389,7 +575,7 @@ fn record<'t>(
             }
         };
         if !compliant {
-            verdict
+            outcome
                 .violations
                 .push(route_violation(profile, host, route, target));
         }
@@ -405,20 +591,20 @@ fn record<'t>(
             compliant,
         });
     }
-    if !coverage {
-        return;
+    if coverage {
+        outcome.coverage = Some(EndpointCoverage {
+            profile: profile.name.clone(),
+            endpoint: target.label.clone(),
+            category: target.category.to_string(),
+            scheme: target.scheme.as_str().to_string(),
+            url: target.url.clone(),
+            host: host.to_string(),
+            served: !routes.is_empty(),
+            compliant: routes.iter().all(|r| r.compliant),
+            routes,
+        });
     }
-    verdict.coverage.push(EndpointCoverage {
-        profile: profile.name.clone(),
-        endpoint: target.label.clone(),
-        category: target.category.to_string(),
-        scheme: target.scheme.as_str().to_string(),
-        url: target.url.to_string(),
-        host: host.to_string(),
-        served: !routes.is_empty(),
-        compliant: routes.iter().all(|r| r.compliant),
-        routes,
-    });
+    outcome
 }
 
 fn route_violation(

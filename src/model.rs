@@ -16,6 +16,11 @@ use serde::Serialize;
 /// Label that opts an Ingress into rendering by a profile.
 pub const PROFILE_LABEL: &str = "mtls-gate.io/profile";
 
+/// Marker annotation on every Ingress mtls-gate has rendered (by the controller or the
+/// mutating webhook, which write the same so a create costs no follow-up write): the
+/// profile that rendered it, so cleanup knows what to undo.
+pub const RENDERED_BY: &str = "mtls-gate.io/rendered-by";
+
 /// `namespace/name` of a namespaced object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {

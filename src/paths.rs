@@ -11,6 +11,7 @@
 //! over-approximates (sound: it can only add findings).
 
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// One `/`-separated segment of an endpoint path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -203,14 +204,37 @@ pub struct RegexMatcher {
     /// Whether a match must start at the beginning of the path (nginx `^...`); Traefik's
     /// `PathRegexp` searches anywhere unless the expression anchors itself.
     pub anchored: bool,
-    /// `None` when the expression is not valid in Rust's dialect (PCRE and Go features such
-    /// as look-around): the engine then assumes it may match anything.
-    pub compiled: Option<regex::Regex>,
     /// Literal text every match starts with (empty when unknown).
     pub literal_prefix: String,
     pub case_insensitive: bool,
+    /// The compiled automaton, built on first use (or by [`RegexMatcher::prepare`] within
+    /// a host's budget) and shared by the clones of this matcher.
+    automaton: Arc<OnceLock<RegexAnalysis>>,
 }
 
+/// A route expression compiled to a DFA, or why it cannot be analysed within the limits
+/// (then it counts as "may match anything": fail closed).
+type RegexAnalysis = Result<Arc<RouteAutomaton>, Arc<str>>;
+
+#[derive(Debug)]
+pub struct RouteAutomaton {
+    dfa: DenseDfa,
+}
+
+type DenseDfa = regex_automata::dfa::dense::DFA<Vec<u32>>;
+
+/// Limits that bound the analysis of one expression (design.md §7: any single review
+/// ≤ 50 ms CPU and ≤ 16 MiB extra memory). `/((x{1000}){1000}){2}` is 21 characters but a
+/// billion NFA states: the size limits make the compiler give up early instead.
+pub const REGEX_NFA_SIZE_LIMIT: usize = 1 << 20;
+pub const REGEX_DFA_SIZE_LIMIT: usize = 1 << 20;
+/// Regex automaton memory one host table may use; routes beyond it are not analysed.
+pub const HOST_REGEX_BUDGET: usize = 8 << 20;
+/// Most (language, route) state pairs explored when intersecting a route with an endpoint
+/// language; beyond it the route counts as matching (sound).
+const MAX_PRODUCT_PAIRS: usize = 200_000;
+/// Distinct expressions whose compiled form is remembered across evaluations.
+const COMPILED_CACHE_ENTRIES: usize = 1024;
 /// Result of matching one concrete path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchResult {
@@ -233,13 +257,10 @@ impl PathMatcher {
         let source = format!("(?i)^{path}");
         PathMatcher::Regex(RegexMatcher {
             anchored: true,
-            compiled: regex::RegexBuilder::new(&source)
-                .size_limit(1 << 20)
-                .build()
-                .ok(),
             literal_prefix: literal_prefix(path),
             source,
             case_insensitive: true,
+            automaton: Arc::default(),
         })
     }
 
@@ -248,13 +269,10 @@ impl PathMatcher {
         let anchored = expr.strip_prefix('^');
         PathMatcher::Regex(RegexMatcher {
             anchored: anchored.is_some(),
-            compiled: regex::RegexBuilder::new(expr)
-                .size_limit(1 << 20)
-                .build()
-                .ok(),
             literal_prefix: anchored.map(literal_prefix).unwrap_or_default(),
             source: expr.to_string(),
             case_insensitive: expr.starts_with("(?i)"),
+            automaton: Arc::default(),
         })
     }
 
@@ -266,10 +284,28 @@ impl PathMatcher {
             PathMatcher::PrefixIgnoreCase(p) => yes(path.len() >= p.len()
                 && path.is_char_boundary(p.len())
                 && path[..p.len()].eq_ignore_ascii_case(p)),
-            PathMatcher::Regex(r) => match &r.compiled {
-                Some(re) => yes(re.is_match(path)),
-                None => MatchResult::Maybe,
-            },
+            PathMatcher::Regex(r) => r.matches(path),
+        }
+    }
+
+    /// The same matcher (same kind and expression).
+    pub fn same_as(&self, other: &PathMatcher) -> bool {
+        match (self, other) {
+            (PathMatcher::Exact(a), PathMatcher::Exact(b))
+            | (PathMatcher::Prefix(a), PathMatcher::Prefix(b))
+            | (PathMatcher::PrefixIgnoreCase(a), PathMatcher::PrefixIgnoreCase(b)) => a == b,
+            (PathMatcher::Regex(a), PathMatcher::Regex(b)) => {
+                a.source == b.source && a.anchored == b.anchored
+            }
+            _ => false,
+        }
+    }
+
+    /// Why a regex matcher cannot be analysed (it then counts as matching anything).
+    pub fn unanalysable(&self) -> Option<&str> {
+        match self {
+            PathMatcher::Regex(r) => r.unanalysable(),
+            _ => None,
         }
     }
 
@@ -331,36 +367,83 @@ impl PathMatcher {
 }
 
 impl RegexMatcher {
+    fn analysis(&self) -> &RegexAnalysis {
+        self.automaton
+            .get_or_init(|| compiled_route(&self.source, self.anchored, REGEX_DFA_SIZE_LIMIT))
+    }
+
+    /// Compiles the expression, charging its automaton's memory to `budget` (one host
+    /// table's allowance). Returns why the expression cannot be analysed, if so: too large
+    /// for the limits, beyond the budget, or a feature the DFA cannot decide (look-around,
+    /// Unicode word boundaries). Such a route counts as matching anything it might.
+    pub fn prepare(&self, budget: &mut usize) -> Option<Arc<str>> {
+        let analysis = self.automaton.get_or_init(|| {
+            if *budget == 0 {
+                return Err(Arc::from(
+                    "the host's regex analysis budget is used up by its other regex paths",
+                ));
+            }
+            compiled_route(
+                &self.source,
+                self.anchored,
+                REGEX_DFA_SIZE_LIMIT.min(*budget),
+            )
+        });
+        match analysis {
+            Ok(automaton) => {
+                *budget = budget.saturating_sub(automaton.dfa.memory_usage());
+                None
+            }
+            Err(reason) => Some(reason.clone()),
+        }
+    }
+
+    /// Why the expression is not analysed, if it is not.
+    pub fn unanalysable(&self) -> Option<&str> {
+        self.analysis().as_ref().err().map(|r| &**r)
+    }
+
+    fn matches(&self, path: &str) -> MatchResult {
+        use regex_automata::dfa::Automaton;
+        use regex_automata::{Anchored, Input};
+        let Ok(automaton) = self.analysis() else {
+            return MatchResult::Maybe;
+        };
+        let anchored = if self.anchored {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
+        match automaton
+            .dfa
+            .try_search_fwd(&Input::new(path).anchored(anchored).earliest(true))
+        {
+            Ok(Some(_)) => MatchResult::Yes,
+            Ok(None) => MatchResult::No,
+            Err(_) => MatchResult::Maybe,
+        }
+    }
+
     /// Whether the route expression matches some path of the regular language `language`
     /// (an anchored expression over paths). Decided exactly on the product of the two
-    /// DFAs; `true` when that cannot be decided (an expression too large or not supported
-    /// by the Rust dialect), which is the sound answer.
+    /// DFAs; `true` when that cannot be decided within the limits (an expression too
+    /// large or not supported by the DFA), which is the sound answer.
     pub fn may_match_language(&self, language: &str) -> bool {
-        use regex_automata::dfa::{Automaton, StartKind, dense};
+        use regex_automata::Anchored;
+        use regex_automata::dfa::Automaton;
         use regex_automata::util::start;
-        use regex_automata::{Anchored, util::syntax};
-        let build = |pattern: &str, ci: bool, kind: StartKind| {
-            dense::Builder::new()
-                .syntax(syntax::Config::new().case_insensitive(ci))
-                .configure(
-                    dense::Config::new()
-                        .start_kind(kind)
-                        .dfa_size_limit(Some(1 << 20))
-                        .determinize_size_limit(Some(1 << 20)),
-                )
-                .build(pattern)
-                .ok()
+        let Ok(route) = self.analysis() else {
+            return true;
         };
-        let (kind, anchored) = if self.anchored {
-            (StartKind::Anchored, Anchored::Yes)
+        let route = &route.dfa;
+        let Ok(lang) = compiled_language(language) else {
+            return true;
+        };
+        let lang = &lang.dfa;
+        let anchored = if self.anchored {
+            Anchored::Yes
         } else {
-            (StartKind::Unanchored, Anchored::No)
-        };
-        let Some(route) = build(&self.source, false, kind) else {
-            return true;
-        };
-        let Some(lang) = build(language, false, StartKind::Anchored) else {
-            return true;
+            Anchored::No
         };
         let (Ok(r0), Ok(l0)) = (
             route.start_state(&start::Config::new().anchored(anchored)),
@@ -368,6 +451,18 @@ impl RegexMatcher {
         ) else {
             return true;
         };
+        // One byte per pair of equivalence classes: bytes in the same class of both DFAs
+        // lead to the same product state.
+        let mut class_bytes: Vec<u8> = Vec::new();
+        let mut seen_classes = std::collections::HashSet::new();
+        for byte in 0..=255u8 {
+            if seen_classes.insert((
+                lang.byte_classes().get(byte),
+                route.byte_classes().get(byte),
+            )) {
+                class_bytes.push(byte);
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         let mut stack = vec![(l0, r0)];
         seen.insert((l0, r0));
@@ -378,7 +473,7 @@ impl RegexMatcher {
             {
                 return true;
             }
-            for byte in 0..=255u8 {
+            for &byte in &class_bytes {
                 let l2 = lang.next_state(l, byte);
                 if lang.is_dead_state(l2) {
                     continue;
@@ -396,12 +491,93 @@ impl RegexMatcher {
                     continue;
                 }
                 if seen.insert((l2, r2)) {
+                    if seen.len() > MAX_PRODUCT_PAIRS {
+                        return true;
+                    }
                     stack.push((l2, r2));
                 }
             }
         }
         false
     }
+}
+
+/// Compiles a route expression within the size limits, remembering the result per
+/// expression so that each distinct expression is compiled once per process, not once per
+/// evaluation (reviews rebuild host tables). A memo of a pure function: results do not
+/// depend on what is cached.
+fn compiled_route(source: &str, anchored: bool, dfa_limit: usize) -> RegexAnalysis {
+    use regex_automata::dfa::StartKind;
+    let kind = if anchored {
+        StartKind::Anchored
+    } else {
+        StartKind::Unanchored
+    };
+    memoized(source, kind, dfa_limit)
+}
+
+fn compiled_language(language: &str) -> RegexAnalysis {
+    memoized(
+        language,
+        regex_automata::dfa::StartKind::Anchored,
+        REGEX_DFA_SIZE_LIMIT,
+    )
+}
+
+type CompiledCache = std::collections::HashMap<(String, bool, usize), RegexAnalysis>;
+
+fn memoized(
+    pattern: &str,
+    kind: regex_automata::dfa::StartKind,
+    dfa_limit: usize,
+) -> RegexAnalysis {
+    static CACHE: OnceLock<Mutex<CompiledCache>> = OnceLock::new();
+    let anchored = matches!(kind, regex_automata::dfa::StartKind::Anchored);
+    let key = (pattern.to_string(), anchored, dfa_limit);
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+    {
+        return hit.clone();
+    }
+    let analysis = build_dfa(pattern, kind, dfa_limit);
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() >= COMPILED_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, analysis.clone());
+    analysis
+}
+
+fn build_dfa(
+    pattern: &str,
+    kind: regex_automata::dfa::StartKind,
+    dfa_limit: usize,
+) -> RegexAnalysis {
+    use regex_automata::dfa::dense;
+    use regex_automata::nfa::thompson;
+    dense::Builder::new()
+        .thompson(thompson::Config::new().nfa_size_limit(Some(REGEX_NFA_SIZE_LIMIT)))
+        .configure(
+            dense::Config::new()
+                .start_kind(kind)
+                // `\b` is decided on ASCII; a non-ASCII byte next to it stops the search
+                // (a quit state), which every caller treats as "may match".
+                .unicode_word_boundary(true)
+                .dfa_size_limit(Some(dfa_limit))
+                .determinize_size_limit(Some(dfa_limit)),
+        )
+        .build(pattern)
+        .map(|dfa| Arc::new(RouteAutomaton { dfa }))
+        .map_err(|e| {
+            Arc::from(format!(
+                "{pattern:?} cannot be analysed within mtls-gate's limits ({e})"
+            ))
+        })
 }
 
 impl PathTemplate {

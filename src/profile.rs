@@ -234,13 +234,53 @@ pub struct ApiProviderProfileStatus {
     pub endpoints_total: i32,
     /// Per-endpoint coverage, for auditors.
     #[serde(default)]
-    pub coverage: Vec<crate::engine::EndpointCoverage>,
+    pub coverage: Vec<EndpointCoverage>,
     /// Ingresses labelled `mtls-gate.io/profile: <this profile>` (of the considered class).
     #[serde(default)]
     pub managed_ingresses: i32,
     /// Managed Ingresses that no setting can make compliant, and what to change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<RenderRefusal>,
+}
+
+// Coverage types are CRD status (the engine builds them): they live with the CRD so the
+// engine's internals never become part of the CRD contract by accident.
+
+/// One route that serves (some instances of) an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingRoute {
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+    pub path: String,
+    pub path_type: String,
+    /// Effective client auth: required, required-by-gate, optional, none,
+    /// required-unverified, optional-unverified or rejected.
+    pub client_auth: String,
+    /// Which setting decides it.
+    pub detail: String,
+    pub compliant: bool,
+}
+
+/// How one endpoint URL is served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointCoverage {
+    /// The profile this entry belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile: String,
+    /// The endpoint as the table writes it, or "(unlisted API paths)".
+    pub endpoint: String,
+    pub category: String,
+    pub scheme: String,
+    pub url: String,
+    pub host: String,
+    /// Some Ingress route serves (some instances of) this endpoint.
+    pub served: bool,
+    /// Every serving route has the client auth the scheme demands.
+    pub compliant: bool,
+    #[serde(default)]
+    pub routes: Vec<ServingRoute>,
 }
 
 /// A managed Ingress the controller cannot render, with the reason and the fix.

@@ -12,9 +12,9 @@ use serde::Serialize;
 use crate::catalog::Scheme;
 use crate::cluster::{WithIngressChange, host_key_covers};
 use crate::dialect::{AnnotationChanges, HostRole, RenderInput, RenderedObject, dialect_for};
-use crate::engine::{EngineError, host_table};
+use crate::engine::{EngineError, host_table, host_targets, serving_routes};
 use crate::model::{IngressView, ObjectKey, ObjectSource};
-use crate::paths::{RouteLiterals, representatives, unlisted_representatives};
+use crate::paths::RouteLiterals;
 use crate::profile::CompiledProfile;
 
 /// The settings for one managed Ingress.
@@ -87,54 +87,17 @@ fn served_by_paths_all(
         return out;
     };
     let literals = RouteLiterals::new(table.routes.iter().map(|r| &r.matcher));
-    let mut note = |indices: Vec<usize>, scheme: Scheme, label: &str| {
-        for i in indices {
+    for target in host_targets(profile, host) {
+        for i in serving_routes(dialect, &table, &literals, &target) {
             let r = &table.routes[i];
-            if r.serves_backend {
-                out.entry(r.ingress.key.clone())
-                    .or_default()
-                    .entry(r.path.clone())
-                    .or_default()
-                    .entry(scheme)
-                    .or_default()
-                    .insert(label.to_string());
-            }
+            out.entry(r.ingress.key.clone())
+                .or_default()
+                .entry(r.path.clone())
+                .or_default()
+                .entry(target.scheme)
+                .or_default()
+                .insert(target.label.clone());
         }
-    };
-    for ep in profile.endpoints.iter().filter(|e| e.host == host) {
-        let instances = representatives(&ep.path, &literals);
-        let mut indices = Vec::new();
-        match instances {
-            Some(instances) => instances
-                .iter()
-                .for_each(|p| indices.extend(dialect.winners(&table, p))),
-            None => indices.extend(
-                table
-                    .routes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.matcher.may_match_template(&ep.path))
-                    .map(|(i, _)| i),
-            ),
-        }
-        indices.sort_unstable();
-        indices.dedup();
-        note(indices, ep.row.scheme, ep.row.endpoint);
-    }
-    for scope in profile.unlisted.iter().filter(|s| s.host == host) {
-        let listed: Vec<_> = profile
-            .endpoints
-            .iter()
-            .filter(|e| e.host == host)
-            .map(|e| &e.path)
-            .collect();
-        let mut indices = Vec::new();
-        for p in unlisted_representatives(&scope.base, &listed, &literals) {
-            indices.extend(dialect.winners(&table, &p));
-        }
-        indices.sort_unstable();
-        indices.dedup();
-        note(indices, scope.scheme, "(unlisted API paths)");
     }
     out
 }

@@ -22,16 +22,21 @@ pub enum ViolationCode {
     /// A Traefik TLSOption an Ingress names does not exist or is invalid, so Traefik does
     /// not apply it.
     TlsOptionInvalid,
+    /// Something on a profile host changes routing or client authentication in a way the
+    /// engine does not model (or cannot analyse within its limits); it is never silently
+    /// ignored (design.md §2, "Fail closed on the unknown").
+    UnmodelledSetting,
 }
 
 impl ViolationCode {
-    pub const ALL: [ViolationCode; 6] = [
+    pub const ALL: [ViolationCode; 7] = [
         ViolationCode::MtlsNotRequired,
         ViolationCode::MtlsRequiredOnTlsEndpoint,
         ViolationCode::HostSettingsConflict,
         ViolationCode::CaSecretInvalid,
         ViolationCode::TlsMissing,
         ViolationCode::TlsOptionInvalid,
+        ViolationCode::UnmodelledSetting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +47,7 @@ impl ViolationCode {
             ViolationCode::CaSecretInvalid => "CaSecretInvalid",
             ViolationCode::TlsMissing => "TlsMissing",
             ViolationCode::TlsOptionInvalid => "TlsOptionInvalid",
+            ViolationCode::UnmodelledSetting => "UnmodelledSetting",
         }
     }
 }

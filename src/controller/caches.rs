@@ -39,9 +39,7 @@ use crate::model::{
 };
 use crate::profile::{ApiProviderProfile, IngressController};
 
-/// Annotation the controller sets on every Ingress it renders: the profile it rendered for.
-/// It marks what to clean up when the label goes or the profile is deleted.
-pub const RENDERED_BY: &str = "mtls-gate.io/rendered-by";
+pub use crate::model::RENDERED_BY;
 /// Annotation on rendered Traefik objects: a hash of what was applied, so an unchanged
 /// object is not written again.
 pub const RENDERED_HASH: &str = "mtls-gate.io/rendered-hash";

@@ -106,6 +106,8 @@ pub struct HostRouteTable {
     pub client_auth: String,
     /// Host-level findings (conflicts, CA secrets, TLS options).
     pub findings: Vec<Violation>,
+    /// What else, in this controller, makes a route TLS (appended to `TlsMissing`).
+    pub plain_http_hint: &'static str,
 }
 
 /// Inputs for building one host's table.
@@ -179,8 +181,6 @@ pub type RenderedObject = serde_json::Value;
 
 /// One ingress controller's semantics.
 pub trait Dialect: Send + Sync {
-    fn controller(&self) -> IngressController;
-
     /// Builds the route table of one host from all its Ingresses.
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable;
 
@@ -191,9 +191,6 @@ pub trait Dialect: Send + Sync {
     /// Annotations that must be set or removed on a managed Ingress for its host role, and
     /// the objects (namespaced like the Ingress) they reference.
     fn render(&self, input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>);
-
-    /// Every annotation key the renderer owns for this dialect.
-    fn owned_annotations(&self) -> &'static [&'static str];
 }
 
 /// The dialect of a controller; `None` for controllers this version cannot evaluate.

@@ -24,7 +24,6 @@ use super::{
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
-use crate::profile::IngressController;
 use crate::violation::ViolationCode;
 
 pub struct IngressNginx;
@@ -39,14 +38,6 @@ pub const AUTH_URL: &str = "nginx.ingress.kubernetes.io/auth-url";
 const USE_REGEX: &str = "nginx.ingress.kubernetes.io/use-regex";
 const REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
 const CONTROLLER: &str = "ingress-nginx";
-
-const OWNED: &[&str] = &[
-    AUTH_TLS_SECRET,
-    AUTH_TLS_VERIFY_CLIENT,
-    AUTH_TLS_VERIFY_DEPTH,
-    AUTH_TLS_PASS_CERT,
-    AUTH_URL,
-];
 
 /// The host-level `auth-tls-*` settings one Ingress carries, normalised as the controller
 /// parses them (invalid verify-client → `on`, invalid depth → 1).
@@ -356,10 +347,6 @@ fn route_auth(mode: &HostMode, ing: &IngressView, gate: Option<&str>) -> RouteAu
 }
 
 impl Dialect for IngressNginx {
-    fn controller(&self) -> IngressController {
-        IngressController::IngressNginx
-    }
-
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut ings = ctx.ingresses.clone();
         ings.sort_by(|a, b| oldest_first(a, b));
@@ -596,9 +583,5 @@ impl Dialect for IngressNginx {
         }
         changes.remove = remove;
         (changes, Vec::new())
-    }
-
-    fn owned_annotations(&self) -> &'static [&'static str] {
-        OWNED
     }
 }

@@ -27,7 +27,7 @@ use crate::model::{
     CaBundle, IngressView, Lookup, MiddlewareKind, ObjectKey, ObjectSource, PathType, TlsOptionView,
 };
 use crate::paths::{MatchResult, PathMatcher};
-use crate::profile::{CompiledProfile, IngressController};
+use crate::profile::CompiledProfile;
 use crate::violation::ViolationCode;
 
 pub struct Traefik;
@@ -39,7 +39,6 @@ const PRIORITY: &str = "traefik.ingress.kubernetes.io/router.priority";
 const PATH_MATCHER: &str = "traefik.ingress.kubernetes.io/router.pathmatcher";
 const CERT_HEADER: &str = "X-Forwarded-Tls-Client-Cert";
 const CONTROLLER: &str = "traefik";
-const OWNED: &[&str] = &[TLS_OPTIONS, MIDDLEWARES];
 
 /// Client-auth behaviour of a resolved TLS option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,13 +263,10 @@ impl Traefik {
 }
 
 impl Dialect for Traefik {
-    fn controller(&self) -> IngressController {
-        IngressController::Traefik
-    }
-
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
+            plain_http_hint: " and the Ingress does not set router.tls: \"true\"",
             ..Default::default()
         };
         let objects = ctx.objects;
@@ -526,10 +522,6 @@ impl Dialect for Traefik {
             changes.set.insert(MIDDLEWARES.to_string(), chain.join(","));
         }
         (changes, objects)
-    }
-
-    fn owned_annotations(&self) -> &'static [&'static str] {
-        OWNED
     }
 }
 
