@@ -332,6 +332,7 @@ down() { down_quiet; log "down: stopped and removed $run_dir"; }
 suite() {
   up
   trap down EXIT
+  trap 'exit 130' INT TERM
   # shellcheck disable=SC1090
   eval "$(env_exports)"
   export MTLS_GATE_E2E_KUBECONFIG MTLS_GATE_E2E_LOCAL MTLS_GATE_E2E_AUDIT_LOG

@@ -717,23 +717,24 @@ async fn scale_rss_and_dry_run_latency() {
             condition(s, "Ready").as_deref() == Some("True")
         })
         .await;
-        let cached_before = metric_sum("mtls_gate_cached_ingresses ").await / 2.0;
         let rss_before = [local.replica_rss_kib(1), local.replica_rss_kib(2)];
-        // The API host: a catch-all on the base URL carrying the client-certificate
-        // settings, then 199 services under it (covered by the host-wide settings).
-        let mut base = ingress(
+        // The API host: a managed catch-all on the base URL (rendered with the client-
+        // certificate settings), then 199 services under it, covered by those settings.
+        fx.create(&ingress(
             &fx.ns,
             "api-base",
             &fx.api_host,
             &[("/open-banking-nz/v3.0", "Prefix")],
-            None,
-        );
-        base.annotations_mut().extend([
-            (VERIFY.to_string(), "on".to_string()),
-            (CA_REF.to_string(), format!("{}/{CA_SECRET}", fx.ns)),
-        ]);
-        fx.create(&base).await;
-        tokio::time::sleep(Duration::from_millis(1100)).await; // strictly older creationTimestamp
+            Some(&fx.profile),
+        ))
+        .await;
+        let base = fx.wait_rendered("api-base").await;
+        let created = base.creation_timestamp().expect("creationTimestamp").0;
+        // creationTimestamp has one-second resolution: the others must be newer.
+        eventually("a second past api-base's creation", 10, || async move {
+            (k8s_openapi::jiff::Timestamp::now().as_second() > created.as_second()).then_some(())
+        })
+        .await;
         let mut items: Vec<Ingress> = (1..200)
             .map(|i| {
                 ingress(
@@ -783,7 +784,7 @@ async fn scale_rss_and_dry_run_latency() {
             failures.len(),
             failures.first()
         );
-        let want = cached_before + count as f64;
+        let want = count as f64;
         for port in PROBE_PORTS {
             eventually(
                 &format!("replica :{port} caches {want} Ingresses"),
