@@ -337,7 +337,9 @@ suite() {
   eval "$(env_exports)"
   export MTLS_GATE_E2E_KUBECONFIG MTLS_GATE_E2E_LOCAL MTLS_GATE_E2E_AUDIT_LOG
   cd "$repo"
-  cargo test --locked --test e2e -- --nocapture --test-threads=1 "$@"
+  # A hung run must not hold CI: the scenarios take minutes, the bound is generous.
+  timeout --kill-after=30 "${E2E_SUITE_TIMEOUT:-2400}" \
+    cargo test --locked --test e2e -- --nocapture --test-threads=1 "$@"
 }
 
 case "${1:-}" in
