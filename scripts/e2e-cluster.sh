@@ -189,14 +189,17 @@ K
   chmod 600 "$1"
 }
 
-# Audit policy: every write (create/update/patch/delete) by anyone, at Metadata level, so
-# the suite can count the operator's writes; reads are not logged.
+# Audit policy, Metadata level: every request of the operator's ServiceAccount (so the
+# suite can check that the chart's RBAC refused none) and every write by anyone (so it can
+# count writes); other reads are not logged.
 audit_policy() {
-  cat >"$run_dir/audit-policy.yaml" <<'A'
+  cat >"$run_dir/audit-policy.yaml" <<A
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+  - level: Metadata
+    users: ["system:serviceaccount:$release_ns:$release"]
   - level: Metadata
     verbs: [create, update, patch, delete, deletecollection]
   - level: None

@@ -380,6 +380,7 @@ where
         )
         .await
         .expect("create the CA Secret");
+    let audit_mark = env.local.as_ref().map(Local::audit_mark);
     let outcome = tokio::spawn(scenario(fx.clone())).await;
     if let Some(local) = &env.local
         && outcome.is_err()
@@ -409,6 +410,36 @@ where
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+    // The replicas run with the chart ServiceAccount's token: the chart's RBAC must have
+    // allowed every request they made meanwhile.
+    if let (Some(local), Some(mark)) = (&env.local, audit_mark) {
+        let forbidden = operator_forbidden(&local.audit_since(mark));
+        assert!(
+            forbidden.is_empty(),
+            "the chart's RBAC refused the operator: {forbidden:?}"
+        );
+    }
+}
+
+/// Requests of the operator that the API server refused with 403, as "verb resource
+/// namespace/name" lines.
+pub fn operator_forbidden(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["user"]["username"] == OPERATOR_USER)
+        .filter(|e| e["responseStatus"]["code"] == 403)
+        .map(|e| {
+            let r = &e["objectRef"];
+            format!(
+                "{} {}/{} {}/{}",
+                e["verb"].as_str().unwrap_or("?"),
+                r["apiGroup"].as_str().unwrap_or(""),
+                r["resource"].as_str().unwrap_or("?"),
+                r["namespace"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }
 
 /// Runs kubectl with the suite's kubeconfig; `stdin` is piped in when given.
@@ -535,6 +566,10 @@ pub fn operator_writes(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .filter(|e| e["user"]["username"] == OPERATOR_USER)
+        .filter(|e| {
+            let verb = e["verb"].as_str().unwrap_or("");
+            ["create", "update", "patch", "delete", "deletecollection"].contains(&verb)
+        })
         .filter(|e| {
             let resource = e["objectRef"]["resource"].as_str().unwrap_or("");
             resource != "leases" && resource != "events"
