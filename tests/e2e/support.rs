@@ -407,18 +407,23 @@ where
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let _ = namespaces.delete(&fx.ns, &DeleteParams::default()).await;
+    // The replicas run with the chart ServiceAccount's token: the chart's RBAC must have
+    // allowed every request they made meanwhile (checked first: a refusal explains a
+    // scenario's failure).
+    let forbidden = match (&env.local, audit_mark) {
+        (Some(local), Some(mark)) => operator_forbidden(&local.audit_since(mark)),
+        _ => Vec::new(),
+    };
+    if !forbidden.is_empty() {
+        println!("the chart's RBAC refused the operator: {forbidden:?}");
+    }
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
-    // The replicas run with the chart ServiceAccount's token: the chart's RBAC must have
-    // allowed every request they made meanwhile.
-    if let (Some(local), Some(mark)) = (&env.local, audit_mark) {
-        let forbidden = operator_forbidden(&local.audit_since(mark));
-        assert!(
-            forbidden.is_empty(),
-            "the chart's RBAC refused the operator: {forbidden:?}"
-        );
-    }
+    assert!(
+        forbidden.is_empty(),
+        "the chart's RBAC refused the operator: {forbidden:?}"
+    );
 }
 
 /// Requests of the operator that the API server refused with 403, as "verb resource
