@@ -5,6 +5,7 @@
 #   scripts/test-chart.sh            check (used by `make test`); exits non-zero on failure
 #   scripts/test-chart.sh --update   first sync crds/ into the chart and regenerate deploy/
 #   scripts/test-chart.sh -- ARGS    pass ARGS to pytest (e.g. -- -k webhooks -x)
+#   scripts/test-chart.sh --venv-only  only create/refresh .venv (scripts/e2e-cluster.sh uses it)
 #
 # The virtual environment lives in .venv/ (git-ignored; CHART_TEST_VENV overrides) and is
 # reused while tests/chart/requirements.txt is unchanged.
@@ -14,12 +15,14 @@ cd "$(dirname "$0")/.."
 venv=${CHART_TEST_VENV:-.venv}
 requirements=tests/chart/requirements.txt
 update=0
+venv_only=0
 pytest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --update) update=1 ;;
+    --venv-only) venv_only=1 ;;
     --) shift; pytest_args=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "test-chart: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -54,6 +57,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
   echo "$want" > "$stamp"
 fi
 
+[ "$venv_only" = 1 ] && exit 0
 export PYTHONDONTWRITEBYTECODE=1
 
 if [ "$update" = 1 ]; then

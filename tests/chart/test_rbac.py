@@ -11,11 +11,10 @@ from conftest import NAMESPACE, RELEASE, VALUE_SETS, Rendered, render
 # (apiGroup, resource) -> verbs, for the ClusterRole (cluster-wide, no resourceNames).
 CLUSTER_RULES = {
     ("networking.k8s.io", "ingresses"): {"get", "list", "watch", "patch"},
-    ("mtls-gate.io", "apiproviderprofiles"): {"get", "list", "watch", "patch", "update"},
-    ("mtls-gate.io", "apiproviderprofiles/status"): {"get", "patch", "update"},
+    ("mtls-gate.io", "apiproviderprofiles"): {"get", "list", "watch", "patch"},
+    ("mtls-gate.io", "apiproviderprofiles/status"): {"patch"},
     ("mtls-gate.io", "apiproviderprofiles/finalizers"): {"update"},
     ("events.k8s.io", "events"): {"create", "patch"},
-    ("", "events"): {"create", "patch"},
 }
 TRAEFIK_RULES = {
     ("traefik.io", "tlsoptions"): {"get", "list", "watch", "create", "patch", "update", "delete"},
@@ -56,18 +55,18 @@ def _expected_cluster(values: dict[str, Any]) -> dict[tuple[str, str, tuple[str,
         expected[("", "secrets", ca)] = {"get", "list", "watch"}
     if values.get("selfManaged", {}).get("enabled", True):
         for res in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
-            expected[("admissionregistration.k8s.io", res, (RELEASE,))] = {"get", "update", "patch"}
+            expected[("admissionregistration.k8s.io", res, (RELEASE,))] = {"get", "update"}
     return expected
 
 
 def _expected_namespaced(values: dict[str, Any]) -> dict[tuple[str, str, tuple[str, ...]], set[str]]:
     expected = {
         ("coordination.k8s.io", "leases", ()): {"create"},
-        ("coordination.k8s.io", "leases", (f"{RELEASE}-leader",)): {"get", "update", "patch"},
+        ("coordination.k8s.io", "leases", (f"{RELEASE}-leader",)): {"get", "update"},
     }
     if values.get("selfManaged", {}).get("enabled", True):
         expected[("", "secrets", ())] = {"create"}
-        expected[("", "secrets", (f"{RELEASE}-webhook-tls",))] = {"get", "update", "patch"}
+        expected[("", "secrets", (f"{RELEASE}-webhook-tls",))] = {"get", "update"}
     return expected
 
 
