@@ -167,7 +167,14 @@ pub fn review_slice(view: &ClusterView, key: &ObjectKey, new: Option<&IngressVie
                 .map(String::as_str),
         );
     }
-    view.slice_for_hosts(hosts, |i| &i.key == key)
+    let mut slice = view.slice_for_hosts(hosts, |_| false);
+    // The old version of the changed Ingress, wherever its rules point.
+    if let Some(old) = view.ingress(key)
+        && slice.ingress(key).is_none()
+    {
+        slice.upsert_shared_ingress(old.clone());
+    }
+    slice
 }
 
 fn review_ingress_with(

@@ -170,7 +170,7 @@ impl ClusterView {
             }
         }
         for v in self.ingresses.values() {
-            if !out.ingresses.contains_key(&v.key) && also(v) {
+            if also(v) && !out.ingresses.contains_key(&v.key) {
                 out.upsert_shared_ingress(v.clone());
             }
         }
