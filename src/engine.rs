@@ -529,18 +529,28 @@ fn unserved(
 ) -> TargetOutcome {
     let listed = target.endpoint.is_some() && !target.default_alias;
     TargetOutcome {
-        coverage: (coverage && listed).then(|| EndpointCoverage {
-            profile: profile.name.clone(),
-            endpoint: target.label.clone(),
-            category: target.category.to_string(),
-            scheme: target.scheme.as_str().to_string(),
-            url: target.url.clone(),
-            host: host.to_string(),
-            served: false,
-            compliant: true,
-            routes: Vec::new(),
-        }),
+        coverage: (coverage && listed).then(|| coverage_entry(profile, host, target, Vec::new())),
         ..TargetOutcome::default()
+    }
+}
+
+/// The coverage entry of a target served by `routes` (none: not served).
+fn coverage_entry(
+    profile: &CompiledProfile,
+    host: &str,
+    target: &Target<'_>,
+    routes: Vec<ServingRoute>,
+) -> EndpointCoverage {
+    EndpointCoverage {
+        profile: profile.name.clone(),
+        endpoint: target.label.clone(),
+        category: target.category.to_string(),
+        scheme: target.scheme.as_str().to_string(),
+        url: target.url.clone(),
+        host: host.to_string(),
+        served: !routes.is_empty(),
+        compliant: routes.iter().all(|r| r.compliant),
+        routes,
     }
 }
 
@@ -598,17 +608,7 @@ fn target_outcome(
         });
     }
     if coverage {
-        outcome.coverage = Some(EndpointCoverage {
-            profile: profile.name.clone(),
-            endpoint: target.label.clone(),
-            category: target.category.to_string(),
-            scheme: target.scheme.as_str().to_string(),
-            url: target.url.clone(),
-            host: host.to_string(),
-            served: !routes.is_empty(),
-            compliant: routes.iter().all(|r| r.compliant),
-            routes,
-        });
+        outcome.coverage = Some(coverage_entry(profile, host, target, routes));
     }
     outcome
 }

@@ -202,20 +202,7 @@ fn tenant_ingresses(count: usize) -> Vec<Value> {
 /// `count` Ingresses: the bank's, then other tenants' (5 per host, 3 paths each).
 pub fn cluster_ingresses(count: usize) -> Vec<Value> {
     let mut out = bank_ingresses();
-    let mut i = 0;
-    while out.len() < count {
-        let tenant = i / 5;
-        let host = format!("app-{tenant}.tenant-{}.example", tenant % 97);
-        out.push(ingress(
-            &format!("tenant-{}", tenant % 97),
-            &format!("web-{i}"),
-            &host,
-            "2025-11-01T00:00:00Z",
-            json!({"nginx.ingress.kubernetes.io/proxy-body-size": "8m", "nginx.ingress.kubernetes.io/ssl-redirect": "true"}),
-            &[(&format!("/service-{}", i % 5), "Prefix"), ("/static", "Prefix"), ("/healthz", "Exact")],
-        ));
-        i += 1;
-    }
+    out.extend(tenant_ingresses(count.saturating_sub(out.len())));
     out.truncate(count);
     out
 }
