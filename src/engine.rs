@@ -60,44 +60,16 @@ impl Verdict {
     }
 }
 
-/// Evaluates every host of the profile.
+/// Evaluates every host of the profile, with the coverage report. (Admission evaluates
+/// host by host: [`evaluate_host`], [`evaluate_host_after_change`].)
 pub fn evaluate(
     profile: &CompiledProfile,
     objects: &dyn ObjectSource,
 ) -> Result<Verdict, EngineError> {
-    evaluate_hosts(profile, objects, &profile.hosts)
-}
-
-/// Evaluates only the profile's endpoints on `hosts` (the admission path: the hosts an
-/// Ingress change touches).
-pub fn evaluate_hosts(
-    profile: &CompiledProfile,
-    objects: &dyn ObjectSource,
-    hosts: &BTreeSet<String>,
-) -> Result<Verdict, EngineError> {
-    evaluate_with(profile, objects, hosts, true)
-}
-
-/// Like [`evaluate_hosts`] without the coverage report: the admission path needs only the
-/// violations.
-pub fn violations_on_hosts(
-    profile: &CompiledProfile,
-    objects: &dyn ObjectSource,
-    hosts: &BTreeSet<String>,
-) -> Result<Verdict, EngineError> {
-    evaluate_with(profile, objects, hosts, false)
-}
-
-fn evaluate_with(
-    profile: &CompiledProfile,
-    objects: &dyn ObjectSource,
-    hosts: &BTreeSet<String>,
-    coverage: bool,
-) -> Result<Verdict, EngineError> {
     let dialect = profile_dialect(profile)?;
     let mut verdict = Verdict::default();
-    for host in hosts.iter().filter(|h| profile.hosts.contains(*h)) {
-        evaluate_host(profile, dialect, objects, host, coverage).add_to(&mut verdict);
+    for host in &profile.hosts {
+        evaluate_host(profile, dialect, objects, host, true).add_to(&mut verdict);
     }
     verdict.violations.sort();
     verdict.violations.dedup();
