@@ -5,6 +5,7 @@
 //! [`HostRouteTable`] a dialect builds. Adding a controller means adding a module and one
 //! arm in [`dialect_for`].
 
+pub mod go_parse;
 pub mod nginx;
 pub mod traefik;
 
