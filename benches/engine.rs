@@ -20,7 +20,9 @@ fn benches(c: &mut Criterion) {
     let yaml = synthetic::cluster_yaml(INGRESSES);
     let docs = parse_documents(Path::new("cluster.yaml"), &yaml).expect("parses");
     let mut manifests = load(docs, "default", true).expect("loads");
-    manifests.view.secrets_completeness = Completeness::Complete;
+    manifests
+        .view
+        .set_secrets_completeness(Completeness::Complete);
     assert_eq!(manifests.view.ingress_count(), INGRESSES);
 
     // An UPDATE of one of the bank's API Ingresses (the host has 24 Ingresses).
@@ -86,7 +88,9 @@ fn api_host_scaling(c: &mut Criterion) {
         let yaml = synthetic::cluster_yaml_with_api_routes(INGRESSES, routes);
         let docs = parse_documents(Path::new("cluster.yaml"), &yaml).expect("parses");
         let mut manifests = load(docs, "default", true).expect("loads");
-        manifests.view.secrets_completeness = Completeness::Complete;
+        manifests
+            .view
+            .set_secrets_completeness(Completeness::Complete);
         let bank = synthetic::bank_ingresses_with_api_routes(routes);
         let same: Ingress = serde_json::from_value(bank[5].clone()).expect("ingress");
         let mut moved_value = bank[5].clone();

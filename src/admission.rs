@@ -14,8 +14,9 @@ use k8s_openapi::api::networking::v1::Ingress;
 
 use crate::cluster::{
     ClusterView, HostStamp, PlannedObjects, SharedView, SyncedFlag, WithIngressChange,
-    host_key_covers,
+    WithObjectChange, host_key_covers,
 };
+use crate::dialect::{self, ObjectKind, SharedObject};
 use crate::engine::{self, HostEvaluation};
 use crate::model::{IngressView, ObjectKey, ObjectSource, RENDERED_BY};
 use crate::profile::{ApiProviderProfile, CompiledProfile, Enforcement};
@@ -244,49 +245,137 @@ fn review_ingress_with(
             before.extend(before_host.violations());
             after.extend(after_host.violations());
         }
-        after.sort();
-        after.dedup();
-        let existing: BTreeSet<_> = before.iter().map(Violation::identity).collect();
-        let (counted, kept): (Vec<Violation>, Vec<Violation>) = after
-            .into_iter()
-            .partition(|v| v.ingress.as_ref() == Some(key) || !existing.contains(&v.identity()));
-        for v in &kept {
-            push_warning(
-                &mut outcome.warnings,
-                format!(
-                    "existing violation, not caused by this change: {}",
-                    short(v)
-                ),
-            );
-        }
-        if counted.is_empty() {
-            continue;
-        }
-        match profile.spec.enforcement {
-            Enforcement::Deny => denials.push((profile.name.clone(), counted.clone())),
-            Enforcement::Warn => {
-                for v in &counted {
-                    push_warning(
-                        &mut outcome.warnings,
-                        format!("profile {} (Warn): {}", profile.name, short(v)),
-                    );
-                }
-                if outcome.decision == OutcomeKind::Allowed {
-                    outcome.decision = OutcomeKind::Warned;
-                }
-            }
-            Enforcement::Audit => {
-                if outcome.decision == OutcomeKind::Allowed {
-                    outcome.decision = OutcomeKind::Audited;
-                }
-            }
-        }
-        outcome.counted.extend(counted);
+        judge(
+            &mut outcome,
+            &mut denials,
+            profile,
+            &before,
+            after,
+            Some(key),
+        );
     }
     if !denials.is_empty() {
         outcome.allowed = false;
         outcome.decision = OutcomeKind::Denied;
-        outcome.message = Some(denial_message(key, &denials));
+        outcome.message = Some(denial_message(&format!("Ingress {key}"), &denials));
+    }
+    outcome
+}
+
+/// Weighs one profile's findings before and after a change: a finding counts against the
+/// change when the change introduces it, or when it names the changed Ingress (`changed`);
+/// the others are reported as existing. Enforcement decides what counting means.
+fn judge(
+    outcome: &mut Outcome,
+    denials: &mut Vec<(String, Vec<Violation>)>,
+    profile: &CompiledProfile,
+    before: &[Violation],
+    mut after: Vec<Violation>,
+    changed: Option<&ObjectKey>,
+) {
+    after.sort();
+    after.dedup();
+    let existing: BTreeSet<_> = before.iter().map(Violation::identity).collect();
+    let (counted, kept): (Vec<Violation>, Vec<Violation>) = after.into_iter().partition(|v| {
+        (changed.is_some() && v.ingress.as_ref() == changed) || !existing.contains(&v.identity())
+    });
+    for v in &kept {
+        push_warning(
+            &mut outcome.warnings,
+            format!(
+                "existing violation, not caused by this change: {}",
+                short(v)
+            ),
+        );
+    }
+    if counted.is_empty() {
+        return;
+    }
+    match profile.spec.enforcement {
+        Enforcement::Deny => denials.push((profile.name.clone(), counted.clone())),
+        Enforcement::Warn => {
+            for v in &counted {
+                push_warning(
+                    &mut outcome.warnings,
+                    format!("profile {} (Warn): {}", profile.name, short(v)),
+                );
+            }
+            if outcome.decision == OutcomeKind::Allowed {
+                outcome.decision = OutcomeKind::Warned;
+            }
+        }
+        Enforcement::Audit => {
+            if outcome.decision == OutcomeKind::Allowed {
+                outcome.decision = OutcomeKind::Audited;
+            }
+        }
+    }
+    outcome.counted.extend(counted);
+}
+
+/// Profiles whose controller reads `kind`, and all their hosts: a change to an object of a
+/// dialect-owned kind (a Traefik TLSOption or Middleware) can reach any route of them.
+fn profiles_reading<'a>(
+    view: &'a ClusterView,
+    kind: &'a ObjectKind,
+) -> impl Iterator<Item = &'a Arc<CompiledProfile>> + 'a {
+    view.profiles().filter(move |p| {
+        dialect::owned_kinds().any(|(controller, _, k)| k == kind && controller == p.controller())
+    })
+}
+
+/// The part of `view` a review of a change to an object of `kind` reads: every host of the
+/// profiles whose controller reads the kind.
+pub fn object_review_slice(view: &ClusterView, kind: &ObjectKind) -> ClusterView {
+    let hosts: BTreeSet<String> = profiles_reading(view, kind)
+        .flat_map(|p| p.hosts.iter().cloned())
+        .collect();
+    view.slice_for_hosts(hosts.iter().map(String::as_str), |_| false)
+}
+
+/// Reviews a CREATE/UPDATE (`new` set) or DELETE (`new` unset) of an object of a
+/// dialect-owned kind: every profile whose controller reads the kind is judged on all its
+/// hosts before and after the change. Such changes are rare, so the after-state is
+/// evaluated in full; before-states come from `cache`.
+pub fn review_object(
+    view: &ClusterView,
+    kind: &ObjectKind,
+    key: &ObjectKey,
+    new: Option<SharedObject>,
+    cache: &BeforeStateCache,
+) -> Outcome {
+    let mut outcome = Outcome::allow();
+    let mut denials: Vec<(String, Vec<Violation>)> = Vec::new();
+    let change = WithObjectChange {
+        base: view,
+        kind: *kind,
+        key,
+        replacement: new,
+    };
+    for profile in profiles_reading(view, kind) {
+        let dialect = match engine::profile_dialect(profile) {
+            Ok(d) => d,
+            Err(e) => {
+                outcome.warnings.push(truncate(&e.to_string(), 512));
+                continue;
+            }
+        };
+        let mut before: Vec<Violation> = Vec::new();
+        let mut after: Vec<Violation> = Vec::new();
+        for host in &profile.hosts {
+            let before_host = cache.get_or_evaluate(profile, host, view.host_stamp(host), || {
+                engine::evaluate_host(profile, dialect, view, host, false)
+            });
+            before.extend(before_host.violations());
+            after
+                .extend(engine::evaluate_host(profile, dialect, &change, host, false).violations());
+        }
+        judge(&mut outcome, &mut denials, profile, &before, after, None);
+    }
+    if !denials.is_empty() {
+        outcome.allowed = false;
+        outcome.decision = OutcomeKind::Denied;
+        outcome.message = Some(denial_message(&format!("{kind} {key}"), &denials));
     }
     outcome
 }
@@ -300,10 +389,10 @@ fn with_objects<'a>(
     planned
 }
 
-fn denial_message(key: &ObjectKey, denials: &[(String, Vec<Violation>)]) -> String {
+fn denial_message(object: &str, denials: &[(String, Vec<Violation>)]) -> String {
     let total: usize = denials.iter().map(|(_, v)| v.len()).sum();
     let mut msg = format!(
-        "mtls-gate denied this change to Ingress {key}: {total} client-certificate violation(s)"
+        "mtls-gate denied this change to {object}: {total} client-certificate violation(s)"
     );
     let mut listed = 0;
     for (profile, violations) in denials {
@@ -602,6 +691,44 @@ impl AdmissionHandler for ClusterAdmission {
             let slice = review_slice(&self.read(), &key, new_view.as_ref());
             let outcome = review_ingress_cached(&slice, &key, new.as_ref(), &self.before_states);
             return respond(req, outcome);
+        }
+        if let Some((_, owner, kind)) = dialect::kind_owner(
+            &format!("{}/{}", req.kind.group, req.kind.version),
+            &req.kind.kind,
+        ) {
+            if self.excluded(req.namespace.as_deref()) || req.operation == Operation::Connect {
+                return Reviewed::allow(req);
+            }
+            let namespace = req.namespace.clone().unwrap_or_default();
+            let new = match (&req.operation, req.object.as_ref()) {
+                (Operation::Delete, _) => None,
+                (_, None) => {
+                    return deny(req, format!("the AdmissionReview carries no {kind} object"));
+                }
+                (_, Some(obj)) => {
+                    let reduced = serde_json::to_value(obj)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| {
+                            owner
+                                .reduce(kind, &v, &namespace)
+                                .map_err(|e| e.to_string())
+                        });
+                    match reduced {
+                        Ok(view) => Some(view),
+                        Err(e) => return deny(req, format!("the {kind} cannot be read: {e}")),
+                    }
+                }
+            };
+            let name = match &new {
+                Some(v) if req.name.is_empty() => v.key().name.clone(),
+                _ => req.name.clone(),
+            };
+            let key = ObjectKey::new(namespace, name);
+            let slice = object_review_slice(&self.read(), kind);
+            return respond(
+                req,
+                review_object(&slice, kind, &key, new, &self.before_states),
+            );
         }
         if is_profile(req) && matches!(req.operation, Operation::Create | Operation::Update) {
             return match typed_object::<ApiProviderProfile>(req.object.as_ref()) {

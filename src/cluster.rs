@@ -9,9 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
-use crate::model::{
-    IngressView, Lookup, MiddlewareView, ObjectKey, ObjectSource, SecretView, TlsOptionView,
-};
+use crate::dialect::{ObjectKind, SharedObject};
+use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource, SecretView};
 use crate::profile::CompiledProfile;
 
 /// The cluster view shared by the controller (which fills it from its watches) and the
@@ -45,16 +44,19 @@ pub struct ClusterView {
     ingresses: HashMap<ObjectKey, Arc<IngressView>>,
     by_host: HashMap<String, Vec<ObjectKey>>,
     secrets: HashMap<ObjectKey, SecretView>,
-    tls_options: HashMap<ObjectKey, TlsOptionView>,
-    middlewares: HashMap<ObjectKey, MiddlewareView>,
+    /// Objects of dialect-owned kinds. Shared maps, so a slice copies one pointer per kind.
+    objects: BTreeMap<ObjectKind, Arc<HashMap<ObjectKey, SharedObject>>>,
+    /// Route objects of dialect-owned kinds by rule host key.
+    routes_by_host: HashMap<String, Vec<(ObjectKind, ObjectKey)>>,
     profiles: BTreeMap<String, Arc<CompiledProfile>>,
-    pub secrets_completeness: Completeness,
-    pub traefik_completeness: Completeness,
-    /// Generation of each rule host key: changes whenever an Ingress with a rule for it
-    /// is added, replaced or removed.
+    secrets_completeness: Completeness,
+    /// Dialect-owned kinds the source is complete for (absent kinds are partial).
+    complete_kinds: std::collections::BTreeSet<ObjectKind>,
+    /// Generation of each rule host key: changes whenever an Ingress or route object with a
+    /// rule for it is added, replaced or removed.
     host_generations: HashMap<String, u64>,
-    /// Generation of everything else an evaluation reads (Secrets, Traefik objects,
-    /// profiles).
+    /// Generation of everything else an evaluation reads (Secrets, dialect objects that
+    /// are not routes, profiles, completeness).
     objects_generation: u64,
 }
 
@@ -67,8 +69,6 @@ pub struct HostStamp {
     exact: u64,
     wildcard: u64,
     hostless: u64,
-    secrets_complete: bool,
-    traefik_complete: bool,
 }
 
 fn next_generation() -> u64 {
@@ -124,8 +124,100 @@ impl ClusterView {
                 .split_once('.')
                 .map_or(0, |(_, rest)| generation(&format!("*.{rest}"))),
             hostless: generation(""),
-            secrets_complete: self.secrets_completeness == Completeness::Complete,
-            traefik_complete: self.traefik_completeness == Completeness::Complete,
+        }
+    }
+
+    pub fn secrets_completeness(&self) -> Completeness {
+        self.secrets_completeness
+    }
+
+    /// Sets whether the view is complete for Secrets (bumps the objects generation).
+    pub fn set_secrets_completeness(&mut self, completeness: Completeness) {
+        if self.secrets_completeness != completeness {
+            self.secrets_completeness = completeness;
+            self.objects_changed();
+        }
+    }
+
+    /// Sets whether the view is complete for a dialect-owned kind.
+    pub fn set_kind_completeness(&mut self, kind: ObjectKind, completeness: Completeness) {
+        let changed = match completeness {
+            Completeness::Complete => self.complete_kinds.insert(kind),
+            Completeness::Partial => self.complete_kinds.remove(&kind),
+        };
+        if changed {
+            self.objects_changed();
+        }
+    }
+
+    pub fn kind_completeness(&self, kind: &ObjectKind) -> Completeness {
+        if self.complete_kinds.contains(kind) {
+            Completeness::Complete
+        } else {
+            Completeness::Partial
+        }
+    }
+
+    /// Inserts or replaces an object of a dialect-owned kind. Returns the previous version.
+    pub fn upsert_object(&mut self, kind: ObjectKind, view: SharedObject) -> Option<SharedObject> {
+        let key = view.key().clone();
+        let previous = self.remove_object(&kind, &key);
+        let hosts = unique(view.route_hosts());
+        if hosts.is_empty() {
+            self.objects_changed();
+        } else {
+            let generation = next_generation();
+            for host in hosts {
+                self.routes_by_host
+                    .entry(host.clone())
+                    .or_default()
+                    .push((kind, key.clone()));
+                self.host_generations.insert(host, generation);
+            }
+        }
+        Arc::make_mut(self.objects.entry(kind).or_default()).insert(key, view);
+        previous
+    }
+
+    pub fn remove_object(&mut self, kind: &ObjectKind, key: &ObjectKey) -> Option<SharedObject> {
+        let previous = Arc::make_mut(self.objects.get_mut(kind)?).remove(key)?;
+        let hosts = unique(previous.route_hosts());
+        if hosts.is_empty() {
+            self.objects_changed();
+        } else {
+            let generation = next_generation();
+            for host in hosts {
+                self.host_generations.insert(host.clone(), generation);
+                if let Some(keys) = self.routes_by_host.get_mut(&host) {
+                    keys.retain(|(k, o)| !(k == kind && o == key));
+                    if keys.is_empty() {
+                        self.routes_by_host.remove(&host);
+                    }
+                }
+            }
+        }
+        Some(previous)
+    }
+
+    /// Every object of a dialect-owned kind.
+    pub fn objects(&self, kind: &ObjectKind) -> impl Iterator<Item = &SharedObject> {
+        self.objects.get(kind).into_iter().flat_map(|m| m.values())
+    }
+
+    /// Keeps only the objects of `kind` for which `keep` is true (a re-list dropping what
+    /// it did not see).
+    pub fn retain_objects(
+        &mut self,
+        kind: &ObjectKind,
+        mut keep: impl FnMut(&SharedObject) -> bool,
+    ) {
+        let gone: Vec<ObjectKey> = self
+            .objects(kind)
+            .filter(|o| !keep(o))
+            .map(|o| o.key().clone())
+            .collect();
+        for key in gone {
+            self.remove_object(kind, &key);
         }
     }
 
@@ -145,11 +237,10 @@ impl ClusterView {
     ) -> ClusterView {
         let mut out = ClusterView {
             secrets: self.secrets.clone(),
-            tls_options: self.tls_options.clone(),
-            middlewares: self.middlewares.clone(),
+            objects: self.objects.clone(),
             profiles: self.profiles.clone(),
             secrets_completeness: self.secrets_completeness,
-            traefik_completeness: self.traefik_completeness,
+            complete_kinds: self.complete_kinds.clone(),
             objects_generation: self.objects_generation,
             ..ClusterView::default()
         };
@@ -165,6 +256,9 @@ impl ClusterView {
                     {
                         out.upsert_shared_ingress(v.clone());
                     }
+                }
+                if let Some(routes) = self.routes_by_host.get(&key) {
+                    out.routes_by_host.insert(key.clone(), routes.clone());
                 }
                 out.host_generations.insert(key, 0);
             }
@@ -204,12 +298,6 @@ impl ClusterView {
         self.secrets.retain(|_, v| keep(v));
         self.objects_changed();
     }
-    pub fn tls_options(&self) -> impl Iterator<Item = &TlsOptionView> {
-        self.tls_options.values()
-    }
-    pub fn middlewares(&self) -> impl Iterator<Item = &MiddlewareView> {
-        self.middlewares.values()
-    }
 
     pub fn upsert_secret(&mut self, view: SecretView) {
         self.secrets.insert(view.key.clone(), view);
@@ -217,22 +305,6 @@ impl ClusterView {
     }
     pub fn remove_secret(&mut self, key: &ObjectKey) {
         self.secrets.remove(key);
-        self.objects_changed();
-    }
-    pub fn upsert_tls_option(&mut self, view: TlsOptionView) {
-        self.tls_options.insert(view.key.clone(), view);
-        self.objects_changed();
-    }
-    pub fn remove_tls_option(&mut self, key: &ObjectKey) {
-        self.tls_options.remove(key);
-        self.objects_changed();
-    }
-    pub fn upsert_middleware(&mut self, view: MiddlewareView) {
-        self.middlewares.insert(view.key.clone(), view);
-        self.objects_changed();
-    }
-    pub fn remove_middleware(&mut self, key: &ObjectKey) {
-        self.middlewares.remove(key);
         self.objects_changed();
     }
 
@@ -287,6 +359,12 @@ pub fn host_key_covers(key: &str, host: &str) -> bool {
             .is_some_and(|suffix| host.split_once('.').is_some_and(|(_, rest)| rest == suffix))
 }
 
+fn unique(mut hosts: Vec<String>) -> Vec<String> {
+    hosts.sort_unstable();
+    hosts.dedup();
+    hosts
+}
+
 fn unique_hosts(view: &IngressView) -> Vec<&str> {
     let mut hosts: Vec<&str> = view.hosts().collect();
     hosts.sort_unstable();
@@ -306,14 +384,23 @@ impl ObjectSource for ClusterView {
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         Self::lookup(&self.secrets, key, self.secrets_completeness)
     }
-    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
-        Self::lookup(&self.tls_options, key, self.traefik_completeness)
+    fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
+        match self.objects.get(kind) {
+            Some(map) => Self::lookup(map, key, self.kind_completeness(kind)),
+            None if self.kind_completeness(kind) == Completeness::Complete => Lookup::Missing,
+            None => Lookup::Unknown,
+        }
     }
-    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
-        Self::lookup(&self.middlewares, key, self.traefik_completeness)
+    fn objects_of(&self, kind: &ObjectKind) -> Vec<SharedObject> {
+        self.objects(kind).cloned().collect()
     }
-    fn default_tls_option(&self) -> Option<&TlsOptionView> {
-        self.tls_options.values().find(|o| o.key.name == "default")
+    fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
+        self.routes_by_host
+            .get(host)
+            .into_iter()
+            .flatten()
+            .filter_map(|(kind, key)| Some((*kind, self.objects.get(kind)?.get(key)?.clone())))
+            .collect()
     }
 }
 
@@ -342,25 +429,75 @@ impl ObjectSource for WithIngressChange<'_> {
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
     }
-    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
-        self.base.tls_option(key)
+    fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
+        self.base.object(kind, key)
     }
-    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
-        self.base.middleware(key)
+    fn objects_of(&self, kind: &ObjectKind) -> Vec<SharedObject> {
+        self.base.objects_of(kind)
     }
-    fn default_tls_option(&self) -> Option<&TlsOptionView> {
-        self.base.default_tls_option()
+    fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
+        self.base.routes_for_host(host)
+    }
+}
+
+/// A view with one object of a dialect-owned kind created, replaced (`Some`) or deleted
+/// (`None`).
+pub struct WithObjectChange<'a> {
+    pub base: &'a dyn ObjectSource,
+    pub kind: ObjectKind,
+    pub key: &'a ObjectKey,
+    pub replacement: Option<SharedObject>,
+}
+
+impl WithObjectChange<'_> {
+    fn is_changed(&self, kind: &ObjectKind, key: &ObjectKey) -> bool {
+        *kind == self.kind && key == self.key
+    }
+}
+
+impl ObjectSource for WithObjectChange<'_> {
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        self.base.ingresses_for_host(host)
+    }
+    fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
+        self.base.secret(key)
+    }
+    fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
+        if !self.is_changed(kind, key) {
+            return self.base.object(kind, key);
+        }
+        match &self.replacement {
+            Some(new) => Lookup::Found(new),
+            None => Lookup::Missing,
+        }
+    }
+    fn objects_of(&self, kind: &ObjectKind) -> Vec<SharedObject> {
+        let mut out = self.base.objects_of(kind);
+        if *kind == self.kind {
+            out.retain(|o| o.key() != self.key);
+            out.extend(self.replacement.clone());
+        }
+        out
+    }
+    fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
+        let mut out = self.base.routes_for_host(host);
+        out.retain(|(kind, o)| !self.is_changed(kind, o.key()));
+        if let Some(new) = &self.replacement
+            && new.route_hosts().iter().any(|h| h == host)
+        {
+            out.push((self.kind, new.clone()));
+        }
+        out
     }
 }
 
 /// A view with planned changes on top: Ingresses as they will be once rendered, and the
-/// Traefik objects the renderer asks for (the mutating webhook references them before the
+/// dialect objects the renderer asks for (the mutating webhook references them before the
 /// controller has written them; the controller evaluates the world after its own writes).
 pub struct PlannedObjects<'a> {
     pub base: &'a dyn ObjectSource,
     pub ingresses: HashMap<ObjectKey, Arc<IngressView>>,
-    pub tls_options: HashMap<ObjectKey, TlsOptionView>,
-    pub middlewares: HashMap<ObjectKey, MiddlewareView>,
+    objects: HashMap<(ObjectKind, ObjectKey), SharedObject>,
 }
 
 impl<'a> PlannedObjects<'a> {
@@ -368,23 +505,15 @@ impl<'a> PlannedObjects<'a> {
         Self {
             base,
             ingresses: HashMap::new(),
-            tls_options: HashMap::new(),
-            middlewares: HashMap::new(),
+            objects: HashMap::new(),
         }
     }
 
-    /// Adds a rendered TLSOption or Middleware manifest (other kinds are ignored).
+    /// Adds a rendered object of a dialect-owned kind (other manifests are ignored: the
+    /// renderer only produces kinds its dialect reads).
     pub fn add_rendered(&mut self, manifest: &serde_json::Value) {
-        match manifest["kind"].as_str() {
-            Some("TLSOption") => {
-                let v = TlsOptionView::from_value(manifest, "");
-                self.tls_options.insert(v.key.clone(), v);
-            }
-            Some("Middleware") => {
-                let v = MiddlewareView::from_value(manifest, "");
-                self.middlewares.insert(v.key.clone(), v);
-            }
-            _ => {}
+        if let Some(Ok((kind, view))) = crate::dialect::reduce_owned(manifest, "") {
+            self.objects.insert((*kind, view.key().clone()), view);
         }
     }
 }
@@ -404,20 +533,29 @@ impl ObjectSource for PlannedObjects<'_> {
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
     }
-    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView> {
-        match self.tls_options.get(key) {
+    fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
+        match self.objects.get(&(*kind, key.clone())) {
             Some(v) => Lookup::Found(v),
-            None => self.base.tls_option(key),
+            None => self.base.object(kind, key),
         }
     }
-    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView> {
-        match self.middlewares.get(key) {
-            Some(v) => Lookup::Found(v),
-            None => self.base.middleware(key),
-        }
+    fn objects_of(&self, kind: &ObjectKind) -> Vec<SharedObject> {
+        let mut out: Vec<SharedObject> = self
+            .base
+            .objects_of(kind)
+            .into_iter()
+            .filter(|o| !self.objects.contains_key(&(*kind, o.key().clone())))
+            .collect();
+        out.extend(
+            self.objects
+                .iter()
+                .filter(|((k, _), _)| k == kind)
+                .map(|(_, v)| v.clone()),
+        );
+        out
     }
-    fn default_tls_option(&self) -> Option<&TlsOptionView> {
-        self.base.default_tls_option()
+    fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
+        self.base.routes_for_host(host)
     }
 }
 
@@ -456,12 +594,12 @@ mod tests {
         view.upsert_ingress(ingress("hostless", &[""]));
         view.upsert_ingress(ingress("other", &["shop.example"]));
         view.upsert_ingress(ingress("picked", &["elsewhere.example"]));
-        view.secrets_completeness = Completeness::Complete;
+        view.set_secrets_completeness(Completeness::Complete);
         let slice = view.slice_for_hosts(["api.bank.example"], |i| i.key.name == "picked");
         let mut names: Vec<&str> = slice.ingresses().map(|i| i.key.name.as_str()).collect();
         names.sort();
         assert_eq!(names, ["exact", "hostless", "picked", "wild"]);
-        assert_eq!(slice.secrets_completeness, Completeness::Complete);
+        assert_eq!(slice.secrets_completeness(), Completeness::Complete);
         assert_eq!(slice.ingresses_for_host("*.bank.example").len(), 1);
         let k = ObjectKey::new("ns", "exact");
         assert!(Arc::ptr_eq(

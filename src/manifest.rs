@@ -11,7 +11,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use serde::Deserialize;
 
 use crate::cluster::{ClusterView, Completeness};
-use crate::model::{IngressView, MiddlewareView, ObjectKey, SecretView, TlsOptionView};
+use crate::dialect;
+use crate::model::{IngressView, ObjectKey, SecretView};
 use crate::profile::{ApiProviderProfile, CompiledProfile};
 
 /// Where a document came from: file and 1-based document number (plus the item of a List),
@@ -650,8 +651,6 @@ impl Manifests {
     }
 }
 
-const TRAEFIK_GROUPS: &[&str] = &["traefik.io/", "traefik.containo.us/"];
-
 /// Builds the view and compiles the profiles. `namespace` is given to namespaced objects
 /// that have none.
 pub fn load(
@@ -661,14 +660,13 @@ pub fn load(
 ) -> Result<Manifests, InputError> {
     let mut view = ClusterView::new();
     if assume_complete {
-        view.secrets_completeness = Completeness::Complete;
-        view.traefik_completeness = Completeness::Complete;
+        view.set_secrets_completeness(Completeness::Complete);
+        for (_, _, kind) in dialect::owned_kinds() {
+            view.set_kind_completeness(*kind, Completeness::Complete);
+        }
     }
     let mut profiles = Vec::new();
     for doc in &documents {
-        let traefik = TRAEFIK_GROUPS
-            .iter()
-            .any(|g| doc.api_version().starts_with(g));
         match doc.kind() {
             "ApiProviderProfile" => {
                 if doc.api_version() != "mtls-gate.io/v1alpha1" {
@@ -718,13 +716,14 @@ pub fn load(
                 let secret: Secret = typed(doc)?;
                 view.upsert_secret(SecretView::from_secret(&secret, namespace));
             }
-            "TLSOption" if traefik => {
-                view.upsert_tls_option(TlsOptionView::from_value(&doc.value, namespace))
+            kind => {
+                if let Some((_, owner, owned)) = dialect::kind_owner(doc.api_version(), kind) {
+                    let object = owner
+                        .reduce(owned, &doc.value, namespace)
+                        .map_err(|e| invalid(doc, &e.field, e.message))?;
+                    view.upsert_object(*owned, object);
+                }
             }
-            "Middleware" if traefik => {
-                view.upsert_middleware(MiddlewareView::from_value(&doc.value, namespace))
-            }
-            _ => {}
         }
     }
     for (_, p) in &profiles {

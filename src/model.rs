@@ -1,7 +1,8 @@
 //! Compact views of the Kubernetes objects the engine reads.
 //!
-//! The engine never sees full API objects: Ingresses, Secrets and Traefik CRDs are reduced to
-//! the fields that decide routing and client authentication. That keeps the controller's
+//! The engine never sees full API objects: Ingresses and Secrets are reduced here, the kinds
+//! a controller owns by its dialect ([`crate::dialect::Dialect::reduce`]), to the fields that
+//! decide routing and client authentication. That keeps the controller's
 //! caches near 1-3 KB per Ingress and makes the engine independent of where objects come
 //! from (manifest files, AdmissionReviews or reflectors).
 
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::Serialize;
+
+use crate::dialect::{ObjectKind, SharedObject};
 
 /// Label that opts an Ingress into rendering by a profile.
 pub const PROFILE_LABEL: &str = "mtls-gate.io/profile";
@@ -291,101 +294,6 @@ pub fn inspect_ca_bundle(bytes: &[u8]) -> CaBundle {
     }
 }
 
-/// A Traefik `TLSOption` (`traefik.io/v1alpha1` or the older `traefik.containo.us`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsOptionView {
-    pub key: ObjectKey,
-    pub client_auth_type: Option<String>,
-    pub secret_names: Vec<String>,
-}
-
-/// The part of a Traefik `Middleware` that matters for the per-path gate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MiddlewareKind {
-    ForwardAuth {
-        address: String,
-        trust_forward_header: bool,
-        auth_request_headers: Vec<String>,
-    },
-    PassTlsClientCert {
-        pem: bool,
-    },
-    /// A `headers` middleware that deletes these request headers (empty custom values).
-    StripsRequestHeaders(Vec<String>),
-    Other,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MiddlewareView {
-    pub key: ObjectKey,
-    pub kind: MiddlewareKind,
-}
-
-fn obj_key(value: &serde_json::Value, default_namespace: &str) -> ObjectKey {
-    let meta = &value["metadata"];
-    ObjectKey::new(
-        meta["namespace"].as_str().unwrap_or(default_namespace),
-        meta["name"].as_str().unwrap_or(""),
-    )
-}
-
-impl TlsOptionView {
-    pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
-        let auth = &value["spec"]["clientAuth"];
-        Self {
-            key: obj_key(value, default_namespace),
-            client_auth_type: auth["clientAuthType"].as_str().map(str::to_string),
-            secret_names: auth["secretNames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect(),
-        }
-    }
-}
-
-impl MiddlewareView {
-    pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
-        let spec = &value["spec"];
-        let kind = if let Some(fa) = spec.get("forwardAuth") {
-            MiddlewareKind::ForwardAuth {
-                address: fa["address"].as_str().unwrap_or("").to_string(),
-                trust_forward_header: fa["trustForwardHeader"].as_bool().unwrap_or(false),
-                auth_request_headers: fa["authRequestHeaders"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|h| h.as_str().map(str::to_string))
-                    .collect(),
-            }
-        } else if let Some(p) = spec.get("passTLSClientCert") {
-            MiddlewareKind::PassTlsClientCert {
-                pem: p["pem"].as_bool().unwrap_or(false),
-            }
-        } else if let Some(h) = spec.get("headers") {
-            let stripped: Vec<String> = h["customRequestHeaders"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, v)| v.as_str() == Some(""))
-                .map(|(k, _)| k.clone())
-                .collect();
-            if stripped.is_empty() {
-                MiddlewareKind::Other
-            } else {
-                MiddlewareKind::StripsRequestHeaders(stripped)
-            }
-        } else {
-            MiddlewareKind::Other
-        };
-        Self {
-            key: obj_key(value, default_namespace),
-            kind,
-        }
-    }
-}
-
 /// What a lookup of a referenced object found.
 #[derive(Debug, Clone, Copy)]
 pub enum Lookup<'a, T> {
@@ -402,8 +310,11 @@ pub trait ObjectSource {
     /// Every Ingress with a rule for this exact host key (`""` for host-less rules).
     fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>>;
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView>;
-    fn tls_option(&self, key: &ObjectKey) -> Lookup<'_, TlsOptionView>;
-    fn middleware(&self, key: &ObjectKey) -> Lookup<'_, MiddlewareView>;
-    /// The TLSOption named `default` (Traefik's fallback), if the source carries one.
-    fn default_tls_option(&self) -> Option<&TlsOptionView>;
+    /// One object of a dialect-owned kind.
+    fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject>;
+    /// Every object of a dialect-owned kind the source carries.
+    fn objects_of(&self, kind: &ObjectKind) -> Vec<SharedObject>;
+    /// Route objects of dialect-owned kinds (see [`crate::dialect::ObjectView::route_hosts`])
+    /// with a rule for this exact host key.
+    fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)>;
 }

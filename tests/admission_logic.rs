@@ -22,7 +22,8 @@ fn view_of(path: &str, edit: impl Fn(String) -> String) -> ClusterView {
         .collect();
     let docs = parse_documents(Path::new("x.yaml"), &edit(text)).expect("parses");
     let mut m = load(docs, "default", true).expect("loads");
-    m.view.secrets_completeness = mtls_gate::cluster::Completeness::Complete;
+    m.view
+        .set_secrets_completeness(mtls_gate::cluster::Completeness::Complete);
     m.view
 }
 

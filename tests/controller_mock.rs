@@ -17,10 +17,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::Event;
 use kube::{Client, ResourceExt};
 use mtls_gate::cluster::{SyncedFlag, shared_view};
-use mtls_gate::controller::caches::{CacheContext, RENDERED_HASH, TraefikKind, Triggers};
+use mtls_gate::controller::caches::{CacheContext, RENDERED_HASH, Triggers};
 use mtls_gate::controller::leader::{Leadership, LeaseConfig, LeaseElector};
 use mtls_gate::controller::reconcile::{Context, RetryPolicy, error_policy, reconcile};
 use mtls_gate::controller::{ControllerMetrics, Error, RENDERED_BY};
+use mtls_gate::dialect::traefik;
 use mtls_gate::model::PROFILE_LABEL;
 use mtls_gate::profile::ApiProviderProfile;
 use serde_json::{Value, json};
@@ -204,9 +205,9 @@ impl Fixture {
         }
         caches.on_ingress_event(Event::InitDone);
         // Traefik CRDs present, no objects yet.
-        for kind in TraefikKind::ALL {
-            caches.on_traefik_event(kind, Event::Init);
-            caches.on_traefik_event(kind, Event::InitDone);
+        for kind in traefik::KINDS {
+            caches.on_object_event(kind, Event::Init);
+            caches.on_object_event(kind, Event::InitDone);
         }
         let secret: Secret =
             serde_json::from_value(yaml_docs("examples/nginx-split-host/client-ca.yaml").remove(0))
@@ -1078,9 +1079,9 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
         .collect();
     let mut f = Fixture::new(&profile, ingresses, true);
     // Traefik CRDs present and listed (empty).
-    for kind in TraefikKind::ALL {
-        f.caches.on_traefik_event(kind, Event::Init);
-        f.caches.on_traefik_event(kind, Event::InitDone);
+    for kind in traefik::KINDS {
+        f.caches.on_object_event(kind, Event::Init);
+        f.caches.on_object_event(kind, Event::InitDone);
     }
     let task = f.start(&profile);
     let mut objects = Vec::new();
@@ -1136,8 +1137,11 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
 
     // The watches deliver the objects and Ingresses: the next reconcile writes nothing.
     for o in &objects {
-        let kind = TraefikKind::from_kind(o["kind"].as_str().unwrap()).unwrap();
-        f.caches.on_traefik_event(
+        let kind = *traefik::KINDS
+            .iter()
+            .find(|k| k.kind == o["kind"].as_str().unwrap())
+            .unwrap();
+        f.caches.on_object_event(
             kind,
             Event::Apply(serde_json::from_value(o.clone()).unwrap()),
         );
@@ -1153,8 +1157,8 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
         "metadata": {"name": "mtls-gate-example-bank-gate", "namespace": NS,
             "labels": {PROFILE_LABEL: PROFILE}},
         "spec": {"forwardAuth": {"address": "https://gate/verify"}}});
-    f.caches.on_traefik_event(
-        TraefikKind::Middleware,
+    f.caches.on_object_event(
+        traefik::MIDDLEWARE,
         Event::Apply(serde_json::from_value(stale).unwrap()),
     );
     let task = f.start(&profile);
@@ -1186,7 +1190,9 @@ async fn without_traefik_crds_the_profile_is_not_ready_and_says_why() {
         .collect();
     let mut f = Fixture::new(&profile, ingresses, true);
     // Discovery found no Traefik CRDs (or RBAC refused the list).
-    f.caches.traefik_unavailable();
+    for kind in traefik::KINDS {
+        f.caches.kind_unavailable(kind);
+    }
     let task = f.start(&profile);
     let status = loop {
         let (seen, send) = f.api.next().await;
@@ -1219,12 +1225,11 @@ async fn without_traefik_crds_the_profile_is_not_ready_and_says_why() {
     );
     let ready = &status["conditions"][0];
     assert_eq!(ready["status"], "False");
-    assert_eq!(ready["reason"], "TraefikCrdsMissing");
+    assert_eq!(ready["reason"], "CrdsMissing");
+    let message = ready["message"].as_str().unwrap();
     assert!(
-        ready["message"]
-            .as_str()
-            .unwrap()
-            .contains("traefik.io/v1alpha1")
+        message.contains("TLSOption.traefik.io") && message.contains("Middleware.traefik.io"),
+        "{message}"
     );
 }
 

@@ -172,7 +172,9 @@ async fn run(n: usize) -> Run {
         ));
     }
     caches.on_ingress_event(Event::InitDone);
-    caches.traefik_unavailable();
+    for kind in mtls_gate::dialect::traefik::KINDS {
+        caches.kind_unavailable(kind);
+    }
     let ctx = Arc::new(Context::new(
         client,
         caches.clone(),
@@ -196,14 +198,16 @@ async fn run(n: usize) -> Run {
     let view_status = {
         let view = caches.view.read().unwrap();
         let compiled = p.compile().unwrap();
-        let traefik = caches.traefik.objects.read().unwrap();
-        let plan =
-            mtls_gate::controller::reconcile::plan(&p, &compiled, &view, &traefik, false).unwrap();
+        let owned = caches.dialect_objects.objects.read().unwrap();
+        let writable = caches.dialect_objects.writable_kinds();
+        let plan = mtls_gate::controller::reconcile::plan(&p, &compiled, &view, &owned, &writable)
+            .unwrap();
         assert_eq!(plan.write_count(), 0, "rendered state needs no write");
         // The slice a reconcile works on gives the same answer as the whole view.
         let slice = mtls_gate::controller::reconcile::profile_slice(&view, &compiled);
         let on_slice =
-            mtls_gate::controller::reconcile::plan(&p, &compiled, &slice, &traefik, false).unwrap();
+            mtls_gate::controller::reconcile::plan(&p, &compiled, &slice, &owned, &writable)
+                .unwrap();
         assert_eq!(on_slice.verdict, plan.verdict);
         mtls_gate::controller::status::evaluated(
             &p,
@@ -211,7 +215,7 @@ async fn run(n: usize) -> Run {
                 verdict: &plan.verdict,
                 refusals: &plan.refusals,
                 managed: plan.managed,
-                traefik_unwritable: 0,
+                unwritable: &Default::default(),
             },
         )
     };

@@ -19,7 +19,9 @@ use mtls_gate::webhook::{AdmissionHandler, Decision};
 fn handler() -> ClusterAdmission {
     let docs = read_paths(&[PathBuf::from("examples/nginx-split-host")]).expect("examples load");
     let mut manifests = load(docs, "default", false).expect("examples are valid");
-    manifests.view.secrets_completeness = Completeness::Complete;
+    manifests
+        .view
+        .set_secrets_completeness(Completeness::Complete);
     ClusterAdmission::new(
         Arc::new(std::sync::RwLock::new(manifests.view)),
         Arc::new(AtomicBool::new(true)),

@@ -215,6 +215,66 @@ async fn ingress_create_update_delete_are_judged_after_the_change() {
 }
 
 #[tokio::test]
+async fn traefik_tls_option_changes_are_judged_on_the_profile_hosts() {
+    const TLS_OPTION: (&str, &str, &str) = ("traefik.io", "v1alpha1", "TLSOption");
+    let server = start(example_view(&["examples/traefik-split-host"]), true).await;
+    let send = |body: Value| {
+        let (addr, roots) = (server.addr, server.roots.clone());
+        async move { post(addr, &roots, "/validate", &body).await }
+    };
+    let option = example_ingress("examples/traefik-split-host/bank.yaml", "mtls-required");
+    assert_eq!(option["kind"], "TLSOption");
+
+    // DELETE: Traefik would fall back to its default options (no client certificate).
+    let (status, body) = send(review(
+        "t-1",
+        "DELETE",
+        TLS_OPTION,
+        Some("open-banking"),
+        "mtls-required",
+        None,
+        Some(option.clone()),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["response"]["uid"], "t-1");
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    let message = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("TLSOption.traefik.io open-banking/mtls-required"),
+        "{message}"
+    );
+
+    // UPDATE to optional client certificates: denied.
+    let mut optional = option.clone();
+    optional["spec"]["clientAuth"]["clientAuthType"] = json!("VerifyClientCertIfGiven");
+    let (_, body) = send(review(
+        "t-2",
+        "UPDATE",
+        TLS_OPTION,
+        Some("open-banking"),
+        "mtls-required",
+        Some(optional),
+        Some(option.clone()),
+    ))
+    .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+
+    // UPDATE that keeps RequireAndVerifyClientCert: allowed.
+    let (_, body) = send(review(
+        "t-3",
+        "UPDATE",
+        TLS_OPTION,
+        Some("open-banking"),
+        "mtls-required",
+        Some(option.clone()),
+        Some(option),
+    ))
+    .await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+}
+
+#[tokio::test]
 async fn enforcement_modes_deny_warn_and_audit() {
     let bad = ingress(
         "token-shortcut",

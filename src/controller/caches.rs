@@ -2,7 +2,7 @@
 //! controller which profiles a change concerns.
 //!
 //! Nothing here keeps API objects. Each watch event is reduced to the engine's view on
-//! arrival (`IngressView`, `SecretView`, `TlsOptionView`, `MiddlewareView`) and upserted into
+//! arrival (`IngressView`, `SecretView`, or the owning dialect's view) and upserted into
 //! the shared view, which the webhooks read too; managedFields, last-applied annotations,
 //! status and every annotation the dialects do not read are gone at that point. A re-list
 //! (watch restart) upserts as objects arrive and drops the ones it did not see at `InitDone`,
@@ -11,12 +11,14 @@
 //! - Ingresses: all namespaces but the excluded ones (field selector, and checked again).
 //! - Secrets: only the names profiles use in `clientCertificate.caSecretName`, one watch per
 //!   name with `fieldSelector=metadata.name=<name>` (RBAC can grant exactly those names).
-//! - Traefik `TLSOption`/`Middleware` (`traefik.io/v1alpha1`): only when discovery finds
-//!   them and RBAC lets us list them; otherwise skipped, logged once.
+//! - Every kind a dialect reads ([`crate::dialect::Dialect::kinds`], e.g. Traefik's
+//!   `TLSOption` and `Middleware`): one generic watch per kind when discovery finds its CRD
+//!   and RBAC lets us list it; otherwise its objects count as unknown (fail closed), and it
+//!   is looked up again every minute, so a CRD installed later is noticed.
 //! - Profiles: fed by the controller's own profile watch ([`CacheContext::on_profile_event`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -34,74 +36,88 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::{ClusterView, Completeness, SharedView, SyncedFlag};
-use crate::model::{
-    IngressView, MiddlewareView, ObjectKey, PROFILE_LABEL, SecretView, TlsOptionView,
-};
+use crate::dialect::{self, ObjectKind};
+use crate::model::{IngressView, ObjectKey, PROFILE_LABEL, SecretView};
 use crate::profile::{ApiProviderProfile, IngressController};
 
 pub use crate::model::RENDERED_BY;
-/// Annotation on rendered Traefik objects: a hash of what was applied, so an unchanged
+/// Annotation on rendered dialect objects: a hash of what was applied, so an unchanged
 /// object is not written again.
 pub const RENDERED_HASH: &str = "mtls-gate.io/rendered-hash";
 
-/// A Traefik kind the renderer creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TraefikKind {
-    TlsOption,
-    Middleware,
-}
-
-impl TraefikKind {
-    pub const ALL: [TraefikKind; 2] = [TraefikKind::TlsOption, TraefikKind::Middleware];
-
-    pub fn kind(self) -> &'static str {
-        match self {
-            TraefikKind::TlsOption => "TLSOption",
-            TraefikKind::Middleware => "Middleware",
-        }
-    }
-
-    pub fn from_kind(kind: &str) -> Option<Self> {
-        match kind {
-            "TLSOption" => Some(TraefikKind::TlsOption),
-            "Middleware" => Some(TraefikKind::Middleware),
-            _ => None,
-        }
-    }
-
-    pub fn api_resource(self) -> ApiResource {
-        ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "traefik.io",
-            "v1alpha1",
-            self.kind(),
-        ))
-    }
-}
-
-/// One Traefik object the controller may own.
+/// One object of a dialect-owned kind the controller may own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraefikKey {
-    pub kind: TraefikKind,
+pub struct OwnedObjectKey {
+    pub kind: ObjectKind,
     pub key: ObjectKey,
 }
 
-/// What the controller needs to know about a cached Traefik object besides its view.
+impl OwnedObjectKey {
+    /// The key of a rendered manifest of a dialect-owned kind.
+    pub fn of_manifest(manifest: &serde_json::Value) -> Option<Self> {
+        let (_, _, kind) = dialect::kind_owner(
+            manifest["apiVersion"].as_str().unwrap_or(""),
+            manifest["kind"].as_str().unwrap_or(""),
+        )?;
+        Some(Self {
+            kind: *kind,
+            key: ObjectKey::new(
+                manifest["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default(),
+                manifest["metadata"]["name"].as_str().unwrap_or_default(),
+            ),
+        })
+    }
+}
+
+/// The API resource of a dialect-owned kind (the group and version the controller writes).
+pub fn api_resource(kind: &ObjectKind) -> ApiResource {
+    let mut ar = ApiResource::from_gvk(&GroupVersionKind::gvk(kind.group, kind.version, kind.kind));
+    ar.plural = kind.plural.to_string();
+    ar
+}
+
+/// What the controller needs to know about a cached dialect object besides its view.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TraefikMeta {
+pub struct RenderedMeta {
     /// Its `mtls-gate.io/profile` label.
     pub profile: Option<String>,
     /// Its `mtls-gate.io/rendered-hash` annotation.
     pub hash: Option<String>,
 }
 
-/// The Traefik side of the caches.
+/// The dialect-owned kinds in the caches: which can be written, and who rendered what.
 #[derive(Debug, Default)]
-pub struct TraefikState {
-    /// The CRDs exist and can be listed: rendered objects can be written.
-    pub available: AtomicBool,
-    /// Discovery or a list was refused: stays unavailable until restart.
-    denied: AtomicBool,
-    pub objects: RwLock<HashMap<TraefikKey, TraefikMeta>>,
+pub struct DialectObjects {
+    /// Kinds whose CRDs exist and whose objects were listed: rendered objects of them can
+    /// be written.
+    writable: RwLock<BTreeSet<ObjectKind>>,
+    pub objects: RwLock<HashMap<OwnedObjectKey, RenderedMeta>>,
+}
+
+impl DialectObjects {
+    pub fn is_writable(&self, kind: &ObjectKind) -> bool {
+        self.writable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(kind)
+    }
+    fn set_writable(&self, kind: ObjectKind, writable: bool) {
+        let mut w = self.writable.write().unwrap_or_else(|e| e.into_inner());
+        if writable {
+            w.insert(kind);
+        } else {
+            w.remove(&kind);
+        }
+    }
+    /// The writable kinds now.
+    pub fn writable_kinds(&self) -> BTreeSet<ObjectKind> {
+        self.writable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Where cache handlers send reconcile requests.
@@ -126,8 +142,14 @@ impl Triggers {
 struct Readiness {
     profiles: bool,
     ingresses: bool,
-    traefik: bool,
-    traefik_kinds: HashSet<TraefikKind>,
+    /// Dialect-owned kinds listed once or found unavailable.
+    kinds_done: BTreeSet<ObjectKind>,
+}
+
+impl Readiness {
+    fn kinds_done(&self) -> bool {
+        dialect::owned_kinds().all(|(_, _, k)| self.kinds_done.contains(k))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -135,14 +157,14 @@ struct Relists {
     ingresses: Option<HashSet<ObjectKey>>,
     profiles: Option<HashSet<String>>,
     secrets: HashMap<String, HashSet<ObjectKey>>,
-    traefik: HashMap<TraefikKind, HashSet<ObjectKey>>,
+    objects: HashMap<ObjectKind, HashSet<ObjectKey>>,
 }
 
 /// State shared by the cache tasks and the reconciler.
 pub struct CacheContext {
     pub view: SharedView,
     pub synced: SyncedFlag,
-    pub traefik: Arc<TraefikState>,
+    pub dialect_objects: Arc<DialectObjects>,
     excluded: HashSet<String>,
     triggers: Triggers,
     readiness: Mutex<Readiness>,
@@ -171,7 +193,7 @@ impl CacheContext {
         Self {
             view,
             synced,
-            traefik: Arc::default(),
+            dialect_objects: Arc::default(),
             excluded: excluded
                 .into_iter()
                 .map(|s| s.trim().to_string())
@@ -213,7 +235,7 @@ impl CacheContext {
         let now_ready = {
             let mut r = lock(&self.readiness);
             f(&mut r);
-            r.profiles && r.ingresses && r.traefik
+            r.profiles && r.ingresses && r.kinds_done()
         };
         let was = self.synced.swap(now_ready, Ordering::AcqRel);
         if now_ready && !was {
@@ -222,12 +244,15 @@ impl CacheContext {
         }
     }
 
-    /// Marks the Traefik kinds as not watched (CRDs absent or forbidden).
-    pub fn traefik_unavailable(&self) {
-        self.traefik.denied.store(true, Ordering::Release);
-        self.traefik.available.store(false, Ordering::Release);
-        self.write_view().traefik_completeness = Completeness::Partial;
-        self.update_readiness(|r| r.traefik = true);
+    /// Marks a dialect-owned kind as not watched (CRD absent or list forbidden): its
+    /// objects are unknown to evaluations and rendered objects of it cannot be written.
+    pub fn kind_unavailable(&self, kind: ObjectKind) {
+        self.dialect_objects.set_writable(kind, false);
+        self.write_view()
+            .set_kind_completeness(kind, Completeness::Partial);
+        self.update_readiness(|r| {
+            r.kinds_done.insert(kind);
+        });
     }
 
     // ---- Ingresses ----------------------------------------------------------------------
@@ -428,11 +453,11 @@ impl CacheContext {
 
     fn refresh_secret_completeness(&self) {
         let complete = lock(&self.secret_synced).values().all(|s| *s);
-        self.write_view().secrets_completeness = if complete {
+        self.write_view().set_secrets_completeness(if complete {
             Completeness::Complete
         } else {
             Completeness::Partial
-        };
+        });
     }
 
     /// Starts tracking a Secret name (its watch is about to start).
@@ -486,52 +511,50 @@ impl CacheContext {
         }
     }
 
-    // ---- Traefik ------------------------------------------------------------------------
+    // ---- Dialect-owned kinds -----------------------------------------------------------
 
-    fn traefik_profiles(&self, label: Option<&str>) -> BTreeSet<String> {
+    /// Profiles a change of `kind` concerns: those whose controller reads the kind, and
+    /// the one the object is labelled for.
+    fn kind_profiles(&self, kind: &ObjectKind, label: Option<&str>) -> BTreeSet<String> {
+        let readers: Vec<IngressController> = dialect::owned_kinds()
+            .filter(|(_, _, k)| *k == kind)
+            .map(|(c, _, _)| c)
+            .collect();
         let view = self.read_view();
         view.profiles()
-            .filter(|p| {
-                p.controller() == IngressController::Traefik || Some(p.name.as_str()) == label
-            })
+            .filter(|p| readers.contains(&p.controller()) || Some(p.name.as_str()) == label)
             .map(|p| p.name.clone())
             .collect()
     }
 
-    fn refresh_traefik_completeness(&self, r: &Readiness) {
-        let complete = TraefikKind::ALL.iter().all(|k| r.traefik_kinds.contains(k));
-        self.write_view().traefik_completeness = if complete {
-            Completeness::Complete
-        } else {
-            Completeness::Partial
-        };
-    }
-
-    fn upsert_traefik(&self, kind: TraefikKind, obj: &DynamicObject) -> Option<ObjectKey> {
+    fn upsert_dialect_object(&self, kind: ObjectKind, obj: &DynamicObject) -> Option<ObjectKey> {
         let ns = obj.namespace().unwrap_or_default();
         let value = serde_json::to_value(obj).ok()?;
         let key = ObjectKey::new(ns.clone(), obj.name_any());
-        {
-            let mut view = self.write_view();
-            match kind {
-                TraefikKind::TlsOption => {
-                    view.upsert_tls_option(TlsOptionView::from_value(&value, &ns))
-                }
-                TraefikKind::Middleware => {
-                    view.upsert_middleware(MiddlewareView::from_value(&value, &ns))
-                }
+        let (_, owner, _) = dialect::owned_kinds().find(|(_, _, k)| **k == kind)?;
+        match owner.reduce(&kind, &value, &ns) {
+            Ok(view) => {
+                self.write_view().upsert_object(kind, view);
+            }
+            Err(e) => {
+                // The API server accepted it, so the controller will read it somehow:
+                // evaluations treat it as unknown (fail closed), never as absent.
+                tracing::warn!(kind = %kind, object = %key, error = %e, "object cannot be read; evaluations treat it as unknown");
+                self.write_view().remove_object(&kind, &key);
+                self.write_view()
+                    .set_kind_completeness(kind, Completeness::Partial);
             }
         }
-        let meta = TraefikMeta {
+        let meta = RenderedMeta {
             profile: obj.labels().get(PROFILE_LABEL).cloned(),
             hash: obj.annotations().get(RENDERED_HASH).cloned(),
         };
-        self.traefik
+        self.dialect_objects
             .objects
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
-                TraefikKey {
+                OwnedObjectKey {
                     kind,
                     key: key.clone(),
                 },
@@ -540,56 +563,50 @@ impl CacheContext {
         Some(key)
     }
 
-    fn remove_traefik(&self, kind: TraefikKind, key: &ObjectKey) -> Option<TraefikMeta> {
-        {
-            let mut view = self.write_view();
-            match kind {
-                TraefikKind::TlsOption => view.remove_tls_option(key),
-                TraefikKind::Middleware => view.remove_middleware(key),
-            }
-        }
-        self.traefik
+    fn remove_dialect_object(&self, kind: ObjectKind, key: &ObjectKey) -> Option<RenderedMeta> {
+        self.write_view().remove_object(&kind, key);
+        self.dialect_objects
             .objects
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&TraefikKey {
+            .remove(&OwnedObjectKey {
                 kind,
                 key: key.clone(),
             })
     }
 
-    pub fn on_traefik_event(&self, kind: TraefikKind, event: Event<DynamicObject>) {
+    pub fn on_object_event(&self, kind: ObjectKind, event: Event<DynamicObject>) {
         match event {
             Event::Init => {
-                lock(&self.relists).traefik.insert(kind, HashSet::new());
+                lock(&self.relists).objects.insert(kind, HashSet::new());
             }
             Event::InitApply(obj) => {
-                if let Some(key) = self.upsert_traefik(kind, &obj)
-                    && let Some(seen) = lock(&self.relists).traefik.get_mut(&kind)
+                if let Some(key) = self.upsert_dialect_object(kind, &obj)
+                    && let Some(seen) = lock(&self.relists).objects.get_mut(&kind)
                 {
                     seen.insert(key);
                 }
             }
             Event::Apply(obj) => {
-                self.upsert_traefik(kind, &obj);
+                self.upsert_dialect_object(kind, &obj);
                 let label = obj.labels().get(PROFILE_LABEL).cloned();
                 self.triggers
-                    .profiles(self.traefik_profiles(label.as_deref()));
+                    .profiles(self.kind_profiles(&kind, label.as_deref()));
             }
             Event::Delete(obj) => {
                 let key = key_of(obj.namespace(), obj.name_any());
-                let meta = self.remove_traefik(kind, &key);
+                let meta = self.remove_dialect_object(kind, &key);
                 let label = meta.and_then(|m| m.profile);
                 self.triggers
-                    .profiles(self.traefik_profiles(label.as_deref()));
+                    .profiles(self.kind_profiles(&kind, label.as_deref()));
             }
             Event::InitDone => {
                 let seen = lock(&self.relists)
-                    .traefik
+                    .objects
                     .remove(&kind)
                     .unwrap_or_default();
                 let gone: Vec<ObjectKey> = self
-                    .traefik
+                    .dialect_objects
                     .objects
                     .read()
                     .unwrap_or_else(|e| e.into_inner())
@@ -598,19 +615,15 @@ impl CacheContext {
                     .map(|k| k.key.clone())
                     .collect();
                 for key in &gone {
-                    self.remove_traefik(kind, key);
+                    self.remove_dialect_object(kind, key);
                 }
-                let denied = self.traefik.denied.load(Ordering::Acquire);
+                self.write_view()
+                    .set_kind_completeness(kind, Completeness::Complete);
+                self.dialect_objects.set_writable(kind, true);
                 self.update_readiness(|r| {
-                    r.traefik_kinds.insert(kind);
-                    self.refresh_traefik_completeness(r);
-                    if r.traefik_kinds.len() == TraefikKind::ALL.len() {
-                        r.traefik = true;
-                        // Writable once both kinds are listed (and neither was refused).
-                        self.traefik.available.store(!denied, Ordering::Release);
-                    }
+                    r.kinds_done.insert(kind);
                 });
-                self.triggers.profiles(self.traefik_profiles(None));
+                self.triggers.profiles(self.kind_profiles(&kind, None));
             }
         }
     }
@@ -717,40 +730,64 @@ pub async fn run_secret_watches(client: Client, ctx: Arc<CacheContext>) {
     }
 }
 
-/// Watches Traefik TLSOptions and Middlewares if the CRDs exist and may be listed.
-pub async fn run_traefik_watches(client: Client, ctx: Arc<CacheContext>) {
-    let gv = GroupVersion::gv("traefik.io", "v1alpha1");
-    let group = match kube::discovery::pinned_group(&client, &gv).await {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::info!(error = %e, "Traefik CRDs (traefik.io/v1alpha1) not found or not readable; TLSOption and Middleware are not watched");
-            ctx.traefik_unavailable();
-            return;
-        }
-    };
-    let mut tasks = Vec::new();
-    for kind in TraefikKind::ALL {
-        let Some((ar, _)) = group.recommended_kind(kind.kind()) else {
-            tracing::info!(
-                kind = kind.kind(),
-                "traefik.io/v1alpha1 has no such kind; Traefik objects are not watched"
-            );
-            ctx.traefik_unavailable();
-            return;
-        };
-        let (client, ctx) = (client.clone(), ctx.clone());
-        tasks.push(tokio::spawn(async move {
-            let api: Api<DynamicObject> = Api::all_with(client, &ar);
-            let stream = watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff();
-            let result = drive(kind.kind(), stream, true, |e| ctx.on_traefik_event(kind, e)).await;
-            if let Err(e) = result {
-                tracing::info!(kind = kind.kind(), error = %e, "not allowed to list Traefik objects; they are not watched");
-                ctx.traefik_unavailable();
+/// How often kinds whose CRDs were absent (or not readable) are looked up again, so a CRD
+/// installed after the controller started is noticed.
+const KIND_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Watches every dialect-owned kind whose CRD exists and may be listed; looks the others
+/// up again every [`KIND_DISCOVERY_INTERVAL`].
+pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>) {
+    let mut watching: HashMap<ObjectKind, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        watching.retain(|_, task| !task.is_finished());
+        let mut groups: BTreeSet<(&'static str, &'static str)> = BTreeSet::new();
+        for (_, _, kind) in dialect::owned_kinds() {
+            if !watching.contains_key(kind) {
+                groups.insert((kind.group, kind.version));
             }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
+        }
+        for (group, version) in groups {
+            let gv = GroupVersion::gv(group, version);
+            let discovered = kube::discovery::pinned_group(&client, &gv).await;
+            for (_, _, kind) in
+                dialect::owned_kinds().filter(|(_, _, k)| k.group == group && k.version == version)
+            {
+                if watching.contains_key(kind) {
+                    continue;
+                }
+                let found = discovered
+                    .as_ref()
+                    .ok()
+                    .and_then(|g| g.recommended_kind(kind.kind));
+                let Some((ar, _)) = found else {
+                    if !lock(&ctx.readiness).kinds_done.contains(kind) {
+                        tracing::info!(kind = %kind, version, "CRD not found or not readable; objects of this kind are not watched (looked up again every minute)");
+                    }
+                    ctx.kind_unavailable(*kind);
+                    continue;
+                };
+                let (client, ctx, kind) = (client.clone(), ctx.clone(), *kind);
+                tracing::info!(kind = %kind, "watching");
+                watching.insert(
+                    kind,
+                    tokio::spawn(async move {
+                        let api: Api<DynamicObject> = Api::all_with(client, &ar);
+                        let stream =
+                            watcher::watcher(api, watcher::Config::default().any_semantic())
+                                .default_backoff();
+                        let result = drive(&kind.to_string(), stream, true, |e| {
+                            ctx.on_object_event(kind, e)
+                        })
+                        .await;
+                        if let Err(e) = result {
+                            tracing::info!(kind = %kind, error = %e, "not allowed to list this kind; its objects are not watched");
+                            ctx.kind_unavailable(kind);
+                        }
+                    }),
+                );
+            }
+        }
+        tokio::time::sleep(KIND_DISCOVERY_INTERVAL).await;
     }
 }
 
@@ -816,7 +853,9 @@ mod tests {
         ctx.on_ingress_event(Event::Init);
         ctx.on_ingress_event(Event::InitDone);
         assert!(!ctx.synced.load(Ordering::Acquire));
-        ctx.traefik_unavailable();
+        for kind in crate::dialect::traefik::KINDS {
+            ctx.kind_unavailable(kind);
+        }
         assert!(ctx.synced.load(Ordering::Acquire));
         assert_eq!(drain(&mut all).len(), 1);
     }
@@ -920,7 +959,7 @@ mod tests {
         ctx.on_profile_event(&Event::Apply(profile("bank", "api.bank.example")));
         ctx.secret_watch_started("bank-ca");
         assert_eq!(
-            ctx.view.read().unwrap().secrets_completeness,
+            ctx.view.read().unwrap().secrets_completeness(),
             Completeness::Partial
         );
         let secret: Secret = serde_json::from_value(json!({
@@ -933,7 +972,7 @@ mod tests {
         ctx.on_secret_event("bank-ca", Event::InitDone);
         {
             let view = ctx.view.read().unwrap();
-            assert_eq!(view.secrets_completeness, Completeness::Complete);
+            assert_eq!(view.secrets_completeness(), Completeness::Complete);
             assert_eq!(view.secrets().count(), 1);
         }
         assert_eq!(drain(&mut one).len(), 1);
@@ -942,19 +981,22 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_traefik_kind_keeps_traefik_unwritable() {
+    fn a_refused_kind_is_unwritable_and_unknown_while_a_listed_one_is_complete() {
+        use crate::dialect::traefik::{MIDDLEWARE, TLS_OPTION};
         let (ctx, _one, _all) = ctx();
-        ctx.on_traefik_event(TraefikKind::Middleware, Event::Init);
-        ctx.on_traefik_event(TraefikKind::Middleware, Event::InitDone);
+        ctx.on_object_event(MIDDLEWARE, Event::Init);
+        ctx.on_object_event(MIDDLEWARE, Event::InitDone);
         // The TLSOption list was refused (403).
-        ctx.traefik_unavailable();
-        ctx.on_traefik_event(TraefikKind::TlsOption, Event::Init);
-        ctx.on_traefik_event(TraefikKind::TlsOption, Event::InitDone);
-        assert!(!ctx.traefik.available.load(Ordering::Acquire));
+        ctx.kind_unavailable(TLS_OPTION);
+        assert!(!ctx.dialect_objects.is_writable(&TLS_OPTION));
+        assert!(ctx.dialect_objects.is_writable(&MIDDLEWARE));
+        let view = ctx.view.read().unwrap();
+        assert_eq!(view.kind_completeness(&TLS_OPTION), Completeness::Partial);
+        assert_eq!(view.kind_completeness(&MIDDLEWARE), Completeness::Complete);
     }
 
     #[test]
-    fn traefik_objects_are_indexed_with_label_and_hash() {
+    fn dialect_objects_are_indexed_with_label_and_hash() {
         let (ctx, _one, _all) = ctx();
         let obj: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "traefik.io/v1alpha1", "kind": "TLSOption",
@@ -963,33 +1005,35 @@ mod tests {
             "spec": {"clientAuth": {"clientAuthType": "RequireAndVerifyClientCert", "secretNames": ["ca"]}}
         }))
         .unwrap();
-        ctx.on_traefik_event(TraefikKind::TlsOption, Event::Init);
-        ctx.on_traefik_event(TraefikKind::TlsOption, Event::InitApply(obj));
-        ctx.on_traefik_event(TraefikKind::TlsOption, Event::InitDone);
+        use crate::dialect::traefik::{MIDDLEWARE, TLS_OPTION};
+        ctx.on_object_event(TLS_OPTION, Event::Init);
+        ctx.on_object_event(TLS_OPTION, Event::InitApply(obj));
+        let view = || ctx.view.read().unwrap();
+        assert_eq!(
+            view().kind_completeness(&TLS_OPTION),
+            Completeness::Partial,
+            "complete only once listed"
+        );
+        ctx.on_object_event(TLS_OPTION, Event::InitDone);
         let meta = ctx
-            .traefik
+            .dialect_objects
             .objects
             .read()
             .unwrap()
-            .get(&TraefikKey {
-                kind: TraefikKind::TlsOption,
+            .get(&OwnedObjectKey {
+                kind: TLS_OPTION,
                 key: ObjectKey::new("ob", "o"),
             })
             .cloned()
             .unwrap();
         assert_eq!(meta.profile.as_deref(), Some("bank"));
         assert_eq!(meta.hash.as_deref(), Some("abc"));
-        assert_eq!(ctx.view.read().unwrap().tls_options().count(), 1);
+        assert_eq!(view().objects(&TLS_OPTION).count(), 1);
         assert_eq!(
-            ctx.view.read().unwrap().traefik_completeness,
-            Completeness::Partial,
-            "complete only once both kinds are listed"
-        );
-        ctx.on_traefik_event(TraefikKind::Middleware, Event::Init);
-        ctx.on_traefik_event(TraefikKind::Middleware, Event::InitDone);
-        assert_eq!(
-            ctx.view.read().unwrap().traefik_completeness,
+            view().kind_completeness(&TLS_OPTION),
             Completeness::Complete
         );
+        assert_eq!(view().kind_completeness(&MIDDLEWARE), Completeness::Partial);
+        assert!(!ctx.synced.load(Ordering::Acquire));
     }
 }

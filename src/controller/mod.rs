@@ -216,7 +216,7 @@ pub fn run_controller(
         let mut background = vec![
             tokio::spawn(caches::run_ingress_watch(client.clone(), caches.clone())),
             tokio::spawn(caches::run_secret_watches(client.clone(), caches.clone())),
-            tokio::spawn(caches::run_traefik_watches(client.clone(), caches.clone())),
+            tokio::spawn(caches::run_dialect_watches(client.clone(), caches.clone())),
         ];
 
         // Leader election; becoming leader re-reconciles every profile.

@@ -11,7 +11,8 @@
 //!   only the annotations mtls-gate owns. Owned annotations the apply leaves out are removed
 //!   by the API server; annotations the renderer removes that another manager set are then
 //!   deleted with a merge patch;
-//! - Traefik objects the renderer asks for: server-side apply, labelled with the profile,
+//! - Objects of dialect-owned kinds the renderer asks for (Traefik TLSOptions and
+//!   Middlewares): server-side apply, labelled with the profile,
 //!   owned by it (ownerReference) and annotated with a hash of their content, so unchanged
 //!   objects are not written again; objects of the profile the plan no longer has: delete;
 //! - Ingresses rendered by this profile that are no longer managed by it (label removed or
@@ -36,14 +37,14 @@ use tracing::Instrument;
 
 use super::Error;
 use super::caches::{
-    CacheContext, RENDERED_BY, RENDERED_HASH, TraefikKey, TraefikKind, TraefikMeta,
+    CacheContext, OwnedObjectKey, RENDERED_BY, RENDERED_HASH, RenderedMeta, api_resource,
 };
 use super::events::{EventDedup, Finding, FindingKey, MAX_NOTE_BYTES, publish, truncate};
 use super::leader::Leadership;
 use super::metrics::{ControllerMetrics, ProfileLabel};
 use super::status;
 use crate::cluster::{ClusterView, PlannedObjects};
-use crate::dialect::{HostRole, RenderInput, dialect_for};
+use crate::dialect::{HostRole, ObjectKind, RenderInput, dialect_for};
 use crate::engine::{EngineError, Verdict, evaluate};
 use crate::model::{IngressView, ObjectKey};
 use crate::profile::{ApiProviderProfile, ApiProviderProfileStatus, CompiledProfile};
@@ -228,10 +229,10 @@ pub fn cleanups_for(
     out
 }
 
-/// One Traefik object to apply.
+/// One rendered object of a dialect-owned kind to apply.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TraefikWrite {
-    pub key: TraefikKey,
+pub struct ObjectWrite {
+    pub key: OwnedObjectKey,
     pub manifest: Value,
 }
 
@@ -241,20 +242,21 @@ pub struct Plan {
     pub ingress_writes: Vec<IngressWrite>,
     /// Ingresses to clean.
     pub cleanups: Vec<CleanupWrite>,
-    pub traefik_writes: Vec<TraefikWrite>,
-    pub traefik_deletes: Vec<TraefikKey>,
+    pub object_writes: Vec<ObjectWrite>,
+    pub object_deletes: Vec<OwnedObjectKey>,
     pub verdict: Verdict,
     pub refusals: Vec<Refusal>,
     pub managed: usize,
-    pub traefik_unwritable: usize,
+    /// Rendered objects whose kind cannot be written, by kind.
+    pub unwritable: BTreeMap<String, usize>,
 }
 
 impl Plan {
     pub fn write_count(&self) -> usize {
         self.ingress_writes.len()
             + self.cleanups.len()
-            + self.traefik_writes.len()
-            + self.traefik_deletes.len()
+            + self.object_writes.len()
+            + self.object_deletes.len()
     }
 }
 
@@ -284,8 +286,8 @@ pub fn plan(
     profile: &ApiProviderProfile,
     compiled: &CompiledProfile,
     view: &ClusterView,
-    traefik: &HashMap<TraefikKey, TraefikMeta>,
-    traefik_available: bool,
+    owned: &HashMap<OwnedObjectKey, RenderedMeta>,
+    writable: &BTreeSet<ObjectKind>,
 ) -> Result<Plan, EngineError> {
     let name = compiled.name.as_str();
     let mut managed: Vec<&Arc<IngressView>> = view
@@ -351,59 +353,50 @@ pub fn plan(
         cleanups_for(compiled, view, &leaving)
     };
 
-    // Traefik objects.
+    // Objects of dialect-owned kinds (Traefik TLSOptions and Middlewares).
     let uid = profile.metadata.uid.clone().unwrap_or_default();
-    let mut traefik_writes = Vec::new();
-    let mut wanted: BTreeSet<TraefikKey> = BTreeSet::new();
-    let mut traefik_unwritable = 0;
+    let mut object_writes = Vec::new();
+    let mut wanted: BTreeSet<OwnedObjectKey> = BTreeSet::new();
+    let mut unwritable: BTreeMap<String, usize> = BTreeMap::new();
     for obj in &rendered.objects {
-        let Some(kind) = obj["kind"].as_str().and_then(TraefikKind::from_kind) else {
+        let Some(key) = OwnedObjectKey::of_manifest(obj) else {
             continue;
         };
-        let key = TraefikKey {
-            kind,
-            key: ObjectKey::new(
-                obj["metadata"]["namespace"].as_str().unwrap_or_default(),
-                obj["metadata"]["name"].as_str().unwrap_or_default(),
-            ),
-        };
-        if !traefik_available {
-            traefik_unwritable += 1;
+        if !writable.contains(&key.kind) {
+            *unwritable.entry(key.kind.to_string()).or_default() += 1;
             continue;
         }
         wanted.insert(key.clone());
         planned.add_rendered(obj);
         let hash = fnv1a(format!("{uid}\n{obj}").as_bytes());
-        if traefik.get(&key).and_then(|m| m.hash.as_deref()) == Some(hash.as_str()) {
+        if owned.get(&key).and_then(|m| m.hash.as_deref()) == Some(hash.as_str()) {
             continue;
         }
         let mut manifest = obj.clone();
         manifest["metadata"]["annotations"] = json!({ RENDERED_HASH: hash });
         manifest["metadata"]["ownerReferences"] = json!([owner_reference(profile)]);
-        traefik_writes.push(TraefikWrite { key, manifest });
+        object_writes.push(ObjectWrite { key, manifest });
     }
-    let mut traefik_deletes: Vec<TraefikKey> = if traefik_available {
-        traefik
-            .iter()
-            .filter(|(k, m)| m.profile.as_deref() == Some(name) && !wanted.contains(*k))
-            .map(|(k, _)| k.clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    traefik_deletes.sort();
-    traefik_writes.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut object_deletes: Vec<OwnedObjectKey> = owned
+        .iter()
+        .filter(|(k, m)| {
+            m.profile.as_deref() == Some(name) && !wanted.contains(*k) && writable.contains(&k.kind)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    object_deletes.sort();
+    object_writes.sort_by(|a, b| a.key.cmp(&b.key));
 
     let verdict = evaluate(compiled, &planned)?;
     Ok(Plan {
         ingress_writes,
         cleanups,
-        traefik_writes,
-        traefik_deletes,
+        object_writes,
+        object_deletes,
         verdict,
         refusals: rendered.refusals,
         managed: managed.len(),
-        traefik_unwritable,
+        unwritable,
     })
 }
 
@@ -588,33 +581,33 @@ impl Context {
         }
     }
 
-    async fn apply_traefik(&self, w: &TraefikWrite) -> Result<(), Error> {
+    async fn apply_object(&self, w: &ObjectWrite) -> Result<(), Error> {
         self.ensure_leader()?;
-        let ar = w.key.kind.api_resource();
+        let ar = api_resource(&w.key.kind);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &w.key.key.namespace, &ar);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let patch = Patch::Apply(&w.manifest);
         retry_conflicts(self.retry, || api.patch(&w.key.key.name, &pp, &patch))
             .await
-            .map_err(|e| kube_err("apply", w.key.kind.kind(), &w.key.key, e))?;
-        self.metrics.write(w.key.kind.kind(), "apply");
-        tracing::info!(ingress_namespace = %w.key.key.namespace, object = %w.key.key, kind = w.key.kind.kind(), "applied Traefik object");
+            .map_err(|e| kube_err("apply", w.key.kind.kind, &w.key.key, e))?;
+        self.metrics.write(w.key.kind.kind, "apply");
+        tracing::info!(ingress_namespace = %w.key.key.namespace, object = %w.key.key, kind = %w.key.kind, "applied rendered object");
         Ok(())
     }
 
-    async fn delete_traefik(&self, key: &TraefikKey) -> Result<(), Error> {
+    async fn delete_object(&self, key: &OwnedObjectKey) -> Result<(), Error> {
         self.ensure_leader()?;
-        let ar = key.kind.api_resource();
+        let ar = api_resource(&key.kind);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &key.key.namespace, &ar);
         match api.delete(&key.key.name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(e) if is_gone(&e) => return Ok(()),
-            Err(e) => return Err(kube_err("delete", key.kind.kind(), &key.key, e)),
+            Err(e) => return Err(kube_err("delete", key.kind.kind, &key.key, e)),
         }
-        self.metrics.write(key.kind.kind(), "delete");
-        tracing::info!(object = %key.key, kind = key.kind.kind(), "deleted Traefik object the profile no longer renders");
+        self.metrics.write(key.kind.kind, "delete");
+        tracing::info!(object = %key.key, kind = %key.kind, "deleted rendered object the profile no longer renders");
         Ok(())
     }
 
@@ -686,12 +679,12 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
     };
     // A slice of the view, taken under a short read lock: the webhooks and the cache
     // writers never wait for a render or an evaluation.
-    let (slice, traefik) = {
+    let (slice, owned) = {
         let view = ctx.view();
         let slice = profile_slice(&view, &compiled);
-        let traefik: HashMap<TraefikKey, TraefikMeta> = ctx
+        let owned: HashMap<OwnedObjectKey, RenderedMeta> = ctx
             .caches
-            .traefik
+            .dialect_objects
             .objects
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -699,10 +692,10 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             .filter(|(_, m)| m.profile.as_deref() == Some(compiled.name.as_str()))
             .map(|(k, m)| (k.clone(), m.clone()))
             .collect();
-        (slice, traefik)
+        (slice, owned)
     };
-    let available = ctx.caches.traefik.available.load(Ordering::Acquire);
-    let planned = plan(&profile, &compiled, &slice, &traefik, available);
+    let writable = ctx.caches.dialect_objects.writable_kinds();
+    let planned = plan(&profile, &compiled, &slice, &owned, &writable);
     let plan = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -720,15 +713,15 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
         tracing::info!(
             ingresses = plan.ingress_writes.len(),
             cleanups = plan.cleanups.len(),
-            traefik_applies = plan.traefik_writes.len(),
-            traefik_deletes = plan.traefik_deletes.len(),
+            object_applies = plan.object_writes.len(),
+            object_deletes = plan.object_deletes.len(),
             "writing rendered settings"
         );
     }
     // Objects first (Ingresses reference them), stale objects last (after the Ingresses
     // stopped referencing them).
-    for w in &plan.traefik_writes {
-        ctx.apply_traefik(w).await?;
+    for w in &plan.object_writes {
+        ctx.apply_object(w).await?;
     }
     for w in &plan.ingress_writes {
         ctx.apply_ingress(w)
@@ -745,8 +738,8 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             current.push(denied);
         }
     }
-    for key in &plan.traefik_deletes {
-        ctx.delete_traefik(key).await?;
+    for key in &plan.object_deletes {
+        ctx.delete_object(key).await?;
     }
     ctx.publish_findings(&profile, &current).await;
     let new_status = status::evaluated(
@@ -755,7 +748,7 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             verdict: &plan.verdict,
             refusals: &plan.refusals,
             managed: plan.managed,
-            traefik_unwritable: plan.traefik_unwritable,
+            unwritable: &plan.unwritable,
         },
     );
     ctx.patch_status(&profile, new_status).await?;
@@ -777,9 +770,9 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
                 i.annotation(RENDERED_BY) == Some(name.as_str())
             }),
         };
-        let mut objects: Vec<TraefikKey> = ctx
+        let mut objects: Vec<OwnedObjectKey> = ctx
             .caches
-            .traefik
+            .dialect_objects
             .objects
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -815,7 +808,7 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
     };
     tracing::info!(
         ingresses = ingresses.len(),
-        traefik_objects = objects.len(),
+        rendered_objects = objects.len(),
         "profile deleted; removing what it rendered"
     );
     let mut denied = Vec::new();
@@ -829,7 +822,7 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
         }
     }
     for key in &objects {
-        ctx.delete_traefik(key).await?;
+        ctx.delete_object(key).await?;
     }
     ctx.events.forget_profile(&name);
     ctx.publish_findings(&profile, &denied).await;

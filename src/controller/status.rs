@@ -39,8 +39,8 @@ pub struct Evaluation<'a> {
     pub verdict: &'a Verdict,
     pub refusals: &'a [Refusal],
     pub managed: usize,
-    /// Rendered Traefik objects that could not be written (CRDs missing or forbidden).
-    pub traefik_unwritable: usize,
+    /// Rendered objects that could not be written, by kind (CRD absent or not readable).
+    pub unwritable: &'a BTreeMap<String, usize>,
 }
 
 /// The status of a profile that compiled and was evaluated.
@@ -79,13 +79,18 @@ pub fn evaluated(profile: &ApiProviderProfile, e: &Evaluation<'_>) -> ApiProvide
         })
         .collect();
 
-    let (ready_reason, ready_ok, mut ready_msg) = if e.traefik_unwritable > 0 {
+    let (ready_reason, ready_ok, mut ready_msg) = if !e.unwritable.is_empty() {
+        let kinds: Vec<String> = e
+            .unwritable
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
         (
-            "TraefikCrdsMissing",
+            "CrdsMissing",
             false,
             format!(
-                "{} rendered Traefik object(s) could not be written: the traefik.io/v1alpha1 TLSOption and Middleware CRDs are not installed or not readable by mtls-gate",
-                e.traefik_unwritable
+                "rendered objects could not be written ({}): their CRDs are not installed or not readable by mtls-gate",
+                kinds.join(", ")
             ),
         )
     } else if !e.refusals.is_empty() {
@@ -267,7 +272,7 @@ mod tests {
             verdict: &verdict,
             refusals: &[],
             managed: 2,
-            traefik_unwritable: 0,
+            unwritable: &BTreeMap::new(),
         };
         let first = evaluated(&profile(None), &e);
         assert_eq!(first.observed_generation, Some(3));

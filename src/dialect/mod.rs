@@ -1,20 +1,26 @@
-//! Ingress-controller dialects: how one controller turns Ingresses into routes, merges
-//! client-auth settings across the Ingresses of a host, and renders settings.
+//! Ingress-controller dialects: how one controller turns Ingresses (and its own kinds) into
+//! routes, merges client-auth settings across the objects of a host, and renders settings.
 //!
 //! Each controller is one module implementing [`Dialect`]; the engine only sees the
-//! [`HostRouteTable`] a dialect builds. Adding a controller means adding a module and one
-//! arm in [`dialect_for`].
+//! [`HostRouteTable`] a dialect builds. A dialect owns the Kubernetes kinds it reads besides
+//! Ingress and Secret ([`Dialect::kinds`]) and reduces them to compact views
+//! ([`Dialect::reduce`]); the cluster view stores those views by kind without knowing their
+//! type, the CLI loads them from manifests, the controller watches them and the webhooks
+//! review changes to them, all through this interface. Adding a controller means adding a
+//! module, one arm in [`dialect_for`] and one entry in [`DIALECTS`].
 
 pub mod go_parse;
 pub mod nginx;
 pub mod traefik;
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::{IngressView, ObjectKey, ObjectSource, PathType};
+use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource, PathType};
 use crate::paths::PathMatcher;
 use crate::profile::{CompiledProfile, IngressController};
 use crate::violation::Violation;
@@ -180,8 +186,95 @@ pub struct RenderInput<'a> {
 /// An extra object a dialect needs (Traefik TLSOption, Middleware), as a full manifest.
 pub type RenderedObject = serde_json::Value;
 
+/// A Kubernetes kind a dialect reads besides Ingress and Secret (a controller's CRDs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+}
+
+impl ObjectKind {
+    /// Whether a manifest's `apiVersion` and `kind` are this kind.
+    pub fn matches(&self, api_version: &str, kind: &str) -> bool {
+        kind == self.kind
+            && api_version
+                .split_once('/')
+                .is_some_and(|(group, _)| group == self.group)
+    }
+    pub fn api_version(&self) -> String {
+        format!("{}/{}", self.group, self.version)
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.kind, self.group)
+    }
+}
+
+/// The compact view of one object of a dialect-owned kind. The cluster view stores it
+/// without knowing its type; the dialect that reduced it downcasts it back.
+pub trait ObjectView: Any + Send + Sync + fmt::Debug {
+    fn key(&self) -> &ObjectKey;
+    /// Rule host keys this object routes requests for (exact, `*.` wildcard or `""`);
+    /// empty for objects that only configure routes (options, middlewares). The cluster
+    /// view indexes route objects by these hosts, as it does Ingresses.
+    fn route_hosts(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A shared, type-erased object view.
+pub type SharedObject = Arc<dyn ObjectView>;
+
+/// Why an object of a dialect-owned kind cannot be reduced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ReduceError {
+    /// The offending field (`spec.routes[0].match`).
+    pub field: String,
+    pub message: String,
+}
+
+/// The typed view behind a lookup of a dialect-owned kind (`Unknown` if the stored view is
+/// of another type, which only a dialect bug can cause).
+pub fn downcast_lookup<'a, T: 'static>(lookup: Lookup<'a, SharedObject>) -> Lookup<'a, T> {
+    match lookup {
+        Lookup::Found(object) => match object.as_any().downcast_ref::<T>() {
+            Some(typed) => Lookup::Found(typed),
+            None => Lookup::Unknown,
+        },
+        Lookup::Missing => Lookup::Missing,
+        Lookup::Unknown => Lookup::Unknown,
+    }
+}
+
 /// One ingress controller's semantics.
 pub trait Dialect: Send + Sync {
+    /// Kinds this controller reads besides Ingress and Secret; the CLI loads them from
+    /// manifests, the controller watches them and the webhooks review their changes.
+    fn kinds(&self) -> &'static [ObjectKind] {
+        &[]
+    }
+
+    /// Reduces one object of one of [`Dialect::kinds`] (as JSON) to its compact view.
+    /// `default_namespace` is given to an object without one.
+    fn reduce(
+        &self,
+        kind: &ObjectKind,
+        object: &serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<SharedObject, ReduceError> {
+        let _ = (object, default_namespace);
+        Err(ReduceError {
+            field: "kind".into(),
+            message: format!("{kind} is not read by this controller"),
+        })
+    }
+
     /// Builds the route table of one host from all its Ingresses.
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable;
 
@@ -201,6 +294,44 @@ pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect
         IngressController::Traefik => Some(&traefik::Traefik),
         IngressController::HaproxyIngress => None,
     }
+}
+
+/// Every dialect this version evaluates, with the controller it models.
+pub static DIALECTS: &[(IngressController, &dyn Dialect)] = &[
+    (IngressController::IngressNginx, &nginx::IngressNginx),
+    (IngressController::Traefik, &traefik::Traefik),
+];
+
+/// Every kind some dialect reads, with the controller that owns it.
+pub fn owned_kinds()
+-> impl Iterator<Item = (IngressController, &'static dyn Dialect, &'static ObjectKind)> {
+    DIALECTS
+        .iter()
+        .flat_map(|(c, d)| d.kinds().iter().map(move |k| (*c, *d, k)))
+}
+
+/// The dialect-owned kind a manifest's `apiVersion` and `kind` name, if any.
+pub fn kind_owner(
+    api_version: &str,
+    kind: &str,
+) -> Option<(IngressController, &'static dyn Dialect, &'static ObjectKind)> {
+    owned_kinds().find(|(_, _, k)| k.matches(api_version, kind))
+}
+
+/// Reduces a manifest of a dialect-owned kind (a rendered object, an admission object).
+pub fn reduce_owned(
+    object: &serde_json::Value,
+    default_namespace: &str,
+) -> Option<Result<(&'static ObjectKind, SharedObject), ReduceError>> {
+    let (_, dialect, kind) = kind_owner(
+        object["apiVersion"].as_str().unwrap_or(""),
+        object["kind"].as_str().unwrap_or(""),
+    )?;
+    Some(
+        dialect
+            .reduce(kind, object, default_namespace)
+            .map(|v| (kind, v)),
+    )
 }
 
 /// Ingress-order key shared by controllers that let the oldest Ingress win: creation time

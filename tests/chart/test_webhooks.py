@@ -13,12 +13,20 @@ from conftest import NAMESPACE, RELEASE, VALUE_SETS, Rendered, render
 
 VALIDATE_INGRESS = "ingresses.validate.mtls-gate.io"
 VALIDATE_PROFILE = "apiproviderprofiles.validate.mtls-gate.io"
+VALIDATE_CONTROLLER_OBJECTS = "controller-objects.validate.mtls-gate.io"
 MUTATE_INGRESS = "ingresses.mutate.mtls-gate.io"
 
 INGRESS_RULE = {
     "apiGroups": ["networking.k8s.io"],
     "apiVersions": ["v1"],
     "resources": ["ingresses"],
+    "scope": "Namespaced",
+}
+# The kinds the dialects own (tests/webhook_rules.rs checks them against the Rust dialects).
+CONTROLLER_OBJECTS_RULE = {
+    "apiGroups": ["traefik.io"],
+    "apiVersions": ["v1alpha1"],
+    "resources": ["tlsoptions", "middlewares"],
     "scope": "Namespaced",
 }
 PROFILE_RULE = {
@@ -32,7 +40,11 @@ PROFILE_RULE = {
 def test_webhook_configurations_and_names(default: Rendered) -> None:
     validating = default.one("ValidatingWebhookConfiguration", RELEASE)
     mutating = default.one("MutatingWebhookConfiguration", RELEASE)
-    assert [w["name"] for w in validating["webhooks"]] == [VALIDATE_INGRESS, VALIDATE_PROFILE]
+    assert [w["name"] for w in validating["webhooks"]] == [
+        VALIDATE_INGRESS,
+        VALIDATE_CONTROLLER_OBJECTS,
+        VALIDATE_PROFILE,
+    ]
     assert [w["name"] for w in mutating["webhooks"]] == [MUTATE_INGRESS]
 
 
@@ -42,6 +54,9 @@ def test_rules_cover_exactly_the_narrow_scope(default: Rendered) -> None:
     ]
     assert default.webhook(VALIDATE_PROFILE)["rules"] == [
         dict(PROFILE_RULE, operations=["CREATE", "UPDATE"])
+    ]
+    assert default.webhook(VALIDATE_CONTROLLER_OBJECTS)["rules"] == [
+        dict(CONTROLLER_OBJECTS_RULE, operations=["CREATE", "UPDATE", "DELETE"])
     ]
     assert default.webhook(MUTATE_INGRESS)["rules"] == [
         dict(INGRESS_RULE, operations=["CREATE", "UPDATE"])
@@ -57,7 +72,7 @@ def test_safety_settings_of_every_webhook(any_values: dict) -> None:
     expected_policy = any_values.get("webhook", {}).get("failurePolicy", "Fail")
     expected_timeout = any_values.get("webhook", {}).get("timeoutSeconds", 5)
     hooks = rendered.webhooks()
-    assert len(hooks) == 3
+    assert len(hooks) == 4
     for hook in hooks:
         assert hook["admissionReviewVersions"] == ["v1"]
         assert hook["sideEffects"] == "None"
@@ -128,6 +143,7 @@ def test_object_selector_only_on_the_mutating_webhook(default: Rendered) -> None
     # Validation covers every Ingress on a profile's hosts, managed or not.
     assert "objectSelector" not in default.webhook(VALIDATE_INGRESS)
     assert "objectSelector" not in default.webhook(VALIDATE_PROFILE)
+    assert "objectSelector" not in default.webhook(VALIDATE_CONTROLLER_OBJECTS)
 
 
 def test_cert_manager_injects_the_ca() -> None:
@@ -329,3 +345,28 @@ def test_match_condition_names_and_limits(any_values: dict) -> None:
                                          cond["expression"]))
             assert identifiers <= {"object", "oldObject", "request"}, identifiers
             cel.compile(cond["expression"])
+
+
+def _tls_option(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TLSOption",
+        "metadata": {"name": "mtls", "namespace": "open-banking", "resourceVersion": "1"},
+        "spec": {"clientAuth": {"clientAuthType": "RequireAndVerifyClientCert", "secretNames": ["bank-ca"]}, **spec},
+    }
+
+
+@pytest.mark.parametrize(
+    "desc, operation, obj, old, called",
+    [
+        ("create", "CREATE", _tls_option(), None, True),
+        ("delete", "DELETE", None, _tls_option(), True),
+        ("client auth weakened", "UPDATE", _tls_option(clientAuth={"clientAuthType": "NoClientCert"}), _tls_option(), True),
+        ("metadata only", "UPDATE", dict(_tls_option(), metadata={"name": "mtls", "namespace": "open-banking", "labels": {"a": "b"}}), _tls_option(), False),
+    ],
+)
+def test_controller_objects_webhook_sees_every_spec_change_and_delete(
+    default: Rendered, desc: str, operation: str, obj: Any, old: Any, called: bool
+) -> None:
+    ctx = _request(operation, obj, old)
+    assert _matches(default.webhook(VALIDATE_CONTROLLER_OBJECTS), ctx) is called, desc

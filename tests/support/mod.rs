@@ -123,10 +123,11 @@ pub fn review(
     old: Option<Value>,
 ) -> Value {
     let (group, version, kind) = kind;
-    let resource = if kind == "Ingress" {
-        "ingresses"
-    } else {
-        "apiproviderprofiles"
+    let resource = match kind {
+        "Ingress" => "ingresses",
+        "TLSOption" => "tlsoptions",
+        "Middleware" => "middlewares",
+        _ => "apiproviderprofiles",
     };
     let mut request = json!({
         "uid": uid,

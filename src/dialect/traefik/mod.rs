@@ -15,17 +15,21 @@
 //!   `X-Forwarded-Tls-Client-Cert`, sets it with `passTLSClientCert`, and calls the gate with
 //!   `forwardAuth` (`trustForwardHeader: true`, forwarding that header).
 
+mod objects;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
+pub use self::objects::{
+    KINDS, MIDDLEWARE, MiddlewareKind, MiddlewareView, TLS_OPTION, TlsOptionView,
+};
 use super::{
-    AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
-    RenderedObject, Route, RouteAuth, gate_url_for, is_gate_url,
+    AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, ObjectKind,
+    ReduceError, RenderInput, RenderedObject, Route, RouteAuth, SharedObject, downcast_lookup,
+    gate_url_for, is_gate_url,
 };
-use crate::model::{
-    CaBundle, IngressView, Lookup, MiddlewareKind, ObjectKey, ObjectSource, PathType, TlsOptionView,
-};
+use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, ObjectSource, PathType};
 use crate::paths::{MatchResult, PathMatcher};
 use crate::profile::CompiledProfile;
 use crate::violation::ViolationCode;
@@ -119,7 +123,9 @@ fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>)
     let mut stripped = false;
     let mut passed = false;
     for reference in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind = match resolve_crd_ref(reference, |k| objects.middleware(k)) {
+        let kind = match resolve_crd_ref(reference, |k| {
+            downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k))
+        }) {
             Ok((_, mw)) => mw.kind.clone(),
             Err(_) => MiddlewareKind::Other,
         };
@@ -182,7 +188,9 @@ fn router_tls(ing: &IngressView, host_key: &str) -> bool {
 fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
     match ing.annotation(TLS_OPTIONS).map(str::trim) {
         None | Some("") | Some("default") | Some("default@internal") => OptionRef::Default,
-        Some(value) => match resolve_crd_ref(value, |k| objects.tls_option(k)) {
+        Some(value) => match resolve_crd_ref(value, |k| {
+            downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, k))
+        }) {
             Ok((key, _)) if key.name == "default" => OptionRef::Default,
             Ok((key, _)) => OptionRef::Crd(key),
             Err(_) => OptionRef::Unresolved(value.to_string()),
@@ -262,7 +270,30 @@ impl Traefik {
     }
 }
 
+/// The TLSOption named `default` (Traefik's fallback for routers without options); the
+/// first by namespace when several exist.
+fn default_tls_option(objects: &dyn ObjectSource) -> Option<SharedObject> {
+    objects
+        .objects_of(&TLS_OPTION)
+        .into_iter()
+        .filter(|o| o.key().name == "default")
+        .min_by(|a, b| a.key().cmp(b.key()))
+}
+
 impl Dialect for Traefik {
+    fn kinds(&self) -> &'static [ObjectKind] {
+        &KINDS
+    }
+
+    fn reduce(
+        &self,
+        kind: &ObjectKind,
+        object: &serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<SharedObject, ReduceError> {
+        objects::reduce(kind, object, default_namespace)
+    }
+
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
@@ -332,20 +363,25 @@ impl Dialect for Traefik {
         };
         let first_user = options.get(&effective).and_then(|u| u.first()).cloned();
         let (mode, description) = match &effective {
-            OptionRef::Crd(key) => match objects.tls_option(key) {
-                Lookup::Found(opt) => {
-                    let user = first_user.clone().unwrap_or_else(|| key.clone());
-                    (
-                        self.mode_of(ctx, opt, &user, &mut table),
-                        format!("TLSOption {key}"),
-                    )
+            OptionRef::Crd(key) => {
+                match downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, key)) {
+                    Lookup::Found(opt) => {
+                        let user = first_user.clone().unwrap_or_else(|| key.clone());
+                        (
+                            self.mode_of(ctx, opt, &user, &mut table),
+                            format!("TLSOption {key}"),
+                        )
+                    }
+                    _ => (OptionMode::None, format!("TLSOption {key} (not found)")),
                 }
-                _ => (OptionMode::None, format!("TLSOption {key} (not found)")),
-            },
+            }
             OptionRef::Unresolved(name) => {
                 (OptionMode::None, format!("unresolved TLS option {name}"))
             }
-            OptionRef::Default => match objects.default_tls_option() {
+            OptionRef::Default => match default_tls_option(objects)
+                .as_ref()
+                .and_then(|o| o.as_any().downcast_ref::<TlsOptionView>())
+            {
                 Some(opt) => {
                     let user = first_user.clone().unwrap_or_else(|| opt.key.clone());
                     (

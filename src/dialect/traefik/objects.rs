@@ -1,0 +1,171 @@
+//! Traefik's own kinds as the dialect reads them: `TLSOption` (client authentication of the
+//! routers that reference it) and `Middleware` (the per-path gate and the header handling
+//! around it), under `traefik.io/v1alpha1`. Traefik v3 no longer reads the older
+//! `traefik.containo.us` group (its objects "do not exist" for it: fluxcd/flagger#1641), so
+//! objects of that group are not read here either: an Ingress that names one gets the
+//! finding for a missing TLSOption or Middleware, never the protection it does not get.
+
+use std::any::Any;
+
+use crate::dialect::{ObjectKind, ObjectView, ReduceError, SharedObject};
+use crate::model::ObjectKey;
+
+pub const TLS_OPTION: ObjectKind = ObjectKind {
+    group: "traefik.io",
+    version: "v1alpha1",
+    kind: "TLSOption",
+    plural: "tlsoptions",
+};
+
+pub const MIDDLEWARE: ObjectKind = ObjectKind {
+    group: "traefik.io",
+    version: "v1alpha1",
+    kind: "Middleware",
+    plural: "middlewares",
+};
+
+/// The kinds the Traefik dialect reads.
+pub static KINDS: [ObjectKind; 2] = [TLS_OPTION, MIDDLEWARE];
+
+/// Reduces a Traefik object of one of [`KINDS`].
+pub fn reduce(
+    kind: &ObjectKind,
+    value: &serde_json::Value,
+    default_namespace: &str,
+) -> Result<SharedObject, ReduceError> {
+    if value["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        return Err(ReduceError {
+            field: "metadata.name".into(),
+            message: "is required".into(),
+        });
+    }
+    if *kind == TLS_OPTION {
+        Ok(std::sync::Arc::new(TlsOptionView::from_value(
+            value,
+            default_namespace,
+        )))
+    } else if *kind == MIDDLEWARE {
+        Ok(std::sync::Arc::new(MiddlewareView::from_value(
+            value,
+            default_namespace,
+        )))
+    } else {
+        Err(ReduceError {
+            field: "kind".into(),
+            message: format!("{kind} is not a Traefik kind"),
+        })
+    }
+}
+
+impl ObjectView for TlsOptionView {
+    fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ObjectView for MiddlewareView {
+    fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A Traefik `TLSOption` (`traefik.io/v1alpha1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptionView {
+    pub key: ObjectKey,
+    pub client_auth_type: Option<String>,
+    pub secret_names: Vec<String>,
+}
+
+/// The part of a Traefik `Middleware` that matters for the per-path gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MiddlewareKind {
+    ForwardAuth {
+        address: String,
+        trust_forward_header: bool,
+        auth_request_headers: Vec<String>,
+    },
+    PassTlsClientCert {
+        pem: bool,
+    },
+    /// A `headers` middleware that deletes these request headers (empty custom values).
+    StripsRequestHeaders(Vec<String>),
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiddlewareView {
+    pub key: ObjectKey,
+    pub kind: MiddlewareKind,
+}
+
+fn obj_key(value: &serde_json::Value, default_namespace: &str) -> ObjectKey {
+    let meta = &value["metadata"];
+    ObjectKey::new(
+        meta["namespace"].as_str().unwrap_or(default_namespace),
+        meta["name"].as_str().unwrap_or(""),
+    )
+}
+
+impl TlsOptionView {
+    pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
+        let auth = &value["spec"]["clientAuth"];
+        Self {
+            key: obj_key(value, default_namespace),
+            client_auth_type: auth["clientAuthType"].as_str().map(str::to_string),
+            secret_names: auth["secretNames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
+        }
+    }
+}
+
+impl MiddlewareView {
+    pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
+        let spec = &value["spec"];
+        let kind = if let Some(fa) = spec.get("forwardAuth") {
+            MiddlewareKind::ForwardAuth {
+                address: fa["address"].as_str().unwrap_or("").to_string(),
+                trust_forward_header: fa["trustForwardHeader"].as_bool().unwrap_or(false),
+                auth_request_headers: fa["authRequestHeaders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect(),
+            }
+        } else if let Some(p) = spec.get("passTLSClientCert") {
+            MiddlewareKind::PassTlsClientCert {
+                pem: p["pem"].as_bool().unwrap_or(false),
+            }
+        } else if let Some(h) = spec.get("headers") {
+            let stripped: Vec<String> = h["customRequestHeaders"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| v.as_str() == Some(""))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if stripped.is_empty() {
+                MiddlewareKind::Other
+            } else {
+                MiddlewareKind::StripsRequestHeaders(stripped)
+            }
+        } else {
+            MiddlewareKind::Other
+        };
+        Self {
+            key: obj_key(value, default_namespace),
+            kind,
+        }
+    }
+}
