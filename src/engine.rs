@@ -7,7 +7,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::catalog::{Location, Scheme};
-use crate::dialect::{AuthKind, Dialect, HostContext, HostRouteTable, Route, dialect_for};
+use crate::dialect::{
+    AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, dialect_for,
+};
 use crate::model::{IngressView, ObjectKey, ObjectSource};
 use crate::paths::{
     PathMatcher, PathTemplate, RouteLiterals, representatives, unlisted_representatives,
@@ -106,6 +108,25 @@ pub fn serving_ingresses(
         })
 }
 
+/// Whether route objects of one of the dialect's kinds have a rule that can serve `host`
+/// (exact, `*.` wildcard or host-less).
+fn serves_routes_of(dialect: &dyn Dialect, objects: &dyn ObjectSource, host: &str) -> bool {
+    let kinds = dialect.kinds();
+    if kinds.is_empty() {
+        return false;
+    }
+    let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+    [Some(host.to_string()), wildcard, Some(String::new())]
+        .into_iter()
+        .flatten()
+        .any(|key| {
+            objects
+                .routes_for_host(&key)
+                .iter()
+                .any(|(kind, _)| kinds.contains(kind))
+        })
+}
+
 /// Builds the route table the profile's dialect sees for `host`, with every regex route
 /// compiled within the host's analysis budget ([`crate::paths::HOST_REGEX_BUDGET`]).
 /// Routes that cannot be analysed add an `UnmodelledSetting` finding naming the path and
@@ -116,7 +137,13 @@ pub fn host_table(
     objects: &dyn ObjectSource,
     host: &str,
 ) -> Option<HostRouteTable> {
-    let (host_key, ingresses) = serving_ingresses(profile, objects, host)?;
+    let (host_key, ingresses) = match serving_ingresses(profile, objects, host) {
+        Some(found) => found,
+        // Hosts served only by route objects of the dialect's own kinds (IngressRoute,
+        // HTTPRoute): the dialect finds them through `objects`.
+        None if serves_routes_of(dialect, objects, host) => (host.to_string(), Vec::new()),
+        None => return None,
+    };
     let ctx = HostContext {
         profile,
         host,
@@ -135,18 +162,18 @@ pub fn host_table(
         let Some(reason) = regex.prepare(&mut budget) else {
             continue;
         };
-        if !reported.insert((route.ingress.key.clone(), route.path.clone())) {
+        if !reported.insert((route.source.clone(), route.path.clone())) {
             continue;
         }
         findings.push(Violation {
             code: ViolationCode::UnmodelledSetting,
             message: format!(
-                "Ingress {} path {:?} on host {host} is evaluated by the controller as the regular expression {:?}, which mtls-gate cannot analyse: {reason}. It is treated as able to serve every endpoint of the host it might match, and the host cannot be proven compliant. Fix: use a plain path (Exact or Prefix), or a simpler expression.",
-                route.ingress.key, route.path, regex.source
+                "{} path {:?} on host {host} is evaluated by the controller as the regular expression {:?}, which mtls-gate cannot analyse: {reason}. It is treated as able to serve every endpoint of the host it might match, and the host cannot be proven compliant. Fix: use a plain path (Exact or Prefix), or a simpler expression.",
+                route.source, route.path, regex.source
             ),
             profile: profile.name.clone(),
             host: host.to_string(),
-            ingress: Some(route.ingress.key.clone()),
+            ingress: Some(route.source.key.clone()),
             path: Some(route.path.clone()),
             endpoint: None,
             url: None,
@@ -294,8 +321,8 @@ pub fn serving_routes(
 struct TargetOutcome {
     violations: Vec<Violation>,
     coverage: Option<EndpointCoverage>,
-    /// Ingresses serving the target over plain HTTP.
-    untls: Vec<ObjectKey>,
+    /// Objects whose routes serve the target over plain HTTP.
+    untls: Vec<RouteSource>,
 }
 
 /// The evaluation of one profile host: its route table, host-level findings and one
@@ -316,7 +343,7 @@ impl HostEvaluation {
         if let Some(table) = &self.table {
             verdict.violations.extend(table.findings.iter().cloned());
         }
-        let mut untls: BTreeSet<&ObjectKey> = BTreeSet::new();
+        let mut untls: BTreeSet<&RouteSource> = BTreeSet::new();
         for outcome in &self.targets {
             verdict
                 .violations
@@ -324,18 +351,30 @@ impl HostEvaluation {
             verdict.coverage.extend(outcome.coverage.iter().cloned());
             untls.extend(outcome.untls.iter());
         }
-        for ingress in untls {
+        for source in untls {
+            let why = if source.is_ingress() {
+                format!(
+                    "no spec.tls entry of the host's Ingresses lists {host}{extra}. Client certificates exist only in TLS, and open-banking endpoints must not be served in clear text. Add a spec.tls entry for {host} with the server certificate Secret.",
+                    host = self.summary.host,
+                    extra = self.tls_hint(),
+                )
+            } else {
+                format!(
+                    "its routes are reached over plain HTTP{extra}. Client certificates exist only in TLS, and open-banking endpoints must not be served in clear text. Serve {host} only from TLS listeners or entry points.",
+                    host = self.summary.host,
+                    extra = self.tls_hint(),
+                )
+            };
             verdict.violations.push(Violation {
                 code: ViolationCode::TlsMissing,
                 message: format!(
-                    "Host {host} serves endpoints of profile {profile} through Ingress {ingress} without TLS: no spec.tls entry of the host's Ingresses lists {host}{extra}. Client certificates exist only in TLS, and open-banking endpoints must not be served in clear text. Add a spec.tls entry for {host} with the server certificate Secret.",
+                    "Host {host} serves endpoints of profile {profile} through {source} without TLS: {why}",
                     host = self.summary.host,
                     profile = self.summary.profile,
-                    extra = self.tls_hint(),
                 ),
                 profile: self.summary.profile.clone(),
                 host: self.summary.host.clone(),
-                ingress: Some(ingress.clone()),
+                ingress: Some(source.key.clone()),
                 path: None,
                 endpoint: None,
                 url: None,
@@ -425,7 +464,7 @@ pub fn evaluate_host_after_change(
         .routes
         .iter()
         .chain(&new.routes)
-        .filter(|r| &r.ingress.key == changed)
+        .filter(|r| &r.source.key == changed)
         .collect();
     let literals = RouteLiterals::new(new.routes.iter().map(|r| &r.matcher));
     let outcomes = targets
@@ -458,14 +497,14 @@ fn same_other_routes(old: &HostRouteTable, new: &HostRouteTable, changed: &Objec
     }
     let others = |t: &'_ HostRouteTable| -> Vec<usize> {
         (0..t.routes.len())
-            .filter(|&i| &t.routes[i].ingress.key != changed)
+            .filter(|&i| &t.routes[i].source.key != changed)
             .collect()
     };
     let (a, b) = (others(old), others(new));
     a.len() == b.len()
         && a.iter().zip(&b).all(|(&i, &j)| {
             let (x, y) = (&old.routes[i], &new.routes[j]);
-            x.ingress.key == y.ingress.key
+            x.source == y.source
                 && x.path == y.path
                 && x.path_type == y.path_type
                 && x.serves_backend == y.serves_backend
@@ -545,15 +584,11 @@ fn target_outcome(
     for &i in &serving {
         let route = &table.routes[i];
         // A Prefix path is two nginx locations; report it once.
-        if !seen.insert((
-            Arc::as_ptr(&route.ingress) as usize,
-            route.path.as_str(),
-            route.path_type,
-        )) {
+        if !seen.insert((&route.source, route.path.as_str(), route.path_type)) {
             continue;
         }
-        if !route.tls && !outcome.untls.contains(&route.ingress.key) {
-            outcome.untls.push(route.ingress.key.clone());
+        if !route.tls && !outcome.untls.contains(&route.source) {
+            outcome.untls.push(route.source.clone());
         }
         let kind = route.auth.kind;
         let compliant = match target.scheme {
@@ -571,7 +606,8 @@ fn target_outcome(
             continue;
         }
         routes.push(ServingRoute {
-            ingress: route.ingress.key.to_string(),
+            ingress: route.source.key.to_string(),
+            kind: (!route.source.is_ingress()).then(|| route.source.kind.to_string()),
             path: route.path.clone(),
             path_type: route.path_type.as_str().to_string(),
             client_auth: kind.as_str().to_string(),
@@ -599,8 +635,8 @@ fn route_violation(
         ),
     };
     let route_text = format!(
-        "Ingress {} path {} ({}) on host {host}",
-        route.ingress.key,
+        "{} path {} ({}) on host {host}",
+        route.source,
         route.path,
         route.path_type.as_str()
     );
@@ -616,8 +652,8 @@ fn route_violation(
                     "verify the chain against the profile's CA (ingress-nginx auth-tls-verify-client \"on\"; Traefik RequireAndVerifyClientCert)".to_string()
                 }
                 (Some(_), _) => format!(
-                    "serve the path from a host that requires verified client certificates, or label Ingress {} with {}={} so mtls-gate renders optional verification plus the gate for it",
-                    route.ingress.key,
+                    "serve the path from a host that requires verified client certificates, or label {} with {}={} so mtls-gate renders optional verification plus the gate for it",
+                    route.source,
                     crate::model::PROFILE_LABEL,
                     profile.name
                 ),
@@ -646,7 +682,7 @@ fn route_violation(
         message,
         profile: profile.name.clone(),
         host: host.to_string(),
-        ingress: Some(route.ingress.key.clone()),
+        ingress: Some(route.source.key.clone()),
         path: Some(route.path.clone()),
         endpoint: target.endpoint,
         url: Some(target.url.to_string()),

@@ -283,8 +283,11 @@ pub struct ProbeFailure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServingRoute {
-    /// `namespace/name` of the Ingress.
+    /// `namespace/name` of the Ingress (or of the route object `kind` names).
     pub ingress: String,
+    /// The kind of the route object when it is not an Ingress (`IngressRoute`, `HTTPRoute`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub path: String,
     pub path_type: String,
     /// Effective client auth: required, required-by-gate, optional, none,

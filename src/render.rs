@@ -90,7 +90,10 @@ fn served_by_paths_all(
     for target in host_targets(profile, host) {
         for i in serving_routes(dialect, &table, &literals, &target) {
             let r = &table.routes[i];
-            out.entry(r.ingress.key.clone())
+            if !r.source.is_ingress() {
+                continue;
+            }
+            out.entry(r.source.key.clone())
                 .or_default()
                 .entry(r.path.clone())
                 .or_default()

@@ -292,7 +292,7 @@ fn engine_markers(manifests: &Manifests, host: &str, paths: &[String]) -> Vec<BT
                 .map(|i| {
                     let route = &table.routes[i];
                     if route.serves_backend {
-                        route.ingress.key.name.clone()
+                        route.source.key.name.clone()
                     } else {
                         "default".to_string()
                     }

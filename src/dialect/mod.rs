@@ -82,12 +82,41 @@ pub struct RouteAuth {
     pub detail: Arc<str>,
 }
 
+/// The object a route comes from: an Ingress, or a route object of a dialect-owned kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteSource {
+    /// `Ingress`, or the dialect-owned kind (`IngressRoute`, `HTTPRoute`).
+    pub kind: &'static str,
+    pub key: ObjectKey,
+}
+
+impl RouteSource {
+    pub fn ingress(ingress: &IngressView) -> Self {
+        Self {
+            kind: INGRESS_KIND,
+            key: ingress.key.clone(),
+        }
+    }
+    pub fn is_ingress(&self) -> bool {
+        self.kind == INGRESS_KIND
+    }
+}
+
+impl fmt::Display for RouteSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.key)
+    }
+}
+
+/// The kind of a [`RouteSource`] that is an Ingress.
+pub const INGRESS_KIND: &str = "Ingress";
+
 /// One route of a host as the controller really serves it.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// The Ingress whose path this is (for an implicit default location: the Ingress whose
-    /// annotations it inherits).
-    pub ingress: Arc<IngressView>,
+    /// The object whose path this is (for ingress-nginx's implicit default location: the
+    /// Ingress whose annotations it inherits).
+    pub source: RouteSource,
     /// The path as written in the Ingress.
     pub path: String,
     pub path_type: PathType,
@@ -124,8 +153,12 @@ pub struct HostContext<'a> {
     pub host: &'a str,
     /// The rule host the Ingresses use for it.
     pub host_key: &'a str,
-    /// Ingresses of the considered class with a rule for `host_key`.
+    /// Ingresses of the considered class with a rule for `host_key` (empty when only route
+    /// objects of the dialect's own kinds serve the host: `host_key` is then the host).
     pub ingresses: Vec<Arc<IngressView>>,
+    /// Everything else: Secrets, and the dialect's own kinds
+    /// ([`ObjectSource::object`], [`ObjectSource::objects_of`], and route objects by rule
+    /// host with [`ObjectSource::routes_for_host`]).
     pub objects: &'a dyn ObjectSource,
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
-    RenderedObject, Route, RouteAuth, gate_url_for, is_gate_url, oldest_first,
+    RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, is_gate_url, oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
@@ -460,7 +460,7 @@ impl Dialect for IngressNginx {
             };
             for matcher in matchers {
                 table.routes.push(Route {
-                    ingress: loc.ingress.clone(),
+                    source: RouteSource::ingress(&loc.ingress),
                     path: loc.path.clone(),
                     path_type: loc.written_type,
                     matcher,
@@ -489,7 +489,7 @@ impl Dialect for IngressNginx {
             table.routes.insert(
                 at,
                 Route {
-                    ingress: first.clone(),
+                    source: RouteSource::ingress(first),
                     path: "/".into(),
                     path_type: PathType::Prefix,
                     matcher: if regex_mode {

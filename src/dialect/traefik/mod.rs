@@ -26,8 +26,8 @@ pub use self::objects::{
 };
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, ObjectKind,
-    ReduceError, RenderInput, RenderedObject, Route, RouteAuth, SharedObject, downcast_lookup,
-    gate_url_for, is_gate_url,
+    ReduceError, RenderInput, RenderedObject, Route, RouteAuth, RouteSource, SharedObject,
+    downcast_lookup, gate_url_for, is_gate_url,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, ObjectSource, PathType};
 use crate::paths::{MatchResult, PathMatcher};
@@ -430,7 +430,7 @@ impl Dialect for Traefik {
                         format!("{} && {function}(`{}`)", rule_host(ctx.host_key), p.path)
                     };
                     table.routes.push(Route {
-                        ingress: ing.clone(),
+                        source: RouteSource::ingress(ing),
                         path: p.path.clone(),
                         path_type: p.path_type,
                         matcher,
@@ -443,7 +443,7 @@ impl Dialect for Traefik {
             }
             if ctx.host_key.is_empty() && ing.has_default_backend {
                 table.routes.push(Route {
-                    ingress: ing.clone(),
+                    source: RouteSource::ingress(ing),
                     path: "/".into(),
                     path_type: PathType::Prefix,
                     matcher: PathMatcher::Prefix("/".into()),
