@@ -151,7 +151,14 @@ pub fn host_table(
         ingresses,
         objects,
     };
+    let class_assumed: Vec<ObjectKey> = ctx
+        .ingresses
+        .iter()
+        .filter(|i| profile.assumes_class(i.class.as_deref()))
+        .map(|i| i.key.clone())
+        .collect();
     let mut table = dialect.host_table(&ctx);
+    table.class_assumed = class_assumed;
     let mut budget = crate::paths::HOST_REGEX_BUDGET;
     let mut reported = BTreeSet::new();
     let mut findings = Vec::new();
@@ -600,7 +607,7 @@ fn target_outcome(
         if !compliant {
             outcome
                 .violations
-                .push(route_violation(profile, host, route, target));
+                .push(route_violation(profile, host, table, route, target));
         }
         if !coverage {
             continue;
@@ -624,6 +631,7 @@ fn target_outcome(
 fn route_violation(
     profile: &CompiledProfile,
     host: &str,
+    table: &HostRouteTable,
     route: &Route,
     target: &Target<'_>,
 ) -> Violation {
@@ -634,8 +642,21 @@ fn route_violation(
             target.url, target.scheme
         ),
     };
+    let class_note = if route.source.is_ingress() && table.class_assumed.contains(&route.source.key)
+    {
+        format!(
+            " (it has no ingress class; counted as served by class {:?}, because the API server gives new class-less Ingresses the default IngressClass and the controller may watch Ingresses without a class)",
+            profile
+                .spec
+                .ingress_class_name
+                .as_deref()
+                .unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
     let route_text = format!(
-        "{} path {} ({}) on host {host}",
+        "{} path {} ({}) on host {host}{class_note}",
         route.source,
         route.path,
         route.path_type.as_str()

@@ -59,7 +59,9 @@ pub struct ApiProviderProfileSpec {
     #[serde(default)]
     pub ingress_controller: IngressController,
 
-    /// Only Ingresses of this class are considered. Unset: all classes.
+    /// Only Ingresses of this class are considered, and Ingresses without a class (the API
+    /// server gives new ones the default IngressClass; ingress-nginx serves old ones with
+    /// --watch-ingress-without-class), whose findings say so. Unset: all classes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_class_name: Option<String>,
 
@@ -442,12 +444,22 @@ impl CompiledProfile {
         self.spec.ingress_controller
     }
 
-    /// Whether an Ingress of `class` is considered by this profile.
+    /// Whether an Ingress of `class` is considered by this profile. An Ingress without a
+    /// class counts too (fail closed): the API server gives new class-less Ingresses the
+    /// default IngressClass (`ingressclass.kubernetes.io/is-default-class`), and ingress-nginx
+    /// serves existing ones with `--watch-ingress-without-class` (`GetIngressClass` in
+    /// `internal/ingress/controller/store/store.go`), which mtls-gate cannot see.
     pub fn considers_class(&self, class: Option<&str>) -> bool {
-        match &self.spec.ingress_class_name {
-            None => true,
-            Some(want) => class == Some(want.as_str()),
+        match (&self.spec.ingress_class_name, class) {
+            (None, _) | (Some(_), None) => true,
+            (Some(want), Some(class)) => class == want,
         }
+    }
+
+    /// Whether an Ingress of `class` counts only because its class cannot be known
+    /// (see [`CompiledProfile::considers_class`]): findings about it say so.
+    pub fn assumes_class(&self, class: Option<&str>) -> bool {
+        self.spec.ingress_class_name.is_some() && class.is_none()
     }
 
     pub fn gate_url(&self) -> Option<&str> {

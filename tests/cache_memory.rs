@@ -158,7 +158,6 @@ fn cache_memory_per_ingress() {
     let ctx = Arc::new(CacheContext::new(
         shared_view(),
         SyncedFlag::default(),
-        ["kube-system".to_string()],
         Triggers { one, all },
     ));
     // What one API object costs, for comparison (a kube reflector Store keeps these).

@@ -193,7 +193,6 @@ impl Fixture {
         let caches = Arc::new(CacheContext::new(
             shared_view(),
             SyncedFlag::default(),
-            ["kube-system".to_string()],
             Triggers { one, all },
         ));
         caches.on_profile_event(&Event::Init);

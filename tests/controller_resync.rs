@@ -158,7 +158,6 @@ async fn run(n: usize) -> Run {
     let caches = Arc::new(CacheContext::new(
         shared_view(),
         SyncedFlag::default(),
-        Vec::<String>::new(),
         Triggers { one, all },
     ));
     let p = profile();

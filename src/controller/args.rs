@@ -24,7 +24,9 @@ pub struct RunArgs {
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<String>,
 
-    /// Namespaces whose Ingresses the controller ignores (comma-separated).
+    /// Namespaces whose changes the admission webhooks let through unreviewed
+    /// (comma-separated). Their Ingresses still count for status, Events and metrics: the
+    /// ingress controllers serve them and merge them into the same hosts.
     #[arg(
         long,
         env = "MTLS_GATE_EXCLUDE_NAMESPACES",

@@ -8,7 +8,9 @@
 //! (watch restart) upserts as objects arrive and drops the ones it did not see at `InitDone`,
 //! so memory never holds two copies of the cluster.
 //!
-//! - Ingresses: all namespaces but the excluded ones (field selector, and checked again).
+//! - Ingresses: all namespaces. The webhooks skip some namespaces (`--exclude-namespaces`:
+//!   the release's own, kube-system), but the controllers still serve their Ingresses and
+//!   merge them into the same hosts, so they count for status, Events and metrics.
 //! - Secrets: only the names profiles use in `clientCertificate.caSecretName`, one watch per
 //!   name with `fieldSelector=metadata.name=<name>` (RBAC can grant exactly those names).
 //! - Every kind a dialect reads ([`crate::dialect::Dialect::kinds`], e.g. Traefik's
@@ -165,7 +167,6 @@ pub struct CacheContext {
     pub view: SharedView,
     pub synced: SyncedFlag,
     pub dialect_objects: Arc<DialectObjects>,
-    excluded: HashSet<String>,
     triggers: Triggers,
     readiness: Mutex<Readiness>,
     relists: Mutex<Relists>,
@@ -183,44 +184,18 @@ fn key_of(meta_ns: Option<String>, name: String) -> ObjectKey {
 }
 
 impl CacheContext {
-    pub fn new(
-        view: SharedView,
-        synced: SyncedFlag,
-        excluded: impl IntoIterator<Item = String>,
-        triggers: Triggers,
-    ) -> Self {
+    pub fn new(view: SharedView, synced: SyncedFlag, triggers: Triggers) -> Self {
         let (secret_names, _) = watch::channel(BTreeSet::new());
         Self {
             view,
             synced,
             dialect_objects: Arc::default(),
-            excluded: excluded
-                .into_iter()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
             triggers,
             readiness: Mutex::default(),
             relists: Mutex::default(),
             secret_names,
             secret_synced: Mutex::default(),
         }
-    }
-
-    pub fn is_excluded(&self, namespace: &str) -> bool {
-        self.excluded.contains(namespace)
-    }
-
-    /// The field selector that keeps excluded namespaces out of the Ingress watch.
-    pub fn ingress_field_selector(&self) -> Option<String> {
-        let mut ns: Vec<&str> = self.excluded.iter().map(String::as_str).collect();
-        ns.sort_unstable();
-        (!ns.is_empty()).then(|| {
-            ns.iter()
-                .map(|n| format!("metadata.namespace!={n}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
     }
 
     fn write_view(&self) -> std::sync::RwLockWriteGuard<'_, ClusterView> {
@@ -348,12 +323,9 @@ impl CacheContext {
         }
     }
 
-    /// Upserts one Ingress; returns its key unless its namespace is excluded.
+    /// Upserts one Ingress; returns its key.
     fn upsert_ingress(&self, ing: &Ingress, trigger: bool) -> Option<ObjectKey> {
         let ns = ing.namespace().unwrap_or_default();
-        if self.is_excluded(&ns) {
-            return None;
-        }
         let new = IngressView::from_ingress(ing, &ns);
         let key = new.key.clone();
         let names = {
@@ -667,13 +639,11 @@ async fn drive<K>(
     Ok(())
 }
 
-/// Watches every Ingress outside the excluded namespaces.
+/// Watches every Ingress, in every namespace: the controllers merge Ingresses of namespaces
+/// the webhooks skip into the same hosts, so they count for status, Events and metrics.
 pub async fn run_ingress_watch(client: Client, ctx: Arc<CacheContext>) {
     let api: Api<Ingress> = Api::all(client);
-    let mut config = watcher::Config::default().any_semantic();
-    if let Some(fields) = ctx.ingress_field_selector() {
-        config = config.fields(&fields);
-    }
+    let config = watcher::Config::default().any_semantic();
     let stream = watcher::watcher(api, config).default_backoff();
     let _ = drive("ingresses", stream, false, |e| ctx.on_ingress_event(e)).await;
 }
@@ -807,7 +777,6 @@ mod tests {
         let ctx = CacheContext::new(
             crate::cluster::shared_view(),
             SyncedFlag::default(),
-            ["kube-system".to_string()],
             Triggers { one, all },
         );
         (Arc::new(ctx), one_rx, all_rx)
@@ -886,14 +855,10 @@ mod tests {
     }
 
     #[test]
-    fn excluded_namespaces_are_not_cached() {
+    fn ingresses_of_namespaces_the_webhooks_skip_are_cached() {
         let (ctx, _one, _all) = ctx();
         ctx.on_ingress_event(Event::Apply(ingress("kube-system", "a", "h", None)));
-        assert_eq!(ctx.view.read().unwrap().ingress_count(), 0);
-        assert_eq!(
-            ctx.ingress_field_selector().as_deref(),
-            Some("metadata.namespace!=kube-system")
-        );
+        assert_eq!(ctx.view.read().unwrap().ingress_count(), 1);
     }
 
     #[test]

@@ -207,7 +207,6 @@ pub fn run_controller(
         let caches = Arc::new(CacheContext::new(
             view,
             synced,
-            args.exclude_namespaces.clone(),
             Triggers {
                 one: one_tx,
                 all: all_tx.clone(),

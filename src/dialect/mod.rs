@@ -144,6 +144,9 @@ pub struct HostRouteTable {
     pub findings: Vec<Violation>,
     /// What else, in this controller, makes a route TLS (appended to `TlsMissing`).
     pub plain_http_hint: &'static str,
+    /// Ingresses without a class that count only because their class cannot be known
+    /// (filled by the engine; findings about their routes say so).
+    pub class_assumed: Vec<ObjectKey>,
 }
 
 /// Inputs for building one host's table.
