@@ -30,13 +30,9 @@ spec:
         paths:
           - {{path: /token, pathType: Exact, backend: {{service: {{name: authorization-server, port: {{number: 8443}}}}}}}}
 "#,
-        class = if class.starts_with("annotation:") {
-            format!(
-                "annotations: {{kubernetes.io/ingress.class: {}}}",
-                &class["annotation:".len()..]
-            )
-        } else {
-            String::new()
+        class = match class.strip_prefix("annotation:") {
+            Some(value) => format!("annotations: {{kubernetes.io/ingress.class: {value}}}"),
+            None => String::new(),
         },
         spec_class = match class {
             "" => String::new(),
