@@ -136,6 +136,7 @@ def test_policy_reports_switch_adds_the_flag_and_only_their_rbac() -> None:
 
 def test_notes_say_loudly_when_ca_secrets_cannot_be_read() -> None:
     assert "CA CHECKS ARE OFF IN THE CLUSTER" in render().notes
+    assert "CaSecretAvailable" in render().notes  # where each profile says so
     assert "CA CHECKS ARE OFF" not in render({"clientCaSecretNames": ["open-banking-client-ca"]}).notes
 
 
