@@ -39,11 +39,12 @@ impl CaSecretProblem {
     }
 }
 
-/// One needed CA Secret that cannot be used.
+/// One needed CA Secret that cannot be used. Ordered by problem first (refusals before
+/// absences), then Secret.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CaSecretIssue {
-    pub secret: ObjectKey,
     pub problem: CaSecretProblem,
+    pub secret: ObjectKey,
 }
 
 impl CaSecretIssue {
@@ -124,8 +125,8 @@ pub async fn check(client: &Client, missing: &[ObjectKey]) -> Vec<CaSecretIssue>
             }
         };
         issues.push(CaSecretIssue {
-            secret: key.clone(),
             problem,
+            secret: key.clone(),
         });
     }
     issues.sort();
@@ -154,5 +155,39 @@ mod tests {
         };
         assert!(missing.message().contains("does not exist"));
         assert_eq!(missing.problem.reason(), "CaSecretNotFound");
+    }
+
+    #[test]
+    fn the_condition_names_refusals_first_and_stays_bounded() {
+        use crate::controller::status::ca_secret_condition;
+        let issue = |ns: &str, problem| CaSecretIssue {
+            problem,
+            secret: ObjectKey::new(ns, "bank-ca"),
+        };
+        let mut issues = vec![
+            issue("a", CaSecretProblem::NotFound),
+            issue("b", CaSecretProblem::NotFound),
+            issue("c", CaSecretProblem::NotFound),
+            issue("z", CaSecretProblem::Forbidden),
+            issue("d", CaSecretProblem::NotFound),
+        ];
+        issues.sort();
+        let c = ca_secret_condition(&issues, Some(4));
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", FORBIDDEN));
+        assert!(
+            c.message
+                .starts_with("mtls-gate may not read the CA Secret z/bank-ca")
+        );
+        assert!(
+            c.message.ends_with("; and 2 more namespace(s)"),
+            "{}",
+            c.message
+        );
+        assert_eq!(c.observed_generation, Some(4));
+        let ok = ca_secret_condition(&[], Some(4));
+        assert_eq!(
+            (ok.status.as_str(), ok.reason.as_str()),
+            ("True", "Available")
+        );
     }
 }

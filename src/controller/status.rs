@@ -182,7 +182,7 @@ pub fn ca_secret_condition(
             "The CA Secret is readable wherever a managed Ingress needs it".into(),
             generation,
         ),
-        // Forbidden sorts first: the louder problem names the reason.
+        // Issues sort refusals first: the louder problem names the reason.
         Some(first) => condition(
             CA_SECRET_AVAILABLE,
             false,
