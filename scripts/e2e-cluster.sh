@@ -16,10 +16,15 @@
 # `up` installs mtls-gate as a user would, except that it runs out of cluster (there is no
 # kubelet): the CRD from crds/, then the chart's ServiceAccount, RBAC and webhook
 # configurations rendered by the real Helm engine (tests/e2e/install.py), with clientConfig
-# rewritten to https://127.0.0.1:$E2E_WEBHOOK_PORT and caBundle set. Two `mtls-gate run`
-# replicas (each with a kubeconfig holding the chart ServiceAccount's token, not admin
-# credentials) sit behind a loopback TCP balancer (tests/e2e/balancer.py) standing in for
-# the chart's Service. Binary: $MTLS_GATE_BIN (default: target/debug/mtls-gate, built here).
+# rewritten to https://127.0.0.1:$E2E_WEBHOOK_PORT. Two `mtls-gate run` replicas (each with
+# a kubeconfig holding the chart ServiceAccount's token, not admin credentials) sit behind a
+# loopback TCP balancer (tests/e2e/balancer.py) standing in for the chart's Service. They
+# run with the chart's default self-managed certificates (the leader issues them into the
+# Secret mtls-gate-webhook-tls and sets the webhooks' caBundle; 127.0.0.1 is on the serving
+# certificate through --cert-extra-san, as the API server calls that address) and with
+# policy reports on; tests/e2e/secret_volume.py stands in for the kubelet that projects the
+# Secret into the pods' files. Binary: $MTLS_GATE_BIN (default: target/debug/mtls-gate,
+# built here).
 #
 # Recipe: /work/shared/reference/kube-apiserver-from-debian.md (Debian bookworm's source
 # package `kubernetes`, upstream v1.20.2 with vendor/, built with Debian's Go).
@@ -169,7 +174,6 @@ pki() {
   local server='basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n'
   sign apiserver /CN=kube-apiserver \
     "${server}subjectAltName=DNS:localhost,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.96.0.1\n"
-  sign webhook /CN=127.0.0.1 "${server}subjectAltName=IP:127.0.0.1\n"
   sign admin "/O=system:masters/CN=mtls-gate-e2e-admin" \
     'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n'
   openssl genrsa -out sa.key 2048 2>/dev/null
@@ -255,8 +259,9 @@ install_operator() {
   kubectl_admin apply --server-side -f "$repo/crds/apiproviderprofiles.yaml" >/dev/null
   kubectl_admin wait --for=condition=Established --timeout=120s crd/apiproviderprofiles.mtls-gate.io >/dev/null
   "$py" "$repo/tests/e2e/install.py" --release "$release" --namespace "$release_ns" \
-    --url "https://127.0.0.1:$webhook_port" --ca "$run_dir/pki/ca.crt" \
-    --set clientCaSecretNames='["e2e-client-ca"]' >"$run_dir/install.yaml"
+    --url "https://127.0.0.1:$webhook_port" \
+    --set clientCaSecretNames='["e2e-client-ca"]' --set policyReports.enabled=true \
+    >"$run_dir/install.yaml"
   # --validate=false: v1.20's schema has no webhook matchConditions (the server drops them).
   kubectl_admin apply --validate=false -f "$run_dir/install.yaml" >/dev/null
   # The ServiceAccount's token: a token Secret, which the token controller fills (v1.20 has
@@ -289,7 +294,11 @@ replica_start() {
   start "replica-$n" env RUST_LOG="${E2E_RUST_LOG:-info}" NO_COLOR=1 "$bin" run \
     --kubeconfig "$run_dir/operator.kubeconfig" \
     --listen "127.0.0.1:${replica_ports[$n]}" --probe-listen "127.0.0.1:${probe_ports[$n]}" \
-    --tls-cert-file "$run_dir/pki/webhook.crt" --tls-key-file "$run_dir/pki/webhook.key" \
+    --tls-cert-file "$run_dir/webhook-tls/tls.crt" --tls-key-file "$run_dir/webhook-tls/tls.key" \
+    --self-managed-certs --cert-secret-name "$release-webhook-tls" \
+    --webhook-service-name "$release" --validating-webhook-name "$release" \
+    --mutating-webhook-name "$release" --cert-extra-san 127.0.0.1 \
+    --cert-check-interval "${E2E_CERT_CHECK_INTERVAL:-2s}" --policy-reports \
     --exclude-namespaces "kube-system,kube-node-lease,$release_ns" \
     --leader-election-namespace "$release_ns" --leader-election-lease-name "$release-leader" \
     --pod-name "replica-$n" --log-format json --shutdown-grace-period 5s \
@@ -307,6 +316,11 @@ up() {
   pki
   start_cluster
   install_operator
+  # The kubelet's projection of the self-managed certificate Secret (see the top).
+  start secret-volume python3 "$repo/tests/e2e/secret_volume.py" \
+    --server "https://127.0.0.1:$api_port" --ca "$run_dir/pki/ca.crt" \
+    --cert "$run_dir/pki/admin.crt" --key "$run_dir/pki/admin.key" \
+    --namespace "$release_ns" --secret "$release-webhook-tls" --dir "$run_dir/webhook-tls"
   start balancer python3 "$repo/tests/e2e/balancer.py" "127.0.0.1:$webhook_port" \
     "127.0.0.1:${replica_ports[1]}" "127.0.0.1:${replica_ports[2]}"
   replica_start 1
@@ -327,7 +341,7 @@ E
 down_quiet() {
   [ -d "$run_dir" ] || return 0
   local name
-  for name in replica-1 replica-2 balancer kube-controller-manager kube-apiserver etcd; do
+  for name in replica-1 replica-2 balancer secret-volume kube-controller-manager kube-apiserver etcd; do
     stop "$name"
   done
   rm -rf "$run_dir"

@@ -392,7 +392,7 @@ fn parse_https(field: &str, raw: &str) -> Result<EndpointUrl, ProfileError> {
 }
 
 /// DNS-1123 subdomain, the rule for Secret names.
-fn is_dns1123_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|label| {

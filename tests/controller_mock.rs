@@ -973,6 +973,100 @@ async fn an_invalid_profile_reports_the_field_and_writes_nothing_else() {
     f.api.assert_idle().await;
 }
 
+/// New-user trial D2: a CA Secret the cache does not hold (its watch was refused, or it does
+/// not exist) is asked for once: 403 and 404 become the `CaSecretAvailable` condition and a
+/// Warning Event on each managed Ingress; a Secret that exists (the cache is behind) is fine.
+#[tokio::test]
+async fn a_ca_secret_the_cache_lacks_is_checked_and_reported() {
+    let secret_path = format!("/api/v1/namespaces/{NS}/secrets/{CA}");
+    for (code, want_status, reason, says) in [
+        (403, "False", "CaSecretForbidden", "CA checks are OFF"),
+        (404, "False", "CaSecretNotFound", "does not exist"),
+        (200, "True", "Available", "readable"),
+    ] {
+        let profile = example_profile();
+        let mut ingresses = example_ingresses();
+        for i in &mut ingresses {
+            if i["metadata"]["labels"][PROFILE_LABEL].is_string() {
+                i["metadata"]["annotations"] = rendered_nginx("2");
+            }
+        }
+        let mut f = Fixture::new(&profile, ingresses, true);
+        // As when RBAC refuses the Secret's watch: not in the cache, and the cache cannot
+        // say it does not exist (a watch that never listed).
+        f.caches.secret_watch_started("refused-ca");
+        let secret: Secret =
+            serde_json::from_value(yaml_docs("examples/nginx-split-host/client-ca.yaml").remove(0))
+                .unwrap();
+        f.caches.on_secret_event(CA, Event::Delete(secret));
+        let task = f.start(&profile);
+        let (_, send) = f.api.expect("GET", &secret_path).await;
+        match code {
+            200 => reply(
+                send,
+                &json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                        "metadata": {"name": CA, "namespace": NS}}),
+            ),
+            403 => reply_status(send, 403, "Forbidden"),
+            _ => reply_status(send, 404, "NotFound"),
+        }
+        let mut events = Vec::new();
+        let status = loop {
+            let (seen, send) = f.api.next().await;
+            match (seen.method.as_str(), seen.path.as_str()) {
+                ("GET", p) if p.starts_with(&ingress_path("")) => {
+                    let name = p.rsplit('/').next().unwrap().to_string();
+                    reply(send, &f.ingresses[&name]);
+                }
+                ("POST", "/apis/events.k8s.io/v1/namespaces/open-banking/events") => {
+                    reply(send, &seen.body);
+                    events.push(seen.body);
+                }
+                ("PATCH", STATUS_PATH) => {
+                    reply(send, &serde_json::to_value(&profile).unwrap());
+                    break seen.body["status"].clone();
+                }
+                other => panic!("{code}: unexpected request {other:?}"),
+            }
+        };
+        task.await.unwrap().unwrap();
+        f.api.assert_idle().await;
+        let condition = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "CaSecretAvailable")
+            .unwrap_or_else(|| panic!("{code}: no CaSecretAvailable condition: {status:#}"))
+            .clone();
+        assert_eq!(
+            (condition["status"].as_str(), condition["reason"].as_str()),
+            (Some(want_status), Some(reason)),
+            "{code}: {condition}"
+        );
+        let message = condition["message"].as_str().unwrap();
+        assert!(message.contains(says), "{code}: {message}");
+        if code == 200 {
+            assert!(events.is_empty(), "{events:?}");
+            continue;
+        }
+        assert!(message.contains(&format!("{NS}/{CA}")), "{message}");
+        let regarding: Vec<&str> = events
+            .iter()
+            .map(|e| {
+                assert_eq!(e["reason"], reason);
+                assert_eq!(e["type"], "Warning");
+                assert!(e["note"].as_str().unwrap().contains(says), "{e}");
+                e["regarding"]["name"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            regarding,
+            ["authorization-server-mtls", "open-banking-apis"],
+            "one Event per managed Ingress of the namespace"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_non_leader_only_evaluates() {
     let profile = example_profile();
@@ -1475,6 +1569,7 @@ async fn certificates_are_created_and_ca_bundles_synced_with_resource_versions()
         cluster_domain: "cluster.local".into(),
         validating_webhook: "mtls-gate".into(),
         mutating_webhook: "mtls-gate".into(),
+        extra_sans: Vec::new(),
     };
     let now = 1_800_000_000;
     let (c, g) = (client.clone(), cfg.clone());

@@ -171,6 +171,21 @@ async fn run(n: usize) -> Run {
         ));
     }
     caches.on_ingress_event(Event::InitDone);
+    // The CA Secret the settings name, as its watch delivers it (a healthy profile: no
+    // request to check it).
+    let ca = "open-banking-client-ca";
+    let secret: k8s_openapi::api::core::v1::Secret = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/nginx-split-host/client-ca.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    caches.secret_watch_started(ca);
+    caches.on_secret_event(ca, Event::Init);
+    caches.on_secret_event(ca, Event::InitApply(secret));
+    caches.on_secret_event(ca, Event::InitDone);
     for kind in mtls_gate::dialect::traefik::KINDS {
         caches.kind_unavailable(kind);
     }
@@ -208,7 +223,7 @@ async fn run(n: usize) -> Run {
             mtls_gate::controller::reconcile::plan(&p, &compiled, &slice, &owned, &writable)
                 .unwrap();
         assert_eq!(on_slice.verdict, plan.verdict);
-        mtls_gate::controller::status::evaluated(
+        let mut status = mtls_gate::controller::status::evaluated(
             &p,
             &mtls_gate::controller::status::Evaluation {
                 verdict: &plan.verdict,
@@ -216,7 +231,14 @@ async fn run(n: usize) -> Run {
                 managed: plan.managed,
                 unwritable: &Default::default(),
             },
-        )
+        );
+        status
+            .conditions
+            .push(mtls_gate::controller::status::ca_secret_condition(
+                &[],
+                p.metadata.generation,
+            ));
+        status
     };
     let mut steady = p.clone();
     steady.status = Some(view_status);

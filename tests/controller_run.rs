@@ -50,6 +50,14 @@ fn profile() -> Value {
             "clientCertificate": {"caSecretName": "client-ca"}}})
 }
 
+/// The profile as listed: with the last live check `mtls-gate probe` recorded.
+fn listed_profile() -> Value {
+    let mut p = profile();
+    p["status"] = json!({"probe": {"time": "2026-11-30T06:00:00Z", "passed": 5, "failed": 2,
+        "unreachable": 1}});
+    p
+}
+
 fn ingress() -> Value {
     json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": "api", "namespace": "ob", "uid": "u-2", "resourceVersion": "4",
@@ -76,10 +84,34 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
     let client = Client::new(service, "default");
     let seen = Arc::new(Mutex::new(Seen::default()));
     let server_seen = seen.clone();
+    // The test's signal to end the profile watch with a DELETED event for the profile.
+    let (delete_tx, mut delete_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        // Watches are held open until the test ends.
+        // Watches are held open until the test ends (the profile watch until told).
         let mut open_watches = Vec::new();
-        while let Some((req, send)) = handle.next_request().await {
+        let mut profile_watch = None;
+        let mut deleted = false;
+        loop {
+            let (req, send) = tokio::select! {
+                next = handle.next_request() => match next {
+                    Some(r) => r,
+                    None => break,
+                },
+                Ok(()) = &mut delete_rx, if profile_watch.is_some() && !deleted => {
+                    deleted = true;
+                    let mut gone = profile();
+                    gone["metadata"]["deletionTimestamp"] = json!("2026-11-30T07:00:00Z");
+                    let event = json!({"type": "DELETED", "object": gone});
+                    let send: SendResponse<Response<Body>> =
+                        profile_watch.take().expect("the profile watch");
+                    send.send_response(
+                        Response::builder()
+                            .body(Body::from(format!("{event}\n").into_bytes()))
+                            .unwrap(),
+                    );
+                    continue;
+                }
+            };
             let method = req.method().to_string();
             let path = req.uri().path().to_string();
             let query: BTreeMap<String, String> = req
@@ -99,7 +131,14 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                 .requests
                 .push((method.clone(), path.clone(), body.clone()));
             if query.get("watch").map(String::as_str) == Some("true") {
-                open_watches.push(send);
+                if path == "/apis/mtls-gate.io/v1alpha1/apiproviderprofiles"
+                    && profile_watch.is_none()
+                    && !deleted
+                {
+                    profile_watch = Some(send);
+                } else {
+                    open_watches.push(send);
+                }
                 continue;
             }
             match (method.as_str(), path.as_str()) {
@@ -108,7 +147,7 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                     &list(
                         "ApiProviderProfileList",
                         "mtls-gate.io/v1alpha1",
-                        vec![profile()],
+                        vec![listed_profile()],
                     ),
                 ),
                 ("GET", "/apis/networking.k8s.io/v1/ingresses") => {
@@ -127,6 +166,9 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                     ok(send, &list("SecretList", "v1", vec![]))
                 }
                 ("GET", "/apis/traefik.io/v1alpha1") => not_found(send),
+                // The CA Secret the managed Ingress needs is not in the (empty) cache: the
+                // controller asks once per reconcile; it does not exist.
+                ("GET", "/api/v1/namespaces/ob/secrets/client-ca") => not_found(send),
                 (
                     "GET",
                     "/apis/coordination.k8s.io/v1/namespaces/mtls-gate/leases/mtls-gate-leader",
@@ -163,7 +205,7 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                 (m, p) => panic!("unexpected request {m} {p} {query:?}"),
             }
         }
-        drop(open_watches);
+        drop((open_watches, profile_watch));
     });
 
     let args = Cli::try_parse_from([
@@ -245,6 +287,35 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
         text.contains("mtls_gate_api_writes_total{kind=\"Ingress\",verb=\"apply\"} 1"),
         "{text}"
     );
+    // The profile's status.probe, as metrics.
+    for line in [
+        "mtls_gate_probe_endpoints{profile=\"bank\",result=\"passed\"} 5",
+        "mtls_gate_probe_endpoints{profile=\"bank\",result=\"failed\"} 2",
+        "mtls_gate_probe_unreachable_endpoints{profile=\"bank\"} 1",
+        "mtls_gate_probe_last_run_timestamp_seconds{profile=\"bank\"} 1796018400",
+        "mtls_gate_profile_compliant{profile=\"bank\"}",
+    ] {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+    // The profile goes (its watch reports the deletion): its series go with it.
+    delete_tx.send(()).unwrap();
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+            // The per-profile gauges (reconcile counters are history and stay).
+            let gauges = text.lines().any(|l| {
+                (l.starts_with("mtls_gate_probe_") || l.starts_with("mtls_gate_profile_"))
+                    && l.contains("profile=\"bank\"")
+            });
+            if !gauges {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "gauges of the deleted profile remain");
 
     // Shutdown: the Lease is released (holder cleared) and run_controller returns.
     stop.send(()).unwrap();

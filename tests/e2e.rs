@@ -853,3 +853,531 @@ async fn scale_rss_and_dry_run_latency() {
     })
     .await;
 }
+
+/// Policy reports (`run --policy-reports`, the chart's `policyReports.enabled`): with the
+/// wgpolicyk8s.io CRDs installed, the controller writes one PolicyReport per profile and
+/// namespace with one result per endpoint URL and serving Ingress route, findings as failed
+/// results on their Ingress, unserved endpoints as skipped results in the
+/// ClusterPolicyReport; the API server's schema accepts them, the chart's RBAC allows the
+/// writes (no 403 in the audit log), and an unchanged world rewrites nothing.
+#[tokio::test]
+async fn policy_reports_one_result_per_endpoint_and_object() {
+    use kube::api::DynamicObject;
+    use std::collections::BTreeSet;
+    let Some(env) = env().await else { return };
+    let Some(local) = env.local_or_skip("policy reports (the replicas run with --policy-reports)")
+    else {
+        return;
+    };
+    install_policy_report_crds(&env.client).await;
+    with_fixture(env, "reports", move |fx| async move {
+        // Audit: the leaky Ingress below is admitted and reported.
+        fx.apply_profile("Audit").await;
+        create_bank_ingresses(&fx).await;
+        let p = fx
+            .wait_status("profile Compliant with 2 managed Ingresses", |s| {
+                condition(s, "Compliant").as_deref() == Some("True") && s.managed_ingresses == 2
+            })
+            .await;
+        let status = p.status.expect("status");
+        let name = format!("mtls-gate-{}", fx.profile);
+        let reports: Api<DynamicObject> = Api::namespaced_with(
+            fx.env.client.clone(),
+            &fx.ns,
+            &policy_report_resource("PolicyReport"),
+        );
+        let cluster_reports: Api<DynamicObject> = Api::all_with(
+            fx.env.client.clone(),
+            &policy_report_resource("ClusterPolicyReport"),
+        );
+        // (result, endpoint URL, Ingress) of every result of a report.
+        let results_of = |r: &DynamicObject| -> BTreeSet<(String, String, String)> {
+            r.data["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    (
+                        x["result"].as_str().unwrap_or("").to_string(),
+                        x["properties"]["url"].as_str().unwrap_or("").to_string(),
+                        x["resources"][0]["name"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        };
+        // One passed result per endpoint URL and serving route, as status.coverage lists.
+        let expected: BTreeSet<(String, String, String)> = status
+            .coverage
+            .iter()
+            .flat_map(|c| {
+                c.routes.iter().map(move |r| {
+                    let ingress = r.ingress.rsplit('/').next().unwrap_or("").to_string();
+                    ("pass".to_string(), c.url.clone(), ingress)
+                })
+            })
+            .collect();
+        let routes: usize = status.coverage.iter().map(|c| c.routes.len()).sum();
+        assert_eq!(expected.len(), routes, "one route per URL and Ingress");
+        let report = eventually("the PolicyReport of the profile", 90, || {
+            let reports = reports.clone();
+            let name = name.clone();
+            let expected = expected.clone();
+            async move {
+                let r = reports.get(&name).await.ok()?;
+                (results_of(&r) == expected).then_some(r)
+            }
+        })
+        .await;
+        assert_eq!(
+            report.data["results"].as_array().map(Vec::len),
+            Some(routes),
+            "no duplicate results"
+        );
+        assert_eq!(report.data["summary"]["pass"], routes);
+        assert_eq!(report.data["summary"]["fail"], 0);
+        assert_eq!(
+            report.metadata.labels.as_ref().unwrap()["mtls-gate.io/profile"],
+            fx.profile
+        );
+        let owner = &report.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("ApiProviderProfile", fx.profile.as_str())
+        );
+        let first = &report.data["results"][0];
+        assert_eq!(first["source"], "mtls-gate");
+        assert_eq!(first["policy"], fx.profile.as_str());
+        assert_eq!(first["severity"], "low", "Audit enforcement");
+        assert_eq!(first["resources"][0]["namespace"], fx.ns.as_str());
+        assert!(first["timestamp"]["seconds"].as_i64() > Some(0));
+        // Endpoint URLs no route serves: skipped, in the ClusterPolicyReport.
+        let unserved: BTreeSet<String> = status
+            .coverage
+            .iter()
+            .filter(|c| c.routes.is_empty())
+            .map(|c| c.url.clone())
+            .collect();
+        let cluster = eventually("the ClusterPolicyReport of the profile", 60, || {
+            let cluster_reports = cluster_reports.clone();
+            let name = name.clone();
+            async move { cluster_reports.get(&name).await.ok() }
+        })
+        .await;
+        let skipped: BTreeSet<String> = results_of(&cluster)
+            .into_iter()
+            .filter(|(r, _, _)| r == "skip")
+            .map(|(_, url, _)| url)
+            .collect();
+        assert_eq!(skipped, unserved);
+        println!(
+            "policy reports: {routes} passed results in {}/{name}, {} skipped in the \
+             ClusterPolicyReport",
+            fx.ns,
+            skipped.len()
+        );
+
+        // Unchanged world: two more reconciles write no report.
+        let reconciles = format!(
+            "mtls_gate_reconciles_total{{|profile=\"{}\"|result=\"ok\"",
+            fx.profile
+        );
+        let mark = local.audit_mark();
+        let before = metric_sum(&reconciles).await;
+        eventually("two more reconciles of the profile", 120, || {
+            let reconciles = reconciles.clone();
+            async move { (metric_sum(&reconciles).await >= before + 2.0).then_some(()) }
+        })
+        .await;
+        let report_writes: Vec<String> = operator_writes(&local.audit_since(mark))
+            .into_iter()
+            .filter(|w| w.contains("policyreports"))
+            .collect();
+        assert!(
+            report_writes.is_empty(),
+            "reports rewritten although nothing changed: {report_writes:?}"
+        );
+
+        // A finding: a failed result on the offending Ingress, with the engine's message.
+        fx.create(&token_shortcut(&fx, "token-shortcut")).await;
+        let report = eventually("a failed result on token-shortcut", 90, || {
+            let reports = reports.clone();
+            let name = name.clone();
+            async move {
+                let r = reports.get(&name).await.ok()?;
+                let failed = r.data["results"].as_array()?.iter().any(|x| {
+                    x["result"] == "fail" && x["resources"][0]["name"] == "token-shortcut"
+                });
+                failed.then_some(r)
+            }
+        })
+        .await;
+        let failed: Vec<&serde_json::Value> = report.data["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["result"] == "fail")
+            .collect();
+        assert_eq!(report.data["summary"]["fail"], failed.len());
+        assert!(
+            failed
+                .iter()
+                .all(|x| x["resources"][0]["name"] == "token-shortcut"),
+            "{failed:?}"
+        );
+        assert!(
+            failed
+                .iter()
+                .any(|x| x["message"].as_str().is_some_and(|m| m.contains("/token"))),
+            "{failed:?}"
+        );
+    })
+    .await;
+}
+
+/// New-user trial D2: a profile naming a CA Secret the operator may not read (not in the
+/// chart's clientCaSecretNames) or one that does not exist says so in its status (condition
+/// CaSecretAvailable) and in a Warning Event on each managed Ingress; once the Secret is
+/// readable and present the condition is True again.
+#[tokio::test]
+async fn unreadable_or_missing_ca_secret_is_reported_in_status_and_events() {
+    const UNLISTED: &str = "e2e-unlisted-ca";
+    let Some(env) = env().await else { return };
+    // The refusals this scenario provokes: the operator's reads of the unlisted Secret.
+    let expected = |e: &serde_json::Value| {
+        e["objectRef"]["resource"] == "secrets"
+            && (e["objectRef"]["name"] == UNLISTED
+                || e["requestURI"]
+                    .as_str()
+                    .is_some_and(|u| u.contains(UNLISTED)))
+    };
+    with_fixture_allowing(env, "caaccess", expected, |fx| async move {
+        let client = fx.env.client.clone();
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), &fx.ns);
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": UNLISTED},
+                    "stringData": {"ca.crt": ca_pem()}}))
+                .unwrap(),
+            )
+            .await
+            .expect("create the unlisted CA Secret");
+        // Audit: admission never stands in the way of the renderings below.
+        let mut profile = fx.profile_json("Audit");
+        profile["spec"]["clientCertificate"]["caSecretName"] = json!(UNLISTED);
+        fx.profiles()
+            .patch(
+                &fx.profile,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(profile),
+            )
+            .await
+            .expect("apply the profile");
+        fx.create(&fx.public_ingress()).await;
+        for ing in fx.managed_ingresses() {
+            fx.create(&ing).await;
+        }
+        let ca_condition = |s: &mtls_gate::profile::ApiProviderProfileStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "CaSecretAvailable")
+                .cloned()
+        };
+        let events: Api<Event> = Api::namespaced(client.clone(), &fx.ns);
+        let event_with = |reason: &'static str| {
+            let events = events.clone();
+            async move {
+                eventually(&format!("a {reason} Event on mtls-auth"), 90, || {
+                    let events = events.clone();
+                    async move {
+                        let list = events.list(&ListParams::default()).await.ok()?;
+                        list.items.into_iter().find(|e| {
+                            e.reason.as_deref() == Some(reason)
+                                && e.type_.as_deref() == Some("Warning")
+                                && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                                    == Some("mtls-auth")
+                        })
+                    }
+                })
+                .await
+            }
+        };
+
+        // Not readable.
+        let p = fx
+            .wait_status("CaSecretAvailable False: CaSecretForbidden", |s| {
+                ca_condition(s)
+                    .is_some_and(|c| c.status == "False" && c.reason == "CaSecretForbidden")
+            })
+            .await;
+        let c = ca_condition(p.status.as_ref().unwrap()).unwrap();
+        println!("condition: {}: {}", c.reason, c.message);
+        assert!(
+            c.message.contains(&format!("{}/{UNLISTED}", fx.ns))
+                && c.message.contains("clientCaSecretNames"),
+            "{c:?}"
+        );
+        let e = event_with("CaSecretForbidden").await;
+        assert!(
+            e.note
+                .as_deref()
+                .unwrap_or("")
+                .contains("CA checks are OFF"),
+            "{e:?}"
+        );
+
+        // Readable name, but the Secret does not exist.
+        secrets
+            .delete(CA_SECRET, &DeleteParams::default())
+            .await
+            .expect("delete the CA Secret");
+        fx.profiles()
+            .patch(
+                &fx.profile,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(fx.profile_json("Audit")),
+            )
+            .await
+            .expect("apply the profile");
+        let p = fx
+            .wait_status("CaSecretAvailable False: CaSecretNotFound", |s| {
+                ca_condition(s)
+                    .is_some_and(|c| c.status == "False" && c.reason == "CaSecretNotFound")
+            })
+            .await;
+        let c = ca_condition(p.status.as_ref().unwrap()).unwrap();
+        assert!(
+            c.message
+                .contains(&format!("{}/{CA_SECRET} does not exist", fx.ns)),
+            "{c:?}"
+        );
+        event_with("CaSecretNotFound").await;
+
+        // Created: available.
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": CA_SECRET},
+                    "stringData": {"ca.crt": ca_pem()}}))
+                .unwrap(),
+            )
+            .await
+            .expect("create the CA Secret");
+        fx.wait_status("CaSecretAvailable True", |s| {
+            ca_condition(s).is_some_and(|c| c.status == "True")
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Self-managed certificates (the chart's default): the leader issued a serving certificate
+/// for the Service names and 127.0.0.1 (`--cert-extra-san`, the address the API server calls
+/// here) and set the webhooks' caBundle; when the serving certificate nears its expiry the
+/// leader renews it and the replicas reload it, while the API server keeps calling the
+/// webhooks: no admission fails.
+#[tokio::test]
+async fn self_managed_certificate_rotation_under_admission_traffic() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    use k8s_openapi::api::core::v1::Secret;
+    use mtls_gate::controller::certs::{
+        CertAction, SERVING_NAMES, issue, pem_certificates, validity_of_der,
+    };
+    let Some(env) = env().await else { return };
+    let Some(_local) = env.local_or_skip("self-managed certificate rotation") else {
+        return;
+    };
+    with_fixture(env, "rotate", |fx| async move {
+        let client = fx.env.client.clone();
+        fx.apply_profile("Deny").await;
+        create_bank_ingresses(&fx).await;
+        fx.wait_status("profile Compliant", |s| {
+            condition(s, "Compliant").as_deref() == Some("True")
+        })
+        .await;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), RELEASE_NS);
+        let secret = secrets
+            .get(CERT_SECRET)
+            .await
+            .expect("the self-managed Secret");
+        let data = secret.data.clone().expect("data");
+        let names: Vec<String> = secret.annotations()[SERVING_NAMES]
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "mtls-gate.mtls-gate.svc",
+                "mtls-gate.mtls-gate.svc.cluster.local",
+                "127.0.0.1"
+            ]
+        );
+        let leaf_not_after = |d: &std::collections::BTreeMap<String, k8s_openapi::ByteString>| {
+            validity_of_der(&pem_certificates(&d["tls.crt"].0)[0])
+                .expect("validity")
+                .not_after
+        };
+        let original = leaf_not_after(&data);
+        // caBundle of every webhook: the Secret's CA.
+        let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        let ca = data["ca.crt"].0.clone();
+        for w in validating.get("mtls-gate").await.unwrap().webhooks.unwrap() {
+            assert_eq!(
+                w.client_config.ca_bundle.map(|b| b.0),
+                Some(ca.clone()),
+                "{}",
+                w.name
+            );
+        }
+        for w in mutating.get("mtls-gate").await.unwrap().webhooks.unwrap() {
+            assert_eq!(
+                w.client_config.ca_bundle.map(|b| b.0),
+                Some(ca.clone()),
+                "{}",
+                w.name
+            );
+        }
+        eventually(
+            "both replicas serve the Secret's certificate",
+            60,
+            || async move {
+                served_expiries()
+                    .await
+                    .iter()
+                    .all(|e| *e == Some(original))
+                    .then_some(())
+            },
+        )
+        .await;
+
+        // Admission traffic: a managed Ingress (mutated, then admitted) and /token on the
+        // public host (denied), both dry-run, until told to stop.
+        #[derive(Default)]
+        struct Counts {
+            admitted: AtomicU64,
+            denied: AtomicU64,
+            failed: AtomicU64,
+        }
+        let counts = Arc::new(Counts::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (counts, stop, fx) = (counts.clone(), stop.clone(), fx.clone());
+            tokio::spawn(async move {
+                let dry_run = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                let ingresses = fx.ingresses();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let good = ingress(
+                        &fx.ns,
+                        &format!("extra-api-{i}"),
+                        &fx.api_host,
+                        &[("/open-banking-nz/v3.0/extra", "Prefix")],
+                        Some(&fx.profile),
+                    );
+                    match ingresses.create(&dry_run, &good).await {
+                        Ok(_) => counts.admitted.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            println!("FAILED admission of a compliant Ingress: {e}");
+                            counts.failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                    let bad = token_shortcut(&fx, &format!("token-shortcut-{i}"));
+                    match ingresses.create(&dry_run, &bad).await {
+                        Err(kube::Error::Api(s))
+                            if s.message.contains("denied")
+                                && !s.message.contains("failed calling webhook") =>
+                        {
+                            counts.denied.fetch_add(1, Ordering::Relaxed)
+                        }
+                        other => {
+                            println!("FAILED admission of /token on the public host: {other:?}");
+                            counts.failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+
+        // A serving certificate from the same CA, issued 300 days ago: valid, with less than
+        // a third of its validity left, as a year-old deployment would have it.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let aged = issue(
+            &CertAction::IssueServing("aged".into()),
+            Some(&data),
+            &names,
+            now - 300 * 86_400,
+        )
+        .expect("issue the aged certificate");
+        let aged_not_after = leaf_not_after(&aged);
+        let rotation = Instant::now();
+        secrets
+            .patch(
+                CERT_SECRET,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {
+                    "tls.crt": serde_json::to_value(&aged["tls.crt"]).unwrap(),
+                    "tls.key": serde_json::to_value(&aged["tls.key"]).unwrap(),
+                }})),
+            )
+            .await
+            .expect("age the serving certificate");
+        // The leader renews it (a new key and certificate, same CA); both replicas reload.
+        let renewed = eventually("the leader renews the aged certificate", 120, || {
+            let secrets = secrets.clone();
+            async move {
+                let d = secrets.get(CERT_SECRET).await.ok()?.data?;
+                let not_after = leaf_not_after(&d);
+                (not_after != aged_not_after && not_after > original).then_some(d)
+            }
+        })
+        .await;
+        assert_eq!(renewed["ca.crt"].0, ca, "a serving rotation keeps the CA");
+        let renewed_not_after = leaf_not_after(&renewed);
+        eventually(
+            "both replicas serve the renewed certificate",
+            60,
+            || async move {
+                served_expiries()
+                    .await
+                    .iter()
+                    .all(|e| *e == Some(renewed_not_after))
+                    .then_some(())
+            },
+        )
+        .await;
+        let rotated_in = rotation.elapsed();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        sender.await.unwrap();
+        let (admitted, denied, failed) = (
+            counts.admitted.load(Ordering::Relaxed),
+            counts.denied.load(Ordering::Relaxed),
+            counts.failed.load(Ordering::Relaxed),
+        );
+        println!(
+            "rotation: aged certificate replaced and served by both replicas after {:.1} s; \
+             dry-run admissions meanwhile: {admitted} admitted, {denied} denied, {failed} failed",
+            rotated_in.as_secs_f64()
+        );
+        assert_eq!(failed, 0, "admissions failed during the rotation");
+        assert!(
+            admitted >= 10 && denied >= 10,
+            "too little traffic: {admitted}/{denied}"
+        );
+    })
+    .await;
+}

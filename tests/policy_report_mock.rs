@@ -59,7 +59,7 @@ fn profile_and_verdict(example: &str) -> (ApiProviderProfile, Verdict) {
 const BASE: &str = "/apis/wgpolicyk8s.io/v1alpha2";
 
 #[tokio::test]
-async fn sync_applies_the_reports_and_prunes_stale_namespaces() {
+async fn sync_applies_the_changed_reports_and_prunes_stale_namespaces() {
     let (profile, verdict) = profile_and_verdict("examples/broken/token-on-public-host.yaml");
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
@@ -83,7 +83,39 @@ async fn sync_applies_the_reports_and_prunes_stale_namespaces() {
         &verdict,
         0,
     );
-    for ns in expected.namespaced.keys() {
+    // First the profile's reports as stored: one says what the new one says (results
+    // written at another time), one is in a namespace with no results now.
+    let (method, uri, _, send) = next(&mut handle).await;
+    assert_eq!(method, "GET");
+    assert!(uri.starts_with(&format!("{BASE}/policyreports?")), "{uri}");
+    assert!(
+        uri.contains("labelSelector=mtls-gate.io%2Fprofile%3Dexample-bank"),
+        "{uri}"
+    );
+    let kept = expected
+        .namespaced
+        .keys()
+        .next()
+        .expect("a namespace")
+        .clone();
+    let stored_kept = {
+        let mut r = expected.namespaced[&kept].clone();
+        r["metadata"]["uid"] = json!("stored-uid");
+        for result in r["results"].as_array_mut().expect("results") {
+            result["timestamp"] = json!({"seconds": 1_600_000_000, "nanos": 0});
+        }
+        r
+    };
+    let stale = json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": name, "namespace": "old-team"}, "results": [], "summary": {}});
+    reply(
+        send,
+        200,
+        &json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReportList",
+                "metadata": {}, "items": [stored_kept, stale]}),
+    );
+    // Only the reports that changed are applied.
+    for ns in expected.namespaced.keys().filter(|ns| **ns != kept) {
         let (method, uri, body, send) = next(&mut handle).await;
         assert_eq!(method, "PATCH");
         assert!(
@@ -99,9 +131,21 @@ async fn sync_applies_the_reports_and_prunes_stale_namespaces() {
             body["metadata"]["ownerReferences"][0]["uid"],
             "3f6c0e9a-uid"
         );
-        assert!(body["summary"]["fail"].as_u64() > Some(0), "{body}");
         reply(send, 200, &body);
     }
+    assert!(
+        expected.namespaced[&kept]["summary"]["fail"].as_u64() > Some(0),
+        "the example has a finding"
+    );
+    let (method, uri, _, send) = next(&mut handle).await;
+    assert_eq!(method, "GET");
+    assert_eq!(uri, format!("{BASE}/clusterpolicyreports/{name}"));
+    reply(
+        send,
+        404,
+        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "NotFound", "code": 404, "message": "not found"}),
+    );
     let (method, uri, body, send) = next(&mut handle).await;
     assert_eq!(method, "PATCH");
     assert!(
@@ -110,30 +154,6 @@ async fn sync_applies_the_reports_and_prunes_stale_namespaces() {
     );
     assert_eq!(body["kind"], "ClusterPolicyReport");
     reply(send, 200, &body);
-    // The list of this profile's reports, one of them in a namespace with no results now.
-    let (method, uri, _, send) = next(&mut handle).await;
-    assert_eq!(method, "GET");
-    assert!(uri.starts_with(&format!("{BASE}/policyreports?")), "{uri}");
-    assert!(
-        uri.contains("labelSelector=mtls-gate.io%2Fprofile%3Dexample-bank"),
-        "{uri}"
-    );
-    let kept = expected
-        .namespaced
-        .keys()
-        .next()
-        .expect("a namespace")
-        .clone();
-    let item = |ns: &str| {
-        json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
-               "metadata": {"name": name, "namespace": ns}})
-    };
-    reply(
-        send,
-        200,
-        &json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReportList",
-                "metadata": {}, "items": [item(&kept), item("old-team")]}),
-    );
     let (method, uri, _, send) = next(&mut handle).await;
     assert_eq!(method, "DELETE");
     assert!(
@@ -150,13 +170,40 @@ async fn sync_applies_the_reports_and_prunes_stale_namespaces() {
         .expect("sync ends")
         .expect("sync does not panic");
 
-    // Without the wgpolicyk8s.io CRDs the first write gets 404: logged, nothing else sent.
+    // Everything stored as it would be written: reads only, no write.
+    let task = tokio::spawn({
+        let client = client.clone();
+        let (profile, verdict) = (profile.clone(), verdict.clone());
+        async move { policy_report::sync(&client, &profile, &verdict).await }
+    });
+    let (method, _, _, send) = next(&mut handle).await;
+    assert_eq!(method, "GET");
+    reply(
+        send,
+        200,
+        &json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReportList",
+                "metadata": {}, "items": expected.namespaced.values().collect::<Vec<_>>()}),
+    );
+    let (method, uri, _, send) = next(&mut handle).await;
+    assert_eq!(
+        (method.as_str(), uri),
+        ("GET", format!("{BASE}/clusterpolicyreports/{name}"))
+    );
+    reply(send, 200, &expected.cluster);
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("sync ends")
+        .expect("sync does not panic");
+    let idle = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
+    assert!(idle.is_err(), "a write although nothing changed");
+
+    // Without the wgpolicyk8s.io CRDs the first request gets 404: logged, nothing else sent.
     let task = tokio::spawn({
         let client = client.clone();
         async move { policy_report::sync(&client, &profile, &verdict).await }
     });
     let (method, _, _, send) = next(&mut handle).await;
-    assert_eq!(method, "PATCH");
+    assert_eq!(method, "GET");
     reply(
         send,
         404,

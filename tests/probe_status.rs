@@ -10,7 +10,7 @@ use mtls_gate::catalog::Scheme;
 use mtls_gate::controller::status::merge_patch;
 use mtls_gate::probe::status::{FIELD_MANAGER, MAX_FAILING, ProbeStatus, write};
 use mtls_gate::probe::{Attempt, Outcome, ProbeResult};
-use mtls_gate::profile::{ApiProviderProfileStatus, ProbeFailure};
+use mtls_gate::profile::{ApiProviderProfile, ApiProviderProfileStatus, ProbeFailure};
 use serde_json::{Value, json};
 
 fn attempt(outcome: Outcome, status: Option<u16>) -> Attempt {
@@ -222,4 +222,121 @@ async fn cluster_profiles_skip_an_invalid_one_unless_it_is_named() {
             (got, want) => panic!("{names:?}: got {got:?}, want {want:?}"),
         }
     }
+}
+
+// ---- The probe metrics ------------------------------------------------------------------
+
+/// A profile whose status carries `probe` (as `mtls-gate probe --write-status` left it).
+fn profile_with_probe(probe: Option<&ProbeStatus>, deleting: bool) -> ApiProviderProfile {
+    let mut v = json!({
+        "apiVersion": "mtls-gate.io/v1alpha1", "kind": "ApiProviderProfile",
+        "metadata": {"name": "bank", "uid": "u-1", "generation": 1, "resourceVersion": "7",
+            "finalizers": ["mtls-gate.io/cleanup"]},
+        "spec": {"issuer": "https://auth.bank.example",
+            "apiBaseUrls": ["https://api.bank.example/open-banking-nz/v3.0"],
+            "clientCertificate": {"caSecretName": "client-ca"}},
+        "status": {"violations": 0},
+    });
+    if let Some(p) = probe {
+        v["status"]["probe"] = serde_json::to_value(p).unwrap();
+    }
+    if deleting {
+        v["metadata"]["deletionTimestamp"] = json!("2026-11-30T08:00:00Z");
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// The `mtls_gate_probe_*` lines of the exposition, sorted.
+fn probe_series(registry: &prometheus_client::registry::Registry) -> Vec<String> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("mtls_gate_probe_"))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn reconciles_export_status_probe_as_metrics_and_drop_them_when_it_goes() {
+    use mtls_gate::cluster::{SyncedFlag, shared_view};
+    use mtls_gate::controller::ControllerMetrics;
+    use mtls_gate::controller::caches::{CacheContext, Triggers};
+    use mtls_gate::controller::leader::Leadership;
+    use mtls_gate::controller::reconcile::{Context, reconcile};
+    use std::sync::Arc;
+
+    // Caches not synced yet: the reconcile sends nothing (the mock answers nothing), but
+    // the probe result needs no cache and is exported at once, by every replica.
+    let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (one, _one_rx) = futures::channel::mpsc::unbounded();
+    let (all, _all_rx) = futures::channel::mpsc::unbounded();
+    let caches = Arc::new(CacheContext::new(
+        shared_view(),
+        SyncedFlag::default(),
+        Triggers { one, all },
+    ));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(ControllerMetrics::register(&mut registry));
+    let ctx = Arc::new(Context::new(
+        client,
+        caches,
+        Leadership::fixed(false),
+        metrics.clone(),
+        "mtls-gate-test-0",
+        Duration::from_secs(300),
+    ));
+
+    let mut results: Vec<ProbeResult> = (0..40)
+        .map(|i| result("bank", &format!("https://a/ok{i}"), true, true))
+        .collect();
+    results.push(result("bank", "https://a/token", false, true));
+    results.push(result("bank", "https://a/par", false, true));
+    results.push(result("bank", "https://a/down", false, false));
+    let failing = ProbeStatus::of("bank", &results);
+    let ran_at = failing.time.0.as_second();
+    let passing = ProbeStatus::of("bank", &results[..40]);
+
+    let expect = |passed: u32, failed: u32, unreachable: u32, at: i64| -> Vec<String> {
+        let mut v = vec![
+            format!("mtls_gate_probe_endpoints{{profile=\"bank\",result=\"failed\"}} {failed}"),
+            format!("mtls_gate_probe_endpoints{{profile=\"bank\",result=\"passed\"}} {passed}"),
+            format!("mtls_gate_probe_last_run_timestamp_seconds{{profile=\"bank\"}} {at}"),
+            format!("mtls_gate_probe_unreachable_endpoints{{profile=\"bank\"}} {unreachable}"),
+        ];
+        v.sort();
+        v
+    };
+    // (status.probe, the series after the reconcile)
+    let steps: Vec<(Option<&ProbeStatus>, Vec<String>)> = vec![
+        (None, vec![]),
+        (Some(&failing), expect(40, 3, 1, ran_at)),
+        (Some(&passing), expect(40, 0, 0, passing.time.0.as_second())),
+        // status.probe removed (the field cleared): no stale result stays exported.
+        (None, vec![]),
+        (Some(&failing), expect(40, 3, 1, ran_at)),
+    ];
+    for (i, (probe, want)) in steps.into_iter().enumerate() {
+        let profile: ApiProviderProfile = profile_with_probe(probe, false);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            reconcile(Arc::new(profile), ctx.clone()),
+        )
+        .await
+        .expect("reconcile returns")
+        .expect("reconcile succeeds");
+        assert_eq!(probe_series(&registry), want, "step {i}");
+    }
+    // A profile being deleted does not export its probe again; its deletion drops them.
+    metrics.forget_profile("bank");
+    reconcile(
+        Arc::new(profile_with_probe(Some(&failing), true)),
+        ctx.clone(),
+    )
+    .await
+    .expect("reconcile succeeds");
+    assert_eq!(probe_series(&registry), Vec::<String>::new());
 }

@@ -132,6 +132,22 @@ pub struct RunArgs {
     )]
     pub cert_secret_name: String,
 
+    /// Further names for the self-managed serving certificate, DNS names or IP addresses
+    /// (comma-separated or repeated): the host of the webhooks' `clientConfig.url` when the
+    /// API server calls them by URL instead of through the Service.
+    #[arg(
+        long = "cert-extra-san",
+        env = "MTLS_GATE_CERT_EXTRA_SANS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub cert_extra_sans: Vec<String>,
+
+    /// How often the leader checks the self-managed certificates (and caBundles) between
+    /// leadership changes; a certificate is renewed once a third of its validity remains.
+    #[arg(long, env = "MTLS_GATE_CERT_CHECK_INTERVAL", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub cert_check_interval: Duration,
+
     /// Service in front of the webhooks; the serving certificate names <service>.<ns>.svc.
     #[arg(
         long,
@@ -210,6 +226,16 @@ impl RunArgs {
         }
         if self.requeue_interval < Duration::from_secs(1) {
             return Err("--requeue-interval must be at least 1s".into());
+        }
+        if self.cert_check_interval < Duration::from_secs(1) {
+            return Err("--cert-check-interval must be at least 1s".into());
+        }
+        if let Some(bad) = self.cert_extra_sans.iter().find(|n| {
+            n.parse::<std::net::IpAddr>().is_err() && !crate::profile::is_dns1123_subdomain(n)
+        }) {
+            return Err(format!(
+                "--cert-extra-san {bad:?} is neither an IP address nor a DNS name"
+            ));
         }
         self.limits.validate()
     }

@@ -49,17 +49,35 @@ pub struct CertConfig {
     pub cluster_domain: String,
     pub validating_webhook: String,
     pub mutating_webhook: String,
+    /// Further names (DNS names or IP addresses) the serving certificate is issued for: the
+    /// host of a webhook `clientConfig.url`, when the API server calls the webhooks by URL
+    /// rather than through the Service (`--cert-extra-san`).
+    pub extra_sans: Vec<String>,
 }
 
 impl CertConfig {
-    /// DNS names of the serving certificate.
+    /// Names of the serving certificate: the Service's DNS names, then the extra SANs.
     pub fn dns_names(&self) -> Vec<String> {
         let base = format!("{}.{}.svc", self.service_name, self.namespace);
         let mut names = vec![base.clone()];
         if !self.cluster_domain.is_empty() {
             names.push(format!("{base}.{}", self.cluster_domain.trim_matches('.')));
         }
+        for extra in &self.extra_sans {
+            if !names.contains(extra) {
+                names.push(extra.clone());
+            }
+        }
         names
+    }
+}
+
+/// A subjectAltName entry: an IP address SAN for an address (TLS clients match IP hosts
+/// only against those, RFC 6125 §1.7.2 / Go's crypto/x509), else a DNS name.
+fn san(name: &str) -> Result<SanType, rcgen::Error> {
+    match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(SanType::IpAddress(ip)),
+        Err(_) => Ok(SanType::DnsName(name.to_string().try_into()?)),
     }
 }
 
@@ -288,10 +306,7 @@ fn serving_params(
     ca_not_after: i64,
 ) -> Result<CertificateParams, rcgen::Error> {
     let mut p = CertificateParams::new(names.to_vec())?;
-    p.subject_alt_names = names
-        .iter()
-        .map(|n| n.clone().try_into().map(SanType::DnsName))
-        .collect::<Result<_, _>>()?;
+    p.subject_alt_names = names.iter().map(|n| san(n)).collect::<Result<_, _>>()?;
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(
         DnType::CommonName,
@@ -633,6 +648,7 @@ mod tests {
             cluster_domain: "cluster.local".into(),
             validating_webhook: "mtls-gate".into(),
             mutating_webhook: "mtls-gate".into(),
+            extra_sans: Vec::new(),
         }
     }
 
@@ -656,6 +672,68 @@ mod tests {
                 "mtls-gate.mtls-gate.svc.cluster.local"
             ]
         );
+    }
+
+    #[test]
+    fn extra_sans_are_issued_as_ip_or_dns_names() {
+        let with_extras = CertConfig {
+            extra_sans: vec![
+                "127.0.0.1".into(),
+                "webhook.bank.example".into(),
+                "mtls-gate.mtls-gate.svc".into(),
+                "::1".into(),
+            ],
+            ..cfg()
+        };
+        let names = with_extras.dns_names();
+        assert_eq!(
+            names,
+            [
+                "mtls-gate.mtls-gate.svc",
+                "mtls-gate.mtls-gate.svc.cluster.local",
+                "127.0.0.1",
+                "webhook.bank.example",
+                "::1"
+            ]
+        );
+        let data = issue(
+            &CertAction::IssueAll("new".into()),
+            None,
+            &names,
+            1_800_000_000,
+        )
+        .unwrap();
+        let der = &pem_certificates(&data["tls.crt"].0)[0];
+        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+        let sans: Vec<String> = cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => format!("DNS:{d}"),
+                x509_parser::extensions::GeneralName::IPAddress(ip) => format!("IP:{ip:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            sans,
+            [
+                "DNS:mtls-gate.mtls-gate.svc",
+                "DNS:mtls-gate.mtls-gate.svc.cluster.local",
+                "IP:[127, 0, 0, 1]",
+                "DNS:webhook.bank.example",
+                "IP:[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]"
+            ]
+        );
+        // A changed list of extra names is a changed list of names: reissued.
+        let secret = secret_with(data, &names);
+        assert!(matches!(
+            decide(Some(&secret), &cfg().dns_names(), 1_800_000_000),
+            CertAction::IssueServing(_)
+        ));
     }
 
     #[test]

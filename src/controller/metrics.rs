@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::profile::ProbeStatus;
 use crate::violation::ViolationCode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +40,13 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub profile: String,
+    /// `passed` or `failed` (unreachable endpoint URLs count as failed).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ViolationLabels {
     pub profile: String,
     pub code: &'static str,
@@ -66,6 +74,14 @@ pub struct ControllerMetrics {
     pub profile_compliant: Family<ProfileLabel, Gauge>,
     /// `mtls_gate_profile_violations{profile,code}`.
     pub profile_violations: Family<ViolationLabels, Gauge>,
+    /// `mtls_gate_probe_endpoints{profile,result}`: endpoint URLs of the last live check
+    /// (`status.probe`, written by `mtls-gate probe --write-status`) that passed or failed.
+    pub probe_endpoints: Family<ProbeLabels, Gauge>,
+    /// `mtls_gate_probe_unreachable_endpoints{profile}`: of the failed ones, those where
+    /// neither request reached a server.
+    pub probe_unreachable: Family<ProfileLabel, Gauge>,
+    /// `mtls_gate_probe_last_run_timestamp_seconds{profile}`: `status.probe.time`.
+    pub probe_last_run: Family<ProfileLabel, Gauge>,
     /// `mtls_gate_leader`: 1 while this replica holds the Lease.
     pub leader: Gauge,
 }
@@ -104,6 +120,21 @@ impl ControllerMetrics {
             m.profile_violations.clone(),
         );
         registry.register(
+            "mtls_gate_probe_endpoints",
+            "Endpoint URLs of the profile's last live check (status.probe) that passed or failed",
+            m.probe_endpoints.clone(),
+        );
+        registry.register(
+            "mtls_gate_probe_unreachable_endpoints",
+            "Endpoint URLs of the profile's last live check that no request reached (counted as failed too)",
+            m.probe_unreachable.clone(),
+        );
+        registry.register(
+            "mtls_gate_probe_last_run_timestamp_seconds",
+            "When the profile's last live check (status.probe) ran, in seconds since the epoch",
+            m.probe_last_run.clone(),
+        );
+        registry.register(
             "mtls_gate_leader",
             "1 while this replica holds the leader-election Lease (and writes)",
             m.leader.clone(),
@@ -120,6 +151,9 @@ impl ControllerMetrics {
             api_writes: Family::default(),
             profile_compliant: Family::default(),
             profile_violations: Family::default(),
+            probe_endpoints: Family::default(),
+            probe_unreachable: Family::default(),
+            probe_last_run: Family::default(),
             leader: Gauge::default(),
         }
     }
@@ -173,11 +207,49 @@ impl ControllerMetrics {
         }
     }
 
+    /// Sets the probe gauges from the profile's `status.probe`; `None` (never probed, or
+    /// the field was removed) drops them, so a dashboard never shows a stale check as current.
+    pub fn probe(&self, profile: &str, probe: Option<&ProbeStatus>) {
+        let label = ProfileLabel {
+            profile: profile.to_string(),
+        };
+        let Some(probe) = probe else {
+            self.forget_probe(&label);
+            return;
+        };
+        for (result, n) in [("passed", probe.passed), ("failed", probe.failed)] {
+            self.probe_endpoints
+                .get_or_create(&ProbeLabels {
+                    profile: profile.to_string(),
+                    result,
+                })
+                .set(i64::from(n));
+        }
+        self.probe_unreachable
+            .get_or_create(&label)
+            .set(i64::from(probe.unreachable));
+        self.probe_last_run
+            .get_or_create(&label)
+            .set(probe.time.0.as_second());
+    }
+
+    fn forget_probe(&self, label: &ProfileLabel) {
+        for result in ["passed", "failed"] {
+            self.probe_endpoints.remove(&ProbeLabels {
+                profile: label.profile.clone(),
+                result,
+            });
+        }
+        self.probe_unreachable.remove(label);
+        self.probe_last_run.remove(label);
+    }
+
     /// Drops the per-profile series of a deleted profile.
     pub fn forget_profile(&self, profile: &str) {
         let label = ProfileLabel {
             profile: profile.to_string(),
         };
+        self.forget_probe(&label);
         self.profile_compliant.remove(&label);
         self.reconcile_duration.remove(&label);
         for code in ViolationCode::ALL {

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod args;
+pub mod ca_access;
 pub mod caches;
 pub mod certs;
 pub mod events;
@@ -261,10 +262,11 @@ pub fn run_controller(
                     cluster_domain: args.cluster_domain.clone(),
                     validating_webhook: args.validating_webhook_name.clone(),
                     mutating_webhook: args.mutating_webhook_name.clone(),
+                    extra_sans: args.cert_extra_sans.clone(),
                 },
                 leadership.clone(),
                 metrics.clone(),
-                Duration::from_secs(600),
+                args.cert_check_interval,
                 shutdown.signal(),
             )));
         }
@@ -273,6 +275,7 @@ pub fn run_controller(
         let (reader, writer) = reflector::store::<ApiProviderProfile>();
         let profile_api: Api<ApiProviderProfile> = Api::all(client.clone());
         let cache_ctx = caches.clone();
+        let profile_metrics = metrics.clone();
         let profiles = watcher::watcher(profile_api, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(strip_profile)
@@ -280,6 +283,11 @@ pub fn run_controller(
             .inspect(move |event| {
                 if let Ok(event) = event {
                     cache_ctx.on_profile_event(event);
+                    // Every replica drops a deleted profile's series (only the leader runs
+                    // the finalizer's cleanup).
+                    if let watcher::Event::Delete(p) = event {
+                        profile_metrics.forget_profile(&p.name_any());
+                    }
                 }
             })
             .applied_objects();

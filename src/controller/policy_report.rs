@@ -13,9 +13,10 @@
 //! ClusterPolicyReport per profile for what belongs to no namespace: endpoint URLs no route
 //! serves (`skip`) and findings without an Ingress. The reports are owned by the profile, so
 //! the garbage collector removes them with it. [`build`] is pure; [`sync`] writes them (server-
-//! side apply, field manager `mtls-gate`) when `run --policy-reports` turned them on.
+//! side apply, field manager `mtls-gate`) when `run --policy-reports` turned them on, and only
+//! those whose results changed (a list and a get per reconcile; no write in steady state).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -283,40 +284,84 @@ pub async fn sync(client: &Client, profile: &ApiProviderProfile, verdict: &Verdi
     }
 }
 
+/// What a report says, without when: `results` without their timestamps (a result's time
+/// is when it was written) in a canonical order (the evaluation's order of routes follows
+/// the cache's), and `summary`; null fields dropped, as the API server stores them.
+fn content(report: &Value) -> Value {
+    fn strip_nulls(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut results = strip_nulls(&report["results"]);
+    if let Some(items) = results.as_array_mut() {
+        for r in items.iter_mut() {
+            if let Some(r) = r.as_object_mut() {
+                r.remove("timestamp");
+            }
+        }
+        items.sort_by_cached_key(Value::to_string);
+    }
+    json!({"results": results, "summary": strip_nulls(&report["summary"])})
+}
+
+/// Whether the stored report already says what `desired` says (then it is not written:
+/// an unchanged world costs no write).
+pub fn unchanged(stored: Option<&DynamicObject>, desired: &Value) -> bool {
+    stored
+        .and_then(|o| serde_json::to_value(o).ok())
+        .is_some_and(|v| content(&v) == content(desired))
+}
+
 async fn write(client: &Client, profile: &str, reports: &PolicyReports) -> Result<(), kube::Error> {
     let params = PatchParams::apply(crate::controller::FIELD_MANAGER).force();
     let report_name = report_name(profile);
     let namespaced = resource("PolicyReport");
+    // The profile's reports as stored: only those that changed are written.
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &namespaced);
+    let stored: BTreeMap<String, DynamicObject> = all
+        .list(&ListParams::default().labels(&format!("{PROFILE_LABEL}={profile}")))
+        .await?
+        .items
+        .into_iter()
+        .filter(|o| o.name_any() == report_name)
+        .filter_map(|o| Some((o.metadata.namespace.clone()?, o)))
+        .collect();
     for (ns, report) in &reports.namespaced {
+        if unchanged(stored.get(ns), report) {
+            continue;
+        }
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &namespaced);
         api.patch(&report_name, &params, &Patch::Apply(report))
             .await?;
     }
     let cluster: Api<DynamicObject> =
         Api::all_with(client.clone(), &resource("ClusterPolicyReport"));
-    cluster
-        .patch(&report_name, &params, &Patch::Apply(&reports.cluster))
-        .await?;
+    if !unchanged(
+        cluster.get_opt(&report_name).await?.as_ref(),
+        &reports.cluster,
+    ) {
+        cluster
+            .patch(&report_name, &params, &Patch::Apply(&reports.cluster))
+            .await?;
+    }
     // Reports of namespaces whose results are gone.
-    let all: Api<DynamicObject> = Api::all_with(client.clone(), &namespaced);
-    let listed = all
-        .list(&ListParams::default().labels(&format!("{PROFILE_LABEL}={profile}")))
-        .await?;
-    let keep: BTreeSet<&str> = reports.namespaced.keys().map(String::as_str).collect();
-    for stale in listed.items {
-        let Some(ns) = stale.metadata.namespace.as_deref() else {
+    for ns in stored.keys() {
+        if reports.namespaced.contains_key(ns) {
             continue;
-        };
-        if !keep.contains(ns) {
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &namespaced);
-            match api
-                .delete(&stale.name_any(), &DeleteParams::default())
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &namespaced);
+        match api.delete(&report_name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Error;
+use super::ca_access;
 use super::caches::{
     CacheContext, OwnedObjectKey, RENDERED_BY, RENDERED_HASH, RenderedMeta, api_resource,
 };
@@ -729,6 +730,10 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             .await?;
     }
     let mut current = findings(&plan);
+    let ca_secret = &compiled.spec.client_certificate.ca_secret_name;
+    let ca_issues =
+        ca_access::check(&ctx.client, &ca_access::uncached(&slice, &name, ca_secret)).await;
+    current.extend(ca_access::findings(&slice, &name, &ca_issues));
     for w in &plan.cleanups {
         if let Some(denied) = ctx
             .clean_or_report(&name, w)
@@ -742,7 +747,7 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
         ctx.delete_object(key).await?;
     }
     ctx.publish_findings(&profile, &current).await;
-    let new_status = status::evaluated(
+    let mut new_status = status::evaluated(
         &profile,
         &status::Evaluation {
             verdict: &plan.verdict,
@@ -751,6 +756,10 @@ async fn apply(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Action
             unwritable: &plan.unwritable,
         },
     );
+    new_status.conditions.push(status::ca_secret_condition(
+        &ca_issues,
+        profile.metadata.generation,
+    ));
     ctx.patch_status(&profile, new_status).await?;
     crate::controller::policy_report::sync(&ctx.client, &profile, &plan.verdict).await;
     ctx.metrics
@@ -855,6 +864,13 @@ pub async fn reconcile(
     let span = tracing::info_span!("reconcile", profile = %name);
     async move {
         let started = Instant::now();
+        // The live check's result needs no cache: every replica exports it, from the start.
+        if profile.meta().deletion_timestamp.is_none() {
+            ctx.metrics.probe(
+                &name,
+                profile.status.as_ref().and_then(|s| s.probe.as_ref()),
+            );
+        }
         if !ctx.caches.synced.load(Ordering::Acquire) {
             ctx.metrics.reconciled(&name, "not_synced");
             return Ok(Action::requeue(Duration::from_secs(2)));

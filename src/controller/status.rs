@@ -12,6 +12,9 @@ use crate::render::Refusal;
 
 pub const READY: &str = "Ready";
 pub const COMPLIANT: &str = "Compliant";
+/// False when the CA Secret the profile names cannot be read or does not exist where its
+/// managed Ingresses need it (then CA checks are off, or the host refuses every request).
+pub const CA_SECRET_AVAILABLE: &str = "CaSecretAvailable";
 
 /// Serving routes listed per coverage entry; more are summarised (etcd objects are capped
 /// at 1.5 MiB, and a catch-all host can have thousands of routes).
@@ -168,6 +171,42 @@ pub fn evaluated(profile: &ApiProviderProfile, e: &Evaluation<'_>) -> ApiProvide
                 message: r.message.clone(),
             })
             .collect(),
+    }
+}
+
+/// The `CaSecretAvailable` condition for the issues [`super::ca_access::check`] found.
+pub fn ca_secret_condition(
+    issues: &[super::ca_access::CaSecretIssue],
+    generation: Option<i64>,
+) -> Condition {
+    match issues.first() {
+        None => condition(
+            CA_SECRET_AVAILABLE,
+            true,
+            "Available",
+            "The CA Secret is readable wherever a managed Ingress needs it".into(),
+            generation,
+        ),
+        // Issues sort refusals first: the louder problem names the reason.
+        Some(first) => condition(
+            CA_SECRET_AVAILABLE,
+            false,
+            first.problem.reason(),
+            {
+                // A bounded message: the first few, then how many more.
+                const SHOWN: usize = 3;
+                let mut m: Vec<String> = issues
+                    .iter()
+                    .take(SHOWN)
+                    .map(super::ca_access::CaSecretIssue::message)
+                    .collect();
+                if issues.len() > SHOWN {
+                    m.push(format!("and {} more namespace(s)", issues.len() - SHOWN));
+                }
+                m.join("; ")
+            },
+            generation,
+        ),
     }
 }
 

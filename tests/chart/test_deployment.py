@@ -51,6 +51,14 @@ def test_self_managed_flags_name_real_objects(default: Rendered) -> None:
     assert default.flag("cert-secret-name") == volume["secret"]["secretName"]
 
 
+def test_self_managed_extra_sans_become_one_flag(default: Rendered) -> None:
+    assert default.flag("cert-extra-san") is None
+    rendered = render({"selfManaged": {"enabled": True,
+                                       "extraSANs": ["webhook.bank.example", "10.0.0.7"]}})
+    assert rendered.flag("cert-extra-san") == "webhook.bank.example,10.0.0.7"
+    assert render({**VALUE_SETS["cert-manager"]}).flag("cert-extra-san") is None
+
+
 def test_environment(default: Rendered) -> None:
     env = default.container["env"]
     assert env == [

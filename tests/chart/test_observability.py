@@ -14,8 +14,8 @@ from test_deployment import _restricted_violations
 # them (counters get `_total`, histograms `_bucket`).
 _REGISTERED = set(re.findall(r'"(mtls_gate_[a-z_]+)"', "".join(
     p.read_text() for p in (REPO / "src").rglob("*.rs"))))
-# Added by the serving-certificate expiry work in src/webhook/ (same release).
-_CERT_EXPIRY = "mtls_gate_serving_certificate_expiry_timestamp_seconds"
+# The serving certificate's notAfter (src/webhook/metrics.rs).
+_CERT_EXPIRY = "mtls_gate_certificate_not_after_seconds"
 
 
 def _metrics_in(expr: str) -> set[str]:
@@ -26,7 +26,7 @@ def _metrics_in(expr: str) -> set[str]:
 def _assert_known_metrics(exprs: list[str]) -> None:
     for expr in exprs:
         for name in _metrics_in(expr):
-            assert name in _REGISTERED or name == _CERT_EXPIRY, f"unknown metric {name} in {expr}"
+            assert name in _REGISTERED, f"unknown metric {name} in {expr}"
 
 
 def test_grafana_dashboard_configmap_for_the_sidecar() -> None:
@@ -47,6 +47,11 @@ def test_grafana_dashboard_configmap_for_the_sidecar() -> None:
     assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource", "namespace"}
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    # The live check (status.probe) has its panels.
+    probe_exprs = [e for e in exprs if "mtls_gate_probe_" in e]
+    assert any('mtls_gate_probe_endpoints{namespace="$namespace",result="failed"}' in e
+               for e in probe_exprs)
+    assert any("mtls_gate_probe_last_run_timestamp_seconds" in e for e in probe_exprs)
 
 
 def test_prometheus_rule_alerts() -> None:
@@ -61,6 +66,7 @@ def test_prometheus_rule_alerts() -> None:
     assert set(rules) == {
         "MtlsGateProfileViolations", "MtlsGateWebhookErrors", "MtlsGateWebhookSlow",
         "MtlsGateServingCertificateExpiresSoon", "MtlsGateNoLeader",
+        "MtlsGateProbeFailing", "MtlsGateProbeStale",
     }
     exprs = [r["expr"] for r in rules.values()]
     _assert_known_metrics(exprs)
@@ -75,6 +81,23 @@ def test_prometheus_rule_alerts() -> None:
     assert "< 21 * 86400" in rules["MtlsGateServingCertificateExpiresSoon"]["expr"]
     assert 'decision="error"' in rules["MtlsGateWebhookErrors"]["expr"]
     assert "{{ $labels.profile }}" in rules["MtlsGateProfileViolations"]["annotations"]["summary"]
+    # The live check: failing endpoint URLs from status.probe, one series per profile even
+    # when every replica exports it.
+    failing = rules["MtlsGateProbeFailing"]
+    assert failing["expr"].startswith("max by (profile) (mtls_gate_probe_endpoints{")
+    assert 'result="failed"' in failing["expr"] and failing["expr"].endswith("> 0")
+    assert failing["for"] == "5m" and failing["labels"]["severity"] == "critical"
+    assert "status.probe.failing" in failing["annotations"]["description"]
+    assert "> 3 * 3600" in rules["MtlsGateProbeStale"]["expr"]
+    tuned = render({"prometheusRule": {"enabled": True, "probeFailingFor": "1h",
+                                       "probeStaleHours": 25},
+                    "probeCronJob": {"enabled": True, "clientCertificateSecret": "probe-client"}})
+    rules = {r["alert"]: r for g in tuned.one("PrometheusRule")["spec"]["groups"]
+             for r in g["rules"]}
+    assert rules["MtlsGateProbeFailing"]["for"] == "1h"
+    assert "> 25 * 3600" in rules["MtlsGateProbeStale"]["expr"]
+    assert (f"get jobs -l app.kubernetes.io/component=probe,app.kubernetes.io/instance={RELEASE}"
+            in rules["MtlsGateProbeStale"]["annotations"]["description"])
 
 
 def test_helm_test_hook_checks_the_webhook_over_verified_tls() -> None:
@@ -113,6 +136,7 @@ def test_policy_reports_switch_adds_the_flag_and_only_their_rbac() -> None:
 
 def test_notes_say_loudly_when_ca_secrets_cannot_be_read() -> None:
     assert "CA CHECKS ARE OFF IN THE CLUSTER" in render().notes
+    assert "CaSecretAvailable" in render().notes  # where each profile says so
     assert "CA CHECKS ARE OFF" not in render({"clientCaSecretNames": ["open-banking-client-ca"]}).notes
 
 

@@ -36,6 +36,8 @@ SCHEMA_ERRORS = [
     ({"webhook": {"timeoutSeconds": "5"}}, ["/webhook/timeoutSeconds", "want integer"]),
     ({"webhook": {"excludeNamespaces": ["Not A Namespace"]}}, ["/webhook/excludeNamespaces/0"]),
     ({"replicaCount": 0}, ["/replicaCount", "minimum"]),
+    ({"selfManaged": {"extraSANs": ["https://webhook.bank.example"]}},
+     ["/selfManaged/extraSANs/0"]),
     ({"replicas": 3}, ["additional properties 'replicas' not allowed"]),
     ({"webhook": {"failurepolicy": "Fail"}}, ["/webhook", "additional properties 'failurepolicy'"]),
     ({"image": {"tag": 1.0}}, ["/image/tag", "want string"]),

@@ -4,11 +4,13 @@
 Renders charts/mtls-gate with the real Helm engine (helm-python-sdk, as
 scripts/render-deploy.py does) and keeps what does not need a kubelet: the ServiceAccount,
 the RBAC objects and the webhook configurations. Each webhook's clientConfig.service is
-replaced by `url` (same path) and `caBundle`, because the operator runs out of cluster
-behind that URL. Everything else (names, rules, selectors, failurePolicy) is the chart's.
+replaced by `url` (same path), because the operator runs out of cluster behind that URL,
+and `caBundle` is set from --ca if given (without it, as in the chart, the operator's leader
+writes it in self-managed mode). Everything else (names, rules, selectors, failurePolicy)
+is the chart's.
 
     install.py --release mtls-gate --namespace mtls-gate --url https://127.0.0.1:18443 \\
-        --ca pki/ca.crt [--set KEY=JSON ...]
+        [--ca pki/ca.crt] [--set KEY=JSON ...]
 
 Used by scripts/e2e-cluster.sh up.
 """
@@ -43,7 +45,7 @@ def main() -> int:
     parser.add_argument("--release", required=True)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--url", required=True, help="base URL of the webhooks")
-    parser.add_argument("--ca", required=True, help="PEM file of the webhook server's CA")
+    parser.add_argument("--ca", help="PEM file of the webhook server's CA (caBundle)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
     args = parser.parse_args()
 
@@ -53,7 +55,7 @@ def main() -> int:
         if not sep:
             parser.error(f"--set {item!r}: expected KEY=JSON")
         set_value(values, key, raw)
-    ca_bundle = base64.b64encode(Path(args.ca).read_bytes()).decode()
+    ca_bundle = base64.b64encode(Path(args.ca).read_bytes()).decode() if args.ca else None
 
     with Chart.load(CHART_DIR) as chart:
         rendered = chart.render(values=values, name=args.release, namespace=args.namespace,
@@ -68,8 +70,9 @@ def main() -> int:
             if doc["kind"].endswith("WebhookConfiguration"):
                 for webhook in doc["webhooks"]:
                     service_path = webhook["clientConfig"]["service"]["path"]
-                    webhook["clientConfig"] = {"url": args.url + service_path,
-                                               "caBundle": ca_bundle}
+                    webhook["clientConfig"] = {"url": args.url + service_path}
+                    if ca_bundle:
+                        webhook["clientConfig"]["caBundle"] = ca_bundle
             docs.append(doc)
     if not any(d["kind"] == "ClusterRole" for d in docs):
         print("install.py: the chart rendered no ClusterRole", file=sys.stderr)

@@ -347,9 +347,24 @@ pub fn condition(s: &mtls_gate::profile::ApiProviderProfileStatus, type_: &str) 
 
 /// Runs `scenario` on a fresh fixture (namespace `mtls-gate-e2e-<tag>-<random>` with the CA
 /// Secret; the profile is not created), then deletes the profile and the namespace whatever
-/// the outcome, and re-raises the scenario's panic.
+/// the outcome, and re-raises the scenario's panic. Fails if the API server refused any
+/// request of the operator meanwhile (403 in the audit log).
 pub async fn with_fixture<F, Fut>(env: Env, tag: &str, scenario: F)
 where
+    F: FnOnce(Fixture) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_fixture_allowing(env, tag, |_| false, scenario).await;
+}
+
+/// [`with_fixture`] for a scenario that provokes refusals on purpose: the operator's 403s
+/// that `expected` accepts (an audit event) do not fail it.
+pub async fn with_fixture_allowing<F, Fut>(
+    env: Env,
+    tag: &str,
+    expected: impl Fn(&Value) -> bool,
+    scenario: F,
+) where
     F: FnOnce(Fixture) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -411,7 +426,11 @@ where
     // allowed every request they made meanwhile (checked first: a refusal explains a
     // scenario's failure).
     let forbidden = match (&env.local, audit_mark) {
-        (Some(local), Some(mark)) => operator_forbidden(&local.audit_since(mark)),
+        (Some(local), Some(mark)) => {
+            let mut events = local.audit_since(mark);
+            events.retain(|e| !expected(e));
+            operator_forbidden(&events)
+        }
         _ => Vec::new(),
     };
     if !forbidden.is_empty() {
@@ -642,4 +661,122 @@ pub fn samples(body: &str, series: &str) -> Vec<f64> {
         .filter(|l| parts.iter().all(|p| l.contains(p)))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
         .collect()
+}
+
+// ---- Policy reports ------------------------------------------------------------------------
+
+/// `ApiResource` of a wgpolicyk8s.io/v1alpha2 kind (PolicyReport, ClusterPolicyReport).
+pub fn policy_report_resource(kind: &str) -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "wgpolicyk8s.io",
+        "v1alpha2",
+        kind,
+    ))
+}
+
+/// The wgpolicyk8s.io/v1alpha2 PolicyReport or ClusterPolicyReport CRD, as a cluster that
+/// runs Kyverno or Policy Reporter has it. Written here from the published schema (Kubernetes
+/// Policy WG, kubernetes-sigs/wg-policy-prototypes `policy-report/crd/v1alpha2`): the same
+/// fields, types, enums (`result`, `severity`) and required keys, so the API server prunes
+/// and validates what mtls-gate writes as it would there. Descriptions and printer columns
+/// are left out; the label selectors (`scopeSelector`, `resourceSelector`, unused by
+/// mtls-gate) are kept as objects without a schema.
+pub fn policy_report_crd(kind: &str, plural: &str, scope: &str) -> Value {
+    let string = json!({"type": "string"});
+    let selector = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let object_ref = json!({"type": "object", "properties": {
+        "apiVersion": string, "fieldPath": string, "kind": string, "name": string,
+        "namespace": string, "resourceVersion": string, "uid": string}});
+    let result = json!({"type": "object", "required": ["policy"], "properties": {
+        "category": string,
+        "message": string,
+        "policy": string,
+        "properties": {"type": "object", "additionalProperties": string},
+        "resourceSelector": selector,
+        "resources": {"type": "array", "items": object_ref},
+        "result": {"type": "string", "enum": ["pass", "fail", "warn", "error", "skip"]},
+        "rule": string,
+        "scored": {"type": "boolean"},
+        "severity": {"type": "string", "enum": ["high", "low", "medium"]},
+        "source": string,
+        "timestamp": {"type": "object", "required": ["nanos", "seconds"], "properties": {
+            "nanos": {"type": "integer", "format": "int32"},
+            "seconds": {"type": "integer", "format": "int64"}}}
+    }});
+    let count = json!({"type": "integer"});
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.wgpolicyk8s.io")},
+        "spec": {
+            "group": "wgpolicyk8s.io",
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                      "singular": kind.to_lowercase()},
+            "scope": scope,
+            "versions": [{
+                "name": "v1alpha2", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "apiVersion": string, "kind": string, "metadata": {"type": "object"},
+                    "results": {"type": "array", "items": result},
+                    "scope": object_ref,
+                    "scopeSelector": selector,
+                    "summary": {"type": "object", "properties": {
+                        "error": count, "fail": count, "pass": count, "skip": count,
+                        "warn": count}}
+                }}}
+            }]
+        }
+    })
+}
+
+/// Installs the two policy-report CRDs (server-side apply) and waits until both are served.
+pub async fn install_policy_report_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (kind, plural, scope) in [
+        ("PolicyReport", "policyreports", "Namespaced"),
+        ("ClusterPolicyReport", "clusterpolicyreports", "Cluster"),
+    ] {
+        let crd = policy_report_crd(kind, plural, scope);
+        let name = format!("{plural}.wgpolicyk8s.io");
+        crds.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply the {kind} CRD: {e}"));
+        eventually(&format!("{kind} CRD established"), 60, || {
+            let crds = crds.clone();
+            let name = name.clone();
+            async move {
+                let crd = crds.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+// ---- Self-managed certificates ---------------------------------------------------------------
+
+/// The Secret the leader keeps the self-managed webhook certificates in (chart default).
+pub const CERT_SECRET: &str = "mtls-gate-webhook-tls";
+
+/// The serving certificate's notAfter (Unix seconds) each local replica reports
+/// (`mtls_gate_certificate_not_after_seconds`), `None` for one not answering.
+pub async fn served_expiries() -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    for port in PROBE_PORTS {
+        let body = http_get(port, "/metrics").await.map(|(_, b)| b);
+        out.push(body.and_then(|b| {
+            samples(&b, "mtls_gate_certificate_not_after_seconds")
+                .first()
+                .map(|v| *v as i64)
+        }));
+    }
+    out
 }
