@@ -6,6 +6,7 @@
 //! arm in [`dialect_for`].
 
 pub mod go_parse;
+pub mod haproxy;
 pub mod nginx;
 pub mod traefik;
 
@@ -199,7 +200,7 @@ pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect
     match controller {
         IngressController::IngressNginx => Some(&nginx::IngressNginx),
         IngressController::Traefik => Some(&traefik::Traefik),
-        IngressController::HaproxyIngress => None,
+        IngressController::HaproxyIngress => Some(&haproxy::HaproxyIngress),
     }
 }
 
