@@ -536,6 +536,22 @@ const CASES: &[Case] = &[
         naming: &[],
     },
     Case {
+        rule: "haproxytech/kubernetes-ingress annotations are refused",
+        docs: || {
+            split_with_api(
+                Ingress::new("open-banking-apis", MTLS_API_HOST)
+                    .prefix(&format!("{API_BASE}/"))
+                    .annotation(
+                        "haproxy.org/client-ca",
+                        "open-banking/open-banking-client-ca",
+                    ),
+            )
+        },
+        complete: true,
+        codes: &[UnmodelledSetting, MtlsNotRequired],
+        naming: &[(MtlsNotRequired, "/accounts")],
+    },
+    Case {
         rule: "a wildcard rule serving a profile host fails closed",
         docs: || {
             vec![

@@ -47,8 +47,11 @@
 //!   anchor), the global `path-type-order` (default `exact,prefix,begin,regex`). Within a
 //!   file paths are in reverse byte order (regexes: longest first). A `prefix` or `begin`
 //!   path that extends a shorter path of the other of these two types is moved to a
-//!   higher-priority file before it (`rebuildMatchFiles`, `overlaps`); this module
-//!   reproduces that construction for the host. An Ingress `spec.defaultBackend` becomes
+//!   higher-priority file before it (`rebuildMatchFiles`, `overlaps`); exact is always
+//!   first and the same path may exist once per match type since v0.13
+//!   (jcmoraisjr/haproxy-ingress#779). This module reproduces that construction for the
+//!   host ([`match_files`]), and `tests/haproxy_differential.rs` checks the matching against
+//!   HAProxy 2.6. An Ingress `spec.defaultBackend` becomes
 //!   the default host's `/`, which serves requests no path of the host matches.
 //! * **ssl-redirect** (Path scope, default `true`, validated by `strconv.ParseBool`, an
 //!   invalid value is ignored: `annotations/validator.go`): `false` serves the path over
@@ -205,6 +208,10 @@
 //! | `tcp-service-proxy-protocol` | U | TCP service |
 //! | `config-tcp-service` | U | TCP service snippet |
 //!
+//! Annotations of haproxytech/kubernetes-ingress (`haproxy.org/`) on a profile host are U with
+//! a message saying that controller is refused (client certificates only controller-wide,
+//! `../shared/reference/ingress-controllers.md` §3.1).
+//!
 //! Not visible to mtls-gate, hence assumed at their defaults: the global ConfigMap and
 //! IngressClass parameters (which can set defaults for every Host and Path key above,
 //! `auth-tls-*` included), Service annotations (Backend and Path keys; they take precedence
@@ -235,6 +242,8 @@ pub const AUTH_URL: &str = "auth-url";
 pub const PATH_TYPE: &str = "path-type";
 pub const SSL_REDIRECT: &str = "ssl-redirect";
 const CONTROLLER: &str = "haproxy-ingress";
+/// Annotations of haproxytech/kubernetes-ingress, a different controller that is refused.
+const HAPROXYTECH_PREFIX: &str = "haproxy.org/";
 
 /// What the dialect does with a configuration key found on a profile host's Ingress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -924,6 +933,17 @@ impl HaproxyIngress {
     ) {
         for ing in ings {
             for annotation in ing.annotations.keys() {
+                if annotation.starts_with(HAPROXYTECH_PREFIX) {
+                    table.findings.push(ctx.finding(
+                        ViolationCode::UnmodelledSetting,
+                        Some(&ing.key),
+                        format!(
+                            "Ingress {} on host {} sets {annotation}, an annotation of haproxytech/kubernetes-ingress. mtls-gate does not support that controller: it configures client certificates only controller-wide in its ConfigMap (client-ca, client-crt-optional), for every host at once, which cannot separate MTLS from TLS endpoints. Fix: run jcmoraisjr/haproxy-ingress (spec.ingressController: haproxy-ingress) or another supported controller for the profile's hosts.",
+                            ing.key, ctx.host
+                        ),
+                    ));
+                    continue;
+                }
                 let Some(key) = config_key_of(annotation) else {
                     continue;
                 };
@@ -1215,10 +1235,31 @@ mod tests {
 
     /// `rebuildMatchFiles`: exact first; a path extending a shorter path of the other
     /// plain type moves to a priority file before it; regular files in path-type-order.
+    /// The first two cases are `TestOverlap` items 7 and 4 of haproxy-ingress's
+    /// `pkg/haproxy/types/maps_test.go` (one host), with exact first as since v0.13
+    /// (jcmoraisjr/haproxy-ingress#779).
     #[test]
     fn match_file_order() {
         use MatchType::*;
         let cases: &[(&[(&str, MatchType)], &[(MatchType, &[&str])])] = &[
+            (
+                &[
+                    ("/ab", Prefix),
+                    ("/abc", Begin),
+                    ("/a", Begin),
+                    ("/abcd", Exact),
+                ],
+                &[
+                    (Exact, &["/abcd"]),
+                    (Begin, &["/abc"]),
+                    (Prefix, &["/ab"]),
+                    (Begin, &["/a"]),
+                ],
+            ),
+            (
+                &[("/a", Begin), ("/abc", Begin), ("/ab", Prefix)],
+                &[(Begin, &["/abc"]), (Prefix, &["/ab"]), (Begin, &["/a"])],
+            ),
             (
                 &[("/app", Begin), ("/app/sub", Prefix), ("/x", Exact)],
                 &[
