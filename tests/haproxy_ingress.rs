@@ -607,7 +607,15 @@ fn each_rule_gives_the_expected_findings() {
 /// Which route serves an endpoint, and the client auth the report gives it.
 #[test]
 fn coverage_names_the_serving_route_and_its_auth() {
-    let cases: &[(&str, fn() -> Vec<String>, &str, &str, (&str, &str, &str))] = &[
+    /// (case, manifests, endpoint, URL, the one serving route: Ingress, path, client auth)
+    type CoverageCase = (
+        &'static str,
+        fn() -> Vec<String>,
+        &'static str,
+        &'static str,
+        (&'static str, &'static str, &'static str),
+    );
+    let cases: &[CoverageCase] = &[
         (
             "split host: Prefix / on the MTLS alias",
             || split_with_api(api_ingress()),

@@ -1241,7 +1241,12 @@ mod tests {
     #[test]
     fn match_file_order() {
         use MatchType::*;
-        let cases: &[(&[(&str, MatchType)], &[(MatchType, &[&str])])] = &[
+        /// (paths of the host in insertion order, expected files in lookup order)
+        type FileCase = (
+            &'static [(&'static str, MatchType)],
+            &'static [(MatchType, &'static [&'static str])],
+        );
+        let cases: &[FileCase] = &[
             (
                 &[
                     ("/ab", Prefix),
