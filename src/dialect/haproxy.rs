@@ -212,6 +212,11 @@
 //! a message saying that controller is refused (client certificates only controller-wide,
 //! `../shared/reference/ingress-controllers.md` §3.1).
 //!
+//! **Known gap**: haproxy-ingress also applies the Host-scope keys of an Ingress that lists
+//! the host only in `spec.tls` (no rule; `ingress.go` calls `addHost` for every TLS host).
+//! The engine's object source indexes Ingresses by rule host, so such an Ingress is not
+//! seen: if it was created first, its `auth-tls-*` values would win unnoticed.
+//!
 //! Not visible to mtls-gate, hence assumed at their defaults: the global ConfigMap and
 //! IngressClass parameters (which can set defaults for every Host and Path key above,
 //! `auth-tls-*` included), Service annotations (Backend and Path keys; they take precedence
@@ -1080,8 +1085,7 @@ impl Dialect for HaproxyIngress {
                         serves_backend: true,
                         tls,
                         auth: auth.clone(),
-                        // The map file's match type, for reports and the differential test.
-                        priority: file.match_type as i64,
+                        priority: 0,
                     });
                 }
             }
@@ -1097,7 +1101,7 @@ impl Dialect for HaproxyIngress {
                 serves_backend: true,
                 tls,
                 auth: auth_of(ing),
-                priority: MatchType::Begin as i64,
+                priority: 0,
             });
         }
         table
