@@ -235,6 +235,19 @@ const CASES: &[Case] = &[
         naming: &[],
     },
     Case {
+        rule: "an older Ingress with a rule but no paths adds no Host-scope keys",
+        docs: || {
+            let mut docs = split_with_api(api_ingress().created(NEWER));
+            docs.push(format!(
+                "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: api-placeholder\n  namespace: {NS}\n  creationTimestamp: {OLDER:?}\n  annotations:\n    haproxy-ingress.github.io/auth-tls-secret: {CA_SECRET}\n    haproxy-ingress.github.io/auth-tls-verify-client: \"off\"\nspec:\n  rules:\n    - host: {MTLS_API_HOST}\n"
+            ));
+            docs
+        },
+        complete: true,
+        codes: &[],
+        naming: &[],
+    },
+    Case {
         rule: "missing CA Secret with auth-tls-strict (default): every request rejected",
         docs: || {
             vec![

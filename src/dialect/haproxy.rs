@@ -10,8 +10,8 @@
 //! * **Order of Ingresses**: creation time ascending, ties by `namespace/name` *ascending*
 //!   (`ingress.go`, `sortIngress`); ingress-nginx breaks ties the other way, so this module
 //!   reuses [`oldest_first`] only for the timestamps.
-//! * **Host-scoped keys conflict per key**: every Ingress with a rule or a `spec.tls` entry
-//!   for the host adds its Host-scope keys to the host's mapper; the first Ingress that sets
+//! * **Host-scoped keys conflict per key**: every Ingress with a rule with `http` or a
+//!   `spec.tls` entry for the host adds its Host-scope keys to the host's mapper; the first Ingress that sets
 //!   a key keeps it and a later, differing value is dropped with a warning
 //!   (`ingress.go` `addHost`, `annotations/mapper.go` `addAnnotation`/`Get`; keys.md
 //!   "the used value will be of the Ingress resource that was created first"). So
@@ -669,6 +669,16 @@ struct HostKey<'a> {
     source: &'a ObjectKey,
 }
 
+/// Whether haproxy-ingress adds this Ingress's Host-scope keys to the host: `addHost` runs
+/// for a rule with `http` (a rule without paths has none) and for a `spec.tls` host.
+fn adds_host_keys(ing: &IngressView, host_key: &str) -> bool {
+    ing.has_tls_for(host_key)
+        || ing
+            .rules
+            .iter()
+            .any(|r| r.host == host_key && !r.paths.is_empty())
+}
+
 /// Per-key "first Ingress wins" merge of a Host-scope key, with a finding for every later
 /// Ingress whose differing value is dropped.
 fn host_key<'a>(
@@ -678,7 +688,7 @@ fn host_key<'a>(
     table: &mut HostRouteTable,
 ) -> Option<HostKey<'a>> {
     let mut winner: Option<HostKey<'a>> = None;
-    for ing in ings {
+    for ing in ings.iter().filter(|i| adds_host_keys(i, ctx.host_key)) {
         let Some(value) = config_value(ing, key) else {
             continue;
         };
