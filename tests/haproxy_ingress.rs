@@ -385,6 +385,19 @@ const CASES: &[Case] = &[
         naming: &[(MtlsNotRequired, "/accounts")],
     },
     Case {
+        rule: "single host: the gate URL without ?controller=haproxy-ingress can be forged",
+        docs: || {
+            let mut docs = single_with(&[]);
+            docs[4] = single_apis()
+                .annotation(&haproxy::key("auth-url"), GATE_URL)
+                .yaml();
+            docs
+        },
+        complete: true,
+        codes: &[MtlsNotRequired],
+        naming: &[(MtlsNotRequired, "/accounts")],
+    },
+    Case {
         rule: "ssl-redirect false also serves the MTLS paths over plain HTTP",
         docs: || split_with_api(api_ingress().annotation(&haproxy::key("ssl-redirect"), "false")),
         complete: true,

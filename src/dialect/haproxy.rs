@@ -33,7 +33,12 @@
 //!   which the HTTPS frontend deletes from client requests and the backend sets from
 //!   `ssl_c_sha1` (empty without a certificate) before the per-path auth (`haproxy.tmpl`;
 //!   keys.md "Auth TLS": `X-SSL-Client-SHA1` is always added). With `optional_no_ca` the
-//!   hash of an unverified certificate is non-empty, so the gate cannot tell.
+//!   hash of an unverified certificate is non-empty, so the gate cannot tell. Only the gate
+//!   URL with `?controller=haproxy-ingress` counts (`auth-url` keeps the query:
+//!   `pkg/converters/ingress/utils` `ParseURL`); the bare gate URL makes `/verify` trust
+//!   `ssl-client-verify`, which haproxy-ingress does not strip. The global
+//!   `ssl-headers-prefix` must stay `X-SSL`: with another prefix a client-sent
+//!   `X-SSL-Client-SHA1` is neither deleted nor overwritten.
 //! * **Paths** (`ingress.go` `readPathType`; keys.md "Path type"): `Exact` → `exact`,
 //!   `Prefix` → `prefix`, `ImplementationSpecific` → the `path-type` key (case-insensitive:
 //!   `begin` (default, and for unknown values), `prefix`, `exact`, `regex`). The same path
@@ -858,8 +863,16 @@ impl HaproxyIngress {
 /// The client authentication of the paths of one Ingress.
 fn route_auth(host: &HostAuth, ing: &IngressView, gate: Option<&str>) -> RouteAuth {
     let auth_url = config_value(ing, AUTH_URL).map(str::trim);
-    let gated = auth_url.is_some_and(|u| is_gate_url(u, gate, CONTROLLER));
+    // Only the gate URL naming this controller: without `controller=haproxy-ingress` the
+    // gate trusts `ssl-client-verify`, which haproxy-ingress passes through from clients.
+    let gated = auth_url
+        .zip(gate)
+        .is_some_and(|(u, g)| u == gate_url_for(g, CONTROLLER));
     let no_gate = match auth_url {
+        Some(u) if is_gate_url(u, gate, CONTROLLER) && !gated => format!(
+            "Ingress {} has auth-url {u:?}, the gate without ?controller={CONTROLLER}: the gate then trusts the ssl-client-verify header, which haproxy-ingress passes through from the client, so it can be forged",
+            ing.key
+        ),
         Some(u) if !gated => format!(
             "Ingress {} has auth-url {u:?}, not the profile's gate",
             ing.key
