@@ -578,6 +578,22 @@ const CASES: &[Case] = &[
         naming: &[(MtlsNotRequired, "/accounts")],
     },
     Case {
+        rule: "a host-less rule beside the hosts' own rules fails closed (default host fallback)",
+        docs: || {
+            let mut docs = split_with_api(api_ingress());
+            docs.push(
+                Ingress::new("catch-all", "")
+                    .without_tls()
+                    .prefix("/")
+                    .yaml(),
+            );
+            docs
+        },
+        complete: true,
+        codes: &[UnmodelledSetting],
+        naming: &[],
+    },
+    Case {
         rule: "a wildcard rule serving a profile host fails closed",
         docs: || {
             vec![

@@ -62,7 +62,9 @@
 //!   invalid value is ignored: `annotations/validator.go`): `false` serves the path over
 //!   plain HTTP as well, without any client certificate.
 //! * **Wildcard and host-less rules** are matched as regular expressions / through the
-//!   default host; they are not modelled and fail closed.
+//!   default host, and are consulted for a host's requests that none of its own paths
+//!   matches (`maps.go` `convertWildcardToRegex`; regex files come last); they are not
+//!   modelled and fail closed, also when they only exist beside the host's own rules.
 //!
 //! Every configuration key, and what this dialect does with it on an Ingress of a profile
 //! host (M: modelled; I: ignored, it cannot change which route serves a request, whether
@@ -1020,6 +1022,35 @@ impl HaproxyIngress {
                     ctx.host
                 ),
             ));
+        } else {
+            // The wildcard host's paths (regex map, last) and the default host's paths are
+            // consulted when no path of the host itself matches.
+            let wildcard = ctx
+                .host_key
+                .split_once('.')
+                .map(|(_, parent)| format!("*.{parent}"));
+            for key in wildcard.iter().map(String::as_str).chain([""]) {
+                let fallback = ctx
+                    .objects
+                    .ingresses_for_host(key)
+                    .into_iter()
+                    .filter(|i| ctx.profile.considers_class(i.class.as_deref()))
+                    .find(|i| i.rules.iter().any(|r| r.host == key && !r.paths.is_empty()));
+                if let Some(ing) = fallback {
+                    table.findings.push(ctx.finding(
+                        ViolationCode::UnmodelledSetting,
+                        Some(&ing.key),
+                        format!(
+                            "Ingress {} has a rule for {}: haproxy-ingress consults it for requests to {} that no path of the host's own Ingresses matches, which mtls-gate does not model. Fix: give {} its own catch-all path, or remove the {} rule.",
+                            ing.key,
+                            if key.is_empty() { "no host (the default host)".to_string() } else { key.to_string() },
+                            ctx.host,
+                            ctx.host,
+                            if key.is_empty() { "host-less" } else { key },
+                        ),
+                    ));
+                }
+            }
         }
     }
 }
