@@ -11,8 +11,8 @@
 //!   (`ingress.go`, `sortIngress`); ingress-nginx breaks ties the other way, so this module
 //!   reuses [`oldest_first`] only for the timestamps.
 //! * **Host-scoped keys conflict per key**: every Ingress with a rule with `http` or a
-//!   `spec.tls` entry for the host adds its Host-scope keys to the host's mapper; the first Ingress that sets
-//!   a key keeps it and a later, differing value is dropped with a warning
+//!   `spec.tls` entry for the host adds its Host-scope keys to the host's mapper; the first
+//!   Ingress that sets a key keeps it and a later, differing value is dropped with a warning
 //!   (`ingress.go` `addHost`, `annotations/mapper.go` `addAnnotation`/`Get`; keys.md
 //!   "the used value will be of the Ingress resource that was created first"). So
 //!   `auth-tls-secret` of one Ingress and `auth-tls-verify-client` of another combine.
@@ -56,8 +56,8 @@
 //!   first and the same path may exist once per match type since v0.13
 //!   (jcmoraisjr/haproxy-ingress#779). This module reproduces that construction for the
 //!   host ([`match_files`]), and `tests/haproxy_differential.rs` checks the matching against
-//!   HAProxy 2.6. An Ingress `spec.defaultBackend` becomes
-//!   the default host's `/`, which serves requests no path of the host matches.
+//!   HAProxy 2.6. An Ingress `spec.defaultBackend` becomes the default host's `/`, which
+//!   serves requests no path of the host matches.
 //! * **ssl-redirect** (Path scope, default `true`, validated by `strconv.ParseBool`, an
 //!   invalid value is ignored: `annotations/validator.go`): `false` serves the path over
 //!   plain HTTP as well, without any client certificate.
