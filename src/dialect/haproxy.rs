@@ -1283,6 +1283,62 @@ mod tests {
         }
     }
 
+    /// What each map entry matches on the path part of `host#path`.
+    #[test]
+    fn matchers_of_map_entries() {
+        use MatchType::*;
+        let cases: &[(&str, MatchType, &[(&str, bool)])] = &[
+            (
+                "/app",
+                Prefix,
+                &[("/app", true), ("/app/x", true), ("/app1", false)],
+            ),
+            (
+                "/app/",
+                Prefix,
+                &[("/app", true), ("/app/", true), ("/apps", false)],
+            ),
+            ("/", Prefix, &[("/", true), ("/anything", true)]),
+            (
+                "/App",
+                Begin,
+                &[("/app", true), ("/APPLE", true), ("/ap", false)],
+            ),
+            (
+                "/app",
+                Exact,
+                &[("/app", true), ("/app/", false), ("/APP", false)],
+            ),
+            (
+                "/v[0-9]+",
+                Regex,
+                &[("/v12/x", true), ("/x/v12", false), ("/V1", false)],
+            ),
+        ];
+        for (path, match_type, requests) in cases {
+            let matchers = matchers(&entry(path, *match_type, 0));
+            for (request, want) in *requests {
+                let got = matchers
+                    .iter()
+                    .any(|m| m.matches(request) == MatchResult::Yes);
+                assert_eq!(got, *want, "{match_type:?} {path} vs {request}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_level_alternation() {
+        for (regex, want) in [
+            ("/a|/b", true),
+            ("/(a|b)", false),
+            ("/[|]", false),
+            ("/a\\|b", false),
+            ("/(a)|b", true),
+        ] {
+            assert_eq!(has_top_level_alternation(regex), want, "{regex}");
+        }
+    }
+
     fn entry(path: &str, match_type: MatchType, order: usize) -> MapEntry {
         MapEntry {
             path: path.into(),
