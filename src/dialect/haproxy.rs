@@ -1287,7 +1287,9 @@ mod tests {
     #[test]
     fn matchers_of_map_entries() {
         use MatchType::*;
-        let cases: &[(&str, MatchType, &[(&str, bool)])] = &[
+        /// (Ingress path, match type, requests and whether they match)
+        type MatcherCase = (&'static str, MatchType, &'static [(&'static str, bool)]);
+        let cases: &[MatcherCase] = &[
             (
                 "/app",
                 Prefix,
