@@ -12,7 +12,7 @@ release:
 	$(CARGO) build --locked --release
 
 # Unit, integration and webhook-over-TLS tests (cargo-nextest when available). The real-proxy
-# tests (probe, nginx differential) must run here, not skip: proxies are installed first.
+# tests (probe, nginx and HAProxy differential) must run here, not skip: proxies are installed first.
 test-rust: export MTLS_GATE_REQUIRE_PROXIES = 1
 test-rust: proxies
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -65,11 +65,12 @@ e2e-scale:
 proxies:
 	scripts/install-proxies.sh
 
-# The nginx differential test with many generated cases (make test runs a bounded number).
+# The nginx and HAProxy differential tests with many generated cases (make test runs a
+# bounded number).
 DIFFERENTIAL_CASES ?= 2000
 differential: proxies
 	MTLS_GATE_REQUIRE_PROXIES=1 MTLS_GATE_DIFFERENTIAL_CASES=$(DIFFERENTIAL_CASES) \
-		$(CARGO) test --locked --test nginx_differential -- --nocapture
+		$(CARGO) test --locked --test nginx_differential --test haproxy_differential -- --nocapture
 .PHONY: attack fuzz
 
 # Attack load test (issue 11): the release webhook binary under each attack of the

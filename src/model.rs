@@ -119,6 +119,8 @@ pub fn is_relevant_annotation(key: &str) -> bool {
                 || key.ends_with("-snippet"))
         || key.starts_with("traefik.ingress.kubernetes.io/router.")
         || key.starts_with("haproxy-ingress.github.io/")
+        || key.starts_with("ingress.kubernetes.io/")
+        || key.starts_with("haproxy.org/")
         || key.starts_with("mtls-gate.io/")
 }
 

@@ -25,6 +25,20 @@ type Finding = (&'static str, &'static str, Option<&'static str>);
 const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
     ("examples/nginx-split-host", 0, &[], &[]),
     ("examples/traefik-split-host", 0, &[], &[]),
+    ("examples/haproxy-ingress", 0, &[], &[]),
+    (
+        "examples/broken/haproxy-older-ingress-weakens-host.yaml",
+        1,
+        &["HostSettingsConflict", "MtlsNotRequired"],
+        &[
+            ("HostSettingsConflict", "mtls-api.bank.example", None),
+            (
+                "MtlsNotRequired",
+                "mtls-api.bank.example",
+                Some("/domestic-payments"),
+            ),
+        ],
+    ),
     ("examples/nginx-single-host-gate", 0, &[], &[]),
     (
         "examples/broken/mtls-on-public-host.yaml",

@@ -8,9 +8,10 @@
 //!   (an issuer with a path and a trailing `/`: discovery lives at
 //!   `/oauth2/.well-known/openid-configuration`, OIDC Discovery §4).
 //!
-//! (a) On a host with the right client auth (MTLS row: ingress-nginx
+//! (a) On a host with the right client auth (MTLS row: ingress-nginx or haproxy-ingress
 //! `auth-tls-verify-client: "on"` with the CA; TLS row: no client-certificate settings) the
-//! endpoint is served and compliant and no violation names it.
+//! endpoint is served and compliant and no violation names it. Every row is checked on
+//! each controller of `DIALECTS`.
 //! (b) On a host with the wrong one (MTLS row: no client auth; TLS row: certificates
 //! required) there is exactly one violation, `MtlsNotRequired` or
 //! `MtlsRequiredOnTlsEndpoint`, naming the endpoint as the table writes it, the Ingress and
@@ -86,10 +87,14 @@ impl Row {
     }
 }
 
-/// The split-host profile of this file.
-fn profile() -> Profile {
+/// The ingress controllers every row is checked on, with their IngressClass.
+const DIALECTS: &[(&str, &str)] = &[("ingress-nginx", "nginx"), ("haproxy-ingress", "haproxy")];
+
+/// The split-host profile of this file for a controller.
+fn profile(controller: &str, class: &str) -> Profile {
     let alias = |p: &str| format!("https://{MTLS_AUTH_HOST}/oauth2{p}");
-    let mut profile = Profile::split_host().issuer(ISSUER).class("nginx");
+    let mut profile = Profile::split_host().issuer(ISSUER).class(class);
+    profile.controller = controller.into();
     for (field, path) in [
         ("tokenEndpoint", "/token"),
         ("pushedAuthorizationRequestEndpoint", "/par"),
@@ -104,27 +109,48 @@ fn profile() -> Profile {
 }
 
 /// The row's route on an Ingress whose host requires client certificates or not.
-fn manifests(row: &Row, require_certificates: bool) -> (Vec<String>, Ingress) {
+fn manifests(
+    row: &Row,
+    (controller, class): (&str, &str),
+    require_certificates: bool,
+) -> (Vec<String>, Ingress) {
     let (host, path, _) = row.location();
     let mut ingress = Ingress::new(row.ingress_name(), host)
-        .class("nginx")
+        .class(class)
         .exact(&path);
     if require_certificates {
-        ingress = ingress.annotations(nginx::client_auth("on"));
+        ingress = ingress.annotations(match controller {
+            "haproxy-ingress" => haproxy::client_auth("on"),
+            _ => nginx::client_auth("on"),
+        });
     }
-    (vec![profile().yaml(), ca_secret(), ingress.yaml()], ingress)
+    (
+        vec![
+            profile(controller, class).yaml(),
+            ca_secret(),
+            ingress.yaml(),
+        ],
+        ingress,
+    )
 }
 
 fn check_row(case: &str) {
+    for &dialect in DIALECTS {
+        check_row_on(case, dialect);
+    }
+}
+
+fn check_row_on(row_case: &str, dialect: (&str, &str)) {
     let row = ROWS
         .iter()
-        .find(|r| r.case == case)
-        .unwrap_or_else(|| panic!("no row {case}"));
+        .find(|r| r.case == row_case)
+        .unwrap_or_else(|| panic!("no row {row_case}"));
+    let case = format!("{row_case} on {}", dialect.0);
     let (host, path, url) = row.location();
     let mtls = row.scheme == "MTLS";
 
     // (a) the right client auth: served, compliant, nothing names it.
-    let (docs, ingress) = manifests(row, mtls);
+    let (docs, ingress) = manifests(row, dialect, mtls);
     let verdict = evaluate(&docs);
     assert!(
         verdict.compliant && verdict.violations.is_empty(),
@@ -148,7 +174,7 @@ fn check_row(case: &str) {
     );
 
     // (b) the wrong client auth: exactly one violation naming endpoint, Ingress and path.
-    let (docs, ingress) = manifests(row, !mtls);
+    let (docs, ingress) = manifests(row, dialect, !mtls);
     let verdict = evaluate(&docs);
     assert_eq!(
         verdict.violations.len(),

@@ -1,6 +1,7 @@
 //! Incremental admission decisions equal full re-evaluation (issue "Engine v2", item 3).
 //!
-//! Random worlds (ingress-nginx and Traefik, split host and single host with the gate)
+//! Random worlds (ingress-nginx, Traefik and haproxy-ingress, split host and single host
+//! with the gate)
 //! and random sequences of Ingress changes on the profile's hosts. For every change:
 //! - the host evaluated incrementally from the cached before-state
 //!   (`engine::evaluate_host_after_change`) has the same verdict, coverage included, as the
@@ -19,7 +20,7 @@ use std::path::Path;
 
 use common::{
     API_BASE, Ingress as IngressBuilder, MTLS_API_HOST, MTLS_AUTH_HOST, NEWER, OLDER, PUBLIC_HOST,
-    Profile, SINGLE_HOST, ca_secret, nginx, traefik,
+    Profile, SINGLE_HOST, ca_secret, haproxy, nginx, traefik,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use mtls_gate::admission::{BeforeStateCache, review_ingress, review_ingress_cached};
@@ -104,8 +105,16 @@ fn change() -> impl Strategy<Value = Change> {
     ]
 }
 
+/// The controllers of the worlds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Controller {
+    Nginx,
+    Traefik,
+    Haproxy,
+}
+
 /// The Ingress manifest of a spec in a world of `controller` whose hosts are `hosts`.
-fn manifest(spec: &IngressSpec, hosts: &[&str], traefik_world: bool) -> String {
+fn manifest(spec: &IngressSpec, hosts: &[&str], controller: Controller) -> String {
     let pool = path_pool();
     let mut ing = IngressBuilder::new(NAMES[spec.name], hosts[spec.host % hosts.len()])
         .created([OLDER, MIDDLE, NEWER][spec.created]);
@@ -115,7 +124,19 @@ fn manifest(spec: &IngressSpec, hosts: &[&str], traefik_world: bool) -> String {
     if !spec.tls {
         ing = ing.without_tls();
     }
-    if traefik_world {
+    if controller == Controller::Haproxy {
+        if let Some(mode) = spec.client_auth {
+            ing = ing.annotations(haproxy::client_auth(
+                ["on", "optional", "off", "optional_no_ca"][mode],
+            ));
+        }
+        if spec.gate {
+            ing = ing.annotations(haproxy::gate());
+        }
+        if spec.regex {
+            ing = ing.annotation(&haproxy::key("path-type"), "regex");
+        }
+    } else if controller == Controller::Traefik {
         if let Some(mode) = spec.client_auth {
             ing = ing.annotations(traefik::tls_options(
                 ["mtls", "optional", "none", "mtls"][mode],
@@ -142,7 +163,7 @@ fn manifest(spec: &IngressSpec, hosts: &[&str], traefik_world: bool) -> String {
 
 #[derive(Debug, Clone)]
 struct World {
-    traefik: bool,
+    controller: Controller,
     single_host: bool,
     initial: Vec<IngressSpec>,
     changes: Vec<Change>,
@@ -150,13 +171,17 @@ struct World {
 
 fn world() -> impl Strategy<Value = World> {
     (
-        any::<bool>(),
+        prop_oneof![
+            Just(Controller::Nginx),
+            Just(Controller::Traefik),
+            Just(Controller::Haproxy)
+        ],
         any::<bool>(),
         prop::collection::vec(ingress_spec(), 0..6),
         prop::collection::vec(change(), 1..6),
     )
-        .prop_map(|(traefik, single_host, initial, changes)| World {
-            traefik,
+        .prop_map(|(controller, single_host, initial, changes)| World {
+            controller,
             single_host,
             initial,
             changes,
@@ -177,13 +202,16 @@ fn load_view(world: &World) -> ClusterView {
     } else {
         Profile::split_host()
     };
-    let profile = if world.traefik {
-        profile.traefik()
-    } else {
-        profile
+    let profile = match world.controller {
+        Controller::Nginx => profile,
+        Controller::Traefik => profile.traefik(),
+        Controller::Haproxy => Profile {
+            controller: "haproxy-ingress".into(),
+            ..profile
+        },
     };
     let mut docs = vec![profile.yaml(), ca_secret()];
-    if world.traefik {
+    if world.controller == Controller::Traefik {
         docs.push(traefik::tls_option("mtls", "RequireAndVerifyClientCert"));
         docs.push(traefik::tls_option("optional", "VerifyClientCertIfGiven"));
     }
@@ -191,7 +219,7 @@ fn load_view(world: &World) -> ClusterView {
     // Later specs with the same name replace earlier ones, as in a cluster.
     let mut by_name = std::collections::BTreeMap::new();
     for spec in &world.initial {
-        by_name.insert(spec.name, manifest(spec, &hosts, world.traefik));
+        by_name.insert(spec.name, manifest(spec, &hosts, world.controller));
     }
     docs.extend(by_name.into_values());
     let text = docs.join("---\n");
@@ -200,7 +228,7 @@ fn load_view(world: &World) -> ClusterView {
 }
 
 fn ingress(spec: &IngressSpec, world: &World) -> Ingress {
-    serde_yaml_ng::from_str(&manifest(spec, &hosts(world), world.traefik)).expect("Ingress")
+    serde_yaml_ng::from_str(&manifest(spec, &hosts(world), world.controller)).expect("Ingress")
 }
 
 fn check(world: World) -> Result<(), TestCaseError> {

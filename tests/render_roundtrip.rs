@@ -49,6 +49,7 @@ fn rendered_examples_pass_check_and_render_is_idempotent() {
     for (example, managed, extra_objects) in [
         ("examples/render/nginx-split-host.yaml", 3, 0),
         ("examples/render/traefik-single-host-gate.yaml", 2, 4),
+        ("examples/render/haproxy-single-host-gate.yaml", 2, 0),
         ("examples/nginx-split-host", 2, 0),
         ("examples/nginx-single-host-gate", 2, 0),
     ] {

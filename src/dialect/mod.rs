@@ -10,6 +10,7 @@
 //! module, one arm in [`dialect_for`] and one entry in [`DIALECTS`].
 
 pub mod go_parse;
+pub mod haproxy;
 pub mod nginx;
 pub mod traefik;
 
@@ -328,7 +329,7 @@ pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect
     match controller {
         IngressController::IngressNginx => Some(&nginx::IngressNginx),
         IngressController::Traefik => Some(&traefik::Traefik),
-        IngressController::HaproxyIngress => None,
+        IngressController::HaproxyIngress => Some(&haproxy::HaproxyIngress),
     }
 }
 

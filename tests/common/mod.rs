@@ -576,3 +576,35 @@ pub fn serving(verdict: &Verdict, endpoint: &str, url: &str) -> Vec<(String, Str
     routes.sort();
     routes
 }
+
+/// haproxy-ingress annotations (`haproxy-ingress.github.io/` prefix).
+pub mod haproxy {
+    use super::{CA_SECRET, GATE_URL, NS};
+
+    pub const PREFIX: &str = "haproxy-ingress.github.io/";
+    /// The older prefix haproxy-ingress also reads (after `PREFIX`).
+    pub const LEGACY_PREFIX: &str = "ingress.kubernetes.io/";
+
+    /// The annotation of a configuration key under the default prefix.
+    pub fn key(config_key: &str) -> String {
+        format!("{PREFIX}{config_key}")
+    }
+
+    /// `auth-tls-secret` (the profile's CA) and `auth-tls-verify-client`.
+    pub fn client_auth(verify_client: &str) -> Vec<(String, String)> {
+        vec![
+            (key("auth-tls-secret"), format!("{NS}/{CA_SECRET}")),
+            (key("auth-tls-verify-client"), verify_client.into()),
+        ]
+    }
+
+    /// The gate URL as the renderer writes it for haproxy-ingress.
+    pub fn gate_url() -> String {
+        format!("{GATE_URL}?controller=haproxy-ingress")
+    }
+
+    /// `auth-url` pointing at the profile's gate.
+    pub fn gate() -> Vec<(String, String)> {
+        vec![(key("auth-url"), gate_url())]
+    }
+}
