@@ -22,11 +22,12 @@ use crate::violation::{Violation, ViolationCode};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
     #[error(
-        "profile {profile}: spec.ingressController {controller:?} is accepted by the CRD, but this version of mtls-gate cannot evaluate it yet (supported: ingress-nginx, traefik)"
+        "profile {profile}: spec.ingressController {controller:?} is accepted by the CRD, but this version of mtls-gate cannot evaluate it (supported: {supported})"
     )]
     UnsupportedController {
         profile: String,
         controller: &'static str,
+        supported: String,
     },
 }
 
@@ -84,6 +85,11 @@ pub fn profile_dialect(profile: &CompiledProfile) -> Result<&'static dyn Dialect
     dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
         profile: profile.name.clone(),
         controller: profile.controller().as_str(),
+        supported: crate::dialect::DIALECTS
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 

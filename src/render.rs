@@ -134,11 +134,7 @@ pub fn render_profile<'a>(
     objects: &dyn ObjectSource,
     managed: impl IntoIterator<Item = &'a IngressView>,
 ) -> Result<RenderPlan, EngineError> {
-    let dialect =
-        dialect_for(profile.controller()).ok_or_else(|| EngineError::UnsupportedController {
-            profile: profile.name.clone(),
-            controller: profile.controller().as_str(),
-        })?;
+    let dialect = crate::engine::profile_dialect(profile)?;
     let mut plan = RenderPlan {
         profile: profile.name.clone(),
         ..Default::default()

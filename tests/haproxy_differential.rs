@@ -257,7 +257,7 @@ fn engine_markers(manifests: &Manifests, host: &str, paths: &[String]) -> Vec<BT
             let names: BTreeSet<String> = dialect
                 .winners(&table, path)
                 .into_iter()
-                .map(|i| table.routes[i].ingress.key.name.clone())
+                .map(|i| table.routes[i].source.key.name.clone())
                 .collect();
             if names.is_empty() {
                 ["none".to_string()].into()

@@ -235,7 +235,7 @@ use std::sync::Arc;
 
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
-    RenderedObject, Route, RouteAuth, gate_url_for, go_parse::parse_bool, is_gate_url,
+    RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, go_parse::parse_bool, is_gate_url,
     oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
@@ -1132,7 +1132,7 @@ impl Dialect for HaproxyIngress {
                 let auth = auth_of(ing);
                 for matcher in matchers(&entries[e]) {
                     table.routes.push(Route {
-                        ingress: ing.clone(),
+                        source: RouteSource::ingress(ing),
                         path: entries[e].path.clone(),
                         path_type: *path_type,
                         matcher,
@@ -1148,7 +1148,7 @@ impl Dialect for HaproxyIngress {
         // what no path of the host matches.
         if let Some(ing) = ings.iter().find(|i| i.has_default_backend) {
             table.routes.push(Route {
-                ingress: ing.clone(),
+                source: RouteSource::ingress(ing),
                 path: "/".into(),
                 path_type: PathType::ImplementationSpecific,
                 matcher: PathMatcher::Prefix("/".into()),

@@ -337,6 +337,7 @@ pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect
 pub static DIALECTS: &[(IngressController, &dyn Dialect)] = &[
     (IngressController::IngressNginx, &nginx::IngressNginx),
     (IngressController::Traefik, &traefik::Traefik),
+    (IngressController::HaproxyIngress, &haproxy::HaproxyIngress),
 ];
 
 /// Every kind some dialect reads, with the controller that owns it.
@@ -373,7 +374,8 @@ pub fn reduce_owned(
 
 /// Ingress-order key shared by controllers that let the oldest Ingress win: creation time
 /// ascending (not-yet-created objects last), then `namespace/name` descending, as
-/// ingress-nginx's `sortIngressSlice` and haproxy-ingress do.
+/// ingress-nginx's `sortIngressSlice` does (haproxy-ingress breaks ties the other way; its
+/// dialect orders ties itself).
 pub fn oldest_first(a: &IngressView, b: &IngressView) -> std::cmp::Ordering {
     let ta = a.created.unwrap_or(i64::MAX);
     let tb = b.created.unwrap_or(i64::MAX);
