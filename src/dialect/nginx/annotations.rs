@@ -68,14 +68,17 @@ pub fn audit(key: &str) -> Option<Audit> {
 /// Whether views must keep this annotation: every key of the prefix except the ones the
 /// audit found irrelevant (unknown keys are kept, to be reported).
 pub fn kept_in_views(key: &str) -> bool {
-    key.starts_with(PREFIX)
-        && audit(key).is_none_or(|a| a.decision != Decision::Irrelevant)
+    key.starts_with(PREFIX) && audit(key).is_none_or(|a| a.decision != Decision::Irrelevant)
 }
 
 /// `parser.normalizeString`: every line trimmed of surrounding whitespace
 /// (`internal/ingress/annotations/parser/main.go`).
 pub fn normalize_string(value: &str) -> String {
-    value.split('\n').map(str::trim).collect::<Vec<_>>().join("\n")
+    value
+        .split('\n')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A boolean annotation as the controller reads it: `Ok(None)` absent, `Ok(Some(b))` a
@@ -116,13 +119,34 @@ mod tests {
     #[test]
     fn decisions_are_read_from_the_table() {
         let cases = [
-            ("nginx.ingress.kubernetes.io/use-regex", Some(Decision::Modelled)),
-            ("nginx.ingress.kubernetes.io/ssl-redirect", Some(Decision::Modelled)),
-            ("nginx.ingress.kubernetes.io/satisfy", Some(Decision::Modelled)),
-            ("nginx.ingress.kubernetes.io/server-snippet", Some(Decision::Reported)),
-            ("nginx.ingress.kubernetes.io/canary", Some(Decision::Reported)),
-            ("nginx.ingress.kubernetes.io/proxy-body-size", Some(Decision::Irrelevant)),
-            ("nginx.ingress.kubernetes.io/cors-allow-origin", Some(Decision::Irrelevant)),
+            (
+                "nginx.ingress.kubernetes.io/use-regex",
+                Some(Decision::Modelled),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/ssl-redirect",
+                Some(Decision::Modelled),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/satisfy",
+                Some(Decision::Modelled),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/server-snippet",
+                Some(Decision::Reported),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/canary",
+                Some(Decision::Reported),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/proxy-body-size",
+                Some(Decision::Irrelevant),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/cors-allow-origin",
+                Some(Decision::Irrelevant),
+            ),
             ("nginx.ingress.kubernetes.io/ssl-redirct", None),
             ("traefik.ingress.kubernetes.io/router.tls", None),
         ];
@@ -131,7 +155,9 @@ mod tests {
         }
         assert!(kept_in_views("nginx.ingress.kubernetes.io/ssl-redirct"));
         assert!(kept_in_views("nginx.ingress.kubernetes.io/satisfy"));
-        assert!(!kept_in_views("nginx.ingress.kubernetes.io/proxy-body-size"));
+        assert!(!kept_in_views(
+            "nginx.ingress.kubernetes.io/proxy-body-size"
+        ));
     }
 
     #[test]

@@ -91,11 +91,10 @@ struct AuthTlsSettings {
 
 impl AuthTlsSettings {
     fn of(ing: &IngressView) -> Option<Self> {
-        if !ing
-            .annotations
-            .keys()
-            .any(|k| k.strip_prefix(PREFIX).is_some_and(|k| k.starts_with("auth-tls-")))
-        {
+        if !ing.annotations.keys().any(|k| {
+            k.strip_prefix(PREFIX)
+                .is_some_and(|k| k.starts_with("auth-tls-"))
+        }) {
             return None;
         }
         // `parser.GetIntAnnotation` (`strconv.Atoi`, no trimming); 0 or invalid → 1.
@@ -213,7 +212,8 @@ impl LocationSettings {
             bypass.push("auth-cache-key/auth-cache-duration replay a cached answer of the gate to other clients");
         }
         if string_annotation(ing, AUTH_PROXY_SET_HEADERS).is_some() {
-            bypass.push("auth-proxy-set-headers can set the ssl-client-verify header the gate reads");
+            bypass
+                .push("auth-proxy-set-headers can set the ssl-client-verify header the gate reads");
         }
         Self {
             use_regex,
@@ -299,7 +299,9 @@ fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> 
         };
         const GO_BOOL: &str = "booleans are parsed by Go's strconv.ParseBool: 1 t T TRUE true True or 0 f F FALSE false False, without spaces";
         match name {
-            "use-regex" | "ssl-redirect" | "force-ssl-redirect"
+            "use-regex"
+            | "ssl-redirect"
+            | "force-ssl-redirect"
             | "auth-tls-pass-certificate-to-upstream"
                 if bool_annotation(ing, key).is_err() =>
             {
@@ -333,9 +335,11 @@ fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> 
             }
             "rewrite-target"
                 if !value.is_empty()
-                    && !value.strip_prefix('/').unwrap_or(value).bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b)
-                    }) =>
+                    && !value
+                        .strip_prefix('/')
+                        .unwrap_or(value)
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b)) =>
             {
                 report(invalid(
                     "parser.RegexPathWithCapture allows letters, digits and -._~/:$",
@@ -655,8 +659,13 @@ impl IngressNginx {
         } else if catch_all {
             (!ings.is_empty()).then_some((0, None, false))
         } else {
-            ings.first()
-                .map(|first| (0, Some(LocationSettings::of(first)), first.has_default_backend))
+            ings.first().map(|first| {
+                (
+                    0,
+                    Some(LocationSettings::of(first)),
+                    first.has_default_backend,
+                )
+            })
         };
         // enforceRegexModifier over the placed locations (a Prefix location that is not a
         // regex location of its own is placed at its normalised path, ending in `/`).
