@@ -65,6 +65,13 @@ pub fn audit(key: &str) -> Option<Audit> {
     AUDIT.get(key.strip_prefix(PREFIX)?).copied()
 }
 
+/// Every audited annotation (full key) with its decision, in name order.
+pub fn audited() -> impl Iterator<Item = (String, Audit)> {
+    AUDIT
+        .iter()
+        .map(|(name, a)| (format!("{PREFIX}{name}"), *a))
+}
+
 /// Whether views must keep this annotation: every key of the prefix except the ones the
 /// audit found irrelevant (unknown keys are kept, to be reported).
 pub fn kept_in_views(key: &str) -> bool {
