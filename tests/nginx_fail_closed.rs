@@ -261,7 +261,7 @@ fn ssl_redirect_and_force_ssl_redirect() {
         .prefix(&format!("{API_BASE}/accounts"));
     cases.push(Case {
         name: "S3: a second Ingress with ssl-redirect false on the protected host",
-        docs: split(Some(api_ingress()), &[plain.clone()]),
+        docs: split(Some(api_ingress()), std::slice::from_ref(&plain)),
         changed: plain.key(),
         expect: Expect::Denied {
             code: MtlsNotRequired,
@@ -570,7 +570,7 @@ fn unknown_creation_order_is_reported_and_covered_as_the_worst_case() {
         .without_created()
         .annotations(nginx::client_auth("optional"))
         .exact("/healthz");
-    let verdict = evaluate(&split(Some(strong.clone()), &[weak.clone()]));
+    let verdict = evaluate(&split(Some(strong.clone()), std::slice::from_ref(&weak)));
     let order: Vec<_> = with_code(&verdict, HostSettingsConflict)
         .into_iter()
         .filter(|v| v.message.contains("creationTimestamp"))
@@ -653,7 +653,7 @@ fn must_deny_variants() -> Vec<(&'static str, Vec<String>, String)> {
                 .path(path, path_type);
             out.push((
                 "A2 regex on the empty API host",
-                split(None, &[ing.clone()]),
+                split(None, std::slice::from_ref(&ing)),
                 ing.key(),
             ));
         }
@@ -667,7 +667,7 @@ fn must_deny_variants() -> Vec<(&'static str, Vec<String>, String)> {
                 .prefix(path);
             out.push((
                 "C regex on the issuer host",
-                split(Some(api_ingress()), &[ing.clone()]),
+                split(Some(api_ingress()), std::slice::from_ref(&ing)),
                 ing.key(),
             ));
         }
@@ -680,7 +680,7 @@ fn must_deny_variants() -> Vec<(&'static str, Vec<String>, String)> {
             .exact("/OPEN-BANKING-NZ/V3.0/ACCOUNTS");
         out.push((
             "D ungated regex Exact on the single host",
-            single(single_gated_apis(), &[ing.clone()]),
+            single(single_gated_apis(), std::slice::from_ref(&ing)),
             ing.key(),
         ));
     }
@@ -721,7 +721,7 @@ fn must_deny_variants() -> Vec<(&'static str, Vec<String>, String)> {
         .prefix(&format!("{API_BASE}/accounts"));
     out.push((
         "S3 ssl-redirect off next to the CA",
-        split(Some(api_ingress()), &[plain.clone()]),
+        split(Some(api_ingress()), std::slice::from_ref(&plain)),
         plain.key(),
     ));
     // S10/S12: Y1 `/tok` exists; Y2 adds only use-regex and /healthz (whole host in regex
