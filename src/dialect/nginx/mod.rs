@@ -125,16 +125,20 @@ impl AuthTlsSettings {
     }
 }
 
-/// Resolves `auth-tls-secret` (`namespace/name` or `name`) as ingress-nginx does.
+/// Resolves `auth-tls-secret` as ingress-nginx does: `k8s.ParseNameNS` requires exactly
+/// `namespace/name` (a bare name is an error, and the location is denied: 403 for the
+/// host), and the namespace must be the Ingress's.
 fn secret_key(ing: &IngressView, value: &str) -> Result<ObjectKey, String> {
     let valid = |s: &str| {
         !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
     };
-    let (ns, name) = match value.split_once('/') {
-        Some((ns, name)) => (ns, name),
-        None => (ing.key.namespace.as_str(), value),
+    let Some((ns, name)) = value.split_once('/') else {
+        return Err(format!(
+            "{value:?} is not of the form namespace/name (k8s.ParseNameNS), e.g. {}/{value}",
+            ing.key.namespace
+        ));
     };
     if !valid(ns) || !valid(name) {
         return Err(format!("{value:?} is not a valid namespace/name"));
