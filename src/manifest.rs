@@ -600,6 +600,39 @@ pub fn typed<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, InputE
     })
 }
 
+/// Like [`typed`], but as strict as `kubectl apply --validate=strict`: a field the type does
+/// not define (a misspelt `ingresClassName`) is an error naming it, not silently dropped.
+/// `apiVersion` and `kind` are read by the dispatch, not by the type.
+pub fn typed_strict<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, InputError> {
+    let mut unknown: Vec<String> = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let value: T =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&doc.value, &mut record))
+            .map_err(|e| InputError::Invalid {
+                origin: Box::new(doc.origin.clone()),
+                kind: doc.kind().to_string(),
+                name: doc.name().to_string(),
+                field: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+    match unknown
+        .into_iter()
+        .find(|field| field != "apiVersion" && field != "kind")
+    {
+        Some(field) => Err(invalid(
+            doc,
+            &field,
+            format!(
+                "unknown field {:?}: {} {} does not define it (kubectl --validate=strict rejects it too); check its spelling",
+                field.rsplit('.').next().unwrap_or(&field),
+                doc.kind(),
+                doc.api_version()
+            ),
+        )),
+        None => Ok(value),
+    }
+}
+
 /// Objects loaded from manifests.
 #[derive(Debug, Default)]
 pub struct Manifests {
@@ -679,7 +712,7 @@ pub fn load(
                         ),
                     ));
                 }
-                let profile: ApiProviderProfile = typed(doc)?;
+                let profile: ApiProviderProfile = typed_strict(doc)?;
                 let compiled = profile
                     .compile()
                     .map_err(|e| invalid(doc, &e.field, e.message))?;

@@ -109,14 +109,12 @@ pub struct IngressView {
     pub has_default_backend: bool,
 }
 
-/// Annotations the dialects read; everything else is dropped from cached views.
+/// Annotations the dialects read (for ingress-nginx: every annotation its audit does not
+/// find irrelevant, see [`crate::dialect::nginx::annotations`]); everything else is
+/// dropped from cached views.
 pub fn is_relevant_annotation(key: &str) -> bool {
     key == "kubernetes.io/ingress.class"
-        || key.starts_with("nginx.ingress.kubernetes.io/")
-            && (key.contains("auth-")
-                || key.ends_with("use-regex")
-                || key.ends_with("rewrite-target")
-                || key.ends_with("-snippet"))
+        || crate::dialect::nginx::annotations::kept_in_views(key)
         || key.starts_with("traefik.ingress.kubernetes.io/router.")
         || key.starts_with("haproxy-ingress.github.io/")
         || key.starts_with("ingress.kubernetes.io/")
@@ -193,9 +191,11 @@ impl IngressView {
         self.annotations.get(key).map(String::as_str)
     }
 
-    /// Every host key this Ingress has a rule for.
+    /// Every host key this Ingress serves: those it has a rule for, and `""` (the
+    /// catch-all server of hosts no rule names) for an Ingress with only a default backend.
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
-        self.rules.iter().map(|r| r.host.as_str())
+        let catch_all = (self.rules.is_empty() && self.has_default_backend).then_some("");
+        self.rules.iter().map(|r| r.host.as_str()).chain(catch_all)
     }
 
     pub fn has_tls_for(&self, host: &str) -> bool {

@@ -291,10 +291,10 @@ fn nginx_auth_tls_annotation_values() {
             "required",
         ),
         (
-            "secret name without namespace",
+            "secret name without namespace: k8s.ParseNameNS fails, the host answers 403",
             "open-banking-client-ca",
             Some("on"),
-            "required",
+            "rejected",
         ),
     ] {
         let mut ingress = Ingress::new("authorization-server-mtls", MTLS_AUTH_HOST)
@@ -310,9 +310,18 @@ fn nginx_auth_tls_annotation_values() {
             [(ingress.key(), "/".to_string(), token_auth.to_string())],
             "[{name}]"
         );
+        // A value the controller rejects is evaluated as the controller then behaves, and
+        // reported (`UnmodelledSetting`): never compliant.
+        let valid = verify.is_none_or(|v| ["on", "off", "optional", "optional_no_ca"].contains(&v));
         assert_eq!(
             verdict.compliant,
-            token_auth == "required",
+            token_auth == "required" && valid,
+            "[{name}]\n{}",
+            describe(&verdict)
+        );
+        assert_eq!(
+            with_code(&verdict, ViolationCode::UnmodelledSetting).len(),
+            usize::from(!valid),
             "[{name}]\n{}",
             describe(&verdict)
         );

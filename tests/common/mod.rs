@@ -254,6 +254,11 @@ impl Ingress {
         self.class = Some(class.into());
         self
     }
+    /// No `metadata.creationTimestamp`, as in manifests kept in Git.
+    pub fn without_created(mut self) -> Self {
+        self.created = None;
+        self
+    }
     /// Sets an annotation (replacing an earlier value of the same key).
     pub fn annotation(mut self, key: &str, value: &str) -> Self {
         match self.annotations.iter_mut().find(|(k, _)| k == key) {

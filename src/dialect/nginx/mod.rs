@@ -1,0 +1,964 @@
+//! ingress-nginx (kubernetes/ingress-nginx v1.10-v1.15), as its source behaves:
+//!
+//! * Paths: `ImplementationSpecific` is loaded as `Prefix`. `Exact /p` is `location = /p`;
+//!   `Prefix /p` is split into `location /p/` and `location = /p` (not `/` nor paths ending
+//!   in `/`, nor paths whose own location is a regex location). A duplicate path with the
+//!   same type on the host is dropped (oldest wins). Every host has an implicit
+//!   `location /` to the default backend that inherits the annotations of the oldest
+//!   Ingress of the host (`createServers` in `internal/ingress/controller/controller.go`).
+//! * Catch-all server: host-less rules and Ingresses with only `spec.defaultBackend` serve
+//!   every host that no server block names (host key `""`). The oldest Ingress with a
+//!   default backend and no rules takes the catch-all's `location /` (its annotations
+//!   apply, except rewrite and redirect ones), before any host-less `/` path can.
+//! * Regex mode: a host is in regex mode when some *placed* location has `use-regex` or a
+//!   `rewrite-target` different from its own path (`enforceRegexModifier` and
+//!   `needsRewrite` in `internal/ingress/controller/template/template.go`); then every
+//!   location of the host is `~* "^<path>"` (case-insensitive, no end anchor, so even
+//!   `Exact` paths match as prefixes); locations are ordered longest path first, ties in
+//!   reverse byte order, and the first matching one wins.
+//! * Plain HTTP: every location is also served on port 80. `lua_ingress.lua`
+//!   (`redirect_to_https`) redirects to HTTPS when `force-ssl-redirect` is true, or when
+//!   `ssl-redirect` is true (the default) and the host has a certificate; otherwise the
+//!   path is served in clear text, without any client certificate.
+//! * Client auth (`auth-tls-*`) is host-wide: the oldest Ingress whose `auth-tls-secret`
+//!   resolves to a Secret with `ca.crt` decides for every path; a Secret without `ca.crt`
+//!   silently disables verification; an unresolvable secret makes the whole host answer 403.
+//! * `auth-url` is per Ingress (every location of it). The auth sub-request receives
+//!   `ssl-client-verify` from nginx only when the host has a CA; otherwise a client-sent
+//!   header passes through, so a gate on such a host can be forged. `satisfy: any`,
+//!   `auth-cache-*` and `auth-proxy-set-headers` let requests past the gate without it
+//!   deciding for them, so a gate with them counts as no gate.
+//! * Creation order: where the oldest Ingress wins and two or more Ingresses of the host
+//!   have no `creationTimestamp` (manifests from Git), their order is unknown; the table is
+//!   built with the order that weakens MTLS endpoints most (weakest client-auth settings
+//!   first), and a finding says so when the order changes anything.
+//!
+//! Which annotations are modelled, reported or irrelevant: [`annotations`].
+
+pub mod annotations;
+
+use std::sync::Arc;
+
+use self::annotations::{Decision, PREFIX, bool_annotation, normalize_string, string_annotation};
+use super::{
+    AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
+    RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, is_gate_url, oldest_first,
+};
+use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
+use crate::paths::{MatchResult, PathMatcher};
+use crate::violation::{Violation, ViolationCode};
+
+pub struct IngressNginx;
+
+pub const AUTH_TLS_SECRET: &str = "nginx.ingress.kubernetes.io/auth-tls-secret";
+pub const AUTH_TLS_VERIFY_CLIENT: &str = "nginx.ingress.kubernetes.io/auth-tls-verify-client";
+pub const AUTH_TLS_VERIFY_DEPTH: &str = "nginx.ingress.kubernetes.io/auth-tls-verify-depth";
+pub const AUTH_TLS_PASS_CERT: &str =
+    "nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream";
+pub const AUTH_URL: &str = "nginx.ingress.kubernetes.io/auth-url";
+pub const USE_REGEX: &str = "nginx.ingress.kubernetes.io/use-regex";
+pub const REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
+pub const SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
+pub const FORCE_SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/force-ssl-redirect";
+pub const SATISFY: &str = "nginx.ingress.kubernetes.io/satisfy";
+pub const AUTH_CACHE_KEY: &str = "nginx.ingress.kubernetes.io/auth-cache-key";
+pub const AUTH_CACHE_DURATION: &str = "nginx.ingress.kubernetes.io/auth-cache-duration";
+pub const AUTH_PROXY_SET_HEADERS: &str = "nginx.ingress.kubernetes.io/auth-proxy-set-headers";
+const CONTROLLER: &str = "ingress-nginx";
+
+/// `auth-tls-verify-client` values (`authVerifyClientRegex` in `annotations/authtls`).
+const VERIFY_CLIENT_VALUES: [&str; 4] = ["on", "off", "optional", "optional_no_ca"];
+
+/// `auth-tls-verify-client` as the controller ends up with it: the normalised value if it
+/// is one of the four, else the default `on`.
+fn verify_client(ing: &IngressView) -> &'static str {
+    let value = ing.annotation(AUTH_TLS_VERIFY_CLIENT).map(normalize_string);
+    VERIFY_CLIENT_VALUES
+        .into_iter()
+        .find(|v| value.as_deref() == Some(*v))
+        .unwrap_or("on")
+}
+
+/// The host-level `auth-tls-*` settings one Ingress carries, normalised as the controller
+/// parses them (invalid verify-client → `on`, invalid depth → 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthTlsSettings {
+    secret: Option<String>,
+    verify_client: &'static str,
+    depth: i64,
+    pass_certificate: bool,
+}
+
+impl AuthTlsSettings {
+    fn of(ing: &IngressView) -> Option<Self> {
+        if !ing.annotations.keys().any(|k| {
+            k.strip_prefix(PREFIX)
+                .is_some_and(|k| k.starts_with("auth-tls-"))
+        }) {
+            return None;
+        }
+        // `parser.GetIntAnnotation` (`strconv.Atoi`, no trimming); 0 or invalid → 1.
+        let depth = ing
+            .annotation(AUTH_TLS_VERIFY_DEPTH)
+            .and_then(|d| d.parse::<i64>().ok())
+            .filter(|d| *d > 0)
+            .unwrap_or(1);
+        Some(Self {
+            secret: string_annotation(ing, AUTH_TLS_SECRET),
+            verify_client: verify_client(ing),
+            depth,
+            pass_certificate: bool_annotation(ing, AUTH_TLS_PASS_CERT)
+                .ok()
+                .flatten()
+                .unwrap_or(false),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "auth-tls-secret {:?}, auth-tls-verify-client {:?}, auth-tls-verify-depth {}, pass-certificate {}",
+            self.secret.as_deref().unwrap_or("(none)"),
+            self.verify_client,
+            self.depth,
+            self.pass_certificate
+        )
+    }
+}
+
+/// Resolves `auth-tls-secret` as ingress-nginx does: `k8s.ParseNameNS` requires exactly
+/// `namespace/name` (a bare name is an error, and the location is denied: 403 for the
+/// host), and the namespace must be the Ingress's.
+fn secret_key(ing: &IngressView, value: &str) -> Result<ObjectKey, String> {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    };
+    let Some((ns, name)) = value.split_once('/') else {
+        return Err(format!(
+            "{value:?} is not of the form namespace/name (k8s.ParseNameNS), e.g. {}/{value}",
+            ing.key.namespace
+        ));
+    };
+    if !valid(ns) || !valid(name) {
+        return Err(format!("{value:?} is not a valid namespace/name"));
+    }
+    if ns != ing.key.namespace {
+        return Err(format!(
+            "{value:?} is in namespace {ns:?}, but cross-namespace secrets are not supported (allow-cross-namespace-resources is off by default)"
+        ));
+    }
+    Ok(ObjectKey::new(ns, name))
+}
+
+enum HostMode {
+    /// An `auth-tls-secret` could not be resolved: ingress-nginx answers 403 on the host.
+    Blocked(String),
+    NoTls,
+    /// No usable CA: certificates are not requested.
+    NoCa,
+    Verify {
+        verify_client: &'static str,
+        source: ObjectKey,
+        secret: String,
+    },
+}
+
+struct Location {
+    /// Index of the owning Ingress in the host's Ingress order.
+    owner: usize,
+    path: String,
+    /// After ImplementationSpecific → Prefix.
+    path_type: PathType,
+    written_type: PathType,
+    /// `needsRewrite(location) || location.Rewrite.UseRegex` for the path as written.
+    own_regex: bool,
+}
+
+/// The per-location settings of one Ingress (`locationApplyAnnotations`), as the
+/// controller parses them; invalid values take the controller's defaults (and are reported
+/// by [`setting_findings`]).
+struct LocationSettings {
+    use_regex: bool,
+    rewrite_target: Option<String>,
+    /// Why the Ingress's locations are also served in clear text on port 80, if they are.
+    plain_http: Option<String>,
+    /// Why a gate on this Ingress does not decide alone, if it does not.
+    gate_bypass: Option<String>,
+}
+
+impl LocationSettings {
+    fn of(ing: &IngressView) -> Self {
+        let use_regex = bool_annotation(ing, USE_REGEX).ok().flatten() == Some(true);
+        // Defaults of the controller ConfigMap: ssl-redirect true, force-ssl-redirect false.
+        let force = bool_annotation(ing, FORCE_SSL_REDIRECT)
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        let redirect = bool_annotation(ing, SSL_REDIRECT)
+            .ok()
+            .flatten()
+            .unwrap_or(true);
+        let plain_http = (!force && !redirect).then(|| {
+            format!(
+                "Ingress {} sets ssl-redirect {:?}, so ingress-nginx also serves its paths in clear text on port 80, where no client certificate exists",
+                ing.key,
+                ing.annotation(SSL_REDIRECT).unwrap_or_default()
+            )
+        });
+        let mut bypass = Vec::new();
+        if string_annotation(ing, SATISFY).as_deref() == Some("any") {
+            bypass.push("satisfy \"any\" lets any other access check (an allow list, basic auth) admit the request without the gate");
+        }
+        if string_annotation(ing, AUTH_CACHE_KEY).is_some()
+            || string_annotation(ing, AUTH_CACHE_DURATION).is_some()
+        {
+            bypass.push("auth-cache-key/auth-cache-duration replay a cached answer of the gate to other clients");
+        }
+        if string_annotation(ing, AUTH_PROXY_SET_HEADERS).is_some() {
+            bypass
+                .push("auth-proxy-set-headers can set the ssl-client-verify header the gate reads");
+        }
+        Self {
+            use_regex,
+            rewrite_target: string_annotation(ing, REWRITE_TARGET),
+            plain_http,
+            gate_bypass: (!bypass.is_empty()).then(|| bypass.join("; ")),
+        }
+    }
+
+    /// The settings of the catch-all server's root location when an Ingress with only a
+    /// default backend takes it: its annotations except rewrite and redirect ones, which
+    /// keep their zero values (`ssl-redirect` false).
+    fn catch_all(ing: &IngressView) -> Self {
+        Self {
+            use_regex: false,
+            rewrite_target: None,
+            plain_http: Some(format!(
+                "Ingress {} serves the catch-all server, whose root location never redirects to HTTPS",
+                ing.key
+            )),
+            ..Self::of(ing)
+        }
+    }
+
+    /// `needsRewrite(location) || location.Rewrite.UseRegex` for a location at `path`.
+    fn regex_location(&self, path: &str) -> bool {
+        self.use_regex || self.rewrite_target.as_deref().is_some_and(|t| t != path)
+    }
+}
+
+/// `normalizePrefixPath`: a Prefix location's path ends in `/`.
+fn normalized_prefix(path: &str) -> String {
+    if path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    }
+}
+
+/// How much an Ingress weakens MTLS endpoints when it is taken as the oldest (lower: more):
+/// its `auth-tls-verify-client` when it carries `auth-tls-*`, then whether its gate holds.
+fn exposure_rank(ing: &IngressView, gate: Option<&str>) -> (u8, bool) {
+    let verify = match AuthTlsSettings::of(ing).map(|s| s.verify_client) {
+        Some("off") => 0,
+        Some("optional_no_ca") => 1,
+        None | Some("optional") => 2,
+        Some(_) => 3,
+    };
+    let gated = ing
+        .annotation(AUTH_URL)
+        .is_some_and(|u| is_gate_url(u, gate, CONTROLLER))
+        && LocationSettings::of(ing).gate_bypass.is_none();
+    (verify, gated)
+}
+
+/// Findings for the annotations of one Ingress of a profile host: every reported or
+/// unknown annotation, and every modelled one whose value the controller rejects.
+fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut report = |message: String| {
+        out.push(ctx.finding(ViolationCode::UnmodelledSetting, Some(&ing.key), message));
+    };
+    for (key, value) in &ing.annotations {
+        let Some(name) = key.strip_prefix(PREFIX) else {
+            continue;
+        };
+        match annotations::audit(key) {
+            Some(a) if a.decision == Decision::Reported => report(format!(
+                "Ingress {} on host {} sets {key} ({}). mtls-gate does not model it, so the host cannot be proven compliant while it is there. Fix: remove {key} from the Ingresses of {}, or serve the profile's endpoints from a host whose Ingresses do not use it.",
+                ing.key, ctx.host, a.why, ctx.host
+            )),
+            Some(_) => {}
+            None => report(format!(
+                "Ingress {} on host {} sets {key}, which is not an ingress-nginx annotation mtls-gate knows (v1.10-v1.15): a newer controller may route or authenticate by it, a misspelt one is ignored by ingress-nginx. Fix: remove it, or correct its name (see the annotation table of the ingress-nginx dialect).",
+                ing.key, ctx.host
+            )),
+        }
+        let invalid = |what: &str, then: &str| {
+            format!(
+                "Ingress {} on host {} sets {key}: {value:?}, which ingress-nginx rejects ({what}); the controller logs a validation error and {then}. mtls-gate evaluates that, but the value must be fixed: write one the controller accepts.",
+                ing.key, ctx.host
+            )
+        };
+        const GO_BOOL: &str = "booleans are parsed by Go's strconv.ParseBool: 1 t T TRUE true True or 0 f F FALSE false False, without spaces";
+        match name {
+            "use-regex"
+            | "ssl-redirect"
+            | "force-ssl-redirect"
+            | "auth-tls-pass-certificate-to-upstream"
+                if bool_annotation(ing, key).is_err() =>
+            {
+                let then = match name {
+                    "use-regex" => "uses false (no regex)",
+                    "ssl-redirect" => "uses the ConfigMap's ssl-redirect (true unless changed)",
+                    "force-ssl-redirect" => {
+                        "uses the ConfigMap's force-ssl-redirect (false unless changed)"
+                    }
+                    _ => "does not pass the certificate",
+                };
+                report(invalid(GO_BOOL, then));
+            }
+            "auth-tls-verify-client" if !VERIFY_CLIENT_VALUES.contains(&value.as_str()) => {
+                report(invalid(
+                    "it must be on, off, optional or optional_no_ca",
+                    &format!("uses {:?}", verify_client(ing)),
+                ))
+            }
+            "auth-tls-verify-depth" if value.parse::<i64>().map_or(true, |d| d <= 0) => {
+                report(invalid("it must be a positive integer", "uses 1"))
+            }
+            "satisfy" if value != "any" && value != "all" => {
+                let effective = string_annotation(ing, SATISFY);
+                let then = if effective.as_deref() == Some("any") {
+                    "may still read it as any (the value is trimmed before use)"
+                } else {
+                    "uses the default (all)"
+                };
+                report(invalid("it must be any or all", then))
+            }
+            "rewrite-target"
+                if !value.is_empty()
+                    && !value
+                        .strip_prefix('/')
+                        .unwrap_or(value)
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b)) =>
+            {
+                report(invalid(
+                    "parser.RegexPathWithCapture allows letters, digits and -._~/:$",
+                    "ignores it with annotation validation on (the default since v1.12), or uses it with validation off; mtls-gate assumes it is used",
+                ))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl IngressNginx {
+    fn host_mode(
+        &self,
+        ctx: &HostContext<'_>,
+        ings: &[Arc<IngressView>],
+        tls: bool,
+        table: &mut HostRouteTable,
+    ) -> HostMode {
+        let mut blocked: Option<String> = None;
+        let mut winner: Option<(ObjectKey, AuthTlsSettings, String)> = None;
+        for ing in ings {
+            let Some(value) = ing.annotation(AUTH_TLS_SECRET).map(str::trim) else {
+                continue;
+            };
+            let settings = AuthTlsSettings::of(ing);
+            let key = match secret_key(ing, value) {
+                Ok(key) => key,
+                Err(reason) => {
+                    table.findings.push(ctx.finding(
+                        ViolationCode::CaSecretInvalid,
+                        Some(&ing.key),
+                        format!(
+                            "Ingress {} sets auth-tls-secret {reason}. ingress-nginx rejects the setting and answers 403 for every path of host {}, including TLS endpoints. Point auth-tls-secret at a Secret in namespace {} with a ca.crt key.",
+                            ing.key, ctx.host, ing.key.namespace
+                        ),
+                    ));
+                    blocked.get_or_insert_with(|| {
+                        format!(
+                            "auth-tls-secret of Ingress {} is unusable ({reason})",
+                            ing.key
+                        )
+                    });
+                    continue;
+                }
+            };
+            let usable = match ctx.objects.secret(&key) {
+                Lookup::Found(secret) => match secret.bundle("ca.crt") {
+                    Some(CaBundle::Certificates { .. }) => true,
+                    Some(CaBundle::Invalid { reason }) => {
+                        // The controller cannot turn ca.crt into a CA file: the secret never
+                        // reaches its store and the annotation is denied (whole host 403).
+                        table.findings.push(ctx.finding(
+                            ViolationCode::CaSecretInvalid,
+                            Some(&ing.key),
+                            format!(
+                                "Secret {key} named by auth-tls-secret of Ingress {}: ca.crt {reason}. ingress-nginx cannot load it and answers 403 for every path of host {}, including TLS endpoints. Put the PEM-encoded trust anchors of the client certificates in ca.crt.",
+                                ing.key, ctx.host
+                            ),
+                        ));
+                        blocked.get_or_insert_with(|| {
+                            format!("ca.crt of Secret {key} (Ingress {}) is unusable", ing.key)
+                        });
+                        false
+                    }
+                    None if secret.bundle("tls.crt").is_some() => {
+                        table.findings.push(ctx.finding(
+                            ViolationCode::CaSecretInvalid,
+                            Some(&ing.key),
+                            format!(
+                                "Secret {key} named by auth-tls-secret of Ingress {} has no ca.crt key (only a certificate pair). ingress-nginx then silently switches client-certificate verification off for host {} (fail-open). Add the client CA bundle under the key ca.crt.",
+                                ing.key, ctx.host
+                            ),
+                        ));
+                        false
+                    }
+                    None => {
+                        // Neither a key pair nor a CA: the controller rejects the secret.
+                        table.findings.push(ctx.finding(
+                            ViolationCode::CaSecretInvalid,
+                            Some(&ing.key),
+                            format!(
+                                "Secret {key} named by auth-tls-secret of Ingress {} has no ca.crt key. ingress-nginx rejects it and answers 403 for every path of host {}. Add the client CA bundle under the key ca.crt.",
+                                ing.key, ctx.host
+                            ),
+                        ));
+                        blocked.get_or_insert_with(|| {
+                            format!("Secret {key} (Ingress {}) has no ca.crt", ing.key)
+                        });
+                        false
+                    }
+                },
+                Lookup::Missing => {
+                    table.findings.push(ctx.finding(
+                        ViolationCode::CaSecretInvalid,
+                        Some(&ing.key),
+                        format!(
+                            "Secret {key} named by auth-tls-secret of Ingress {} does not exist. ingress-nginx answers 403 for every path of host {} until it does. Create the Secret with the client CA bundle under ca.crt.",
+                            ing.key, ctx.host
+                        ),
+                    ));
+                    blocked.get_or_insert_with(|| {
+                        format!("Secret {key} named by Ingress {} does not exist", ing.key)
+                    });
+                    false
+                }
+                Lookup::Unknown => true,
+            };
+            if usable
+                && winner.is_none()
+                && let Some(settings) = settings
+            {
+                winner = Some((ing.key.clone(), settings, key.to_string()));
+            }
+        }
+
+        // Differing settings across the Ingresses of the host are merged "oldest wins".
+        let carriers: Vec<(&Arc<IngressView>, AuthTlsSettings)> = ings
+            .iter()
+            .filter_map(|i| AuthTlsSettings::of(i).map(|s| (i, s)))
+            .collect();
+        if let Some((first, first_settings)) = carriers.first() {
+            let (decider, decided) = match &winner {
+                Some((key, settings, _)) => (key.clone(), settings.clone()),
+                None => (first.key.clone(), first_settings.clone()),
+            };
+            for (ing, settings) in &carriers {
+                if ing.key != decider && *settings != decided {
+                    table.findings.push(ctx.finding(
+                        ViolationCode::HostSettingsConflict,
+                        Some(&ing.key),
+                        format!(
+                            "Ingress {} sets {} on host {}, but client-certificate settings are host-wide in ingress-nginx and the oldest Ingress with a usable CA decides for every path: {} with {}. The settings of {} are ignored, and which Ingress wins depends on creation order. Give every Ingress of the host identical auth-tls-* annotations, or move these paths to their own host.",
+                            ing.key, settings.describe(), ctx.host, decider, decided.describe(), ing.key
+                        ),
+                    ));
+                }
+            }
+        }
+
+        if let Some(reason) = blocked {
+            return HostMode::Blocked(reason);
+        }
+        if !tls {
+            return HostMode::NoTls;
+        }
+        match winner {
+            Some((source, settings, secret)) => HostMode::Verify {
+                verify_client: settings.verify_client,
+                source,
+                secret,
+            },
+            None => HostMode::NoCa,
+        }
+    }
+}
+
+/// The client authentication of a location of `ing` on a host in `mode`.
+fn route_auth(
+    mode: &HostMode,
+    ing: &IngressView,
+    settings: &LocationSettings,
+    gate: Option<&str>,
+) -> RouteAuth {
+    let auth_url = ing.annotation(AUTH_URL).map(str::trim);
+    let gate_url = auth_url.is_some_and(|u| is_gate_url(u, gate, CONTROLLER));
+    let gated = gate_url && settings.gate_bypass.is_none();
+    let foreign = match (auth_url, &settings.gate_bypass) {
+        (Some(u), _) if !gate_url => format!(" (its auth-url {u:?} is not the profile's gate)"),
+        (Some(_), Some(bypass)) => format!(" (its gate does not decide alone: {bypass})"),
+        _ => String::new(),
+    };
+    let (kind, detail) = match mode {
+        HostMode::Blocked(reason) => (AuthKind::Rejected, format!("host answers 403: {reason}")),
+        HostMode::NoTls => (
+            AuthKind::None,
+            "host has no TLS, so no client certificate is requested".into(),
+        ),
+        HostMode::NoCa if gated => (
+            AuthKind::None,
+            format!(
+                "Ingress {} has the gate as auth-url, but no Ingress of the host configures a usable CA, so ingress-nginx does not set ssl-client-verify and a client can forge it",
+                ing.key
+            ),
+        ),
+        HostMode::NoCa => (
+            AuthKind::None,
+            format!("no Ingress of the host sets a usable auth-tls-secret{foreign}"),
+        ),
+        HostMode::Verify {
+            verify_client,
+            source,
+            secret,
+        } => {
+            let from = format!(
+                "auth-tls-verify-client {verify_client:?} with CA {secret}, from Ingress {source}"
+            );
+            match (*verify_client, gated) {
+                ("on", _) => (AuthKind::Required, from),
+                ("optional", true) => (
+                    AuthKind::RequiredByGate,
+                    format!("{from}; gate via auth-url of Ingress {}", ing.key),
+                ),
+                ("optional", false) => (
+                    AuthKind::Optional,
+                    format!("{from}; Ingress {} has no gate{foreign}", ing.key),
+                ),
+                ("optional_no_ca", _) => (
+                    AuthKind::OptionalUnverified,
+                    format!("{from}; optional_no_ca never verifies the chain"),
+                ),
+                _ => (AuthKind::None, from),
+            }
+        }
+    };
+    RouteAuth {
+        kind,
+        detail: detail.into(),
+    }
+}
+
+/// What makes two tables of a host serve differently: each route's owner, path, client
+/// authentication and TLS, in order, and the host's client-auth summary.
+fn same_decisions(a: &HostRouteTable, b: &HostRouteTable) -> bool {
+    a.client_auth == b.client_auth
+        && a.routes.len() == b.routes.len()
+        && a.routes.iter().zip(&b.routes).all(|(x, y)| {
+            x.source == y.source
+                && x.path == y.path
+                && x.path_type == y.path_type
+                && x.auth.kind == y.auth.kind
+                && x.tls == y.tls
+                && x.serves_backend == y.serves_backend
+                && x.matcher.same_as(&y.matcher)
+        })
+}
+
+const SSL_REDIRECT_HINT: &str = ", or an Ingress of the host sets nginx.ingress.kubernetes.io/ssl-redirect \"false\" (then ingress-nginx also serves its paths in clear text on port 80: remove that annotation)";
+
+impl IngressNginx {
+    /// The table of one host with its Ingresses in the order the controller walks them
+    /// (oldest first).
+    fn build_table(&self, ctx: &HostContext<'_>, ings: &[Arc<IngressView>]) -> HostRouteTable {
+        let mut table = HostRouteTable {
+            host_key: ctx.host_key.to_string(),
+            ..Default::default()
+        };
+        let catch_all = ctx.host_key.is_empty();
+        let tls = !catch_all && ings.iter().any(|i| i.has_tls_for(ctx.host_key));
+        let mode = self.host_mode(ctx, ings, tls, &mut table);
+        table.client_auth = match &mode {
+            HostMode::Blocked(r) => format!("403 for every request ({r})"),
+            HostMode::NoTls => "no TLS".into(),
+            HostMode::NoCa => "no client certificate requested".into(),
+            HostMode::Verify {
+                verify_client,
+                source,
+                secret,
+            } => {
+                format!(
+                    "auth-tls-verify-client {verify_client:?}, CA {secret} (from Ingress {source})"
+                )
+            }
+        };
+        for ing in ings {
+            table.findings.extend(setting_findings(ctx, ing));
+        }
+        let settings: Vec<LocationSettings> =
+            ings.iter().map(|i| LocationSettings::of(i)).collect();
+        // The catch-all server's root location is taken by the oldest Ingress with a
+        // default backend and no rules, before any host-less `/` path.
+        let catch_all_owner = ings
+            .iter()
+            .position(|i| catch_all && i.rules.is_empty() && i.has_default_backend);
+
+        // Locations, oldest Ingress first; a duplicate (path, type) is dropped.
+        let mut locations: Vec<Location> = Vec::new();
+        for (owner, ing) in ings.iter().enumerate() {
+            for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
+                for p in &rule.paths {
+                    let path_type = if p.path_type == PathType::Exact {
+                        PathType::Exact
+                    } else {
+                        PathType::Prefix
+                    };
+                    let root = p.path == "/" && path_type == PathType::Prefix;
+                    if (root && catch_all_owner.is_some())
+                        || locations
+                            .iter()
+                            .any(|l| l.path == p.path && l.path_type == path_type)
+                    {
+                        continue;
+                    }
+                    locations.push(Location {
+                        owner,
+                        path: p.path.clone(),
+                        path_type,
+                        written_type: p.path_type,
+                        own_regex: settings[owner].regex_location(&p.path),
+                    });
+                }
+            }
+        }
+        let explicit_root = locations
+            .iter()
+            .any(|l| l.path == "/" && l.path_type == PathType::Prefix);
+        // The root location when no Ingress path `/` takes it: (owner, its settings apply,
+        // serves a backend of the owner). `createServers` gives a host's root the
+        // annotations and default backend of the host's oldest Ingress; the catch-all
+        // server's root has no Ingress's annotations unless a default-backend-only
+        // Ingress takes it.
+        let implicit_root: Option<(usize, Option<LocationSettings>, bool)> = if explicit_root {
+            None
+        } else if let Some(owner) = catch_all_owner {
+            Some((owner, Some(LocationSettings::catch_all(&ings[owner])), true))
+        } else if catch_all {
+            (!ings.is_empty()).then_some((0, None, false))
+        } else {
+            ings.first().map(|first| {
+                (
+                    0,
+                    Some(LocationSettings::of(first)),
+                    first.has_default_backend,
+                )
+            })
+        };
+        // enforceRegexModifier over the placed locations (a Prefix location that is not a
+        // regex location of its own is placed at its normalised path, ending in `/`).
+        let placed_regex = |l: &Location| {
+            if l.path_type == PathType::Prefix && l.path != "/" && !l.own_regex {
+                settings[l.owner].regex_location(&normalized_prefix(&l.path))
+            } else {
+                l.own_regex
+            }
+        };
+        let regex_mode = locations.iter().any(placed_regex)
+            || implicit_root
+                .as_ref()
+                .and_then(|(_, s, _)| s.as_ref())
+                .is_some_and(|s| s.regex_location("/"));
+        if regex_mode {
+            // The root location exists before any Ingress path is added (`createServers`),
+            // and a `Prefix /` takes it over in place, so it precedes an `Exact /`: both
+            // become `~* "^/"` and the first one answers (ingress-nginx
+            // internal/ingress/controller/controller.go, createServers and the stable
+            // sorts of `location`s in getBackendServers).
+            locations.sort_by_key(|l| !(l.path == "/" && l.path_type == PathType::Prefix));
+            locations.sort_by(|a, b| {
+                b.path
+                    .len()
+                    .cmp(&a.path.len())
+                    .then_with(|| b.path.cmp(&a.path))
+            });
+        }
+        let exact_paths: Vec<String> = locations
+            .iter()
+            .filter(|l| l.path_type == PathType::Exact)
+            .map(|l| l.path.clone())
+            .collect();
+        let gate = ctx.profile.gate_url();
+        // Client auth and TLS of a location depend only on the host and its settings.
+        let serving = |ing: &IngressView, settings: &LocationSettings| -> (bool, RouteAuth) {
+            match (&settings.plain_http, tls) {
+                (Some(plain), true) => (
+                    false,
+                    RouteAuth {
+                        kind: AuthKind::None,
+                        detail: plain.as_str().into(),
+                    },
+                ),
+                _ => (tls, route_auth(&mode, ing, settings, gate)),
+            }
+        };
+        let mut per_owner: Vec<Option<(bool, RouteAuth)>> = vec![None; ings.len()];
+        for loc in &locations {
+            let ing = &ings[loc.owner];
+            let split = loc.path_type == PathType::Prefix
+                && loc.path != "/"
+                && !loc.path.ends_with('/')
+                && !loc.own_regex;
+            let mut matchers = Vec::new();
+            if split {
+                let with_slash = normalized_prefix(&loc.path);
+                let has_exact = exact_paths.contains(&loc.path);
+                if regex_mode {
+                    matchers.push(PathMatcher::nginx_regex(&with_slash));
+                    if !has_exact {
+                        matchers.push(PathMatcher::nginx_regex(&loc.path));
+                    }
+                } else {
+                    matchers.push(PathMatcher::Prefix(with_slash));
+                    if !has_exact {
+                        matchers.push(PathMatcher::Exact(loc.path.clone()));
+                    }
+                }
+            } else if regex_mode {
+                matchers.push(PathMatcher::nginx_regex(&loc.path));
+            } else if loc.path_type == PathType::Exact {
+                matchers.push(PathMatcher::Exact(loc.path.clone()));
+            } else {
+                matchers.push(PathMatcher::Prefix(loc.path.clone()));
+            }
+            let (route_tls, auth) = per_owner[loc.owner]
+                .get_or_insert_with(|| serving(ing, &settings[loc.owner]))
+                .clone();
+            if tls && !route_tls {
+                table.plain_http_hint = SSL_REDIRECT_HINT;
+            }
+            for matcher in matchers {
+                table.routes.push(Route {
+                    source: RouteSource::ingress(ing),
+                    path: loc.path.clone(),
+                    path_type: loc.written_type,
+                    matcher,
+                    serves_backend: true,
+                    tls: route_tls,
+                    auth: auth.clone(),
+                    priority: 0,
+                });
+            }
+        }
+        if let Some((owner, root_settings, serves_backend)) = implicit_root {
+            let ing = &ings[owner];
+            // Without an Ingress's annotations (the catch-all server's own root) the
+            // location has no gate and, without TLS, no client authentication.
+            let (route_tls, auth) = match &root_settings {
+                Some(s) => serving(ing, s),
+                None => (
+                    tls,
+                    RouteAuth {
+                        kind: AuthKind::None,
+                        detail: "the catch-all server's own default location".into(),
+                    },
+                ),
+            };
+            // In regex mode the implicit root comes before every other `/` location (see
+            // above); otherwise its place does not matter (longest prefix wins).
+            let at = if regex_mode {
+                table
+                    .routes
+                    .iter()
+                    .position(|r| r.path == "/")
+                    .unwrap_or(table.routes.len())
+            } else {
+                table.routes.len()
+            };
+            table.routes.insert(
+                at,
+                Route {
+                    source: RouteSource::ingress(ing),
+                    path: "/".into(),
+                    path_type: PathType::Prefix,
+                    matcher: if regex_mode {
+                        PathMatcher::nginx_regex("/")
+                    } else {
+                        PathMatcher::Prefix("/".into())
+                    },
+                    serves_backend,
+                    tls: route_tls,
+                    auth,
+                    priority: 0,
+                },
+            );
+        }
+        table
+    }
+}
+
+impl Dialect for IngressNginx {
+    fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
+        let mut ings = ctx.ingresses.clone();
+        ings.sort_by(|a, b| oldest_first(a, b));
+        let undated: Vec<&ObjectKey> = ings
+            .iter()
+            .filter(|i| i.created.is_none())
+            .map(|i| &i.key)
+            .collect();
+        // One Ingress without a creation time is the object of an admission CREATE: the
+        // newest. Two or more come from manifests without `creationTimestamp`s, whose
+        // order in a cluster is unknown: evaluate the order that weakens MTLS endpoints
+        // most (every undated Ingress may be older than every dated one).
+        if undated.len() < 2 {
+            return self.build_table(ctx, &ings);
+        }
+        let gate = ctx.profile.gate_url();
+        let mut worst = ings.clone();
+        worst.sort_by(|a, b| {
+            b.created
+                .is_none()
+                .cmp(&a.created.is_none())
+                .then_with(|| match (a.created, b.created) {
+                    (None, None) => exposure_rank(a, gate).cmp(&exposure_rank(b, gate)),
+                    _ => std::cmp::Ordering::Equal,
+                })
+                .then_with(|| oldest_first(a, b))
+        });
+        let mut table = self.build_table(ctx, &worst);
+        let guess = self.build_table(ctx, &ings);
+        if !same_decisions(&table, &guess) {
+            let names: Vec<String> = undated.iter().map(|k| k.to_string()).collect();
+            let assumed: Vec<String> = worst
+                .iter()
+                .filter(|i| i.created.is_none())
+                .map(|i| i.key.to_string())
+                .collect();
+            table.findings.push(ctx.finding(
+                ViolationCode::HostSettingsConflict,
+                worst.first().map(|i| &i.key),
+                format!(
+                    "Ingresses {} on host {} have no metadata.creationTimestamp, and their creation order decides how ingress-nginx serves the host (the oldest Ingress decides the host's client-certificate settings, duplicate paths and the default location). The manifests do not say that order, so mtls-gate evaluates the order that weakens MTLS endpoints most, oldest first: {}; the coverage shows that case, not a guess. Fix: give the Ingresses of the host identical client-auth settings and distinct paths so that order does not matter, or check the manifests as exported from the cluster (with their creationTimestamps).",
+                    names.join(", "),
+                    ctx.host,
+                    assumed.join(", ")
+                ),
+            ));
+        }
+        table
+    }
+
+    fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
+        let routes = &table.routes;
+        if let Some(i) = routes.iter().position(|r| {
+            matches!(r.matcher, PathMatcher::Exact(_))
+                && r.matcher.matches(path) == MatchResult::Yes
+        }) {
+            return vec![i];
+        }
+        let regex_mode = routes.iter().any(|r| {
+            matches!(
+                r.matcher,
+                PathMatcher::PrefixIgnoreCase(_) | PathMatcher::Regex(_)
+            )
+        });
+        if regex_mode {
+            // Config order, first match wins; undecidable expressions may or may not match.
+            let mut out = Vec::new();
+            for (i, r) in routes.iter().enumerate() {
+                match r.matcher.matches(path) {
+                    MatchResult::Yes => {
+                        out.push(i);
+                        break;
+                    }
+                    MatchResult::Maybe => out.push(i),
+                    MatchResult::No => {}
+                }
+            }
+            return out;
+        }
+        let longest = routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                matches!(r.matcher, PathMatcher::Prefix(_))
+                    && r.matcher.matches(path) == MatchResult::Yes
+            })
+            .max_by_key(|(i, r)| {
+                (
+                    r.matcher.literal().map_or(0, |(l, _)| l.len()),
+                    std::cmp::Reverse(*i),
+                )
+            });
+        longest.map(|(i, _)| vec![i]).unwrap_or_default()
+    }
+
+    fn render(&self, input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
+        let spec = &input.profile.spec;
+        let cc = &spec.client_certificate;
+        let mut changes = AnnotationChanges::default();
+        let gate = input.profile.gate_url();
+        let has_gate_url = input
+            .annotations
+            .get(AUTH_URL)
+            .is_some_and(|u| is_gate_url(u, gate, CONTROLLER));
+        let mut set = |k: &str, v: String| {
+            changes.set.insert(k.to_string(), v);
+        };
+        let verify = match input.role {
+            HostRole::Mtls => Some("on"),
+            HostRole::Mixed => Some("optional"),
+            HostRole::Tls => None,
+        };
+        if let Some(verify) = verify {
+            set(
+                AUTH_TLS_SECRET,
+                format!("{}/{}", input.ingress.key.namespace, cc.ca_secret_name),
+            );
+            set(AUTH_TLS_VERIFY_CLIENT, verify.to_string());
+            set(AUTH_TLS_VERIFY_DEPTH, cc.verify_depth.to_string());
+            set(
+                AUTH_TLS_PASS_CERT,
+                cc.pass_certificate_to_upstream.to_string(),
+            );
+        }
+        let want_gate = input.role == HostRole::Mixed && input.serves_mtls;
+        if let (true, Some(gate)) = (want_gate, gate) {
+            set(AUTH_URL, gate_url_for(gate, CONTROLLER));
+        }
+        let mut remove: Vec<String> = Vec::new();
+        if verify.is_none() {
+            for k in [
+                AUTH_TLS_SECRET,
+                AUTH_TLS_VERIFY_CLIENT,
+                AUTH_TLS_VERIFY_DEPTH,
+                AUTH_TLS_PASS_CERT,
+            ] {
+                if input.annotations.contains_key(k) {
+                    remove.push(k.to_string());
+                }
+            }
+        }
+        if !want_gate && has_gate_url {
+            remove.push(AUTH_URL.to_string());
+        }
+        changes.remove = remove;
+        (changes, Vec::new())
+    }
+}
