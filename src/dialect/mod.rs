@@ -144,6 +144,10 @@ pub struct HostRouteTable {
     pub findings: Vec<Violation>,
     /// What else, in this controller, makes a route TLS (appended to `TlsMissing`).
     pub plain_http_hint: &'static str,
+    /// Indices of routes that match only some requests of their paths (Traefik rules that
+    /// also test headers, methods or client addresses): they may serve a path, but never
+    /// shadow another route.
+    pub conditional: std::collections::BTreeSet<usize>,
 }
 
 /// Inputs for building one host's table.

@@ -15,12 +15,18 @@
 //!   `X-Forwarded-Tls-Client-Cert`, sets it with `passTLSClientCert`, and calls the gate with
 //!   `forwardAuth` (`trustForwardHeader: true`, forwarding that header).
 
+mod ingress_route;
 mod objects;
+pub mod rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
+pub use self::ingress_route::{
+    CrdRef, INGRESS_ROUTE, INGRESS_ROUTE_CONTAINOUS, INGRESS_ROUTE_KIND, IngressRouteRoute,
+    IngressRouteTls, IngressRouteView,
+};
 pub use self::objects::{
     KINDS, MIDDLEWARE, MiddlewareKind, MiddlewareView, TLS_OPTION, TlsOptionView,
 };
@@ -116,19 +122,90 @@ enum GateChain {
     NeverPasses(String),
 }
 
-fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>) -> GateChain {
+/// Deepest nesting of `chain` middlewares followed, and most middlewares a router's list
+/// expands to: beyond these the gate counts as absent (fail closed).
+const MAX_CHAIN_DEPTH: usize = 8;
+const MAX_CHAIN_MEMBERS: usize = 256;
+
+/// The middlewares a reference runs, `chain`s expanded in order (`None` or an unknown
+/// object: a middleware that does nothing the gate model credits).
+fn expand_middleware(
+    objects: &dyn ObjectSource,
+    key: Option<&ObjectKey>,
+    depth: usize,
+    out: &mut Vec<MiddlewareKind>,
+) {
+    if out.len() >= MAX_CHAIN_MEMBERS {
+        return;
+    }
+    let found = key.map(|k| downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k)));
+    match found {
+        Some(Lookup::Found(mw)) => match &mw.kind {
+            MiddlewareKind::Chain(members) if depth < MAX_CHAIN_DEPTH => {
+                for member in members {
+                    expand_middleware(objects, Some(member), depth + 1, out);
+                }
+            }
+            MiddlewareKind::Chain(_) => out.push(MiddlewareKind::Other),
+            kind => out.push(kind.clone()),
+        },
+        _ => out.push(MiddlewareKind::Other),
+    }
+}
+
+/// The gate chain of an Ingress's `router.middlewares` annotation.
+fn ingress_gate_chain(
+    ing: &IngressView,
+    objects: &dyn ObjectSource,
+    gate: Option<&str>,
+) -> GateChain {
     let Some(list) = ing.annotation(MIDDLEWARES) else {
         return GateChain::Absent;
     };
+    let mut kinds = Vec::new();
+    for reference in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let key = resolve_crd_ref(reference, |k| {
+            downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k))
+        })
+        .ok()
+        .map(|(key, _)| key);
+        expand_middleware(objects, key.as_ref(), 0, &mut kinds);
+    }
+    gate_chain(&kinds, gate)
+}
+
+/// The gate chain of one IngressRoute route's `middlewares`.
+fn route_gate_chain(
+    ir: &IngressRouteView,
+    route: &IngressRouteRoute,
+    objects: &dyn ObjectSource,
+    gate: Option<&str>,
+) -> GateChain {
+    let mut kinds = Vec::new();
+    for reference in &route.middlewares {
+        let key = if reference.name.contains('@') {
+            // Another provider's middleware, or this provider's by its qualified name.
+            resolve_crd_ref(&reference.name, |k| {
+                downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k))
+            })
+            .ok()
+            .map(|(key, _)| key)
+        } else {
+            Some(ObjectKey::new(
+                reference.namespace.as_deref().unwrap_or(&ir.key.namespace),
+                &reference.name,
+            ))
+        };
+        expand_middleware(objects, key.as_ref(), 0, &mut kinds);
+    }
+    gate_chain(&kinds, gate)
+}
+
+/// Whether a router's middlewares, in order, form a working per-path gate.
+fn gate_chain(middlewares: &[MiddlewareKind], gate: Option<&str>) -> GateChain {
     let mut stripped = false;
     let mut passed = false;
-    for reference in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind = match resolve_crd_ref(reference, |k| {
-            downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k))
-        }) {
-            Ok((_, mw)) => mw.kind.clone(),
-            Err(_) => MiddlewareKind::Other,
-        };
+    for kind in middlewares {
         match kind {
             MiddlewareKind::StripsRequestHeaders(headers)
                 if headers.iter().any(|h| h.eq_ignore_ascii_case(CERT_HEADER)) =>
@@ -140,7 +217,7 @@ fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>)
                 address,
                 trust_forward_header,
                 auth_request_headers,
-            } if is_gate_url(&address, gate, CONTROLLER) => {
+            } if is_gate_url(address, gate, CONTROLLER) => {
                 let forwards = auth_request_headers.is_empty()
                     || auth_request_headers
                         .iter()
@@ -196,6 +273,70 @@ fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
             Err(_) => OptionRef::Unresolved(value.to_string()),
         },
     }
+}
+
+/// The TLS options an IngressRoute's TLS routers use (`spec.tls.options`).
+fn ingress_route_option(ir: &IngressRouteView, objects: &dyn ObjectSource) -> OptionRef {
+    let Some(reference) = ir.tls.as_ref().and_then(|t| t.options.as_ref()) else {
+        return OptionRef::Default;
+    };
+    if reference.name.contains('@') {
+        return match reference.name.as_str() {
+            "default@internal" => OptionRef::Default,
+            name => match resolve_crd_ref(name, |k| {
+                downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, k))
+            }) {
+                Ok((key, _)) if key.name == "default" => OptionRef::Default,
+                Ok((key, _)) => OptionRef::Crd(key),
+                Err(_) => OptionRef::Unresolved(name.to_string()),
+            },
+        };
+    }
+    let namespace = reference.namespace.as_deref().unwrap_or(&ir.key.namespace);
+    let key = ObjectKey::new(namespace, &reference.name);
+    if namespace != ir.key.namespace {
+        // Refused unless the static allowCrossNamespace is set, which mtls-gate cannot see.
+        return OptionRef::Unresolved(format!(
+            "{key} (in another namespace: Traefik refuses it unless allowCrossNamespace is set)"
+        ));
+    }
+    match downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, &key)) {
+        Lookup::Found(_) if key.name == "default" => OptionRef::Default,
+        Lookup::Found(_) => OptionRef::Crd(key),
+        _ => OptionRef::Unresolved(key.to_string()),
+    }
+}
+
+/// One router of an IngressRoute that may serve the host.
+struct IngressRouteRouter<'a> {
+    source: RouteSource,
+    view: &'a IngressRouteView,
+    route: &'a IngressRouteRoute,
+    alternatives: Vec<rule::PathAlternative>,
+    tls: bool,
+}
+
+/// The IngressRoutes that may serve `host` (exact-host rules and host-less or regex ones),
+/// without `traefik.containo.us` objects shadowed by a `traefik.io` one.
+fn ingress_routes_for(objects: &dyn ObjectSource, host: &str) -> Vec<SharedObject> {
+    let mut found: BTreeMap<(ObjectKind, ObjectKey), SharedObject> = BTreeMap::new();
+    for key in [host, ""] {
+        for (kind, object) in objects.routes_for_host(key) {
+            if kind != INGRESS_ROUTE && kind != INGRESS_ROUTE_CONTAINOUS {
+                continue;
+            }
+            if kind == INGRESS_ROUTE_CONTAINOUS
+                && matches!(
+                    objects.object(&INGRESS_ROUTE, object.key()),
+                    Lookup::Found(_)
+                )
+            {
+                continue;
+            }
+            found.insert((kind, object.key().clone()), object);
+        }
+    }
+    found.into_values().collect()
 }
 
 impl Traefik {
@@ -297,29 +438,97 @@ impl Dialect for Traefik {
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
-            plain_http_hint: " and the Ingress does not set router.tls: \"true\"",
+            plain_http_hint: " (Traefik makes a router TLS only with a spec.tls entry or router.tls: \"true\" on an Ingress, or spec.tls on an IngressRoute; an entry point's static http.tls is not visible to mtls-gate)",
             ..Default::default()
         };
         let objects = ctx.objects;
 
-        // TLS option of every TLS router on the host.
-        let mut options: BTreeMap<OptionRef, Vec<ObjectKey>> = BTreeMap::new();
+        // IngressRoute routers that may serve the host.
+        let ingress_routes = ingress_routes_for(objects, ctx.host);
+        let mut routers: Vec<IngressRouteRouter<'_>> = Vec::new();
+        for object in &ingress_routes {
+            let Some(view) = object.as_any().downcast_ref::<IngressRouteView>() else {
+                continue;
+            };
+            let source = RouteSource {
+                kind: INGRESS_ROUTE_KIND,
+                key: view.key.clone(),
+            };
+            for (i, route) in view.routes.iter().enumerate() {
+                let analysed = route
+                    .rule
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|r| rule::alternatives(r, ctx.host));
+                let alternatives = match analysed {
+                    Ok(alternatives) => alternatives,
+                    Err(reason) => {
+                        table.findings.push(ctx.finding(
+                            ViolationCode::UnmodelledSetting,
+                            Some(&view.key),
+                            format!(
+                                "IngressRoute {} spec.routes[{i}].match {:?} cannot be analysed by mtls-gate: {reason}. It is treated as able to serve every path of host {} (fail closed), and the host cannot be proven compliant. Fix: write the rule with Host, Path, PathPrefix, PathRegexp, &&, || and !.",
+                                view.key, route.text, ctx.host
+                            ),
+                        ));
+                        vec![rule::PathAlternative {
+                            matcher: PathMatcher::Prefix("/".into()),
+                            certain: false,
+                        }]
+                    }
+                };
+                if alternatives.is_empty() {
+                    continue;
+                }
+                routers.push(IngressRouteRouter {
+                    source: source.clone(),
+                    view,
+                    route,
+                    alternatives,
+                    tls: view.tls.is_some(),
+                });
+            }
+        }
+
+        // TLS option of every TLS router on the host (chosen by SNI: only routers whose rule
+        // names the host in a Host matcher take part; the others get what the SNI resolves to).
+        let mut options: BTreeMap<OptionRef, Vec<RouteSource>> = BTreeMap::new();
         for ing in &ctx.ingresses {
             if router_tls(ing, ctx.host_key) {
                 options
                     .entry(option_ref(ing, objects))
                     .or_default()
-                    .push(ing.key.clone());
+                    .push(RouteSource::ingress(ing));
+            }
+        }
+        for router in &routers {
+            let names_host = router
+                .route
+                .rule
+                .as_deref()
+                .is_ok_and(|r| rule::names_host(r, ctx.host));
+            if router.tls && names_host {
+                let users = options
+                    .entry(ingress_route_option(router.view, objects))
+                    .or_default();
+                if !users.contains(&router.source) {
+                    users.push(router.source.clone());
+                }
             }
         }
         for (opt, users) in &options {
             if let OptionRef::Unresolved(name) = opt {
                 for user in users {
+                    let setting = if user.is_ingress() {
+                        "router.tls.options"
+                    } else {
+                        "spec.tls.options"
+                    };
                     table.findings.push(ctx.finding(
                         ViolationCode::TlsOptionInvalid,
-                        Some(user),
+                        Some(&user.key),
                         format!(
-                            "Ingress {user} sets router.tls.options {name:?}, which names no TLSOption known here. Traefik cannot apply it, and its routers on host {} lose the intended client authentication. Create the TLSOption or fix the reference (<namespace>-<name>@kubernetescrd).",
+                            "{user} sets {setting} {name:?}, which names no TLSOption known here. Traefik cannot apply it, and its routers on host {} lose the intended client authentication. Create the TLSOption or fix the reference (<namespace>-<name>@kubernetescrd on an Ingress, name and namespace on an IngressRoute).",
                             ctx.host
                         ),
                     ));
@@ -346,9 +555,9 @@ impl Dialect for Traefik {
                 for user in users {
                     table.findings.push(ctx.finding(
                         ViolationCode::HostSettingsConflict,
-                        Some(user),
+                        Some(&user.key),
                         format!(
-                            "Routers of host {} name different TLS options ({}). Traefik then applies the default TLS options to every router of the host, which normally request no client certificate (fail-open). Give every Ingress of the host the same router.tls.options.",
+                            "Routers of host {} name different TLS options ({}). Traefik then applies the default TLS options to every router of the host, which normally request no client certificate (fail-open). Give every Ingress and IngressRoute of the host the same TLS options.",
                             ctx.host,
                             listing.join("; ")
                         ),
@@ -361,7 +570,10 @@ impl Dialect for Traefik {
         } else {
             options.keys().next().cloned().unwrap_or(OptionRef::Default)
         };
-        let first_user = options.get(&effective).and_then(|u| u.first()).cloned();
+        let first_user = options
+            .get(&effective)
+            .and_then(|u| u.first())
+            .map(|s| s.key.clone());
         let (mode, description) = match &effective {
             OptionRef::Crd(key) => {
                 match downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, key)) {
@@ -405,8 +617,8 @@ impl Dialect for Traefik {
         let gate = ctx.profile.gate_url();
         for ing in &ctx.ingresses {
             let tls = router_tls(ing, ctx.host_key);
-            let chain = gate_chain(ing, objects, gate);
-            let auth = route_auth(mode, tls, &description, &chain, ing);
+            let chain = ingress_gate_chain(ing, objects, gate);
+            let auth = route_auth(mode, tls, &description, &chain, &RouteSource::ingress(ing));
             let priority_override = ing
                 .annotation(PRIORITY)
                 .and_then(|p| p.trim().parse::<i64>().ok())
@@ -454,6 +666,36 @@ impl Dialect for Traefik {
                 });
             }
         }
+        for router in &routers {
+            let chain = route_gate_chain(router.view, router.route, objects, gate);
+            let entry_points = if router.view.entry_points.is_empty() {
+                "every default entry point".to_string()
+            } else {
+                format!("entry points {}", router.view.entry_points.join(", "))
+            };
+            let mut auth = route_auth(mode, router.tls, &description, &chain, &router.source);
+            auth.detail = format!("{} ({entry_points})", auth.detail).into();
+            for alternative in &router.alternatives {
+                let path_type = match alternative.matcher {
+                    PathMatcher::Exact(_) => PathType::Exact,
+                    PathMatcher::Prefix(_) | PathMatcher::PrefixIgnoreCase(_) => PathType::Prefix,
+                    PathMatcher::Regex(_) => PathType::ImplementationSpecific,
+                };
+                if !alternative.certain {
+                    table.conditional.insert(table.routes.len());
+                }
+                table.routes.push(Route {
+                    source: router.source.clone(),
+                    path: router.route.text.clone(),
+                    path_type,
+                    matcher: alternative.matcher.clone(),
+                    serves_backend: true,
+                    tls: router.tls,
+                    auth: auth.clone(),
+                    priority: router.route.effective_priority(),
+                });
+            }
+        }
         table
     }
 
@@ -461,7 +703,12 @@ impl Dialect for Traefik {
         let mut best: Option<i64> = None;
         let mut candidates = Vec::new();
         for (i, r) in table.routes.iter().enumerate() {
-            match r.matcher.matches(path) {
+            // A route that matches only some requests of the path never shadows another.
+            let result = match r.matcher.matches(path) {
+                MatchResult::Yes if table.conditional.contains(&i) => MatchResult::Maybe,
+                result => result,
+            };
+            match result {
                 MatchResult::Yes => {
                     best = Some(best.map_or(r.priority, |b| b.max(r.priority)));
                     candidates.push((i, r.priority, true));
@@ -566,15 +813,12 @@ fn route_auth(
     tls: bool,
     option: &str,
     chain: &GateChain,
-    ing: &IngressView,
+    source: &RouteSource,
 ) -> RouteAuth {
     let (kind, detail) = if !tls {
         (
             AuthKind::None,
-            format!(
-                "Ingress {} creates a router without TLS for this host",
-                ing.key
-            ),
+            format!("{source} creates a router without TLS for this host"),
         )
     } else {
         match (mode, chain) {
@@ -585,27 +829,21 @@ fn route_auth(
             (OptionMode::VerifyIfGiven, GateChain::Complete) => (
                 AuthKind::RequiredByGate,
                 format!(
-                    "{option}: VerifyClientCertIfGiven; gate chain on Ingress {}",
-                    ing.key
+                    "{option}: VerifyClientCertIfGiven; gate chain on {}",
+                    source
                 ),
             ),
             (_, GateChain::NeverPasses(why)) => (
                 AuthKind::Rejected,
-                format!(
-                    "{option}; gate on Ingress {} can never pass: {why}",
-                    ing.key
-                ),
+                format!("{option}; gate on {} can never pass: {why}", source),
             ),
             (_, GateChain::Forgeable(why)) => (
                 AuthKind::None,
-                format!("{option}; gate on Ingress {} can be forged: {why}", ing.key),
+                format!("{option}; gate on {} can be forged: {why}", source),
             ),
             (OptionMode::VerifyIfGiven, GateChain::Absent) => (
                 AuthKind::Optional,
-                format!(
-                    "{option}: VerifyClientCertIfGiven; Ingress {} has no gate",
-                    ing.key
-                ),
+                format!("{option}: VerifyClientCertIfGiven; {} has no gate", source),
             ),
             (OptionMode::RequireUnverified, _) => (
                 AuthKind::RequiredUnverified,
@@ -618,8 +856,8 @@ fn route_auth(
             (OptionMode::None, GateChain::Complete) => (
                 AuthKind::Rejected,
                 format!(
-                    "{option}: no client certificate is requested, so the gate on Ingress {} rejects every request",
-                    ing.key
+                    "{option}: no client certificate is requested, so the gate on {} rejects every request",
+                    source
                 ),
             ),
             (OptionMode::None, GateChain::Absent) => (

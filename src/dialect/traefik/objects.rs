@@ -1,12 +1,14 @@
 //! Traefik's own kinds as the dialect reads them: `TLSOption` (client authentication of the
 //! routers that reference it) and `Middleware` (the per-path gate and the header handling
-//! around it), under `traefik.io/v1alpha1`. Traefik v3 no longer reads the older
+//! around it), under `traefik.io/v1alpha1`, and `IngressRoute` of both groups
+//! ([`super::ingress_route`]). Traefik v3 no longer reads the older
 //! `traefik.containo.us` group (its objects "do not exist" for it: fluxcd/flagger#1641), so
 //! objects of that group are not read here either: an Ingress that names one gets the
 //! finding for a missing TLSOption or Middleware, never the protection it does not get.
 
 use std::any::Any;
 
+use super::ingress_route::{INGRESS_ROUTE, INGRESS_ROUTE_CONTAINOUS, IngressRouteView};
 use crate::dialect::{ObjectKind, ObjectView, ReduceError, SharedObject};
 use crate::model::ObjectKey;
 
@@ -25,7 +27,12 @@ pub const MIDDLEWARE: ObjectKind = ObjectKind {
 };
 
 /// The kinds the Traefik dialect reads.
-pub static KINDS: [ObjectKind; 2] = [TLS_OPTION, MIDDLEWARE];
+pub static KINDS: [ObjectKind; 4] = [
+    TLS_OPTION,
+    MIDDLEWARE,
+    INGRESS_ROUTE,
+    INGRESS_ROUTE_CONTAINOUS,
+];
 
 /// Reduces a Traefik object of one of [`KINDS`].
 pub fn reduce(
@@ -49,6 +56,11 @@ pub fn reduce(
             value,
             default_namespace,
         )))
+    } else if *kind == INGRESS_ROUTE || *kind == INGRESS_ROUTE_CONTAINOUS {
+        Ok(std::sync::Arc::new(IngressRouteView::from_value(
+            value,
+            default_namespace,
+        )?))
     } else {
         Err(ReduceError {
             field: "kind".into(),
@@ -96,6 +108,8 @@ pub enum MiddlewareKind {
     },
     /// A `headers` middleware that deletes these request headers (empty custom values).
     StripsRequestHeaders(Vec<String>),
+    /// A `chain` of other Middlewares (`name`, `namespace` defaulting to the chain's).
+    Chain(Vec<ObjectKey>),
     Other,
 }
 
@@ -147,6 +161,23 @@ impl MiddlewareView {
             MiddlewareKind::PassTlsClientCert {
                 pem: p["pem"].as_bool().unwrap_or(false),
             }
+        } else if let Some(c) = spec.get("chain") {
+            let namespace = obj_key(value, default_namespace).namespace;
+            MiddlewareKind::Chain(
+                c["middlewares"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| {
+                        let name = m["name"].as_str()?;
+                        let ns = m["namespace"]
+                            .as_str()
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or(&namespace);
+                        Some(ObjectKey::new(ns, name))
+                    })
+                    .collect(),
+            )
         } else if let Some(h) = spec.get("headers") {
             let stripped: Vec<String> = h["customRequestHeaders"]
                 .as_object()
