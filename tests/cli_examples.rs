@@ -25,6 +25,7 @@ type Finding = (&'static str, &'static str, Option<&'static str>);
 const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
     ("examples/nginx-split-host", 0, &[], &[]),
     ("examples/traefik-split-host", 0, &[], &[]),
+    ("examples/traefik-ingressroute", 0, &[], &[]),
     ("examples/nginx-single-host-gate", 0, &[], &[]),
     (
         "examples/broken/mtls-on-public-host.yaml",
@@ -88,6 +89,14 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
                 Some("/accounts"),
             ),
         ],
+    ),
+    // The case: an IngressRoute serving /token without client authentication was
+    // ignored ("COMPLIANT", exit 0).
+    (
+        "examples/broken/ingressroute-token-without-client-auth.yaml",
+        1,
+        &["MtlsNotRequired"],
+        &[("MtlsNotRequired", "mtls-auth.bank.example", Some("/token"))],
     ),
     (
         "examples/broken/token-on-public-host.yaml",

@@ -699,29 +699,41 @@ impl Dialect for Traefik {
         table
     }
 
+    /// TLS routers serve only TLS requests and the others only plain HTTP ones ("a TLS
+    /// section ... instructs Traefik that the current router is dedicated to HTTPS requests
+    /// only", routers docs), so each kind competes by priority among its own.
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
-        let mut best: Option<i64> = None;
-        let mut candidates = Vec::new();
-        for (i, r) in table.routes.iter().enumerate() {
-            // A route that matches only some requests of the path never shadows another.
-            let result = match r.matcher.matches(path) {
-                MatchResult::Yes if table.conditional.contains(&i) => MatchResult::Maybe,
-                result => result,
-            };
-            match result {
-                MatchResult::Yes => {
-                    best = Some(best.map_or(r.priority, |b| b.max(r.priority)));
-                    candidates.push((i, r.priority, true));
+        let mut winners = Vec::new();
+        for tls in [true, false] {
+            let mut best: Option<i64> = None;
+            let mut candidates = Vec::new();
+            for (i, r) in table.routes.iter().enumerate() {
+                if r.tls != tls {
+                    continue;
                 }
-                MatchResult::Maybe => candidates.push((i, r.priority, false)),
-                MatchResult::No => {}
+                // A route that matches only some requests of the path never shadows another.
+                let result = match r.matcher.matches(path) {
+                    MatchResult::Yes if table.conditional.contains(&i) => MatchResult::Maybe,
+                    result => result,
+                };
+                match result {
+                    MatchResult::Yes => {
+                        best = Some(best.map_or(r.priority, |b| b.max(r.priority)));
+                        candidates.push((i, r.priority));
+                    }
+                    MatchResult::Maybe => candidates.push((i, r.priority)),
+                    MatchResult::No => {}
+                }
             }
+            winners.extend(
+                candidates
+                    .into_iter()
+                    .filter(|(_, p)| best.is_none_or(|b| *p >= b))
+                    .map(|(i, _)| i),
+            );
         }
-        candidates
-            .into_iter()
-            .filter(|(_, p, _)| best.is_none_or(|b| *p >= b))
-            .map(|(i, _, _)| i)
-            .collect()
+        winners.sort_unstable();
+        winners
     }
 
     fn render(&self, input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
