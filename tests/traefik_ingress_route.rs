@@ -635,3 +635,85 @@ fn findings_name_the_ingress_route_and_the_rule() {
         );
     }
 }
+
+/// The validating webhook reviews IngressRoutes like Ingresses: one that would expose an
+/// MTLS endpoint is denied, naming itself; a compliant one is admitted.
+#[test]
+fn admission_reviews_ingress_routes() {
+    use mtls_gate::admission::{BeforeStateCache, OutcomeKind, object_review_slice, review_object};
+    use mtls_gate::cluster::Completeness;
+    use mtls_gate::manifest::{load, read_paths};
+    use mtls_gate::model::ObjectKey;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases = [
+        (
+            "a plain-HTTP IngressRoute serving /token",
+            IngressRoute::plain("debug", "Host(`mtls-auth.bank.example`) && Path(`/token`)"),
+            false,
+        ),
+        (
+            "a traefik.containo.us IngressRoute without TLS options on the MTLS host",
+            IngressRoute::tls("par", "Host(`mtls-auth.bank.example`) && Path(`/par`)").containous(),
+            false,
+        ),
+        (
+            "an IngressRoute naming the enforcing TLS options",
+            IngressRoute::mtls("par", "Host(`mtls-auth.bank.example`) && Path(`/par`)"),
+            true,
+        ),
+    ];
+    for (desc, route, allowed) in cases {
+        let docs =
+            read_paths(&[root.join("examples/traefik-ingressroute")]).expect("example reads");
+        let mut m = load(docs, "default", true).expect("loads");
+        m.view.set_secrets_completeness(Completeness::Complete);
+        let manifest: serde_json::Value =
+            serde_yaml_ng::from_str(&route.yaml()).expect("IngressRoute YAML");
+        let (kind, object) = mtls_gate::dialect::reduce_owned(&manifest, NS)
+            .expect("a dialect-owned kind")
+            .expect("reduces");
+        let key = ObjectKey::new(NS, &route.name);
+        let slice = object_review_slice(&m.view, kind);
+        let outcome = review_object(
+            &slice,
+            kind,
+            &key,
+            Some(object),
+            &BeforeStateCache::default(),
+        );
+        assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
+        if !allowed {
+            assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");
+            let message = outcome.message.unwrap_or_default();
+            assert!(
+                message.contains(&format!("open-banking/{}", route.name)),
+                "{desc}: {message}"
+            );
+        }
+    }
+}
+
+/// `render` leaves IngressRoutes unchanged and says so for each one serving the profile.
+#[test]
+fn render_names_the_ingress_routes_it_leaves_unchanged() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["render", "examples/traefik-ingressroute"])
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for (name, host) in [
+        ("authorization-server-public", PUBLIC_HOST),
+        ("authorization-server-mtls", MTLS_AUTH_HOST),
+        ("open-banking-apis", MTLS_API_HOST),
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "note: IngressRoute open-banking/{name} serves endpoints of profile example-bank-ingressroute on host {host}; render writes Ingress annotations only"
+            )),
+            "{stderr}"
+        );
+    }
+}
