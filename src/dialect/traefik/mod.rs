@@ -48,6 +48,7 @@ const ROUTER_TLS: &str = "traefik.ingress.kubernetes.io/router.tls";
 const PRIORITY: &str = "traefik.ingress.kubernetes.io/router.priority";
 const PATH_MATCHER: &str = "traefik.ingress.kubernetes.io/router.pathmatcher";
 const CERT_HEADER: &str = "X-Forwarded-Tls-Client-Cert";
+const ANNOTATION_PREFIX: &str = "traefik.ingress.kubernetes.io/";
 const CONTROLLER: &str = "traefik";
 
 /// Client-auth behaviour of a resolved TLS option.
@@ -159,7 +160,7 @@ fn ingress_gate_chain(
     objects: &dyn ObjectSource,
     gate: Option<&str>,
 ) -> GateChain {
-    let Some(list) = ing.annotation(MIDDLEWARES) else {
+    let Some(list) = router_annotation(ing, MIDDLEWARES) else {
         return GateChain::Absent;
     };
     let mut kinds = Vec::new();
@@ -244,6 +245,79 @@ fn gate_chain(middlewares: &[MiddlewareKind], gate: Option<&str>) -> GateChain {
     GateChain::Absent
 }
 
+/// Traefik's Ingress provider decodes `traefik.ingress.kubernetes.io/router.*` annotations
+/// with paerser, which matches the part after the prefix to its fields case-insensitively
+/// (`router.tls.Options` is `router.tls.options`); the prefix itself is case-sensitive
+/// (`convertAnnotations`, `pkg/provider/kubernetes/ingress/annotations.go`).
+fn same_router_key(key: &str, known: &str) -> bool {
+    match (
+        key.strip_prefix(ANNOTATION_PREFIX),
+        known.strip_prefix(ANNOTATION_PREFIX),
+    ) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
+/// The value of a router annotation under any spelling Traefik reads.
+fn router_annotation<'a>(ing: &'a IngressView, known: &str) -> Option<&'a str> {
+    ing.annotations
+        .iter()
+        .find(|(k, _)| same_router_key(k, known))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Router annotations that do not change who reaches a route or how: entry points (ports;
+/// TLS comes from `router.tls`/`spec.tls`), the certificate resolver and its ACME domains.
+const IRRELEVANT_ROUTER_KEYS: &[&str] = &["router.entrypoints", "router.tls.certresolver"];
+
+/// Findings for `traefik.ingress.kubernetes.io/router.*` annotations of an Ingress that this
+/// dialect neither models nor knows to be irrelevant, and for `router.tls` values Traefik's
+/// decoder rejects.
+fn unmodelled_router_annotations(
+    ctx: &HostContext<'_>,
+    ing: &IngressView,
+) -> Vec<crate::violation::Violation> {
+    let modelled = [ROUTER_TLS, TLS_OPTIONS, MIDDLEWARES, PRIORITY, PATH_MATCHER];
+    let mut out = Vec::new();
+    for (key, value) in &ing.annotations {
+        let Some(suffix) = key.strip_prefix(ANNOTATION_PREFIX) else {
+            continue;
+        };
+        if !suffix.to_ascii_lowercase().starts_with("router.") {
+            continue;
+        }
+        let lower = suffix.to_ascii_lowercase();
+        let acme_domain = lower.starts_with("router.tls.domains.")
+            && (lower.ends_with(".main") || lower.ends_with(".sans"));
+        if same_router_key(key, ROUTER_TLS) && super::go_parse::parse_bool(value).is_none() {
+            out.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                Some(&ing.key),
+                format!(
+                    "Ingress {} sets {key}: {value:?}, which Traefik's annotation decoder rejects (strconv.ParseBool); Traefik then skips the Ingress, and mtls-gate treats its routers on host {} as plain HTTP (fail closed). Fix: write \"true\" or remove the annotation.",
+                    ing.key, ctx.host
+                ),
+            ));
+            continue;
+        }
+        let known = modelled.iter().any(|m| same_router_key(key, m))
+            || IRRELEVANT_ROUTER_KEYS.contains(&lower.as_str())
+            || acme_domain;
+        if !known {
+            out.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                Some(&ing.key),
+                format!(
+                    "Ingress {} sets {key}, which mtls-gate does not model for Traefik (Traefik may reject it and skip the Ingress, or it may change how host {} is routed), so the host cannot be proven compliant. Fix: remove the annotation or use one of router.tls, router.tls.options, router.middlewares, router.priority, router.pathmatcher.",
+                    ing.key, ctx.host
+                ),
+            ));
+        }
+    }
+    out
+}
+
 fn rule_host(host_key: &str) -> String {
     if let Some(rest) = host_key.strip_prefix("*.") {
         format!(
@@ -258,12 +332,15 @@ fn rule_host(host_key: &str) -> String {
 fn router_tls(ing: &IngressView, host_key: &str) -> bool {
     ing.has_tls_for(host_key)
         || ing
-            .annotation(ROUTER_TLS)
-            .is_some_and(|v| v.trim() == "true")
+            .annotations
+            .iter()
+            .find(|(k, _)| same_router_key(k, ROUTER_TLS))
+            .and_then(|(_, v)| super::go_parse::parse_bool(v))
+            .unwrap_or(false)
 }
 
 fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
-    match ing.annotation(TLS_OPTIONS).map(str::trim) {
+    match router_annotation(ing, TLS_OPTIONS).map(str::trim) {
         None | Some("") | Some("default") | Some("default@internal") => OptionRef::Default,
         Some(value) => match resolve_crd_ref(value, |k| {
             downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, k))
@@ -614,28 +691,37 @@ impl Dialect for Traefik {
         };
         table.client_auth = format!("{description}: {:?}", mode);
 
+        for ing in &ctx.ingresses {
+            table
+                .findings
+                .extend(unmodelled_router_annotations(ctx, ing));
+        }
         let gate = ctx.profile.gate_url();
         for ing in &ctx.ingresses {
             let tls = router_tls(ing, ctx.host_key);
             let chain = ingress_gate_chain(ing, objects, gate);
             let auth = route_auth(mode, tls, &description, &chain, &RouteSource::ingress(ing));
             let priority_override = ing
-                .annotation(PRIORITY)
+                .annotations
+                .iter()
+                .find(|(k, _)| same_router_key(k, PRIORITY))
+                .map(|(_, v)| v.as_str())
                 .and_then(|p| p.trim().parse::<i64>().ok())
                 .filter(|p| *p != 0);
             for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
                 for p in &rule.paths {
-                    let (function, matcher) =
-                        match (p.path_type, ing.annotation(PATH_MATCHER).map(str::trim)) {
-                            (PathType::Exact, _)
-                            | (PathType::ImplementationSpecific, Some("Path")) => {
-                                ("Path", PathMatcher::Exact(p.path.clone()))
-                            }
-                            (PathType::ImplementationSpecific, Some("PathRegexp")) => {
-                                ("PathRegexp", PathMatcher::go_regex(&p.path))
-                            }
-                            _ => ("PathPrefix", PathMatcher::Prefix(p.path.clone())),
-                        };
+                    let (function, matcher) = match (
+                        p.path_type,
+                        router_annotation(ing, PATH_MATCHER).map(str::trim),
+                    ) {
+                        (PathType::Exact, _) | (PathType::ImplementationSpecific, Some("Path")) => {
+                            ("Path", PathMatcher::Exact(p.path.clone()))
+                        }
+                        (PathType::ImplementationSpecific, Some("PathRegexp")) => {
+                            ("PathRegexp", PathMatcher::go_regex(&p.path))
+                        }
+                        _ => ("PathPrefix", PathMatcher::Prefix(p.path.clone())),
+                    };
                     let rule_text = if ctx.host_key.is_empty() {
                         format!("{function}(`{}`)", p.path)
                     } else {
