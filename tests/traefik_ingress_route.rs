@@ -108,6 +108,12 @@ impl IngressRoute {
     }
 }
 
+fn middleware(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  {spec}"
+    )
+}
+
 fn chain(name: &str, members: &[&str]) -> String {
     let list: String = members
         .iter()
@@ -557,6 +563,70 @@ fn cases() -> Vec<Case> {
             single_host(single_public(), &["pass-client-cert", "mtls-gate"], &[]),
             &["MtlsNotRequired"],
             mtls_not_required(SINGLE_HOST, &["/token", "/par"]),
+        ),
+        (
+            "middlewares: a headers middleware writing the certificate header after the strip",
+            single_host(
+                single_public(),
+                &[
+                    "strip-client-cert",
+                    "set-client-cert",
+                    "pass-client-cert",
+                    "mtls-gate",
+                ],
+                &[middleware(
+                    "set-client-cert",
+                    "headers:\n    customRequestHeaders:\n      X-Forwarded-Tls-Client-Cert: forged\n",
+                )],
+            ),
+            &["MtlsNotRequired"],
+            mtls_not_required(SINGLE_HOST, &["/token"]),
+        ),
+        (
+            "middlewares: a plugin after the strip may write any header",
+            single_host(
+                single_public(),
+                &[
+                    "strip-client-cert",
+                    "plugin",
+                    "pass-client-cert",
+                    "mtls-gate",
+                ],
+                &[middleware(
+                    "plugin",
+                    "plugin:\n    header-rewriter:\n      mode: add\n",
+                )],
+            ),
+            &["MtlsNotRequired"],
+            mtls_not_required(SINGLE_HOST, &["/token"]),
+        ),
+        (
+            "middlewares: a forwardAuth copying the certificate header from its response",
+            single_host(
+                single_public(),
+                &["strip-client-cert", "sso", "pass-client-cert", "mtls-gate"],
+                &[middleware(
+                    "sso",
+                    "forwardAuth:\n    address: https://sso.bank.example/check\n    authResponseHeaders: [X-Forwarded-Tls-Client-Cert]\n",
+                )],
+            ),
+            &["MtlsNotRequired"],
+            mtls_not_required(SINGLE_HOST, &["/token"]),
+        ),
+        (
+            "middlewares: other middleware kinds between strip and gate change nothing",
+            single_host(
+                single_public(),
+                &[
+                    "strip-client-cert",
+                    "rate-limit",
+                    "pass-client-cert",
+                    "mtls-gate",
+                ],
+                &[middleware("rate-limit", "rateLimit:\n    average: 100\n")],
+            ),
+            &[],
+            vec![],
         ),
         (
             "middlewares: a chain Middleware expands to its members in order",

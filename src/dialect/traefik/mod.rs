@@ -214,6 +214,16 @@ fn gate_chain(middlewares: &[MiddlewareKind], gate: Option<&str>) -> GateChain {
                 stripped = true
             }
             MiddlewareKind::PassTlsClientCert { pem: true } => passed = true,
+            // After the strip, something else may write the header the gate trusts.
+            MiddlewareKind::SetsRequestHeaders(headers)
+            | MiddlewareKind::ForwardAuthCopying {
+                copies: headers, ..
+            } if headers
+                .iter()
+                .any(|h| h == "*" || h.eq_ignore_ascii_case(CERT_HEADER)) =>
+            {
+                stripped = false
+            }
             MiddlewareKind::ForwardAuth {
                 address,
                 trust_forward_header,

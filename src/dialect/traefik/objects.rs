@@ -108,6 +108,16 @@ pub enum MiddlewareKind {
     },
     /// A `headers` middleware that deletes these request headers (empty custom values).
     StripsRequestHeaders(Vec<String>),
+    /// A middleware that may set a request header the gate trusts: a `headers` middleware
+    /// with a non-empty custom value, a `forwardAuth` copying it from its auth server's
+    /// response (`authResponseHeaders`, `authResponseHeadersRegex`), or a `plugin`
+    /// (unknown code). Names the headers (`*`: any).
+    SetsRequestHeaders(Vec<String>),
+    /// A `forwardAuth` that copies headers of its auth server's response into the request.
+    ForwardAuthCopying {
+        address: String,
+        copies: Vec<String>,
+    },
     /// A `chain` of other Middlewares (`name`, `namespace` defaulting to the chain's).
     Chain(Vec<ObjectKey>),
     Other,
@@ -146,7 +156,31 @@ impl TlsOptionView {
 impl MiddlewareView {
     pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
         let spec = &value["spec"];
-        let kind = if let Some(fa) = spec.get("forwardAuth") {
+        let copies = |fa: &serde_json::Value| -> Vec<String> {
+            let mut headers: Vec<String> = fa["authResponseHeaders"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h.as_str().map(str::to_string))
+                .collect();
+            if fa["authResponseHeadersRegex"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty())
+            {
+                headers.push("*".into());
+            }
+            headers
+        };
+        let kind = if spec.get("plugin").is_some() {
+            MiddlewareKind::SetsRequestHeaders(vec!["*".into()])
+        } else if let Some(fa) = spec.get("forwardAuth").filter(|fa| !copies(fa).is_empty()) {
+            // Checked first by the gate model: an auth server that may answer with the
+            // trusted header (only the profile's own gate is credited, below).
+            MiddlewareKind::ForwardAuthCopying {
+                address: fa["address"].as_str().unwrap_or("").to_string(),
+                copies: copies(fa),
+            }
+        } else if let Some(fa) = spec.get("forwardAuth") {
             MiddlewareKind::ForwardAuth {
                 address: fa["address"].as_str().unwrap_or("").to_string(),
                 trust_forward_header: fa["trustForwardHeader"].as_bool().unwrap_or(false),
@@ -179,17 +213,26 @@ impl MiddlewareView {
                     .collect(),
             )
         } else if let Some(h) = spec.get("headers") {
-            let stripped: Vec<String> = h["customRequestHeaders"]
-                .as_object()
+            let custom = h["customRequestHeaders"].as_object();
+            let (stripped, set): (Vec<_>, Vec<_>) = custom
                 .into_iter()
                 .flatten()
-                .filter(|(_, v)| v.as_str() == Some(""))
-                .map(|(k, _)| k.clone())
-                .collect();
-            if stripped.is_empty() {
+                .partition(|(_, v)| v.as_str() == Some(""));
+            // Only the certificate header matters to the gate: a middleware that sets it
+            // is a setter, whatever it deletes.
+            let sets_cert = set
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("X-Forwarded-Tls-Client-Cert"));
+            if sets_cert {
+                MiddlewareKind::SetsRequestHeaders(
+                    set.into_iter().map(|(k, _)| k.clone()).collect(),
+                )
+            } else if stripped.is_empty() {
                 MiddlewareKind::Other
             } else {
-                MiddlewareKind::StripsRequestHeaders(stripped)
+                MiddlewareKind::StripsRequestHeaders(
+                    stripped.into_iter().map(|(k, _)| k.clone()).collect(),
+                )
             }
         } else {
             MiddlewareKind::Other
