@@ -14,8 +14,67 @@
 //! * Per-path gate: a middleware chain that deletes client-sent
 //!   `X-Forwarded-Tls-Client-Cert`, sets it with `passTLSClientCert`, and calls the gate with
 //!   `forwardAuth` (`trustForwardHeader: true`, forwarding that header).
+//! * IngressRoutes ([`ingress_route`], rules in [`rule`]) are routers of the same host table:
+//!   TLS routers compete by priority among TLS routers, plain-HTTP routers among plain-HTTP
+//!   ones (a router with a `tls` section is "dedicated to HTTPS requests only").
+//!
+//! # Audit: what changes who reaches a route, and what this dialect does with it
+//!
+//! Sources are traefik/traefik files (v2.11 and v3.x, checked in the controller's source);
+//! "reported" means an `UnmodelledSetting` (or the named code) naming the object and setting;
+//! "irrelevant" means the setting cannot let a request reach a route it would not reach, or
+//! skip client authentication it would get. `../shared/reference/` is silent on IngressRoute
+//! rules, paerser decoding and the gate-chain middlewares; nothing there was found wrong.
+//!
+//! Ingress annotations (`traefik.ingress.kubernetes.io/`; the part after the prefix is
+//! matched case-insensitively by paerser: `pkg/provider/kubernetes/ingress/annotations.go`,
+//! `RouterIng`, `ServiceIng`):
+//!
+//! | Annotation | Decision |
+//! |---|---|
+//! | `router.tls` | modelled, `strconv.ParseBool` (a rejected value is reported: Traefik skips the Ingress) |
+//! | `router.tls.options` | modelled (`<ns>-<name>@kubernetescrd`, `default`, `default@internal`; unresolved: `TlsOptionInvalid`) |
+//! | `router.middlewares` | modelled (gate chain, `chain` expanded) |
+//! | `router.priority` | modelled (0 or absent: rule length, `httpmuxer.GetRulePriority`) |
+//! | `router.pathmatcher` | modelled (`Path`, `PathPrefix`, `PathRegexp`) |
+//! | `router.entrypoints` | irrelevant (ports; TLS comes from `spec.tls`/`router.tls`) |
+//! | `router.tls.certresolver`, `router.tls.domains.n.main/sans` | irrelevant (server certificates, ACME) |
+//! | any other `router.*` | reported (paerser rejects unknown fields and Traefik skips the Ingress) |
+//! | `service.serversscheme`, `service.serverstransport`, `service.sticky.*`, `service.nativelb` | irrelevant (backend side) |
+//!
+//! Middleware types (`pkg/config/dynamic/middlewares.go`, `Middleware`). Middlewares run
+//! after routing and after the TLS handshake, so they can only refuse, redirect or rewrite a
+//! request; what matters is the per-path gate and the header it trusts:
+//!
+//! | Type | Decision |
+//! |---|---|
+//! | `forwardAuth` | modelled: to the profile's gate it is the gate (needs `trustForwardHeader` and the header forwarded); with `authResponseHeaders`/`authResponseHeadersRegex` that may copy the certificate header it counts as a header writer |
+//! | `passTLSClientCert` | modelled (`pem: true` writes the verified certificate) |
+//! | `headers` | modelled: an empty `customRequestHeaders` value deletes the header, a non-empty value for the certificate header writes it (forgeable gate) |
+//! | `chain` | modelled (members expanded in order, 8 levels, 256 members) |
+//! | `plugin` | modelled as writing any header (unknown code): a gate after it is forgeable |
+//! | `addPrefix`, `stripPrefix`, `stripPrefixRegex`, `replacePath`, `replacePathRegex` | irrelevant (rewrite the upstream path after routing) |
+//! | `ipWhiteList`/`ipAllowList`, `basicAuth`, `digestAuth`, `rateLimit`, `inFlightReq`, `circuitBreaker`, `retry`, `buffering`, `compress`, `contentType`, `grpcWeb`, `errors`, `redirectRegex`, `redirectScheme` | irrelevant (refuse, limit, redirect or transform; never add access or client authentication) |
+//!
+//! TLSOption fields (`pkg/provider/kubernetes/crd/traefikio/v1alpha1/tlsoption.go`):
+//!
+//! | Field | Decision |
+//! |---|---|
+//! | `clientAuth.clientAuthType` | modelled (unknown values: `TlsOptionInvalid`) |
+//! | `clientAuth.secretNames` | modelled (Secrets checked for `tls.ca`/`ca.crt`) |
+//! | `sniStrict` | irrelevant: a request whose SNI resolved other options than its router's gets 421 from Traefik's per-router `snicheck` middleware (`pkg/middlewares/snicheck`) |
+//! | `minVersion`, `maxVersion`, `cipherSuites`, `curvePreferences`, `alpnProtocols`, `preferServerCipherSuites`, `disableSessionTickets` | irrelevant (handshake parameters) |
+//!
+//! TLSStore fields (`tlsstore.go`: `certificates`, `defaultCertificate`,
+//! `defaultGeneratedCert`): irrelevant (server certificates only).
+//!
+//! IngressRoute fields ([`ingress_route`]): `routes[].match`, `priority`, `middlewares`,
+//! `syntax`/`ruleSyntax` (both syntaxes read), `entryPoints`, `tls` and `tls.options` are
+//! modelled; `routes[].services`, `tls.secretName`, `tls.certResolver`, `tls.domains`,
+//! `tls.store` are irrelevant; the `kubernetes.io/ingress.class` annotation filtering
+//! IngressRoutes is not read, so every IngressRoute counts (fail closed).
 
-mod ingress_route;
+pub mod ingress_route;
 mod objects;
 pub mod rule;
 
