@@ -488,6 +488,23 @@ fn cases() -> Vec<Case> {
             &[],
             vec![],
         ),
+        (
+            "a traefik.containo.us IngressRoute for hosts its traefik.io namesake does not route is still read",
+            split_host(
+                &[
+                    auth_server(),
+                    IngressRoute::mtls("debug", "Host(`www.bank.example`)"),
+                    IngressRoute::plain(
+                        "debug",
+                        "Host(`mtls-auth.bank.example`) && Path(`/token`)",
+                    )
+                    .containous(),
+                ],
+                &[],
+            ),
+            LEAK,
+            mtls_not_required(A, &["/token"]),
+        ),
         // Single host with the gate: priorities and middlewares.
         (
             "single host: public routers without gate, the rest through the gate chain",

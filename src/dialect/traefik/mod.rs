@@ -462,6 +462,23 @@ struct IngressRouteRouter<'a> {
     tls: bool,
 }
 
+/// Whether a `traefik.containo.us` IngressRoute is hidden by the `traefik.io` one of the
+/// same namespace/name. Only when the `traefik.io` object is indexed under every rule host
+/// of the older one (or under `""`, every host): adding or removing it then changes the
+/// generation of every host the older one serves, so no cached evaluation of such a host
+/// outlives the change. Otherwise both are read (fail closed).
+fn shadowed(objects: &dyn ObjectSource, containous: &dyn super::ObjectView) -> bool {
+    let Lookup::Found(current) = objects.object(&INGRESS_ROUTE, containous.key()) else {
+        return false;
+    };
+    let covering = current.route_hosts();
+    covering.iter().any(String::is_empty)
+        || containous
+            .route_hosts()
+            .iter()
+            .all(|h| covering.contains(h))
+}
+
 /// The IngressRoutes that may serve `host` (exact-host rules and host-less or regex ones),
 /// without `traefik.containo.us` objects shadowed by a `traefik.io` one.
 fn ingress_routes_for(objects: &dyn ObjectSource, host: &str) -> Vec<SharedObject> {
@@ -471,12 +488,7 @@ fn ingress_routes_for(objects: &dyn ObjectSource, host: &str) -> Vec<SharedObjec
             if kind != INGRESS_ROUTE && kind != INGRESS_ROUTE_CONTAINOUS {
                 continue;
             }
-            if kind == INGRESS_ROUTE_CONTAINOUS
-                && matches!(
-                    objects.object(&INGRESS_ROUTE, object.key()),
-                    Lookup::Found(_)
-                )
-            {
+            if kind == INGRESS_ROUTE_CONTAINOUS && shadowed(objects, object.as_ref()) {
                 continue;
             }
             found.insert((kind, object.key().clone()), object);
