@@ -715,7 +715,7 @@ impl Dialect for Traefik {
                         ViolationCode::HostSettingsConflict,
                         Some(&user.key),
                         format!(
-                            "Routers of host {} name different TLS options ({}). Traefik then applies the default TLS options to every router of the host, which normally request no client certificate (fail-open). Give every Ingress and IngressRoute of the host the same TLS options.",
+                            "Routers of host {} name different TLS options ({}). Traefik then applies the default TLS options to every router of the host, which normally request no client certificate (fail-open). Give every Ingress of the host the same router.tls.options (and every IngressRoute the same spec.tls.options).",
                             ctx.host,
                             listing.join("; ")
                         ),
