@@ -29,6 +29,9 @@ const MAX_RULE_LEN: usize = 16 * 1024;
 const MAX_DEPTH: usize = 64;
 /// Most alternatives a rule may expand to before it is reported as too complex.
 const MAX_ALTERNATIVES: usize = 256;
+/// Most matcher calls in one rule (bounds the depth of the parsed tree, which the
+/// analyses walk recursively).
+const MAX_MATCHERS: usize = 256;
 
 /// A parsed rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,7 @@ pub fn parse(text: &str) -> Result<Rule, String> {
         text,
         pos: 0,
         depth: 0,
+        matchers: 0,
     };
     let rule = parser.or()?;
     parser.skip_space();
@@ -77,6 +81,7 @@ struct Parser<'a> {
     text: &'a str,
     pos: usize,
     depth: usize,
+    matchers: usize,
 }
 
 impl Parser<'_> {
@@ -130,6 +135,10 @@ impl Parser<'_> {
         Ok(rule)
     }
     fn matcher(&mut self) -> Result<Rule, String> {
+        self.matchers += 1;
+        if self.matchers > MAX_MATCHERS {
+            return Err(format!("more than {MAX_MATCHERS} matchers"));
+        }
         self.skip_space();
         let start = self.pos;
         let len = self
@@ -519,6 +528,17 @@ mod tests {
         }
         let deep = format!("{}Host(`a`){}", "(".repeat(100), ")".repeat(100));
         assert!(parse(&deep).is_err());
+        let long = vec!["Path(`/a`)"; 1000].join(" && ");
+        assert!(parse(&long).is_err());
+        let wide = vec!["Path(`/a`)"; 200].join(" || ");
+        let parsed = parse(&wide).expect("200 matchers parse");
+        assert_eq!(alternatives(&parsed, "a").map(|a| a.len()), Ok(200));
+        let product = vec!["(Path(`/a`) || Path(`/b`))"; 10].join(" && ");
+        let parsed = parse(&product).expect("parses");
+        assert!(
+            alternatives(&parsed, "a").is_err(),
+            "2^10 alternatives are too many"
+        );
     }
 
     #[test]
