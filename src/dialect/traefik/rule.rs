@@ -533,7 +533,7 @@ mod tests {
         let wide = vec!["Path(`/a`)"; 200].join(" || ");
         let parsed = parse(&wide).expect("200 matchers parse");
         assert_eq!(alternatives(&parsed, "a").map(|a| a.len()), Ok(200));
-        let product = vec!["(Path(`/a`) || Path(`/b`))"; 10].join(" && ");
+        let product = ["(Path(`/a`) || Path(`/b`))"; 10].join(" && ");
         let parsed = parse(&product).expect("parses");
         assert!(
             alternatives(&parsed, "a").is_err(),
