@@ -128,7 +128,8 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                     );
                     ok(send, &list("SecretList", "v1", vec![]))
                 }
-                ("GET", "/apis/traefik.io/v1alpha1") => not_found(send),
+                ("GET", "/apis/traefik.io/v1alpha1")
+                | ("GET", "/apis/traefik.containo.us/v1alpha1") => not_found(send),
                 (
                     "GET",
                     "/apis/coordination.k8s.io/v1/namespaces/mtls-gate/leases/mtls-gate-leader",

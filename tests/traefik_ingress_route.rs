@@ -426,6 +426,25 @@ fn cases() -> Vec<Case> {
             .concat(),
         ),
         (
+            "a TLS router naming the host takes part in the SNI choice even if it serves no path",
+            split_host(
+                &[
+                    auth_server(),
+                    IngressRoute::tls(
+                        "nothing",
+                        "Host(`mtls-auth.bank.example`) && Path(`/a`) && Path(`/b`)",
+                    ),
+                ],
+                &[],
+            ),
+            &["HostSettingsConflict", "MtlsNotRequired"],
+            [
+                vec![("HostSettingsConflict", A, None)],
+                mtls_not_required(A, &all_auth),
+            ]
+            .concat(),
+        ),
+        (
             "an Ingress and an IngressRoute of one host name the same options",
             split_host(
                 &[IngressRoute::mtls(

@@ -663,18 +663,27 @@ impl Dialect for Traefik {
                     .push(RouteSource::ingress(ing));
             }
         }
-        for router in &routers {
-            let names_host = router
-                .route
-                .rule
-                .as_deref()
-                .is_ok_and(|r| rule::names_host(r, ctx.host));
-            if router.tls && names_host {
+        // Every TLS router whose rule names the host takes part, even one that serves none of
+        // its paths; a rule mtls-gate cannot parse takes part if its text names the host.
+        let host_lower = ctx.host.to_ascii_lowercase();
+        for object in &ingress_routes {
+            let Some(view) = object.as_any().downcast_ref::<IngressRouteView>() else {
+                continue;
+            };
+            let names_host = view.routes.iter().any(|route| match route.rule.as_deref() {
+                Ok(r) => rule::names_host(r, ctx.host),
+                Err(_) => route.text.to_ascii_lowercase().contains(&host_lower),
+            });
+            if view.tls.is_some() && names_host {
+                let source = RouteSource {
+                    kind: INGRESS_ROUTE_KIND,
+                    key: view.key.clone(),
+                };
                 let users = options
-                    .entry(ingress_route_option(router.view, objects))
+                    .entry(ingress_route_option(view, objects))
                     .or_default();
-                if !users.contains(&router.source) {
-                    users.push(router.source.clone());
+                if !users.contains(&source) {
+                    users.push(source);
                 }
             }
         }
