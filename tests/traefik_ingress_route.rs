@@ -344,6 +344,25 @@ fn cases() -> Vec<Case> {
             ]
             .concat(),
         ),
+        (
+            "a route the CRD schema would refuse (priority not an integer) is reported and serves every path of every host",
+            split_host(
+                &[auth_server()],
+                &[
+                    IngressRoute::mtls("odd", "Host(`mtls-auth.bank.example`) && Path(`/token`)")
+                        .yaml()
+                        .replace(
+                            "    - kind: Rule\n",
+                            "    - kind: Rule\n      priority: high\n",
+                        ),
+                ],
+            ),
+            &["MtlsNotRequired", "UnmodelledSetting"],
+            vec![
+                ("UnmodelledSetting", A, None),
+                ("MtlsNotRequired", PUBLIC_HOST, Some("/token")),
+            ],
+        ),
         // Entry points and spec.tls.
         (
             "a router without spec.tls on websecure serves plain HTTP only",

@@ -21,7 +21,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use super::rule::{self, Rule};
-use crate::dialect::{ObjectKind, ObjectView, ReduceError};
+use crate::dialect::{ObjectKind, ObjectView};
 use crate::model::ObjectKey;
 
 pub const INGRESS_ROUTE: ObjectKind = ObjectKind {
@@ -115,10 +115,7 @@ impl ObjectView for IngressRouteView {
 }
 
 impl IngressRouteView {
-    pub fn from_value(
-        value: &serde_json::Value,
-        default_namespace: &str,
-    ) -> Result<Self, ReduceError> {
+    pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
         let meta = &value["metadata"];
         let key = ObjectKey::new(
             meta["namespace"].as_str().unwrap_or(default_namespace),
@@ -126,24 +123,28 @@ impl IngressRouteView {
         );
         let spec = &value["spec"];
         let mut routes = Vec::new();
-        for (i, route) in spec["routes"].as_array().into_iter().flatten().enumerate() {
-            // Only HTTP `Rule` routes exist (`kind` is optional since v3 and may only be Rule).
-            if route["kind"].as_str().is_some_and(|k| k != "Rule") {
-                return Err(ReduceError {
-                    field: format!("spec.routes[{i}].kind"),
-                    message: format!("{:?} is not Rule", route["kind"]),
-                });
-            }
+        for route in spec["routes"].as_array().into_iter().flatten() {
+            // Fields the CRD schema constrains (`kind: Rule`, an integer `priority`) are not
+            // reduce errors: an object that cannot be read would vanish from the route
+            // tables, so the route is kept and reported as unreadable (fail closed).
             let text = route["match"].as_str().unwrap_or("").to_string();
+            let mut problem = None;
+            if route["kind"].as_str().is_some_and(|k| k != "Rule") {
+                problem = Some(format!("kind {} is not Rule", route["kind"]));
+            }
             let priority = match &route["priority"] {
                 serde_json::Value::Null => 0,
-                p => p.as_i64().ok_or_else(|| ReduceError {
-                    field: format!("spec.routes[{i}].priority"),
-                    message: format!("{p} is not an integer"),
-                })?,
+                p => p.as_i64().unwrap_or_else(|| {
+                    problem = Some(format!("priority {p} is not an integer"));
+                    0
+                }),
+            };
+            let rule = match problem {
+                Some(problem) => Err(problem),
+                None => rule::parse(&text).map(Arc::new),
             };
             routes.push(IngressRouteRoute {
-                rule: rule::parse(&text).map(Arc::new),
+                rule,
                 text,
                 priority,
                 middlewares: route["middlewares"]
@@ -164,7 +165,7 @@ impl IngressRouteView {
         }
         hosts.sort();
         hosts.dedup();
-        Ok(Self {
+        Self {
             key,
             routes,
             entry_points: spec["entryPoints"]
@@ -180,6 +181,6 @@ impl IngressRouteView {
                     options: CrdRef::from_value(&tls["options"]),
                 }),
             hosts,
-        })
+        }
     }
 }

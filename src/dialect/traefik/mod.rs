@@ -672,7 +672,11 @@ impl Dialect for Traefik {
             };
             let names_host = view.routes.iter().any(|route| match route.rule.as_deref() {
                 Ok(r) => rule::names_host(r, ctx.host),
-                Err(_) => route.text.to_ascii_lowercase().contains(&host_lower),
+                Err(_) => {
+                    let text = route.text.to_ascii_lowercase();
+                    text.contains(&format!("`{host_lower}`"))
+                        || text.contains(&format!("\"{host_lower}\""))
+                }
             });
             if view.tls.is_some() && names_host {
                 let source = RouteSource {

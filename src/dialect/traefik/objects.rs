@@ -60,7 +60,7 @@ pub fn reduce(
         Ok(std::sync::Arc::new(IngressRouteView::from_value(
             value,
             default_namespace,
-        )?))
+        )))
     } else {
         Err(ReduceError {
             field: "kind".into(),
