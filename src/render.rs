@@ -40,6 +40,45 @@ pub struct RenderPlan {
     /// Extra objects (Traefik TLSOptions and Middlewares), deduplicated.
     pub objects: Vec<RenderedObject>,
     pub refusals: Vec<Refusal>,
+    /// Route objects of dialect-owned kinds (Traefik IngressRoutes) that serve endpoints of
+    /// the profile: the renderer writes Ingress annotations only and never changes them.
+    pub unrendered: Vec<UnrenderedRoute>,
+}
+
+/// A route object serving endpoints of a profile on a host, left as it is by the renderer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnrenderedRoute {
+    pub kind: &'static str,
+    pub object: ObjectKey,
+    pub host: String,
+}
+
+/// The route objects (not Ingresses) that serve some endpoint of `profile`.
+fn unrendered_routes(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+) -> Vec<UnrenderedRoute> {
+    let mut out = BTreeSet::new();
+    let Some(dialect) = dialect_for(profile.controller()) else {
+        return Vec::new();
+    };
+    for host in &profile.hosts {
+        let Some(table) = host_table(profile, dialect, objects, host) else {
+            continue;
+        };
+        let literals = RouteLiterals::new(table.routes.iter().map(|r| &r.matcher));
+        for target in host_targets(profile, host) {
+            for i in serving_routes(dialect, &table, &literals, &target) {
+                let source = &table.routes[i].source;
+                if !source.is_ingress() {
+                    out.insert((source.kind, source.key.clone(), host.clone()));
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(kind, object, host)| UnrenderedRoute { kind, object, host })
+        .collect()
 }
 
 /// The role the profile gives a host: which schemes its endpoints need.
@@ -168,6 +207,7 @@ pub fn render_profile<'a>(
             Err(refusal) => plan.refusals.push(refusal),
         }
     }
+    plan.unrendered = unrendered_routes(profile, objects);
     Ok(plan)
 }
 

@@ -39,6 +39,7 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
             ),
         ],
     ),
+    ("examples/traefik-ingressroute", 0, &[], &[]),
     ("examples/nginx-single-host-gate", 0, &[], &[]),
     (
         "examples/broken/mtls-on-public-host.yaml",
@@ -102,6 +103,14 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
                 Some("/accounts"),
             ),
         ],
+    ),
+    // The case: an IngressRoute serving /token without client authentication was
+    // ignored ("COMPLIANT", exit 0).
+    (
+        "examples/broken/ingressroute-token-without-client-auth.yaml",
+        1,
+        &["MtlsNotRequired"],
+        &[("MtlsNotRequired", "mtls-auth.bank.example", Some("/token"))],
     ),
     (
         "examples/broken/token-on-public-host.yaml",

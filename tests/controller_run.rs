@@ -165,7 +165,8 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                     );
                     ok(send, &list("SecretList", "v1", vec![]))
                 }
-                ("GET", "/apis/traefik.io/v1alpha1") => not_found(send),
+                ("GET", "/apis/traefik.io/v1alpha1")
+                | ("GET", "/apis/traefik.containo.us/v1alpha1") => not_found(send),
                 // The CA Secret the managed Ingress needs is not in the (empty) cache: the
                 // controller asks once per reconcile; it does not exist.
                 ("GET", "/api/v1/namespaces/ob/secrets/client-ca") => not_found(send),

@@ -344,6 +344,15 @@ pub fn render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ou
     if let Err(e) = written {
         return unusable(err, &format!("cannot write the output: {e}"));
     }
+    for plan in &plans {
+        for u in &plan.unrendered {
+            let _ = writeln!(
+                err,
+                "note: {} {} serves endpoints of profile {} on host {}; render writes Ingress annotations only and leaves it unchanged (check, the webhook and status judge it: set its spec.tls.options and middlewares yourself)",
+                u.kind, u.object, plan.profile, u.host
+            );
+        }
+    }
     let refusals: Vec<_> = plans
         .iter()
         .flat_map(|p| p.refusals.iter().map(move |r| (&p.profile, r)))

@@ -148,6 +148,10 @@ pub struct HostRouteTable {
     /// Ingresses without a class that count only because their class cannot be known
     /// (filled by the engine; findings about their routes say so).
     pub class_assumed: Vec<ObjectKey>,
+    /// Indices of routes that match only some requests of their paths (Traefik rules that
+    /// also test headers, methods or client addresses): they may serve a path, but never
+    /// shadow another route.
+    pub conditional: std::collections::BTreeSet<usize>,
 }
 
 /// Inputs for building one host's table.

@@ -19,6 +19,9 @@ CLUSTER_RULES = {
 TRAEFIK_RULES = {
     ("traefik.io", "tlsoptions"): {"get", "list", "watch", "create", "patch", "update", "delete"},
     ("traefik.io", "middlewares"): {"get", "list", "watch", "create", "patch", "update", "delete"},
+    # IngressRoutes are only read, in both groups (Traefik v2.10-v2.11 serve the older one).
+    ("traefik.io", "ingressroutes"): {"get", "list", "watch"},
+    ("traefik.containo.us", "ingressroutes"): {"get", "list", "watch"},
 }
 # The operator's server-side apply of its policy reports, and pruning of stale ones.
 POLICY_REPORT_RULES = {

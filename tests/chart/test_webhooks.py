@@ -23,12 +23,21 @@ INGRESS_RULE = {
     "scope": "Namespaced",
 }
 # The kinds the dialects own (tests/webhook_rules.rs checks them against the Rust dialects).
-CONTROLLER_OBJECTS_RULE = {
-    "apiGroups": ["traefik.io"],
-    "apiVersions": ["v1alpha1"],
-    "resources": ["tlsoptions", "middlewares"],
-    "scope": "Namespaced",
-}
+CONTROLLER_OBJECTS_RULES = [
+    {
+        "apiGroups": ["traefik.io"],
+        "apiVersions": ["v1alpha1"],
+        "resources": ["tlsoptions", "middlewares", "ingressroutes"],
+        "scope": "Namespaced",
+    },
+    # Traefik v2.10-v2.11 still serve IngressRoutes of the older group.
+    {
+        "apiGroups": ["traefik.containo.us"],
+        "apiVersions": ["v1alpha1"],
+        "resources": ["ingressroutes"],
+        "scope": "Namespaced",
+    },
+]
 PROFILE_RULE = {
     "apiGroups": ["mtls-gate.io"],
     "apiVersions": ["v1alpha1"],
@@ -56,7 +65,7 @@ def test_rules_cover_exactly_the_narrow_scope(default: Rendered) -> None:
         dict(PROFILE_RULE, operations=["CREATE", "UPDATE"])
     ]
     assert default.webhook(VALIDATE_CONTROLLER_OBJECTS)["rules"] == [
-        dict(CONTROLLER_OBJECTS_RULE, operations=["CREATE", "UPDATE", "DELETE"])
+        dict(rule, operations=["CREATE", "UPDATE", "DELETE"]) for rule in CONTROLLER_OBJECTS_RULES
     ]
     assert default.webhook(MUTATE_INGRESS)["rules"] == [
         dict(INGRESS_RULE, operations=["CREATE", "UPDATE"])

@@ -14,13 +14,82 @@
 //! * Per-path gate: a middleware chain that deletes client-sent
 //!   `X-Forwarded-Tls-Client-Cert`, sets it with `passTLSClientCert`, and calls the gate with
 //!   `forwardAuth` (`trustForwardHeader: true`, forwarding that header).
+//! * IngressRoutes ([`ingress_route`], rules in [`rule`]) are routers of the same host table:
+//!   TLS routers compete by priority among TLS routers, plain-HTTP routers among plain-HTTP
+//!   ones (a router with a `tls` section is "dedicated to HTTPS requests only").
+//!
+//! # Audit: what changes who reaches a route, and what this dialect does with it
+//!
+//! Sources are traefik/traefik files (v2.11 and v3.x, checked in the controller's source);
+//! "reported" means an `UnmodelledSetting` (or the named code) naming the object and setting;
+//! "irrelevant" means the setting cannot let a request reach a route it would not reach, or
+//! skip client authentication it would get. `../shared/reference/` is silent on IngressRoute
+//! rules, paerser decoding and the gate-chain middlewares; nothing there was found wrong.
+//!
+//! Ingress annotations (`traefik.ingress.kubernetes.io/`; the part after the prefix is
+//! matched case-insensitively by paerser: `pkg/provider/kubernetes/ingress/annotations.go`,
+//! `RouterIng`, `ServiceIng`):
+//!
+//! | Annotation | Decision |
+//! |---|---|
+//! | `router.tls` | modelled, `strconv.ParseBool` (a rejected value is reported: Traefik skips the Ingress) |
+//! | `router.tls.options` | modelled (`<ns>-<name>@kubernetescrd`, `default`, `default@internal`; unresolved: `TlsOptionInvalid`) |
+//! | `router.middlewares` | modelled (gate chain, `chain` expanded) |
+//! | `router.priority` | modelled (0 or absent: rule length, `httpmuxer.GetRulePriority`) |
+//! | `router.pathmatcher` | modelled (`Path`, `PathPrefix`, `PathRegexp`) |
+//! | `router.entrypoints` | irrelevant (ports; TLS comes from `spec.tls`/`router.tls`) |
+//! | `router.tls.certresolver`, `router.tls.domains.n.main/sans` | irrelevant (server certificates, ACME) |
+//! | any other `router.*` | reported (paerser rejects unknown fields and Traefik skips the Ingress) |
+//! | `service.serversscheme`, `service.serverstransport`, `service.sticky.*`, `service.nativelb` | irrelevant (backend side) |
+//!
+//! Middleware types (`pkg/config/dynamic/middlewares.go`, `Middleware`). Middlewares run
+//! after routing and after the TLS handshake, so they can only refuse, redirect or rewrite a
+//! request; what matters is the per-path gate and the header it trusts:
+//!
+//! | Type | Decision |
+//! |---|---|
+//! | `forwardAuth` | modelled: to the profile's gate it is the gate (needs `trustForwardHeader` and the header forwarded); with `authResponseHeaders`/`authResponseHeadersRegex` that may copy the certificate header it counts as a header writer |
+//! | `passTLSClientCert` | modelled (`pem: true` writes the verified certificate) |
+//! | `headers` | modelled: an empty `customRequestHeaders` value deletes the header, a non-empty value for the certificate header writes it (forgeable gate) |
+//! | `chain` | modelled (members expanded in order, 8 levels, 256 members) |
+//! | `plugin` | modelled as writing any header (unknown code): a gate after it is forgeable |
+//! | `addPrefix`, `stripPrefix`, `stripPrefixRegex`, `replacePath`, `replacePathRegex` | irrelevant (rewrite the upstream path after routing) |
+//! | `ipWhiteList`/`ipAllowList`, `basicAuth`, `digestAuth`, `rateLimit`, `inFlightReq`, `circuitBreaker`, `retry`, `buffering`, `compress`, `contentType`, `grpcWeb`, `errors`, `redirectRegex`, `redirectScheme` | irrelevant (refuse, limit, redirect or transform; never add access or client authentication) |
+//!
+//! TLSOption fields (`pkg/provider/kubernetes/crd/traefikio/v1alpha1/tlsoption.go`):
+//!
+//! | Field | Decision |
+//! |---|---|
+//! | `clientAuth.clientAuthType` | modelled (unknown values: `TlsOptionInvalid`) |
+//! | `clientAuth.secretNames` | modelled (Secrets checked for `tls.ca`/`ca.crt`) |
+//! | `sniStrict` | irrelevant: a request whose SNI resolved other options than its router's gets 421 from Traefik's per-router `snicheck` middleware (`pkg/middlewares/snicheck`) |
+//! | `minVersion`, `maxVersion`, `cipherSuites`, `curvePreferences`, `alpnProtocols`, `preferServerCipherSuites`, `disableSessionTickets` | irrelevant (handshake parameters) |
+//!
+//! TLSStore fields (`tlsstore.go`: `certificates`, `defaultCertificate`,
+//! `defaultGeneratedCert`): irrelevant (server certificates only).
+//!
+//! IngressRoute fields ([`ingress_route`]): `routes[].match`, `priority`, `middlewares`,
+//! `syntax`/`ruleSyntax` (both syntaxes read), `entryPoints`, `tls` and `tls.options` are
+//! modelled; `routes[].services`, `tls.secretName`, `tls.certResolver`, `tls.domains`,
+//! `tls.store` are irrelevant; the `kubernetes.io/ingress.class` annotation filtering
+//! IngressRoutes is not read, so every IngressRoute counts (fail closed).
+//!
+//! Not read yet (a gap, listed in the README's limits): `IngressRouteTCP` (a `HostSNI` router
+//! with TLS passthrough takes a host's connections before Traefik's client authentication)
+//! and `IngressRouteUDP`.
 
+pub mod ingress_route;
 mod objects;
+pub mod rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
+pub use self::ingress_route::{
+    CrdRef, INGRESS_ROUTE, INGRESS_ROUTE_CONTAINOUS, INGRESS_ROUTE_KIND, IngressRouteRoute,
+    IngressRouteTls, IngressRouteView,
+};
 pub use self::objects::{
     KINDS, MIDDLEWARE, MiddlewareKind, MiddlewareView, TLS_OPTION, TlsOptionView,
 };
@@ -42,6 +111,7 @@ const ROUTER_TLS: &str = "traefik.ingress.kubernetes.io/router.tls";
 const PRIORITY: &str = "traefik.ingress.kubernetes.io/router.priority";
 const PATH_MATCHER: &str = "traefik.ingress.kubernetes.io/router.pathmatcher";
 const CERT_HEADER: &str = "X-Forwarded-Tls-Client-Cert";
+const ANNOTATION_PREFIX: &str = "traefik.ingress.kubernetes.io/";
 const CONTROLLER: &str = "traefik";
 
 /// Client-auth behaviour of a resolved TLS option.
@@ -116,19 +186,90 @@ enum GateChain {
     NeverPasses(String),
 }
 
-fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>) -> GateChain {
-    let Some(list) = ing.annotation(MIDDLEWARES) else {
+/// Deepest nesting of `chain` middlewares followed, and most middlewares a router's list
+/// expands to: beyond these the gate counts as absent (fail closed).
+const MAX_CHAIN_DEPTH: usize = 8;
+const MAX_CHAIN_MEMBERS: usize = 256;
+
+/// The middlewares a reference runs, `chain`s expanded in order (`None` or an unknown
+/// object: a middleware that does nothing the gate model credits).
+fn expand_middleware(
+    objects: &dyn ObjectSource,
+    key: Option<&ObjectKey>,
+    depth: usize,
+    out: &mut Vec<MiddlewareKind>,
+) {
+    if out.len() >= MAX_CHAIN_MEMBERS {
+        return;
+    }
+    let found = key.map(|k| downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k)));
+    match found {
+        Some(Lookup::Found(mw)) => match &mw.kind {
+            MiddlewareKind::Chain(members) if depth < MAX_CHAIN_DEPTH => {
+                for member in members {
+                    expand_middleware(objects, Some(member), depth + 1, out);
+                }
+            }
+            MiddlewareKind::Chain(_) => out.push(MiddlewareKind::Other),
+            kind => out.push(kind.clone()),
+        },
+        _ => out.push(MiddlewareKind::Other),
+    }
+}
+
+/// The gate chain of an Ingress's `router.middlewares` annotation.
+fn ingress_gate_chain(
+    ing: &IngressView,
+    objects: &dyn ObjectSource,
+    gate: Option<&str>,
+) -> GateChain {
+    let Some(list) = router_annotation(ing, MIDDLEWARES) else {
         return GateChain::Absent;
     };
+    let mut kinds = Vec::new();
+    for reference in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let key = resolve_crd_ref(reference, |k| {
+            downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k))
+        })
+        .ok()
+        .map(|(key, _)| key);
+        expand_middleware(objects, key.as_ref(), 0, &mut kinds);
+    }
+    gate_chain(&kinds, gate)
+}
+
+/// The gate chain of one IngressRoute route's `middlewares`.
+fn route_gate_chain(
+    ir: &IngressRouteView,
+    route: &IngressRouteRoute,
+    objects: &dyn ObjectSource,
+    gate: Option<&str>,
+) -> GateChain {
+    let mut kinds = Vec::new();
+    for reference in &route.middlewares {
+        let key = if reference.name.contains('@') {
+            // Another provider's middleware, or this provider's by its qualified name.
+            resolve_crd_ref(&reference.name, |k| {
+                downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k))
+            })
+            .ok()
+            .map(|(key, _)| key)
+        } else {
+            Some(ObjectKey::new(
+                reference.namespace.as_deref().unwrap_or(&ir.key.namespace),
+                &reference.name,
+            ))
+        };
+        expand_middleware(objects, key.as_ref(), 0, &mut kinds);
+    }
+    gate_chain(&kinds, gate)
+}
+
+/// Whether a router's middlewares, in order, form a working per-path gate.
+fn gate_chain(middlewares: &[MiddlewareKind], gate: Option<&str>) -> GateChain {
     let mut stripped = false;
     let mut passed = false;
-    for reference in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind = match resolve_crd_ref(reference, |k| {
-            downcast_lookup::<MiddlewareView>(objects.object(&MIDDLEWARE, k))
-        }) {
-            Ok((_, mw)) => mw.kind.clone(),
-            Err(_) => MiddlewareKind::Other,
-        };
+    for kind in middlewares {
         match kind {
             MiddlewareKind::StripsRequestHeaders(headers)
                 if headers.iter().any(|h| h.eq_ignore_ascii_case(CERT_HEADER)) =>
@@ -136,11 +277,21 @@ fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>)
                 stripped = true
             }
             MiddlewareKind::PassTlsClientCert { pem: true } => passed = true,
+            // After the strip, something else may write the header the gate trusts.
+            MiddlewareKind::SetsRequestHeaders(headers)
+            | MiddlewareKind::ForwardAuthCopying {
+                copies: headers, ..
+            } if headers
+                .iter()
+                .any(|h| h == "*" || h.eq_ignore_ascii_case(CERT_HEADER)) =>
+            {
+                stripped = false
+            }
             MiddlewareKind::ForwardAuth {
                 address,
                 trust_forward_header,
                 auth_request_headers,
-            } if is_gate_url(&address, gate, CONTROLLER) => {
+            } if is_gate_url(address, gate, CONTROLLER) => {
                 let forwards = auth_request_headers.is_empty()
                     || auth_request_headers
                         .iter()
@@ -167,6 +318,79 @@ fn gate_chain(ing: &IngressView, objects: &dyn ObjectSource, gate: Option<&str>)
     GateChain::Absent
 }
 
+/// Traefik's Ingress provider decodes `traefik.ingress.kubernetes.io/router.*` annotations
+/// with paerser, which matches the part after the prefix to its fields case-insensitively
+/// (`router.tls.Options` is `router.tls.options`); the prefix itself is case-sensitive
+/// (`convertAnnotations`, `pkg/provider/kubernetes/ingress/annotations.go`).
+fn same_router_key(key: &str, known: &str) -> bool {
+    match (
+        key.strip_prefix(ANNOTATION_PREFIX),
+        known.strip_prefix(ANNOTATION_PREFIX),
+    ) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
+/// The value of a router annotation under any spelling Traefik reads.
+fn router_annotation<'a>(ing: &'a IngressView, known: &str) -> Option<&'a str> {
+    ing.annotations
+        .iter()
+        .find(|(k, _)| same_router_key(k, known))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Router annotations that do not change who reaches a route or how: entry points (ports;
+/// TLS comes from `router.tls`/`spec.tls`), the certificate resolver and its ACME domains.
+const IRRELEVANT_ROUTER_KEYS: &[&str] = &["router.entrypoints", "router.tls.certresolver"];
+
+/// Findings for `traefik.ingress.kubernetes.io/router.*` annotations of an Ingress that this
+/// dialect neither models nor knows to be irrelevant, and for `router.tls` values Traefik's
+/// decoder rejects.
+fn unmodelled_router_annotations(
+    ctx: &HostContext<'_>,
+    ing: &IngressView,
+) -> Vec<crate::violation::Violation> {
+    let modelled = [ROUTER_TLS, TLS_OPTIONS, MIDDLEWARES, PRIORITY, PATH_MATCHER];
+    let mut out = Vec::new();
+    for (key, value) in &ing.annotations {
+        let Some(suffix) = key.strip_prefix(ANNOTATION_PREFIX) else {
+            continue;
+        };
+        if !suffix.to_ascii_lowercase().starts_with("router.") {
+            continue;
+        }
+        let lower = suffix.to_ascii_lowercase();
+        let acme_domain = lower.starts_with("router.tls.domains.")
+            && (lower.ends_with(".main") || lower.ends_with(".sans"));
+        if same_router_key(key, ROUTER_TLS) && super::go_parse::parse_bool(value).is_none() {
+            out.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                Some(&ing.key),
+                format!(
+                    "Ingress {} sets {key}: {value:?}, which Traefik's annotation decoder rejects (strconv.ParseBool); Traefik then skips the Ingress, and mtls-gate treats its routers on host {} as plain HTTP (fail closed). Fix: write \"true\" or remove the annotation.",
+                    ing.key, ctx.host
+                ),
+            ));
+            continue;
+        }
+        let known = modelled.iter().any(|m| same_router_key(key, m))
+            || IRRELEVANT_ROUTER_KEYS.contains(&lower.as_str())
+            || acme_domain;
+        if !known {
+            out.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                Some(&ing.key),
+                format!(
+                    "Ingress {} sets {key}, which mtls-gate does not model for Traefik (Traefik may reject it and skip the Ingress, or it may change how host {} is routed), so the host cannot be proven compliant. Fix: remove the annotation or use one of router.tls, router.tls.options, router.middlewares, router.priority, router.pathmatcher.",
+                    ing.key, ctx.host
+                ),
+            ));
+        }
+    }
+    out
+}
+
 fn rule_host(host_key: &str) -> String {
     if let Some(rest) = host_key.strip_prefix("*.") {
         format!(
@@ -181,12 +405,15 @@ fn rule_host(host_key: &str) -> String {
 fn router_tls(ing: &IngressView, host_key: &str) -> bool {
     ing.has_tls_for(host_key)
         || ing
-            .annotation(ROUTER_TLS)
-            .is_some_and(|v| v.trim() == "true")
+            .annotations
+            .iter()
+            .find(|(k, _)| same_router_key(k, ROUTER_TLS))
+            .and_then(|(_, v)| super::go_parse::parse_bool(v))
+            .unwrap_or(false)
 }
 
 fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
-    match ing.annotation(TLS_OPTIONS).map(str::trim) {
+    match router_annotation(ing, TLS_OPTIONS).map(str::trim) {
         None | Some("") | Some("default") | Some("default@internal") => OptionRef::Default,
         Some(value) => match resolve_crd_ref(value, |k| {
             downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, k))
@@ -196,6 +423,82 @@ fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
             Err(_) => OptionRef::Unresolved(value.to_string()),
         },
     }
+}
+
+/// The TLS options an IngressRoute's TLS routers use (`spec.tls.options`).
+fn ingress_route_option(ir: &IngressRouteView, objects: &dyn ObjectSource) -> OptionRef {
+    let Some(reference) = ir.tls.as_ref().and_then(|t| t.options.as_ref()) else {
+        return OptionRef::Default;
+    };
+    if reference.name.contains('@') {
+        return match reference.name.as_str() {
+            "default@internal" => OptionRef::Default,
+            name => match resolve_crd_ref(name, |k| {
+                downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, k))
+            }) {
+                Ok((key, _)) if key.name == "default" => OptionRef::Default,
+                Ok((key, _)) => OptionRef::Crd(key),
+                Err(_) => OptionRef::Unresolved(name.to_string()),
+            },
+        };
+    }
+    let namespace = reference.namespace.as_deref().unwrap_or(&ir.key.namespace);
+    let key = ObjectKey::new(namespace, &reference.name);
+    if namespace != ir.key.namespace {
+        // Refused unless the static allowCrossNamespace is set, which mtls-gate cannot see.
+        return OptionRef::Unresolved(format!(
+            "{key} (in another namespace: Traefik refuses it unless allowCrossNamespace is set)"
+        ));
+    }
+    match downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, &key)) {
+        Lookup::Found(_) if key.name == "default" => OptionRef::Default,
+        Lookup::Found(_) => OptionRef::Crd(key),
+        _ => OptionRef::Unresolved(key.to_string()),
+    }
+}
+
+/// One router of an IngressRoute that may serve the host.
+struct IngressRouteRouter<'a> {
+    source: RouteSource,
+    view: &'a IngressRouteView,
+    route: &'a IngressRouteRoute,
+    alternatives: Vec<rule::PathAlternative>,
+    tls: bool,
+}
+
+/// Whether a `traefik.containo.us` IngressRoute is hidden by the `traefik.io` one of the
+/// same namespace/name. Only when the `traefik.io` object is indexed under every rule host
+/// of the older one (or under `""`, every host): adding or removing it then changes the
+/// generation of every host the older one serves, so no cached evaluation of such a host
+/// outlives the change. Otherwise both are read (fail closed).
+fn shadowed(objects: &dyn ObjectSource, containous: &dyn super::ObjectView) -> bool {
+    let Lookup::Found(current) = objects.object(&INGRESS_ROUTE, containous.key()) else {
+        return false;
+    };
+    let covering = current.route_hosts();
+    covering.iter().any(String::is_empty)
+        || containous
+            .route_hosts()
+            .iter()
+            .all(|h| covering.contains(h))
+}
+
+/// The IngressRoutes that may serve `host` (exact-host rules and host-less or regex ones),
+/// without `traefik.containo.us` objects shadowed by a `traefik.io` one.
+fn ingress_routes_for(objects: &dyn ObjectSource, host: &str) -> Vec<SharedObject> {
+    let mut found: BTreeMap<(ObjectKind, ObjectKey), SharedObject> = BTreeMap::new();
+    for key in [host, ""] {
+        for (kind, object) in objects.routes_for_host(key) {
+            if kind != INGRESS_ROUTE && kind != INGRESS_ROUTE_CONTAINOUS {
+                continue;
+            }
+            if kind == INGRESS_ROUTE_CONTAINOUS && shadowed(objects, object.as_ref()) {
+                continue;
+            }
+            found.insert((kind, object.key().clone()), object);
+        }
+    }
+    found.into_values().collect()
 }
 
 impl Traefik {
@@ -297,29 +600,110 @@ impl Dialect for Traefik {
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
-            plain_http_hint: " and the Ingress does not set router.tls: \"true\"",
+            plain_http_hint: " (Traefik makes a router TLS only with a spec.tls entry or router.tls: \"true\" on an Ingress, or spec.tls on an IngressRoute; an entry point's static http.tls is not visible to mtls-gate)",
             ..Default::default()
         };
         let objects = ctx.objects;
 
-        // TLS option of every TLS router on the host.
-        let mut options: BTreeMap<OptionRef, Vec<ObjectKey>> = BTreeMap::new();
+        // IngressRoute routers that may serve the host.
+        let ingress_routes = ingress_routes_for(objects, ctx.host);
+        let mut routers: Vec<IngressRouteRouter<'_>> = Vec::new();
+        for object in &ingress_routes {
+            let Some(view) = object.as_any().downcast_ref::<IngressRouteView>() else {
+                continue;
+            };
+            let source = RouteSource {
+                kind: INGRESS_ROUTE_KIND,
+                key: view.key.clone(),
+            };
+            for (i, route) in view.routes.iter().enumerate() {
+                let analysed = route
+                    .rule
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|r| rule::alternatives(r, ctx.host));
+                let alternatives = match analysed {
+                    Ok(alternatives) => alternatives,
+                    Err(reason) => {
+                        table.findings.push(ctx.finding(
+                            ViolationCode::UnmodelledSetting,
+                            Some(&view.key),
+                            format!(
+                                "IngressRoute {} spec.routes[{i}].match {:?} cannot be analysed by mtls-gate: {reason}. It is treated as able to serve every path of host {} (fail closed), and the host cannot be proven compliant. Fix: write the rule with Host, Path, PathPrefix, PathRegexp, &&, || and !.",
+                                view.key, route.text, ctx.host
+                            ),
+                        ));
+                        vec![rule::PathAlternative {
+                            matcher: PathMatcher::Prefix("/".into()),
+                            certain: false,
+                        }]
+                    }
+                };
+                if alternatives.is_empty() {
+                    continue;
+                }
+                routers.push(IngressRouteRouter {
+                    source: source.clone(),
+                    view,
+                    route,
+                    alternatives,
+                    tls: view.tls.is_some(),
+                });
+            }
+        }
+
+        // TLS option of every TLS router on the host (chosen by SNI: only routers whose rule
+        // names the host in a Host matcher take part; the others get what the SNI resolves to).
+        let mut options: BTreeMap<OptionRef, Vec<RouteSource>> = BTreeMap::new();
         for ing in &ctx.ingresses {
             if router_tls(ing, ctx.host_key) {
                 options
                     .entry(option_ref(ing, objects))
                     .or_default()
-                    .push(ing.key.clone());
+                    .push(RouteSource::ingress(ing));
+            }
+        }
+        // Every TLS router whose rule names the host takes part, even one that serves none of
+        // its paths; a rule mtls-gate cannot parse takes part if its text names the host.
+        let host_lower = ctx.host.to_ascii_lowercase();
+        for object in &ingress_routes {
+            let Some(view) = object.as_any().downcast_ref::<IngressRouteView>() else {
+                continue;
+            };
+            let names_host = view.routes.iter().any(|route| match route.rule.as_deref() {
+                Ok(r) => rule::names_host(r, ctx.host),
+                Err(_) => {
+                    let text = route.text.to_ascii_lowercase();
+                    text.contains(&format!("`{host_lower}`"))
+                        || text.contains(&format!("\"{host_lower}\""))
+                }
+            });
+            if view.tls.is_some() && names_host {
+                let source = RouteSource {
+                    kind: INGRESS_ROUTE_KIND,
+                    key: view.key.clone(),
+                };
+                let users = options
+                    .entry(ingress_route_option(view, objects))
+                    .or_default();
+                if !users.contains(&source) {
+                    users.push(source);
+                }
             }
         }
         for (opt, users) in &options {
             if let OptionRef::Unresolved(name) = opt {
                 for user in users {
+                    let setting = if user.is_ingress() {
+                        "router.tls.options"
+                    } else {
+                        "spec.tls.options"
+                    };
                     table.findings.push(ctx.finding(
                         ViolationCode::TlsOptionInvalid,
-                        Some(user),
+                        Some(&user.key),
                         format!(
-                            "Ingress {user} sets router.tls.options {name:?}, which names no TLSOption known here. Traefik cannot apply it, and its routers on host {} lose the intended client authentication. Create the TLSOption or fix the reference (<namespace>-<name>@kubernetescrd).",
+                            "{user} sets {setting} {name:?}, which names no TLSOption known here. Traefik cannot apply it, and its routers on host {} lose the intended client authentication. Create the TLSOption or fix the reference (<namespace>-<name>@kubernetescrd on an Ingress, name and namespace on an IngressRoute).",
                             ctx.host
                         ),
                     ));
@@ -346,9 +730,9 @@ impl Dialect for Traefik {
                 for user in users {
                     table.findings.push(ctx.finding(
                         ViolationCode::HostSettingsConflict,
-                        Some(user),
+                        Some(&user.key),
                         format!(
-                            "Routers of host {} name different TLS options ({}). Traefik then applies the default TLS options to every router of the host, which normally request no client certificate (fail-open). Give every Ingress of the host the same router.tls.options.",
+                            "Routers of host {} name different TLS options ({}). Traefik then applies the default TLS options to every router of the host, which normally request no client certificate (fail-open). Give every Ingress of the host the same router.tls.options (and every IngressRoute the same spec.tls.options).",
                             ctx.host,
                             listing.join("; ")
                         ),
@@ -361,7 +745,10 @@ impl Dialect for Traefik {
         } else {
             options.keys().next().cloned().unwrap_or(OptionRef::Default)
         };
-        let first_user = options.get(&effective).and_then(|u| u.first()).cloned();
+        let first_user = options
+            .get(&effective)
+            .and_then(|u| u.first())
+            .map(|s| s.key.clone());
         let (mode, description) = match &effective {
             OptionRef::Crd(key) => {
                 match downcast_lookup::<TlsOptionView>(objects.object(&TLS_OPTION, key)) {
@@ -402,28 +789,37 @@ impl Dialect for Traefik {
         };
         table.client_auth = format!("{description}: {:?}", mode);
 
+        for ing in &ctx.ingresses {
+            table
+                .findings
+                .extend(unmodelled_router_annotations(ctx, ing));
+        }
         let gate = ctx.profile.gate_url();
         for ing in &ctx.ingresses {
             let tls = router_tls(ing, ctx.host_key);
-            let chain = gate_chain(ing, objects, gate);
-            let auth = route_auth(mode, tls, &description, &chain, ing);
+            let chain = ingress_gate_chain(ing, objects, gate);
+            let auth = route_auth(mode, tls, &description, &chain, &RouteSource::ingress(ing));
             let priority_override = ing
-                .annotation(PRIORITY)
+                .annotations
+                .iter()
+                .find(|(k, _)| same_router_key(k, PRIORITY))
+                .map(|(_, v)| v.as_str())
                 .and_then(|p| p.trim().parse::<i64>().ok())
                 .filter(|p| *p != 0);
             for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
                 for p in &rule.paths {
-                    let (function, matcher) =
-                        match (p.path_type, ing.annotation(PATH_MATCHER).map(str::trim)) {
-                            (PathType::Exact, _)
-                            | (PathType::ImplementationSpecific, Some("Path")) => {
-                                ("Path", PathMatcher::Exact(p.path.clone()))
-                            }
-                            (PathType::ImplementationSpecific, Some("PathRegexp")) => {
-                                ("PathRegexp", PathMatcher::go_regex(&p.path))
-                            }
-                            _ => ("PathPrefix", PathMatcher::Prefix(p.path.clone())),
-                        };
+                    let (function, matcher) = match (
+                        p.path_type,
+                        router_annotation(ing, PATH_MATCHER).map(str::trim),
+                    ) {
+                        (PathType::Exact, _) | (PathType::ImplementationSpecific, Some("Path")) => {
+                            ("Path", PathMatcher::Exact(p.path.clone()))
+                        }
+                        (PathType::ImplementationSpecific, Some("PathRegexp")) => {
+                            ("PathRegexp", PathMatcher::go_regex(&p.path))
+                        }
+                        _ => ("PathPrefix", PathMatcher::Prefix(p.path.clone())),
+                    };
                     let rule_text = if ctx.host_key.is_empty() {
                         format!("{function}(`{}`)", p.path)
                     } else {
@@ -454,27 +850,74 @@ impl Dialect for Traefik {
                 });
             }
         }
+        for router in &routers {
+            let chain = route_gate_chain(router.view, router.route, objects, gate);
+            let entry_points = if router.view.entry_points.is_empty() {
+                "every default entry point".to_string()
+            } else {
+                format!("entry points {}", router.view.entry_points.join(", "))
+            };
+            let mut auth = route_auth(mode, router.tls, &description, &chain, &router.source);
+            auth.detail = format!("{} ({entry_points})", auth.detail).into();
+            for alternative in &router.alternatives {
+                let path_type = match alternative.matcher {
+                    PathMatcher::Exact(_) => PathType::Exact,
+                    PathMatcher::Prefix(_) | PathMatcher::PrefixIgnoreCase(_) => PathType::Prefix,
+                    PathMatcher::Regex(_) => PathType::ImplementationSpecific,
+                };
+                if !alternative.certain {
+                    table.conditional.insert(table.routes.len());
+                }
+                table.routes.push(Route {
+                    source: router.source.clone(),
+                    path: router.route.text.clone(),
+                    path_type,
+                    matcher: alternative.matcher.clone(),
+                    serves_backend: true,
+                    tls: router.tls,
+                    auth: auth.clone(),
+                    priority: router.route.effective_priority(),
+                });
+            }
+        }
         table
     }
 
+    /// TLS routers serve only TLS requests and the others only plain HTTP ones ("a TLS
+    /// section ... instructs Traefik that the current router is dedicated to HTTPS requests
+    /// only", routers docs), so each kind competes by priority among its own.
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
-        let mut best: Option<i64> = None;
-        let mut candidates = Vec::new();
-        for (i, r) in table.routes.iter().enumerate() {
-            match r.matcher.matches(path) {
-                MatchResult::Yes => {
-                    best = Some(best.map_or(r.priority, |b| b.max(r.priority)));
-                    candidates.push((i, r.priority, true));
+        let mut winners = Vec::new();
+        for tls in [true, false] {
+            let mut best: Option<i64> = None;
+            let mut candidates = Vec::new();
+            for (i, r) in table.routes.iter().enumerate() {
+                if r.tls != tls {
+                    continue;
                 }
-                MatchResult::Maybe => candidates.push((i, r.priority, false)),
-                MatchResult::No => {}
+                // A route that matches only some requests of the path never shadows another.
+                let result = match r.matcher.matches(path) {
+                    MatchResult::Yes if table.conditional.contains(&i) => MatchResult::Maybe,
+                    result => result,
+                };
+                match result {
+                    MatchResult::Yes => {
+                        best = Some(best.map_or(r.priority, |b| b.max(r.priority)));
+                        candidates.push((i, r.priority));
+                    }
+                    MatchResult::Maybe => candidates.push((i, r.priority)),
+                    MatchResult::No => {}
+                }
             }
+            winners.extend(
+                candidates
+                    .into_iter()
+                    .filter(|(_, p)| best.is_none_or(|b| *p >= b))
+                    .map(|(i, _)| i),
+            );
         }
-        candidates
-            .into_iter()
-            .filter(|(_, p, _)| best.is_none_or(|b| *p >= b))
-            .map(|(i, _, _)| i)
-            .collect()
+        winners.sort_unstable();
+        winners
     }
 
     fn render(&self, input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
@@ -566,15 +1009,12 @@ fn route_auth(
     tls: bool,
     option: &str,
     chain: &GateChain,
-    ing: &IngressView,
+    source: &RouteSource,
 ) -> RouteAuth {
     let (kind, detail) = if !tls {
         (
             AuthKind::None,
-            format!(
-                "Ingress {} creates a router without TLS for this host",
-                ing.key
-            ),
+            format!("{source} creates a router without TLS for this host"),
         )
     } else {
         match (mode, chain) {
@@ -585,27 +1025,21 @@ fn route_auth(
             (OptionMode::VerifyIfGiven, GateChain::Complete) => (
                 AuthKind::RequiredByGate,
                 format!(
-                    "{option}: VerifyClientCertIfGiven; gate chain on Ingress {}",
-                    ing.key
+                    "{option}: VerifyClientCertIfGiven; gate chain on {}",
+                    source
                 ),
             ),
             (_, GateChain::NeverPasses(why)) => (
                 AuthKind::Rejected,
-                format!(
-                    "{option}; gate on Ingress {} can never pass: {why}",
-                    ing.key
-                ),
+                format!("{option}; gate on {} can never pass: {why}", source),
             ),
             (_, GateChain::Forgeable(why)) => (
                 AuthKind::None,
-                format!("{option}; gate on Ingress {} can be forged: {why}", ing.key),
+                format!("{option}; gate on {} can be forged: {why}", source),
             ),
             (OptionMode::VerifyIfGiven, GateChain::Absent) => (
                 AuthKind::Optional,
-                format!(
-                    "{option}: VerifyClientCertIfGiven; Ingress {} has no gate",
-                    ing.key
-                ),
+                format!("{option}: VerifyClientCertIfGiven; {} has no gate", source),
             ),
             (OptionMode::RequireUnverified, _) => (
                 AuthKind::RequiredUnverified,
@@ -618,8 +1052,8 @@ fn route_auth(
             (OptionMode::None, GateChain::Complete) => (
                 AuthKind::Rejected,
                 format!(
-                    "{option}: no client certificate is requested, so the gate on Ingress {} rejects every request",
-                    ing.key
+                    "{option}: no client certificate is requested, so the gate on {} rejects every request",
+                    source
                 ),
             ),
             (OptionMode::None, GateChain::Absent) => (

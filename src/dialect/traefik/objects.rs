@@ -1,12 +1,14 @@
 //! Traefik's own kinds as the dialect reads them: `TLSOption` (client authentication of the
 //! routers that reference it) and `Middleware` (the per-path gate and the header handling
-//! around it), under `traefik.io/v1alpha1`. Traefik v3 no longer reads the older
+//! around it), under `traefik.io/v1alpha1`, and `IngressRoute` of both groups
+//! ([`super::ingress_route`]). Traefik v3 no longer reads the older
 //! `traefik.containo.us` group (its objects "do not exist" for it: fluxcd/flagger#1641), so
 //! objects of that group are not read here either: an Ingress that names one gets the
 //! finding for a missing TLSOption or Middleware, never the protection it does not get.
 
 use std::any::Any;
 
+use super::ingress_route::{INGRESS_ROUTE, INGRESS_ROUTE_CONTAINOUS, IngressRouteView};
 use crate::dialect::{ObjectKind, ObjectView, ReduceError, SharedObject};
 use crate::model::ObjectKey;
 
@@ -25,7 +27,12 @@ pub const MIDDLEWARE: ObjectKind = ObjectKind {
 };
 
 /// The kinds the Traefik dialect reads.
-pub static KINDS: [ObjectKind; 2] = [TLS_OPTION, MIDDLEWARE];
+pub static KINDS: [ObjectKind; 4] = [
+    TLS_OPTION,
+    MIDDLEWARE,
+    INGRESS_ROUTE,
+    INGRESS_ROUTE_CONTAINOUS,
+];
 
 /// Reduces a Traefik object of one of [`KINDS`].
 pub fn reduce(
@@ -46,6 +53,11 @@ pub fn reduce(
         )))
     } else if *kind == MIDDLEWARE {
         Ok(std::sync::Arc::new(MiddlewareView::from_value(
+            value,
+            default_namespace,
+        )))
+    } else if *kind == INGRESS_ROUTE || *kind == INGRESS_ROUTE_CONTAINOUS {
+        Ok(std::sync::Arc::new(IngressRouteView::from_value(
             value,
             default_namespace,
         )))
@@ -96,6 +108,18 @@ pub enum MiddlewareKind {
     },
     /// A `headers` middleware that deletes these request headers (empty custom values).
     StripsRequestHeaders(Vec<String>),
+    /// A middleware that may set a request header the gate trusts: a `headers` middleware
+    /// with a non-empty custom value, a `forwardAuth` copying it from its auth server's
+    /// response (`authResponseHeaders`, `authResponseHeadersRegex`), or a `plugin`
+    /// (unknown code). Names the headers (`*`: any).
+    SetsRequestHeaders(Vec<String>),
+    /// A `forwardAuth` that copies headers of its auth server's response into the request.
+    ForwardAuthCopying {
+        address: String,
+        copies: Vec<String>,
+    },
+    /// A `chain` of other Middlewares (`name`, `namespace` defaulting to the chain's).
+    Chain(Vec<ObjectKey>),
     Other,
 }
 
@@ -132,7 +156,31 @@ impl TlsOptionView {
 impl MiddlewareView {
     pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
         let spec = &value["spec"];
-        let kind = if let Some(fa) = spec.get("forwardAuth") {
+        let copies = |fa: &serde_json::Value| -> Vec<String> {
+            let mut headers: Vec<String> = fa["authResponseHeaders"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h.as_str().map(str::to_string))
+                .collect();
+            if fa["authResponseHeadersRegex"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty())
+            {
+                headers.push("*".into());
+            }
+            headers
+        };
+        let kind = if spec.get("plugin").is_some() {
+            MiddlewareKind::SetsRequestHeaders(vec!["*".into()])
+        } else if let Some(fa) = spec.get("forwardAuth").filter(|fa| !copies(fa).is_empty()) {
+            // Checked first by the gate model: an auth server that may answer with the
+            // trusted header (only the profile's own gate is credited, below).
+            MiddlewareKind::ForwardAuthCopying {
+                address: fa["address"].as_str().unwrap_or("").to_string(),
+                copies: copies(fa),
+            }
+        } else if let Some(fa) = spec.get("forwardAuth") {
             MiddlewareKind::ForwardAuth {
                 address: fa["address"].as_str().unwrap_or("").to_string(),
                 trust_forward_header: fa["trustForwardHeader"].as_bool().unwrap_or(false),
@@ -147,18 +195,44 @@ impl MiddlewareView {
             MiddlewareKind::PassTlsClientCert {
                 pem: p["pem"].as_bool().unwrap_or(false),
             }
+        } else if let Some(c) = spec.get("chain") {
+            let namespace = obj_key(value, default_namespace).namespace;
+            MiddlewareKind::Chain(
+                c["middlewares"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| {
+                        let name = m["name"].as_str()?;
+                        let ns = m["namespace"]
+                            .as_str()
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or(&namespace);
+                        Some(ObjectKey::new(ns, name))
+                    })
+                    .collect(),
+            )
         } else if let Some(h) = spec.get("headers") {
-            let stripped: Vec<String> = h["customRequestHeaders"]
-                .as_object()
+            let custom = h["customRequestHeaders"].as_object();
+            let (stripped, set): (Vec<_>, Vec<_>) = custom
                 .into_iter()
                 .flatten()
-                .filter(|(_, v)| v.as_str() == Some(""))
-                .map(|(k, _)| k.clone())
-                .collect();
-            if stripped.is_empty() {
+                .partition(|(_, v)| v.as_str() == Some(""));
+            // Only the certificate header matters to the gate: a middleware that sets it
+            // is a setter, whatever it deletes.
+            let sets_cert = set
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("X-Forwarded-Tls-Client-Cert"));
+            if sets_cert {
+                MiddlewareKind::SetsRequestHeaders(
+                    set.into_iter().map(|(k, _)| k.clone()).collect(),
+                )
+            } else if stripped.is_empty() {
                 MiddlewareKind::Other
             } else {
-                MiddlewareKind::StripsRequestHeaders(stripped)
+                MiddlewareKind::StripsRequestHeaders(
+                    stripped.into_iter().map(|(k, _)| k.clone()).collect(),
+                )
             }
         } else {
             MiddlewareKind::Other
