@@ -20,7 +20,10 @@
 //! * HTTPRoute `parentRefs`: group/kind default to `gateway.networking.k8s.io`/`Gateway`,
 //!   namespace to the route's; `sectionName` names one listener, `port` restricts to the
 //!   listeners on that port. Route `hostnames` intersect the listener's (`HTTPRoute.Hostnames`:
-//!   non-matching route hostnames are ignored; no route hostnames = the listener's).
+//!   non-matching route hostnames are ignored; no route hostnames = the listener's). The
+//!   hostname precedence below is that of the intersection (Envoy Gateway builds one
+//!   virtual host per intersected hostname), so on a listener with an exact hostname every
+//!   attached route ranks the same by hostname.
 //! * Matches: `Exact`; `PathPrefix` by path elements (`/abc` matches `/abc`, `/abc/`,
 //!   `/abc/def`, not `/abcd`; a trailing `/` is ignored); `RegularExpression` as an RE2
 //!   full match (Envoy `safe_regex`), analysed within the engine's budget or failing
@@ -370,7 +373,15 @@ fn listener_auth(
         (None, None) => (
             AuthKind::None,
             format!(
-                "{label}: no client certificate validation (no spec.tls.frontend validation{}){replaced}",
+                "{label}: no client certificate validation ({}{}){replaced}",
+                if gw.frontend_per_port.iter().any(|(p, _)| *p == l.port) {
+                    format!(
+                        "spec.tls.frontend.perPort (port {}) has no validation and replaces the default",
+                        l.port
+                    )
+                } else {
+                    "no spec.tls.frontend validation".to_string()
+                },
                 match chosen {
                     Some(p) => format!(
                         ", ClientTrafficPolicy {} without tls.clientValidation",
@@ -610,6 +621,7 @@ impl Dialect for GatewayApi {
         let mut summaries = Vec::new();
         let mut candidates: Vec<(usize, bool, ListenerAuthRef, Candidate<'_>)> = Vec::new();
         let mut auths: Vec<(AuthKind, Arc<str>)> = Vec::new();
+        let mut listeners: Vec<String> = Vec::new();
         let mut group = 0usize;
         for gw in &gateways {
             let listener_ports: BTreeSet<u16> = gw.listeners.iter().map(|l| l.port).collect();
@@ -675,6 +687,7 @@ impl Dialect for GatewayApi {
                     };
                     summaries.push(auth.1.to_string());
                     auths.push(auth);
+                    listeners.push(format!("Gateway {} listener {}", gw.key, l.name));
                     let auth_index = auths.len() - 1;
                     if gw.policies_with_selectors(&policies).next().is_some() {
                         table.findings.push(finding(
@@ -752,15 +765,26 @@ impl Dialect for GatewayApi {
             a.0.cmp(&b.0)
                 .then_with(|| precedence_key(&a.3).cmp(&precedence_key(&b.3)))
         });
+        // The engine reports a route's path once per target; a route attached to several
+        // listeners that serve the host (with different client auth) names the listener.
+        let mut groups_of: BTreeMap<&ObjectKey, BTreeSet<usize>> = BTreeMap::new();
+        for (group, _, _, c) in &candidates {
+            groups_of.entry(&c.route.key).or_default().insert(*group);
+        }
         for (group, tls, auth_index, c) in &candidates {
             let (kind, detail) = &auths[*auth_index];
+            let path = if groups_of[&c.route.key].len() > 1 {
+                format!("{} [{}]", c.m.path, listeners[*auth_index])
+            } else {
+                c.m.path.clone()
+            };
             for matcher in matchers(c.m) {
                 table.routes.push(Route {
                     source: RouteSource {
                         kind: HTTP_ROUTE_KIND,
                         key: c.route.key.clone(),
                     },
-                    path: c.m.path.clone(),
+                    path: path.clone(),
                     path_type: match c.m.path_type {
                         HttpPathType::Exact => PathType::Exact,
                         HttpPathType::PathPrefix => PathType::Prefix,
