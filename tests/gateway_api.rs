@@ -977,3 +977,99 @@ spec:
         },
     ]);
 }
+
+/// Renders the labelled Gateway `name` of `docs` for the profile (`docs[0]`).
+fn render(
+    docs: &[String],
+    name: &str,
+) -> Result<serde_json::Value, Vec<mtls_gate::dialect::gateway::GatewayRenderRefusal>> {
+    use mtls_gate::dialect::gateway::{GATEWAY, GatewayView, render_gateway};
+    use mtls_gate::model::{Lookup, ObjectKey, ObjectSource};
+    let text = common::stream(docs);
+    let documents =
+        mtls_gate::manifest::parse_documents(std::path::Path::new("bank.yaml"), &text).unwrap();
+    let manifests = mtls_gate::manifest::load(documents, "default", true).unwrap();
+    let Lookup::Found(object) = manifests.view.object(&GATEWAY, &ObjectKey::new(NS, name)) else {
+        panic!("no Gateway {name}");
+    };
+    let gateway = object.as_any().downcast_ref::<GatewayView>().unwrap();
+    render_gateway(&manifests.profiles[0].1, gateway)
+}
+
+/// `doc` with the merge patch applied.
+fn patched(doc: &str, patch: &serde_json::Value) -> String {
+    let mut value: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
+    json_patch::merge(&mut value, patch);
+    serde_yaml_ng::to_string(&value).unwrap()
+}
+
+fn ca_secret() -> String {
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/client-ca.crt"
+    ))
+    .unwrap();
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: open-banking-client-ca\n  namespace: {NS}\nstringData:\n  ca.crt: |\n{indented}"
+    )
+}
+
+#[test]
+fn rendering_a_labelled_gateway() {
+    // The MTLS Gateway without client validation, labelled for the profile: rendering
+    // requires verified certificates on its port 443, and the result passes the check.
+    let mut docs = split_host();
+    docs[3] = gateway("mtls", "eg", &mtls_listeners(), "").replace(
+        "  namespace: open-banking\n",
+        "  namespace: open-banking\n  labels: {mtls-gate.io/profile: example-bank}\n",
+    );
+    docs.push(ca_secret());
+    assert!(!evaluate_complete(&docs).compliant);
+    let patch = render(&docs, "mtls").expect("renders");
+    assert_eq!(
+        patch["spec"]["tls"]["frontend"]["perPort"],
+        serde_json::json!([{"port": 443, "tls": {"validation": {
+            "mode": "AllowValidOnly",
+            "caCertificateRefs": [{"group": "", "kind": "Secret", "name": "open-banking-client-ca"}]
+        }}}])
+    );
+    docs[3] = patched(&docs[3], &patch);
+    let verdict = evaluate_complete(&docs);
+    assert!(verdict.compliant, "{}", describe(&verdict));
+
+    // The public Gateway serves only TLS hosts: no validation.
+    let patch = render(&docs, "public").expect("renders");
+    assert_eq!(
+        patch["spec"]["tls"]["frontend"]["perPort"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        patch["spec"]["tls"]["frontend"]["default"],
+        serde_json::json!({})
+    );
+
+    // MTLS and TLS hosts on one port: refused, naming the hosts and the reason.
+    let mut shared = split_host();
+    shared[3] = gateway(
+        "mtls",
+        "eg",
+        &[
+            ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+            ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+        ],
+        "",
+    );
+    let refusals = render(&shared, "mtls").expect_err("refused");
+    assert_eq!(refusals.len(), 1);
+    let message = refusals[0].to_string();
+    for fragment in [
+        "Gateway open-banking/mtls port 443",
+        "MTLS hosts mtls-api.bank.example (listener \"mtls-api\")",
+        "TLS hosts auth.bank.example (listener \"auth-https\")",
+        "connection coalescing",
+        "Move the TLS hosts to another port or Gateway",
+    ] {
+        assert!(message.contains(fragment), "{fragment:?} not in {message}");
+    }
+}

@@ -66,6 +66,7 @@
 //! 0.29, and the engine reduces every object to a view anyway).
 
 mod objects;
+mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub use self::objects::{
     ConfigMapView, FrontendValidation, GATEWAY, GATEWAY_GROUP, GRPC_ROUTE, GatewayView, HTTP_ROUTE,
     HttpMatch, HttpPathType, HttpRouteView, KINDS, Listener, OtherRouteView, TCP_ROUTE, TLS_ROUTE,
 };
+pub use self::render::{GatewayRenderRefusal, render_gateway};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRouteTable, ObjectKind, ReduceError,
     RenderInput, RenderedObject, Route, RouteAuth, RouteSource, SharedObject,
