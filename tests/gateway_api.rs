@@ -1073,3 +1073,18 @@ fn rendering_a_labelled_gateway() {
         assert!(message.contains(fragment), "{fragment:?} not in {message}");
     }
 }
+
+#[test]
+fn core_kinds_match_an_api_version_without_group() {
+    use mtls_gate::dialect::gateway::{CONFIG_MAP, GATEWAY};
+    use mtls_gate::dialect::kind_owner;
+    assert_eq!(CONFIG_MAP.api_version(), "v1");
+    assert_eq!(GATEWAY.api_version(), "gateway.networking.k8s.io/v1");
+    assert!(kind_owner("v1", "ConfigMap").is_some());
+    // The AdmissionReview form of a core kind: empty group.
+    assert!(kind_owner("/v1", "ConfigMap").is_some());
+    assert!(kind_owner("apps/v1", "ConfigMap").is_none());
+    assert!(kind_owner("v1", "Secret").is_none());
+    assert!(kind_owner("", "ConfigMap").is_none());
+    assert!(kind_owner("gateway.networking.k8s.io/v1beta1", "HTTPRoute").is_some());
+}
