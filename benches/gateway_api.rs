@@ -2,7 +2,7 @@
 //! 2,000 HTTPRoutes on one Gateway listener, as admission re-evaluates it after a change
 //! (`engine::evaluate_host`: route table, precedence, every endpoint's winners).
 //!
-//! Run: `cargo bench --bench gateway_api` (figures in the report of the branch).
+//! Run: `cargo bench --bench gateway_api` (not yet measured: add its figures to BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::path::Path;
