@@ -300,6 +300,7 @@ replica_start() {
     --mutating-webhook-name "$release" --cert-extra-san 127.0.0.1 \
     --cert-check-interval "${E2E_CERT_CHECK_INTERVAL:-2s}" --policy-reports \
     --exclude-namespaces "kube-system,kube-node-lease,$release_ns" \
+    --watch-controllers ingress-nginx,haproxy-ingress \
     --leader-election-namespace "$release_ns" --leader-election-lease-name "$release-leader" \
     --pod-name "replica-$n" --log-format json --shutdown-grace-period 5s \
     --requeue-interval "${E2E_REQUEUE_INTERVAL:-15s}"

@@ -596,8 +596,16 @@ fn target_outcome(
     let mut seen = BTreeSet::new();
     for &i in &serving {
         let route = &table.routes[i];
-        // A Prefix path is two nginx locations; report it once.
-        if !seen.insert((&route.source, route.path.as_str(), route.path_type)) {
+        // A Prefix path is two nginx locations; report it once. Copies of one path that
+        // differ in TLS or client auth (an HTTPRoute attached to two listeners) are each
+        // judged.
+        if !seen.insert((
+            &route.source,
+            route.path.as_str(),
+            route.path_type,
+            route.tls,
+            route.auth.kind,
+        )) {
             continue;
         }
         if !route.tls && !outcome.untls.contains(&route.source) {

@@ -65,6 +65,11 @@ pub struct ApiProviderProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_class_name: Option<String>,
 
+    /// With gateway-api: only Gateways of this GatewayClass are considered. Unset: all
+    /// classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_class_name: Option<String>,
+
     /// Enables single-host layouts: a host that serves both MTLS and TLS endpoints verifies
     /// client certificates optionally at the handshake, and every route serving an MTLS
     /// endpoint goes through this gate. Without it such a host is a violation.
@@ -163,6 +168,8 @@ pub enum IngressController {
     Traefik,
     #[serde(rename = "haproxy-ingress")]
     HaproxyIngress,
+    #[serde(rename = "gateway-api")]
+    GatewayApi,
 }
 
 impl IngressController {
@@ -171,6 +178,7 @@ impl IngressController {
             IngressController::IngressNginx => "ingress-nginx",
             IngressController::Traefik => "traefik",
             IngressController::HaproxyIngress => "haproxy-ingress",
+            IngressController::GatewayApi => "gateway-api",
         }
     }
 }
@@ -462,6 +470,14 @@ impl CompiledProfile {
         self.spec.ingress_class_name.is_some() && class.is_none()
     }
 
+    /// Whether a Gateway of `class` is considered by this profile (gateway-api).
+    pub fn considers_gateway_class(&self, class: &str) -> bool {
+        self.spec
+            .gateway_class_name
+            .as_deref()
+            .is_none_or(|want| want == class)
+    }
+
     pub fn gate_url(&self) -> Option<&str> {
         self.spec.gate.as_ref().map(|g| g.url.as_str())
     }
@@ -510,6 +526,14 @@ impl ApiProviderProfileSpec {
             return Err(err(
                 "spec.ingressClassName",
                 format!("{class:?} is not a valid IngressClass name"),
+            ));
+        }
+        if let Some(class) = &self.gateway_class_name
+            && !is_dns1123_subdomain(class)
+        {
+            return Err(err(
+                "spec.gatewayClassName",
+                format!("{class:?} is not a valid GatewayClass name"),
             ));
         }
         if let Some(gate) = &self.gate {

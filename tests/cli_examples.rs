@@ -40,6 +40,16 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
         ],
     ),
     ("examples/traefik-ingressroute", 0, &[], &[]),
+    ("examples/gateway-api-split-host", 0, &[], &[]),
+    (
+        "examples/broken/gateway-api-public-listener-on-mtls-port.yaml",
+        1,
+        &["MtlsNotRequired"],
+        &[
+            ("MtlsNotRequired", "mtls-api.bank.example", None),
+            ("MtlsNotRequired", "mtls-auth.bank.example", None),
+        ],
+    ),
     ("examples/nginx-single-host-gate", 0, &[], &[]),
     (
         "examples/broken/mtls-on-public-host.yaml",

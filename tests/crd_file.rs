@@ -66,6 +66,7 @@ fn crd_matches_the_contract() {
         "clientCertificate",
         "ingressController",
         "ingressClassName",
+        "gatewayClassName",
         "gate",
         "unlistedApiPaths",
         "enforcement",
@@ -87,7 +88,7 @@ fn crd_matches_the_contract() {
     };
     assert_eq!(
         enums("ingressController"),
-        ["ingress-nginx", "traefik", "haproxy-ingress"]
+        ["ingress-nginx", "traefik", "haproxy-ingress", "gateway-api"]
     );
     assert_eq!(enums("unlistedApiPaths"), ["MTLS", "TLS", "Ignore"]);
     assert_eq!(enums("enforcement"), ["Deny", "Warn", "Audit"]);

@@ -36,6 +36,20 @@ pub struct RunArgs {
     )]
     pub exclude_namespaces: Vec<String>,
 
+    /// Ingress controllers whose own kinds (Traefik CRDs, Gateway API objects, CA
+    /// ConfigMaps) are watched (comma-separated). The kinds of the others are never listed
+    /// and count as unknown, so their profiles cannot be proven compliant. The chart lists
+    /// the controllers whose RBAC it grants (`traefik.enabled`, `gatewayApi.enabled`).
+    #[arg(
+        long,
+        env = "MTLS_GATE_WATCH_CONTROLLERS",
+        value_delimiter = ',',
+        default_value = "ingress-nginx,traefik,haproxy-ingress,gateway-api",
+        value_parser = ["ingress-nginx", "traefik", "haproxy-ingress", "gateway-api"],
+        value_name = "CONTROLLER,..."
+    )]
+    pub watch_controllers: Vec<String>,
+
     /// Name of the coordination.k8s.io Lease that elects the one replica that writes.
     #[arg(
         long,

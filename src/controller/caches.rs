@@ -704,14 +704,22 @@ pub async fn run_secret_watches(client: Client, ctx: Arc<CacheContext>) {
 /// installed after the controller started is noticed.
 const KIND_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Watches every dialect-owned kind whose CRD exists and may be listed; looks the others
-/// up again every [`KIND_DISCOVERY_INTERVAL`].
-pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>) {
+/// Watches every kind of the `controllers`' dialects whose CRD exists and may be listed;
+/// looks the others up again every [`KIND_DISCOVERY_INTERVAL`]. Kinds of other controllers
+/// are never listed (the chart grants no RBAC for them) and stay unknown.
+pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, controllers: Vec<String>) {
+    let watched = |c: IngressController| controllers.iter().any(|n| n == c.as_str());
+    for (controller, _, kind) in dialect::owned_kinds() {
+        if !watched(controller) {
+            tracing::info!(kind = %kind, controller = controller.as_str(), "not watched (--watch-controllers); its objects count as unknown");
+            ctx.kind_unavailable(*kind);
+        }
+    }
     let mut watching: HashMap<ObjectKind, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         watching.retain(|_, task| !task.is_finished());
         let mut groups: BTreeSet<(&'static str, &'static str)> = BTreeSet::new();
-        for (_, _, kind) in dialect::owned_kinds() {
+        for (_, _, kind) in dialect::owned_kinds().filter(|(c, _, _)| watched(*c)) {
             if !watching.contains_key(kind) {
                 groups.insert((kind.group, kind.version));
             }
@@ -719,8 +727,8 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>) {
         for (group, version) in groups {
             let gv = GroupVersion::gv(group, version);
             let discovered = kube::discovery::pinned_group(&client, &gv).await;
-            for (_, _, kind) in
-                dialect::owned_kinds().filter(|(_, _, k)| k.group == group && k.version == version)
+            for (_, _, kind) in dialect::owned_kinds()
+                .filter(|(c, _, k)| watched(*c) && k.group == group && k.version == version)
             {
                 if watching.contains_key(kind) {
                     continue;
@@ -822,8 +830,8 @@ mod tests {
         ctx.on_ingress_event(Event::Init);
         ctx.on_ingress_event(Event::InitDone);
         assert!(!ctx.synced.load(Ordering::Acquire));
-        for kind in crate::dialect::traefik::KINDS {
-            ctx.kind_unavailable(kind);
+        for (_, _, kind) in crate::dialect::owned_kinds() {
+            ctx.kind_unavailable(*kind);
         }
         assert!(ctx.synced.load(Ordering::Acquire));
         assert_eq!(drain(&mut all).len(), 1);

@@ -9,6 +9,7 @@
 //! review changes to them, all through this interface. Adding a controller means adding a
 //! module, one arm in [`dialect_for`] and one entry in [`DIALECTS`].
 
+pub mod gateway;
 pub mod go_parse;
 pub mod haproxy;
 pub mod nginx;
@@ -237,15 +238,21 @@ pub struct ObjectKind {
 }
 
 impl ObjectKind {
-    /// Whether a manifest's `apiVersion` and `kind` are this kind.
+    /// Whether a manifest's `apiVersion` and `kind` are this kind (a core kind, group
+    /// `""`, has an `apiVersion` without a group: `v1`).
     pub fn matches(&self, api_version: &str, kind: &str) -> bool {
         kind == self.kind
-            && api_version
-                .split_once('/')
-                .is_some_and(|(group, _)| group == self.group)
+            && match api_version.split_once('/') {
+                Some((group, _)) => group == self.group,
+                None => self.group.is_empty() && !api_version.is_empty(),
+            }
     }
     pub fn api_version(&self) -> String {
-        format!("{}/{}", self.group, self.version)
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 }
 
@@ -334,6 +341,7 @@ pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect
         IngressController::IngressNginx => Some(&nginx::IngressNginx),
         IngressController::Traefik => Some(&traefik::Traefik),
         IngressController::HaproxyIngress => Some(&haproxy::HaproxyIngress),
+        IngressController::GatewayApi => Some(&gateway::GatewayApi),
     }
 }
 
@@ -342,6 +350,7 @@ pub static DIALECTS: &[(IngressController, &dyn Dialect)] = &[
     (IngressController::IngressNginx, &nginx::IngressNginx),
     (IngressController::Traefik, &traefik::Traefik),
     (IngressController::HaproxyIngress, &haproxy::HaproxyIngress),
+    (IngressController::GatewayApi, &gateway::GatewayApi),
 ];
 
 /// Every kind some dialect reads, with the controller that owns it.

@@ -45,6 +45,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "ignore": {"webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 3}},
     "traefik": {"traefik": {"enabled": True}},
+    "gateway-api": {"gatewayApi": {"enabled": True}},
     "monitoring": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "networkPolicy": {

@@ -18,6 +18,7 @@ DEFAULT_ARGS = [
     f"--tls-key-file={TLS_DIR}/tls.key",
     "--log-format=json",
     f"--exclude-namespaces=kube-system,kube-node-lease,{NAMESPACE}",
+    "--watch-controllers=ingress-nginx,haproxy-ingress",
     f"--leader-election-lease-name={RELEASE}-leader",
     "--leader-election-lease-duration=15s",
     "--leader-election-renew-deadline=10s",
@@ -349,3 +350,18 @@ def test_names_are_valid(release: str, fullname: str | None) -> None:
         assert len(obj["metadata"]["name"]) <= 253
     assert dns_label.match(rendered.one("Service")["metadata"]["name"])
     assert len(rendered.one("Service")["metadata"]["name"]) <= 63
+
+
+@pytest.mark.parametrize(
+    "values, watched",
+    [
+        ({}, "ingress-nginx,haproxy-ingress"),
+        ({"traefik": {"enabled": True}}, "ingress-nginx,haproxy-ingress,traefik"),
+        ({"gatewayApi": {"enabled": True}}, "ingress-nginx,haproxy-ingress,gateway-api"),
+        ({"traefik": {"enabled": True}, "gatewayApi": {"enabled": True}},
+         "ingress-nginx,haproxy-ingress,traefik,gateway-api"),
+    ],
+)
+def test_the_controller_watches_only_the_kinds_its_rbac_grants(values: dict, watched: str) -> None:
+    # Kinds of the other controllers are never listed (no 403s); they count as unknown.
+    assert render(values).flag("watch-controllers") == watched

@@ -23,6 +23,15 @@ TRAEFIK_RULES = {
     ("traefik.io", "ingressroutes"): {"get", "list", "watch"},
     ("traefik.containo.us", "ingressroutes"): {"get", "list", "watch"},
 }
+GATEWAY_API_RULES = {
+    ("gateway.networking.k8s.io", "gateways"): {"list", "watch"},
+    ("gateway.networking.k8s.io", "httproutes"): {"list", "watch"},
+    ("gateway.networking.k8s.io", "grpcroutes"): {"list", "watch"},
+    ("gateway.networking.k8s.io", "tlsroutes"): {"list", "watch"},
+    ("gateway.networking.k8s.io", "tcproutes"): {"list", "watch"},
+    ("gateway.envoyproxy.io", "clienttrafficpolicies"): {"list", "watch"},
+    ("", "configmaps"): {"list", "watch"},
+}
 # The operator's server-side apply of its policy reports, and pruning of stale ones.
 POLICY_REPORT_RULES = {
     ("wgpolicyk8s.io", "policyreports"): {"get", "list", "create", "patch", "delete"},
@@ -51,6 +60,8 @@ def _expected_cluster(values: dict[str, Any]) -> dict[tuple[str, str, tuple[str,
     expected = {(g, r, ()): v for (g, r), v in CLUSTER_RULES.items()}
     if values.get("traefik", {}).get("enabled"):
         expected.update({(g, r, ()): v for (g, r), v in TRAEFIK_RULES.items()})
+    if values.get("gatewayApi", {}).get("enabled"):
+        expected.update({(g, r, ()): v for (g, r), v in GATEWAY_API_RULES.items()})
     if values.get("policyReports", {}).get("enabled"):
         expected.update({(g, r, ()): v for (g, r), v in POLICY_REPORT_RULES.items()})
     ca = tuple(sorted(values.get("clientCaSecretNames", [])))

@@ -37,6 +37,30 @@ CONTROLLER_OBJECTS_RULES = [
         "resources": ["ingressroutes"],
         "scope": "Namespaced",
     },
+    {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "apiVersions": ["v1"],
+        "resources": ["gateways", "httproutes", "grpcroutes"],
+        "scope": "Namespaced",
+    },
+    {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "apiVersions": ["v1alpha2"],
+        "resources": ["tlsroutes", "tcproutes"],
+        "scope": "Namespaced",
+    },
+    {
+        "apiGroups": ["gateway.envoyproxy.io"],
+        "apiVersions": ["v1alpha1"],
+        "resources": ["clienttrafficpolicies"],
+        "scope": "Namespaced",
+    },
+    {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "resources": ["configmaps"],
+        "scope": "Namespaced",
+    },
 ]
 PROFILE_RULE = {
     "apiGroups": ["mtls-gate.io"],
@@ -378,4 +402,37 @@ def test_controller_objects_webhook_sees_every_spec_change_and_delete(
     default: Rendered, desc: str, operation: str, obj: Any, old: Any, called: bool
 ) -> None:
     ctx = _request(operation, obj, old)
+    assert _matches(default.webhook(VALIDATE_CONTROLLER_OBJECTS), ctx) is called, desc
+
+
+def _config_map(data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "client-ca", "namespace": "open-banking", "resourceVersion": "1"},
+        "data": data,
+    }
+
+
+CA = {"ca.crt": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"}
+
+
+@pytest.mark.parametrize(
+    "desc, operation, obj, old, called",
+    [
+        ("CA bundle created", "CREATE", _config_map(CA), None, True),
+        ("CA bundle deleted", "DELETE", None, _config_map(CA), True),
+        ("CA bundle emptied", "UPDATE", _config_map({}), _config_map(CA), True),
+        ("CA bundle replaced", "UPDATE", _config_map({"ca.crt": "other"}), _config_map(CA), True),
+        ("ordinary ConfigMap created", "CREATE", _config_map({"app.yaml": "x: 1"}), None, False),
+        ("ordinary ConfigMap updated", "UPDATE", _config_map({"a": "2"}), _config_map({"a": "1"}), False),
+        ("ordinary ConfigMap deleted", "DELETE", None, _config_map({"a": "1"}), False),
+        ("the cluster root CA published into a new namespace", "CREATE",
+         dict(_config_map(CA), metadata={"name": "kube-root-ca.crt", "namespace": "team-a"}), None, False),
+    ],
+)
+def test_controller_objects_webhook_sees_only_ca_bundle_config_maps(
+    default: Rendered, desc: str, operation: str, obj: Any, old: Any, called: bool
+) -> None:
+    ctx = _request(operation, obj, old, resource="configmaps")
     assert _matches(default.webhook(VALIDATE_CONTROLLER_OBJECTS), ctx) is called, desc

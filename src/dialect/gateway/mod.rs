@@ -1,0 +1,897 @@
+//! Gateway API (`gateway.networking.k8s.io/v1`) with Envoy Gateway's `ClientTrafficPolicy`,
+//! as the specification and Envoy Gateway v1.8 behave. Sources: kubernetes-sigs/gateway-api
+//! v1.5 `apis/v1/gateway_types.go` and `apis/v1/httproute_types.go`, GEP-91
+//! (`geps/gep-91/index.md`); envoyproxy/gateway v1.8.3 `api/v1alpha1/tls_types.go`,
+//! `clienttrafficpolicy_types.go`, `internal/gatewayapi/clienttrafficpolicy.go`,
+//! `helpers.go`; summarised in `reference/ingress-controllers.md` §4.2-4.3 and its
+//! additions.
+//!
+//! * Listeners: a request for host `h` on port `p` is handled by the listener of the Gateway
+//!   on `p` whose `hostname` matches `h` most specifically (exact, then the longest
+//!   wildcard, then none). A wildcard `*.example.com` is a suffix match over one or more
+//!   labels (`Listener.Hostname`). `HTTPS` listeners carry client certificates; `HTTP`
+//!   listeners serve their routes in clear text (reported as `TlsMissing` on any port).
+//!   Other protocols (TLS, TCP, UDP) on a profile host's port are not modelled (fail
+//!   closed). An endpoint URL's port is part of the endpoint (design.md §10): HTTPS
+//!   listeners count only on the ports of the profile's URLs for the host (443 if none).
+//! * `allowedRoutes`: `namespaces.from` `Same` (default) or `All`; `Selector` is not
+//!   modelled (the route is treated as attached, with an `UnmodelledSetting` finding);
+//!   `kinds` that do not list `HTTPRoute` keep HTTPRoutes out.
+//! * HTTPRoute `parentRefs`: group/kind default to `gateway.networking.k8s.io`/`Gateway`,
+//!   namespace to the route's; `sectionName` names one listener, `port` restricts to the
+//!   listeners on that port. Route `hostnames` intersect the listener's (`HTTPRoute.Hostnames`:
+//!   non-matching route hostnames are ignored; no route hostnames = the listener's). The
+//!   hostname precedence below is that of the intersection (Envoy Gateway builds one
+//!   virtual host per intersected hostname), so on a listener with an exact hostname every
+//!   attached route ranks the same by hostname.
+//! * Matches: `Exact`; `PathPrefix` by path elements (`/abc` matches `/abc`, `/abc/`,
+//!   `/abc/def`, not `/abcd`; a trailing `/` is ignored); `RegularExpression` as an RE2
+//!   full match (Envoy `safe_regex`), analysed within the engine's budget or failing
+//!   closed. Precedence (`HTTPRouteRule.Matches`, `HTTPRoute.Hostnames`): the most
+//!   characters in a matching non-wildcard hostname, then in a matching hostname, then an
+//!   `Exact` path, then the longest `PathPrefix`, then a method match, the most header
+//!   matches, the most query matches; then the oldest route, then `{namespace}/{name}`
+//!   alphabetically, then the first rule and match. A match that also tests a method,
+//!   headers or query parameters may or may not apply to a request: it and the next
+//!   routes are possible winners. The precedence of `RegularExpression` matches is
+//!   implementation-specific: a regex route that may match is always a possible winner.
+//! * Client certificates, Gateway API (GEP-91, standard since v1.5): `spec.tls.frontend.default`
+//!   and `perPort[]` (a port's entry replaces the default); `validation.caCertificateRefs`
+//!   (ConfigMap or Secret, key `ca.crt`); `mode: AllowValidOnly` (default: verified
+//!   certificate required) or `AllowInsecureFallback` (Envoy Gateway maps it to `Request`:
+//!   a presented certificate is not verified). Validation is per **port** because a
+//!   connection established for one listener can be reused for another on the same port
+//!   (GEP-91 "Connection coalescing security issue").
+//! * Envoy Gateway `ClientTrafficPolicy` (`spec.tls.clientValidation`) targets a Gateway,
+//!   or one listener with `sectionName`. A listener-targeted policy **replaces** the
+//!   Gateway-wide one for that listener (settings are not merged), so a timeout-only
+//!   listener policy drops client validation there. `mode`: `RequireAndVerify` (default),
+//!   `VerifyIfGiven` (also the deprecated `optional: true`), `RequireAny`, `Request` (the
+//!   last two never verify the chain). Two policies for the same target: Envoy Gateway
+//!   keeps the oldest; reported as a conflict. `targetSelectors` are not modelled.
+//!   A Gateway with both `spec.tls.frontend` and a `ClientTrafficPolicy` validation on one
+//!   listener: which wins is not modelled (fail closed).
+//! * Shared ports: on a Gateway port that serves an MTLS host, every HTTPS listener must
+//!   require verified certificates; otherwise a connection opened for the other listener's
+//!   host without a certificate can be reused for the MTLS host (connection coalescing).
+//! * Single-host layouts (MTLS and TLS endpoints on one host) are refused: Gateway API
+//!   validates certificates per port or listener, never per route, and the Envoy Gateway
+//!   `SecurityPolicy` ext-auth gate is not modelled.
+//! * Not modelled, so reported when they touch a profile host: GRPCRoute, TLSRoute,
+//!   TCPRoute attached to its listener; cross-namespace CA references (ReferenceGrant).
+//!   Not modelled and not detected: ListenerSet, Envoy Gateway merged Gateways.
+//!
+//! Types: compact views over the JSON of only the fields read here, not the
+//! `gateway-api` crate (it pins kube 4 / k8s-openapi 0.28 while this project is on kube 5 /
+//! 0.29, and the engine reduces every object to a view anyway).
+
+mod objects;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub use self::objects::{
+    CLIENT_TRAFFIC_POLICY, CONFIG_MAP, CaRef, ClientTrafficPolicyView, ClientValidation,
+    ConfigMapView, FrontendValidation, GATEWAY, GATEWAY_GROUP, GRPC_ROUTE, GatewayView, HTTP_ROUTE,
+    HttpMatch, HttpPathType, HttpRouteView, KINDS, Listener, OtherRouteView, TCP_ROUTE, TLS_ROUTE,
+};
+pub use self::render::{GatewayRenderRefusal, render_gateway};
+use super::{
+    AnnotationChanges, AuthKind, Dialect, HostContext, HostRouteTable, ObjectKind, ReduceError,
+    RenderInput, RenderedObject, Route, RouteAuth, RouteSource, SharedObject,
+};
+use crate::catalog::Scheme;
+use crate::model::{CaBundle, Lookup, ObjectKey, PathType};
+use crate::paths::{MatchResult, PathMatcher};
+use crate::profile::CompiledProfile;
+use crate::violation::{Violation, ViolationCode};
+
+pub struct GatewayApi;
+
+/// The route kind of [`RouteSource`]s of this dialect.
+pub const HTTP_ROUTE_KIND: &str = "HTTPRoute";
+
+/// How specifically a hostname matches a request host: (characters of a matching
+/// non-wildcard hostname, characters of a matching hostname).
+type Specificity = (usize, usize);
+
+/// Whether the Gateway API hostname `pattern` (exact or `*.` suffix over one or more
+/// labels) matches `host`.
+fn hostname_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+fn specificity(pattern: Option<&str>) -> Specificity {
+    match pattern {
+        None => (0, 0),
+        Some(p) if p.starts_with('*') => (0, p.len()),
+        Some(p) => (p.len(), p.len()),
+    }
+}
+
+/// The hostname a route serves `host` with on a listener (the intersection of the route's
+/// and the listener's hostnames), or `None` if it does not serve `host` there.
+fn route_specificity(
+    route_hostnames: &[String],
+    listener_hostname: Option<&str>,
+    host: &str,
+) -> Option<Specificity> {
+    let listener = specificity(listener_hostname);
+    if route_hostnames.is_empty() {
+        return Some(listener);
+    }
+    route_hostnames
+        .iter()
+        .filter(|h| hostname_matches(h, host))
+        .map(|h| specificity(Some(h)).max(listener))
+        .max()
+}
+
+/// Rule host keys under which route objects that may serve `host` are indexed.
+fn lookup_keys(host: &str) -> Vec<String> {
+    let mut keys = vec![host.to_string()];
+    let mut rest = host;
+    while let Some((_, tail)) = rest.split_once('.') {
+        keys.push(format!("*.{tail}"));
+        rest = tail;
+    }
+    keys.push(String::new());
+    keys
+}
+
+/// The ports of the profile's URLs on `host` (443 when a URL names none).
+fn endpoint_ports(profile: &CompiledProfile, host: &str) -> BTreeSet<u16> {
+    let urls = profile
+        .endpoints
+        .iter()
+        .filter(|e| e.host == host)
+        .map(|e| e.url.as_str())
+        .chain(
+            profile
+                .unlisted
+                .iter()
+                .filter(|s| s.host == host)
+                .map(|s| s.base_url.as_str()),
+        );
+    let mut ports: BTreeSet<u16> = urls
+        .filter_map(|u| url::Url::parse(u).ok())
+        .filter_map(|u| u.port_or_known_default())
+        .collect();
+    if ports.is_empty() {
+        ports.insert(443);
+    }
+    ports
+}
+
+/// The schemes of the profile's endpoints on `host`: (serves MTLS, serves TLS).
+fn host_schemes(profile: &CompiledProfile, host: &str) -> (bool, bool) {
+    let schemes: BTreeSet<Scheme> = profile
+        .endpoints
+        .iter()
+        .filter(|e| e.host == host && !e.default_alias)
+        .map(|e| e.row.scheme)
+        .chain(
+            profile
+                .unlisted
+                .iter()
+                .filter(|s| s.host == host)
+                .map(|s| s.scheme),
+        )
+        .collect();
+    (
+        schemes.contains(&Scheme::Mtls),
+        schemes.contains(&Scheme::Tls),
+    )
+}
+
+/// The client authentication in effect on one listener, the findings about it, and what
+/// decides it.
+struct ListenerAuth {
+    kind: AuthKind,
+    detail: String,
+    findings: Vec<(ViolationCode, ObjectKey, String)>,
+}
+
+fn listener_label(gw: &GatewayView, l: &Listener) -> String {
+    format!(
+        "Gateway {} listener {:?} ({} port {}{})",
+        gw.key,
+        l.name,
+        l.protocol,
+        l.port,
+        l.hostname
+            .as_deref()
+            .map(|h| format!(", hostname {h}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Whether `policy` targets `gw` (and which section).
+fn targets_of<'a>(
+    policy: &'a ClientTrafficPolicyView,
+    gw: &GatewayView,
+) -> impl Iterator<Item = Option<&'a str>> {
+    let gw_key = gw.key.clone();
+    policy
+        .targets
+        .iter()
+        .filter(move |t| {
+            policy.key.namespace == gw_key.namespace
+                && t.group == GATEWAY_GROUP
+                && t.kind == "Gateway"
+                && t.name == gw_key.name
+        })
+        .map(|t| t.section_name.as_deref())
+}
+
+/// Oldest first (Envoy Gateway keeps the oldest of conflicting policies), then by key.
+fn oldest<'a>(policies: &[&'a ClientTrafficPolicyView]) -> Option<&'a ClientTrafficPolicyView> {
+    policies
+        .iter()
+        .min_by(|a, b| {
+            a.created
+                .unwrap_or(i64::MAX)
+                .cmp(&b.created.unwrap_or(i64::MAX))
+                .then_with(|| a.key.cmp(&b.key))
+        })
+        .copied()
+}
+
+/// Checks CA references; returns problems as findings (empty: usable or unknown).
+fn check_ca_refs(
+    ctx: &HostContext<'_>,
+    refs: &[CaRef],
+    owner: &ObjectKey,
+    owner_text: &str,
+    findings: &mut Vec<(ViolationCode, ObjectKey, String)>,
+) -> bool {
+    if refs.is_empty() {
+        findings.push((
+            ViolationCode::CaSecretInvalid,
+            owner.clone(),
+            format!(
+                "{owner_text} validates client certificates but names no CA (caCertificateRefs), so it cannot verify any. Reference the ConfigMap holding the client CA bundle under ca.crt."
+            ),
+        ));
+        return false;
+    }
+    let mut usable = true;
+    for r in refs {
+        let namespace = r.namespace.as_deref().unwrap_or(&owner.namespace);
+        let key = ObjectKey::new(namespace, &r.name);
+        if namespace != owner.namespace {
+            findings.push((
+                ViolationCode::UnmodelledSetting,
+                owner.clone(),
+                format!(
+                    "{owner_text} references CA {} {key} in another namespace; that is valid only with a ReferenceGrant, which mtls-gate does not model, so the client validation cannot be proven. Keep the CA {} in the namespace {}.",
+                    r.kind, r.kind, owner.namespace
+                ),
+            ));
+            usable = false;
+            continue;
+        }
+        let bundle: Result<Option<CaBundle>, String> = match (r.group.as_str(), r.kind.as_str()) {
+            ("", "ConfigMap") => {
+                match super::downcast_lookup::<ConfigMapView>(ctx.objects.object(&CONFIG_MAP, &key))
+                {
+                    Lookup::Found(cm) => Ok(cm.ca_crt.clone()),
+                    Lookup::Missing => Err("does not exist".into()),
+                    Lookup::Unknown => continue,
+                }
+            }
+            ("", "Secret") => match ctx.objects.secret(&key) {
+                Lookup::Found(s) => Ok(s.bundle("ca.crt").cloned()),
+                Lookup::Missing => Err("does not exist".into()),
+                Lookup::Unknown => continue,
+            },
+            (group, kind) => Err(format!(
+                "is of kind {kind}{} , which is not a CA bundle kind (ConfigMap or Secret)",
+                if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{group}")
+                }
+            )),
+        };
+        let problem = match bundle {
+            Ok(Some(CaBundle::Certificates { .. })) => continue,
+            Ok(Some(CaBundle::Invalid { reason })) => format!("has a ca.crt that {reason}"),
+            Ok(None) => "has no ca.crt key".to_string(),
+            Err(problem) => problem,
+        };
+        usable = false;
+        findings.push((
+            ViolationCode::CaSecretInvalid,
+            owner.clone(),
+            format!(
+                "CA {} {key} referenced by {owner_text} {problem}, so client certificates cannot be verified there. Put the client CA bundle (PEM) under ca.crt.",
+                r.kind
+            ),
+        ));
+    }
+    usable
+}
+
+/// Client auth of an HTTPS listener: `spec.tls.frontend` of its Gateway (per port) and the
+/// Envoy Gateway ClientTrafficPolicy that applies to it.
+fn listener_auth(
+    ctx: &HostContext<'_>,
+    gw: &GatewayView,
+    l: &Listener,
+    policies: &[&ClientTrafficPolicyView],
+) -> ListenerAuth {
+    let label = listener_label(gw, l);
+    let mut findings = Vec::new();
+    let frontend = match gw.frontend_per_port.iter().find(|(p, _)| *p == l.port) {
+        Some((_, v)) => v
+            .as_ref()
+            .map(|v| (v, format!("spec.tls.frontend.perPort (port {})", l.port))),
+        None => gw
+            .frontend_default
+            .as_ref()
+            .map(|v| (v, "spec.tls.frontend.default".to_string())),
+    };
+    let mut section = Vec::new();
+    let mut gateway_wide = Vec::new();
+    for p in policies {
+        for target in targets_of(p, gw) {
+            match target {
+                Some(s) if s == l.name => section.push(*p),
+                Some(_) => {}
+                None => gateway_wide.push(*p),
+            }
+        }
+    }
+    for (level, list) in [("listener", &section), ("Gateway", &gateway_wide)] {
+        if list.len() > 1 {
+            let names: Vec<String> = list.iter().map(|p| p.key.to_string()).collect();
+            findings.push((
+                ViolationCode::HostSettingsConflict,
+                gw.key.clone(),
+                format!(
+                    "ClientTrafficPolicies {} all target {label} at the {level} level; Envoy Gateway applies only the oldest and rejects the others. Keep one policy per target.",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    let chosen_section = oldest(&section);
+    let chosen = chosen_section.or_else(|| oldest(&gateway_wide));
+    let replaced = match (chosen_section, oldest(&gateway_wide)) {
+        (Some(s), Some(g)) => format!(
+            "; ClientTrafficPolicy {} targets this listener and replaces the Gateway-wide {} (Envoy Gateway does not merge them)",
+            s.key, g.key
+        ),
+        _ => String::new(),
+    };
+    let policy_validation = chosen.and_then(|p| p.client_validation.as_ref().map(|v| (p, v)));
+
+    let (kind, detail) = match (frontend, policy_validation) {
+        (None, None) => (
+            AuthKind::None,
+            format!(
+                "{label}: no client certificate validation ({}{}){replaced}",
+                if gw.frontend_per_port.iter().any(|(p, _)| *p == l.port) {
+                    format!(
+                        "spec.tls.frontend.perPort (port {}) has no validation and replaces the default",
+                        l.port
+                    )
+                } else {
+                    "no spec.tls.frontend validation".to_string()
+                },
+                match chosen {
+                    Some(p) => format!(
+                        ", ClientTrafficPolicy {} without tls.clientValidation",
+                        p.key
+                    ),
+                    None => ", no ClientTrafficPolicy".to_string(),
+                }
+            ),
+        ),
+        (Some((v, field)), other) => {
+            if let Some((p, _)) = other {
+                findings.push((
+                    ViolationCode::UnmodelledSetting,
+                    gw.key.clone(),
+                    format!(
+                        "{label} has client validation both in the Gateway's {field} and in ClientTrafficPolicy {}; which one Envoy Gateway applies is not modelled, so the listener's client authentication cannot be proven. Configure it in one place.",
+                        p.key
+                    ),
+                ));
+            }
+            let owner = format!("Gateway {} {field}", gw.key);
+            let kind = match v.mode.as_str() {
+                "AllowValidOnly" => AuthKind::Required,
+                "AllowInsecureFallback" => AuthKind::OptionalUnverified,
+                other => {
+                    findings.push((
+                        ViolationCode::UnmodelledSetting,
+                        gw.key.clone(),
+                        format!("{owner} has validation mode {other:?}, which is not a Gateway API mode (AllowValidOnly, AllowInsecureFallback)."),
+                    ));
+                    AuthKind::None
+                }
+            };
+            let usable = check_ca_refs(ctx, &v.ca_refs, &gw.key, &owner, &mut findings);
+            (
+                if usable { kind } else { AuthKind::None },
+                format!(
+                    "{label}: {field} validation mode {}{} (applies to every listener on port {}){replaced}",
+                    v.mode,
+                    if v.mode == "AllowInsecureFallback" {
+                        ", which Envoy Gateway maps to Request: a presented certificate is not verified"
+                    } else {
+                        ""
+                    },
+                    l.port
+                ),
+            )
+        }
+        (None, Some((p, v))) => {
+            let mode = v.mode.clone().unwrap_or_else(|| {
+                if v.optional {
+                    "VerifyIfGiven".into()
+                } else {
+                    "RequireAndVerify".into()
+                }
+            });
+            let owner = format!("ClientTrafficPolicy {}", p.key);
+            let kind = match mode.as_str() {
+                "RequireAndVerify" => AuthKind::Required,
+                "VerifyIfGiven" => AuthKind::Optional,
+                "RequireAny" => AuthKind::RequiredUnverified,
+                "Request" => AuthKind::OptionalUnverified,
+                other => {
+                    findings.push((
+                        ViolationCode::UnmodelledSetting,
+                        p.key.clone(),
+                        format!("{owner} has clientValidation mode {other:?}, which Envoy Gateway does not define (RequireAndVerify, VerifyIfGiven, RequireAny, Request)."),
+                    ));
+                    AuthKind::None
+                }
+            };
+            let verifies = matches!(kind, AuthKind::Required | AuthKind::Optional);
+            let usable = !verifies || check_ca_refs(ctx, &v.ca_refs, &p.key, &owner, &mut findings);
+            (
+                if usable { kind } else { AuthKind::None },
+                format!("{label}: {owner} clientValidation mode {mode}{replaced}"),
+            )
+        }
+    };
+    ListenerAuth {
+        kind,
+        detail,
+        findings,
+    }
+}
+
+/// One route match, before ordering.
+struct Candidate<'a> {
+    route: &'a HttpRouteView,
+    rule: usize,
+    matched: usize,
+    m: &'a HttpMatch,
+    specificity: Specificity,
+    redirects: bool,
+}
+
+/// The Gateway API precedence key of a match (smaller wins).
+fn precedence_key<'a>(c: &Candidate<'a>) -> impl Ord + use<'a> {
+    let class = match c.m.path_type {
+        HttpPathType::Exact => 0,
+        HttpPathType::PathPrefix => 1,
+        HttpPathType::RegularExpression => 2,
+    };
+    (
+        std::cmp::Reverse(c.specificity),
+        class,
+        std::cmp::Reverse(c.m.path.trim_end_matches('/').len()),
+        std::cmp::Reverse(c.m.has_method),
+        std::cmp::Reverse(c.m.headers),
+        std::cmp::Reverse(c.m.query_params),
+        c.route.created.unwrap_or(i64::MAX),
+        &c.route.key,
+        c.rule,
+        c.matched,
+    )
+}
+
+/// The request matchers of one `HTTPPathMatch`.
+fn matchers(m: &HttpMatch) -> Vec<PathMatcher> {
+    match m.path_type {
+        HttpPathType::Exact => vec![PathMatcher::Exact(m.path.clone())],
+        HttpPathType::PathPrefix => {
+            let p = m.path.trim_end_matches('/');
+            if p.is_empty() {
+                vec![PathMatcher::Prefix("/".into())]
+            } else {
+                vec![
+                    PathMatcher::Exact(p.to_string()),
+                    PathMatcher::Prefix(format!("{p}/")),
+                ]
+            }
+        }
+        HttpPathType::RegularExpression => {
+            vec![PathMatcher::go_regex(&format!("^(?:{})$", m.path))]
+        }
+    }
+}
+
+/// `Route::priority` of this dialect: the listener group (one Gateway port) × 2, plus 1 if
+/// the match also tests a method, headers or query parameters.
+fn priority(group: usize, conditional: bool) -> i64 {
+    i64::try_from(group).unwrap_or(i64::MAX / 4) * 2 + i64::from(conditional)
+}
+
+fn route_allowed(gw: &GatewayView, l: &Listener, route: &HttpRouteView) -> Option<bool> {
+    if !l.allowed_kinds.is_empty() && !l.allowed_kinds.iter().any(|k| k == HTTP_ROUTE_KIND) {
+        return Some(false);
+    }
+    match l.allowed_from.as_str() {
+        "Same" => Some(route.key.namespace == gw.key.namespace),
+        "All" => Some(true),
+        // Selector (or an unknown value): cannot be decided here.
+        _ => None,
+    }
+}
+
+fn attaches(refs: &[objects::ParentRef], route_ns: &str, gw: &GatewayView, l: &Listener) -> bool {
+    refs.iter().any(|r| {
+        r.group == GATEWAY_GROUP
+            && r.kind == "Gateway"
+            && r.namespace.as_deref().unwrap_or(route_ns) == gw.key.namespace
+            && r.name == gw.key.name
+            && r.section_name.as_deref().is_none_or(|s| s == l.name)
+            && r.port.is_none_or(|p| p == l.port)
+    })
+}
+
+impl Dialect for GatewayApi {
+    fn kinds(&self) -> &'static [ObjectKind] {
+        &KINDS
+    }
+
+    fn reduce(
+        &self,
+        kind: &ObjectKind,
+        object: &serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<SharedObject, ReduceError> {
+        objects::reduce(kind, object, default_namespace)
+    }
+
+    fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
+        let host = ctx.host;
+        let mut table = HostRouteTable {
+            host_key: host.to_string(),
+            plain_http_hint: " (an HTTP listener of the Gateway attaches the HTTPRoute)",
+            ..Default::default()
+        };
+        let finding = |code, key: &ObjectKey, message: String| -> Violation {
+            ctx.finding(code, Some(key), message)
+        };
+        let ports = endpoint_ports(ctx.profile, host);
+        let (serves_mtls, serves_tls) = host_schemes(ctx.profile, host);
+
+        let gateway_objects = ctx.objects.objects_of(&GATEWAY);
+        let mut gateways: Vec<&GatewayView> = gateway_objects
+            .iter()
+            .filter_map(|o| o.as_any().downcast_ref::<GatewayView>())
+            .filter(|g| ctx.profile.considers_gateway_class(&g.class))
+            .collect();
+        gateways.sort_by(|a, b| a.key.cmp(&b.key));
+        let policy_objects = ctx.objects.objects_of(&CLIENT_TRAFFIC_POLICY);
+        let policies: Vec<&ClientTrafficPolicyView> = policy_objects
+            .iter()
+            .filter_map(|o| o.as_any().downcast_ref::<ClientTrafficPolicyView>())
+            .collect();
+
+        // Route objects that may serve the host, once each.
+        let mut route_objects: BTreeMap<(ObjectKind, ObjectKey), SharedObject> = BTreeMap::new();
+        for key in lookup_keys(host) {
+            for (kind, object) in ctx.objects.routes_for_host(&key) {
+                if KINDS.contains(&kind) {
+                    route_objects.insert((kind, object.key().clone()), object);
+                }
+            }
+        }
+        let http_routes: Vec<&HttpRouteView> = route_objects
+            .values()
+            .filter_map(|o| o.as_any().downcast_ref::<HttpRouteView>())
+            .collect();
+        let other_routes: Vec<&OtherRouteView> = route_objects
+            .values()
+            .filter_map(|o| o.as_any().downcast_ref::<OtherRouteView>())
+            .collect();
+
+        if serves_mtls && serves_tls {
+            table.findings.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                None,
+                format!(
+                    "Host {host} serves both MTLS and TLS endpoints of profile {}. With gateway-api, client certificates are validated per port (spec.tls.frontend) or per listener (ClientTrafficPolicy), never per route, so one host cannot require certificates on its MTLS paths only; the Envoy Gateway SecurityPolicy ext-auth gate that could do it is not modelled by mtls-gate. Fix: split hosts (MTLS endpoints on their own host, RFC 8705 mtls_endpoint_aliases).",
+                    ctx.profile.name
+                ),
+            ));
+        }
+
+        let mut summaries = Vec::new();
+        let mut candidates: Vec<(usize, bool, ListenerAuthRef, Candidate<'_>)> = Vec::new();
+        let mut auths: Vec<(AuthKind, Arc<str>)> = Vec::new();
+        let mut listeners: Vec<String> = Vec::new();
+        let mut group = 0usize;
+        for gw in &gateways {
+            let listener_ports: BTreeSet<u16> = gw.listeners.iter().map(|l| l.port).collect();
+            for port in listener_ports {
+                let on_port: Vec<&Listener> =
+                    gw.listeners.iter().filter(|l| l.port == port).collect();
+                let serving: Vec<&Listener> = on_port
+                    .iter()
+                    .copied()
+                    .filter(|l| {
+                        l.hostname
+                            .as_deref()
+                            .is_none_or(|h| hostname_matches(h, host))
+                    })
+                    .collect();
+                let Some(best) = serving
+                    .iter()
+                    .map(|l| specificity(l.hostname.as_deref()))
+                    .max()
+                else {
+                    continue;
+                };
+                for l in serving
+                    .into_iter()
+                    .filter(|l| specificity(l.hostname.as_deref()) == best)
+                {
+                    let tls = match l.protocol.as_str() {
+                        "HTTPS" if ports.contains(&port) => true,
+                        "HTTPS" => continue,
+                        "HTTP" => false,
+                        other => {
+                            if ports.contains(&port) {
+                                table.findings.push(finding(
+                                    ViolationCode::UnmodelledSetting,
+                                    &gw.key,
+                                    format!(
+                                        "{} serves host {host} with protocol {other:?}, which mtls-gate does not model (only HTTP and HTTPS listeners with HTTPRoutes), so the host cannot be proven compliant. Serve {host} from an HTTPS listener.",
+                                        listener_label(gw, l)
+                                    ),
+                                ));
+                            }
+                            continue;
+                        }
+                    };
+                    group += 1;
+                    let auth = if tls {
+                        let auth = listener_auth(ctx, gw, l, &policies);
+                        for (code, key, message) in &auth.findings {
+                            table.findings.push(finding(*code, key, message.clone()));
+                        }
+                        if serves_mtls && auth.kind.requires_verified_certificate() {
+                            coalescing_findings(ctx, gw, l, &on_port, &policies, &mut table);
+                        }
+                        (auth.kind, Arc::<str>::from(auth.detail))
+                    } else {
+                        (
+                            AuthKind::None,
+                            Arc::from(format!(
+                                "{}: plain HTTP, no TLS and no client certificates",
+                                listener_label(gw, l)
+                            )),
+                        )
+                    };
+                    summaries.push(auth.1.to_string());
+                    auths.push(auth);
+                    listeners.push(format!("Gateway {} listener {}", gw.key, l.name));
+                    let auth_index = auths.len() - 1;
+                    if gw.policies_with_selectors(&policies).next().is_some() {
+                        table.findings.push(finding(
+                            ViolationCode::UnmodelledSetting,
+                            &gw.key,
+                            format!(
+                                "A ClientTrafficPolicy in namespace {} chooses its targets with targetSelectors, which mtls-gate does not model; it may change client validation of {}. Use targetRefs.",
+                                gw.key.namespace,
+                                listener_label(gw, l)
+                            ),
+                        ));
+                    }
+                    for other in &other_routes {
+                        if attaches(&other.parent_refs, &other.key.namespace, gw, l)
+                            && route_specificity(&other.hostnames, l.hostname.as_deref(), host)
+                                .is_some()
+                        {
+                            table.findings.push(finding(
+                                ViolationCode::UnmodelledSetting,
+                                &other.key,
+                                format!(
+                                    "{} {} attaches to {} and may serve host {host}; mtls-gate models only HTTPRoutes, so the host cannot be proven compliant. Serve other protocols from another host or listener.",
+                                    other.kind,
+                                    other.key,
+                                    listener_label(gw, l)
+                                ),
+                            ));
+                        }
+                    }
+                    for route in &http_routes {
+                        if !attaches(&route.parent_refs, &route.key.namespace, gw, l) {
+                            continue;
+                        }
+                        match route_allowed(gw, l, route) {
+                            Some(false) => continue,
+                            Some(true) => {}
+                            None => table.findings.push(finding(
+                                ViolationCode::UnmodelledSetting,
+                                &route.key,
+                                format!(
+                                    "{} admits routes by allowedRoutes.namespaces.from {:?}, which mtls-gate does not model; HTTPRoute {} is treated as attached. Use From: Same or All.",
+                                    listener_label(gw, l),
+                                    l.allowed_from,
+                                    route.key
+                                ),
+                            )),
+                        }
+                        let Some(spec) =
+                            route_specificity(&route.hostnames, l.hostname.as_deref(), host)
+                        else {
+                            continue;
+                        };
+                        for (ri, rule) in route.rules.iter().enumerate() {
+                            for (mi, m) in rule.matches.iter().enumerate() {
+                                candidates.push((
+                                    group,
+                                    tls,
+                                    auth_index,
+                                    Candidate {
+                                        route,
+                                        rule: ri,
+                                        matched: mi,
+                                        m,
+                                        specificity: spec,
+                                        redirects: rule.redirects,
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        candidates.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| precedence_key(&a.3).cmp(&precedence_key(&b.3)))
+        });
+        // The engine reports a route's path once per target; a route attached to several
+        // listeners that serve the host (with different client auth) names the listener.
+        let mut groups_of: BTreeMap<&ObjectKey, BTreeSet<usize>> = BTreeMap::new();
+        for (group, _, _, c) in &candidates {
+            groups_of.entry(&c.route.key).or_default().insert(*group);
+        }
+        for (group, tls, auth_index, c) in &candidates {
+            let (kind, detail) = &auths[*auth_index];
+            let path = if groups_of[&c.route.key].len() > 1 {
+                format!("{} [{}]", c.m.path, listeners[*auth_index])
+            } else {
+                c.m.path.clone()
+            };
+            for matcher in matchers(c.m) {
+                table.routes.push(Route {
+                    source: RouteSource {
+                        kind: HTTP_ROUTE_KIND,
+                        key: c.route.key.clone(),
+                    },
+                    path: path.clone(),
+                    path_type: match c.m.path_type {
+                        HttpPathType::Exact => PathType::Exact,
+                        HttpPathType::PathPrefix => PathType::Prefix,
+                        HttpPathType::RegularExpression => PathType::ImplementationSpecific,
+                    },
+                    matcher,
+                    serves_backend: !c.redirects,
+                    tls: *tls,
+                    auth: RouteAuth {
+                        kind: *kind,
+                        detail: detail.clone(),
+                    },
+                    priority: priority(*group, c.m.conditional()),
+                });
+            }
+        }
+        table.client_auth = if summaries.is_empty() {
+            "no Gateway listener serves this host".into()
+        } else {
+            summaries.join("; ")
+        };
+        table
+    }
+
+    fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
+        // Routes are in precedence order within each listener group; a group is decided by
+        // its first unconditional literal match. Regex matches may win wherever they match.
+        let mut decided: BTreeSet<i64> = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, route) in table.routes.iter().enumerate() {
+            let group = route.priority / 2;
+            let conditional = route.priority % 2 == 1;
+            let regex = matches!(route.matcher, PathMatcher::Regex(_));
+            if decided.contains(&group) && !regex {
+                continue;
+            }
+            match route.matcher.matches(path) {
+                MatchResult::No => {}
+                MatchResult::Maybe => out.push(i),
+                MatchResult::Yes => {
+                    out.push(i);
+                    if !conditional && !regex {
+                        decided.insert(group);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn render(&self, _input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
+        // Gateway API objects are not Ingresses: nothing is written onto an Ingress. The
+        // frontend validation of a labelled Gateway is rendered by [`render_gateway`].
+        (AnnotationChanges::default(), Vec::new())
+    }
+}
+
+/// Index into the listener auths of one table build.
+type ListenerAuthRef = usize;
+
+impl GatewayView {
+    /// ClientTrafficPolicies of this Gateway's namespace that pick targets by labels.
+    fn policies_with_selectors<'a>(
+        &'a self,
+        policies: &'a [&'a ClientTrafficPolicyView],
+    ) -> impl Iterator<Item = &'a ClientTrafficPolicyView> + 'a {
+        policies
+            .iter()
+            .copied()
+            .filter(move |p| p.has_target_selectors && p.key.namespace == self.key.namespace)
+    }
+}
+
+/// A port that serves an MTLS host must require verified certificates on every HTTPS
+/// listener: a connection opened without a certificate for another listener's host can be
+/// reused for the MTLS host (GEP-91 "Connection coalescing security issue").
+fn coalescing_findings(
+    ctx: &HostContext<'_>,
+    gw: &GatewayView,
+    mtls_listener: &Listener,
+    on_port: &[&Listener],
+    policies: &[&ClientTrafficPolicyView],
+    table: &mut HostRouteTable,
+) {
+    for other in on_port {
+        if other.name == mtls_listener.name || other.protocol != "HTTPS" {
+            continue;
+        }
+        let auth = listener_auth(ctx, gw, other, policies);
+        if auth.kind.requires_verified_certificate() {
+            continue;
+        }
+        table.findings.push(ctx.finding(
+            ViolationCode::MtlsNotRequired,
+            Some(&gw.key),
+            format!(
+                "MTLS host {host} is served on port {port} of Gateway {gw} by {mine}, which requires verified client certificates, but the same port also serves {theirs}, where client auth is {kind}. Client certificates are checked once per TLS connection, and a connection opened for {other_host} without a certificate can be reused for {host} (connection coalescing, GEP-91), reaching the MTLS endpoints without one. Fix: serve the TLS hosts from another port or Gateway (split host on separate ports), or require verified certificates on every listener of port {port}.",
+                host = ctx.host,
+                port = mtls_listener.port,
+                gw = gw.key,
+                mine = listener_label(gw, mtls_listener),
+                theirs = listener_label(gw, other),
+                kind = auth.kind.as_str(),
+                other_host = other.hostname.as_deref().unwrap_or("another host"),
+            ),
+        ));
+    }
+}

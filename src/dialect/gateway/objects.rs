@@ -1,0 +1,601 @@
+//! The Gateway API and Envoy Gateway objects the `gateway-api` dialect reads, reduced to the
+//! fields that decide routing and client authentication (compact serde-free views of the
+//! JSON, as the engine reduces every object: see the module doc of the dialect for why the
+//! `gateway-api` crate is not used).
+//!
+//! Field names and defaults follow `apis/v1/gateway_types.go` and `apis/v1/httproute_types.go`
+//! of kubernetes-sigs/gateway-api v1.5 and `api/v1alpha1/clienttrafficpolicy_types.go` /
+//! `tls_types.go` of envoyproxy/gateway v1.8.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::dialect::{ObjectKind, ObjectView, ReduceError, SharedObject};
+use crate::model::{CaBundle, ObjectKey, PROFILE_LABEL, inspect_ca_bundle};
+
+/// The Gateway API group.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+pub const GATEWAY: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1",
+    kind: "Gateway",
+    plural: "gateways",
+};
+
+pub const HTTP_ROUTE: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1",
+    kind: "HTTPRoute",
+    plural: "httproutes",
+};
+
+/// Read only to report it when it attaches to a profile host's listener (not modelled).
+pub const GRPC_ROUTE: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1",
+    kind: "GRPCRoute",
+    plural: "grpcroutes",
+};
+
+/// Read only to report it (not modelled). `v1alpha2` is the version every channel serves.
+pub const TLS_ROUTE: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1alpha2",
+    kind: "TLSRoute",
+    plural: "tlsroutes",
+};
+
+/// Read only to report it (not modelled; experimental channel).
+pub const TCP_ROUTE: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1alpha2",
+    kind: "TCPRoute",
+    plural: "tcproutes",
+};
+
+pub const CLIENT_TRAFFIC_POLICY: ObjectKind = ObjectKind {
+    group: "gateway.envoyproxy.io",
+    version: "v1alpha1",
+    kind: "ClientTrafficPolicy",
+    plural: "clienttrafficpolicies",
+};
+
+/// CA bundles of `caCertificateRefs` (key `ca.crt`: "Core" support in GEP-91).
+pub const CONFIG_MAP: ObjectKind = ObjectKind {
+    group: "",
+    version: "v1",
+    kind: "ConfigMap",
+    plural: "configmaps",
+};
+
+/// The kinds the `gateway-api` dialect reads.
+pub static KINDS: [ObjectKind; 7] = [
+    GATEWAY,
+    HTTP_ROUTE,
+    GRPC_ROUTE,
+    TLS_ROUTE,
+    TCP_ROUTE,
+    CLIENT_TRAFFIC_POLICY,
+    CONFIG_MAP,
+];
+
+/// Most listeners a Gateway may have (`+kubebuilder:validation:MaxItems=64`).
+const MAX_LISTENERS: usize = 64;
+/// Most rules of an HTTPRoute (`MaxItems=16`) and matches of a rule (`MaxItems=64`).
+const MAX_RULES: usize = 16;
+const MAX_MATCHES: usize = 64;
+
+fn reduce_error(field: impl Into<String>, message: impl Into<String>) -> ReduceError {
+    ReduceError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn obj_key(value: &Value, default_namespace: &str) -> ObjectKey {
+    let meta = &value["metadata"];
+    ObjectKey::new(
+        meta["namespace"].as_str().unwrap_or(default_namespace),
+        meta["name"].as_str().unwrap_or(""),
+    )
+}
+
+/// `metadata.creationTimestamp` in seconds (RFC 3339); `None` for objects not yet created.
+fn created(value: &Value) -> Option<i64> {
+    let stamp = &value["metadata"]["creationTimestamp"];
+    if stamp.is_null() {
+        return None;
+    }
+    serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>(stamp.clone())
+        .ok()
+        .map(|t| t.0.as_second())
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn items<'a>(value: &'a Value, field: &str, max: usize) -> Result<&'a [Value], ReduceError> {
+    match value {
+        Value::Null => Ok(&[]),
+        Value::Array(items) if items.len() <= max => Ok(items),
+        Value::Array(items) => Err(reduce_error(
+            field,
+            format!(
+                "has {} entries, more than the API allows ({max})",
+                items.len()
+            ),
+        )),
+        _ => Err(reduce_error(field, "must be a list")),
+    }
+}
+
+fn port(value: &Value, field: &str) -> Result<Option<u16>, ReduceError> {
+    match value {
+        Value::Null => Ok(None),
+        v => v
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .map(Some)
+            .ok_or_else(|| reduce_error(field, format!("{v} is not a port (1-65535)"))),
+    }
+}
+
+/// Reduces an object of one of [`KINDS`].
+pub fn reduce(
+    kind: &ObjectKind,
+    value: &Value,
+    default_namespace: &str,
+) -> Result<SharedObject, ReduceError> {
+    if value["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        return Err(reduce_error("metadata.name", "is required"));
+    }
+    if *kind == GATEWAY {
+        Ok(Arc::new(GatewayView::from_value(value, default_namespace)?))
+    } else if *kind == HTTP_ROUTE {
+        Ok(Arc::new(HttpRouteView::from_value(
+            value,
+            default_namespace,
+        )?))
+    } else if *kind == GRPC_ROUTE || *kind == TLS_ROUTE || *kind == TCP_ROUTE {
+        Ok(Arc::new(OtherRouteView {
+            kind: kind.kind,
+            key: obj_key(value, default_namespace),
+            hostnames: lower(strings(&value["spec"]["hostnames"])),
+            parent_refs: parent_refs(&value["spec"]["parentRefs"])?,
+        }))
+    } else if *kind == CLIENT_TRAFFIC_POLICY {
+        Ok(Arc::new(ClientTrafficPolicyView::from_value(
+            value,
+            default_namespace,
+        )?))
+    } else if *kind == CONFIG_MAP {
+        Ok(Arc::new(ConfigMapView {
+            key: obj_key(value, default_namespace),
+            ca_crt: value["data"]["ca.crt"]
+                .as_str()
+                .map(|pem| inspect_ca_bundle(pem.as_bytes())),
+        }))
+    } else {
+        Err(reduce_error(
+            "kind",
+            format!("{kind} is not read by the gateway-api dialect"),
+        ))
+    }
+}
+
+fn lower(v: Vec<String>) -> Vec<String> {
+    v.into_iter().map(|h| h.to_ascii_lowercase()).collect()
+}
+
+/// `frontend` validation or `clientValidation` CA references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaRef {
+    /// `""` for the core group.
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    /// `None`: the referring object's namespace.
+    pub namespace: Option<String>,
+}
+
+fn ca_refs(value: &Value) -> Vec<CaRef> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| CaRef {
+            group: r["group"].as_str().unwrap_or("").to_string(),
+            kind: r["kind"].as_str().unwrap_or("ConfigMap").to_string(),
+            name: r["name"].as_str().unwrap_or("").to_string(),
+            namespace: r["namespace"].as_str().map(str::to_string),
+        })
+        .collect()
+}
+
+/// A Gateway's `FrontendTLSValidation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendValidation {
+    pub ca_refs: Vec<CaRef>,
+    /// `AllowValidOnly` (the default) or `AllowInsecureFallback`.
+    pub mode: String,
+}
+
+fn frontend_validation(value: &Value) -> Option<FrontendValidation> {
+    let v = &value["validation"];
+    v.is_object().then(|| FrontendValidation {
+        ca_refs: ca_refs(&v["caCertificateRefs"]),
+        mode: v["mode"].as_str().unwrap_or("AllowValidOnly").to_string(),
+    })
+}
+
+/// One `spec.listeners[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    /// `HTTP`, `HTTPS`, `TLS`, `TCP`, `UDP` or an implementation's own.
+    pub protocol: String,
+    pub port: u16,
+    /// Lower-case; `None` matches every host.
+    pub hostname: Option<String>,
+    /// `allowedRoutes.namespaces.from`: `Same` (default), `All` or `Selector`.
+    pub allowed_from: String,
+    /// `allowedRoutes.kinds[].kind`; empty: the protocol's defaults.
+    pub allowed_kinds: Vec<String>,
+}
+
+/// The routing- and client-auth-relevant part of a Gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayView {
+    pub key: ObjectKey,
+    pub class: String,
+    pub profile_label: Option<String>,
+    pub listeners: Vec<Listener>,
+    /// `spec.tls.frontend.default`.
+    pub frontend_default: Option<FrontendValidation>,
+    /// `spec.tls.frontend.perPort[]`: (port, validation).
+    pub frontend_per_port: Vec<(u16, Option<FrontendValidation>)>,
+}
+
+impl GatewayView {
+    pub fn from_value(value: &Value, default_namespace: &str) -> Result<Self, ReduceError> {
+        let spec = &value["spec"];
+        let mut listeners = Vec::new();
+        for (i, l) in items(&spec["listeners"], "spec.listeners", MAX_LISTENERS)?
+            .iter()
+            .enumerate()
+        {
+            let field = format!("spec.listeners[{i}]");
+            let port = port(&l["port"], &format!("{field}.port"))?
+                .ok_or_else(|| reduce_error(format!("{field}.port"), "is required"))?;
+            let allowed = &l["allowedRoutes"];
+            listeners.push(Listener {
+                name: l["name"].as_str().unwrap_or("").to_string(),
+                protocol: l["protocol"].as_str().unwrap_or("").to_string(),
+                port,
+                hostname: l["hostname"].as_str().map(|h| h.to_ascii_lowercase()),
+                allowed_from: allowed["namespaces"]["from"]
+                    .as_str()
+                    .unwrap_or("Same")
+                    .to_string(),
+                allowed_kinds: allowed["kinds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k["kind"].as_str().map(str::to_string))
+                    .collect(),
+            });
+        }
+        let frontend = &spec["tls"]["frontend"];
+        let mut per_port = Vec::new();
+        for (i, p) in items(
+            &frontend["perPort"],
+            "spec.tls.frontend.perPort",
+            MAX_LISTENERS,
+        )?
+        .iter()
+        .enumerate()
+        {
+            let field = format!("spec.tls.frontend.perPort[{i}].port");
+            let port =
+                port(&p["port"], &field)?.ok_or_else(|| reduce_error(field, "is required"))?;
+            per_port.push((port, frontend_validation(&p["tls"])));
+        }
+        Ok(Self {
+            key: obj_key(value, default_namespace),
+            class: spec["gatewayClassName"].as_str().unwrap_or("").to_string(),
+            profile_label: value["metadata"]["labels"][PROFILE_LABEL]
+                .as_str()
+                .map(str::to_string),
+            listeners,
+            frontend_default: frontend_validation(&frontend["default"]),
+            frontend_per_port: per_port,
+        })
+    }
+}
+
+/// One `spec.parentRefs[]` entry, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentRef {
+    pub group: String,
+    pub kind: String,
+    /// `None`: the route's namespace.
+    pub namespace: Option<String>,
+    pub name: String,
+    pub section_name: Option<String>,
+    pub port: Option<u16>,
+}
+
+fn parent_refs(value: &Value) -> Result<Vec<ParentRef>, ReduceError> {
+    let mut out = Vec::new();
+    for (i, r) in items(value, "spec.parentRefs", 32)?.iter().enumerate() {
+        out.push(ParentRef {
+            group: r["group"].as_str().unwrap_or(GATEWAY_GROUP).to_string(),
+            kind: r["kind"].as_str().unwrap_or("Gateway").to_string(),
+            namespace: r["namespace"].as_str().map(str::to_string),
+            name: r["name"].as_str().unwrap_or("").to_string(),
+            section_name: r["sectionName"].as_str().map(str::to_string),
+            port: port(&r["port"], &format!("spec.parentRefs[{i}].port"))?,
+        });
+    }
+    Ok(out)
+}
+
+/// `HTTPPathMatch.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpPathType {
+    Exact,
+    PathPrefix,
+    RegularExpression,
+}
+
+/// One `HTTPRouteMatch`: its path, and whether it also needs headers, query parameters or
+/// a method (then the match may or may not apply to a request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpMatch {
+    pub path_type: HttpPathType,
+    pub path: String,
+    pub has_method: bool,
+    pub headers: usize,
+    pub query_params: usize,
+}
+
+impl HttpMatch {
+    pub fn conditional(&self) -> bool {
+        self.has_method || self.headers > 0 || self.query_params > 0
+    }
+}
+
+/// One `spec.rules[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRule {
+    /// At least one: a rule without matches matches `PathPrefix /`.
+    pub matches: Vec<HttpMatch>,
+    /// The rule answers with a redirect (`RequestRedirect` filter) instead of a backend.
+    pub redirects: bool,
+}
+
+/// The routing-relevant part of an HTTPRoute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRouteView {
+    pub key: ObjectKey,
+    pub created: Option<i64>,
+    /// Lower-case; empty: every hostname of the listener.
+    pub hostnames: Vec<String>,
+    pub parent_refs: Vec<ParentRef>,
+    pub rules: Vec<HttpRule>,
+}
+
+impl HttpRouteView {
+    pub fn from_value(value: &Value, default_namespace: &str) -> Result<Self, ReduceError> {
+        let spec = &value["spec"];
+        let mut rules = Vec::new();
+        for (i, rule) in items(&spec["rules"], "spec.rules", MAX_RULES)?
+            .iter()
+            .enumerate()
+        {
+            let field = format!("spec.rules[{i}].matches");
+            let mut matches = Vec::new();
+            for (j, m) in items(&rule["matches"], &field, MAX_MATCHES)?
+                .iter()
+                .enumerate()
+            {
+                let path = &m["path"];
+                let path_type = match path["type"].as_str() {
+                    None | Some("PathPrefix") => HttpPathType::PathPrefix,
+                    Some("Exact") => HttpPathType::Exact,
+                    Some("RegularExpression") => HttpPathType::RegularExpression,
+                    Some(other) => {
+                        return Err(reduce_error(
+                            format!("{field}[{j}].path.type"),
+                            format!(
+                                "{other:?} is not a path match type (Exact, PathPrefix, RegularExpression)"
+                            ),
+                        ));
+                    }
+                };
+                let count = |v: &Value| v.as_array().map_or(0, Vec::len);
+                matches.push(HttpMatch {
+                    path_type,
+                    path: path["value"].as_str().unwrap_or("/").to_string(),
+                    has_method: m["method"].is_string(),
+                    headers: count(&m["headers"]),
+                    query_params: count(&m["queryParams"]),
+                });
+            }
+            if matches.is_empty() {
+                matches.push(HttpMatch {
+                    path_type: HttpPathType::PathPrefix,
+                    path: "/".into(),
+                    has_method: false,
+                    headers: 0,
+                    query_params: 0,
+                });
+            }
+            let redirects = rule["filters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f["type"].as_str() == Some("RequestRedirect"));
+            rules.push(HttpRule { matches, redirects });
+        }
+        if rules.is_empty() {
+            // `rules` defaults to one rule matching `PathPrefix /`.
+            rules.push(HttpRule {
+                matches: vec![HttpMatch {
+                    path_type: HttpPathType::PathPrefix,
+                    path: "/".into(),
+                    has_method: false,
+                    headers: 0,
+                    query_params: 0,
+                }],
+                redirects: false,
+            });
+        }
+        Ok(Self {
+            key: obj_key(value, default_namespace),
+            created: created(value),
+            hostnames: lower(strings(&spec["hostnames"])),
+            parent_refs: parent_refs(&spec["parentRefs"])?,
+            rules,
+        })
+    }
+}
+
+/// Rule host keys of a route object: its hostnames, plus `""` when it has none or has a
+/// wildcard (a Gateway API wildcard matches any number of labels, so a `*.bank.example`
+/// route can serve `mtls.api.bank.example`, which the cluster view's one-label wildcard
+/// lookup would not find: indexing it under `""` makes every host reach the dialect).
+fn route_keys(hostnames: &[String]) -> Vec<String> {
+    let mut keys = hostnames.to_vec();
+    if hostnames.is_empty() || hostnames.iter().any(|h| h.starts_with("*.")) {
+        keys.push(String::new());
+    }
+    keys
+}
+
+impl ObjectView for HttpRouteView {
+    fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+    fn route_hosts(&self) -> Vec<String> {
+        route_keys(&self.hostnames)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A GRPCRoute, TLSRoute or TCPRoute: only where it attaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherRouteView {
+    pub kind: &'static str,
+    pub key: ObjectKey,
+    pub hostnames: Vec<String>,
+    pub parent_refs: Vec<ParentRef>,
+}
+
+impl ObjectView for OtherRouteView {
+    fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+    fn route_hosts(&self) -> Vec<String> {
+        route_keys(&self.hostnames)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// One `targetRefs[]` (or the deprecated `targetRef`) entry of a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyTarget {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    pub section_name: Option<String>,
+}
+
+/// Envoy Gateway `ClientTrafficPolicy.spec.tls.clientValidation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientValidation {
+    pub ca_refs: Vec<CaRef>,
+    /// `mode`, if set.
+    pub mode: Option<String>,
+    /// Deprecated `optional: true`.
+    pub optional: bool,
+}
+
+/// The client-auth part of an Envoy Gateway `ClientTrafficPolicy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTrafficPolicyView {
+    pub key: ObjectKey,
+    pub created: Option<i64>,
+    pub targets: Vec<PolicyTarget>,
+    /// `targetSelectors` is set (targets chosen by labels: not modelled).
+    pub has_target_selectors: bool,
+    pub client_validation: Option<ClientValidation>,
+}
+
+impl ClientTrafficPolicyView {
+    pub fn from_value(value: &Value, default_namespace: &str) -> Result<Self, ReduceError> {
+        let spec = &value["spec"];
+        let target = |t: &Value| PolicyTarget {
+            group: t["group"].as_str().unwrap_or("").to_string(),
+            kind: t["kind"].as_str().unwrap_or("").to_string(),
+            name: t["name"].as_str().unwrap_or("").to_string(),
+            section_name: t["sectionName"].as_str().map(str::to_string),
+        };
+        let mut targets: Vec<PolicyTarget> = items(&spec["targetRefs"], "spec.targetRefs", 64)?
+            .iter()
+            .map(target)
+            .collect();
+        if spec["targetRef"].is_object() {
+            targets.push(target(&spec["targetRef"]));
+        }
+        let cv = &spec["tls"]["clientValidation"];
+        Ok(Self {
+            key: obj_key(value, default_namespace),
+            created: created(value),
+            targets,
+            has_target_selectors: spec["targetSelectors"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            client_validation: cv.is_object().then(|| ClientValidation {
+                ca_refs: ca_refs(&cv["caCertificateRefs"]),
+                mode: cv["mode"].as_str().map(str::to_string),
+                optional: cv["optional"].as_bool().unwrap_or(false),
+            }),
+        })
+    }
+}
+
+/// A ConfigMap, reduced to its `ca.crt` bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMapView {
+    pub key: ObjectKey,
+    pub ca_crt: Option<CaBundle>,
+}
+
+macro_rules! plain_view {
+    ($($t:ty),*) => {$(
+        impl ObjectView for $t {
+            fn key(&self) -> &ObjectKey {
+                &self.key
+            }
+            fn as_any(&self) -> &dyn Any {
+                self
+            }
+        }
+    )*};
+}
+plain_view!(GatewayView, ClientTrafficPolicyView, ConfigMapView);

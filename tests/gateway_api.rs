@@ -1,0 +1,1090 @@
+//! The `gateway-api` dialect, rule by rule (module doc of `src/dialect/gateway/mod.rs`),
+//! on realistic Envoy Gateway manifests: a bank's split-host layout and the mistakes made
+//! when moving it from Ingress to Gateway API.
+
+mod common;
+
+use common::{describe, evaluate, evaluate_complete};
+use mtls_gate::engine::Verdict;
+use mtls_gate::violation::ViolationCode::{self, *};
+
+const NS: &str = "open-banking";
+const PUBLIC: &str = "auth.bank.example";
+const MTLS_API: &str = "mtls-api.bank.example";
+const MTLS_AUTH: &str = "mtls-auth.bank.example";
+const BALANCES: &str = "/accounts/{AccountId}/balances";
+
+/// The example's profile (`examples/gateway-api-split-host`), with `extra` spec lines.
+fn profile(extra: &str) -> String {
+    format!(
+        "apiVersion: mtls-gate.io/v1alpha1
+kind: ApiProviderProfile
+metadata:
+  name: example-bank
+spec:
+  issuer: https://{PUBLIC}
+  apiBaseUrls:
+    - https://{MTLS_API}/open-banking-nz/v3.0
+  authorizationServer:
+    tokenEndpoint: https://{MTLS_AUTH}/token
+    pushedAuthorizationRequestEndpoint: https://{MTLS_AUTH}/par
+    backchannelAuthenticationEndpoint: https://{MTLS_AUTH}/bc-authorize
+    introspectionEndpoint: https://{MTLS_AUTH}/introspect
+    revocationEndpoint: https://{MTLS_AUTH}/revoke
+    userinfoEndpoint: https://{MTLS_AUTH}/userinfo
+  clientCertificate:
+    caSecretName: open-banking-client-ca
+  ingressController: gateway-api
+  gatewayClassName: eg
+{extra}"
+    )
+}
+
+fn ca_config_map() -> String {
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/client-ca.crt"
+    ))
+    .expect("client CA fixture");
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: open-banking-client-ca
+  namespace: {NS}
+data:
+  ca.crt: |
+{indented}"
+    )
+}
+
+/// One listener: (name, protocol, port, hostname).
+type L<'a> = (&'a str, &'a str, u16, Option<&'a str>);
+
+/// A Gateway of class `eg` with `listeners` and `spec.tls` YAML (indented under `spec:`).
+fn gateway(name: &str, class: &str, listeners: &[L<'_>], tls: &str) -> String {
+    let mut out = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: {name}
+  namespace: {NS}
+spec:
+  gatewayClassName: {class}
+  listeners:
+"
+    );
+    for (l, protocol, port, hostname) in listeners {
+        out += &format!("    - name: {l}\n      protocol: {protocol}\n      port: {port}\n");
+        if let Some(h) = hostname {
+            out += &format!("      hostname: \"{h}\"\n");
+        }
+        if *protocol == "HTTPS" {
+            out +=
+                &format!("      tls: {{mode: Terminate, certificateRefs: [{{name: {l}-tls}}]}}\n");
+        }
+    }
+    out + tls
+}
+
+/// `spec.tls.frontend.default` requiring verified certificates from the bank's CA.
+const FRONTEND_REQUIRED: &str = "  tls:
+    frontend:
+      default:
+        validation:
+          mode: AllowValidOnly
+          caCertificateRefs: [{group: \"\", kind: ConfigMap, name: open-banking-client-ca}]
+";
+
+/// An HTTPRoute in `namespace` with `parentRefs`, `hostnames` and `rules` as YAML flow.
+fn route_in(namespace: &str, name: &str, parents: &str, hostnames: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+  namespace: {namespace}
+  creationTimestamp: \"2026-01-0{}T00:00:00Z\"
+spec:
+  parentRefs: {parents}
+  hostnames: {hostnames}
+  rules: {rules}
+",
+        1 + name.len() % 8
+    )
+}
+
+fn route(name: &str, parents: &str, hostnames: &str, rules: &str) -> String {
+    route_in(NS, name, parents, hostnames, rules)
+}
+
+fn public_route() -> String {
+    route(
+        "authorization-server-public",
+        "[{name: public, sectionName: auth-https}]",
+        &format!("[{PUBLIC}]"),
+        "[{matches: [{path: {type: Exact, value: /authorize}}, {path: {type: Exact, value: /jwks}}, {path: {type: Exact, value: /.well-known/openid-configuration}}]}]",
+    )
+}
+
+fn mtls_auth_route(parents: &str) -> String {
+    route(
+        "authorization-server-mtls",
+        parents,
+        &format!("[{MTLS_AUTH}]"),
+        "[{backendRefs: [{name: authorization-server, port: 8443}]}]",
+    )
+}
+
+fn api_route(parents: &str) -> String {
+    route(
+        "open-banking-apis",
+        parents,
+        &format!("[{MTLS_API}]"),
+        "[{matches: [{path: {type: PathPrefix, value: /open-banking-nz/v3.0}}]}]",
+    )
+}
+
+fn public_gateway() -> String {
+    gateway(
+        "public",
+        "eg",
+        &[("auth-https", "HTTPS", 443, Some(PUBLIC))],
+        "",
+    )
+}
+
+fn mtls_listeners() -> [L<'static>; 2] {
+    [
+        ("mtls-auth", "HTTPS", 443, Some(MTLS_AUTH)),
+        ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+    ]
+}
+
+/// The compliant split-host layout: the MTLS hosts on a Gateway of their own whose port
+/// requires verified certificates.
+fn split_host() -> Vec<String> {
+    vec![
+        profile(""),
+        ca_config_map(),
+        public_gateway(),
+        gateway("mtls", "eg", &mtls_listeners(), FRONTEND_REQUIRED),
+        public_route(),
+        mtls_auth_route("[{name: mtls, sectionName: mtls-auth}]"),
+        api_route("[{name: mtls, sectionName: mtls-api}]"),
+    ]
+}
+
+/// Envoy Gateway ClientTrafficPolicy targeting Gateway `gw` (and listener `section`).
+fn policy(name: &str, gw: &str, section: Option<&str>, client_validation: &str) -> String {
+    let section = section.map_or(String::new(), |s| format!(", sectionName: {s}"));
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata:
+  name: {name}
+  namespace: {NS}
+  creationTimestamp: \"2026-02-01T00:00:00Z\"
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: {gw}{section}}}]
+{client_validation}"
+    )
+}
+
+fn client_validation(mode: &str) -> String {
+    format!(
+        "  tls:
+    clientValidation:
+      {mode}
+      caCertificateRefs: [{{kind: ConfigMap, name: open-banking-client-ca}}]
+"
+    )
+}
+
+/// The split-host layout with the MTLS Gateway's client validation from `policies`
+/// instead of `spec.tls.frontend`.
+fn split_host_with_policies(policies: Vec<String>) -> Vec<String> {
+    let mut docs = split_host();
+    docs[3] = gateway("mtls", "eg", &mtls_listeners(), "");
+    docs.extend(policies);
+    docs
+}
+
+struct Case {
+    name: &'static str,
+    docs: Vec<String>,
+    /// Findings that must be reported: (code, host, endpoint, message fragment).
+    expect: &'static [(
+        ViolationCode,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+    )],
+    /// Codes that may be reported (consequences of the same mistake); others may not.
+    codes: &'static [ViolationCode],
+}
+
+fn check(case: &Case, verdict: &Verdict) {
+    let name = case.name;
+    for (code, host, endpoint, fragment) in case.expect {
+        assert!(
+            verdict.violations.iter().any(|v| v.code == *code
+                && v.host == *host
+                && (endpoint.is_none() || v.endpoint == *endpoint)
+                && v.message.contains(fragment)),
+            "[{name}] expected {code} on {host} {endpoint:?} saying {fragment:?}, got:\n{}",
+            describe(verdict)
+        );
+    }
+    for v in &verdict.violations {
+        assert!(
+            case.codes.contains(&v.code),
+            "[{name}] unexpected {}: {}",
+            v.code,
+            v.message
+        );
+    }
+    assert_eq!(verdict.compliant, case.codes.is_empty(), "[{name}]");
+}
+
+fn run(cases: Vec<Case>) {
+    for case in &cases {
+        check(case, &evaluate_complete(&case.docs));
+    }
+}
+
+/// Serving routes (`kind namespace/name path`) of an endpoint on a host.
+fn serving(verdict: &Verdict, host: &str, endpoint: &str) -> Vec<String> {
+    let entry = verdict
+        .coverage
+        .iter()
+        .find(|c| c.host == host && c.endpoint == endpoint)
+        .unwrap_or_else(|| panic!("no coverage entry for {endpoint} on {host}"));
+    let mut routes: Vec<String> = entry
+        .routes
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.kind.as_deref().unwrap_or("Ingress"),
+                r.ingress,
+                r.path
+            )
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+#[test]
+fn split_host_layouts_are_compliant() {
+    let redirect = route(
+        "https-redirect",
+        "[{name: public, sectionName: http}]",
+        "[]",
+        "[{filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]}]",
+    );
+    let mut with_redirect = split_host();
+    with_redirect[2] = gateway(
+        "public",
+        "eg",
+        &[
+            ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+            ("http", "HTTP", 80, None),
+        ],
+        "",
+    );
+    with_redirect.push(redirect);
+    run(vec![
+        Case {
+            name: "MTLS hosts on their own Gateway, spec.tls.frontend requires certificates",
+            docs: split_host(),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "an HTTP listener that only redirects to HTTPS serves nothing in clear text",
+            docs: with_redirect,
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "Gateway-wide ClientTrafficPolicy RequireAndVerify",
+            docs: split_host_with_policies(vec![policy(
+                "mtls-clients",
+                "mtls",
+                None,
+                &client_validation("mode: RequireAndVerify"),
+            )]),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "ClientTrafficPolicy without mode defaults to RequireAndVerify",
+            docs: split_host_with_policies(vec![policy(
+                "mtls-clients",
+                "mtls",
+                None,
+                &client_validation(""),
+            )]),
+            expect: &[],
+            codes: &[],
+        },
+    ]);
+}
+
+#[test]
+fn the_example_passes_check() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/gateway-api-split-host/bank.yaml"
+    ))
+    .expect("example");
+    let verdict = evaluate_complete(&[text]);
+    assert!(verdict.compliant, "{}", describe(&verdict));
+    assert!(verdict.coverage.iter().all(|c| c.served));
+}
+
+#[test]
+fn client_validation_per_port_and_listener() {
+    let mut shared_port = split_host();
+    shared_port[2] = gateway(
+        "mtls",
+        "eg",
+        &[
+            ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+            ("mtls-auth", "HTTPS", 443, Some(MTLS_AUTH)),
+            ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+        ],
+        FRONTEND_REQUIRED,
+    );
+    shared_port.remove(3);
+    shared_port[3] = public_route().replace("name: public,", "name: mtls,");
+
+    let mut public_listener_on_mtls_port = split_host_with_policies(vec![
+        policy(
+            "mtls-api-clients",
+            "mtls",
+            Some("mtls-api"),
+            &client_validation("mode: RequireAndVerify"),
+        ),
+        policy(
+            "mtls-auth-clients",
+            "mtls",
+            Some("mtls-auth"),
+            &client_validation("mode: RequireAndVerify"),
+        ),
+    ]);
+    public_listener_on_mtls_port[3] = gateway(
+        "mtls",
+        "eg",
+        &[
+            ("mtls-auth", "HTTPS", 443, Some(MTLS_AUTH)),
+            ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+            ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+        ],
+        "",
+    );
+    public_listener_on_mtls_port[4] = public_route().replace("name: public,", "name: mtls,");
+    public_listener_on_mtls_port.remove(2);
+
+    let per_port_override = {
+        let mut docs = split_host();
+        docs[3] = gateway(
+            "mtls",
+            "eg",
+            &mtls_listeners(),
+            &format!(
+                "{FRONTEND_REQUIRED}      perPort:\n        - port: 443\n          tls: {{}}\n"
+            ),
+        );
+        docs
+    };
+
+    run(vec![
+        Case {
+            name: "the public host on the MTLS port: certificates demanded at /authorize",
+            docs: shared_port,
+            expect: &[
+                (
+                    MtlsRequiredOnTlsEndpoint,
+                    PUBLIC,
+                    Some("/authorize"),
+                    "applies to every listener on port 443",
+                ),
+                (
+                    MtlsRequiredOnTlsEndpoint,
+                    PUBLIC,
+                    Some("/jwks or /keys"),
+                    "",
+                ),
+            ],
+            codes: &[MtlsRequiredOnTlsEndpoint],
+        },
+        Case {
+            name: "a public /authorize listener on the MTLS port: connection coalescing",
+            docs: public_listener_on_mtls_port,
+            expect: &[
+                (MtlsNotRequired, MTLS_API, None, "connection coalescing"),
+                (
+                    MtlsNotRequired,
+                    MTLS_AUTH,
+                    None,
+                    "serve the TLS hosts from another port",
+                ),
+            ],
+            codes: &[MtlsNotRequired],
+        },
+        Case {
+            name: "AllowInsecureFallback does not verify presented certificates",
+            docs: {
+                let mut docs = split_host();
+                docs[3] = docs[3].replace("AllowValidOnly", "AllowInsecureFallback");
+                docs
+            },
+            expect: &[(MtlsNotRequired, MTLS_API, Some(BALANCES), "maps to Request")],
+            codes: &[MtlsNotRequired],
+        },
+        Case {
+            name: "a perPort entry without validation replaces the default for its port",
+            docs: per_port_override,
+            expect: &[(
+                MtlsNotRequired,
+                MTLS_AUTH,
+                Some("/token"),
+                "perPort (port 443)",
+            )],
+            codes: &[MtlsNotRequired],
+        },
+    ]);
+}
+
+#[test]
+fn client_traffic_policy_modes_and_precedence() {
+    let mut cases = Vec::new();
+    for (name, mode) in [
+        (
+            "VerifyIfGiven admits clients without a certificate",
+            "mode: VerifyIfGiven",
+        ),
+        (
+            "deprecated optional: true is VerifyIfGiven",
+            "optional: true",
+        ),
+        ("RequireAny never verifies the chain", "mode: RequireAny"),
+        ("Request never verifies the chain", "mode: Request"),
+    ] {
+        cases.push(Case {
+            name,
+            docs: split_host_with_policies(vec![policy(
+                "mtls-clients",
+                "mtls",
+                None,
+                &client_validation(mode),
+            )]),
+            expect: &[(
+                MtlsNotRequired,
+                MTLS_API,
+                Some(BALANCES),
+                "ClientTrafficPolicy open-banking/mtls-clients",
+            )],
+            codes: &[MtlsNotRequired],
+        });
+    }
+    cases.push(Case {
+        name: "a listener policy without clientValidation replaces the Gateway-wide one",
+        docs: split_host_with_policies(vec![
+            policy(
+                "mtls-clients",
+                "mtls",
+                None,
+                &client_validation("mode: RequireAndVerify"),
+            ),
+            policy(
+                "api-timeouts",
+                "mtls",
+                Some("mtls-api"),
+                "  timeout:\n    http:\n      requestReceivedTimeout: 10s\n",
+            ),
+        ]),
+        expect: &[(
+            MtlsNotRequired,
+            MTLS_API,
+            Some(BALANCES),
+            "replaces the Gateway-wide open-banking/mtls-clients",
+        )],
+        codes: &[MtlsNotRequired],
+    });
+    cases.push(Case {
+        name: "two Gateway-wide policies conflict",
+        docs: split_host_with_policies(vec![
+            policy(
+                "a",
+                "mtls",
+                None,
+                &client_validation("mode: RequireAndVerify"),
+            ),
+            policy("b", "mtls", None, &client_validation("mode: VerifyIfGiven")),
+        ]),
+        expect: &[(
+            HostSettingsConflict,
+            MTLS_API,
+            None,
+            "applies only the oldest",
+        )],
+        codes: &[HostSettingsConflict],
+    });
+    cases.push(Case {
+        name: "frontend validation and a ClientTrafficPolicy on one listener",
+        docs: {
+            let mut docs = split_host();
+            docs.push(policy(
+                "mtls-clients",
+                "mtls",
+                None,
+                &client_validation("mode: RequireAndVerify"),
+            ));
+            docs
+        },
+        expect: &[(
+            UnmodelledSetting,
+            MTLS_API,
+            None,
+            "Configure it in one place",
+        )],
+        codes: &[UnmodelledSetting],
+    });
+    run(cases);
+
+    // The failing mode is named in the finding.
+    let verdict = evaluate_complete(&split_host_with_policies(vec![policy(
+        "mtls-clients",
+        "mtls",
+        None,
+        &client_validation("mode: RequireAny"),
+    )]));
+    assert!(
+        verdict
+            .violations
+            .iter()
+            .any(|v| v.message.contains("required-unverified")),
+        "{}",
+        describe(&verdict)
+    );
+}
+
+#[test]
+fn ca_bundles() {
+    let mut missing = split_host();
+    missing.remove(1);
+    let mut no_key = split_host();
+    no_key[1] = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: open-banking-client-ca\n  namespace: {NS}\ndata:\n  bundle.pem: x\n"
+    );
+    let mut other_ns = split_host();
+    other_ns[3] = other_ns[3].replace(
+        "name: open-banking-client-ca}",
+        "name: open-banking-client-ca, namespace: pki}",
+    );
+    run(vec![
+        Case {
+            name: "the CA ConfigMap does not exist",
+            docs: missing,
+            expect: &[(CaSecretInvalid, MTLS_API, None, "does not exist")],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+        Case {
+            name: "the CA ConfigMap has no ca.crt",
+            docs: no_key,
+            expect: &[(CaSecretInvalid, MTLS_AUTH, None, "has no ca.crt key")],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+        Case {
+            name: "a CA in another namespace needs a ReferenceGrant (not modelled)",
+            docs: other_ns,
+            expect: &[(UnmodelledSetting, MTLS_API, None, "ReferenceGrant")],
+            codes: &[UnmodelledSetting, MtlsNotRequired],
+        },
+    ]);
+    // Without ConfigMap manifests the CLI cannot know the bundle: not a finding.
+    let mut unknown = split_host();
+    unknown.remove(1);
+    assert!(evaluate(&unknown).compliant);
+}
+
+#[test]
+fn attachment_hostnames_and_classes() {
+    let hostless_listener = {
+        let mut docs = split_host();
+        docs[2] = gateway(
+            "public",
+            "eg",
+            &[
+                ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+                ("catch-all", "HTTPS", 443, None),
+            ],
+            "",
+        );
+        // Attached to the whole public Gateway: the catch-all listener serves the API host.
+        docs[6] = api_route("[{name: mtls, sectionName: mtls-api}, {name: public}]");
+        docs
+    };
+    let wildcard_listener = {
+        let mut docs = split_host();
+        docs[2] = gateway(
+            "public",
+            "eg",
+            &[
+                ("wildcard", "HTTPS", 443, Some("*.example")),
+                ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+            ],
+            "",
+        );
+        docs[6] = api_route("[{name: mtls}, {name: public, sectionName: wildcard}]");
+        docs
+    };
+    let http_listener = {
+        let mut docs = split_host();
+        docs[3] = gateway(
+            "mtls",
+            "eg",
+            &[
+                ("mtls-auth", "HTTPS", 443, Some(MTLS_AUTH)),
+                ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+                ("http", "HTTP", 80, None),
+            ],
+            FRONTEND_REQUIRED,
+        );
+        docs[6] = api_route("[{name: mtls}]");
+        docs
+    };
+    run(vec![
+        Case {
+            name: "a host-less listener of another Gateway serves the API without certificates",
+            docs: hostless_listener,
+            expect: &[(
+                MtlsNotRequired,
+                MTLS_API,
+                Some(BALANCES),
+                "listener \"catch-all\"",
+            )],
+            codes: &[MtlsNotRequired],
+        },
+        Case {
+            name: "a *.example listener matches mtls-api.bank.example (suffix over several labels)",
+            docs: wildcard_listener,
+            expect: &[(
+                MtlsNotRequired,
+                MTLS_API,
+                Some(BALANCES),
+                "listener \"wildcard\"",
+            )],
+            codes: &[MtlsNotRequired],
+        },
+        Case {
+            name: "an HTTP listener attached without sectionName exposes the API in clear text",
+            docs: http_listener,
+            expect: &[
+                (TlsMissing, MTLS_API, None, "plain HTTP"),
+                (MtlsNotRequired, MTLS_API, Some(BALANCES), "plain HTTP"),
+            ],
+            codes: &[TlsMissing, MtlsNotRequired],
+        },
+    ]);
+
+    // Routes that do not attach leave the endpoints unserved (no finding, coverage says so).
+    let unattached = |docs: Vec<String>, why: &str| {
+        let verdict = evaluate_complete(&docs);
+        assert!(
+            serving(&verdict, MTLS_API, BALANCES).is_empty(),
+            "[{why}] {:?}",
+            serving(&verdict, MTLS_API, BALANCES)
+        );
+    };
+    let mut docs = split_host();
+    docs[6] = api_route("[{name: mtls, sectionName: mtls-auth}]");
+    unattached(docs, "sectionName names the other listener");
+    let mut docs = split_host();
+    docs[6] = api_route("[{name: mtls, port: 8443}]");
+    unattached(docs, "parentRef port names no listener port");
+    let mut docs = split_host();
+    docs[6] = route_in(
+        "partner",
+        "open-banking-apis",
+        "[{name: mtls, namespace: open-banking}]",
+        &format!("[{MTLS_API}]"),
+        "[]",
+    );
+    unattached(
+        docs,
+        "allowedRoutes From Same keeps another namespace's route out",
+    );
+    let mut docs = split_host();
+    docs[3] = docs[3].replace("gatewayClassName: eg", "gatewayClassName: istio");
+    unattached(docs, "Gateways of other classes are not the profile's");
+    let mut docs = split_host();
+    docs[6] = api_route("[{name: mtls, sectionName: mtls-api}]").replace(
+        &format!("hostnames: [{MTLS_API}]"),
+        &format!("hostnames: [{PUBLIC}]"),
+    );
+    unattached(docs, "route hostnames that do not intersect the listener's");
+
+    // allowedRoutes From All admits it; Selector is not modelled and fails closed.
+    let mut all = split_host();
+    all[3] = all[3].replace(
+        &format!("hostname: \"{MTLS_API}\"\n"),
+        &format!("hostname: \"{MTLS_API}\"\n      allowedRoutes: {{namespaces: {{from: All}}}}\n"),
+    );
+    all[6] = route_in(
+        "partner",
+        "open-banking-apis",
+        "[{name: mtls, namespace: open-banking}]",
+        &format!("[{MTLS_API}]"),
+        "[]",
+    );
+    let verdict = evaluate_complete(&all);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        ["HTTPRoute partner/open-banking-apis /"]
+    );
+    assert!(verdict.compliant, "{}", describe(&verdict));
+    let selector = {
+        let mut docs = all.clone();
+        docs[3] = docs[3].replace(
+            "from: All",
+            "from: Selector, selector: {matchLabels: {bank: \"true\"}}",
+        );
+        docs
+    };
+    run(vec![Case {
+        name: "allowedRoutes From Selector is not modelled",
+        docs: selector,
+        expect: &[(UnmodelledSetting, MTLS_API, None, "treated as attached")],
+        codes: &[UnmodelledSetting],
+    }]);
+}
+
+#[test]
+fn endpoint_ports() {
+    // The API is published on port 8443; only listeners on 8443 serve it.
+    let mut docs = split_host();
+    docs[0] = docs[0].replace(
+        &format!("https://{MTLS_API}/open-banking-nz"),
+        &format!("https://{MTLS_API}:8443/open-banking-nz"),
+    );
+    let verdict = evaluate_complete(&docs);
+    assert!(serving(&verdict, MTLS_API, BALANCES).is_empty());
+    docs[3] = docs[3].replace(
+        "port: 443\n      hostname: \"mtls-api",
+        "port: 8443\n      hostname: \"mtls-api",
+    );
+    let verdict = evaluate_complete(&docs);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        ["HTTPRoute open-banking/open-banking-apis /open-banking-nz/v3.0"]
+    );
+    assert!(verdict.compliant, "{}", describe(&verdict));
+}
+
+#[test]
+fn match_precedence() {
+    let on_api = |extra: Vec<String>| {
+        let mut docs = split_host();
+        docs.extend(extra);
+        evaluate_complete(&docs)
+    };
+    let exact = route(
+        "balances",
+        "[{name: mtls, sectionName: mtls-api}]",
+        &format!("[{MTLS_API}]"),
+        "[{matches: [{path: {type: RegularExpression, value: \"/open-banking-nz/v3\\\\.0/accounts/[^/]+/balances\"}}]}]",
+    );
+    // A regular expression may win wherever it matches (its precedence is
+    // implementation-specific): both routes are reported.
+    let verdict = on_api(vec![exact]);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        [
+            "HTTPRoute open-banking/balances /open-banking-nz/v3\\.0/accounts/[^/]+/balances",
+            "HTTPRoute open-banking/open-banking-apis /open-banking-nz/v3.0"
+        ]
+    );
+    // ... and only where it matches.
+    assert_eq!(
+        serving(&verdict, MTLS_API, "/accounts"),
+        ["HTTPRoute open-banking/open-banking-apis /open-banking-nz/v3.0"]
+    );
+
+    // The longest PathPrefix wins, by path elements.
+    let longer = route(
+        "accounts",
+        "[{name: mtls, sectionName: mtls-api}]",
+        &format!("[{MTLS_API}]"),
+        "[{matches: [{path: {type: PathPrefix, value: /open-banking-nz/v3.0/accounts/}}]}]",
+    );
+    let verdict = on_api(vec![longer]);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        ["HTTPRoute open-banking/accounts /open-banking-nz/v3.0/accounts/"]
+    );
+    assert_eq!(
+        serving(&verdict, MTLS_API, "/accounts"),
+        ["HTTPRoute open-banking/accounts /open-banking-nz/v3.0/accounts/"]
+    );
+    assert_eq!(
+        serving(&verdict, MTLS_API, "/account-access-consents"),
+        ["HTTPRoute open-banking/open-banking-apis /open-banking-nz/v3.0"]
+    );
+
+    // A match that also tests a header may or may not apply: both may serve.
+    let header = route(
+        "accounts-beta",
+        "[{name: mtls, sectionName: mtls-api}]",
+        &format!("[{MTLS_API}]"),
+        "[{matches: [{path: {type: PathPrefix, value: /open-banking-nz/v3.0/accounts}, headers: [{name: x-beta, value: \"1\"}]}]}]",
+    );
+    let verdict = on_api(vec![header]);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        [
+            "HTTPRoute open-banking/accounts-beta /open-banking-nz/v3.0/accounts",
+            "HTTPRoute open-banking/open-banking-apis /open-banking-nz/v3.0"
+        ]
+    );
+
+    // An exact hostname beats a wildcard one; equal matches: the oldest route wins.
+    let wildcard = route(
+        "wildcard-accounts",
+        "[{name: mtls, sectionName: mtls-api}]",
+        "[\"*.bank.example\"]",
+        "[{matches: [{path: {type: PathPrefix, value: /open-banking-nz/v3.0/accounts}}]}]",
+    );
+    // On a listener with an exact hostname both routes' hostnames intersect to it (Envoy
+    // Gateway builds one virtual host per intersected hostname): the longer path wins.
+    let verdict = on_api(vec![wildcard.clone()]);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        ["HTTPRoute open-banking/wildcard-accounts /open-banking-nz/v3.0/accounts"]
+    );
+    // On a host-less listener the route hostnames decide first.
+    let mut docs = split_host();
+    docs[3] = docs[3].replace(&format!("      hostname: \"{MTLS_API}\"\n"), "");
+    docs.push(wildcard);
+    let verdict = evaluate_complete(&docs);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        ["HTTPRoute open-banking/open-banking-apis /open-banking-nz/v3.0"]
+    );
+    let twin = route(
+        "open-banking-apis-v2",
+        "[{name: mtls, sectionName: mtls-api}]",
+        &format!("[{MTLS_API}]"),
+        "[{matches: [{path: {type: PathPrefix, value: /open-banking-nz/v3.0}}]}]",
+    )
+    .replace("2026-01-0", "2025-01-0");
+    let verdict = on_api(vec![twin]);
+    assert_eq!(
+        serving(&verdict, MTLS_API, BALANCES),
+        ["HTTPRoute open-banking/open-banking-apis-v2 /open-banking-nz/v3.0"]
+    );
+
+    // Exact beats any PathPrefix.
+    let exact_token = route(
+        "token-exact",
+        "[{name: mtls, sectionName: mtls-auth}]",
+        "[]",
+        "[{matches: [{path: {type: Exact, value: /token}}]}]",
+    );
+    let verdict = on_api(vec![exact_token]);
+    assert_eq!(
+        serving(&verdict, MTLS_AUTH, "/token"),
+        ["HTTPRoute open-banking/token-exact /token"]
+    );
+}
+
+#[test]
+fn unmodelled_layouts_fail_closed() {
+    let grpc = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: payments-grpc
+  namespace: {NS}
+spec:
+  parentRefs: [{{name: mtls, sectionName: mtls-api}}]
+  hostnames: [{MTLS_API}]
+"
+    );
+    let mut with_grpc = split_host();
+    with_grpc.push(grpc);
+
+    let single_host = {
+        let mut docs = split_host();
+        docs[0] = profile("").replace(MTLS_AUTH, PUBLIC);
+        docs
+    };
+    let selectors = split_host_with_policies(vec![
+        policy("mtls-clients", "mtls", None, &client_validation("mode: RequireAndVerify")),
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata:
+  name: by-label
+  namespace: {NS}
+spec:
+  targetSelectors: [{{kind: Gateway, group: gateway.networking.k8s.io, matchLabels: {{tier: edge}}}}]
+"
+        ),
+    ]);
+    let mut regex_bomb = split_host();
+    regex_bomb.push(route(
+        "bomb",
+        "[{name: public, sectionName: auth-https}]",
+        &format!("[{PUBLIC}]"),
+        "[{matches: [{path: {type: RegularExpression, value: \"/((a{100}){100}){100}\"}}]}]",
+    ));
+    run(vec![
+        Case {
+            name: "a GRPCRoute on an MTLS listener",
+            docs: with_grpc,
+            expect: &[(
+                UnmodelledSetting,
+                MTLS_API,
+                None,
+                "GRPCRoute open-banking/payments-grpc",
+            )],
+            codes: &[UnmodelledSetting],
+        },
+        Case {
+            name: "single host: MTLS and TLS endpoints on one host",
+            docs: single_host,
+            expect: &[(UnmodelledSetting, PUBLIC, None, "Fix: split hosts")],
+            codes: &[UnmodelledSetting, MtlsNotRequired],
+        },
+        Case {
+            name: "ClientTrafficPolicy targetSelectors",
+            docs: selectors,
+            expect: &[(UnmodelledSetting, MTLS_API, None, "targetSelectors")],
+            codes: &[UnmodelledSetting],
+        },
+        Case {
+            name: "a regular expression beyond the analysis budget",
+            docs: regex_bomb,
+            // It may match the issuer-relative MTLS defaults (/token, ...): fail closed.
+            expect: &[(UnmodelledSetting, PUBLIC, None, "cannot analyse")],
+            codes: &[UnmodelledSetting, MtlsNotRequired],
+        },
+    ]);
+}
+
+/// Renders the labelled Gateway `name` of `docs` for the profile (`docs[0]`).
+fn render(
+    docs: &[String],
+    name: &str,
+) -> Result<serde_json::Value, Vec<mtls_gate::dialect::gateway::GatewayRenderRefusal>> {
+    use mtls_gate::dialect::gateway::{GATEWAY, GatewayView, render_gateway};
+    use mtls_gate::model::{Lookup, ObjectKey, ObjectSource};
+    let text = common::stream(docs);
+    let documents =
+        mtls_gate::manifest::parse_documents(std::path::Path::new("bank.yaml"), &text).unwrap();
+    let manifests = mtls_gate::manifest::load(documents, "default", true).unwrap();
+    let Lookup::Found(object) = manifests.view.object(&GATEWAY, &ObjectKey::new(NS, name)) else {
+        panic!("no Gateway {name}");
+    };
+    let gateway = object.as_any().downcast_ref::<GatewayView>().unwrap();
+    render_gateway(&manifests.profiles[0].1, gateway)
+}
+
+/// `doc` with the merge patch applied.
+fn patched(doc: &str, patch: &serde_json::Value) -> String {
+    let mut value: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
+    json_patch::merge(&mut value, patch);
+    serde_yaml_ng::to_string(&value).unwrap()
+}
+
+fn ca_secret() -> String {
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/client-ca.crt"
+    ))
+    .unwrap();
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: open-banking-client-ca\n  namespace: {NS}\nstringData:\n  ca.crt: |\n{indented}"
+    )
+}
+
+#[test]
+fn rendering_a_labelled_gateway() {
+    // The MTLS Gateway without client validation, labelled for the profile: rendering
+    // requires verified certificates on its port 443, and the result passes the check.
+    let mut docs = split_host();
+    docs[3] = gateway("mtls", "eg", &mtls_listeners(), "").replace(
+        "  namespace: open-banking\n",
+        "  namespace: open-banking\n  labels: {mtls-gate.io/profile: example-bank}\n",
+    );
+    docs.push(ca_secret());
+    assert!(!evaluate_complete(&docs).compliant);
+    let patch = render(&docs, "mtls").expect("renders");
+    assert_eq!(
+        patch["spec"]["tls"]["frontend"]["perPort"],
+        serde_json::json!([{"port": 443, "tls": {"validation": {
+            "mode": "AllowValidOnly",
+            "caCertificateRefs": [{"group": "", "kind": "Secret", "name": "open-banking-client-ca"}]
+        }}}])
+    );
+    docs[3] = patched(&docs[3], &patch);
+    let verdict = evaluate_complete(&docs);
+    assert!(verdict.compliant, "{}", describe(&verdict));
+
+    // The public Gateway serves only TLS hosts: no validation.
+    let patch = render(&docs, "public").expect("renders");
+    assert_eq!(
+        patch["spec"]["tls"]["frontend"]["perPort"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        patch["spec"]["tls"]["frontend"]["default"],
+        serde_json::json!({})
+    );
+
+    // MTLS and TLS hosts on one port: refused, naming the hosts and the reason.
+    let mut shared = split_host();
+    shared[3] = gateway(
+        "mtls",
+        "eg",
+        &[
+            ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+            ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+        ],
+        "",
+    );
+    let refusals = render(&shared, "mtls").expect_err("refused");
+    assert_eq!(refusals.len(), 1);
+    let message = refusals[0].to_string();
+    for fragment in [
+        "Gateway open-banking/mtls port 443",
+        "MTLS hosts mtls-api.bank.example (listener \"mtls-api\")",
+        "TLS hosts auth.bank.example (listener \"auth-https\")",
+        "connection coalescing",
+        "Move the TLS hosts to another port or Gateway",
+    ] {
+        assert!(message.contains(fragment), "{fragment:?} not in {message}");
+    }
+}
+
+#[test]
+fn core_kinds_match_an_api_version_without_group() {
+    use mtls_gate::dialect::gateway::{CONFIG_MAP, GATEWAY};
+    use mtls_gate::dialect::kind_owner;
+    assert_eq!(CONFIG_MAP.api_version(), "v1");
+    assert_eq!(GATEWAY.api_version(), "gateway.networking.k8s.io/v1");
+    assert!(kind_owner("v1", "ConfigMap").is_some());
+    // The AdmissionReview form of a core kind: empty group.
+    assert!(kind_owner("/v1", "ConfigMap").is_some());
+    assert!(kind_owner("apps/v1", "ConfigMap").is_none());
+    assert!(kind_owner("v1", "Secret").is_none());
+    assert!(kind_owner("", "ConfigMap").is_none());
+    assert!(kind_owner("gateway.networking.k8s.io/v1beta1", "HTTPRoute").is_some());
+}
