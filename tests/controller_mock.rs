@@ -208,6 +208,12 @@ impl Fixture {
             caches.on_object_event(kind, Event::Init);
             caches.on_object_event(kind, Event::InitDone);
         }
+        // No other controller's CRDs.
+        for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
+            if !traefik::KINDS.contains(kind) {
+                caches.kind_unavailable(*kind);
+            }
+        }
         let secret: Secret =
             serde_json::from_value(yaml_docs("examples/nginx-split-host/client-ca.yaml").remove(0))
                 .unwrap();
@@ -1176,6 +1182,11 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
         f.caches.on_object_event(kind, Event::Init);
         f.caches.on_object_event(kind, Event::InitDone);
     }
+    for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
+        if !traefik::KINDS.contains(kind) {
+            f.caches.kind_unavailable(*kind);
+        }
+    }
     let task = f.start(&profile);
     let mut objects = Vec::new();
     let status = loop {
@@ -1283,8 +1294,8 @@ async fn without_traefik_crds_the_profile_is_not_ready_and_says_why() {
         .collect();
     let mut f = Fixture::new(&profile, ingresses, true);
     // Discovery found no Traefik CRDs (or RBAC refused the list).
-    for kind in traefik::KINDS {
-        f.caches.kind_unavailable(kind);
+    for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
+        f.caches.kind_unavailable(*kind);
     }
     let task = f.start(&profile);
     let status = loop {

@@ -186,8 +186,8 @@ async fn run(n: usize) -> Run {
     caches.on_secret_event(ca, Event::Init);
     caches.on_secret_event(ca, Event::InitApply(secret));
     caches.on_secret_event(ca, Event::InitDone);
-    for kind in mtls_gate::dialect::traefik::KINDS {
-        caches.kind_unavailable(kind);
+    for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
+        caches.kind_unavailable(*kind);
     }
     let ctx = Arc::new(Context::new(
         client,

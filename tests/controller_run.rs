@@ -212,6 +212,8 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
     let args = Cli::try_parse_from([
         "mtls-gate",
         "--pod-name=replica-0",
+        // As the chart's defaults: Traefik and Gateway API kinds are not read.
+        "--watch-controllers=ingress-nginx,haproxy-ingress",
         "--leader-election-namespace=mtls-gate",
         "--leader-election-retry-period=200ms",
         "--leader-election-renew-deadline=1s",

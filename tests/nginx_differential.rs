@@ -310,39 +310,12 @@ fn engine_markers(manifests: &Manifests, host: &str, paths: &[String]) -> Vec<BT
 // ---------------------------------------------------------------------------------------
 
 fn requests(case: &Case, rng: &mut fastrand::Rng) -> Vec<String> {
-    let mut out = BTreeSet::new();
-    for p in &case.paths {
-        let s = p.instance.clone();
-        let trimmed = s.trim_end_matches('/');
-        out.insert(s.clone());
-        out.insert(format!("{trimmed}/"));
-        out.insert(format!("{trimmed}/x"));
-        out.insert(format!("{trimmed}x"));
-        out.insert(s.to_ascii_uppercase());
-        if trimmed.len() > 1 {
-            out.insert(trimmed[..trimmed.len() - 1].to_string());
-            out.insert(trimmed.to_string());
-        }
-        if let Some((parent, _)) = trimmed.rsplit_once('/') {
-            out.insert(if parent.is_empty() {
-                "/".into()
-            } else {
-                parent.into()
-            });
-        }
-    }
-    for _ in 0..6 {
-        let mut r = String::new();
-        for _ in 0..rng.usize(0..=3) {
-            r.push('/');
-            r.push_str(SEGMENTS[rng.usize(0..SEGMENTS.len())]);
-        }
-        if r.is_empty() || rng.bool() {
-            r.push('/');
-        }
-        out.insert(r);
-    }
-    out.into_iter().filter(|r| r.starts_with('/')).collect()
+    proxies::near_miss_requests(
+        case.paths.iter().map(|p| p.instance.as_str()),
+        SEGMENTS,
+        false,
+        rng,
+    )
 }
 
 /// Disagreements already reported to the engine's owners, by signature, so that `make

@@ -355,3 +355,52 @@ impl HttpConnection {
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 }
+
+/// The request paths a differential test sends for one generated case: each path instance
+/// and its near misses (trailing slash, one more segment, one more character, upper case,
+/// one character less, the parent), plus a few random paths built from `segments`. With
+/// `literal_proxy` (HAProxy matches the path as sent) also a doubled slash and lower case;
+/// nginx merges slashes before it matches locations, which the engine does not model.
+pub fn near_miss_requests<'a>(
+    instances: impl IntoIterator<Item = &'a str>,
+    segments: &[&str],
+    literal_proxy: bool,
+    rng: &mut fastrand::Rng,
+) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for s in instances {
+        let trimmed = s.trim_end_matches('/');
+        out.insert(s.to_string());
+        out.insert(format!("{trimmed}/"));
+        out.insert(format!("{trimmed}/x"));
+        out.insert(format!("{trimmed}x"));
+        out.insert(s.to_ascii_uppercase());
+        if literal_proxy {
+            out.insert(format!("{trimmed}//"));
+            out.insert(s.to_ascii_lowercase());
+        }
+        if trimmed.len() > 1 {
+            out.insert(trimmed[..trimmed.len() - 1].to_string());
+            out.insert(trimmed.to_string());
+        }
+        if let Some((parent, _)) = trimmed.rsplit_once('/') {
+            out.insert(if parent.is_empty() {
+                "/".into()
+            } else {
+                parent.into()
+            });
+        }
+    }
+    for _ in 0..6 {
+        let mut r = String::new();
+        for _ in 0..rng.usize(0..=3) {
+            r.push('/');
+            r.push_str(segments[rng.usize(0..segments.len())]);
+        }
+        if r.is_empty() || rng.bool() {
+            r.push('/');
+        }
+        out.insert(r);
+    }
+    out.into_iter().filter(|r| r.starts_with('/')).collect()
+}
