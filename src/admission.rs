@@ -531,6 +531,53 @@ pub fn mutate_ingress(
     )))
 }
 
+/// The JSON Patch that renders a managed object of a dialect-owned kind (a Gateway labelled
+/// `mtls-gate.io/profile`), or `None` when it is not managed, its kind is not rendered, or it
+/// is already rendered. Like [`mutate_ingress`], a refusal is returned as the reason.
+pub fn mutate_object(
+    view: &ClusterView,
+    object: &serde_json::Value,
+    namespace: &str,
+) -> Result<Option<json_patch::Patch>, String> {
+    let Some(profile_name) = object["metadata"]["labels"][crate::model::PROFILE_LABEL].as_str()
+    else {
+        return Ok(None);
+    };
+    let Some((controller, owner, kind)) = dialect::kind_owner(
+        object["apiVersion"].as_str().unwrap_or(""),
+        object["kind"].as_str().unwrap_or(""),
+    ) else {
+        return Ok(None);
+    };
+    let what = format!(
+        "{kind} {namespace}/{}",
+        object["metadata"]["name"].as_str().unwrap_or("")
+    );
+    let Some(profile) = view.profile(profile_name) else {
+        return Err(format!(
+            "{what} is labelled {}={profile_name}, but no ApiProviderProfile {profile_name} exists; nothing was rendered",
+            crate::model::PROFILE_LABEL
+        ));
+    };
+    if profile.controller() != controller {
+        return Err(format!(
+            "{what} is labelled {}={profile_name}, but that profile's ingressController is {}; nothing was rendered",
+            crate::model::PROFILE_LABEL,
+            profile.controller().as_str()
+        ));
+    }
+    let reduced = owner
+        .reduce(kind, object, namespace)
+        .map_err(|e| format!("{what} cannot be read: {e}"))?;
+    let Some(merge) = owner.render_object(profile, kind, &reduced)? else {
+        return Ok(None);
+    };
+    let mut rendered = object.clone();
+    json_patch::merge(&mut rendered, &merge);
+    let patch = json_patch::diff(object, &rendered);
+    Ok((!patch.0.is_empty()).then_some(patch))
+}
+
 /// JSON Patch operations for annotation changes (RFC 6901 escaping of `/` and `~`).
 pub fn annotation_patch(
     has_annotations: bool,
@@ -656,6 +703,34 @@ fn respond(req: &AdmissionRequest<DynamicObject>, outcome: Outcome) -> Reviewed 
     Reviewed::new(response, decision)
 }
 
+/// The mutation response for a rendering outcome: the patch, nothing, or a warning (a
+/// mutation never blocks; the validating webhook explains what is wrong).
+fn patched(
+    req: &AdmissionRequest<DynamicObject>,
+    outcome: Result<Option<json_patch::Patch>, String>,
+) -> Reviewed {
+    match outcome {
+        Ok(None) => Reviewed::allow(req),
+        Ok(Some(patch)) => match AdmissionResponse::from(req).with_patch(patch) {
+            Ok(response) => Reviewed::new(response, Decision::Patched),
+            Err(e) => {
+                let mut response = AdmissionResponse::from(req);
+                response.warnings =
+                    Some(vec![format!("mtls-gate could not encode its patch: {e}")]);
+                Reviewed::new(response, Decision::Allowed)
+            }
+        },
+        Err(message) => {
+            let mut response = AdmissionResponse::from(req);
+            response.warnings = Some(vec![truncate(
+                &format!("mtls-gate did not render: {message}"),
+                1024,
+            )]);
+            Reviewed::new(response, Decision::Warned)
+        }
+    }
+}
+
 fn deny(req: &AdmissionRequest<DynamicObject>, message: String) -> Reviewed {
     Reviewed::new(AdmissionResponse::from(req).deny(message), Decision::Denied)
 }
@@ -753,11 +828,25 @@ impl AdmissionHandler for ClusterAdmission {
     }
 
     fn mutate(&self, req: &AdmissionRequest<DynamicObject>) -> Reviewed {
-        if !is_ingress(req)
-            || !matches!(req.operation, Operation::Create | Operation::Update)
+        if !matches!(req.operation, Operation::Create | Operation::Update)
             || self.excluded(req.namespace.as_deref())
         {
             return Reviewed::allow(req);
+        }
+        if !is_ingress(req) {
+            // Objects of dialect-owned kinds a profile renders (labelled Gateways).
+            let Some(object) = req
+                .object
+                .as_ref()
+                .and_then(|o| serde_json::to_value(o).ok())
+            else {
+                return Reviewed::allow(req);
+            };
+            let namespace = req.namespace.clone().unwrap_or_else(|| "default".into());
+            // The profiles only, cut under a short read lock.
+            let slice = self.read().slice_for_hosts(std::iter::empty(), |_| false);
+            let outcome = mutate_object(&slice, &object, &namespace);
+            return patched(req, outcome);
         }
         let ing: Ingress = match typed_object(req.object.as_ref()) {
             Ok(Some(ing)) => ing,
@@ -777,26 +866,7 @@ impl AdmissionHandler for ClusterAdmission {
             &key,
             Some(&IngressView::from_ingress(&ing, &key.namespace)),
         );
-        match mutate_ingress(&slice, &key, &ing) {
-            Ok(None) => Reviewed::allow(req),
-            Ok(Some(patch)) => match AdmissionResponse::from(req).with_patch(patch) {
-                Ok(response) => Reviewed::new(response, Decision::Patched),
-                Err(e) => {
-                    let mut response = AdmissionResponse::from(req);
-                    response.warnings =
-                        Some(vec![format!("mtls-gate could not encode its patch: {e}")]);
-                    Reviewed::new(response, Decision::Allowed)
-                }
-            },
-            Err(message) => {
-                let mut response = AdmissionResponse::from(req);
-                response.warnings = Some(vec![truncate(
-                    &format!("mtls-gate did not render: {message}"),
-                    1024,
-                )]);
-                Reviewed::new(response, Decision::Warned)
-            }
-        }
+        patched(req, mutate_ingress(&slice, &key, &ing))
     }
 
     fn view_ready(&self) -> bool {

@@ -109,17 +109,15 @@ pub struct IngressView {
     pub has_default_backend: bool,
 }
 
-/// Annotations the dialects read (for ingress-nginx: every annotation its audit does not
-/// find irrelevant, see [`crate::dialect::nginx::annotations`]); everything else is
-/// dropped from cached views.
+/// Annotations some dialect reads or reports ([`crate::dialect::Dialect::keeps_annotation`];
+/// for ingress-nginx every annotation its audit does not find irrelevant), the legacy class
+/// annotation and mtls-gate's own; everything else is dropped from cached views.
 pub fn is_relevant_annotation(key: &str) -> bool {
     key == "kubernetes.io/ingress.class"
-        || crate::dialect::nginx::annotations::kept_in_views(key)
-        || key.starts_with("traefik.ingress.kubernetes.io/router.")
-        || key.starts_with("haproxy-ingress.github.io/")
-        || key.starts_with("ingress.kubernetes.io/")
-        || key.starts_with("haproxy.org/")
         || key.starts_with("mtls-gate.io/")
+        || crate::dialect::DIALECTS
+            .iter()
+            .any(|(_, dialect)| dialect.keeps_annotation(key))
 }
 
 impl IngressView {

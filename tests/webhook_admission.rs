@@ -275,6 +275,108 @@ async fn traefik_tls_option_changes_are_judged_on_the_profile_hosts() {
 }
 
 #[tokio::test]
+async fn a_labelled_gateway_gets_its_frontend_validation_and_then_validates() {
+    const GATEWAY: (&str, &str, &str) = ("gateway.networking.k8s.io", "v1", "Gateway");
+    // The split-host bank on Envoy Gateway, plus the CA Secret the profile names (the
+    // rendering references it).
+    let server = start(
+        example_view(&[
+            "examples/gateway-api-split-host",
+            "examples/nginx-split-host/client-ca.yaml",
+        ]),
+        true,
+    )
+    .await;
+    let mut original = example_ingress("examples/gateway-api-split-host/bank.yaml", "mtls");
+    assert_eq!(original["kind"], "Gateway");
+    // A team creates the MTLS Gateway without client-certificate validation, opting in.
+    original["spec"].as_object_mut().unwrap().remove("tls");
+    original["metadata"]["labels"] = json!({"mtls-gate.io/profile": "example-bank-gateway-api"});
+    let send = |path: &'static str, body: Value| {
+        let (addr, roots) = (server.addr, server.roots.clone());
+        async move { post(addr, &roots, path, &body).await }
+    };
+    let (_, body) = send(
+        "/validate",
+        review(
+            "g-0",
+            "UPDATE",
+            GATEWAY,
+            Some("open-banking"),
+            "mtls",
+            Some(original.clone()),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        body["response"]["allowed"], false,
+        "unrendered, it is denied: {body}"
+    );
+
+    let (_, body) = send(
+        "/mutate",
+        review(
+            "g-1",
+            "CREATE",
+            GATEWAY,
+            Some("open-banking"),
+            "mtls",
+            Some(original.clone()),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], true);
+    assert_eq!(body["response"]["patchType"], "JSONPatch", "{body}");
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(body["response"]["patch"].as_str().expect("a patch"))
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut patched = original.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    let port = &patched["spec"]["tls"]["frontend"]["perPort"][0];
+    assert_eq!(port["port"], 443, "{patched}");
+    assert_eq!(port["tls"]["validation"]["mode"], "AllowValidOnly");
+    assert_eq!(
+        port["tls"]["validation"]["caCertificateRefs"][0]["name"],
+        "open-banking-client-ca"
+    );
+
+    // The rendered Gateway passes validation.
+    let (_, body) = send(
+        "/validate",
+        review(
+            "g-2",
+            "UPDATE",
+            GATEWAY,
+            Some("open-banking"),
+            "mtls",
+            Some(patched.clone()),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+
+    // Rendered already: the mutation has nothing left to do.
+    let (_, body) = send(
+        "/mutate",
+        review(
+            "g-3",
+            "UPDATE",
+            GATEWAY,
+            Some("open-banking"),
+            "mtls",
+            Some(patched),
+            None,
+        ),
+    )
+    .await;
+    assert!(body["response"]["patch"].is_null(), "{body}");
+}
+
+#[tokio::test]
 async fn enforcement_modes_deny_warn_and_audit() {
     let bad = ingress(
         "token-shortcut",

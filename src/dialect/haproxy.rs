@@ -1076,6 +1076,12 @@ fn has_top_level_alternation(regex: &str) -> bool {
 }
 
 impl Dialect for HaproxyIngress {
+    fn keeps_annotation(&self, key: &str) -> bool {
+        key.starts_with("haproxy-ingress.github.io/")
+            || key.starts_with("ingress.kubernetes.io/")
+            || key.starts_with("haproxy.org/")
+    }
+
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut ings = ctx.ingresses.clone();
         ings.sort_by(|a, b| controller_order(a, b));

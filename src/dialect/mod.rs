@@ -302,6 +302,13 @@ pub fn downcast_lookup<'a, T: 'static>(lookup: Lookup<'a, SharedObject>) -> Look
 
 /// One ingress controller's semantics.
 pub trait Dialect: Send + Sync {
+    /// Whether this controller reads (or reports) an Ingress annotation: cached Ingress
+    /// views keep only annotations some dialect keeps ([`crate::model::is_relevant_annotation`]).
+    fn keeps_annotation(&self, key: &str) -> bool {
+        let _ = key;
+        false
+    }
+
     /// Kinds this controller reads besides Ingress and Secret; the CLI loads them from
     /// manifests, the controller watches them and the webhooks review their changes.
     fn kinds(&self) -> &'static [ObjectKind] {
@@ -329,6 +336,20 @@ pub trait Dialect: Send + Sync {
     /// Routes that may serve the concrete request `path` (more than one when the
     /// controller's choice is undefined or cannot be decided).
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize>;
+
+    /// The JSON merge patch (RFC 7386) that renders a managed object of one of
+    /// [`Dialect::kinds`] (labelled `mtls-gate.io/profile`) for `profile`: `Ok(None)` when
+    /// the kind is not rendered, `Err` with the reason when no rendering can make it
+    /// compliant. The mutating webhook applies it at admission.
+    fn render_object(
+        &self,
+        profile: &CompiledProfile,
+        kind: &ObjectKind,
+        object: &SharedObject,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let _ = (profile, kind, object);
+        Ok(None)
+    }
 
     /// Annotations that must be set or removed on a managed Ingress for its host role, and
     /// the objects (namespaced like the Ingress) they reference.

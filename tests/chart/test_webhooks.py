@@ -15,6 +15,8 @@ VALIDATE_INGRESS = "ingresses.validate.mtls-gate.io"
 VALIDATE_PROFILE = "apiproviderprofiles.validate.mtls-gate.io"
 VALIDATE_CONTROLLER_OBJECTS = "controller-objects.validate.mtls-gate.io"
 MUTATE_INGRESS = "ingresses.mutate.mtls-gate.io"
+MUTATE_CONTROLLER_OBJECTS = "controller-objects.mutate.mtls-gate.io"
+MUTATING = (MUTATE_INGRESS, MUTATE_CONTROLLER_OBJECTS)
 
 INGRESS_RULE = {
     "apiGroups": ["networking.k8s.io"],
@@ -78,7 +80,7 @@ def test_webhook_configurations_and_names(default: Rendered) -> None:
         VALIDATE_CONTROLLER_OBJECTS,
         VALIDATE_PROFILE,
     ]
-    assert [w["name"] for w in mutating["webhooks"]] == [MUTATE_INGRESS]
+    assert [w["name"] for w in mutating["webhooks"]] == [MUTATE_INGRESS, MUTATE_CONTROLLER_OBJECTS]
 
 
 def test_rules_cover_exactly_the_narrow_scope(default: Rendered) -> None:
@@ -105,7 +107,7 @@ def test_safety_settings_of_every_webhook(any_values: dict) -> None:
     expected_policy = any_values.get("webhook", {}).get("failurePolicy", "Fail")
     expected_timeout = any_values.get("webhook", {}).get("timeoutSeconds", 5)
     hooks = rendered.webhooks()
-    assert len(hooks) == 4
+    assert len(hooks) == 5
     for hook in hooks:
         assert hook["admissionReviewVersions"] == ["v1"]
         assert hook["sideEffects"] == "None"
@@ -135,7 +137,7 @@ def test_client_config_points_at_the_service(any_values: dict) -> None:
         assert client["service"] == {
             "name": service["metadata"]["name"],
             "namespace": NAMESPACE,
-            "path": "/mutate" if hook["name"] == MUTATE_INGRESS else "/validate",
+            "path": "/mutate" if hook["name"] in MUTATING else "/validate",
             "port": 443,
         }
 
@@ -168,11 +170,19 @@ def test_extra_excluded_namespaces() -> None:
     assert rendered.flag("exclude-namespaces") == ",".join(expected)
 
 
-def test_object_selector_only_on_the_mutating_webhook(default: Rendered) -> None:
-    assert default.webhook(MUTATE_INGRESS)["objectSelector"] == {
-        "matchExpressions": [{"key": "mtls-gate.io/profile", "operator": "Exists"}]
-    }
-    assert default.webhook(MUTATE_INGRESS)["reinvocationPolicy"] == "IfNeeded"
+def test_object_selector_only_on_the_mutating_webhooks(default: Rendered) -> None:
+    for name in MUTATING:
+        assert default.webhook(name)["objectSelector"] == {
+            "matchExpressions": [{"key": "mtls-gate.io/profile", "operator": "Exists"}]
+        }
+        assert default.webhook(name)["reinvocationPolicy"] == "IfNeeded"
+    assert default.webhook(MUTATE_CONTROLLER_OBJECTS)["rules"] == [{
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["gateways"],
+        "scope": "Namespaced",
+    }]
     # Validation covers every Ingress on a profile's hosts, managed or not.
     assert "objectSelector" not in default.webhook(VALIDATE_INGRESS)
     assert "objectSelector" not in default.webhook(VALIDATE_PROFILE)

@@ -127,6 +127,7 @@ pub fn review(
         "Ingress" => "ingresses",
         "TLSOption" => "tlsoptions",
         "Middleware" => "middlewares",
+        "Gateway" => "gateways",
         _ => "apiproviderprofiles",
     };
     let mut request = json!({

@@ -839,8 +839,31 @@ impl Dialect for GatewayApi {
 
     fn render(&self, _input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
         // Gateway API objects are not Ingresses: nothing is written onto an Ingress. The
-        // frontend validation of a labelled Gateway is rendered by [`render_gateway`].
+        // frontend validation of a labelled Gateway is rendered by `render_object`.
         (AnnotationChanges::default(), Vec::new())
+    }
+
+    fn render_object(
+        &self,
+        profile: &CompiledProfile,
+        kind: &ObjectKind,
+        object: &SharedObject,
+    ) -> Result<Option<serde_json::Value>, String> {
+        if *kind != GATEWAY {
+            return Ok(None);
+        }
+        let Some(gateway) = object.as_any().downcast_ref::<GatewayView>() else {
+            return Ok(None);
+        };
+        render_gateway(profile, gateway)
+            .map(Some)
+            .map_err(|refusals| {
+                refusals
+                    .iter()
+                    .map(|r| format!("Gateway {} port {}: {}", r.gateway, r.port, r.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
     }
 }
 

@@ -622,6 +622,8 @@ impl IngressNginx {
 
         // Locations, oldest Ingress first; a duplicate (path, type) is dropped.
         let mut locations: Vec<Location> = Vec::new();
+        let mut placed: std::collections::HashSet<(String, PathType)> =
+            std::collections::HashSet::new();
         for (owner, ing) in ings.iter().enumerate() {
             for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
                 for p in &rule.paths {
@@ -632,9 +634,7 @@ impl IngressNginx {
                     };
                     let root = p.path == "/" && path_type == PathType::Prefix;
                     if (root && catch_all_owner.is_some())
-                        || locations
-                            .iter()
-                            .any(|l| l.path == p.path && l.path_type == path_type)
+                        || !placed.insert((p.path.clone(), path_type))
                     {
                         continue;
                     }
@@ -699,10 +699,10 @@ impl IngressNginx {
                     .then_with(|| b.path.cmp(&a.path))
             });
         }
-        let exact_paths: Vec<String> = locations
+        let exact_paths: std::collections::HashSet<&str> = locations
             .iter()
             .filter(|l| l.path_type == PathType::Exact)
-            .map(|l| l.path.clone())
+            .map(|l| l.path.as_str())
             .collect();
         let gate = ctx.profile.gate_url();
         // Client auth and TLS of a location depend only on the host and its settings.
@@ -728,7 +728,7 @@ impl IngressNginx {
             let mut matchers = Vec::new();
             if split {
                 let with_slash = normalized_prefix(&loc.path);
-                let has_exact = exact_paths.contains(&loc.path);
+                let has_exact = exact_paths.contains(loc.path.as_str());
                 if regex_mode {
                     matchers.push(PathMatcher::nginx_regex(&with_slash));
                     if !has_exact {
@@ -814,6 +814,10 @@ impl IngressNginx {
 }
 
 impl Dialect for IngressNginx {
+    fn keeps_annotation(&self, key: &str) -> bool {
+        annotations::kept_in_views(key)
+    }
+
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut ings = ctx.ingresses.clone();
         ings.sort_by(|a, b| oldest_first(a, b));

@@ -584,6 +584,11 @@ fn default_tls_option(objects: &dyn ObjectSource) -> Option<SharedObject> {
 }
 
 impl Dialect for Traefik {
+    fn keeps_annotation(&self, key: &str) -> bool {
+        // The whole prefix: paerser matches the names after it case-insensitively.
+        key.starts_with("traefik.ingress.kubernetes.io/")
+    }
+
     fn kinds(&self) -> &'static [ObjectKind] {
         &KINDS
     }
