@@ -283,8 +283,24 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
             "bank"
         );
     }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    // The compliance gauge is set at the end of the reconcile, after the render the wait
+    // above saw: wait for it rather than race it.
+    let encode = || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    };
+    let text = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let text = encode();
+            if text.contains("mtls_gate_profile_compliant{profile=\"bank\"}") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| encode());
     assert!(text.contains("mtls_gate_leader 1"), "{text}");
     assert!(
         text.contains("mtls_gate_api_writes_total{kind=\"Ingress\",verb=\"apply\"} 1"),

@@ -7,7 +7,7 @@
 //! ([`Dialect::reduce`]); the cluster view stores those views by kind without knowing their
 //! type, the CLI loads them from manifests, the controller watches them and the webhooks
 //! review changes to them, all through this interface. Adding a controller means adding a
-//! module, one arm in [`dialect_for`] and one entry in [`DIALECTS`].
+//! module and one entry in [`DIALECTS`].
 
 pub mod gateway;
 pub mod go_parse;
@@ -358,12 +358,10 @@ pub trait Dialect: Send + Sync {
 
 /// The dialect of a controller; `None` for controllers this version cannot evaluate.
 pub fn dialect_for(controller: IngressController) -> Option<&'static dyn Dialect> {
-    match controller {
-        IngressController::IngressNginx => Some(&nginx::IngressNginx),
-        IngressController::Traefik => Some(&traefik::Traefik),
-        IngressController::HaproxyIngress => Some(&haproxy::HaproxyIngress),
-        IngressController::GatewayApi => Some(&gateway::GatewayApi),
-    }
+    DIALECTS
+        .iter()
+        .find(|(c, _)| *c == controller)
+        .map(|(_, dialect)| *dialect)
 }
 
 /// Every dialect this version evaluates, with the controller it models.
@@ -443,4 +441,37 @@ pub fn is_gate_url(configured: &str, gate: Option<&str>, controller: &str) -> bo
 pub fn gate_url_for(gate: &str, controller: &str) -> String {
     let sep = if gate.contains('?') { '&' } else { '?' };
     format!("{gate}{sep}controller={controller}")
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// Every value the CRD accepts for `spec.ingressController` is evaluated (design.md §4).
+    #[test]
+    fn every_controller_the_crd_accepts_has_a_dialect() {
+        let schema =
+            serde_json::to_value(schemars::schema_for!(IngressController)).expect("schema");
+        let values: Vec<&str> = schema["enum"]
+            .as_array()
+            .or_else(|| schema["oneOf"].as_array())
+            .expect("an enum schema")
+            .iter()
+            .flat_map(|v| {
+                v.as_str().into_iter().chain(v["const"].as_str()).chain(
+                    v["enum"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.as_str()),
+                )
+            })
+            .collect();
+        assert!(values.len() >= 4, "{schema}");
+        for value in values {
+            let controller: IngressController =
+                serde_json::from_value(serde_json::json!(value)).expect(value);
+            assert!(dialect_for(controller).is_some(), "{value} has no dialect");
+        }
+    }
 }
