@@ -21,7 +21,7 @@ use crate::engine::{self, HostEvaluation};
 use crate::model::{IngressView, ObjectKey, ObjectSource, RENDERED_BY};
 use crate::profile::{ApiProviderProfile, CompiledProfile, Enforcement};
 use crate::render;
-use crate::violation::Violation;
+use crate::violation::{Violation, ViolationCode};
 
 /// What the admission decided, before it is put into an AdmissionResponse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,8 +276,12 @@ fn judge(
     after.sort();
     after.dedup();
     let existing: BTreeSet<_> = before.iter().map(Violation::identity).collect();
+    // Unreadable objects may be what the change interacts with: they count against every
+    // change on the host (fail closed), not only against the change that brought them.
     let (counted, kept): (Vec<Violation>, Vec<Violation>) = after.into_iter().partition(|v| {
-        (changed.is_some() && v.ingress.as_ref() == changed) || !existing.contains(&v.identity())
+        v.code == ViolationCode::ObjectsUnreadable
+            || (changed.is_some() && v.ingress.as_ref() == changed)
+            || !existing.contains(&v.identity())
     });
     for v in &kept {
         push_warning(

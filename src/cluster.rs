@@ -39,6 +39,24 @@ pub enum Completeness {
     Complete,
 }
 
+/// Objects of one dialect-owned kind that a live view should hold but cannot read: the
+/// whole kind (not watched, listing forbidden, discovery failing) or single objects the
+/// dialect cannot reduce. Unlike [`Completeness::Partial`] (a CLI run given some of the
+/// manifests on purpose), an unreadable kind may hide routes of a profile host, so the
+/// engine reports it on every host whose controller reads the kind
+/// (`ViolationCode::ObjectsUnreadable`) and admission refuses changes there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct UnreadableObjects {
+    kind: Option<String>,
+    objects: BTreeMap<ObjectKey, String>,
+}
+
+impl UnreadableObjects {
+    fn is_empty(&self) -> bool {
+        self.kind.is_none() && self.objects.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     ingresses: HashMap<ObjectKey, Arc<IngressView>>,
@@ -52,6 +70,8 @@ pub struct ClusterView {
     secrets_completeness: Completeness,
     /// Dialect-owned kinds the source is complete for (absent kinds are partial).
     complete_kinds: std::collections::BTreeSet<ObjectKind>,
+    /// Kinds the view should hold but cannot read, and why (see [`UnreadableObjects`]).
+    unreadable: BTreeMap<ObjectKind, UnreadableObjects>,
     /// Generation of each rule host key: changes whenever an Ingress or route object with a
     /// rule for it is added, replaced or removed.
     host_generations: HashMap<String, u64>,
@@ -141,6 +161,9 @@ impl ClusterView {
 
     /// Sets whether the view is complete for a dialect-owned kind.
     pub fn set_kind_completeness(&mut self, kind: ObjectKind, completeness: Completeness) {
+        if completeness == Completeness::Complete {
+            self.clear_unreadable(&kind, None);
+        }
         let changed = match completeness {
             Completeness::Complete => self.complete_kinds.insert(kind),
             Completeness::Partial => self.complete_kinds.remove(&kind),
@@ -150,6 +173,53 @@ impl ClusterView {
         }
     }
 
+    /// Marks the whole of `kind` as unreadable (`reason` says why and how to fix it); its
+    /// objects become unknown. Cleared by marking the kind complete.
+    pub fn set_kind_unreadable(&mut self, kind: ObjectKind, reason: impl Into<String>) {
+        let reason = Some(reason.into());
+        let entry = self.unreadable.entry(kind).or_default();
+        let changed = entry.kind != reason;
+        entry.kind = reason;
+        if self.complete_kinds.remove(&kind) || changed {
+            self.objects_changed();
+        }
+    }
+
+    /// Marks one object as present but unreadable (its kind stays complete otherwise).
+    /// Cleared when the object is upserted readable or removed.
+    pub fn set_object_unreadable(
+        &mut self,
+        kind: ObjectKind,
+        key: ObjectKey,
+        reason: impl Into<String>,
+    ) {
+        self.remove_object(&kind, &key);
+        let reason = reason.into();
+        let entry = self.unreadable.entry(kind).or_default();
+        if entry.objects.get(&key) != Some(&reason) {
+            entry.objects.insert(key, reason);
+            self.objects_changed();
+        }
+    }
+
+    fn clear_unreadable(&mut self, kind: &ObjectKind, key: Option<&ObjectKey>) {
+        let Some(entry) = self.unreadable.get_mut(kind) else {
+            return;
+        };
+        let changed = match key {
+            Some(key) => entry.objects.remove(key).is_some(),
+            None => entry.kind.take().is_some(),
+        };
+        if entry.is_empty() {
+            self.unreadable.remove(kind);
+        }
+        if changed {
+            self.objects_changed();
+        }
+    }
+
+    /// Whether the view is complete for `kind` and, if not, whether that is because its
+    /// objects cannot be read (see [`Self::unreadable_reasons`]).
     pub fn kind_completeness(&self, kind: &ObjectKind) -> Completeness {
         if self.complete_kinds.contains(kind) {
             Completeness::Complete
@@ -161,6 +231,7 @@ impl ClusterView {
     /// Inserts or replaces an object of a dialect-owned kind. Returns the previous version.
     pub fn upsert_object(&mut self, kind: ObjectKind, view: SharedObject) -> Option<SharedObject> {
         let key = view.key().clone();
+        self.clear_unreadable(&kind, Some(&key));
         let previous = self.remove_object(&kind, &key);
         let hosts = unique(view.route_hosts());
         if hosts.is_empty() {
@@ -179,7 +250,9 @@ impl ClusterView {
         previous
     }
 
+    /// Removes an object (and any mark that it was unreadable).
     pub fn remove_object(&mut self, kind: &ObjectKind, key: &ObjectKey) -> Option<SharedObject> {
+        self.clear_unreadable(kind, Some(key));
         let previous = Arc::make_mut(self.objects.get_mut(kind)?).remove(key)?;
         let hosts = unique(previous.route_hosts());
         if hosts.is_empty() {
@@ -241,6 +314,7 @@ impl ClusterView {
             profiles: self.profiles.clone(),
             secrets_completeness: self.secrets_completeness,
             complete_kinds: self.complete_kinds.clone(),
+            unreadable: self.unreadable.clone(),
             objects_generation: self.objects_generation,
             ..ClusterView::default()
         };
@@ -385,6 +459,13 @@ impl ObjectSource for ClusterView {
         Self::lookup(&self.secrets, key, self.secrets_completeness)
     }
     fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
+        if self
+            .unreadable
+            .get(kind)
+            .is_some_and(|u| u.objects.contains_key(key))
+        {
+            return Lookup::Unknown;
+        }
         match self.objects.get(kind) {
             Some(map) => Self::lookup(map, key, self.kind_completeness(kind)),
             None if self.kind_completeness(kind) == Completeness::Complete => Lookup::Missing,
@@ -400,6 +481,22 @@ impl ObjectSource for ClusterView {
             .into_iter()
             .flatten()
             .filter_map(|(kind, key)| Some((*kind, self.objects.get(kind)?.get(key)?.clone())))
+            .collect()
+    }
+    fn unreadable(&self, kind: &ObjectKind) -> Vec<String> {
+        let Some(entry) = self.unreadable.get(kind) else {
+            return Vec::new();
+        };
+        entry
+            .kind
+            .iter()
+            .cloned()
+            .chain(
+                entry
+                    .objects
+                    .iter()
+                    .map(|(key, why)| format!("{} {key} cannot be read: {why}", kind.kind)),
+            )
             .collect()
     }
 }
@@ -437,6 +534,9 @@ impl ObjectSource for WithIngressChange<'_> {
     }
     fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
         self.base.routes_for_host(host)
+    }
+    fn unreadable(&self, kind: &ObjectKind) -> Vec<String> {
+        self.base.unreadable(kind)
     }
 }
 
@@ -488,6 +588,9 @@ impl ObjectSource for WithObjectChange<'_> {
             out.push((self.kind, new.clone()));
         }
         out
+    }
+    fn unreadable(&self, kind: &ObjectKind) -> Vec<String> {
+        self.base.unreadable(kind)
     }
 }
 
@@ -556,6 +659,9 @@ impl ObjectSource for PlannedObjects<'_> {
     }
     fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
         self.base.routes_for_host(host)
+    }
+    fn unreadable(&self, kind: &ObjectKind) -> Vec<String> {
+        self.base.unreadable(kind)
     }
 }
 

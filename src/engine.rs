@@ -345,6 +345,8 @@ struct TargetOutcome {
 #[derive(Debug, Clone)]
 pub struct HostEvaluation {
     table: Option<Arc<HostRouteTable>>,
+    /// `ObjectsUnreadable` findings: kinds the dialect reads that the source cannot read.
+    unreadable: Vec<Violation>,
     summary: HostSummary,
     targets: Vec<TargetOutcome>,
     coverage: bool,
@@ -353,6 +355,7 @@ pub struct HostEvaluation {
 impl HostEvaluation {
     fn add_to(&self, verdict: &mut Verdict) {
         verdict.hosts.push(self.summary.clone());
+        verdict.violations.extend(self.unreadable.iter().cloned());
         if let Some(table) = &self.table {
             verdict.violations.extend(table.findings.iter().cloned());
         }
@@ -440,6 +443,7 @@ pub fn evaluate_host(
     };
     HostEvaluation {
         summary: host_summary(profile, host, table.as_deref()),
+        unreadable: unreadable_kinds(profile, dialect, objects, host),
         table,
         targets: outcomes,
         coverage,
@@ -496,6 +500,7 @@ pub fn evaluate_host_after_change(
         .collect();
     HostEvaluation {
         summary: host_summary(profile, host, Some(&new)),
+        unreadable: unreadable_kinds(profile, dialect, objects, host),
         table: Some(new),
         targets: outcomes,
         coverage,
@@ -527,6 +532,44 @@ fn same_other_routes(old: &HostRouteTable, new: &HostRouteTable, changed: &Objec
                 && x.matcher.same_as(&y.matcher)
                 && x.matcher.unanalysable() == y.matcher.unanalysable()
         })
+}
+
+/// One `ObjectsUnreadable` finding per kind the dialect reads that `objects` should hold
+/// but cannot read: such objects may route `host` in any way, so the host cannot be proven
+/// compliant (fail closed). Empty for sources given only some objects on purpose (CLI).
+fn unreadable_kinds(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+) -> Vec<Violation> {
+    dialect
+        .kinds()
+        .iter()
+        .filter_map(|kind| {
+            let reasons = objects.unreadable(kind);
+            (!reasons.is_empty()).then(|| Violation {
+                code: ViolationCode::ObjectsUnreadable,
+                message: format!(
+                    "Host {host} of profile {profile} is served by {controller}, which reads {kind} objects, but mtls-gate cannot read them: {reasons}. Such objects may serve the host's endpoints without a client certificate, so the host cannot be proven compliant, and changes on it are refused until they can be read.",
+                    profile = profile.name,
+                    controller = profile.controller().as_str(),
+                    kind = if kind.group.is_empty() {
+                        kind.plural.to_string()
+                    } else {
+                        format!("{}.{}", kind.plural, kind.group)
+                    },
+                    reasons = reasons.join("; "),
+                ),
+                profile: profile.name.clone(),
+                host: host.to_string(),
+                ingress: None,
+                path: None,
+                endpoint: None,
+                url: None,
+            })
+        })
+        .collect()
 }
 
 fn host_summary(

@@ -317,4 +317,8 @@ pub trait ObjectSource {
     /// Route objects of dialect-owned kinds (see [`crate::dialect::ObjectView::route_hosts`])
     /// with a rule for this exact host key.
     fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)>;
+    /// Why objects of `kind` that the source should hold cannot be read (empty: readable,
+    /// or not expected, as in a CLI run given only some manifests). Each entry says what
+    /// cannot be read and how to fix it.
+    fn unreadable(&self, kind: &ObjectKind) -> Vec<String>;
 }

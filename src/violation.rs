@@ -6,6 +6,12 @@ use crate::model::ObjectKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum ViolationCode {
+    /// Objects of a kind the profile's controller reads to serve a profile host cannot be
+    /// read by mtls-gate (not watched, listing forbidden, or an object it cannot parse), so
+    /// they may route the host in any way; admission refuses changes on the host until
+    /// they can be read. First in the order (findings sort by code): it is the cause to fix
+    /// before any other finding on the host can be trusted.
+    ObjectsUnreadable,
     /// An MTLS endpoint is reachable through a route that does not require a verified
     /// client certificate.
     MtlsNotRequired,
@@ -29,7 +35,7 @@ pub enum ViolationCode {
 }
 
 impl ViolationCode {
-    pub const ALL: [ViolationCode; 7] = [
+    pub const ALL: [ViolationCode; 8] = [
         ViolationCode::MtlsNotRequired,
         ViolationCode::MtlsRequiredOnTlsEndpoint,
         ViolationCode::HostSettingsConflict,
@@ -37,6 +43,7 @@ impl ViolationCode {
         ViolationCode::TlsMissing,
         ViolationCode::TlsOptionInvalid,
         ViolationCode::UnmodelledSetting,
+        ViolationCode::ObjectsUnreadable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +55,7 @@ impl ViolationCode {
             ViolationCode::TlsMissing => "TlsMissing",
             ViolationCode::TlsOptionInvalid => "TlsOptionInvalid",
             ViolationCode::UnmodelledSetting => "UnmodelledSetting",
+            ViolationCode::ObjectsUnreadable => "ObjectsUnreadable",
         }
     }
 }

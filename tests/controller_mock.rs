@@ -211,7 +211,7 @@ impl Fixture {
         // No other controller's CRDs.
         for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
             if !traefik::KINDS.contains(kind) {
-                caches.kind_unavailable(*kind);
+                caches.kind_absent(*kind);
             }
         }
         let secret: Secret =
@@ -1184,7 +1184,7 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
     }
     for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
         if !traefik::KINDS.contains(kind) {
-            f.caches.kind_unavailable(*kind);
+            f.caches.kind_absent(*kind);
         }
     }
     let task = f.start(&profile);
@@ -1295,7 +1295,7 @@ async fn without_traefik_crds_the_profile_is_not_ready_and_says_why() {
     let mut f = Fixture::new(&profile, ingresses, true);
     // Discovery found no Traefik CRDs (or RBAC refused the list).
     for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
-        f.caches.kind_unavailable(*kind);
+        f.caches.kind_absent(*kind);
     }
     let task = f.start(&profile);
     let status = loop {

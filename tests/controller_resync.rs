@@ -187,7 +187,7 @@ async fn run(n: usize) -> Run {
     caches.on_secret_event(ca, Event::InitApply(secret));
     caches.on_secret_event(ca, Event::InitDone);
     for (_, _, kind) in mtls_gate::dialect::owned_kinds() {
-        caches.kind_unavailable(*kind);
+        caches.kind_absent(*kind);
     }
     let ctx = Arc::new(Context::new(
         client,

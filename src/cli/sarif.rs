@@ -61,6 +61,10 @@ fn engine_rule(code: ViolationCode) -> Rule {
             "Something on a profile host changes routing or client authentication in a way mtls-gate does not model or cannot analyse.",
             "mtls-gate is a security control and fails closed: a setting it cannot evaluate (an annotation or kind it does not model, a value it cannot parse, a regular expression too complex to analyse within its limits) may expose an MTLS endpoint, so the host cannot be proven compliant. Replace the setting with one mtls-gate models (for example a plain Exact or Prefix path instead of a complex regular expression), or move it off the profile's hosts.",
         ),
+        ViolationCode::ObjectsUnreadable => (
+            "Objects the profile's controller reads to serve a profile host cannot be read by mtls-gate.",
+            "mtls-gate fails closed: objects it cannot read (a kind it is not allowed or configured to watch, or an object it cannot parse) may route the host's endpoints without a client certificate, so the host cannot be proven compliant and changes on it are refused. Let mtls-gate read the kind (the chart values that enable the controller's watches, its RBAC), or fix the object named in the finding.",
+        ),
     };
     Rule {
         id: code.as_str(),

@@ -219,15 +219,33 @@ impl CacheContext {
         }
     }
 
-    /// Marks a dialect-owned kind as not watched (CRD absent or list forbidden): its
-    /// objects are unknown to evaluations and rendered objects of it cannot be written.
-    pub fn kind_unavailable(&self, kind: ObjectKind) {
+    /// Marks a dialect-owned kind whose CRD the API server does not serve: no object of it
+    /// can exist, so the view is complete (and empty) for it; rendered objects of it cannot
+    /// be written. A CRD installed later is found by the next discovery round
+    /// ([`KIND_DISCOVERY_INTERVAL`]).
+    pub fn kind_absent(&self, kind: ObjectKind) {
         self.dialect_objects.set_writable(kind, false);
-        self.write_view()
-            .set_kind_completeness(kind, Completeness::Partial);
+        {
+            let mut view = self.write_view();
+            view.retain_objects(&kind, |_| false);
+            view.set_kind_completeness(kind, Completeness::Complete);
+        }
         self.update_readiness(|r| {
             r.kinds_done.insert(kind);
         });
+    }
+
+    /// Marks a dialect-owned kind that exists (or may) but cannot be read: not watched,
+    /// listing forbidden, discovery failing. Its objects are unknown, and every host of a
+    /// profile whose controller reads the kind is reported (`ObjectsUnreadable`) with
+    /// `reason`, which says how to fix it.
+    pub fn kind_unreadable(&self, kind: ObjectKind, reason: impl Into<String>) {
+        self.dialect_objects.set_writable(kind, false);
+        self.write_view().set_kind_unreadable(kind, reason);
+        self.update_readiness(|r| {
+            r.kinds_done.insert(kind);
+        });
+        self.triggers.profiles(self.kind_profiles(&kind, None));
     }
 
     // ---- Ingresses ----------------------------------------------------------------------
@@ -510,11 +528,11 @@ impl CacheContext {
             }
             Err(e) => {
                 // The API server accepted it, so the controller will read it somehow:
-                // evaluations treat it as unknown (fail closed), never as absent.
+                // evaluations treat it as unknown and report it (fail closed), never as
+                // absent.
                 tracing::warn!(kind = %kind, object = %key, error = %e, "object cannot be read; evaluations treat it as unknown");
-                self.write_view().remove_object(&kind, &key);
                 self.write_view()
-                    .set_kind_completeness(kind, Completeness::Partial);
+                    .set_object_unreadable(kind, key.clone(), e.to_string());
             }
         }
         let meta = RenderedMeta {
@@ -712,7 +730,13 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, control
     for (controller, _, kind) in dialect::owned_kinds() {
         if !watched(controller) {
             tracing::info!(kind = %kind, controller = controller.as_str(), "not watched (--watch-controllers); its objects count as unknown");
-            ctx.kind_unavailable(*kind);
+            ctx.kind_unreadable(
+                *kind,
+                format!(
+                    "not watched: --watch-controllers does not list {} (enable the controller in the chart values, e.g. traefik.enabled or gatewayApi.enabled, which also grants the RBAC)",
+                    controller.as_str()
+                ),
+            );
         }
     }
     let mut watching: HashMap<ObjectKind, tokio::task::JoinHandle<()>> = HashMap::new();
@@ -738,10 +762,24 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, control
                     .ok()
                     .and_then(|g| g.recommended_kind(kind.kind));
                 let Some((ar, _)) = found else {
-                    if !lock(&ctx.readiness).kinds_done.contains(kind) {
-                        tracing::info!(kind = %kind, version, "CRD not found or not readable; objects of this kind are not watched (looked up again every minute)");
+                    let first = !lock(&ctx.readiness).kinds_done.contains(kind);
+                    if discovery_says_absent(&discovered) {
+                        // The group/version or the kind is not served: no object can exist.
+                        if first {
+                            tracing::info!(kind = %kind, version, "CRD not installed; looked up again every minute");
+                        }
+                        ctx.kind_absent(*kind);
+                    } else {
+                        let error = discovered
+                            .as_ref()
+                            .err()
+                            .map_or_else(String::new, ToString::to_string);
+                        tracing::warn!(kind = %kind, version, error = %error, "API discovery failed; objects of this kind are unknown (looked up again every minute)");
+                        ctx.kind_unreadable(
+                            *kind,
+                            format!("API discovery of {group}/{version} failed: {error}"),
+                        );
                     }
-                    ctx.kind_unavailable(*kind);
                     continue;
                 };
                 let (client, ctx, kind) = (client.clone(), ctx.clone(), *kind);
@@ -758,8 +796,11 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, control
                         })
                         .await;
                         if let Err(e) = result {
-                            tracing::info!(kind = %kind, error = %e, "not allowed to list this kind; its objects are not watched");
-                            ctx.kind_unavailable(kind);
+                            tracing::warn!(kind = %kind, error = %e, "not allowed to list this kind; its objects are not watched");
+                            ctx.kind_unreadable(
+                                kind,
+                                format!("listing them failed ({e}); grant mtls-gate list and watch on {}", ar.plural),
+                            );
                         }
                     }),
                 );
@@ -769,11 +810,23 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, control
     }
 }
 
+/// Whether a discovery answer says the kind is not served: the group/version is unknown to
+/// the API server (404) or served without the kind. Any other failure leaves it unknown.
+fn discovery_says_absent(discovered: &kube::Result<kube::discovery::ApiGroup>) -> bool {
+    match discovered {
+        Ok(_) => true,
+        // A plain-text 404 ("404 page not found") carries the code but not the reason.
+        Err(kube::Error::Api(status)) => status.code == 404 || status.is_not_found(),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Lookup, ObjectSource};
     use futures::channel::mpsc;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn ctx() -> (
         Arc<CacheContext>,
@@ -831,7 +884,7 @@ mod tests {
         ctx.on_ingress_event(Event::InitDone);
         assert!(!ctx.synced.load(Ordering::Acquire));
         for (_, _, kind) in crate::dialect::owned_kinds() {
-            ctx.kind_unavailable(*kind);
+            ctx.kind_absent(*kind);
         }
         assert!(ctx.synced.load(Ordering::Acquire));
         assert_eq!(drain(&mut all).len(), 1);
@@ -960,12 +1013,80 @@ mod tests {
         ctx.on_object_event(MIDDLEWARE, Event::Init);
         ctx.on_object_event(MIDDLEWARE, Event::InitDone);
         // The TLSOption list was refused (403).
-        ctx.kind_unavailable(TLS_OPTION);
+        ctx.kind_unreadable(TLS_OPTION, "listing them failed (403)");
         assert!(!ctx.dialect_objects.is_writable(&TLS_OPTION));
         assert!(ctx.dialect_objects.is_writable(&MIDDLEWARE));
         let view = ctx.view.read().unwrap();
         assert_eq!(view.kind_completeness(&TLS_OPTION), Completeness::Partial);
+        assert_eq!(
+            view.unreadable(&TLS_OPTION),
+            ["listing them failed (403)"],
+            "reported on the hosts of Traefik profiles"
+        );
         assert_eq!(view.kind_completeness(&MIDDLEWARE), Completeness::Complete);
+        assert!(view.unreadable(&MIDDLEWARE).is_empty());
+    }
+
+    #[test]
+    fn a_kind_whose_crd_is_not_served_is_complete_and_empty_until_listed() {
+        use crate::dialect::traefik::TLS_OPTION;
+        let (ctx, _one, _all) = ctx();
+        ctx.kind_unreadable(TLS_OPTION, "API discovery failed");
+        ctx.kind_absent(TLS_OPTION);
+        let view = ctx.view.read().unwrap();
+        assert_eq!(view.kind_completeness(&TLS_OPTION), Completeness::Complete);
+        assert!(view.unreadable(&TLS_OPTION).is_empty());
+        assert!(!ctx.dialect_objects.is_writable(&TLS_OPTION));
+    }
+
+    #[test]
+    fn only_a_not_found_discovery_answer_means_the_kind_is_absent() {
+        let status = |code: u16| {
+            Err(kube::Error::Api(
+                kube::core::Status::failure("x", "y")
+                    .with_code(code)
+                    .boxed(),
+            ))
+        };
+        assert!(discovery_says_absent(&status(404)));
+        for code in [401, 403, 500, 503] {
+            assert!(!discovery_says_absent(&status(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn an_object_that_cannot_be_reduced_is_unreadable_until_fixed_or_deleted() {
+        use crate::dialect::gateway::GATEWAY;
+        let (ctx, _one, _all) = ctx();
+        let gateway = |port: Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "mtls", "namespace": "ob"},
+                "spec": {"gatewayClassName": "eg", "listeners": [
+                    {"name": "https", "protocol": "HTTPS", "port": port}]}
+            }))
+            .unwrap()
+        };
+        ctx.on_object_event(GATEWAY, Event::Init);
+        ctx.on_object_event(GATEWAY, Event::InitDone);
+        ctx.on_object_event(GATEWAY, Event::Apply(gateway(json!(70000))));
+        let key = ObjectKey::new("ob", "mtls");
+        {
+            let view = ctx.view.read().unwrap();
+            let reasons = view.unreadable(&GATEWAY);
+            assert_eq!(reasons.len(), 1, "{reasons:?}");
+            assert!(
+                reasons[0].starts_with("Gateway ob/mtls cannot be read"),
+                "{reasons:?}"
+            );
+            assert!(matches!(view.object(&GATEWAY, &key), Lookup::Unknown));
+        }
+        ctx.on_object_event(GATEWAY, Event::Apply(gateway(json!(443))));
+        assert!(ctx.view.read().unwrap().unreadable(&GATEWAY).is_empty());
+        ctx.on_object_event(GATEWAY, Event::Apply(gateway(json!(0))));
+        assert_eq!(ctx.view.read().unwrap().unreadable(&GATEWAY).len(), 1);
+        ctx.on_object_event(GATEWAY, Event::Delete(gateway(json!(0))));
+        assert!(ctx.view.read().unwrap().unreadable(&GATEWAY).is_empty());
     }
 
     #[test]
