@@ -1339,8 +1339,7 @@ async fn without_traefik_crds_the_profile_is_not_ready_and_says_why() {
 
 // ---- Leader election ----------------------------------------------------------------------
 
-fn elector(handle_pair: bool) -> (LeaseElector, ApiServer) {
-    let _ = handle_pair;
+fn elector() -> (LeaseElector, ApiServer) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let elector = LeaseElector::new(
@@ -1380,7 +1379,7 @@ fn lease(holder: Option<&str>, rv: &str, transitions: i32) -> Value {
 
 #[tokio::test]
 async fn election_creates_the_lease_when_absent_and_renews_it() {
-    let (mut elector, mut api) = elector(true);
+    let (mut elector, mut api) = elector();
     let leadership = elector.leadership();
     let now = tokio::time::Instant::now();
     let round = tokio::spawn(async move {
@@ -1434,7 +1433,7 @@ async fn election_creates_the_lease_when_absent_and_renews_it() {
 
 #[tokio::test]
 async fn election_waits_for_expiry_then_takes_over() {
-    let (mut elector, mut api) = elector(true);
+    let (mut elector, mut api) = elector();
     let leadership = elector.leadership();
     let t0 = tokio::time::Instant::now();
     // Another replica holds it: first observation.
@@ -1502,7 +1501,7 @@ async fn election_waits_for_expiry_then_takes_over() {
 
 #[tokio::test]
 async fn a_released_lease_is_taken_at_once_and_release_clears_the_holder() {
-    let (mut elector, mut api) = elector(true);
+    let (mut elector, mut api) = elector();
     let t0 = tokio::time::Instant::now();
     let round = tokio::spawn(async move {
         let won = elector.try_acquire_or_renew(t0).await.unwrap();
@@ -1535,7 +1534,7 @@ async fn a_released_lease_is_taken_at_once_and_release_clears_the_holder() {
 
 #[tokio::test]
 async fn the_run_loop_releases_the_lease_on_shutdown() {
-    let (elector, mut api) = elector(true);
+    let (elector, mut api) = elector();
     let leadership = elector.leadership();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(elector.run(async move {
@@ -1560,6 +1559,59 @@ async fn the_run_loop_releases_the_lease_on_shutdown() {
     reply(send, &lease(None, "2", 0));
     run.await.unwrap();
     assert!(!leadership.is_leader());
+}
+
+/// A leader whose renewals fail stops acting as leader once the renew deadline (10 s) has
+/// passed since its last successful renew, before any other replica may take the Lease over
+/// (15 s lease duration, observed on the other replica's own clock). Time is paused: tokio
+/// advances it to the next timer whenever both sides wait.
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_cannot_renew_steps_down_at_the_renew_deadline() {
+    let (elector, mut api) = elector();
+    let leadership = elector.leadership();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(elector.run(async move {
+        let _ = stopped.await;
+    }));
+    let (_, send) = api.expect("GET", LEASE_PATH).await;
+    reply(send, &lease(None, "1", 0));
+    let (_, send) = api.expect("PUT", LEASE_PATH).await;
+    reply(send, &lease(Some("pod-a"), "2", 1));
+    let mut changes = leadership.subscribe();
+    changes.wait_for(|l| *l).await.unwrap();
+    let acquired = tokio::time::Instant::now();
+
+    // From now on the API server answers every election round with 500.
+    let mut failed_rounds = 0;
+    loop {
+        tokio::select! {
+            lost = changes.wait_for(|l| !*l) => {
+                lost.unwrap();
+                break;
+            }
+            (seen, send) = api.next() => {
+                assert_eq!(seen.path, LEASE_PATH, "{seen:#?}");
+                assert!(leadership.is_leader() || acquired.elapsed() >= Duration::from_secs(10));
+                reply_status(send, 500, "InternalError");
+                failed_rounds += 1;
+            }
+        }
+    }
+    let stepped_down_after = acquired.elapsed();
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(15)).contains(&stepped_down_after),
+        "stepped down {stepped_down_after:?} after the last renew ({failed_rounds} failed rounds)"
+    );
+    assert!(failed_rounds >= 4, "it kept trying every retry period");
+    assert!(!leadership.is_leader());
+
+    // Not the leader any more: shutdown writes nothing.
+    stop.send(()).unwrap();
+    run.await.unwrap();
+    assert!(
+        api.handle.next_request().await.is_none(),
+        "no release by a replica that no longer leads"
+    );
 }
 
 // ---- Self-managed certificates -------------------------------------------------------------

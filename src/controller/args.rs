@@ -280,42 +280,17 @@ impl RunArgs {
     }
 }
 
-/// Parses durations like `15s`, `500ms`, `5m`, `1h30m` or a bare number of seconds.
+/// Parses a duration flag with jiff's "friendly" format (`15s`, `500ms`, `5m`, `1h30m`,
+/// `1.5s`, `1h 30m`; also ISO 8601 `PT15S`), see
+/// <https://docs.rs/jiff/0.2/jiff/fmt/friendly/index.html>. A bare number counts as seconds,
+/// as it always has for these flags. Negative durations are refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(|| format!("{text:?}: missing unit (ms, s, m, h)"))?;
-        if digits == 0 {
-            return Err(format!("{text:?}: expected a number"));
-        }
-        let value: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{text:?}: bad number {:?}", &rest[..digits]))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            other => return Err(format!("{text:?}: unknown unit {other:?} (ms, s, m, h)")),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(value * scale);
-    }
-    Ok(total)
+    let signed: jiff::SignedDuration = s.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    Duration::try_from(signed).map_err(|_| format!("{text:?}: a duration must not be negative"))
 }
 
 #[cfg(test)]
@@ -337,9 +312,13 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("PT15S"), Ok(Duration::from_secs(15)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("5s ago").is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
 use super::leader::Leadership;
@@ -81,12 +82,9 @@ fn san(name: &str) -> Result<SanType, rcgen::Error> {
     }
 }
 
-/// Validity of an X.509 certificate, in Unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validity {
-    pub not_before: i64,
-    pub not_after: i64,
-}
+/// Validity of an X.509 certificate, in Unix seconds, read with `x509-parser` (the same
+/// reading the webhook applies to the pair it serves).
+pub use crate::webhook::tls::Validity;
 
 impl Validity {
     /// Less than a third of the validity period remains at `now` (or it is not valid yet
@@ -103,87 +101,9 @@ impl Validity {
     }
 }
 
-// ---- Minimal DER reading: TBSCertificate.validity ---------------------------------------
-
-fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let mut len = 0usize;
-        for b in &rest[..n] {
-            len = (len << 8) | usize::from(*b);
-        }
-        rest = &rest[n..];
-        len
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn der_time(tag: u8, body: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(body).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 if s.len() == 12 => {
-            let yy: i64 = s[..2].parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
-        }
-        0x18 if s.len() == 14 => (s[..4].parse().ok()?, &s[4..]),
-        _ => return None,
-    };
-    let n = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let (mo, d, h, mi, se) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
-}
-
-/// Reads the validity of a DER certificate.
+/// The validity of a DER certificate, `None` if it is not a readable X.509 certificate.
 pub fn validity_of_der(der: &[u8]) -> Option<Validity> {
-    let (0x30, cert, _) = der_item(der)? else {
-        return None;
-    };
-    let (0x30, mut tbs, _) = der_item(cert)? else {
-        return None;
-    };
-    // [0] version (optional), serialNumber, signature, issuer, validity
-    let (tag, _, rest) = der_item(tbs)?;
-    if tag == 0xa0 {
-        tbs = rest;
-        let (_, _, rest) = der_item(tbs)?; // serial
-        tbs = rest;
-    } else {
-        tbs = rest; // that was the serial
-    }
-    let (_, _, rest) = der_item(tbs)?; // signature algorithm
-    let (_, _, rest) = der_item(rest)?; // issuer
-    let (0x30, validity, _) = der_item(rest)? else {
-        return None;
-    };
-    let (t1, nb, rest) = der_item(validity)?;
-    let (t2, na, _) = der_item(rest)?;
-    Some(Validity {
-        not_before: der_time(t1, nb)?,
-        not_after: der_time(t2, na)?,
-    })
+    Validity::of(&CertificateDer::from(der)).ok()
 }
 
 /// The DER certificates of a PEM bundle, in order.
@@ -283,8 +203,8 @@ fn ca_params(not_before: i64) -> Result<CertificateParams, rcgen::Error> {
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name
         .push(DnType::OrganizationName, "mtls-gate");
-    // The start time makes every CA's name unique, and lets a later run rebuild the issuer
-    // name from the certificate's validity alone.
+    // The start time makes every CA's name unique: the old and the new CA sit side by side
+    // in `ca.crt` during a rotation.
     p.distinguished_name.push(
         DnType::CommonName,
         format!("mtls-gate webhook CA {not_before}"),
@@ -330,7 +250,7 @@ pub fn issue(
 ) -> Result<BTreeMap<String, ByteString>, rcgen::Error> {
     let empty = BTreeMap::new();
     let current = current.unwrap_or(&empty);
-    let (ca_pem_bundle, ca_key, ca_validity) = match action {
+    let (ca_pem_bundle, issuer, ca_validity) = match action {
         CertAction::Keep => return Ok(current.clone()),
         CertAction::IssueAll(_) => {
             let nb = now - BACKDATE.as_secs() as i64;
@@ -344,31 +264,35 @@ pub fn issue(
                 && let Some(der) = pem_certificates(old).into_iter().next()
                 && validity_of_der(&der).is_some_and(|v| v.not_after > now)
             {
-                let pem = rustls_pki_types::CertificateDer::from(der);
-                bundle.push_str(&pem_encode(&pem));
+                bundle.push_str(&pem_encode(&der));
             }
             let validity = Validity {
                 not_before: nb,
                 not_after: nb + CA_VALIDITY.as_secs() as i64,
             };
-            (bundle, key, validity)
+            (bundle, Issuer::new(params, key), validity)
         }
         CertAction::IssueServing(_) => {
             let bundle = data_bytes(current, "ca.crt")
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .ok_or(rcgen::Error::CouldNotParseCertificate)?
                 .to_string();
+            let ca_der = pem_certificates(bundle.as_bytes())
+                .into_iter()
+                .next()
+                .map(CertificateDer::from)
+                .ok_or(rcgen::Error::CouldNotParseCertificate)?;
             let validity =
-                first_validity(bundle.as_bytes()).ok_or(rcgen::Error::CouldNotParseCertificate)?;
+                Validity::of(&ca_der).map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
             let key = data_bytes(current, "ca.key")
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .ok_or(rcgen::Error::CouldNotParseKeyPair)
                 .and_then(KeyPair::from_pem)?;
-            (bundle, key, validity)
+            // The issuer's name and key identifier come from the CA certificate itself.
+            (bundle, Issuer::from_ca_cert_der(&ca_der, key)?, validity)
         }
     };
-    let ca_key_pem = ca_key.serialize_pem();
-    let issuer = Issuer::new(ca_params(ca_validity.not_before)?, ca_key);
+    let ca_key_pem = issuer.key().serialize_pem();
     let leaf_key = KeyPair::generate()?;
     let leaf = serving_params(names, now, ca_validity.not_after)?.signed_by(&leaf_key, &issuer)?;
     let mut data = BTreeMap::new();
@@ -382,29 +306,10 @@ pub fn issue(
     Ok(data)
 }
 
-fn pem_encode(der: &rustls_pki_types::CertificateDer<'_>) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = der.as_ref();
-    let mut b64 = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                b64.push('=');
-            }
-        }
-    }
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+/// A DER certificate as PEM text, with `\n` line ends as rcgen writes them.
+fn pem_encode(der: &[u8]) -> String {
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der), config)
 }
 
 // ---- Kubernetes -------------------------------------------------------------------------
@@ -737,14 +642,6 @@ mod tests {
     }
 
     #[test]
-    fn der_times() {
-        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(der_time(0x18, b"20000301000000Z"), Some(951_868_800));
-        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999));
-        assert_eq!(der_time(0x17, b"garbage"), None);
-    }
-
-    #[test]
     fn rotation_thresholds() {
         let v = Validity {
             not_before: 0,
@@ -820,6 +717,37 @@ mod tests {
             decide(Some(&secret_with(broken, &names)), &names, now),
             CertAction::IssueAll(_)
         ));
+    }
+
+    /// A CA the operator did not make (another name, no start time in it) still issues the
+    /// serving certificate: the issuer is rebuilt from the stored CA certificate.
+    #[test]
+    fn serving_certificate_from_a_ca_made_elsewhere() {
+        let names = cfg().dns_names();
+        let now = 1_800_000_000;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Bank Platform Webhook CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        params.not_before = offset(now - DAY).unwrap();
+        params.not_after = offset(now + 3 * 365 * DAY).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let ca = params.self_signed(&key).unwrap();
+        let data = BTreeMap::from([
+            ("ca.crt".to_string(), ByteString(ca.pem().into_bytes())),
+            (
+                "ca.key".to_string(),
+                ByteString(key.serialize_pem().into_bytes()),
+            ),
+        ]);
+        let action = decide(Some(&secret_with(data.clone(), &names)), &names, now);
+        assert!(matches!(action, CertAction::IssueServing(_)), "{action:?}");
+        let issued = issue(&action, Some(&data), &names, now).unwrap();
+        assert_eq!(issued["ca.crt"], data["ca.crt"], "the CA is kept");
+        verify_chain(&issued, now);
     }
 
     /// The serving certificate chains to the first CA of the bundle, for the service name.

@@ -8,6 +8,27 @@
 //! - a holder that has not renewed for the renew deadline (< lease duration) stops acting
 //!   as leader on its own, before anyone else may take over;
 //! - on shutdown the holder clears `holderIdentity`, so a successor takes over at once.
+//!
+//! Hand-written on purpose; the crates were evaluated (2026-11-30, issue #8 item 6):
+//!
+//! - kubert's `lease` (linkerd's): its newest crates.io release, 0.25.0, requires kube 1.1
+//!   and k8s-openapi 0.25 (its `Cargo.toml`); this crate is on kube 5 / k8s-openapi 0.29.
+//! - `kube-lease-manager` 0.13.1 has the right versions (kube 5, k8s-openapi 0.29) but not
+//!   the guarantees above, read in its source (`src/manager.rs`, `src/state.rs`):
+//!   - a holder whose renewals fail keeps reporting leadership: `watch()` logs the error
+//!     and backs off (up to 30 s) without ever publishing `false`. Against a mock API
+//!     (lease 3 s, grace 1 s, every request failing from 1.5 s on) its channel still said
+//!     "leader" at 12 s, while another replica may take over at 3 s. Here the leader stops
+//!     at the renew deadline (test `a_leader_that_cannot_renew_steps_down_at_the_renew_deadline`);
+//!   - expiry is the holder's `renewTime` plus the duration, compared with the local wall
+//!     clock, so a clock skew beyond `grace` lets two replicas lead at once;
+//!   - renewals, and the clearing of an expired holder before a takeover, are
+//!     strategic-merge patches without `resourceVersion`: a stale holder's renewal can land
+//!     on a Lease another replica has just taken;
+//!   - `LeaseParams::new` panics when grace ≥ duration; durations are whole seconds.
+//!
+//! Revisit when kube-runtime ships an elector (kube-rs/kube#843 was the last attempt) or
+//! kubert's releases catch up with kube.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
