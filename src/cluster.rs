@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use crate::dialect::{ObjectKind, SharedObject};
-use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource, SecretView};
+use crate::model::{IngressClassView, IngressView, Lookup, ObjectKey, ObjectSource, SecretView};
 use crate::profile::CompiledProfile;
 
 /// The cluster view shared by the controller (which fills it from its watches) and the
@@ -62,6 +62,8 @@ pub struct ClusterView {
     ingresses: HashMap<ObjectKey, Arc<IngressView>>,
     by_host: HashMap<String, Vec<ObjectKey>>,
     secrets: HashMap<ObjectKey, SecretView>,
+    ingress_classes: HashMap<String, IngressClassView>,
+    ingress_classes_completeness: Completeness,
     /// Objects of dialect-owned kinds. Shared maps, so a slice copies one pointer per kind.
     objects: BTreeMap<ObjectKind, Arc<HashMap<ObjectKey, SharedObject>>>,
     /// Route objects of dialect-owned kinds by rule host key.
@@ -155,6 +157,36 @@ impl ClusterView {
     pub fn set_secrets_completeness(&mut self, completeness: Completeness) {
         if self.secrets_completeness != completeness {
             self.secrets_completeness = completeness;
+            self.objects_changed();
+        }
+    }
+
+    /// Sets whether the view is complete for IngressClasses (bumps the objects generation).
+    pub fn set_ingress_classes_completeness(&mut self, completeness: Completeness) {
+        if self.ingress_classes_completeness != completeness {
+            self.ingress_classes_completeness = completeness;
+            self.objects_changed();
+        }
+    }
+
+    pub fn upsert_ingress_class(&mut self, view: IngressClassView) {
+        if self.ingress_classes.get(&view.name) != Some(&view) {
+            self.ingress_classes.insert(view.name.clone(), view);
+            self.objects_changed();
+        }
+    }
+
+    pub fn remove_ingress_class(&mut self, name: &str) {
+        if self.ingress_classes.remove(name).is_some() {
+            self.objects_changed();
+        }
+    }
+
+    /// Keeps only the IngressClasses for which `keep` is true (a re-list).
+    pub fn retain_ingress_classes(&mut self, mut keep: impl FnMut(&IngressClassView) -> bool) {
+        let before = self.ingress_classes.len();
+        self.ingress_classes.retain(|_, v| keep(v));
+        if self.ingress_classes.len() != before {
             self.objects_changed();
         }
     }
@@ -310,6 +342,8 @@ impl ClusterView {
     ) -> ClusterView {
         let mut out = ClusterView {
             secrets: self.secrets.clone(),
+            ingress_classes: self.ingress_classes.clone(),
+            ingress_classes_completeness: self.ingress_classes_completeness,
             objects: self.objects.clone(),
             profiles: self.profiles.clone(),
             secrets_completeness: self.secrets_completeness,
@@ -458,6 +492,16 @@ impl ObjectSource for ClusterView {
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         Self::lookup(&self.secrets, key, self.secrets_completeness)
     }
+    fn ingress_class(&self, name: &str) -> Lookup<'_, IngressClassView> {
+        match (
+            self.ingress_classes.get(name),
+            self.ingress_classes_completeness,
+        ) {
+            (Some(v), _) => Lookup::Found(v),
+            (None, Completeness::Complete) => Lookup::Missing,
+            (None, Completeness::Partial) => Lookup::Unknown,
+        }
+    }
     fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
         if self
             .unreadable
@@ -526,6 +570,9 @@ impl ObjectSource for WithIngressChange<'_> {
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
     }
+    fn ingress_class(&self, name: &str) -> Lookup<'_, IngressClassView> {
+        self.base.ingress_class(name)
+    }
     fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
         self.base.object(kind, key)
     }
@@ -561,6 +608,9 @@ impl ObjectSource for WithObjectChange<'_> {
     }
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
+    }
+    fn ingress_class(&self, name: &str) -> Lookup<'_, IngressClassView> {
+        self.base.ingress_class(name)
     }
     fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
         if !self.is_changed(kind, key) {
@@ -636,6 +686,9 @@ impl ObjectSource for PlannedObjects<'_> {
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
     }
+    fn ingress_class(&self, name: &str) -> Lookup<'_, IngressClassView> {
+        self.base.ingress_class(name)
+    }
     fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject> {
         match self.objects.get(&(*kind, key.clone())) {
             Some(v) => Lookup::Found(v),
@@ -675,6 +728,7 @@ mod tests {
             key: ObjectKey::new("ns", name),
             created: None,
             class: None,
+            class_from_annotation: false,
             profile_label: None,
             annotations: Default::default(),
             tls_hosts: Vec::new(),

@@ -1,7 +1,7 @@
 //! The compliance engine: pure functions from a profile and a view of objects to a
 //! [`Verdict`]. No I/O, no clocks; the CLI, the webhooks and the controller all call these.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -10,7 +10,7 @@ use crate::catalog::{Location, Scheme};
 use crate::dialect::{
     AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, dialect_for,
 };
-use crate::model::{IngressView, ObjectKey, ObjectSource};
+use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::paths::{
     PathMatcher, PathTemplate, RouteLiterals, representatives, unlisted_representatives,
 };
@@ -93,6 +93,77 @@ pub fn profile_dialect(profile: &CompiledProfile) -> Result<&'static dyn Dialect
     })
 }
 
+/// Whether the controller of a profile's `spec.ingressClassName` serves an Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassDecision {
+    /// Its class is the profile's (or the profile names no class).
+    Served,
+    /// Counted although its class differs or is missing (fail closed); the note says why,
+    /// and findings about its routes carry it.
+    Counted(String),
+    /// Another controller serves it.
+    NotServed,
+}
+
+impl ClassDecision {
+    pub fn counts(&self) -> bool {
+        !matches!(self, ClassDecision::NotServed)
+    }
+}
+
+/// Decides whether the controller of the profile's class serves `ingress`, as the
+/// controllers select Ingresses:
+/// - `spec.ingressClassName` names an IngressClass object; ingress-nginx keeps every
+///   IngressClass whose `spec.controller` is its controller class and serves the Ingresses
+///   of all of them (`ingressClassEventHandler` and `GetIngressClass` in
+///   `internal/ingress/controller/store/store.go`); Traefik likewise serves every class
+///   whose controller is `traefik.io/ingress-controller` unless its provider filters by
+///   name (`pkg/provider/kubernetes/ingress/kubernetes.go`). So an Ingress of another
+///   class whose IngressClass names the same controller as the profile's class counts; one
+///   whose IngressClass does not exist, or names another controller, does not.
+/// - The legacy `kubernetes.io/ingress.class` annotation is compared with the controller's
+///   class name only (`GetIngressClass`): counted only when it is the profile's class.
+/// - An Ingress without a class counts (the API server gives new class-less Ingresses the
+///   default IngressClass, and controllers may watch Ingresses without a class, which
+///   mtls-gate cannot see).
+/// - IngressClass objects mtls-gate does not know (a CLI run without them, a watch that is
+///   not allowed) make a different class count, with a note: fail closed.
+pub fn ingress_class_decision(
+    profile: &CompiledProfile,
+    objects: &dyn ObjectSource,
+    ingress: &IngressView,
+) -> ClassDecision {
+    let Some(want) = profile.spec.ingress_class_name.as_deref() else {
+        return ClassDecision::Served;
+    };
+    let Some(class) = ingress.class.as_deref() else {
+        return ClassDecision::Counted(format!(
+            "it has no ingress class; counted as served by class {want:?}, because the API server gives new class-less Ingresses the default IngressClass and the controller may watch Ingresses without a class"
+        ));
+    };
+    if class == want {
+        return ClassDecision::Served;
+    }
+    if ingress.class_from_annotation {
+        return ClassDecision::NotServed;
+    }
+    match (objects.ingress_class(class), objects.ingress_class(want)) {
+        (Lookup::Found(theirs), Lookup::Found(ours)) if theirs.controller == ours.controller => {
+            ClassDecision::Counted(format!(
+                "its IngressClass {class:?} names controller {:?}, as the profile's class {want:?} does, so the same controller serves it",
+                theirs.controller
+            ))
+        }
+        (Lookup::Found(_), Lookup::Found(_)) | (Lookup::Missing, _) => ClassDecision::NotServed,
+        (Lookup::Found(_), Lookup::Missing) => ClassDecision::Counted(format!(
+            "the profile's IngressClass {want:?} does not exist, so mtls-gate cannot tell which controller serves class {class:?}; counted (create IngressClass {want:?})"
+        )),
+        (Lookup::Unknown, _) | (_, Lookup::Unknown) => ClassDecision::Counted(format!(
+            "its class {class:?} differs from the profile's class {want:?}, but mtls-gate does not know their IngressClass objects, so the same controller may serve both; counted (give check the IngressClass manifests)"
+        )),
+    }
+}
+
 /// The rule host that serves `host`: an exact rule, else a `*.` wildcard, else a host-less
 /// rule (as controllers pick server blocks), with its Ingresses of the considered class.
 pub fn serving_ingresses(
@@ -108,7 +179,7 @@ pub fn serving_ingresses(
             let ings: Vec<_> = objects
                 .ingresses_for_host(&key)
                 .into_iter()
-                .filter(|i| profile.considers_class(i.class.as_deref()))
+                .filter(|i| ingress_class_decision(profile, objects, i).counts())
                 .collect();
             (!ings.is_empty()).then_some((key, ings))
         })
@@ -157,14 +228,16 @@ pub fn host_table(
         ingresses,
         objects,
     };
-    let class_assumed: Vec<ObjectKey> = ctx
+    let class_notes: BTreeMap<ObjectKey, String> = ctx
         .ingresses
         .iter()
-        .filter(|i| profile.assumes_class(i.class.as_deref()))
-        .map(|i| i.key.clone())
+        .filter_map(|i| match ingress_class_decision(profile, objects, i) {
+            ClassDecision::Counted(note) => Some((i.key.clone(), note)),
+            ClassDecision::Served | ClassDecision::NotServed => None,
+        })
         .collect();
     let mut table = dialect.host_table(&ctx);
-    table.class_assumed = class_assumed;
+    table.class_notes = class_notes;
     let mut budget = crate::paths::HOST_REGEX_BUDGET;
     let mut reported = BTreeSet::new();
     let mut findings = Vec::new();
@@ -699,18 +772,9 @@ fn route_violation(
             target.url, target.scheme
         ),
     };
-    let class_note = if route.source.is_ingress() && table.class_assumed.contains(&route.source.key)
-    {
-        format!(
-            " (it has no ingress class; counted as served by class {:?}, because the API server gives new class-less Ingresses the default IngressClass and the controller may watch Ingresses without a class)",
-            profile
-                .spec
-                .ingress_class_name
-                .as_deref()
-                .unwrap_or_default()
-        )
-    } else {
-        String::new()
+    let class_note = match table.class_notes.get(&route.source.key) {
+        Some(note) if route.source.is_ingress() => format!(" ({note})"),
+        _ => String::new(),
     };
     let route_text = format!(
         "{} path {} ({}) on host {host}{class_note}",

@@ -7,12 +7,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::Deserialize;
 
 use crate::cluster::{ClusterView, Completeness};
 use crate::dialect;
-use crate::model::{IngressView, ObjectKey, SecretView};
+use crate::model::{IngressClassView, IngressView, ObjectKey, SecretView};
 use crate::profile::{ApiProviderProfile, CompiledProfile};
 
 /// Where a document came from: file and 1-based document number (plus the item of a List),
@@ -694,6 +694,7 @@ pub fn load(
     let mut view = ClusterView::new();
     if assume_complete {
         view.set_secrets_completeness(Completeness::Complete);
+        view.set_ingress_classes_completeness(Completeness::Complete);
         for (_, _, kind) in dialect::owned_kinds() {
             view.set_kind_completeness(*kind, Completeness::Complete);
         }
@@ -744,6 +745,13 @@ pub fn load(
                     return Err(invalid(doc, "metadata.name", "is required".into()));
                 }
                 view.upsert_ingress(IngressView::from_ingress(&ing, namespace));
+            }
+            "IngressClass" if doc.api_version() == "networking.k8s.io/v1" => {
+                let class: IngressClass = typed(doc)?;
+                if class.metadata.name.as_deref().is_none_or(str::is_empty) {
+                    return Err(invalid(doc, "metadata.name", "is required".into()));
+                }
+                view.upsert_ingress_class(IngressClassView::from_class(&class));
             }
             "Secret" if doc.api_version() == "v1" => {
                 let secret: Secret = typed(doc)?;

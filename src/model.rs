@@ -98,6 +98,9 @@ pub struct IngressView {
     /// (an admission CREATE), which sort as the newest.
     pub created: Option<i64>,
     pub class: Option<String>,
+    /// `class` comes from the legacy `kubernetes.io/ingress.class` annotation, which
+    /// controllers compare with their class name, never with IngressClass objects.
+    pub class_from_annotation: bool,
     /// Value of the `mtls-gate.io/profile` label.
     pub profile_label: Option<String>,
     /// Only annotations that affect routing or client auth (see [`is_relevant_annotation`]).
@@ -139,9 +142,10 @@ impl IngressView {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let spec = ing.spec.as_ref();
-        let class = spec
-            .and_then(|s| s.ingress_class_name.clone())
-            .or_else(|| annotations.get("kubernetes.io/ingress.class").cloned());
+        let spec_class = spec.and_then(|s| s.ingress_class_name.clone());
+        let class_from_annotation =
+            spec_class.is_none() && annotations.contains_key("kubernetes.io/ingress.class");
+        let class = spec_class.or_else(|| annotations.get("kubernetes.io/ingress.class").cloned());
         let tls_hosts = spec
             .and_then(|s| s.tls.as_ref())
             .into_iter()
@@ -174,6 +178,7 @@ impl IngressView {
             key,
             created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
             class,
+            class_from_annotation,
             profile_label: meta
                 .labels
                 .as_ref()
@@ -209,6 +214,34 @@ pub enum CaBundle {
     Certificates { count: usize },
     /// The key is present but unusable; the reason says why.
     Invalid { reason: String },
+}
+
+/// The part of a `networking.k8s.io/v1` IngressClass that says which controller serves
+/// Ingresses of the class (`spec.controller`) and whether it is the cluster's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressClassView {
+    pub name: String,
+    pub controller: String,
+    pub is_default: bool,
+}
+
+impl IngressClassView {
+    pub fn from_class(class: &k8s_openapi::api::networking::v1::IngressClass) -> Self {
+        Self {
+            name: class.metadata.name.clone().unwrap_or_default(),
+            controller: class
+                .spec
+                .as_ref()
+                .and_then(|s| s.controller.clone())
+                .unwrap_or_default(),
+            is_default: class
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("ingressclass.kubernetes.io/is-default-class"))
+                .is_some_and(|v| v == "true"),
+        }
+    }
 }
 
 /// The CA-relevant part of a Secret: which keys exist and whether they hold certificates.
@@ -310,6 +343,8 @@ pub trait ObjectSource {
     /// Every Ingress with a rule for this exact host key (`""` for host-less rules).
     fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>>;
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView>;
+    /// The IngressClass of this name (cluster-scoped).
+    fn ingress_class(&self, name: &str) -> Lookup<'_, IngressClassView>;
     /// One object of a dialect-owned kind.
     fn object(&self, kind: &ObjectKind, key: &ObjectKey) -> Lookup<'_, SharedObject>;
     /// Every object of a dialect-owned kind the source carries.

@@ -452,24 +452,6 @@ impl CompiledProfile {
         self.spec.ingress_controller
     }
 
-    /// Whether an Ingress of `class` is considered by this profile. An Ingress without a
-    /// class counts too (fail closed): the API server gives new class-less Ingresses the
-    /// default IngressClass (`ingressclass.kubernetes.io/is-default-class`), and ingress-nginx
-    /// serves existing ones with `--watch-ingress-without-class` (`GetIngressClass` in
-    /// `internal/ingress/controller/store/store.go`), which mtls-gate cannot see.
-    pub fn considers_class(&self, class: Option<&str>) -> bool {
-        match (&self.spec.ingress_class_name, class) {
-            (None, _) | (Some(_), None) => true,
-            (Some(want), Some(class)) => class == want,
-        }
-    }
-
-    /// Whether an Ingress of `class` counts only because its class cannot be known
-    /// (see [`CompiledProfile::considers_class`]): findings about it say so.
-    pub fn assumes_class(&self, class: Option<&str>) -> bool {
-        self.spec.ingress_class_name.is_some() && class.is_none()
-    }
-
     /// Whether a Gateway of `class` is considered by this profile (gateway-api).
     pub fn considers_gateway_class(&self, class: &str) -> bool {
         self.spec

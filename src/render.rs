@@ -182,7 +182,7 @@ pub fn render_profile<'a>(
     let mut analyses = HostAnalyses::default();
     for ingress in managed {
         if ingress.profile_label.as_deref() != Some(profile.name.as_str())
-            || !profile.considers_class(ingress.class.as_deref())
+            || !crate::engine::ingress_class_decision(profile, objects, ingress).counts()
         {
             continue;
         }

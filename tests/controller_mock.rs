@@ -203,6 +203,8 @@ impl Fixture {
             caches.on_ingress_event(Event::InitApply(serde_json::from_value(i.clone()).unwrap()));
         }
         caches.on_ingress_event(Event::InitDone);
+        caches.on_ingress_class_event(Event::Init);
+        caches.on_ingress_class_event(Event::InitDone);
         // Traefik CRDs present, no objects yet.
         for kind in traefik::KINDS {
             caches.on_object_event(kind, Event::Init);

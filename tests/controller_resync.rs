@@ -171,6 +171,8 @@ async fn run(n: usize) -> Run {
         ));
     }
     caches.on_ingress_event(Event::InitDone);
+    caches.on_ingress_class_event(Event::Init);
+    caches.on_ingress_class_event(Event::InitDone);
     // The CA Secret the settings name, as its watch delivers it (a healthy profile: no
     // request to check it).
     let ca = "open-banking-client-ca";

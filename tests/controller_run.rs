@@ -158,6 +158,18 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                         &list("IngressList", "networking.k8s.io/v1", vec![ingress()]),
                     )
                 }
+                ("GET", "/apis/networking.k8s.io/v1/ingressclasses") => ok(
+                    send,
+                    &list(
+                        "IngressClassList",
+                        "networking.k8s.io/v1",
+                        vec![
+                            json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                            "metadata": {"name": "nginx", "resourceVersion": "1"},
+                            "spec": {"controller": "k8s.io/ingress-nginx"}}),
+                        ],
+                    ),
+                ),
                 ("GET", "/api/v1/secrets") => {
                     assert_eq!(
                         query.get("fieldSelector").map(String::as_str),

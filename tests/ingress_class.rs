@@ -3,7 +3,9 @@
 //! another class is not served by the profile's controller; one without a class may be (the
 //! API server assigns the default IngressClass to new class-less Ingresses, and ingress-nginx
 //! serves old ones with `--watch-ingress-without-class`), so it counts, and the finding says
-//! why.
+//! why. An Ingress of another class counts when its IngressClass names the same controller
+//! as the profile's class (ingress-nginx and Traefik serve every such class), or when the
+//! IngressClass objects are unknown (fail closed).
 
 use std::path::Path;
 
@@ -42,24 +44,127 @@ spec:
     )
 }
 
+fn ingress_class(name: &str, controller: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {name}}}\nspec: {{controller: {controller}}}\n"
+    )
+}
+
+const NGINX: &str = "k8s.io/ingress-nginx";
+
+struct Case {
+    /// Class of the extra Ingress (`annotation:` for the legacy annotation).
+    class: &'static str,
+    /// IngressClass objects given: (name, spec.controller).
+    classes: &'static [(&'static str, &'static str)],
+    /// `check --assume-complete`: absent IngressClasses do not exist.
+    complete: bool,
+    counted: bool,
+    /// What the finding says about the class, if anything.
+    note: Option<&'static str>,
+}
+
 #[test]
-fn class_less_ingresses_count_for_a_profile_with_a_class() {
-    // (class of the extra Ingress, counted, note in the finding)
+fn ingresses_the_profiles_controller_serves_count() {
+    let both = &[("nginx", NGINX), ("nginx-public", NGINX)][..];
     let cases = [
-        ("nginx", true, false),
-        ("", true, true),
-        ("annotation:nginx", true, false),
-        ("other", false, false),
-        ("annotation:other", false, false),
+        Case {
+            class: "nginx",
+            classes: &[],
+            complete: true,
+            counted: true,
+            note: None,
+        },
+        Case {
+            class: "",
+            classes: &[],
+            complete: true,
+            counted: true,
+            note: Some("it has no ingress class"),
+        },
+        Case {
+            class: "annotation:nginx",
+            classes: &[],
+            complete: true,
+            counted: true,
+            note: None,
+        },
+        // No IngressClass "other": the controllers ignore the Ingress.
+        Case {
+            class: "other",
+            classes: &[],
+            complete: true,
+            counted: false,
+            note: None,
+        },
+        Case {
+            class: "annotation:other",
+            classes: &[],
+            complete: true,
+            counted: false,
+            note: None,
+        },
+        // ingress-nginx serves every class whose IngressClass names its controller.
+        Case {
+            class: "nginx-public",
+            classes: both,
+            complete: true,
+            counted: true,
+            note: Some(
+                "names controller \"k8s.io/ingress-nginx\", as the profile's class \"nginx\" does",
+            ),
+        },
+        Case {
+            class: "nginx-public",
+            classes: both,
+            complete: false,
+            counted: true,
+            note: Some("names controller"),
+        },
+        Case {
+            class: "nginx-public",
+            classes: &[("nginx", NGINX), ("nginx-public", "example.com/edge")],
+            complete: true,
+            counted: false,
+            note: None,
+        },
+        // The legacy annotation is compared with the class name only.
+        Case {
+            class: "annotation:nginx-public",
+            classes: both,
+            complete: true,
+            counted: false,
+            note: None,
+        },
+        // Unknown IngressClasses: counted, fail closed.
+        Case {
+            class: "nginx-public",
+            classes: &[],
+            complete: false,
+            counted: true,
+            note: Some("does not know their IngressClass objects"),
+        },
+        Case {
+            class: "nginx-public",
+            classes: &[("nginx-public", NGINX)],
+            complete: true,
+            counted: true,
+            note: Some("the profile's IngressClass \"nginx\" does not exist"),
+        },
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (class, counted, noted) in cases {
+    for case in cases {
+        let class = case.class;
         let mut docs = read_paths(&[root.join("examples/nginx-split-host")]).expect("example");
-        docs.extend(
-            parse_documents(Path::new("extra.yaml"), &token_on_public_host(class)).expect("yaml"),
-        );
-        let manifests = load(docs, "default", true).expect("loads");
+        let mut extra = token_on_public_host(class);
+        for (name, controller) in case.classes {
+            extra.push_str("---\n");
+            extra.push_str(&ingress_class(name, controller));
+        }
+        docs.extend(parse_documents(Path::new("extra.yaml"), &extra).expect("yaml"));
+        let manifests = load(docs, "default", case.complete).expect("loads");
         let profile = manifests.profiles[0].1.clone();
+        assert_eq!(profile.spec.ingress_class_name.as_deref(), Some("nginx"));
         let verdict = evaluate(&profile, &manifests.view).expect("evaluates");
         let finding = verdict.violations.iter().find(|v| {
             v.code == ViolationCode::MtlsNotRequired
@@ -67,19 +172,22 @@ fn class_less_ingresses_count_for_a_profile_with_a_class() {
                     .as_ref()
                     .is_some_and(|k| k.name == "token-shortcut")
         });
+        let classes = case.classes;
         assert_eq!(
             finding.is_some(),
-            counted,
-            "class {class:?}: {:#?}",
+            case.counted,
+            "class {class:?} with {classes:?}: {:#?}",
             verdict.violations
         );
         if let Some(f) = finding {
-            assert_eq!(
-                f.message.contains("it has no ingress class"),
-                noted,
-                "class {class:?}: {}",
-                f.message
-            );
+            match case.note {
+                Some(note) => assert!(f.message.contains(note), "class {class:?}: {}", f.message),
+                None => assert!(
+                    !f.message.contains("class"),
+                    "class {class:?}: {}",
+                    f.message
+                ),
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use futures::channel::mpsc::UnboundedSender;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::core::GroupVersion;
 use kube::runtime::WatchStreamExt;
@@ -39,7 +39,7 @@ use tokio::time::Instant;
 
 use crate::cluster::{ClusterView, Completeness, SharedView, SyncedFlag};
 use crate::dialect::{self, ObjectKind};
-use crate::model::{IngressView, ObjectKey, PROFILE_LABEL, SecretView};
+use crate::model::{IngressClassView, IngressView, ObjectKey, PROFILE_LABEL, SecretView};
 use crate::profile::{ApiProviderProfile, IngressController};
 
 pub use crate::model::RENDERED_BY;
@@ -144,6 +144,8 @@ impl Triggers {
 struct Readiness {
     profiles: bool,
     ingresses: bool,
+    /// IngressClasses listed once, or found unreadable.
+    ingress_classes: bool,
     /// Dialect-owned kinds listed once or found unavailable.
     kinds_done: BTreeSet<ObjectKind>,
 }
@@ -157,6 +159,7 @@ impl Readiness {
 #[derive(Debug, Default)]
 struct Relists {
     ingresses: Option<HashSet<ObjectKey>>,
+    ingress_classes: Option<HashSet<String>>,
     profiles: Option<HashSet<String>>,
     secrets: HashMap<String, HashSet<ObjectKey>>,
     objects: HashMap<ObjectKind, HashSet<ObjectKey>>,
@@ -210,7 +213,7 @@ impl CacheContext {
         let now_ready = {
             let mut r = lock(&self.readiness);
             f(&mut r);
-            r.profiles && r.ingresses && r.kinds_done()
+            r.profiles && r.ingresses && r.ingress_classes && r.kinds_done()
         };
         let was = self.synced.swap(now_ready, Ordering::AcqRel);
         if now_ready && !was {
@@ -279,6 +282,59 @@ impl CacheContext {
             }
         }
         names
+    }
+
+    // ---- IngressClasses -----------------------------------------------------------------
+
+    /// IngressClasses decide which Ingresses of other classes the profile's controller
+    /// serves (`engine::ingress_class_decision`), so every change re-evaluates everything;
+    /// they change rarely.
+    pub fn on_ingress_class_event(&self, event: Event<IngressClass>) {
+        match event {
+            Event::Init => {
+                lock(&self.relists).ingress_classes = Some(HashSet::new());
+            }
+            Event::InitApply(class) => {
+                let view = IngressClassView::from_class(&class);
+                if let Some(seen) = lock(&self.relists).ingress_classes.as_mut() {
+                    seen.insert(view.name.clone());
+                }
+                self.write_view().upsert_ingress_class(view);
+            }
+            Event::InitDone => {
+                let seen = lock(&self.relists)
+                    .ingress_classes
+                    .take()
+                    .unwrap_or_default();
+                {
+                    let mut view = self.write_view();
+                    view.retain_ingress_classes(|c| seen.contains(&c.name));
+                    view.set_ingress_classes_completeness(Completeness::Complete);
+                }
+                let first = !lock(&self.readiness).ingress_classes;
+                self.update_readiness(|r| r.ingress_classes = true);
+                if !first {
+                    self.triggers.everything();
+                }
+            }
+            Event::Apply(class) => {
+                self.write_view()
+                    .upsert_ingress_class(IngressClassView::from_class(&class));
+                self.triggers.everything();
+            }
+            Event::Delete(class) => {
+                self.write_view().remove_ingress_class(&class.name_any());
+                self.triggers.everything();
+            }
+        }
+    }
+
+    /// IngressClasses cannot be listed: Ingresses of other classes on profile hosts count
+    /// (fail closed; findings say why).
+    pub fn ingress_classes_unreadable(&self) {
+        self.write_view()
+            .set_ingress_classes_completeness(Completeness::Partial);
+        self.update_readiness(|r| r.ingress_classes = true);
     }
 
     pub fn on_ingress_event(&self, event: Event<Ingress>) {
@@ -666,6 +722,20 @@ pub async fn run_ingress_watch(client: Client, ctx: Arc<CacheContext>) {
     let _ = drive("ingresses", stream, false, |e| ctx.on_ingress_event(e)).await;
 }
 
+/// Watches IngressClasses (cluster-scoped). Without permission, other classes count.
+pub async fn run_ingress_class_watch(client: Client, ctx: Arc<CacheContext>) {
+    let api: Api<IngressClass> = Api::all(client);
+    let stream = watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+    if let Err(e) = drive("ingressclasses", stream, true, |e| {
+        ctx.on_ingress_class_event(e)
+    })
+    .await
+    {
+        tracing::warn!(error = %e, "not allowed to list IngressClasses (RBAC: list/watch on ingressclasses); Ingresses of other classes on profile hosts count");
+        ctx.ingress_classes_unreadable();
+    }
+}
+
 /// Keeps one Secret watch per CA Secret name the profiles use.
 pub async fn run_secret_watches(client: Client, ctx: Arc<CacheContext>) {
     let mut names_rx = ctx.secret_names();
@@ -882,6 +952,8 @@ mod tests {
         ctx.on_profile_event(&Event::InitDone);
         ctx.on_ingress_event(Event::Init);
         ctx.on_ingress_event(Event::InitDone);
+        ctx.on_ingress_class_event(Event::Init);
+        ctx.on_ingress_class_event(Event::InitDone);
         assert!(!ctx.synced.load(Ordering::Acquire));
         for (_, _, kind) in crate::dialect::owned_kinds() {
             ctx.kind_absent(*kind);

@@ -215,6 +215,10 @@ pub fn run_controller(
         ));
         let mut background = vec![
             tokio::spawn(caches::run_ingress_watch(client.clone(), caches.clone())),
+            tokio::spawn(caches::run_ingress_class_watch(
+                client.clone(),
+                caches.clone(),
+            )),
             tokio::spawn(caches::run_secret_watches(client.clone(), caches.clone())),
             tokio::spawn(caches::run_dialect_watches(
                 client.clone(),

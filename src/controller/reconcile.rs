@@ -46,7 +46,7 @@ use super::metrics::{ControllerMetrics, ProfileLabel};
 use super::status;
 use crate::cluster::{ClusterView, PlannedObjects};
 use crate::dialect::{HostRole, ObjectKind, RenderInput, dialect_for};
-use crate::engine::{EngineError, Verdict, evaluate};
+use crate::engine::{EngineError, Verdict, evaluate, ingress_class_decision};
 use crate::model::{IngressView, ObjectKey};
 use crate::profile::{ApiProviderProfile, ApiProviderProfileStatus, CompiledProfile};
 use crate::render::{Refusal, render_profile};
@@ -294,7 +294,8 @@ pub fn plan(
     let mut managed: Vec<&Arc<IngressView>> = view
         .ingresses()
         .filter(|i| {
-            i.profile_label.as_deref() == Some(name) && compiled.considers_class(i.class.as_deref())
+            i.profile_label.as_deref() == Some(name)
+                && ingress_class_decision(compiled, view, i).counts()
         })
         .collect();
     // Deterministic order of writes, refusals and Events.
@@ -340,7 +341,7 @@ pub fn plan(
             // client auth would only make it worse); clean one that needs no settings any
             // more (no profile host) or whose class the profile no longer considers.
             Some(l) if l == name => {
-                !(compiled.considers_class(i.class.as_deref()) && refused.contains(&i.key))
+                !(ingress_class_decision(compiled, view, i).counts() && refused.contains(&i.key))
             }
             // Labelled for another existing profile: its apply replaces ours.
             Some(other) => view.profile(other).is_none(),

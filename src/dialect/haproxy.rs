@@ -1034,7 +1034,9 @@ impl HaproxyIngress {
                     .objects
                     .ingresses_for_host(key)
                     .into_iter()
-                    .filter(|i| ctx.profile.considers_class(i.class.as_deref()))
+                    .filter(|i| {
+                        crate::engine::ingress_class_decision(ctx.profile, ctx.objects, i).counts()
+                    })
                     .find(|i| i.rules.iter().any(|r| r.host == key && !r.paths.is_empty()));
                 if let Some(ing) = fallback {
                     table.findings.push(ctx.finding(

@@ -146,9 +146,10 @@ pub struct HostRouteTable {
     pub findings: Vec<Violation>,
     /// What else, in this controller, makes a route TLS (appended to `TlsMissing`).
     pub plain_http_hint: &'static str,
-    /// Ingresses without a class that count only because their class cannot be known
-    /// (filled by the engine; findings about their routes say so).
-    pub class_assumed: Vec<ObjectKey>,
+    /// Ingresses counted although their class is not the profile's, and why (filled by
+    /// the engine, [`crate::engine::ingress_class_decision`]; findings about their routes
+    /// say so).
+    pub class_notes: std::collections::BTreeMap<ObjectKey, String>,
     /// Indices of routes that match only some requests of their paths (Traefik rules that
     /// also test headers, methods or client addresses): they may serve a path, but never
     /// shadow another route.

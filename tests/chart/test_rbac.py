@@ -11,6 +11,8 @@ from conftest import NAMESPACE, RELEASE, VALUE_SETS, Rendered, render
 # (apiGroup, resource) -> verbs, for the ClusterRole (cluster-wide, no resourceNames).
 CLUSTER_RULES = {
     ("networking.k8s.io", "ingresses"): {"get", "list", "watch", "patch"},
+    # Which Ingresses of other classes the profile's controller serves.
+    ("networking.k8s.io", "ingressclasses"): {"list", "watch"},
     ("mtls-gate.io", "apiproviderprofiles"): {"get", "list", "watch", "patch"},
     ("mtls-gate.io", "apiproviderprofiles/status"): {"patch"},
     ("mtls-gate.io", "apiproviderprofiles/finalizers"): {"update"},
