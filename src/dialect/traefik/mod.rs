@@ -37,7 +37,7 @@
 //! | `router.middlewares` | modelled (gate chain, `chain` expanded) |
 //! | `router.priority` | modelled (0 or absent: rule length, `httpmuxer.GetRulePriority`) |
 //! | `router.pathmatcher` | modelled (`Path`, `PathPrefix`, `PathRegexp`) |
-//! | `router.entrypoints` | irrelevant (ports; TLS comes from `spec.tls`/`router.tls`) |
+//! | `router.entrypoints` | modelled for IngressRouteTCP only: a TCP router is not reported when its listed entry points and those of every router of the host share none (absent: Traefik's default entry points, which may be any) |
 //! | `router.tls.certresolver`, `router.tls.domains.n.main/sans` | irrelevant (server certificates, ACME) |
 //! | any other `router.*` | reported (paerser rejects unknown fields and Traefik skips the Ingress) |
 //! | `service.serversscheme`, `service.serverstransport`, `service.sticky.*`, `service.nativelb` | irrelevant (backend side) |
@@ -74,11 +74,25 @@
 //! `tls.store` are irrelevant; the `kubernetes.io/ingress.class` annotation filtering
 //! IngressRoutes is not read, so every IngressRoute counts (fail closed).
 //!
-//! Not read yet (a gap, listed in the README's limits): `IngressRouteTCP` (a `HostSNI` router
-//! with TLS passthrough takes a host's connections before Traefik's client authentication)
-//! and `IngressRouteUDP`.
+//! IngressRouteTCP fields ([`ingress_route_tcp`]; both groups). TCP routers see a connection
+//! before the HTTP routers of their entry point (`ServeTCP`, `pkg/server/router/tcp/router.go`,
+//! quoted in that module), so one that may take a profile host's connections is reported,
+//! never modelled as harmless:
+//!
+//! | Field | Decision |
+//! |---|---|
+//! | `routes[].match` with `HostSNI` naming the host, `HostSNI(`*`)`, a `HostSNIRegexp` that may match it, or a rule mtls-gate cannot parse | reported (`UnmodelledSetting` on the host, naming the object, rule, TLS handling and services): the connection bypasses the HTTP routers' TLS options, middlewares and paths. Parsed with the v2 and v3 TCP matchers (`pkg/muxer/tcp/matcher.go`, `matcher_v2.go`); `ClientIP` and `ALPN` narrow a router to some connections, which it still takes |
+//! | `routes[].match` whose `HostSNI` names only other hosts | irrelevant for the profile host (TLS connections are routed by SNI) |
+//! | `tls` absent | reported when the rule matches a connection without SNI (`HostSNI(`*`)`): the router takes plain-text connections before the HTTP routers |
+//! | `tls.passthrough`, `tls.options` | named in the finding (passthrough: Traefik does not terminate TLS; options: the TCP router's own handshake) |
+//! | `entryPoints` | modelled: a router whose listed entry points share none with those of every router of the host is not reported |
+//! | `routes[].priority`, `routes[].middlewares` (MiddlewareTCP: `inFlightConn`, `ipAllowList`), `routes[].services`, `tls.secretName`, `tls.certResolver`, `tls.domains`, `tls.store` | irrelevant (order among TCP routers, connection limits, backend side, server certificates) |
+//!
+//! Not read (a gap, listed in the README's limits): `IngressRouteUDP` (UDP carries no TLS
+//! HTTP traffic of a profile host), and routers of Traefik's other providers (file, Docker).
 
 pub mod ingress_route;
+pub mod ingress_route_tcp;
 mod objects;
 pub mod rule;
 
@@ -89,6 +103,9 @@ use serde_json::json;
 pub use self::ingress_route::{
     CrdRef, INGRESS_ROUTE, INGRESS_ROUTE_CONTAINOUS, INGRESS_ROUTE_KIND, IngressRouteRoute,
     IngressRouteTls, IngressRouteView,
+};
+pub use self::ingress_route_tcp::{
+    INGRESS_ROUTE_TCP, INGRESS_ROUTE_TCP_CONTAINOUS, IngressRouteTcpView, TcpTls,
 };
 pub use self::objects::{
     KINDS, MIDDLEWARE, MiddlewareKind, MiddlewareView, TLS_OPTION, TlsOptionView,
@@ -110,6 +127,7 @@ pub const MIDDLEWARES: &str = "traefik.ingress.kubernetes.io/router.middlewares"
 const ROUTER_TLS: &str = "traefik.ingress.kubernetes.io/router.tls";
 const PRIORITY: &str = "traefik.ingress.kubernetes.io/router.priority";
 const PATH_MATCHER: &str = "traefik.ingress.kubernetes.io/router.pathmatcher";
+const ENTRY_POINTS: &str = "traefik.ingress.kubernetes.io/router.entrypoints";
 const CERT_HEADER: &str = "X-Forwarded-Tls-Client-Cert";
 const ANNOTATION_PREFIX: &str = "traefik.ingress.kubernetes.io/";
 const CONTROLLER: &str = "traefik";
@@ -340,9 +358,9 @@ fn router_annotation<'a>(ing: &'a IngressView, known: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Router annotations that do not change who reaches a route or how: entry points (ports;
-/// TLS comes from `router.tls`/`spec.tls`), the certificate resolver and its ACME domains.
-const IRRELEVANT_ROUTER_KEYS: &[&str] = &["router.entrypoints", "router.tls.certresolver"];
+/// Router annotations that do not change who reaches a route or how: the certificate
+/// resolver and its ACME domains.
+const IRRELEVANT_ROUTER_KEYS: &[&str] = &["router.tls.certresolver"];
 
 /// Findings for `traefik.ingress.kubernetes.io/router.*` annotations of an Ingress that this
 /// dialect neither models nor knows to be irrelevant, and for `router.tls` values Traefik's
@@ -351,7 +369,14 @@ fn unmodelled_router_annotations(
     ctx: &HostContext<'_>,
     ing: &IngressView,
 ) -> Vec<crate::violation::Violation> {
-    let modelled = [ROUTER_TLS, TLS_OPTIONS, MIDDLEWARES, PRIORITY, PATH_MATCHER];
+    let modelled = [
+        ROUTER_TLS,
+        TLS_OPTIONS,
+        MIDDLEWARES,
+        PRIORITY,
+        PATH_MATCHER,
+        ENTRY_POINTS,
+    ];
     let mut out = Vec::new();
     for (key, value) in &ing.annotations {
         let Some(suffix) = key.strip_prefix(ANNOTATION_PREFIX) else {
@@ -499,6 +524,118 @@ fn ingress_routes_for(objects: &dyn ObjectSource, host: &str) -> Vec<SharedObjec
         }
     }
     found.into_values().collect()
+}
+
+/// The entry points the host's HTTP routers are bound to, or `None` when some router is bound
+/// to Traefik's default entry points (static configuration mtls-gate cannot see) or the
+/// host has no HTTP router.
+fn host_entry_points(
+    ingresses: &[std::sync::Arc<IngressView>],
+    routers: &[IngressRouteRouter<'_>],
+) -> Option<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let mut any = false;
+    for ing in ingresses {
+        let listed: Vec<String> = router_annotation(ing, ENTRY_POINTS)
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if listed.is_empty() {
+            return None;
+        }
+        out.extend(listed);
+        any = true;
+    }
+    for router in routers {
+        if router.view.entry_points.is_empty() {
+            return None;
+        }
+        out.extend(router.view.entry_points.iter().cloned());
+        any = true;
+    }
+    any.then_some(out)
+}
+
+/// Findings for the IngressRouteTCP routers that may take connections of the host before
+/// its HTTP routers do ([`ingress_route_tcp`]). A router is left out only when its entry
+/// points and those of every HTTP router of the host are listed and share none.
+fn tcp_router_findings(
+    ctx: &HostContext<'_>,
+    host_entry_points: Option<&BTreeSet<String>>,
+) -> Vec<crate::violation::Violation> {
+    let mut found: BTreeMap<(ObjectKind, ObjectKey), SharedObject> = BTreeMap::new();
+    for key in [ctx.host, ""] {
+        for (kind, object) in ctx.objects.routes_for_host(key) {
+            if kind == INGRESS_ROUTE_TCP || kind == INGRESS_ROUTE_TCP_CONTAINOUS {
+                found.insert((kind, object.key().clone()), object);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((kind, _), object) in &found {
+        let Some(view) = object.as_any().downcast_ref::<IngressRouteTcpView>() else {
+            continue;
+        };
+        let shares_entry_point = view.entry_points.is_empty()
+            || host_entry_points
+                .is_none_or(|host| view.entry_points.iter().any(|e| host.contains(e)));
+        if !shares_entry_point {
+            continue;
+        }
+        let entry_points = if view.entry_points.is_empty() {
+            "every default entry point".to_string()
+        } else {
+            format!("entry points {}", view.entry_points.join(", "))
+        };
+        for (i, route) in view.routes.iter().enumerate() {
+            let (takes, why) = match route.rule.as_deref() {
+                Ok(r) if view.tls == TcpTls::None => (
+                    // Without TLS there is no SNI: only `HostSNI(`*`)` matches.
+                    rule::may_match_sni(r, ""),
+                    String::new(),
+                ),
+                Ok(r) => (rule::may_match_sni(r, ctx.host), String::new()),
+                Err(reason) => (
+                    true,
+                    format!(
+                        " (mtls-gate cannot analyse the rule: {reason}; it counts as matching every host)"
+                    ),
+                ),
+            };
+            if !takes {
+                continue;
+            }
+            let handling = match &view.tls {
+                TcpTls::None => "takes plain-text connections".to_string(),
+                TcpTls::Passthrough => format!(
+                    "takes TLS connections for host {} with tls.passthrough (Traefik does not even terminate TLS)",
+                    ctx.host
+                ),
+                TcpTls::Terminated { options } => format!(
+                    "takes TLS connections for host {} and terminates TLS with the {} TLS options",
+                    ctx.host,
+                    options.as_deref().unwrap_or("default")
+                ),
+            };
+            let services = if route.services.is_empty() {
+                String::new()
+            } else {
+                format!(" to service {}", route.services.join(", "))
+            };
+            out.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                Some(&view.key),
+                format!(
+                    "{} {} ({}) spec.routes[{i}].match {:?}{why} on {entry_points} {handling} and forwards them{services} before Traefik's HTTP routers see them (TCP routers apply first on an entry point; since Traefik v2.7 only an HTTPS router whose Host rule names the SNI on the same entry point comes before a TCP router). Such connections bypass the HTTP routers' TLS options, middlewares and paths, which mtls-gate does not model for TCP routers, so host {} cannot be proven compliant. Fix: remove the host from the TCP rule (no HostSNI(`*`) or HostSNIRegexp matching it), or list entry points on the TCP router and on every router of the host that share none.",
+                    kind.kind, view.key, kind.group, route.text, ctx.host
+                ),
+            ));
+        }
+    }
+    out
 }
 
 impl Traefik {
@@ -799,6 +936,10 @@ impl Dialect for Traefik {
                 .findings
                 .extend(unmodelled_router_annotations(ctx, ing));
         }
+        let entry_points = host_entry_points(&ctx.ingresses, &routers);
+        table
+            .findings
+            .extend(tcp_router_findings(ctx, entry_points.as_ref()));
         let gate = ctx.profile.gate_url();
         for ing in &ctx.ingresses {
             let tls = router_tls(ing, ctx.host_key);
