@@ -32,7 +32,7 @@
 //!
 //! | Annotation | Decision |
 //! |---|---|
-//! | `router.tls` | modelled, `strconv.ParseBool` (a rejected value is reported: Traefik skips the Ingress) |
+//! | `router.tls`, `router.tls.*` | modelled as paerser decodes the `allowEmpty` pointer (not `strconv.ParseBool`): TLS when `router.tls` is empty or `true` in any case, or absent beside a `router.tls.*` key; any other value (`1`, `t`, `false`, `yes`) makes plain-HTTP routers (`parser/nodes_metadata.go`, `node.Disabled`). Without any of them, a `spec.tls` entry for the host counts as TLS: an assumption (Traefik reads `spec.tls` only for certificates, `loadRouter` and `getCertificates` in `pkg/provider/kubernetes/ingress/kubernetes.go`; such a router is TLS only on an entry point with static `http.tls`, and plain HTTP on the others) |
 //! | `router.tls.options` | modelled (`<ns>-<name>@kubernetescrd`, `default`, `default@internal`; unresolved: `TlsOptionInvalid`) |
 //! | `router.middlewares` | modelled (gate chain, `chain` expanded) |
 //! | `router.priority` | modelled (0 or absent: rule length, `httpmuxer.GetRulePriority`) |
@@ -388,17 +388,6 @@ fn unmodelled_router_annotations(
         let lower = suffix.to_ascii_lowercase();
         let acme_domain = lower.starts_with("router.tls.domains.")
             && (lower.ends_with(".main") || lower.ends_with(".sans"));
-        if same_router_key(key, ROUTER_TLS) && super::go_parse::parse_bool(value).is_none() {
-            out.push(ctx.finding(
-                ViolationCode::UnmodelledSetting,
-                Some(&ing.key),
-                format!(
-                    "Ingress {} sets {key}: {value:?}, which Traefik's annotation decoder rejects (strconv.ParseBool); Traefik then skips the Ingress, and mtls-gate treats its routers on host {} as plain HTTP (fail closed). Fix: write \"true\" or remove the annotation.",
-                    ing.key, ctx.host
-                ),
-            ));
-            continue;
-        }
         let known = modelled.iter().any(|m| same_router_key(key, m))
             || IRRELEVANT_ROUTER_KEYS.contains(&lower.as_str())
             || acme_domain;
@@ -427,14 +416,48 @@ fn rule_host(host_key: &str) -> String {
     }
 }
 
+/// What the `router.tls*` annotations make of an Ingress's routers. `RouterIng.TLS` is a
+/// pointer with `label:"allowEmpty"` (`pkg/provider/kubernetes/ingress/annotations.go`), which
+/// paerser decodes without `strconv.ParseBool`: the pointer is set when `router.tls` or any
+/// `router.tls.*` key is present, unless `router.tls` has a value that is not empty and not
+/// `true` in any case (`node.Disabled`, `parser/nodes_metadata.go`; a disabled node is left
+/// nil, `parser/element_fill.go`). So `"1"`, `"t"`, `"yes"` or `"false"` make the routers
+/// plain HTTP even beside `router.tls.options`, and `router.tls.options` alone makes them TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouterTlsAnnotation {
+    Absent,
+    Enabled,
+    Disabled,
+}
+
+fn router_tls_annotation(ing: &IngressView) -> RouterTlsAnnotation {
+    if let Some(value) = router_annotation(ing, ROUTER_TLS) {
+        return if value.is_empty() || value.eq_ignore_ascii_case("true") {
+            RouterTlsAnnotation::Enabled
+        } else {
+            RouterTlsAnnotation::Disabled
+        };
+    }
+    let child = ing.annotations.keys().any(|k| {
+        k.strip_prefix(ANNOTATION_PREFIX)
+            .is_some_and(|rest| rest.to_ascii_lowercase().starts_with("router.tls."))
+    });
+    if child {
+        RouterTlsAnnotation::Enabled
+    } else {
+        RouterTlsAnnotation::Absent
+    }
+}
+
+/// Whether the Ingress's routers for `host_key` are TLS routers: as the `router.tls*`
+/// annotations say, else when `spec.tls` lists the host (an assumption: Traefik reads
+/// `spec.tls` only for certificates, and such a router gets TLS from its entry point).
 fn router_tls(ing: &IngressView, host_key: &str) -> bool {
-    ing.has_tls_for(host_key)
-        || ing
-            .annotations
-            .iter()
-            .find(|(k, _)| same_router_key(k, ROUTER_TLS))
-            .and_then(|(_, v)| super::go_parse::parse_bool(v))
-            .unwrap_or(false)
+    match router_tls_annotation(ing) {
+        RouterTlsAnnotation::Enabled => true,
+        RouterTlsAnnotation::Disabled => false,
+        RouterTlsAnnotation::Absent => ing.has_tls_for(host_key),
+    }
 }
 
 fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
@@ -742,7 +765,7 @@ impl Dialect for Traefik {
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
-            plain_http_hint: " (Traefik makes a router TLS only with a spec.tls entry or router.tls: \"true\" on an Ingress, or spec.tls on an IngressRoute; an entry point's static http.tls is not visible to mtls-gate)",
+            plain_http_hint: " (Traefik makes a router TLS only with a spec.tls entry or router.tls: \"true\" on an Ingress (any other non-empty router.tls value, such as \"1\" or \"false\", makes it plain HTTP), or spec.tls on an IngressRoute; an entry point's static http.tls is not visible to mtls-gate)",
             ..Default::default()
         };
         let objects = ctx.objects;
