@@ -915,6 +915,39 @@ fn findings_name_the_ingress_route_and_the_rule() {
     }
 }
 
+/// An IngressRouteTCP finding names the object, its group, the rule, the TLS handling and
+/// the Service the connections go to.
+#[test]
+fn tcp_router_findings_name_the_router() {
+    let docs = split_host(
+        &[auth_server()],
+        &[ingress_route_tcp(
+            CONTAINOUS,
+            "legacy-token",
+            &["websecure"],
+            "HostSNI(`mtls-auth.bank.example`)",
+            PASSTHROUGH,
+        )],
+    );
+    let verdict = evaluate_complete(&docs);
+    let unmodelled = with_code(
+        &verdict,
+        mtls_gate::violation::ViolationCode::UnmodelledSetting,
+    );
+    assert_eq!(unmodelled.len(), 1, "{}", describe(&verdict));
+    let v = unmodelled[0];
+    assert_eq!(ingress_of(v).as_deref(), Some("open-banking/legacy-token"));
+    for part in [
+        "IngressRouteTCP open-banking/legacy-token (traefik.containo.us)",
+        "HostSNI(`mtls-auth.bank.example`)",
+        "tls.passthrough",
+        "entry points websecure",
+        "service backend",
+    ] {
+        assert!(v.message.contains(part), "{part:?} in {}", v.message);
+    }
+}
+
 /// The validating webhook reviews IngressRoutes (and IngressRouteTCPs) like Ingresses: one
 /// that would expose an MTLS endpoint or take an MTLS host's connections is denied, naming
 /// itself; a compliant one is admitted.
