@@ -378,7 +378,7 @@ fn unmodelled_router_annotations(
         ENTRY_POINTS,
     ];
     let mut out = Vec::new();
-    for (key, value) in &ing.annotations {
+    for key in ing.annotations.keys() {
         let Some(suffix) = key.strip_prefix(ANNOTATION_PREFIX) else {
             continue;
         };
