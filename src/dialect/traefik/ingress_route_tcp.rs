@@ -5,15 +5,18 @@
 //! Sources (traefik/traefik): the object is `IngressRouteTCPSpec`
 //! (`pkg/provider/kubernetes/crd/traefikio/v1alpha1/ingressroutetcp.go`: `routes[].match`,
 //! `routes[].services`, `entryPoints` (empty: every default entry point), `tls.passthrough`,
-//! `tls.options`); each route becomes one TCP router. On an entry point, TCP routers see a
-//! connection before HTTP routers (`ServeTCP`, `pkg/server/router/tcp/router.go`): a TLS
-//! connection goes to a TCP TLS router whose rule matches its SNI (`HostSNI`,
-//! `HostSNIRegexp`), unless an HTTPS router whose `Host` rule names that SNI exists on the
-//! entry point (v2.7 and later; before, TCP routers always came first); a TCP `HostSNI(`*`)`
-//! router takes what no HTTPS router matched, and a router without `tls` takes plain-text
-//! connections before the HTTP routers. Such a connection never reaches the HTTP routers,
-//! their TLS options or their middlewares: with `tls.passthrough` Traefik does not even
-//! terminate TLS. Both groups are read (`traefik.io`, and `traefik.containo.us`, still
+//! `tls.options`); each route becomes one TCP router. "If both HTTP routers and TCP routers
+//! listen to the same EntryPoint, the TCP routers will apply before the HTTP routers"
+//! (Traefik's TCP routers documentation). The code (`ServeTCP`,
+//! `pkg/server/router/tcp/router.go`, v3) refines this: a TLS connection goes first to an
+//! HTTPS router whose `Host` rule names its SNI on that entry point ("not to depart from the
+//! behavior in 2.6"), else to a TCP TLS router whose rule matches the SNI (`HostSNI`,
+//! `HostSNIRegexp`, passthrough included), else to the HTTPS catch-all, else to a TCP
+//! `HostSNI(`*`)` router; a plain-text connection goes to a TCP router without `tls` before
+//! the HTTP routers. A connection a TCP router takes never reaches the HTTP routers, their
+//! TLS options or their middlewares; with `tls.passthrough` Traefik does not even terminate
+//! TLS. Whether an HTTPS router shares the TCP router's entry point is static configuration
+//! mtls-gate cannot see, so every TCP router that may match a profile host is reported. Both groups are read (`traefik.io`, and `traefik.containo.us`, still
 //! served by v2.10-v2.11); no object of one group hides one of the other (fail closed).
 
 use std::any::Any;

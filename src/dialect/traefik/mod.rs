@@ -652,7 +652,7 @@ fn tcp_router_findings(
                 ViolationCode::UnmodelledSetting,
                 Some(&view.key),
                 format!(
-                    "{} {} ({}) spec.routes[{i}].match {:?}{why} on {entry_points} {handling} and forwards them{services} before Traefik's HTTP routers see them (TCP routers apply first on an entry point; since Traefik v2.7 only an HTTPS router whose Host rule names the SNI on the same entry point comes before a TCP router). Such connections bypass the HTTP routers' TLS options, middlewares and paths, which mtls-gate does not model for TCP routers, so host {} cannot be proven compliant. Fix: remove the host from the TCP rule (no HostSNI(`*`) or HostSNIRegexp matching it), or list entry points on the TCP router and on every router of the host that share none.",
+                    "{} {} ({}) spec.routes[{i}].match {:?}{why} on {entry_points} {handling} and forwards them{services} before Traefik's HTTP routers see them (TCP routers apply first on an entry point; only an HTTPS router whose Host rule names the SNI on the same entry point is tried before a TCP router, and entry points are static configuration mtls-gate cannot see). Such connections bypass the HTTP routers' TLS options, middlewares and paths, which mtls-gate does not model for TCP routers, so host {} cannot be proven compliant. Fix: remove the host from the TCP rule (no HostSNI(`*`) or HostSNIRegexp matching it), or list entry points on the TCP router and on every router of the host that share none.",
                     kind.kind, view.key, kind.group, route.text, ctx.host
                 ),
             ));
