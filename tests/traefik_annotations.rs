@@ -1,7 +1,8 @@
 //! Traefik Ingress annotations are read as Traefik's Ingress provider reads them (paerser:
-//! field names case-insensitive after the fixed prefix, booleans with Go's
-//! `strconv.ParseBool`), and every `router.*` annotation the dialect does not model is
-//! reported instead of ignored (fail closed).
+//! field names case-insensitive after the fixed prefix; `router.tls` is an `allowEmpty`
+//! section, enabled by an empty value or `true` in any case and disabled by anything else),
+//! and every `router.*` annotation the dialect does not model is reported instead of ignored
+//! (fail closed).
 
 mod common;
 
@@ -44,24 +45,34 @@ fn router_annotations_as_traefik_decodes_them() {
     let cases: &[(&str, Ingress, &[&str])] = &[
         ("spec.tls and the options annotation", auth(), &[]),
         (
-            "router.tls: \"True\" is true for strconv.ParseBool",
+            "router.tls: \"True\": paerser enables the TLS section for true in any case",
             auth().without_tls().annotation(ROUTER_TLS, "True"),
             &[],
         ),
         (
-            "router.tls: \"1\" is true for strconv.ParseBool",
+            "router.tls: \"1\" is not true for paerser: plain HTTP (not strconv.ParseBool)",
             auth().without_tls().annotation(ROUTER_TLS, "1"),
-            &[],
+            &["MtlsNotRequired", "TlsMissing"],
         ),
         (
-            "router.tls: \"yes\" is rejected by Traefik: reported, and plain HTTP",
+            "router.tls: \"1\" beside spec.tls still makes the router plain HTTP",
+            auth().annotation(ROUTER_TLS, "1"),
+            &["MtlsNotRequired", "TlsMissing"],
+        ),
+        (
+            "router.tls: \"yes\" disables the TLS section: plain HTTP",
             auth().without_tls().annotation(ROUTER_TLS, "yes"),
-            &["UnmodelledSetting", "MtlsNotRequired", "TlsMissing"],
+            &["MtlsNotRequired", "TlsMissing"],
         ),
         (
             "router.tls: \"false\" leaves the router plain HTTP",
             auth().without_tls().annotation(ROUTER_TLS, "false"),
             &["MtlsNotRequired", "TlsMissing"],
+        ),
+        (
+            "router.tls.options alone makes the router TLS (the section has a child)",
+            auth().without_tls(),
+            &[],
         ),
         (
             "field names after the prefix are case-insensitive",
@@ -120,5 +131,40 @@ fn router_annotations_as_traefik_decodes_them() {
                 );
             }
         }
+    }
+}
+
+/// `router.tls` spellings: quoted YAML words, near-misses of `true`, and short arbitrary
+/// strings.
+fn router_tls_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let known = prop::sample::select(vec![
+        "", "true", "True", "TRUE", "tRuE", "1", "t", "T", "yes", "on", "y", "false", "False", "0",
+        "f", " true", "true ", "true\n", "\ttrue", "truee", "tru",
+    ])
+    .prop_map(str::to_string);
+    prop_oneof![known, "[ a-zA-Z01_\\n]{0,6}"]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 64, ..Default::default() })]
+
+    /// router.tls V on the MTLS authorisation server's Ingress (which names the enforcing
+    /// TLS options), with and without a spec.tls entry: Traefik's routers are TLS, and the
+    /// host compliant, exactly when paerser enables the section (V empty or `true` in any
+    /// case); any other value makes plain-HTTP routers, which must never be admitted.
+    #[test]
+    fn router_tls_is_never_admitted_plain(value in router_tls_value(), spec_tls in proptest::bool::ANY) {
+        let ingress = if spec_tls { auth() } else { auth().without_tls() };
+        let verdict = evaluate_complete(&bank(ingress.annotation(ROUTER_TLS, &value)));
+        let enabled = value.is_empty() || value.eq_ignore_ascii_case("true");
+        proptest::prop_assert_eq!(
+            verdict.compliant,
+            enabled,
+            "{:?} (spec.tls: {}): {}",
+            value,
+            spec_tls,
+            describe(&verdict)
+        );
     }
 }

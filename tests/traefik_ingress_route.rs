@@ -108,6 +108,28 @@ impl IngressRoute {
     }
 }
 
+/// An IngressRouteTCP in [`NS`] with one route forwarding to the `backend` Service;
+/// `tls` is the YAML of its `spec.tls` (empty: none).
+fn ingress_route_tcp(
+    api_version: &str,
+    name: &str,
+    entry_points: &[&str],
+    rule: &str,
+    tls: &str,
+) -> String {
+    let mut y = format!(
+        "apiVersion: {api_version}\nkind: IngressRouteTCP\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  entryPoints: [{}]\n  routes:\n    - match: {}\n      services:\n        - {{name: backend, port: 8443}}\n",
+        entry_points.join(", "),
+        q(rule)
+    );
+    if !tls.is_empty() {
+        y.push_str(&format!("  tls:\n    {tls}\n"));
+    }
+    y
+}
+
+const PASSTHROUGH: &str = "passthrough: true";
+
 fn middleware(name: &str, spec: &str) -> String {
     format!(
         "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  {spec}"
@@ -693,6 +715,138 @@ fn cases() -> Vec<Case> {
             &[],
             vec![],
         ),
+        // IngressRouteTCP: a TCP router whose rule may match a profile host's SNI takes its
+        // connections before the HTTP routers (reported, never modelled as harmless).
+        (
+            "IngressRouteTCP: HostSNI naming the host with TLS passthrough",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "legacy-token",
+                    &["websecure"],
+                    "HostSNI(`mtls-auth.bank.example`)",
+                    PASSTHROUGH,
+                )],
+            ),
+            &["UnmodelledSetting"],
+            vec![("UnmodelledSetting", A, None)],
+        ),
+        (
+            "IngressRouteTCP: HostSNI(`*`) (traefik.containo.us) catches every host",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    CONTAINOUS,
+                    "catch-all",
+                    &["websecure"],
+                    "HostSNI(`*`)",
+                    PASSTHROUGH,
+                )],
+            ),
+            &["UnmodelledSetting"],
+            vec![
+                ("UnmodelledSetting", A, None),
+                ("UnmodelledSetting", MTLS_API_HOST, None),
+                ("UnmodelledSetting", PUBLIC_HOST, None),
+            ],
+        ),
+        (
+            "IngressRouteTCP: HostSNIRegexp matching the hosts, TLS terminated by Traefik",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "wildcard",
+                    &["websecure"],
+                    "HostSNIRegexp(`^.+\\.bank\\.example$`)",
+                    "secretName: server-cert",
+                )],
+            ),
+            &["UnmodelledSetting"],
+            vec![
+                ("UnmodelledSetting", A, None),
+                ("UnmodelledSetting", MTLS_API_HOST, None),
+            ],
+        ),
+        (
+            "IngressRouteTCP: ClientIP narrows the router to some clients, which it still takes",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "partners",
+                    &["websecure"],
+                    "HostSNI(`mtls-auth.bank.example`) && ClientIP(`10.0.0.0/8`)",
+                    PASSTHROUGH,
+                )],
+            ),
+            &["UnmodelledSetting"],
+            vec![("UnmodelledSetting", A, None)],
+        ),
+        (
+            "IngressRouteTCP: an unparseable rule counts as matching every host",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "typo",
+                    &["websecure"],
+                    "HostSNl(`db.bank.example`)",
+                    PASSTHROUGH,
+                )],
+            ),
+            &["UnmodelledSetting"],
+            vec![
+                ("UnmodelledSetting", A, None),
+                ("UnmodelledSetting", PUBLIC_HOST, None),
+            ],
+        ),
+        (
+            "IngressRouteTCP: a plain-text HostSNI(`*`) router on every entry point",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "raw",
+                    &[],
+                    "HostSNI(`*`)",
+                    "",
+                )],
+            ),
+            &["UnmodelledSetting"],
+            vec![("UnmodelledSetting", A, None)],
+        ),
+        (
+            "IngressRouteTCP: a router for another SNI name takes none of the profile's hosts",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "database",
+                    &["websecure"],
+                    "HostSNI(`db.bank.example`)",
+                    PASSTHROUGH,
+                )],
+            ),
+            &[],
+            vec![],
+        ),
+        (
+            "IngressRouteTCP: HostSNI(`*`) on an entry point none of the hosts' routers use",
+            split_host(
+                &[auth_server()],
+                &[ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "postgres",
+                    &["postgres"],
+                    "HostSNI(`*`)",
+                    "",
+                )],
+            ),
+            &[],
+            vec![],
+        ),
         (
             "middlewares: a chain missing the header strip can be forged",
             single_host(
@@ -761,8 +915,42 @@ fn findings_name_the_ingress_route_and_the_rule() {
     }
 }
 
-/// The validating webhook reviews IngressRoutes like Ingresses: one that would expose an
-/// MTLS endpoint is denied, naming itself; a compliant one is admitted.
+/// An IngressRouteTCP finding names the object, its group, the rule, the TLS handling and
+/// the Service the connections go to.
+#[test]
+fn tcp_router_findings_name_the_router() {
+    let docs = split_host(
+        &[auth_server()],
+        &[ingress_route_tcp(
+            CONTAINOUS,
+            "legacy-token",
+            &["websecure"],
+            "HostSNI(`mtls-auth.bank.example`)",
+            PASSTHROUGH,
+        )],
+    );
+    let verdict = evaluate_complete(&docs);
+    let unmodelled = with_code(
+        &verdict,
+        mtls_gate::violation::ViolationCode::UnmodelledSetting,
+    );
+    assert_eq!(unmodelled.len(), 1, "{}", describe(&verdict));
+    let v = unmodelled[0];
+    assert_eq!(ingress_of(v).as_deref(), Some("open-banking/legacy-token"));
+    for part in [
+        "IngressRouteTCP open-banking/legacy-token (traefik.containo.us)",
+        "HostSNI(`mtls-auth.bank.example`)",
+        "tls.passthrough",
+        "entry points websecure",
+        "service backend",
+    ] {
+        assert!(v.message.contains(part), "{part:?} in {}", v.message);
+    }
+}
+
+/// The validating webhook reviews IngressRoutes (and IngressRouteTCPs) like Ingresses: one
+/// that would expose an MTLS endpoint or take an MTLS host's connections is denied, naming
+/// itself; a compliant one is admitted.
 #[test]
 fn admission_reviews_ingress_routes() {
     use mtls_gate::admission::{BeforeStateCache, OutcomeKind, object_review_slice, review_object};
@@ -771,34 +959,71 @@ fn admission_reviews_ingress_routes() {
     use mtls_gate::model::ObjectKey;
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let routed = |route: IngressRoute| (route.name.clone(), route.yaml());
     let cases = [
         (
             "a plain-HTTP IngressRoute serving /token",
-            IngressRoute::plain("debug", "Host(`mtls-auth.bank.example`) && Path(`/token`)"),
+            routed(IngressRoute::plain(
+                "debug",
+                "Host(`mtls-auth.bank.example`) && Path(`/token`)",
+            )),
             false,
         ),
         (
             "a traefik.containo.us IngressRoute without TLS options on the MTLS host",
-            IngressRoute::tls("par", "Host(`mtls-auth.bank.example`) && Path(`/par`)").containous(),
+            routed(
+                IngressRoute::tls("par", "Host(`mtls-auth.bank.example`) && Path(`/par`)")
+                    .containous(),
+            ),
             false,
         ),
         (
             "an IngressRoute naming the enforcing TLS options",
-            IngressRoute::mtls("par", "Host(`mtls-auth.bank.example`) && Path(`/par`)"),
+            routed(IngressRoute::mtls(
+                "par",
+                "Host(`mtls-auth.bank.example`) && Path(`/par`)",
+            )),
+            true,
+        ),
+        (
+            "an IngressRouteTCP passing the MTLS host's connections through",
+            (
+                "legacy-token".to_string(),
+                ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "legacy-token",
+                    &["websecure"],
+                    "HostSNI(`mtls-auth.bank.example`)",
+                    PASSTHROUGH,
+                ),
+            ),
+            false,
+        ),
+        (
+            "an IngressRouteTCP for another SNI name",
+            (
+                "database".to_string(),
+                ingress_route_tcp(
+                    TRAEFIK_IO,
+                    "database",
+                    &["websecure"],
+                    "HostSNI(`db.bank.example`)",
+                    PASSTHROUGH,
+                ),
+            ),
             true,
         ),
     ];
-    for (desc, route, allowed) in cases {
+    for (desc, (name, yaml), allowed) in cases {
         let docs =
             read_paths(&[root.join("examples/traefik-ingressroute")]).expect("example reads");
         let mut m = load(docs, "default", true).expect("loads");
         m.view.set_secrets_completeness(Completeness::Complete);
-        let manifest: serde_json::Value =
-            serde_yaml_ng::from_str(&route.yaml()).expect("IngressRoute YAML");
+        let manifest: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("route YAML");
         let (kind, object) = mtls_gate::dialect::reduce_owned(&manifest, NS)
             .expect("a dialect-owned kind")
             .expect("reduces");
-        let key = ObjectKey::new(NS, &route.name);
+        let key = ObjectKey::new(NS, &name);
         let slice = object_review_slice(&m.view, kind);
         let outcome = review_object(
             &slice,
@@ -812,7 +1037,7 @@ fn admission_reviews_ingress_routes() {
             assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");
             let message = outcome.message.unwrap_or_default();
             assert!(
-                message.contains(&format!("open-banking/{}", route.name)),
+                message.contains(&format!("open-banking/{name}")),
                 "{desc}: {message}"
             );
         }

@@ -220,9 +220,16 @@
 //! `../shared/reference/ingress-controllers.md` §3.1).
 //!
 //! **Known gap**: haproxy-ingress also applies the Host-scope keys of an Ingress that lists
-//! the host only in `spec.tls` (no rule; `ingress.go` calls `addHost` for every TLS host).
-//! The engine's object source indexes Ingresses by rule host, so such an Ingress is not
-//! seen: if it was created first, its `auth-tls-*` values would win unnoticed.
+//! the host only in `spec.tls` (no rule): `syncIngressHTTP` in
+//! `pkg/converters/ingress/ingress.go` calls `addHost(hostname, source, annHost)` for every
+//! `spec.tls[].hosts` entry, which adds that Ingress's Host-scope keys to the host's mapper
+//! with the same first-created-wins rule per key, and assigns its certificate if the host has
+//! none yet. So such an Ingress can set any `auth-tls-*` key the host's own Ingresses leave
+//! unset (`auth-tls-verify-client: optional` beside an older Ingress that sets only
+//! `auth-tls-secret`), and win every key when it is the oldest. [`adds_host_keys`] models
+//! this for every Ingress it is given, but the engine's object source indexes Ingresses by
+//! rule host, so a `spec.tls`-only Ingress never reaches this dialect (the README's
+//! limits; the fix needs an index of the hosts Ingresses name outside their rules).
 //!
 //! Not visible to mtls-gate, hence assumed at their defaults: the global ConfigMap and
 //! IngressClass parameters (which can set defaults for every Host and Path key above,

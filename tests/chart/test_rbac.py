@@ -24,6 +24,9 @@ TRAEFIK_RULES = {
     # IngressRoutes are only read, in both groups (Traefik v2.10-v2.11 serve the older one).
     ("traefik.io", "ingressroutes"): {"get", "list", "watch"},
     ("traefik.containo.us", "ingressroutes"): {"get", "list", "watch"},
+    # IngressRouteTCPs are only read, to report TCP routers that take a profile host.
+    ("traefik.io", "ingressroutetcps"): {"get", "list", "watch"},
+    ("traefik.containo.us", "ingressroutetcps"): {"get", "list", "watch"},
 }
 GATEWAY_API_RULES = {
     ("gateway.networking.k8s.io", "gateways"): {"list", "watch"},

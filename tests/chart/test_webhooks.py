@@ -29,14 +29,14 @@ CONTROLLER_OBJECTS_RULES = [
     {
         "apiGroups": ["traefik.io"],
         "apiVersions": ["v1alpha1"],
-        "resources": ["tlsoptions", "middlewares", "ingressroutes"],
+        "resources": ["tlsoptions", "middlewares", "ingressroutes", "ingressroutetcps"],
         "scope": "Namespaced",
     },
     # Traefik v2.10-v2.11 still serve IngressRoutes of the older group.
     {
         "apiGroups": ["traefik.containo.us"],
         "apiVersions": ["v1alpha1"],
-        "resources": ["ingressroutes"],
+        "resources": ["ingressroutes", "ingressroutetcps"],
         "scope": "Namespaced",
     },
     {

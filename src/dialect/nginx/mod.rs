@@ -33,6 +33,18 @@
 //!   built with the order that weakens MTLS endpoints most (weakest client-auth settings
 //!   first), and a finding says so when the order changes anything.
 //!
+//! * Server aliases (`server-alias`, `createServers` in `controller.go`): the first Ingress of
+//!   a host that sets it gives the host's server its aliases, and an alias equal to a host
+//!   that has a server of its own (any Ingress rule for it) is dropped. So an alias never
+//!   changes who serves a host with an Ingress of its own; it makes the aliasing server
+//!   answer for a host that has none. On an Ingress of a profile host it is reported (the
+//!   aliased names get this host's routes and client authentication). **Known gap**: an
+//!   Ingress of *another* host whose alias names a profile host without an Ingress of its
+//!   own is not seen: the engine's object source indexes Ingresses by rule host only, and a
+//!   host without rules is never handed to this dialect (the README's limits; the fix needs
+//!   an index of the host names Ingresses name outside their rules, beside the rule-host
+//!   index, shared with haproxy-ingress's `spec.tls`-only hosts).
+//!
 //! Which annotations are modelled, reported or irrelevant: [`annotations`].
 
 pub mod annotations;

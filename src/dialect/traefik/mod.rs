@@ -32,12 +32,12 @@
 //!
 //! | Annotation | Decision |
 //! |---|---|
-//! | `router.tls` | modelled, `strconv.ParseBool` (a rejected value is reported: Traefik skips the Ingress) |
+//! | `router.tls`, `router.tls.*` | modelled as paerser decodes the `allowEmpty` pointer (not `strconv.ParseBool`): TLS when `router.tls` is empty or `true` in any case, or absent beside a `router.tls.*` key; any other value (`1`, `t`, `false`, `yes`) makes plain-HTTP routers (`parser/nodes_metadata.go`, `node.Disabled`). Without any of them, a `spec.tls` entry for the host counts as TLS: an assumption (Traefik reads `spec.tls` only for certificates, `loadRouter` and `getCertificates` in `pkg/provider/kubernetes/ingress/kubernetes.go`; such a router is TLS only on an entry point with static `http.tls`, and plain HTTP on the others) |
 //! | `router.tls.options` | modelled (`<ns>-<name>@kubernetescrd`, `default`, `default@internal`; unresolved: `TlsOptionInvalid`) |
 //! | `router.middlewares` | modelled (gate chain, `chain` expanded) |
 //! | `router.priority` | modelled (0 or absent: rule length, `httpmuxer.GetRulePriority`) |
 //! | `router.pathmatcher` | modelled (`Path`, `PathPrefix`, `PathRegexp`) |
-//! | `router.entrypoints` | irrelevant (ports; TLS comes from `spec.tls`/`router.tls`) |
+//! | `router.entrypoints` | modelled for IngressRouteTCP only: a TCP router is not reported when its listed entry points and those of every router of the host share none (absent: Traefik's default entry points, which may be any) |
 //! | `router.tls.certresolver`, `router.tls.domains.n.main/sans` | irrelevant (server certificates, ACME) |
 //! | any other `router.*` | reported (paerser rejects unknown fields and Traefik skips the Ingress) |
 //! | `service.serversscheme`, `service.serverstransport`, `service.sticky.*`, `service.nativelb` | irrelevant (backend side) |
@@ -74,11 +74,25 @@
 //! `tls.store` are irrelevant; the `kubernetes.io/ingress.class` annotation filtering
 //! IngressRoutes is not read, so every IngressRoute counts (fail closed).
 //!
-//! Not read yet (a gap, listed in the README's limits): `IngressRouteTCP` (a `HostSNI` router
-//! with TLS passthrough takes a host's connections before Traefik's client authentication)
-//! and `IngressRouteUDP`.
+//! IngressRouteTCP fields ([`ingress_route_tcp`]; both groups). TCP routers see a connection
+//! before the HTTP routers of their entry point (`ServeTCP`, `pkg/server/router/tcp/router.go`,
+//! quoted in that module), so one that may take a profile host's connections is reported,
+//! never modelled as harmless:
+//!
+//! | Field | Decision |
+//! |---|---|
+//! | `routes[].match` with `HostSNI` naming the host, `HostSNI(`*`)`, a `HostSNIRegexp` that may match it, or a rule mtls-gate cannot parse | reported (`UnmodelledSetting` on the host, naming the object, rule, TLS handling and services): the connection bypasses the HTTP routers' TLS options, middlewares and paths. Parsed with the v2 and v3 TCP matchers (`pkg/muxer/tcp/matcher.go`, `matcher_v2.go`); `ClientIP` and `ALPN` narrow a router to some connections, which it still takes |
+//! | `routes[].match` whose `HostSNI` names only other hosts | irrelevant for the profile host (TLS connections are routed by SNI) |
+//! | `tls` absent | reported when the rule matches a connection without SNI (`HostSNI(`*`)`): the router takes plain-text connections before the HTTP routers |
+//! | `tls.passthrough`, `tls.options` | named in the finding (passthrough: Traefik does not terminate TLS; options: the TCP router's own handshake) |
+//! | `entryPoints` | modelled: a router whose listed entry points share none with those of every router of the host is not reported |
+//! | `routes[].priority`, `routes[].middlewares` (MiddlewareTCP: `inFlightConn`, `ipAllowList`), `routes[].services`, `tls.secretName`, `tls.certResolver`, `tls.domains`, `tls.store` | irrelevant (order among TCP routers, connection limits, backend side, server certificates) |
+//!
+//! Not read (a gap, listed in the README's limits): `IngressRouteUDP` (UDP carries no TLS
+//! HTTP traffic of a profile host), and routers of Traefik's other providers (file, Docker).
 
 pub mod ingress_route;
+pub mod ingress_route_tcp;
 mod objects;
 pub mod rule;
 
@@ -89,6 +103,9 @@ use serde_json::json;
 pub use self::ingress_route::{
     CrdRef, INGRESS_ROUTE, INGRESS_ROUTE_CONTAINOUS, INGRESS_ROUTE_KIND, IngressRouteRoute,
     IngressRouteTls, IngressRouteView,
+};
+pub use self::ingress_route_tcp::{
+    INGRESS_ROUTE_TCP, INGRESS_ROUTE_TCP_CONTAINOUS, IngressRouteTcpView, TcpTls,
 };
 pub use self::objects::{
     KINDS, MIDDLEWARE, MiddlewareKind, MiddlewareView, TLS_OPTION, TlsOptionView,
@@ -110,6 +127,7 @@ pub const MIDDLEWARES: &str = "traefik.ingress.kubernetes.io/router.middlewares"
 const ROUTER_TLS: &str = "traefik.ingress.kubernetes.io/router.tls";
 const PRIORITY: &str = "traefik.ingress.kubernetes.io/router.priority";
 const PATH_MATCHER: &str = "traefik.ingress.kubernetes.io/router.pathmatcher";
+const ENTRY_POINTS: &str = "traefik.ingress.kubernetes.io/router.entrypoints";
 const CERT_HEADER: &str = "X-Forwarded-Tls-Client-Cert";
 const ANNOTATION_PREFIX: &str = "traefik.ingress.kubernetes.io/";
 const CONTROLLER: &str = "traefik";
@@ -340,9 +358,9 @@ fn router_annotation<'a>(ing: &'a IngressView, known: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Router annotations that do not change who reaches a route or how: entry points (ports;
-/// TLS comes from `router.tls`/`spec.tls`), the certificate resolver and its ACME domains.
-const IRRELEVANT_ROUTER_KEYS: &[&str] = &["router.entrypoints", "router.tls.certresolver"];
+/// Router annotations that do not change who reaches a route or how: the certificate
+/// resolver and its ACME domains.
+const IRRELEVANT_ROUTER_KEYS: &[&str] = &["router.tls.certresolver"];
 
 /// Findings for `traefik.ingress.kubernetes.io/router.*` annotations of an Ingress that this
 /// dialect neither models nor knows to be irrelevant, and for `router.tls` values Traefik's
@@ -351,9 +369,16 @@ fn unmodelled_router_annotations(
     ctx: &HostContext<'_>,
     ing: &IngressView,
 ) -> Vec<crate::violation::Violation> {
-    let modelled = [ROUTER_TLS, TLS_OPTIONS, MIDDLEWARES, PRIORITY, PATH_MATCHER];
+    let modelled = [
+        ROUTER_TLS,
+        TLS_OPTIONS,
+        MIDDLEWARES,
+        PRIORITY,
+        PATH_MATCHER,
+        ENTRY_POINTS,
+    ];
     let mut out = Vec::new();
-    for (key, value) in &ing.annotations {
+    for key in ing.annotations.keys() {
         let Some(suffix) = key.strip_prefix(ANNOTATION_PREFIX) else {
             continue;
         };
@@ -363,17 +388,6 @@ fn unmodelled_router_annotations(
         let lower = suffix.to_ascii_lowercase();
         let acme_domain = lower.starts_with("router.tls.domains.")
             && (lower.ends_with(".main") || lower.ends_with(".sans"));
-        if same_router_key(key, ROUTER_TLS) && super::go_parse::parse_bool(value).is_none() {
-            out.push(ctx.finding(
-                ViolationCode::UnmodelledSetting,
-                Some(&ing.key),
-                format!(
-                    "Ingress {} sets {key}: {value:?}, which Traefik's annotation decoder rejects (strconv.ParseBool); Traefik then skips the Ingress, and mtls-gate treats its routers on host {} as plain HTTP (fail closed). Fix: write \"true\" or remove the annotation.",
-                    ing.key, ctx.host
-                ),
-            ));
-            continue;
-        }
         let known = modelled.iter().any(|m| same_router_key(key, m))
             || IRRELEVANT_ROUTER_KEYS.contains(&lower.as_str())
             || acme_domain;
@@ -402,14 +416,48 @@ fn rule_host(host_key: &str) -> String {
     }
 }
 
+/// What the `router.tls*` annotations make of an Ingress's routers. `RouterIng.TLS` is a
+/// pointer with `label:"allowEmpty"` (`pkg/provider/kubernetes/ingress/annotations.go`), which
+/// paerser decodes without `strconv.ParseBool`: the pointer is set when `router.tls` or any
+/// `router.tls.*` key is present, unless `router.tls` has a value that is not empty and not
+/// `true` in any case (`node.Disabled`, `parser/nodes_metadata.go`; a disabled node is left
+/// nil, `parser/element_fill.go`). So `"1"`, `"t"`, `"yes"` or `"false"` make the routers
+/// plain HTTP even beside `router.tls.options`, and `router.tls.options` alone makes them TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouterTlsAnnotation {
+    Absent,
+    Enabled,
+    Disabled,
+}
+
+fn router_tls_annotation(ing: &IngressView) -> RouterTlsAnnotation {
+    if let Some(value) = router_annotation(ing, ROUTER_TLS) {
+        return if value.is_empty() || value.eq_ignore_ascii_case("true") {
+            RouterTlsAnnotation::Enabled
+        } else {
+            RouterTlsAnnotation::Disabled
+        };
+    }
+    let child = ing.annotations.keys().any(|k| {
+        k.strip_prefix(ANNOTATION_PREFIX)
+            .is_some_and(|rest| rest.to_ascii_lowercase().starts_with("router.tls."))
+    });
+    if child {
+        RouterTlsAnnotation::Enabled
+    } else {
+        RouterTlsAnnotation::Absent
+    }
+}
+
+/// Whether the Ingress's routers for `host_key` are TLS routers: as the `router.tls*`
+/// annotations say, else when `spec.tls` lists the host (an assumption: Traefik reads
+/// `spec.tls` only for certificates, and such a router gets TLS from its entry point).
 fn router_tls(ing: &IngressView, host_key: &str) -> bool {
-    ing.has_tls_for(host_key)
-        || ing
-            .annotations
-            .iter()
-            .find(|(k, _)| same_router_key(k, ROUTER_TLS))
-            .and_then(|(_, v)| super::go_parse::parse_bool(v))
-            .unwrap_or(false)
+    match router_tls_annotation(ing) {
+        RouterTlsAnnotation::Enabled => true,
+        RouterTlsAnnotation::Disabled => false,
+        RouterTlsAnnotation::Absent => ing.has_tls_for(host_key),
+    }
 }
 
 fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
@@ -499,6 +547,118 @@ fn ingress_routes_for(objects: &dyn ObjectSource, host: &str) -> Vec<SharedObjec
         }
     }
     found.into_values().collect()
+}
+
+/// The entry points the host's HTTP routers are bound to, or `None` when some router is bound
+/// to Traefik's default entry points (static configuration mtls-gate cannot see) or the
+/// host has no HTTP router.
+fn host_entry_points(
+    ingresses: &[std::sync::Arc<IngressView>],
+    routers: &[IngressRouteRouter<'_>],
+) -> Option<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let mut any = false;
+    for ing in ingresses {
+        let listed: Vec<String> = router_annotation(ing, ENTRY_POINTS)
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if listed.is_empty() {
+            return None;
+        }
+        out.extend(listed);
+        any = true;
+    }
+    for router in routers {
+        if router.view.entry_points.is_empty() {
+            return None;
+        }
+        out.extend(router.view.entry_points.iter().cloned());
+        any = true;
+    }
+    any.then_some(out)
+}
+
+/// Findings for the IngressRouteTCP routers that may take connections of the host before
+/// its HTTP routers do ([`ingress_route_tcp`]). A router is left out only when its entry
+/// points and those of every HTTP router of the host are listed and share none.
+fn tcp_router_findings(
+    ctx: &HostContext<'_>,
+    host_entry_points: Option<&BTreeSet<String>>,
+) -> Vec<crate::violation::Violation> {
+    let mut found: BTreeMap<(ObjectKind, ObjectKey), SharedObject> = BTreeMap::new();
+    for key in [ctx.host, ""] {
+        for (kind, object) in ctx.objects.routes_for_host(key) {
+            if kind == INGRESS_ROUTE_TCP || kind == INGRESS_ROUTE_TCP_CONTAINOUS {
+                found.insert((kind, object.key().clone()), object);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((kind, _), object) in &found {
+        let Some(view) = object.as_any().downcast_ref::<IngressRouteTcpView>() else {
+            continue;
+        };
+        let shares_entry_point = view.entry_points.is_empty()
+            || host_entry_points
+                .is_none_or(|host| view.entry_points.iter().any(|e| host.contains(e)));
+        if !shares_entry_point {
+            continue;
+        }
+        let entry_points = if view.entry_points.is_empty() {
+            "every default entry point".to_string()
+        } else {
+            format!("entry points {}", view.entry_points.join(", "))
+        };
+        for (i, route) in view.routes.iter().enumerate() {
+            let (takes, why) = match route.rule.as_deref() {
+                Ok(r) if view.tls == TcpTls::None => (
+                    // Without TLS there is no SNI: only `HostSNI(`*`)` matches.
+                    rule::may_match_sni(r, ""),
+                    String::new(),
+                ),
+                Ok(r) => (rule::may_match_sni(r, ctx.host), String::new()),
+                Err(reason) => (
+                    true,
+                    format!(
+                        " (mtls-gate cannot analyse the rule: {reason}; it counts as matching every host)"
+                    ),
+                ),
+            };
+            if !takes {
+                continue;
+            }
+            let handling = match &view.tls {
+                TcpTls::None => "takes plain-text connections".to_string(),
+                TcpTls::Passthrough => format!(
+                    "takes TLS connections for host {} with tls.passthrough (Traefik does not even terminate TLS)",
+                    ctx.host
+                ),
+                TcpTls::Terminated { options } => format!(
+                    "takes TLS connections for host {} and terminates TLS with the {} TLS options",
+                    ctx.host,
+                    options.as_deref().unwrap_or("default")
+                ),
+            };
+            let services = if route.services.is_empty() {
+                String::new()
+            } else {
+                format!(" to service {}", route.services.join(", "))
+            };
+            out.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                Some(&view.key),
+                format!(
+                    "{} {} ({}) spec.routes[{i}].match {:?}{why} on {entry_points} {handling} and forwards them{services} before Traefik's HTTP routers see them (TCP routers apply first on an entry point; only an HTTPS router whose Host rule names the SNI on the same entry point is tried before a TCP router, and entry points are static configuration mtls-gate cannot see). Such connections bypass the HTTP routers' TLS options, middlewares and paths, which mtls-gate does not model for TCP routers, so host {} cannot be proven compliant. Fix: remove the host from the TCP rule (no HostSNI(`*`) or HostSNIRegexp matching it), or list entry points on the TCP router and on every router of the host that share none.",
+                    kind.kind, view.key, kind.group, route.text, ctx.host
+                ),
+            ));
+        }
+    }
+    out
 }
 
 impl Traefik {
@@ -605,7 +765,7 @@ impl Dialect for Traefik {
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
-            plain_http_hint: " (Traefik makes a router TLS only with a spec.tls entry or router.tls: \"true\" on an Ingress, or spec.tls on an IngressRoute; an entry point's static http.tls is not visible to mtls-gate)",
+            plain_http_hint: " (Traefik makes a router TLS only with a spec.tls entry or router.tls: \"true\" on an Ingress (any other non-empty router.tls value, such as \"1\" or \"false\", makes it plain HTTP), or spec.tls on an IngressRoute; an entry point's static http.tls is not visible to mtls-gate)",
             ..Default::default()
         };
         let objects = ctx.objects;
@@ -799,6 +959,10 @@ impl Dialect for Traefik {
                 .findings
                 .extend(unmodelled_router_annotations(ctx, ing));
         }
+        let entry_points = host_entry_points(&ctx.ingresses, &routers);
+        table
+            .findings
+            .extend(tcp_router_findings(ctx, entry_points.as_ref()));
         let gate = ctx.profile.gate_url();
         for ing in &ctx.ingresses {
             let tls = router_tls(ing, ctx.host_key);

@@ -1,14 +1,18 @@
 //! Traefik's own kinds as the dialect reads them: `TLSOption` (client authentication of the
 //! routers that reference it) and `Middleware` (the per-path gate and the header handling
-//! around it), under `traefik.io/v1alpha1`, and `IngressRoute` of both groups
-//! ([`super::ingress_route`]). Traefik v3 no longer reads the older
-//! `traefik.containo.us` group (its objects "do not exist" for it: fluxcd/flagger#1641), so
-//! objects of that group are not read here either: an Ingress that names one gets the
-//! finding for a missing TLSOption or Middleware, never the protection it does not get.
+//! around it), under `traefik.io/v1alpha1`, and `IngressRoute` and `IngressRouteTCP` of
+//! both groups ([`super::ingress_route`], [`super::ingress_route_tcp`]). Traefik v3 no
+//! longer reads the older `traefik.containo.us` group (its objects "do not exist" for it:
+//! fluxcd/flagger#1641), so TLSOptions and Middlewares of that group are not read here
+//! either: an Ingress that names one gets the finding for a missing TLSOption or
+//! Middleware, never the protection it does not get.
 
 use std::any::Any;
 
 use super::ingress_route::{INGRESS_ROUTE, INGRESS_ROUTE_CONTAINOUS, IngressRouteView};
+use super::ingress_route_tcp::{
+    INGRESS_ROUTE_TCP, INGRESS_ROUTE_TCP_CONTAINOUS, IngressRouteTcpView,
+};
 use crate::dialect::{ObjectKind, ObjectView, ReduceError, SharedObject};
 use crate::model::ObjectKey;
 
@@ -27,11 +31,13 @@ pub const MIDDLEWARE: ObjectKind = ObjectKind {
 };
 
 /// The kinds the Traefik dialect reads.
-pub static KINDS: [ObjectKind; 4] = [
+pub static KINDS: [ObjectKind; 6] = [
     TLS_OPTION,
     MIDDLEWARE,
     INGRESS_ROUTE,
     INGRESS_ROUTE_CONTAINOUS,
+    INGRESS_ROUTE_TCP,
+    INGRESS_ROUTE_TCP_CONTAINOUS,
 ];
 
 /// Reduces a Traefik object of one of [`KINDS`].
@@ -58,6 +64,11 @@ pub fn reduce(
         )))
     } else if *kind == INGRESS_ROUTE || *kind == INGRESS_ROUTE_CONTAINOUS {
         Ok(std::sync::Arc::new(IngressRouteView::from_value(
+            value,
+            default_namespace,
+        )))
+    } else if *kind == INGRESS_ROUTE_TCP || *kind == INGRESS_ROUTE_TCP_CONTAINOUS {
+        Ok(std::sync::Arc::new(IngressRouteTcpView::from_value(
             value,
             default_namespace,
         )))

@@ -58,8 +58,22 @@ const OTHER_MATCHERS: &[&str] = &[
     "ClientIP",
 ];
 
-/// Parses a rule; the error says what is wrong and where.
+/// Matchers of TCP router rules (`tcpFuncs` in `pkg/muxer/tcp/matcher.go`, `tcpFuncsV2` in
+/// `matcher_v2.go`: the same names, v2 taking several arguments).
+const TCP_MATCHERS: &[&str] = &["HostSNI", "HostSNIRegexp", "ClientIP", "ALPN"];
+
+/// Parses an HTTP router rule; the error says what is wrong and where.
 pub fn parse(text: &str) -> Result<Rule, String> {
+    parse_with(text, false)
+}
+
+/// Parses a TCP router rule (`spec.routes[].match` of an IngressRouteTCP): the same
+/// grammar (`pkg/rules/parser.go`) over the TCP matchers.
+pub fn parse_tcp(text: &str) -> Result<Rule, String> {
+    parse_with(text, true)
+}
+
+fn parse_with(text: &str, tcp: bool) -> Result<Rule, String> {
     if text.len() > MAX_RULE_LEN {
         return Err(format!("the rule is longer than {MAX_RULE_LEN} bytes"));
     }
@@ -68,6 +82,7 @@ pub fn parse(text: &str) -> Result<Rule, String> {
         pos: 0,
         depth: 0,
         matchers: 0,
+        tcp,
     };
     let rule = parser.or()?;
     parser.skip_space();
@@ -82,6 +97,8 @@ struct Parser<'a> {
     pos: usize,
     depth: usize,
     matchers: usize,
+    /// A TCP rule ([`TCP_MATCHERS`]) rather than an HTTP one.
+    tcp: bool,
 }
 
 impl Parser<'_> {
@@ -150,11 +167,15 @@ impl Parser<'_> {
             return Err(format!("expected a matcher at byte {start}"));
         }
         self.pos += len;
-        let known = HOST_MATCHERS
-            .iter()
-            .chain(PATH_MATCHERS)
-            .chain(OTHER_MATCHERS)
-            .any(|m| *m == name);
+        let known = if self.tcp {
+            TCP_MATCHERS.contains(&name)
+        } else {
+            HOST_MATCHERS
+                .iter()
+                .chain(PATH_MATCHERS)
+                .chain(OTHER_MATCHERS)
+                .any(|m| *m == name)
+        };
         if !known {
             return Err(format!("unknown matcher {name:?}"));
         }
@@ -498,6 +519,86 @@ pub fn names_host(rule: &Rule, host: &str) -> bool {
     }
 }
 
+/// Whether a TCP rule may match a TLS connection whose SNI is `host` (a v2 or v3 rule:
+/// `HostSNI` compares the SNI with each argument, `*` matching every connection, a trailing
+/// dot ignored; `HostSNIRegexp` is a Go regexp searched in the SNI under v3 and an anchored,
+/// case-insensitive gorilla/mux template under v2; `ClientIP` and `ALPN` may hold or not).
+/// Host names are compared case-insensitively, which may over-match (fail closed).
+pub fn may_match_sni(rule: &Rule, host: &str) -> bool {
+    sni_truth(rule, &host.to_ascii_lowercase()) != Truth::No
+}
+
+fn sni_truth(rule: &Rule, host: &str) -> Truth {
+    match rule {
+        Rule::And(l, r) => match (sni_truth(l, host), sni_truth(r, host)) {
+            (Truth::No, _) | (_, Truth::No) => Truth::No,
+            (Truth::Yes, Truth::Yes) => Truth::Yes,
+            _ => Truth::Maybe,
+        },
+        Rule::Or(l, r) => match (sni_truth(l, host), sni_truth(r, host)) {
+            (Truth::Yes, _) | (_, Truth::Yes) => Truth::Yes,
+            (Truth::No, Truth::No) => Truth::No,
+            _ => Truth::Maybe,
+        },
+        Rule::Not(inner) => match sni_truth(inner, host) {
+            Truth::Yes => Truth::No,
+            Truth::No => Truth::Yes,
+            Truth::Maybe => Truth::Maybe,
+        },
+        Rule::Matcher { name, args } if name == "HostSNI" => {
+            let matches = args.iter().any(|a| {
+                let a = a.to_ascii_lowercase();
+                a == "*" || a.strip_suffix('.').unwrap_or(&a) == host
+            });
+            if matches { Truth::Yes } else { Truth::No }
+        }
+        Rule::Matcher { name, args } if name == "HostSNIRegexp" => {
+            let mut results = Vec::new();
+            for arg in args {
+                let v2 = host_template_regex(arg)
+                    .unwrap_or_else(|| format!("(?i)^{}$", regex::escape(arg)));
+                for source in [arg.clone(), v2] {
+                    match regex::Regex::new(&source) {
+                        Ok(re) => results.push(re.is_match(host)),
+                        Err(_) => return Truth::Maybe,
+                    }
+                }
+            }
+            if results.iter().all(|m| *m) {
+                Truth::Yes
+            } else if results.iter().all(|m| !*m) {
+                Truth::No
+            } else {
+                Truth::Maybe
+            }
+        }
+        Rule::Matcher { .. } => Truth::Maybe,
+    }
+}
+
+/// The exact SNI names a TCP rule can match, lower-case without trailing dot, or `None`
+/// when some alternative may match other names (`HostSNI(`*`)`, `HostSNIRegexp`, negation,
+/// no `HostSNI`).
+pub fn exact_sni_hosts(rule: &Rule) -> Option<Vec<String>> {
+    match rule {
+        Rule::Or(l, r) => {
+            let mut hosts = exact_sni_hosts(l)?;
+            hosts.extend(exact_sni_hosts(r)?);
+            Some(hosts)
+        }
+        Rule::And(l, r) => exact_sni_hosts(l).or_else(|| exact_sni_hosts(r)),
+        Rule::Not(_) => None,
+        Rule::Matcher { name, args } if name == "HostSNI" => args
+            .iter()
+            .map(|a| {
+                let a = a.to_ascii_lowercase();
+                (a != "*").then(|| a.strip_suffix('.').unwrap_or(&a).to_string())
+            })
+            .collect(),
+        Rule::Matcher { .. } => None,
+    }
+}
+
 /// A parsed rule shared by the views of one object.
 pub type SharedRule = Arc<Rule>;
 
@@ -539,6 +640,50 @@ mod tests {
             alternatives(&parsed, "a").is_err(),
             "2^10 alternatives are too many"
         );
+    }
+
+    #[test]
+    fn tcp_rules_for_a_sni() {
+        // (rule, may take SNI api.bank, exact SNI names it is indexed under)
+        let cases: &[(&str, bool, Option<&[&str]>)] = &[
+            ("HostSNI(`api.bank`)", true, Some(&["api.bank"])),
+            ("HostSNI(`API.bank.`)", true, Some(&["api.bank"])),
+            ("HostSNI(`db.bank`)", false, Some(&["db.bank"])),
+            ("HostSNI(`*`)", true, None),
+            (
+                "HostSNI(`db.bank`, `api.bank`)",
+                true,
+                Some(&["db.bank", "api.bank"]),
+            ),
+            ("HostSNIRegexp(`^.+\\.bank$`)", true, None),
+            ("HostSNIRegexp(`{sub:[a-z]+}.bank`)", true, None),
+            ("HostSNIRegexp(`^db\\.`)", false, None),
+            (
+                "HostSNI(`api.bank`) && ClientIP(`10.0.0.0/8`)",
+                true,
+                Some(&["api.bank"]),
+            ),
+            (
+                "HostSNI(`api.bank`) && ALPN(`h2`)",
+                true,
+                Some(&["api.bank"]),
+            ),
+            ("!HostSNI(`db.bank`)", true, None),
+            (
+                "HostSNI(`db.bank`) || HostSNI(`x.bank`)",
+                false,
+                Some(&["db.bank", "x.bank"]),
+            ),
+        ];
+        for (text, takes, hosts) in cases {
+            let parsed = parse_tcp(text).expect(text);
+            assert_eq!(may_match_sni(&parsed, "api.bank"), *takes, "{text}");
+            let want = hosts.map(|h| h.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(exact_sni_hosts(&parsed), want, "{text}");
+        }
+        // HTTP matchers are not TCP matchers, and the other way round.
+        assert!(parse_tcp("Host(`api.bank`)").is_err());
+        assert!(parse("HostSNI(`api.bank`)").is_err());
     }
 
     #[test]
