@@ -1065,34 +1065,67 @@ fn ingress_class_name_filters_ingresses() {
             .annotations(nginx::client_auth("on"))
             .prefix("/"),
     ];
-    for (name, profile, stray, exposed) in [
+    let class = |name: &str, controller: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {name}}}\nspec: {{controller: {controller}}}\n"
+        )
+    };
+    // A second ingress-nginx installation with its own controller class.
+    let two_controllers = vec![
+        class("nginx", "k8s.io/ingress-nginx"),
+        class("nginx-internal", "k8s.io/ingress-nginx-internal"),
+    ];
+    let one_controller = vec![
+        class("nginx", "k8s.io/ingress-nginx"),
+        class("nginx-internal", "k8s.io/ingress-nginx"),
+    ];
+    for (name, profile, stray, classes, exposed) in [
         (
-            "profile class nginx, stray route of class nginx-internal",
+            "profile class nginx, stray route of class nginx-internal (another controller)",
             Profile::split_host().class("nginx"),
             stray().class("nginx-internal"),
+            two_controllers.clone(),
             false,
+        ),
+        (
+            "profile class nginx, stray route of class nginx-internal (same controller)",
+            Profile::split_host().class("nginx"),
+            stray().class("nginx-internal"),
+            one_controller,
+            true,
+        ),
+        (
+            "profile class nginx, stray route of class nginx-internal (IngressClasses unknown)",
+            Profile::split_host().class("nginx"),
+            stray().class("nginx-internal"),
+            Vec::new(),
+            true,
         ),
         (
             "profile class nginx, stray route of class nginx",
             Profile::split_host().class("nginx"),
             stray().class("nginx"),
+            Vec::new(),
             true,
         ),
         (
             "profile without class considers every class",
             Profile::split_host(),
             stray().class("nginx-internal"),
+            two_controllers.clone(),
             true,
         ),
         (
             "kubernetes.io/ingress.class annotation names the class",
             Profile::split_host().class("nginx"),
             stray().annotation("kubernetes.io/ingress.class", "nginx-internal"),
+            Vec::new(),
             false,
         ),
     ] {
         let mut docs = vec![profile.yaml(), ca_secret(), stray.yaml()];
         docs.extend(layout.iter().map(Ingress::yaml));
+        docs.extend(classes);
         let verdict = evaluate(&docs);
         let token = naming(&verdict, "/token");
         if exposed {
