@@ -143,10 +143,10 @@ fn touched_host_keys(
 ) -> Vec<String> {
     let mut host_keys: Vec<String> = Vec::new();
     if let Some(old) = view.ingress(key) {
-        host_keys.extend(old.hosts().map(str::to_string));
+        host_keys.extend(old.touched_hosts().map(str::to_string));
     }
     if let Some(new) = new {
-        host_keys.extend(new.hosts().map(str::to_string));
+        host_keys.extend(new.touched_hosts().map(str::to_string));
     }
     host_keys.sort();
     host_keys.dedup();

@@ -61,6 +61,9 @@ impl UnreadableObjects {
 pub struct ClusterView {
     ingresses: HashMap<ObjectKey, Arc<IngressView>>,
     by_host: HashMap<String, Vec<ObjectKey>>,
+    /// Ingresses by the host names they name outside their rules
+    /// ([`IngressView::named_hosts`]).
+    by_named_host: HashMap<String, Vec<ObjectKey>>,
     secrets: HashMap<ObjectKey, SecretView>,
     ingress_classes: HashMap<String, IngressClassView>,
     ingress_classes_completeness: Completeness,
@@ -131,6 +134,13 @@ impl ClusterView {
                 .or_default()
                 .push(key.clone());
             self.host_generations.insert(host.to_string(), generation);
+        }
+        for host in &view.named_hosts {
+            self.by_named_host
+                .entry(host.clone())
+                .or_default()
+                .push(key.clone());
+            self.host_generations.insert(host.clone(), generation);
         }
         self.ingresses.insert(key, view);
         previous
@@ -353,6 +363,16 @@ impl ClusterView {
             ..ClusterView::default()
         };
         for host in hosts {
+            for k in naming_keys(host)
+                .iter()
+                .flat_map(|key| self.by_named_host.get(key).into_iter().flatten())
+            {
+                if !out.ingresses.contains_key(k)
+                    && let Some(v) = self.ingresses.get(k)
+                {
+                    out.upsert_shared_ingress(v.clone());
+                }
+            }
             let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
             for key in [Some(host.to_string()), wildcard, Some(String::new())]
                 .into_iter()
@@ -392,6 +412,15 @@ impl ClusterView {
                 keys.retain(|k| k != key);
                 if keys.is_empty() {
                     self.by_host.remove(host);
+                }
+            }
+        }
+        for host in &previous.named_hosts {
+            self.host_generations.insert(host.clone(), generation);
+            if let Some(keys) = self.by_named_host.get_mut(host) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.by_named_host.remove(host);
                 }
             }
         }
@@ -458,10 +487,25 @@ impl ClusterView {
     }
 }
 
-/// Whether an Ingress rule host key (exact, `*.wildcard` or `""`) can serve `host`.
+/// The [`IngressView::named_hosts`] keys that can name `host`: the host, its `*.`
+/// wildcard, and [`ANY_HOST_NAME`].
+pub fn naming_keys(host: &str) -> Vec<String> {
+    let mut keys = vec![host.to_string()];
+    keys.extend(host.split_once('.').map(|(_, rest)| format!("*.{rest}")));
+    keys.push(ANY_HOST_NAME.to_string());
+    keys
+}
+
+/// The named-host key of names mtls-gate cannot match exactly (an nginx `server_name`
+/// regular expression in an alias): it may name any host.
+pub const ANY_HOST_NAME: &str = "~";
+
+/// Whether an Ingress rule host key (exact, `*.wildcard` or `""`), or a named-host key
+/// ([`ANY_HOST_NAME`]), can serve `host`.
 pub fn host_key_covers(key: &str, host: &str) -> bool {
     key == host
         || key.is_empty()
+        || key == ANY_HOST_NAME
         || key
             .strip_prefix("*.")
             .is_some_and(|suffix| host.split_once('.').is_some_and(|(_, rest)| rest == suffix))
@@ -483,6 +527,14 @@ fn unique_hosts(view: &IngressView) -> Vec<&str> {
 impl ObjectSource for ClusterView {
     fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
         self.by_host
+            .get(host)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.ingresses.get(k).cloned())
+            .collect()
+    }
+    fn ingresses_naming_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        self.by_named_host
             .get(host)
             .into_iter()
             .flatten()
@@ -567,6 +619,20 @@ impl ObjectSource for WithIngressChange<'_> {
         }
         out
     }
+    fn ingresses_naming_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        let mut out: Vec<Arc<IngressView>> = self
+            .base
+            .ingresses_naming_host(host)
+            .into_iter()
+            .filter(|i| &i.key != self.key)
+            .collect();
+        if let Some(new) = &self.replacement
+            && new.named_hosts.iter().any(|h| h == host)
+        {
+            out.push(new.clone());
+        }
+        out
+    }
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
     }
@@ -605,6 +671,9 @@ impl WithObjectChange<'_> {
 impl ObjectSource for WithObjectChange<'_> {
     fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
         self.base.ingresses_for_host(host)
+    }
+    fn ingresses_naming_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        self.base.ingresses_naming_host(host)
     }
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
@@ -671,9 +740,8 @@ impl<'a> PlannedObjects<'a> {
     }
 }
 
-impl ObjectSource for PlannedObjects<'_> {
-    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
-        let mut out = self.base.ingresses_for_host(host);
+impl PlannedObjects<'_> {
+    fn planned(&self, mut out: Vec<Arc<IngressView>>) -> Vec<Arc<IngressView>> {
         if !self.ingresses.is_empty() {
             for i in &mut out {
                 if let Some(planned) = self.ingresses.get(&i.key) {
@@ -682,6 +750,15 @@ impl ObjectSource for PlannedObjects<'_> {
             }
         }
         out
+    }
+}
+
+impl ObjectSource for PlannedObjects<'_> {
+    fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        self.planned(self.base.ingresses_for_host(host))
+    }
+    fn ingresses_naming_host(&self, host: &str) -> Vec<Arc<IngressView>> {
+        self.planned(self.base.ingresses_naming_host(host))
     }
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
         self.base.secret(key)
@@ -743,6 +820,7 @@ mod tests {
                 })
                 .collect(),
             has_default_backend: false,
+            named_hosts: Vec::new(),
         }
     }
 

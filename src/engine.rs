@@ -214,11 +214,26 @@ pub fn host_table(
     objects: &dyn ObjectSource,
     host: &str,
 ) -> Option<HostRouteTable> {
-    let (host_key, ingresses) = match serving_ingresses(profile, objects, host) {
+    let found = serving_ingresses(profile, objects, host);
+    let mut named_by: Vec<Arc<IngressView>> = crate::cluster::naming_keys(host)
+        .iter()
+        .flat_map(|key| objects.ingresses_naming_host(key))
+        .filter(|i| {
+            let rule_key = found.as_ref().map_or(host, |(key, _)| key.as_str());
+            !i.rules.iter().any(|r| r.host == rule_key)
+                && ingress_class_decision(profile, objects, i).counts()
+        })
+        .collect();
+    named_by.sort_by(|a, b| a.key.cmp(&b.key));
+    named_by.dedup_by(|a, b| a.key == b.key);
+    let (host_key, ingresses) = match found {
         Some(found) => found,
         // Hosts served only by route objects of the dialect's own kinds (IngressRoute,
-        // HTTPRoute): the dialect finds them through `objects`.
-        None if serves_routes_of(dialect, objects, host) => (host.to_string(), Vec::new()),
+        // HTTPRoute), or only named by Ingresses outside their rules: the dialect finds
+        // them through `objects` and `named_by`.
+        None if !named_by.is_empty() || serves_routes_of(dialect, objects, host) => {
+            (host.to_string(), Vec::new())
+        }
         None => return None,
     };
     let ctx = HostContext {
@@ -226,6 +241,7 @@ pub fn host_table(
         host,
         host_key: &host_key,
         ingresses,
+        named_by,
         objects,
     };
     let class_notes: BTreeMap<ObjectKey, String> = ctx

@@ -110,6 +110,11 @@ pub struct IngressView {
     pub rules: Vec<IngressRule>,
     /// `spec.defaultBackend` is set: it serves requests no path of this Ingress matches.
     pub has_default_backend: bool,
+    /// Host names the Ingress names outside its rules (`spec.tls` hosts, a dialect's host
+    /// aliases such as ingress-nginx's `server-alias`), lower-case, without its rule hosts:
+    /// controllers can let such an Ingress change how those hosts are served
+    /// ([`crate::dialect::HostContext::named_by`]).
+    pub named_hosts: Vec<String>,
 }
 
 /// Annotations some dialect reads or reports ([`crate::dialect::Dialect::keeps_annotation`];
@@ -174,7 +179,7 @@ impl IngressView {
                     .collect(),
             })
             .collect();
-        Self {
+        let mut view = Self {
             key,
             created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
             class,
@@ -187,7 +192,34 @@ impl IngressView {
             tls_hosts,
             rules,
             has_default_backend: spec.is_some_and(|s| s.default_backend.is_some()),
-        }
+            named_hosts: Vec::new(),
+        };
+        view.named_hosts = view.names_outside_rules();
+        view
+    }
+
+    /// See [`Self::named_hosts`].
+    fn names_outside_rules(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tls_hosts
+            .iter()
+            .cloned()
+            .chain(
+                crate::dialect::DIALECTS
+                    .iter()
+                    .flat_map(|(_, dialect)| dialect.host_aliases(self)),
+            )
+            .filter(|name| !name.is_empty() && !self.rules.iter().any(|r| &r.host == name))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Rule hosts and [`Self::named_hosts`]: every host a change to this Ingress can touch.
+    pub fn touched_hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts()
+            .chain(self.named_hosts.iter().map(String::as_str))
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
@@ -342,6 +374,9 @@ pub enum Lookup<'a, T> {
 pub trait ObjectSource {
     /// Every Ingress with a rule for this exact host key (`""` for host-less rules).
     fn ingresses_for_host(&self, host: &str) -> Vec<Arc<IngressView>>;
+    /// Every Ingress that names this exact host outside its rules
+    /// ([`IngressView::named_hosts`]).
+    fn ingresses_naming_host(&self, host: &str) -> Vec<Arc<IngressView>>;
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView>;
     /// The IngressClass of this name (cluster-scoped).
     fn ingress_class(&self, name: &str) -> Lookup<'_, IngressClassView>;

@@ -263,7 +263,7 @@ impl CacheContext {
         let mut hosts: Vec<String> = old
             .into_iter()
             .chain(new)
-            .flat_map(|i| i.hosts().map(str::to_string))
+            .flat_map(|i| i.touched_hosts().map(str::to_string))
             .collect();
         hosts.sort();
         hosts.dedup();

@@ -219,17 +219,18 @@
 //! a message saying that controller is refused (client certificates only controller-wide,
 //! `../shared/reference/ingress-controllers.md` §3.1).
 //!
-//! **Known gap**: haproxy-ingress also applies the Host-scope keys of an Ingress that lists
-//! the host only in `spec.tls` (no rule): `syncIngressHTTP` in
+//! `spec.tls`-only Ingresses: haproxy-ingress also applies the Host-scope keys of an
+//! Ingress that lists the host only in `spec.tls` (no rule): `syncIngressHTTP` in
 //! `pkg/converters/ingress/ingress.go` calls `addHost(hostname, source, annHost)` for every
 //! `spec.tls[].hosts` entry, which adds that Ingress's Host-scope keys to the host's mapper
 //! with the same first-created-wins rule per key, and assigns its certificate if the host has
 //! none yet. So such an Ingress can set any `auth-tls-*` key the host's own Ingresses leave
 //! unset (`auth-tls-verify-client: optional` beside an older Ingress that sets only
-//! `auth-tls-secret`), and win every key when it is the oldest. [`adds_host_keys`] models
-//! this for every Ingress it is given, but the engine's object source indexes Ingresses by
-//! rule host, so a `spec.tls`-only Ingress never reaches this dialect (the README's
-//! limits; the fix needs an index of the hosts Ingresses name outside their rules).
+//! `auth-tls-secret`), and win every key when it is the oldest. The cluster view indexes
+//! Ingresses by the hosts they name outside their rules too, so they reach this dialect in
+//! `HostContext::named_by` and [`adds_host_keys`] merges them with the host's own. Naming a
+//! host in `spec.tls` while only a wildcard or host-less rule serves it makes a host of its
+//! own in haproxy-ingress: reported (`UnmodelledSetting`).
 //!
 //! Not visible to mtls-gate, hence assumed at their defaults: the global ConfigMap and
 //! IngressClass parameters (which can set defaults for every Host and Path key above,
@@ -1092,12 +1093,30 @@ impl Dialect for HaproxyIngress {
     }
 
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
-        let mut ings = ctx.ingresses.clone();
-        ings.sort_by(|a, b| controller_order(a, b));
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
             ..Default::default()
         };
+        // `spec.tls`-only Ingresses of the host add their Host keys like the host's own
+        // (`addHost` for every `spec.tls` host, `syncIngressHTTP`): merged below. Naming the
+        // host in `spec.tls` while a wildcard or host-less rule serves it creates a host of
+        // its own in haproxy-ingress, which mtls-gate does not model.
+        let mut ings = ctx.ingresses.clone();
+        for ing in &ctx.named_by {
+            if ing.has_tls_for(ctx.host_key) {
+                ings.push(ing.clone());
+            } else if ing.has_tls_for(ctx.host) {
+                table.findings.push(ctx.finding(
+                    ViolationCode::UnmodelledSetting,
+                    Some(&ing.key),
+                    format!(
+                        "Ingress {} names {} in spec.tls without a rule for it, while the host is served by the rule host {:?}: haproxy-ingress then creates a host {} of its own (addHost for spec.tls hosts), with that Ingress's Host keys and no paths of the rule host, which mtls-gate does not model. Fix: give {} a rule of its own, or remove it from spec.tls of {}.",
+                        ing.key, ctx.host, ctx.host_key, ctx.host, ctx.host, ing.key
+                    ),
+                ));
+            }
+        }
+        ings.sort_by(|a, b| controller_order(a, b));
         self.unmodelled_keys(ctx, &ings, &mut table);
         let tls = !ctx.host_key.is_empty() && ings.iter().any(|i| i.has_tls_for(ctx.host_key));
         let host = self.host_auth(ctx, &ings, tls, &mut table);

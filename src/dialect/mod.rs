@@ -166,6 +166,11 @@ pub struct HostContext<'a> {
     /// Ingresses of the considered class with a rule for `host_key` (empty when only route
     /// objects of the dialect's own kinds serve the host: `host_key` is then the host).
     pub ingresses: Vec<Arc<IngressView>>,
+    /// Ingresses of the considered class that name `host` outside their rules (in
+    /// `spec.tls`, or as an alias: [`IngressView::named_hosts`]) and have no rule for
+    /// `host_key`. haproxy-ingress merges the Host keys of `spec.tls`-only Ingresses;
+    /// ingress-nginx answers an alias with the aliasing host's server.
+    pub named_by: Vec<Arc<IngressView>>,
     /// Everything else: Secrets, and the dialect's own kinds
     /// ([`ObjectSource::object`], [`ObjectSource::objects_of`], and route objects by rule
     /// host with [`ObjectSource::routes_for_host`]).
@@ -308,6 +313,14 @@ pub trait Dialect: Send + Sync {
     fn keeps_annotation(&self, key: &str) -> bool {
         let _ = key;
         false
+    }
+
+    /// Further host names an Ingress makes this controller answer (ingress-nginx's
+    /// `server-alias`), lower-case: the cluster view indexes Ingresses by them too, so the
+    /// dialect sees them in [`HostContext::named_by`].
+    fn host_aliases(&self, ingress: &IngressView) -> Vec<String> {
+        let _ = ingress;
+        Vec::new()
     }
 
     /// Kinds this controller reads besides Ingress and Secret; the CLI loads them from

@@ -38,12 +38,11 @@
 //!   that has a server of its own (any Ingress rule for it) is dropped. So an alias never
 //!   changes who serves a host with an Ingress of its own; it makes the aliasing server
 //!   answer for a host that has none. On an Ingress of a profile host it is reported (the
-//!   aliased names get this host's routes and client authentication). **Known gap**: an
-//!   Ingress of *another* host whose alias names a profile host without an Ingress of its
-//!   own is not seen: the engine's object source indexes Ingresses by rule host only, and a
-//!   host without rules is never handed to this dialect (the README's limits; the fix needs
-//!   an index of the host names Ingresses name outside their rules, beside the rule-host
-//!   index, shared with haproxy-ingress's `spec.tls`-only hosts).
+//!   aliased names get this host's routes and client authentication). The cluster view
+//!   indexes Ingresses by their aliases too (`Dialect::host_aliases`; names nginx matches as
+//!   a wildcard or regular expression reach every host they may name), so an Ingress of
+//!   *another* host whose alias names a profile host without an exact rule of its own is
+//!   reported on that host (`UnmodelledSetting`): nginx answers it with the aliasing server.
 //!
 //! Which annotations are modelled, reported or irrelevant: [`annotations`].
 
@@ -825,12 +824,79 @@ impl IngressNginx {
     }
 }
 
-impl Dialect for IngressNginx {
-    fn keeps_annotation(&self, key: &str) -> bool {
-        annotations::kept_in_views(key)
-    }
+/// `server-alias` (`internal/ingress/annotations/alias/main.go`): a comma-separated list,
+/// each name trimmed. Names nginx matches as a wildcard or regular expression
+/// (`server_name` syntax) are indexed so that they reach every host they may name.
+fn server_aliases(ingress: &IngressView) -> Vec<String> {
+    let Some(value) = ingress.annotation(&format!("{PREFIX}server-alias")) else {
+        return Vec::new();
+    };
+    value
+        .split(',')
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| !a.is_empty())
+        .flat_map(|alias| {
+            if let Some(rest) = alias.strip_prefix('.') {
+                // `.bank.example` is `bank.example` and `*.bank.example`.
+                vec![rest.to_string(), format!("*.{rest}")]
+            } else if alias.starts_with('~') || alias.trim_start_matches("*.").contains('*') {
+                vec![crate::cluster::ANY_HOST_NAME.to_string()]
+            } else {
+                vec![alias]
+            }
+        })
+        .collect()
+}
 
-    fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
+/// Whether an alias of `ingress` may name `host`.
+fn aliases_name(ingress: &IngressView, host: &str) -> bool {
+    server_aliases(ingress)
+        .iter()
+        .any(|key| crate::cluster::naming_keys(host).contains(key))
+}
+
+impl IngressNginx {
+    /// Aliases of other hosts' Ingresses that make their server answer `host`: ingress-nginx
+    /// drops an alias naming a host with a server of its own (`createServers`,
+    /// `internal/ingress/controller/controller.go`), so they matter when no Ingress has a
+    /// rule for exactly `host`; nginx then prefers the alias's exact `server_name` over a
+    /// wildcard or default server.
+    fn alias_findings(&self, ctx: &HostContext<'_>) -> Vec<crate::violation::Violation> {
+        let own_server = ctx
+            .ingresses
+            .iter()
+            .any(|i| i.rules.iter().any(|r| r.host == ctx.host));
+        if own_server {
+            return Vec::new();
+        }
+        ctx.named_by
+            .iter()
+            .filter(|ing| aliases_name(ing, ctx.host))
+            .map(|ing| {
+                let hosts: Vec<&str> = ing.hosts().collect();
+                ctx.finding(
+                    ViolationCode::UnmodelledSetting,
+                    Some(&ing.key),
+                    format!(
+                        "Ingress {} (host {}) names {} in {PREFIX}server-alias ({:?}), and no Ingress has a rule for {}: ingress-nginx answers {} with the server of {}, its paths and client-certificate settings, which mtls-gate does not evaluate for {}. Fix: give {} an Ingress of its own, or remove the alias.",
+                        ing.key,
+                        hosts.join(", "),
+                        ctx.host,
+                        ing.annotation(&format!("{PREFIX}server-alias")).unwrap_or_default(),
+                        ctx.host,
+                        ctx.host,
+                        hosts.join(", "),
+                        ctx.host,
+                        ctx.host,
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+impl IngressNginx {
+    fn ordered_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut ings = ctx.ingresses.clone();
         ings.sort_by(|a, b| oldest_first(a, b));
         let undated: Vec<&ObjectKey> = ings
@@ -877,6 +943,32 @@ impl Dialect for IngressNginx {
                 ),
             ));
         }
+        table
+    }
+}
+
+impl Dialect for IngressNginx {
+    fn keeps_annotation(&self, key: &str) -> bool {
+        annotations::kept_in_views(key)
+    }
+
+    fn host_aliases(&self, ingress: &IngressView) -> Vec<String> {
+        server_aliases(ingress)
+    }
+
+    fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
+        let aliased = self.alias_findings(ctx);
+        let mut table = if ctx.ingresses.is_empty() {
+            // Named only outside rules (`spec.tls`, an alias): no server of its own.
+            HostRouteTable {
+                host_key: ctx.host_key.to_string(),
+                client_auth: "no Ingress has a rule for this host".into(),
+                ..Default::default()
+            }
+        } else {
+            self.ordered_table(ctx)
+        };
+        table.findings.extend(aliased);
         table
     }
 
