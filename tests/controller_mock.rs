@@ -1175,6 +1175,12 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
         .into_iter()
         .map(|mut i| {
             i["spec"]["ingressClassName"] = json!("traefik");
+            // spec.tls only provides certificates in Traefik: the public router is made
+            // TLS-only by annotation (the MTLS ones by the rendered TLS options).
+            if i["metadata"]["name"] == "authorization-server-public" {
+                i["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.tls"] =
+                    json!("true");
+            }
             i
         })
         .collect();

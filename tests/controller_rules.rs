@@ -1150,6 +1150,7 @@ fn traefik_split_docs() -> Vec<String> {
         ca_secret(),
         traefik::tls_option("mtls-required", "RequireAndVerifyClientCert"),
         Ingress::new("authorization-server-public", PUBLIC_HOST)
+            .annotation("traefik.ingress.kubernetes.io/router.tls", "true")
             .exact("/authorize")
             .exact("/jwks")
             .exact("/.well-known/openid-configuration")
@@ -1186,7 +1187,12 @@ fn traefik_different_tls_options_on_one_host_fall_back_to_default() {
             )),
             true,
         ),
-        ("beta names none (default)", beta(), None, true),
+        (
+            "beta names none (default)",
+            beta().annotation("traefik.ingress.kubernetes.io/router.tls", "true"),
+            None,
+            true,
+        ),
     ] {
         let mut docs = traefik_split_docs();
         docs.extend([apis.yaml(), beta.yaml()]);
@@ -1280,6 +1286,7 @@ fn traefik_client_auth_types() {
 #[test]
 fn traefik_require_any_client_cert_refuses_tls_endpoint_clients() {
     let public = Ingress::new("authorization-server-public", PUBLIC_HOST)
+        .annotation("traefik.ingress.kubernetes.io/router.tls", "true")
         .annotations(traefik::tls_options("any-cert"))
         .exact("/authorize");
     let verdict = evaluate(&[
@@ -1449,8 +1456,12 @@ fn traefik_gate_chain() {
 #[test]
 fn traefik_gate_on_a_host_that_falls_back_to_default_rejects_everything() {
     let (mut docs, public, mtls) = traefik_single_host_docs(&GATE_CHAIN);
+    // A TLS router without TLS options: Traefik's `default` ones.
     let public = Ingress {
-        annotations: Vec::new(),
+        annotations: vec![(
+            "traefik.ingress.kubernetes.io/router.tls".into(),
+            "true".into(),
+        )],
         ..public
     };
     let mtls = mtls.annotation(traefik::PRIORITY, "1000");

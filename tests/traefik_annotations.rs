@@ -17,6 +17,7 @@ const ROUTER_TLS: &str = "traefik.ingress.kubernetes.io/router.tls";
 /// replaced by `auth`.
 fn bank(auth: Ingress) -> Vec<String> {
     let public = Ingress::new("authorization-server-public", PUBLIC_HOST)
+        .annotation(ROUTER_TLS, "true")
         .exact("/authorize")
         .exact("/jwks")
         .exact("/.well-known/openid-configuration");
@@ -44,6 +45,11 @@ fn router_annotations_as_traefik_decodes_them() {
     let options = "open-banking-mtls-required@kubernetescrd";
     let cases: &[(&str, Ingress, &[&str])] = &[
         ("spec.tls and the options annotation", auth(), &[]),
+        (
+            "spec.tls without any router.tls* annotation: Traefik reads spec.tls only for certificates, the router is plain HTTP",
+            Ingress::new("authorization-server-mtls", MTLS_AUTH_HOST).prefix("/"),
+            &["MtlsNotRequired", "TlsMissing"],
+        ),
         (
             "router.tls: \"True\": paerser enables the TLS section for true in any case",
             auth().without_tls().annotation(ROUTER_TLS, "True"),

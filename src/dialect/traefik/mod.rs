@@ -449,15 +449,14 @@ fn router_tls_annotation(ing: &IngressView) -> RouterTlsAnnotation {
     }
 }
 
-/// Whether the Ingress's routers for `host_key` are TLS routers: as the `router.tls*`
-/// annotations say, else when `spec.tls` lists the host (an assumption: Traefik reads
-/// `spec.tls` only for certificates, and such a router gets TLS from its entry point).
-fn router_tls(ing: &IngressView, host_key: &str) -> bool {
-    match router_tls_annotation(ing) {
-        RouterTlsAnnotation::Enabled => true,
-        RouterTlsAnnotation::Disabled => false,
-        RouterTlsAnnotation::Absent => ing.has_tls_for(host_key),
-    }
+/// Whether the Ingress's routers are TLS routers: only as the `router.tls*` annotations say.
+/// Traefik reads an Ingress's `spec.tls` only for certificates (`loadRouter` and
+/// `getCertificates`, `pkg/provider/kubernetes/ingress/kubernetes.go`, v2 and v3); without
+/// `router.tls*` the router is TLS only on entry points whose static configuration sets
+/// `http.tls`, which mtls-gate cannot see, and plain HTTP on the others (`web` by default,
+/// where a router without `router.entrypoints` is also attached). Fail closed: plain.
+fn router_tls(ing: &IngressView) -> bool {
+    router_tls_annotation(ing) == RouterTlsAnnotation::Enabled
 }
 
 fn option_ref(ing: &IngressView, objects: &dyn ObjectSource) -> OptionRef {
@@ -765,7 +764,7 @@ impl Dialect for Traefik {
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
-            plain_http_hint: " (Traefik makes a router TLS only with a spec.tls entry or router.tls: \"true\" on an Ingress (any other non-empty router.tls value, such as \"1\" or \"false\", makes it plain HTTP), or spec.tls on an IngressRoute; an entry point's static http.tls is not visible to mtls-gate)",
+            plain_http_hint: " (on an Ingress Traefik makes a router TLS only with the annotation traefik.ingress.kubernetes.io/router.tls: \"true\" or a router.tls.* annotation: spec.tls only provides certificates, and any other non-empty router.tls value, such as \"1\" or \"false\", makes it plain HTTP; on an IngressRoute, spec.tls; an entry point's static http.tls is not visible to mtls-gate)",
             ..Default::default()
         };
         let objects = ctx.objects;
@@ -821,7 +820,7 @@ impl Dialect for Traefik {
         // names the host in a Host matcher take part; the others get what the SNI resolves to).
         let mut options: BTreeMap<OptionRef, Vec<RouteSource>> = BTreeMap::new();
         for ing in &ctx.ingresses {
-            if router_tls(ing, ctx.host_key) {
+            if router_tls(ing) {
                 options
                     .entry(option_ref(ing, objects))
                     .or_default()
@@ -965,7 +964,7 @@ impl Dialect for Traefik {
             .extend(tcp_router_findings(ctx, entry_points.as_ref()));
         let gate = ctx.profile.gate_url();
         for ing in &ctx.ingresses {
-            let tls = router_tls(ing, ctx.host_key);
+            let tls = router_tls(ing);
             let chain = ingress_gate_chain(ing, objects, gate);
             let auth = route_auth(mode, tls, &description, &chain, &RouteSource::ingress(ing));
             let priority_override = ing
