@@ -671,7 +671,7 @@ fn host_summary(
         host: host.to_string(),
         rule_host: table.map(|t| t.host_key.clone()),
         client_auth: table.map_or_else(
-            || "no Ingress serves this host".to_string(),
+            || "nothing routes this host".to_string(),
             |t| t.client_auth.clone(),
         ),
     }

@@ -329,7 +329,7 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
                 let ingress = v
                     .ingress
                     .as_ref()
-                    .map(|i| format!(" [ingress {i}]"))
+                    .map(|i| format!(" [{} {i}]", object_label(&manifests.view, i)))
                     .unwrap_or_default();
                 write_hanging(
                     out,
@@ -350,7 +350,7 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
                 let ingress = v
                     .ingress
                     .as_ref()
-                    .map(ToString::to_string)
+                    .map(|i| format!("{} {i}", object_label(&manifests.view, i)))
                     .unwrap_or_default();
                 by_route
                     .entry((v.code, ingress, v.path.clone().unwrap_or_default()))
@@ -368,7 +368,7 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
                     "    ",
                     "         ",
                     &format!(
-                        "{} {code} [ingress {ingress}, path {path}]{}: {} endpoint(s)",
+                        "{} {code} [{ingress}, path {path}]{}: {} endpoint(s)",
                         style.fail("FAIL"),
                         place(report.locate(group[0]).as_ref()),
                         endpoints.len(),
@@ -409,10 +409,19 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
         .map(|(c, n)| format!("{n} {c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let routing_objects: usize = crate::dialect::owned_kinds()
+        .filter(|(_, _, kind)| kind.kind != "ConfigMap")
+        .map(|(_, _, kind)| manifests.view.objects(kind).count())
+        .sum();
     let summary = format!(
-        "Summary: {} profile(s), {} Ingress(es); {} violation(s){}; {served} of {} endpoint URLs served, {compliant} compliant.",
+        "Summary: {} profile(s), {} Ingress(es){}; {} violation(s){}; {served} of {} endpoint URLs served, {compliant} compliant.",
         manifests.profiles.len(),
         manifests.view.ingress_count(),
+        if routing_objects == 0 {
+            String::new()
+        } else {
+            format!(" and {routing_objects} controller object(s)")
+        },
         by_code.values().sum::<usize>(),
         if counts.is_empty() {
             String::new()
@@ -484,4 +493,18 @@ mod tests {
             );
         }
     }
+}
+
+/// What a finding's object is, for the text report: `ingress`, or the lower-case kind of
+/// the dialect-owned object of that name (`httproute`, `ingressroute`, `gateway`).
+fn object_label(view: &crate::cluster::ClusterView, key: &crate::model::ObjectKey) -> String {
+    if view.ingress(key).is_some() {
+        return "ingress".into();
+    }
+    crate::dialect::owned_kinds()
+        .find(|(_, _, kind)| view.objects(kind).any(|o| o.key() == key))
+        .map_or_else(
+            || "object".into(),
+            |(_, _, kind)| kind.kind.to_ascii_lowercase(),
+        )
 }
