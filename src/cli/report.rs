@@ -459,6 +459,20 @@ fn write_endpoint_groups(out: &mut dyn Write, endpoints: &[&str]) -> std::io::Re
     Ok(())
 }
 
+/// What a finding's object is, for the text report: `ingress`, or the lower-case kind of
+/// the dialect-owned object of that name (`httproute`, `ingressroute`, `gateway`).
+fn object_label(view: &crate::cluster::ClusterView, key: &crate::model::ObjectKey) -> String {
+    if view.ingress(key).is_some() {
+        return "ingress".into();
+    }
+    crate::dialect::owned_kinds()
+        .find(|(_, _, kind)| view.objects(kind).any(|o| o.key() == key))
+        .map_or_else(
+            || "object".into(),
+            |(_, _, kind)| kind.kind.to_ascii_lowercase(),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,18 +507,4 @@ mod tests {
             );
         }
     }
-}
-
-/// What a finding's object is, for the text report: `ingress`, or the lower-case kind of
-/// the dialect-owned object of that name (`httproute`, `ingressroute`, `gateway`).
-fn object_label(view: &crate::cluster::ClusterView, key: &crate::model::ObjectKey) -> String {
-    if view.ingress(key).is_some() {
-        return "ingress".into();
-    }
-    crate::dialect::owned_kinds()
-        .find(|(_, _, kind)| view.objects(kind).any(|o| o.key() == key))
-        .map_or_else(
-            || "object".into(),
-            |(_, _, kind)| kind.kind.to_ascii_lowercase(),
-        )
 }
