@@ -232,18 +232,24 @@ fn review_ingress_with(
                 _ => Arc::new(evaluate_before()),
             };
             let after_host = match cache {
-                Some(_) => engine::evaluate_host_after_change(
+                Some(_) => Arc::new(engine::evaluate_host_after_change(
                     profile,
                     dialect,
                     &after_source,
                     host,
                     &before_host,
                     key,
-                ),
-                None => engine::evaluate_host(profile, dialect, &after_source, host, false),
+                )),
+                None => Arc::new(engine::evaluate_host(
+                    profile,
+                    dialect,
+                    &after_source,
+                    host,
+                    false,
+                )),
             };
-            before.extend(before_host.violations());
-            after.extend(after_host.violations());
+            before.extend(before_host.violations().iter().cloned());
+            after.extend(after_host.violations().iter().cloned());
         }
         judge(
             &mut outcome,
@@ -366,9 +372,13 @@ pub fn review_object(
             let before_host = cache.get_or_evaluate(profile, host, view.host_stamp(host), || {
                 engine::evaluate_host(profile, dialect, view, host, false)
             });
-            before.extend(before_host.violations());
-            after
-                .extend(engine::evaluate_host(profile, dialect, &change, host, false).violations());
+            before.extend(before_host.violations().iter().cloned());
+            after.extend(
+                engine::evaluate_host(profile, dialect, &change, host, false)
+                    .violations()
+                    .iter()
+                    .cloned(),
+            );
         }
         judge(&mut outcome, &mut denials, profile, &before, after, None);
     }
