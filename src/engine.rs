@@ -339,18 +339,24 @@ impl ProbeReuse<'_> {
     }
 }
 
-/// [`serving_routes`], recording the winners of every representative path, and taking
-/// them over from `reuse` where they carry over.
+/// [`serving_routes`]; with `probes` set, recording the winners of every representative
+/// path, and taking them over from the reuse given where they carry over.
 fn serving_routes_probed(
     dialect: &dyn Dialect,
     table: &HostRouteTable,
     literals: &RouteLiterals<'_>,
     target: &Target<'_>,
-    reuse: Option<&ProbeReuse<'_>>,
+    probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> (BTreeSet<usize>, Option<Probes>) {
     let mut serving = BTreeSet::new();
-    let probes = match target.representatives(literals) {
-        Some(instances) => {
+    let probes = match (target.representatives(literals), probes) {
+        (Some(instances), None) => {
+            for path in &instances {
+                serving.extend(dialect.winners(table, path));
+            }
+            None
+        }
+        (Some(instances), Some(reuse)) => {
             let mut probes = Probes::with_capacity(instances.len());
             for path in instances {
                 let winners = reuse
@@ -362,7 +368,7 @@ fn serving_routes_probed(
             Some(probes)
         }
         // Too many representatives: every route that may match some path may serve it.
-        None => {
+        (None, _) => {
             serving.extend(
                 table
                     .routes
@@ -486,6 +492,30 @@ pub fn evaluate_host(
     host: &str,
     coverage: bool,
 ) -> HostEvaluation {
+    evaluate_host_with(profile, dialect, objects, host, coverage, false)
+}
+
+/// [`evaluate_host`] for a before-state that [`evaluate_host_after_change`] will start
+/// from: it also keeps the winners of every representative path, for the after-state to
+/// take over.
+pub fn evaluate_host_before_change(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    coverage: bool,
+) -> HostEvaluation {
+    evaluate_host_with(profile, dialect, objects, host, coverage, true)
+}
+
+fn evaluate_host_with(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    coverage: bool,
+    keep_probes: bool,
+) -> HostEvaluation {
     let table = host_table(profile, dialect, objects, host).map(Arc::new);
     let targets = host_targets(profile, host);
     let outcomes = match &table {
@@ -494,7 +524,10 @@ pub fn evaluate_host(
             targets
                 .iter()
                 .map(|t| {
-                    target_outcome(profile, dialect, host, table, &literals, t, coverage, None)
+                    let probes = keep_probes.then_some(None);
+                    target_outcome(
+                        profile, dialect, host, table, &literals, t, coverage, probes,
+                    )
                 })
                 .collect()
         }
@@ -572,7 +605,7 @@ pub fn evaluate_host_after_change(
                     &literals,
                     target,
                     coverage,
-                    reuse.as_ref(),
+                    Some(reuse.as_ref()),
                 )
             } else {
                 TargetOutcome {
@@ -702,9 +735,9 @@ fn target_outcome(
     literals: &RouteLiterals<'_>,
     target: &Target<'_>,
     coverage: bool,
-    reuse: Option<&ProbeReuse<'_>>,
+    probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> TargetOutcome {
-    let (serving, probes) = serving_routes_probed(dialect, table, literals, target, reuse);
+    let (serving, probes) = serving_routes_probed(dialect, table, literals, target, probes);
     let mut outcome = TargetOutcome {
         probes: probes.map(Arc::new),
         ..TargetOutcome::default()

@@ -242,7 +242,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
         for host in &profile.hosts {
             chained.insert(
                 (profile.name.clone(), host.clone()),
-                engine::evaluate_host(profile, dialect, &view, host, true),
+                engine::evaluate_host_before_change(profile, dialect, &view, host, true),
             );
         }
     }
@@ -273,7 +273,8 @@ fn check(world: World) -> Result<(), TestCaseError> {
         for profile in view.profiles() {
             let dialect = engine::profile_dialect(profile).expect("dialect");
             for host in &profile.hosts {
-                let before = engine::evaluate_host(profile, dialect, &view, host, true);
+                let before =
+                    engine::evaluate_host_before_change(profile, dialect, &view, host, true);
                 let incremental = engine::evaluate_host_after_change(
                     profile,
                     dialect,
