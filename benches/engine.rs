@@ -81,10 +81,20 @@ fn benches(c: &mut Criterion) {
 /// then decide with the before-state cache (`review_ingress_cached`). Two changes: an
 /// UPDATE that keeps the Ingress's routes (labels, backends: the common case), and an
 /// UPDATE that moves its path (incremental re-evaluation of what the path can reach).
-/// Besides criterion's medians, prints p50/p99 over 2,000 single decisions.
+/// Besides criterion's medians, prints p50/p99 over up to 2,000 single decisions (fewer
+/// when they take more than 20 s), for the decision with the slice and without it.
+/// `API_HOST_ROUTES=200` (a comma-separated list) picks the sizes; default 20, 200, 2,000.
 fn api_host_scaling(c: &mut Criterion) {
+    let sizes: Vec<usize> = std::env::var("API_HOST_ROUTES")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![20, 200, 2_000]);
     let mut group = c.benchmark_group("api host routes");
-    for routes in [20usize, 200, 2_000] {
+    for routes in sizes {
         let yaml = synthetic::cluster_yaml_with_api_routes(INGRESSES, routes);
         let docs = parse_documents(Path::new("cluster.yaml"), &yaml).expect("parses");
         let mut manifests = load(docs, "default", true).expect("loads");
@@ -115,18 +125,18 @@ fn api_host_scaling(c: &mut Criterion) {
                 review_ingress(&manifests.view, &key, Some(ingress)),
                 "{label}: the cached decision is the reference decision"
             );
-            let mut samples: Vec<std::time::Duration> = (0..2_000)
-                .map(|_| {
-                    let started = std::time::Instant::now();
-                    black_box(decide(black_box(ingress)));
-                    started.elapsed()
-                })
-                .collect();
-            samples.sort();
+            let new_view = IngressView::from_ingress(ingress, "open-banking");
+            let slice = review_slice(&manifests.view, &key, Some(&new_view));
+            let decide_on_slice = || review_ingress_cached(&slice, &key, Some(ingress), &cache);
+            let with_slice = percentiles(|| {
+                black_box(decide(black_box(ingress)));
+            });
+            let on_slice = percentiles(|| {
+                black_box(decide_on_slice());
+            });
             eprintln!(
-                "api host {routes} routes, {label}: p50 {:?} p99 {:?} (2,000 decisions)",
-                samples[samples.len() / 2],
-                samples[samples.len() * 99 / 100]
+                "api host {routes} routes, {label}: slice + decision p50 {:?} p99 {:?}; decision on the slice p50 {:?} p99 {:?} ({} decisions)",
+                with_slice.0, with_slice.1, on_slice.0, on_slice.1, with_slice.2
             );
             group.bench_function(format!("{routes} routes, {label}"), |b| {
                 b.iter(|| decide(black_box(ingress)))
@@ -134,6 +144,23 @@ fn api_host_scaling(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// p50 and p99 of up to 2,000 runs of `run` (stopping after 20 s), and the run count.
+fn percentiles(mut run: impl FnMut()) -> (std::time::Duration, std::time::Duration, usize) {
+    let budget = std::time::Instant::now();
+    let mut samples: Vec<std::time::Duration> = Vec::with_capacity(2_000);
+    while samples.len() < 2_000 && (samples.len() < 20 || budget.elapsed().as_secs() < 20) {
+        let started = std::time::Instant::now();
+        run();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+        samples.len(),
+    )
 }
 
 criterion_group!(engine, benches, api_host_scaling);

@@ -222,8 +222,16 @@ fn review_ingress_with(
         let mut before: Vec<Violation> = Vec::new();
         let mut after: Vec<Violation> = Vec::new();
         for host in hosts {
-            let evaluate_before =
-                || engine::evaluate_host(profile, dialect, &before_source, host, false);
+            let evaluate_before = || match cache {
+                Some(_) => engine::evaluate_host_before_change(
+                    profile,
+                    dialect,
+                    &before_source,
+                    host,
+                    false,
+                ),
+                None => engine::evaluate_host(profile, dialect, &before_source, host, false),
+            };
             let before_host = match cache {
                 // The cached state is the view's; rendered objects make it another state.
                 Some(cache) if rendered.is_empty() => {
@@ -232,18 +240,24 @@ fn review_ingress_with(
                 _ => Arc::new(evaluate_before()),
             };
             let after_host = match cache {
-                Some(_) => engine::evaluate_host_after_change(
+                Some(_) => Arc::new(engine::evaluate_host_after_change(
                     profile,
                     dialect,
                     &after_source,
                     host,
                     &before_host,
                     key,
-                ),
-                None => engine::evaluate_host(profile, dialect, &after_source, host, false),
+                )),
+                None => Arc::new(engine::evaluate_host(
+                    profile,
+                    dialect,
+                    &after_source,
+                    host,
+                    false,
+                )),
             };
-            before.extend(before_host.violations());
-            after.extend(after_host.violations());
+            before.extend(before_host.violations().iter().cloned());
+            after.extend(after_host.violations().iter().cloned());
         }
         judge(
             &mut outcome,
@@ -367,12 +381,17 @@ pub fn review_object(
         let mut before: Vec<Violation> = Vec::new();
         let mut after: Vec<Violation> = Vec::new();
         for host in &profile.hosts {
+            // The cached state serves Ingress reviews too: keep its probes.
             let before_host = cache.get_or_evaluate(profile, host, view.host_stamp(host), || {
-                engine::evaluate_host(profile, dialect, view, host, false)
+                engine::evaluate_host_before_change(profile, dialect, view, host, false)
             });
-            before.extend(before_host.violations());
-            after
-                .extend(engine::evaluate_host(profile, dialect, &change, host, false).violations());
+            before.extend(before_host.violations().iter().cloned());
+            after.extend(
+                engine::evaluate_host(profile, dialect, &change, host, false)
+                    .violations()
+                    .iter()
+                    .cloned(),
+            );
         }
         judge(&mut outcome, &mut denials, profile, &before, after, None);
     }

@@ -1,8 +1,8 @@
 //! The compliance engine: pure functions from a profile and a view of objects to a
 //! [`Verdict`]. No I/O, no clocks; the CLI, the webhooks and the controller all call these.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
@@ -12,7 +12,8 @@ use crate::dialect::{
 };
 use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::paths::{
-    PathMatcher, PathTemplate, RouteLiterals, representatives, unlisted_representatives,
+    MatchResult, PathMatcher, PathTemplate, RouteLiterals, representatives,
+    unlisted_representatives,
 };
 use crate::profile::{CompiledProfile, ResolvedEndpoint, UnlistedScope};
 pub use crate::profile::{EndpointCoverage, ServingRoute};
@@ -388,23 +389,86 @@ pub fn serving_routes(
     literals: &RouteLiterals<'_>,
     target: &Target<'_>,
 ) -> BTreeSet<usize> {
+    serving_routes_probed(dialect, table, literals, target, None).0
+}
+
+/// The winning routes (indices into one table) of each representative path of a target:
+/// kept with a host evaluation so that, after a change, the winners of a path that no
+/// route of the changed object can match are taken over instead of recomputed.
+type Probes = HashMap<String, Box<[usize]>>;
+
+/// Probes of the table before a change, and what makes them valid for the table after it.
+struct ProbeReuse<'a> {
+    probes: &'a Probes,
+    /// For each route of the old table, its index in the new table (`None`: a route of the
+    /// changed object). The other routes are the same, in the same order
+    /// ([`same_other_routes`]).
+    remap: &'a [Option<usize>],
+    /// The matchers of the changed object's routes, before and after the change.
+    changed: &'a [&'a PathMatcher],
+}
+
+impl ProbeReuse<'_> {
+    /// The winners of `path` in the new table, if the old ones carry over: no route of the
+    /// changed object may match `path`, so the routes that match it are the same in both
+    /// tables, and a dialect's winners depend only on those ([`Dialect::winners`]).
+    fn winners(&self, path: &str) -> Option<Box<[usize]>> {
+        if self
+            .changed
+            .iter()
+            .any(|m| m.matches(path) != MatchResult::No)
+        {
+            return None;
+        }
+        self.probes
+            .get(path)?
+            .iter()
+            .map(|&i| self.remap.get(i).copied().flatten())
+            .collect()
+    }
+}
+
+/// [`serving_routes`]; with `probes` set, recording the winners of every representative
+/// path, and taking them over from the reuse given where they carry over.
+fn serving_routes_probed(
+    dialect: &dyn Dialect,
+    table: &HostRouteTable,
+    literals: &RouteLiterals<'_>,
+    target: &Target<'_>,
+    probes: Option<Option<&ProbeReuse<'_>>>,
+) -> (BTreeSet<usize>, Option<Probes>) {
     let mut serving = BTreeSet::new();
-    match target.representatives(literals) {
-        Some(instances) => {
+    let probes = match (target.representatives(literals), probes) {
+        (Some(instances), None) => {
             for path in &instances {
                 serving.extend(dialect.winners(table, path));
             }
+            None
+        }
+        (Some(instances), Some(reuse)) => {
+            let mut probes = Probes::with_capacity(instances.len());
+            for path in instances {
+                let winners = reuse
+                    .and_then(|r| r.winners(&path))
+                    .unwrap_or_else(|| dialect.winners(table, &path).into_boxed_slice());
+                serving.extend(winners.iter().copied());
+                probes.insert(path, winners);
+            }
+            Some(probes)
         }
         // Too many representatives: every route that may match some path may serve it.
-        None => serving.extend(
-            table
-                .routes
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| target.may_be_matched_by(&r.matcher))
-                .map(|(i, _)| i),
-        ),
-    }
+        (None, _) => {
+            serving.extend(
+                table
+                    .routes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| target.may_be_matched_by(&r.matcher))
+                    .map(|(i, _)| i),
+            );
+            None
+        }
+    };
     // Regexes that representatives cannot enumerate may serve any path they admit.
     serving.extend(
         table
@@ -415,7 +479,7 @@ pub fn serving_routes(
             .map(|(i, _)| i),
     );
     serving.retain(|i| table.routes[*i].serves_backend);
-    serving
+    (serving, probes)
 }
 
 /// The outcome for one target on one host.
@@ -425,6 +489,8 @@ struct TargetOutcome {
     coverage: Option<EndpointCoverage>,
     /// Objects whose routes serve the target over plain HTTP.
     untls: Vec<RouteSource>,
+    /// The winners of the target's representative paths in the evaluation's table.
+    probes: Option<Arc<Probes>>,
 }
 
 /// The evaluation of one profile host: its route table, host-level findings and one
@@ -439,6 +505,9 @@ pub struct HostEvaluation {
     summary: HostSummary,
     targets: Vec<TargetOutcome>,
     coverage: bool,
+    /// [`HostEvaluation::violations`], computed once (a cached before-state is judged
+    /// against by every review of its host generation).
+    violations: OnceLock<Vec<Violation>>,
 }
 
 impl HostEvaluation {
@@ -502,8 +571,8 @@ impl HostEvaluation {
     }
 
     /// The violations of this host, sorted and deduplicated.
-    pub fn violations(&self) -> Vec<Violation> {
-        self.verdict().violations
+    pub fn violations(&self) -> &[Violation] {
+        self.violations.get_or_init(|| self.verdict().violations)
     }
 }
 
@@ -515,6 +584,30 @@ pub fn evaluate_host(
     host: &str,
     coverage: bool,
 ) -> HostEvaluation {
+    evaluate_host_with(profile, dialect, objects, host, coverage, false)
+}
+
+/// [`evaluate_host`] for a before-state that [`evaluate_host_after_change`] will start
+/// from: it also keeps the winners of every representative path, for the after-state to
+/// take over.
+pub fn evaluate_host_before_change(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    coverage: bool,
+) -> HostEvaluation {
+    evaluate_host_with(profile, dialect, objects, host, coverage, true)
+}
+
+fn evaluate_host_with(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    coverage: bool,
+    keep_probes: bool,
+) -> HostEvaluation {
     let table = host_table(profile, dialect, objects, host).map(Arc::new);
     let targets = host_targets(profile, host);
     let outcomes = match &table {
@@ -522,7 +615,12 @@ pub fn evaluate_host(
             let literals = RouteLiterals::new(table.routes.iter().map(|r| &r.matcher));
             targets
                 .iter()
-                .map(|t| target_outcome(profile, dialect, host, table, &literals, t, coverage))
+                .map(|t| {
+                    let probes = keep_probes.then_some(None);
+                    target_outcome(
+                        profile, dialect, host, table, &literals, t, coverage, probes,
+                    )
+                })
                 .collect()
         }
         None => targets
@@ -536,11 +634,13 @@ pub fn evaluate_host(
         table,
         targets: outcomes,
         coverage,
+        violations: OnceLock::new(),
     }
 }
 
 /// Evaluates `host` after a change to the Ingress `changed`, reusing `before` (the same
-/// host before the change) for every target the change cannot reach. Equal to
+/// host before the change) for every target the change cannot reach, and within a target
+/// the winners of every representative path no route of `changed` can match. Equal to
 /// [`evaluate_host`] on `objects` (a property test holds it to that): when the change
 /// alters anything about the host's other routes (host-wide client auth, TLS, regex mode,
 /// which duplicate path wins, the implicit default location), everything is re-evaluated.
@@ -559,31 +659,52 @@ pub fn evaluate_host_after_change(
     ) else {
         return evaluate_host(profile, dialect, objects, host, coverage);
     };
-    if !same_other_routes(old, &new, changed) {
+    let Some(remap) = same_other_routes(old, &new, changed) else {
         return evaluate_host(profile, dialect, objects, host, coverage);
-    }
+    };
     let targets = host_targets(profile, host);
     if targets.len() != before.targets.len() {
         return evaluate_host(profile, dialect, objects, host, coverage);
     }
-    let changed_routes: Vec<&Route> = old
+    let changed_matchers: Vec<&PathMatcher> = old
         .routes
         .iter()
         .chain(&new.routes)
         .filter(|r| &r.source.key == changed)
+        .map(|r| &r.matcher)
         .collect();
+    // Probes of untouched targets stay valid where every other route keeps its index.
+    let same_indices = old.routes.len() == new.routes.len()
+        && remap
+            .iter()
+            .enumerate()
+            .all(|(i, j)| j.is_none_or(|j| j == i));
     let literals = RouteLiterals::new(new.routes.iter().map(|r| &r.matcher));
     let outcomes = targets
         .iter()
         .zip(&before.targets)
         .map(|(target, previous)| {
-            if changed_routes
-                .iter()
-                .any(|r| target.may_be_matched_by(&r.matcher))
-            {
-                target_outcome(profile, dialect, host, &new, &literals, target, coverage)
+            if changed_matchers.iter().any(|m| target.may_be_matched_by(m)) {
+                let reuse = previous.probes.as_deref().map(|probes| ProbeReuse {
+                    probes,
+                    remap: &remap,
+                    changed: &changed_matchers,
+                });
+                target_outcome(
+                    profile,
+                    dialect,
+                    host,
+                    &new,
+                    &literals,
+                    target,
+                    coverage,
+                    Some(reuse.as_ref()),
+                )
             } else {
-                previous.clone()
+                TargetOutcome {
+                    probes: previous.probes.clone().filter(|_| same_indices),
+                    ..previous.clone()
+                }
             }
         })
         .collect();
@@ -593,34 +714,61 @@ pub fn evaluate_host_after_change(
         table: Some(new),
         targets: outcomes,
         coverage,
+        violations: OnceLock::new(),
     }
 }
 
-/// Whether the routes of every Ingress but `changed` are the same, in the same order, with
-/// the same matchers, client auth and TLS, in both tables.
-fn same_other_routes(old: &HostRouteTable, new: &HostRouteTable, changed: &ObjectKey) -> bool {
+/// Whether the routes of every object but `changed` are the same, in the same order, with
+/// the same matchers, client auth, TLS and conditions, in both tables, and the host-wide
+/// matching mode (regex or not) is the same: then, for each route of `old`, its index in
+/// `new` (`None` for the routes of `changed`).
+fn same_other_routes(
+    old: &HostRouteTable,
+    new: &HostRouteTable,
+    changed: &ObjectKey,
+) -> Option<Vec<Option<usize>>> {
     if old.host_key != new.host_key || old.client_auth != new.client_auth {
-        return false;
+        return None;
     }
-    let others = |t: &'_ HostRouteTable| -> Vec<usize> {
+    let regex_mode = |t: &HostRouteTable| {
+        t.routes.iter().any(|r| {
+            matches!(
+                r.matcher,
+                PathMatcher::PrefixIgnoreCase(_) | PathMatcher::Regex(_)
+            )
+        })
+    };
+    if regex_mode(old) != regex_mode(new) {
+        return None;
+    }
+    let others = |t: &HostRouteTable| -> Vec<usize> {
         (0..t.routes.len())
             .filter(|&i| &t.routes[i].source.key != changed)
             .collect()
     };
     let (a, b) = (others(old), others(new));
-    a.len() == b.len()
-        && a.iter().zip(&b).all(|(&i, &j)| {
-            let (x, y) = (&old.routes[i], &new.routes[j]);
-            x.source == y.source
-                && x.path == y.path
-                && x.path_type == y.path_type
-                && x.serves_backend == y.serves_backend
-                && x.tls == y.tls
-                && x.priority == y.priority
-                && x.auth == y.auth
-                && x.matcher.same_as(&y.matcher)
-                && x.matcher.unanalysable() == y.matcher.unanalysable()
-        })
+    if a.len() != b.len() {
+        return None;
+    }
+    let mut remap = vec![None; old.routes.len()];
+    for (&i, &j) in a.iter().zip(&b) {
+        let (x, y) = (&old.routes[i], &new.routes[j]);
+        let same = x.source == y.source
+            && x.path == y.path
+            && x.path_type == y.path_type
+            && x.serves_backend == y.serves_backend
+            && x.tls == y.tls
+            && x.priority == y.priority
+            && x.auth == y.auth
+            && old.conditional.contains(&i) == new.conditional.contains(&j)
+            && x.matcher.same_as(&y.matcher)
+            && x.matcher.unanalysable() == y.matcher.unanalysable();
+        if !same {
+            return None;
+        }
+        remap[i] = Some(j);
+    }
+    Some(remap)
 }
 
 /// One `ObjectsUnreadable` finding per kind the dialect reads that `objects` should hold
@@ -710,6 +858,7 @@ fn coverage_entry(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn target_outcome(
     profile: &CompiledProfile,
     dialect: &dyn Dialect,
@@ -718,9 +867,13 @@ fn target_outcome(
     literals: &RouteLiterals<'_>,
     target: &Target<'_>,
     coverage: bool,
+    probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> TargetOutcome {
-    let serving = serving_routes(dialect, table, literals, target);
-    let mut outcome = TargetOutcome::default();
+    let (serving, probes) = serving_routes_probed(dialect, table, literals, target, probes);
+    let mut outcome = TargetOutcome {
+        probes: probes.map(Arc::new),
+        ..TargetOutcome::default()
+    };
     if target.default_alias && serving.is_empty() {
         return outcome;
     }

@@ -234,7 +234,25 @@ fn ingress(spec: &IngressSpec, world: &World) -> Ingress {
 fn check(world: World) -> Result<(), TestCaseError> {
     let mut view = load_view(&world);
     let cache = BeforeStateCache::default();
-    for change in &world.changes {
+    // Each host as the incremental evaluation left it after the previous change: its
+    // probes (the winners of representative paths) are taken over again by the next.
+    let mut chained = std::collections::HashMap::new();
+    for profile in view.profiles() {
+        let dialect = engine::profile_dialect(profile).expect("dialect");
+        for host in &profile.hosts {
+            chained.insert(
+                (profile.name.clone(), host.clone()),
+                engine::evaluate_host_before_change(profile, dialect, &view, host, true),
+            );
+        }
+    }
+    // The Ingresses as last applied, to re-apply unchanged.
+    let mut applied: std::collections::BTreeMap<usize, Ingress> = world
+        .initial
+        .iter()
+        .map(|spec| (spec.name, ingress(spec, &world)))
+        .collect();
+    for (step, change) in world.changes.iter().enumerate() {
         let (key, new) = match change {
             Change::Upsert(spec) => (
                 ObjectKey::new(common::NS, NAMES[spec.name]),
@@ -255,7 +273,8 @@ fn check(world: World) -> Result<(), TestCaseError> {
         for profile in view.profiles() {
             let dialect = engine::profile_dialect(profile).expect("dialect");
             for host in &profile.hosts {
-                let before = engine::evaluate_host(profile, dialect, &view, host, true);
+                let before =
+                    engine::evaluate_host_before_change(profile, dialect, &view, host, true);
                 let incremental = engine::evaluate_host_after_change(
                     profile,
                     dialect,
@@ -272,6 +291,24 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     host,
                     change
                 );
+                // From the previous incremental state, as from a full one.
+                let id = (profile.name.clone(), host.clone());
+                let from_chain = engine::evaluate_host_after_change(
+                    profile,
+                    dialect,
+                    &after_world,
+                    host,
+                    &chained[&id],
+                    &key,
+                );
+                prop_assert_eq!(
+                    from_chain.verdict(),
+                    full.verdict(),
+                    "host {} after {:?}, from the chained state",
+                    host,
+                    change
+                );
+                chained.insert(id, from_chain);
             }
         }
 
@@ -279,6 +316,27 @@ fn check(world: World) -> Result<(), TestCaseError> {
         let reference = review_ingress(&view, &key, new.as_ref());
         let cached = review_ingress_cached(&view, &key, new.as_ref(), &cache);
         prop_assert_eq!(&cached, &reference, "decision after {:?}", change);
+        // Re-applying an Ingress as it is (its view unchanged) also decides as the
+        // reference; the cache serves both this and the change above.
+        if let Some(same) = applied.values().nth(step % applied.len().max(1)) {
+            let same_key =
+                ObjectKey::new(common::NS, same.metadata.name.clone().unwrap_or_default());
+            prop_assert_eq!(
+                review_ingress_cached(&view, &same_key, Some(same), &cache),
+                review_ingress(&view, &same_key, Some(same)),
+                "re-applying {} unchanged before {:?}",
+                same_key,
+                change
+            );
+        }
+        match change {
+            Change::Upsert(spec) => {
+                applied.insert(spec.name, ingress(spec, &world));
+            }
+            Change::Delete(name) => {
+                applied.remove(name);
+            }
+        }
 
         match new_view {
             Some(v) => {

@@ -348,7 +348,10 @@ pub trait Dialect: Send + Sync {
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable;
 
     /// Routes that may serve the concrete request `path` (more than one when the
-    /// controller's choice is undefined or cannot be decided).
+    /// controller's choice is undefined or cannot be decided). Must depend only on the
+    /// routes whose matcher may match `path` (their order, matchers, TLS, priorities and
+    /// [`HostRouteTable::conditional`] membership): the engine takes the winners of a path
+    /// over across a change that touches no such route.
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize>;
 
     /// The JSON merge patch (RFC 7386) that renders a managed object of one of
