@@ -59,11 +59,24 @@ pub struct Limits {
     /// and header reads count as idle); when every connection is busy it waits in the
     /// listen backlog. Default 1024.
     pub max_connections: usize,
+    /// TLS handshakes in progress at once on the HTTPS port; further connections wait
+    /// for one to finish (within `tls_handshake_timeout`). Bounds how much of the async
+    /// workers' run queue handshake crypto can take from established connections, so that
+    /// a connection flood delays the API server's keep-alive requests by at most a few
+    /// handshakes. Default 8.
+    pub max_handshakes: usize,
+    /// Connections accepted but still waiting for a connection slot (the idlest
+    /// connection they evicted has not closed yet, or every connection is busy). They
+    /// hold only a socket; beyond this many, a new connection is closed at once, before
+    /// any TLS work. Default 128.
+    pub max_pending_connections: usize,
     /// Admission requests whose body is complete and that wait for or hold a review
     /// worker; beyond, 503. Default 64.
     pub max_in_flight: usize,
     /// Reviews (decode + handler) running at once, on the blocking thread pool, off the
-    /// async workers. Default 4.
+    /// async workers. Reviews of bodies large enough to need the decoded-size estimate
+    /// (over `max_decoded_bytes / 128`) may take only half of them (at least one), so
+    /// that ordinary reviews find a worker while large bodies are scanned. Default 4.
     pub review_workers: usize,
     /// A review not answered within this time after its body arrived is denied (fail
     /// closed, uid echoed). Must stay below the webhook's `timeoutSeconds` (chart: 5 s).
@@ -128,6 +141,8 @@ impl Default for Limits {
             min_body_rate: 16 * 1024,
             body_rate_grace: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 8,
+            max_pending_connections: 128,
             idle_timeout: Duration::from_secs(90),
             close_grace: Duration::from_secs(5),
             max_connections: 1024,

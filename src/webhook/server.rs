@@ -28,7 +28,7 @@ use kube::core::TypeMeta;
 use kube::core::admission::AdmissionResponse;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::body::{self, BodyBudget, BodyError};
@@ -193,7 +193,7 @@ impl BoundWebhook {
         reloader.poll_once().await;
         let reload_task = tokio::spawn(reloader.run(config.reload_interval, reload_stop_rx));
 
-        let probe_task = tokio::spawn(probe::run(
+        let probe_thread = probe::spawn_thread(
             probe,
             probe::ProbeState {
                 handler: handler.clone(),
@@ -203,7 +203,8 @@ impl BoundWebhook {
                 phase: phase_rx.clone(),
             },
             limits.probe.clone(),
-        ));
+        )
+        .context("cannot start the probe server")?;
 
         let shared = Arc::new(Shared {
             handler,
@@ -211,6 +212,8 @@ impl BoundWebhook {
             budget: BodyBudget::new(limits.body_memory_bytes, metrics.body_bytes.clone()),
             waiting: Semaphore::new(limits.max_in_flight.max(1)),
             workers: Arc::new(Semaphore::new(limits.review_workers.max(1))),
+            large_workers: Arc::new(Semaphore::new((limits.review_workers / 2).max(1))),
+            handshakes: Semaphore::new(limits.max_handshakes.max(1)),
             limits: limits.clone(),
             h1: http1_builder(&limits),
             h2: http2_builder(&limits),
@@ -222,6 +225,7 @@ impl BoundWebhook {
             metrics.open_connections.get_or_create(&port).clone(),
         );
         let graceful = GracefulShutdown::new();
+        let pending = Arc::new(Semaphore::new(limits.max_pending_connections.max(1)));
 
         tokio::pin!(shutdown);
         loop {
@@ -239,25 +243,22 @@ impl BoundWebhook {
                     continue;
                 }
             };
-            let (slot, evicted) = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                s = slots.acquire() => s,
+            // The accept loop never waits: a connection that needs a slot waits for it in
+            // its own task, so one eviction after another cannot hold up the accepts
+            // behind it. Only a bounded number may wait; beyond, the connection is closed
+            // before any TLS work.
+            let Ok(pending) = pending.clone().try_acquire_owned() else {
+                metrics.error(ErrorReason::ConnectionsPending);
+                drop(tcp);
+                continue;
             };
-            if evicted > 0 {
-                metrics
-                    .connections_evicted
-                    .get_or_create(&port)
-                    .inc_by(evicted);
-            }
             let _ = tcp.set_nodelay(true);
             tokio::spawn(serve_connection(
-                tcp,
-                peer,
+                Accepted { tcp, peer, pending },
                 acceptor.clone(),
                 shared.clone(),
                 phase_rx.clone(),
-                slot,
+                slots.clone(),
                 graceful.watcher(),
             ));
         }
@@ -284,7 +285,7 @@ impl BoundWebhook {
         let _ = phase_tx.send(Phase::Stopped);
         let _ = reload_stop_tx.send(true);
         let _ = reload_task.await;
-        let _ = probe_task.await;
+        probe_thread.stopped().await;
         tracing::info!("webhook server stopped");
         Ok(())
     }
@@ -300,6 +301,10 @@ struct Shared {
     waiting: Semaphore,
     /// Review workers (blocking-pool threads running a review).
     workers: Arc<Semaphore>,
+    /// The workers that reviews of large bodies may take: half of them.
+    large_workers: Arc<Semaphore>,
+    /// TLS handshakes in progress.
+    handshakes: Semaphore,
     limits: Limits,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
@@ -335,19 +340,67 @@ async fn wait_phase(phase: &mut watch::Receiver<Phase>, at_least: Phase) {
     }
 }
 
-async fn serve_connection(
+/// A connection just accepted, holding its place among those waiting for a slot.
+struct Accepted {
     tcp: TcpStream,
     peer: SocketAddr,
+    pending: OwnedSemaphorePermit,
+}
+
+/// Takes a connection slot (evicting the idlest connection at the limit), then a
+/// handshake permit, all within `tls_handshake_timeout` of the accept.
+async fn take_slot(
+    slots: &Arc<ConnectionSlots>,
+    shared: &Shared,
+    deadline: tokio::time::Instant,
+    peer: SocketAddr,
+) -> Option<Slot> {
+    match tokio::time::timeout_at(deadline, slots.acquire()).await {
+        Ok((slot, evicted)) => {
+            if evicted > 0 {
+                shared
+                    .metrics
+                    .connections_evicted
+                    .get_or_create(&PortLabel { port: "webhook" })
+                    .inc_by(evicted);
+            }
+            Some(slot)
+        }
+        Err(_) => {
+            shared.metrics.error(ErrorReason::TlsHandshakeTimeout);
+            tracing::debug!(%peer, "no connection slot within the TLS handshake timeout");
+            None
+        }
+    }
+}
+
+async fn serve_connection(
+    accepted: Accepted,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     phase: watch::Receiver<Phase>,
-    slot: Slot,
+    slots: Arc<ConnectionSlots>,
     graceful: Watcher,
 ) {
+    let Accepted { tcp, peer, pending } = accepted;
     let mut drain_rx = phase.clone();
     let limits = &shared.limits;
+    let deadline = tokio::time::Instant::now() + limits.tls_handshake_timeout;
+    let slot = tokio::select! {
+        s = take_slot(&slots, &shared, deadline, peer) => match s {
+            Some(slot) => slot,
+            None => return,
+        },
+        () = wait_phase(&mut drain_rx, Phase::Draining) => return,
+    };
+    drop(pending);
     let activity = slot.activity();
-    let handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
+    // At most `max_handshakes` handshakes run at once; the wait counts towards the
+    // handshake timeout, and a waiting connection is idle (it may be evicted).
+    let handshake = tokio::time::timeout_at(deadline, async {
+        let _permit = shared.handshakes.acquire().await;
+        acceptor.accept(tcp).await
+    });
     let tls = tokio::select! {
         r = handshake => match r {
             Ok(Ok(tls)) => tls,
@@ -745,20 +798,32 @@ async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) ->
             "too many admission requests waiting for review",
         );
     };
-    let worker =
-        match tokio::time::timeout_at(deadline, shared.workers.clone().acquire_owned()).await {
-            Ok(Ok(w)) => w,
-            _ => {
-                shared.metrics.error(ErrorReason::ReviewDeadline);
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "no review worker free within the {:?} review deadline; retry later",
-                        shared.limits.review_deadline
-                    ),
-                );
-            }
+    // Bodies large enough to need the decoded-size estimate (a scan of up to 4 MiB before
+    // decoding) may take only some of the workers, so that a few clients sending large
+    // bodies cannot make ordinary reviews wait for a worker.
+    let large = body.bytes.len() > shared.limits.max_decoded_bytes / MAX_AMPLIFICATION;
+    let workers = async {
+        let lane = if large {
+            Some(shared.large_workers.clone().acquire_owned().await?)
+        } else {
+            None
         };
+        let worker = shared.workers.clone().acquire_owned().await?;
+        Ok::<_, tokio::sync::AcquireError>((lane, worker))
+    };
+    let worker = match tokio::time::timeout_at(deadline, workers).await {
+        Ok(Ok(w)) => w,
+        _ => {
+            shared.metrics.error(ErrorReason::ReviewDeadline);
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no review worker free within the {:?} review deadline; retry later",
+                    shared.limits.review_deadline
+                ),
+            );
+        }
+    };
     let (started_tx, mut started_rx) = oneshot::channel();
     let handler = shared.handler.clone();
     let max_decoded = shared.limits.max_decoded_bytes;
