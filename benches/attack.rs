@@ -11,6 +11,8 @@
 //! - `ATTACK_ONE_SERVER=1`: run every phase against one server process (RSS then also shows
 //!   what earlier phases left allocated); default: a fresh server per phase, so each
 //!   phase's RSS is that attack's own.
+//! - `MTLS_GATE_BIN`: the server binary to attack (default: this build's `mtls-gate`), to
+//!   compare two builds under the same conditions.
 //! - `ATTACK_NICE` (0-19, default 0): niceness of the attacker process. The attacker runs
 //!   in a process of its own (this binary again, with its own runtime), so the good
 //!   clients are not measured through a runtime busy with the attack; but on this 2-core
@@ -176,7 +178,10 @@ fn start_server() -> anyhow::Result<Server> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.der().clone())?;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
+    // MTLS_GATE_BIN: another build of the server (e.g. before a change), for comparisons.
+    let bin =
+        std::env::var_os("MTLS_GATE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_mtls-gate").into());
+    let mut child = Command::new(bin)
         .args([
             "webhook",
             "--listen=127.0.0.1:0",
