@@ -59,12 +59,6 @@ pub struct Limits {
     /// and header reads count as idle); when every connection is busy it waits in the
     /// listen backlog. Default 1024.
     pub max_connections: usize,
-    /// TLS handshakes in progress at once on the HTTPS port; further connections wait
-    /// for one to finish (within `tls_handshake_timeout`). Bounds how much of the async
-    /// workers' run queue handshake crypto can take from established connections, so that
-    /// a connection flood delays the API server's keep-alive requests by at most a few
-    /// handshakes. Default 8.
-    pub max_handshakes: usize,
     /// Connections accepted but still waiting for a connection slot (the idlest
     /// connection they evicted has not closed yet, or every connection is busy). They
     /// hold only a socket; beyond this many, a new connection is closed at once, before
@@ -141,7 +135,6 @@ impl Default for Limits {
             min_body_rate: 16 * 1024,
             body_rate_grace: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
-            max_handshakes: 8,
             max_pending_connections: 128,
             idle_timeout: Duration::from_secs(90),
             close_grace: Duration::from_secs(5),

@@ -213,7 +213,6 @@ impl BoundWebhook {
             waiting: Semaphore::new(limits.max_in_flight.max(1)),
             workers: Arc::new(Semaphore::new(limits.review_workers.max(1))),
             large_workers: Arc::new(Semaphore::new((limits.review_workers / 2).max(1))),
-            handshakes: Semaphore::new(limits.max_handshakes.max(1)),
             limits: limits.clone(),
             h1: http1_builder(&limits),
             h2: http2_builder(&limits),
@@ -303,8 +302,6 @@ struct Shared {
     workers: Arc<Semaphore>,
     /// The workers that reviews of large bodies may take: half of them.
     large_workers: Arc<Semaphore>,
-    /// TLS handshakes in progress.
-    handshakes: Semaphore,
     limits: Limits,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
@@ -347,8 +344,8 @@ struct Accepted {
     pending: OwnedSemaphorePermit,
 }
 
-/// Takes a connection slot (evicting the idlest connection at the limit), then a
-/// handshake permit, all within `tls_handshake_timeout` of the accept.
+/// Takes a connection slot (evicting the idlest connection at the limit) within
+/// `tls_handshake_timeout` of the accept.
 async fn take_slot(
     slots: &Arc<ConnectionSlots>,
     shared: &Shared,
@@ -395,12 +392,7 @@ async fn serve_connection(
     };
     drop(pending);
     let activity = slot.activity();
-    // At most `max_handshakes` handshakes run at once; the wait counts towards the
-    // handshake timeout, and a waiting connection is idle (it may be evicted).
-    let handshake = tokio::time::timeout_at(deadline, async {
-        let _permit = shared.handshakes.acquire().await;
-        acceptor.accept(tcp).await
-    });
+    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
     let tls = tokio::select! {
         r = handshake => match r {
             Ok(Ok(tls)) => tls,
