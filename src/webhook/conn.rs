@@ -15,8 +15,8 @@
 //! A connection counts as busy while a request is being served on it (from its header to
 //! the end of its response); everything else (handshake, waiting for or reading a
 //! header, keep-alive idle) counts as idle. Busy connections are never evicted; when every
-//! connection is busy, new connections wait (the HTTPS port lets a bounded number wait,
-//! see `Limits::max_pending_connections`). Connections that have served a request (the
+//! connection is busy, new connections wait in the listen backlog. Connections that have
+//! served a request (the
 //! API server's keep-alive connections) are evicted only when no connection that never
 //! started one is left to evict.
 

@@ -59,11 +59,6 @@ pub struct Limits {
     /// and header reads count as idle); when every connection is busy it waits in the
     /// listen backlog. Default 1024.
     pub max_connections: usize,
-    /// Connections accepted but still waiting for a connection slot (the idlest
-    /// connection they evicted has not closed yet, or every connection is busy). They
-    /// hold only a socket; beyond this many, a new connection is closed at once, before
-    /// any TLS work. Default 128.
-    pub max_pending_connections: usize,
     /// Admission requests whose body is complete and that wait for or hold a review
     /// worker; beyond, 503. Default 64.
     pub max_in_flight: usize,
@@ -135,7 +130,6 @@ impl Default for Limits {
             min_body_rate: 16 * 1024,
             body_rate_grace: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
-            max_pending_connections: 128,
             idle_timeout: Duration::from_secs(90),
             close_grace: Duration::from_secs(5),
             max_connections: 1024,

@@ -96,9 +96,6 @@ pub enum ErrorReason {
     Connection,
     /// `accept()` failed (e.g. out of file descriptors).
     Accept,
-    /// A new connection was closed before its TLS handshake: too many connections were
-    /// already waiting for a slot.
-    ConnectionsPending,
 }
 
 impl ErrorReason {
@@ -123,7 +120,6 @@ impl ErrorReason {
             ErrorReason::HeaderTimeout => "header_timeout",
             ErrorReason::Connection => "connection",
             ErrorReason::Accept => "accept",
-            ErrorReason::ConnectionsPending => "connections_pending",
         }
     }
 }

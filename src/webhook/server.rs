@@ -28,7 +28,7 @@ use kube::core::TypeMeta;
 use kube::core::admission::AdmissionResponse;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::body::{self, BodyBudget, BodyError};
@@ -224,7 +224,6 @@ impl BoundWebhook {
             metrics.open_connections.get_or_create(&port).clone(),
         );
         let graceful = GracefulShutdown::new();
-        let pending = Arc::new(Semaphore::new(limits.max_pending_connections.max(1)));
 
         tokio::pin!(shutdown);
         loop {
@@ -242,22 +241,25 @@ impl BoundWebhook {
                     continue;
                 }
             };
-            // The accept loop never waits: a connection that needs a slot waits for it in
-            // its own task, so one eviction after another cannot hold up the accepts
-            // behind it. Only a bounded number may wait; beyond, the connection is closed
-            // before any TLS work.
-            let Ok(pending) = pending.clone().try_acquire_owned() else {
-                metrics.error(ErrorReason::ConnectionsPending);
-                drop(tcp);
-                continue;
+            let (slot, evicted) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                s = slots.acquire() => s,
             };
+            if evicted > 0 {
+                metrics
+                    .connections_evicted
+                    .get_or_create(&port)
+                    .inc_by(evicted);
+            }
             let _ = tcp.set_nodelay(true);
             tokio::spawn(serve_connection(
-                Accepted { tcp, peer, pending },
+                tcp,
+                peer,
                 acceptor.clone(),
                 shared.clone(),
                 phase_rx.clone(),
-                slots.clone(),
+                slot,
                 graceful.watcher(),
             ));
         }
@@ -337,62 +339,19 @@ async fn wait_phase(phase: &mut watch::Receiver<Phase>, at_least: Phase) {
     }
 }
 
-/// A connection just accepted, holding its place among those waiting for a slot.
-struct Accepted {
+async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
-    pending: OwnedSemaphorePermit,
-}
-
-/// Takes a connection slot (evicting the idlest connection at the limit) within
-/// `tls_handshake_timeout` of the accept.
-async fn take_slot(
-    slots: &Arc<ConnectionSlots>,
-    shared: &Shared,
-    deadline: tokio::time::Instant,
-    peer: SocketAddr,
-) -> Option<Slot> {
-    match tokio::time::timeout_at(deadline, slots.acquire()).await {
-        Ok((slot, evicted)) => {
-            if evicted > 0 {
-                shared
-                    .metrics
-                    .connections_evicted
-                    .get_or_create(&PortLabel { port: "webhook" })
-                    .inc_by(evicted);
-            }
-            Some(slot)
-        }
-        Err(_) => {
-            shared.metrics.error(ErrorReason::TlsHandshakeTimeout);
-            tracing::debug!(%peer, "no connection slot within the TLS handshake timeout");
-            None
-        }
-    }
-}
-
-async fn serve_connection(
-    accepted: Accepted,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     phase: watch::Receiver<Phase>,
-    slots: Arc<ConnectionSlots>,
+    slot: Slot,
     graceful: Watcher,
 ) {
-    let Accepted { tcp, peer, pending } = accepted;
     let mut drain_rx = phase.clone();
     let limits = &shared.limits;
-    let deadline = tokio::time::Instant::now() + limits.tls_handshake_timeout;
-    let slot = tokio::select! {
-        s = take_slot(&slots, &shared, deadline, peer) => match s {
-            Some(slot) => slot,
-            None => return,
-        },
-        () = wait_phase(&mut drain_rx, Phase::Draining) => return,
-    };
-    drop(pending);
     let activity = slot.activity();
-    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
+    let handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
     let tls = tokio::select! {
         r = handshake => match r {
             Ok(Ok(tls)) => tls,
