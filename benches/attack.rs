@@ -11,6 +11,18 @@
 //! - `ATTACK_ONE_SERVER=1`: run every phase against one server process (RSS then also shows
 //!   what earlier phases left allocated); default: a fresh server per phase, so each
 //!   phase's RSS is that attack's own.
+//! - `MTLS_GATE_BIN`: the server binary to attack (default: this build's `mtls-gate`), to
+//!   compare two builds under the same conditions.
+//! - `ATTACK_NICE` (0-19, default 0): niceness of the attacker process. The attacker runs
+//!   in a process of its own (this binary again, with its own runtime), so the good
+//!   clients are not measured through a runtime busy with the attack; but on this 2-core
+//!   machine it still takes CPU from the server, which a remote attacker would not. With 0
+//!   it competes at the server's priority (the worst case here); with 19 it mostly gets
+//!   what the server and the good clients leave.
+//!
+//! Besides the latency table, the run prints the CPU each party used during each phase
+//! (server, good clients, attacker, everything else on the machine, from `/proc`), so that
+//! a figure can be read against what else was running.
 //!
 //! Phases: `baseline`; `h2-idle` (1,024 TLS connections that negotiate HTTP/2 and send
 //! nothing, reopened when closed); `slow-bodies` (80 requests trickling one body byte
@@ -63,6 +75,14 @@ const RSS_MAX_KIB: u64 = 64 * 1024;
 // ---------------------------------------------------------------------------------------
 // The server under test
 
+/// Where the attacks and good clients connect, and the CA that signed the server's pair.
+#[derive(Clone)]
+struct Target {
+    https: SocketAddr,
+    probe: SocketAddr,
+    roots: Arc<RootCertStore>,
+}
+
 /// The `mtls-gate webhook` child process; killed (by its pid) when dropped.
 struct Server {
     child: Child,
@@ -73,6 +93,13 @@ struct Server {
     ca: CertifiedIssuer<'static, KeyPair>,
     key_pem: String,
     cert_pem: String,
+}
+
+impl Server {
+    /// The CA certificate (DER), for the attacker process.
+    fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.der")
+    }
 }
 
 impl Drop for Server {
@@ -147,10 +174,14 @@ fn start_server() -> anyhow::Result<Server> {
     std::fs::write(dir.path().join("tls.crt"), &cert_pem)?;
     std::fs::write(dir.path().join("tls.key"), &key_pem)?;
     std::fs::write(dir.path().join("cluster.yaml"), cluster_yaml())?;
+    std::fs::write(dir.path().join("ca.der"), ca.der().as_ref())?;
     let mut roots = RootCertStore::empty();
     roots.add(ca.der().clone())?;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
+    // MTLS_GATE_BIN: another build of the server (e.g. before a change), for comparisons.
+    let bin =
+        std::env::var_os("MTLS_GATE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_mtls-gate").into());
+    let mut child = Command::new(bin)
         .args([
             "webhook",
             "--listen=127.0.0.1:0",
@@ -585,9 +616,9 @@ async fn until_closed(
 }
 
 /// `n` TLS connections negotiating `h2` that never send anything; reopened when closed.
-async fn h2_idle(server: &Server, n: usize, c: Arc<AttackCounters>, stop: watch::Receiver<bool>) {
-    let config = client_config(&server.roots, b"h2");
-    let addr = server.https;
+async fn h2_idle(target: &Target, n: usize, c: Arc<AttackCounters>, stop: watch::Receiver<bool>) {
+    let config = client_config(&target.roots, b"h2");
+    let addr = target.https;
     for _ in 0..n {
         let (config, c, mut stop) = (config.clone(), c.clone(), stop.clone());
         tokio::spawn(async move {
@@ -609,13 +640,13 @@ async fn h2_idle(server: &Server, n: usize, c: Arc<AttackCounters>, stop: watch:
 
 /// `n` HTTP/1.1 requests announcing a 4,000-byte body and sending one byte every 2 s.
 async fn slow_bodies(
-    server: &Server,
+    target: &Target,
     n: usize,
     c: Arc<AttackCounters>,
     stop: watch::Receiver<bool>,
 ) {
-    let config = client_config(&server.roots, b"http/1.1");
-    let addr = server.https;
+    let config = client_config(&target.roots, b"http/1.1");
+    let addr = target.https;
     for _ in 0..n {
         let (config, c, mut stop) = (config.clone(), c.clone(), stop.clone());
         tokio::spawn(async move {
@@ -655,12 +686,12 @@ async fn slow_bodies(
 
 /// `n` TCP connections to the probe port that send nothing; reopened when closed.
 async fn probe_idle(
-    server: &Server,
+    target: &Target,
     n: usize,
     c: Arc<AttackCounters>,
     stop: watch::Receiver<bool>,
 ) {
-    let addr = server.probe;
+    let addr = target.probe;
     for _ in 0..n {
         let (c, mut stop) = (c.clone(), stop.clone());
         tokio::spawn(async move {
@@ -680,9 +711,9 @@ async fn probe_idle(
 
 /// `n` TLS connections sending a request line, then one header line a second, never
 /// ending the header; reopened when closed.
-async fn slowloris(server: &Server, n: usize, c: Arc<AttackCounters>, stop: watch::Receiver<bool>) {
-    let config = client_config(&server.roots, b"http/1.1");
-    let addr = server.https;
+async fn slowloris(target: &Target, n: usize, c: Arc<AttackCounters>, stop: watch::Receiver<bool>) {
+    let config = client_config(&target.roots, b"http/1.1");
+    let addr = target.https;
     for _ in 0..n {
         let (config, c, mut stop) = (config.clone(), c.clone(), stop.clone());
         tokio::spawn(async move {
@@ -715,13 +746,13 @@ async fn slowloris(server: &Server, n: usize, c: Arc<AttackCounters>, stop: watc
 /// One client after the other streaming `len` bytes with a Content-Length and no
 /// `Expect`, reading the answer while writing; counts readable 413s and resets.
 async fn oversize_stream(
-    server: &Server,
+    target: &Target,
     len: usize,
     c: Arc<AttackCounters>,
     stop: watch::Receiver<bool>,
 ) {
-    let config = client_config(&server.roots, b"http/1.1");
-    let addr = server.https;
+    let config = client_config(&target.roots, b"http/1.1");
+    let addr = target.https;
     tokio::spawn(async move {
         while !*stop.borrow() {
             let Ok(s) = tls(addr, &config).await else {
@@ -774,13 +805,13 @@ async fn oversize_stream(
 
 /// `n` clients each sending crafted 4 MiB reviews in a loop (keep-alive).
 async fn crafted_bodies(
-    server: &Server,
+    target: &Target,
     n: usize,
     c: Arc<AttackCounters>,
     stop: watch::Receiver<bool>,
 ) {
-    let config = client_config(&server.roots, b"http/1.1");
-    let addr = server.https;
+    let config = client_config(&target.roots, b"http/1.1");
+    let addr = target.https;
     let body = crafted_review("crafted");
     for _ in 0..n {
         let (config, c, stop, body) = (config.clone(), c.clone(), stop.clone(), body.clone());
@@ -810,6 +841,197 @@ async fn crafted_bodies(
 }
 
 // ---------------------------------------------------------------------------------------
+// The attacker process
+//
+// Each attack runs in a process of its own (this bench binary again, `ATTACK_ROLE=attacker`)
+// with its own runtime, so that the good clients' latencies are not measured through a
+// runtime busy with the attacker's handshakes, and the attacker's CPU use can be reported
+// apart. It still shares the two cores with the server: `ATTACK_NICE` lowers its priority.
+
+const ROLE_VAR: &str = "ATTACK_ROLE";
+
+/// Starts the attack of `phase` at its size; false for a phase without one.
+async fn start_attack(
+    phase: &str,
+    target: &Target,
+    c: Arc<AttackCounters>,
+    stop: watch::Receiver<bool>,
+) -> bool {
+    match phase {
+        "h2-idle" => h2_idle(target, 1024, c, stop).await,
+        "slow-bodies" => slow_bodies(target, 80, c, stop).await,
+        "probe-idle" => probe_idle(target, 40, c, stop).await,
+        "slowloris" => slowloris(target, 1100, c, stop).await,
+        "stream-5mib" => oversize_stream(target, 5 << 20, c, stop).await,
+        "bodies-4mib" => crafted_bodies(target, 4, c, stop).await,
+        _ => return false,
+    }
+    true
+}
+
+fn spawn_attacker(phase: &str, server: &Server, seconds: u64, nice: u8) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the bench executable")?;
+    let mut cmd = if nice > 0 {
+        let mut c = Command::new("nice");
+        c.arg(format!("-n{nice}")).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.env(ROLE_VAR, "attacker")
+        .env("ATTACK_PHASE", phase)
+        .env("ATTACK_HTTPS", server.https.to_string())
+        .env("ATTACK_PROBE", server.probe.to_string())
+        .env("ATTACK_CA", server.ca_file())
+        .env("ATTACK_SECONDS", seconds.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the attacker process")
+}
+
+/// What the attacker process reports when its attack is over.
+struct AttackerReport {
+    summary: String,
+    cpu_seconds: f64,
+}
+
+async fn attacker_report(child: Child) -> anyhow::Result<AttackerReport> {
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .context("the attacker process did not end")???;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .last()
+        .context("the attacker reported nothing")?;
+    let v: Value = serde_json::from_str(line).context("unreadable attacker report")?;
+    Ok(AttackerReport {
+        summary: v["summary"].as_str().unwrap_or_default().to_string(),
+        cpu_seconds: v["cpu_seconds"].as_f64().unwrap_or(f64::NAN),
+    })
+}
+
+/// The attacker process: runs one phase's attack for its duration, then prints its
+/// counters and CPU time as one JSON line.
+fn attacker_main() -> anyhow::Result<()> {
+    let var = |k: &str| std::env::var(k).with_context(|| format!("{k} not set"));
+    let phase = var("ATTACK_PHASE")?;
+    let seconds: u64 = var("ATTACK_SECONDS")?.parse()?;
+    let mut roots = RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(std::fs::read(
+        var("ATTACK_CA")?,
+    )?))?;
+    let target = Target {
+        https: var("ATTACK_HTTPS")?.parse()?,
+        probe: var("ATTACK_PROBE")?.parse()?,
+        roots: Arc::new(roots),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let c = Arc::new(AttackCounters::default());
+        let (stop_tx, stop) = watch::channel(false);
+        if !start_attack(&phase, &target, c.clone(), stop).await {
+            anyhow::bail!("no attack named {phase}");
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let _ = stop_tx.send(true);
+        Ok(json!({
+            "summary": c.summary(),
+            "cpu_seconds": cpu_seconds("self").unwrap_or(f64::NAN),
+        }))
+    })?;
+    println!("{report}");
+    // The attack's connections are dropped with the process.
+    std::process::exit(0)
+}
+
+/// CPU time (user + system, all threads) of a process so far, from `/proc/PID/stat`
+/// (`utime`, `stime`; Linux reports them in USER_HZ = 100 ticks per second).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Busy and total CPU time of the whole machine so far, from `/proc/stat` (seconds).
+fn machine_cpu() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: f64 = v.iter().take(8).sum();
+    // idle + iowait
+    let idle = v.get(3)? + v.get(4).unwrap_or(&0.0);
+    Some(((total - idle) / 100.0, total / 100.0))
+}
+
+struct CpuSnapshot {
+    at: Instant,
+    server: f64,
+    clients: f64,
+    machine_busy: Option<f64>,
+}
+
+impl CpuSnapshot {
+    fn take(server_pid: u32) -> Self {
+        Self {
+            at: Instant::now(),
+            server: cpu_seconds(&server_pid.to_string()).unwrap_or(f64::NAN),
+            clients: cpu_seconds("self").unwrap_or(f64::NAN),
+            machine_busy: machine_cpu().map(|(busy, _)| busy),
+        }
+    }
+}
+
+/// Average CPU use during a phase, in cores.
+struct CpuUse {
+    server: f64,
+    clients: f64,
+    attacker: Option<f64>,
+    others: Option<f64>,
+    load_avg: f64,
+}
+
+impl CpuUse {
+    fn between(a: &CpuSnapshot, b: &CpuSnapshot, attacker_seconds: Option<f64>) -> Self {
+        let wall = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
+        let server = (b.server - a.server) / wall;
+        let clients = (b.clients - a.clients) / wall;
+        let attacker = attacker_seconds.map(|s| s / wall);
+        let others = match (a.machine_busy, b.machine_busy) {
+            (Some(x), Some(y)) => {
+                Some(((y - x) / wall - server - clients - attacker.unwrap_or(0.0)).max(0.0))
+            }
+            _ => None,
+        };
+        let load_avg = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().and_then(|x| x.parse().ok()))
+            .unwrap_or(f64::NAN);
+        Self {
+            server,
+            clients,
+            attacker,
+            others,
+            load_avg,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Phases
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -828,6 +1050,7 @@ struct Row {
     phase: &'static str,
     stats: PhaseStats,
     note: String,
+    cpu: CpuUse,
 }
 
 fn rate(s: &Samples) -> f64 {
@@ -886,6 +1109,24 @@ fn print_rows(rows: &mut [Row]) -> bool {
             } else {
                 format!("MISS: {}", misses.join(", "))
             },
+        );
+    }
+    println!();
+    println!(
+        "CPU during each phase, in cores (of 2): the server, the good clients (this process), the attacker process, everything else on the machine; and the 1-min load average at the end"
+    );
+    println!("| phase | server | good clients | attacker | others | load avg |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for row in rows.iter() {
+        let c = &row.cpu;
+        println!(
+            "| {} | {:.2} | {:.2} | {} | {} | {:.1} |",
+            row.phase,
+            c.server,
+            c.clients,
+            c.attacker.map_or("-".into(), |a| format!("{a:.2}")),
+            c.others.map_or("?".into(), |o| format!("{o:.2}")),
+            c.load_avg,
         );
     }
     println!();
@@ -972,7 +1213,12 @@ impl Measuring {
     }
 }
 
-async fn run(seconds: u64, only: Option<Vec<String>>, one_server: bool) -> anyhow::Result<bool> {
+async fn run(
+    seconds: u64,
+    only: Option<Vec<String>>,
+    one_server: bool,
+    nice: u8,
+) -> anyhow::Result<bool> {
     let stats: Shared = Arc::default();
     let mut current: Option<(Server, Measuring)> = None;
     let mut rows = Vec::new();
@@ -1004,13 +1250,13 @@ async fn run(seconds: u64, only: Option<Vec<String>>, one_server: bool) -> anyho
         let (stop_tx, stop) = watch::channel(false);
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = PhaseStats::default();
         let mut note = String::new();
+        let cpu_before = CpuSnapshot::take(server.child.id());
+        let mut attacker = None;
         match phase {
-            "h2-idle" => h2_idle(server, 1024, counters.clone(), stop).await,
-            "slow-bodies" => slow_bodies(server, 80, counters.clone(), stop).await,
-            "probe-idle" => probe_idle(server, 40, counters.clone(), stop).await,
-            "slowloris" => slowloris(server, 1100, counters.clone(), stop).await,
-            "stream-5mib" => oversize_stream(server, 5 << 20, counters.clone(), stop).await,
-            "bodies-4mib" => crafted_bodies(server, 4, counters.clone(), stop).await,
+            "h2-idle" | "slow-bodies" | "probe-idle" | "slowloris" | "stream-5mib"
+            | "bodies-4mib" => {
+                attacker = Some(spawn_attacker(phase, server, seconds, nice)?);
+            }
             "expired-cert" => {
                 let key = KeyPair::from_pem(&server.key_pem)?;
                 let now = time::OffsetDateTime::now_utc();
@@ -1043,10 +1289,24 @@ async fn run(seconds: u64, only: Option<Vec<String>>, one_server: bool) -> anyho
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let _ = stop_tx.send(true);
         let phase_stats = std::mem::take(&mut *stats.lock().unwrap_or_else(|e| e.into_inner()));
+        let cpu_after = CpuSnapshot::take(server.child.id());
+        let attacker_report = match attacker {
+            Some(child) => Some(attacker_report(child).await),
+            None => None,
+        };
         if phase == "expired-cert" {
             replace_file(&server.dir.path().join("tls.crt"), &server.cert_pem)?;
         }
         note.push_str(&counters.summary());
+        let mut attacker_cpu = None;
+        match attacker_report {
+            Some(Ok(report)) => {
+                note.push_str(&report.summary);
+                attacker_cpu = Some(report.cpu_seconds);
+            }
+            Some(Err(e)) => note.push_str(&format!("attacker: {e:#}")),
+            None => {}
+        }
         note.push_str(" | server: ");
         note.push_str(&metrics_note(server).await);
         eprintln!("{phase}: done");
@@ -1054,6 +1314,7 @@ async fn run(seconds: u64, only: Option<Vec<String>>, one_server: bool) -> anyho
             phase,
             stats: phase_stats,
             note,
+            cpu: CpuUse::between(&cpu_before, &cpu_after, attacker_cpu),
         });
         // Let the attack's connections drain before the next phase.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1063,6 +1324,14 @@ async fn run(seconds: u64, only: Option<Vec<String>>, one_server: bool) -> anyho
         drop(server);
     }
     let pass = print_rows(&mut rows);
+    println!(
+        "attacker process: {}",
+        if nice == 0 {
+            "same priority as the server and the good clients (ATTACK_NICE=0)".to_string()
+        } else {
+            format!("nice {nice} (ATTACK_NICE)")
+        }
+    );
     println!(
         "\ntargets: good reviews ≥ {:.0} % ok and p99 ≤ {} ms (each client), /healthz p99 ≤ {} ms, RSS ≤ {} MiB: {}",
         GOOD_SUCCESS_MIN * 100.0,
@@ -1083,6 +1352,14 @@ fn main() -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => eprintln!("warning: cannot raise the open-file limit: {e}"),
     }
+    if std::env::var(ROLE_VAR).is_ok_and(|r| r == "attacker") {
+        return attacker_main();
+    }
+    let nice = std::env::var("ATTACK_NICE")
+        .ok()
+        .and_then(|s| s.parse::<u8>().ok())
+        .unwrap_or(0)
+        .min(19);
     let seconds = std::env::var("ATTACK_SECONDS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -1101,7 +1378,7 @@ fn main() -> anyhow::Result<()> {
     let one_server = std::env::var("ATTACK_ONE_SERVER").is_ok_and(|v| v == "1");
     let limit = Duration::from_secs((seconds + 15) * PHASES.len() as u64 + 60);
     let pass = runtime
-        .block_on(async { tokio::time::timeout(limit, run(seconds, only, one_server)).await })
+        .block_on(async { tokio::time::timeout(limit, run(seconds, only, one_server, nice)).await })
         .context("the attack run exceeded its time bound")??;
     runtime.shutdown_timeout(Duration::from_secs(2));
     if !pass {

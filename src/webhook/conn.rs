@@ -15,7 +15,10 @@
 //! A connection counts as busy while a request is being served on it (from its header to
 //! the end of its response); everything else (handshake, waiting for or reading a
 //! header, keep-alive idle) counts as idle. Busy connections are never evicted; when every
-//! connection is busy, new connections wait in the listen backlog.
+//! connection is busy, new connections wait in the listen backlog. Connections that have
+//! served a request (the
+//! API server's keep-alive connections) are evicted only when no connection that never
+//! started one is left to evict.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -144,13 +147,20 @@ impl ConnectionSlots {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks the connection idle longest to close. False when every connection is busy.
+    /// Asks an idle connection to close: one that has never started a request if there
+    /// is one (a handshake, a silent or slow client), else the keep-alive connection idle
+    /// longest; oldest first among either. False when every connection is busy.
     fn evict_idlest(&self) -> bool {
         let open = self.lock();
         let idlest = open
             .values()
             .filter(|a| a.busy.load(Ordering::Relaxed) == 0 && !a.evicted.load(Ordering::Relaxed))
-            .min_by_key(|a| a.last_ms.load(Ordering::Relaxed));
+            .min_by_key(|a| {
+                (
+                    a.started.load(Ordering::Relaxed) > 0,
+                    a.last_ms.load(Ordering::Relaxed),
+                )
+            });
         match idlest {
             Some(a) => {
                 a.evicted.store(true, Ordering::Relaxed);
@@ -262,6 +272,22 @@ mod tests {
         assert_eq!(slots.open_count(), 2);
         drop((young, third));
         assert_eq!(slots.open_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn connections_that_served_a_request_are_evicted_last() {
+        let slots = ConnectionSlots::new(2, Gauge::default());
+        let (served, _) = slots.acquire().await;
+        drop(served.activity().begin());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Younger, but it never started a request: it goes first.
+        let (silent, _) = slots.acquire().await;
+        assert!(slots.evict_idlest());
+        assert!(silent.activity().evicted.load(Ordering::Relaxed));
+        assert!(!served.activity().evicted.load(Ordering::Relaxed));
+        // With only served connections left to choose from, the served one goes.
+        assert!(slots.evict_idlest());
+        assert!(served.activity().evicted.load(Ordering::Relaxed));
     }
 
     #[tokio::test]

@@ -63,7 +63,9 @@ pub struct Limits {
     /// worker; beyond, 503. Default 64.
     pub max_in_flight: usize,
     /// Reviews (decode + handler) running at once, on the blocking thread pool, off the
-    /// async workers. Default 4.
+    /// async workers. Reviews of bodies large enough to need the decoded-size estimate
+    /// (over `max_decoded_bytes / 128`) may take only half of them (at least one), so
+    /// that ordinary reviews find a worker while large bodies are scanned. Default 4.
     pub review_workers: usize,
     /// A review not answered within this time after its body arrived is denied (fail
     /// closed, uid echoed). Must stay below the webhook's `timeoutSeconds` (chart: 5 s).

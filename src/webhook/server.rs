@@ -193,7 +193,7 @@ impl BoundWebhook {
         reloader.poll_once().await;
         let reload_task = tokio::spawn(reloader.run(config.reload_interval, reload_stop_rx));
 
-        let probe_task = tokio::spawn(probe::run(
+        let probe_thread = probe::spawn_thread(
             probe,
             probe::ProbeState {
                 handler: handler.clone(),
@@ -203,7 +203,8 @@ impl BoundWebhook {
                 phase: phase_rx.clone(),
             },
             limits.probe.clone(),
-        ));
+        )
+        .context("cannot start the probe server")?;
 
         let shared = Arc::new(Shared {
             handler,
@@ -211,6 +212,7 @@ impl BoundWebhook {
             budget: BodyBudget::new(limits.body_memory_bytes, metrics.body_bytes.clone()),
             waiting: Semaphore::new(limits.max_in_flight.max(1)),
             workers: Arc::new(Semaphore::new(limits.review_workers.max(1))),
+            large_workers: Arc::new(Semaphore::new((limits.review_workers / 2).max(1))),
             limits: limits.clone(),
             h1: http1_builder(&limits),
             h2: http2_builder(&limits),
@@ -284,7 +286,7 @@ impl BoundWebhook {
         let _ = phase_tx.send(Phase::Stopped);
         let _ = reload_stop_tx.send(true);
         let _ = reload_task.await;
-        let _ = probe_task.await;
+        probe_thread.stopped().await;
         tracing::info!("webhook server stopped");
         Ok(())
     }
@@ -300,6 +302,8 @@ struct Shared {
     waiting: Semaphore,
     /// Review workers (blocking-pool threads running a review).
     workers: Arc<Semaphore>,
+    /// The workers that reviews of large bodies may take: half of them.
+    large_workers: Arc<Semaphore>,
     limits: Limits,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
@@ -745,20 +749,32 @@ async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) ->
             "too many admission requests waiting for review",
         );
     };
-    let worker =
-        match tokio::time::timeout_at(deadline, shared.workers.clone().acquire_owned()).await {
-            Ok(Ok(w)) => w,
-            _ => {
-                shared.metrics.error(ErrorReason::ReviewDeadline);
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "no review worker free within the {:?} review deadline; retry later",
-                        shared.limits.review_deadline
-                    ),
-                );
-            }
+    // Bodies large enough to need the decoded-size estimate (a scan of up to 4 MiB before
+    // decoding) may take only some of the workers, so that a few clients sending large
+    // bodies cannot make ordinary reviews wait for a worker.
+    let large = body.bytes.len() > shared.limits.max_decoded_bytes / MAX_AMPLIFICATION;
+    let workers = async {
+        let lane = if large {
+            Some(shared.large_workers.clone().acquire_owned().await?)
+        } else {
+            None
         };
+        let worker = shared.workers.clone().acquire_owned().await?;
+        Ok::<_, tokio::sync::AcquireError>((lane, worker))
+    };
+    let worker = match tokio::time::timeout_at(deadline, workers).await {
+        Ok(Ok(w)) => w,
+        _ => {
+            shared.metrics.error(ErrorReason::ReviewDeadline);
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no review worker free within the {:?} review deadline; retry later",
+                    shared.limits.review_deadline
+                ),
+            );
+        }
+    };
     let (started_tx, mut started_rx) = oneshot::channel();
     let handler = shared.handler.clone();
     let max_decoded = shared.limits.max_decoded_bytes;
