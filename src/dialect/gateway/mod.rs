@@ -76,7 +76,9 @@ pub use self::objects::{
     ConfigMapView, FrontendValidation, GATEWAY, GATEWAY_GROUP, GRPC_ROUTE, GatewayView, HTTP_ROUTE,
     HttpMatch, HttpPathType, HttpRouteView, KINDS, Listener, OtherRouteView, TCP_ROUTE, TLS_ROUTE,
 };
-pub use self::render::{GatewayRenderRefusal, render_gateway};
+pub use self::render::{
+    GatewayRenderRefusal, carries, desired_frontend, render_gateway, with_rendering,
+};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRouteTable, ObjectKind, ReduceError,
     RenderInput, RenderedObject, Route, RouteAuth, RouteSource, SharedObject,
@@ -849,22 +851,44 @@ impl Dialect for GatewayApi {
         kind: &ObjectKind,
         object: &SharedObject,
     ) -> Result<Option<serde_json::Value>, String> {
-        if *kind != GATEWAY {
-            return Ok(None);
-        }
-        let Some(gateway) = object.as_any().downcast_ref::<GatewayView>() else {
+        let Some(gateway) = rendered_kind(kind, object) else {
             return Ok(None);
         };
+        let desired = desired_frontend(profile, gateway).map_err(refusal_text)?;
+        if carries(gateway, &desired) {
+            return Ok(None);
+        }
         render_gateway(profile, gateway)
             .map(Some)
-            .map_err(|refusals| {
-                refusals
-                    .iter()
-                    .map(|r| format!("Gateway {} port {}: {}", r.gateway, r.port, r.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
+            .map_err(refusal_text)
     }
+
+    fn rendered_view(
+        &self,
+        profile: &CompiledProfile,
+        kind: &ObjectKind,
+        object: &SharedObject,
+    ) -> Option<SharedObject> {
+        let gateway = rendered_kind(kind, object)?;
+        let desired = desired_frontend(profile, gateway).ok()?;
+        Some(Arc::new(with_rendering(gateway, &desired)))
+    }
+}
+
+/// The Gateway behind a view of the one kind this dialect renders.
+fn rendered_kind<'a>(kind: &ObjectKind, object: &'a SharedObject) -> Option<&'a GatewayView> {
+    if *kind != GATEWAY {
+        return None;
+    }
+    object.as_any().downcast_ref::<GatewayView>()
+}
+
+fn refusal_text(refusals: Vec<GatewayRenderRefusal>) -> String {
+    refusals
+        .iter()
+        .map(|r| format!("Gateway {} port {}: {}", r.gateway, r.port, r.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Index into the listener auths of one table build.
