@@ -1088,3 +1088,149 @@ fn core_kinds_match_an_api_version_without_group() {
     assert!(kind_owner("", "ConfigMap").is_none());
     assert!(kind_owner("gateway.networking.k8s.io/v1beta1", "HTTPRoute").is_some());
 }
+
+/// Runs the `mtls-gate` binary with `args` on `docs` (one file) and returns (exit, stdout,
+/// stderr).
+fn cli(args: &[&str], docs: &[String]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bank.yaml");
+    std::fs::write(&file, common::stream(docs)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
+        .args(args)
+        .arg(&file)
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// `doc` labelled `mtls-gate.io/profile: example-bank`.
+fn labelled(doc: String) -> String {
+    doc.replace(
+        "  namespace: open-banking\n",
+        "  namespace: open-banking\n  labels: {mtls-gate.io/profile: example-bank}\n",
+    )
+}
+
+/// `mtls-gate render` writes a labelled Gateway as the mutating webhook renders it, and
+/// the output passes `check`; a Gateway that no rendering can fix is refused (exit 1).
+#[test]
+fn render_command_outputs_labelled_gateways() {
+    struct Case {
+        name: &'static str,
+        /// The MTLS Gateway (labelled).
+        mtls_gateway: String,
+        /// Exit status of `render`.
+        exit: i32,
+        /// `spec.tls.frontend.perPort` of the rendered MTLS Gateway (when rendered).
+        per_port: serde_json::Value,
+        stderr: &'static str,
+    }
+    let rendered_443 = serde_json::json!([{"port": 443, "tls": {"validation": {
+        "mode": "AllowValidOnly",
+        "caCertificateRefs": [{"group": "", "kind": "Secret", "name": "open-banking-client-ca"}]
+    }}}]);
+    let cases = [
+        Case {
+            name: "MTLS Gateway without client validation",
+            mtls_gateway: labelled(gateway("mtls", "eg", &mtls_listeners(), "")),
+            exit: 0,
+            per_port: rendered_443.clone(),
+            stderr: "",
+        },
+        Case {
+            name: "MTLS Gateway with AllowInsecureFallback",
+            mtls_gateway: labelled(gateway(
+                "mtls",
+                "eg",
+                &mtls_listeners(),
+                &FRONTEND_REQUIRED.replace("AllowValidOnly", "AllowInsecureFallback"),
+            )),
+            exit: 0,
+            per_port: rendered_443.clone(),
+            stderr: "",
+        },
+        Case {
+            name: "MTLS Gateway serving the MTLS hosts on 443 and 8443",
+            mtls_gateway: labelled(gateway(
+                "mtls",
+                "eg",
+                &[
+                    ("mtls-auth", "HTTPS", 8443, Some(MTLS_AUTH)),
+                    ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+                ],
+                "",
+            )),
+            exit: 0,
+            per_port: {
+                let mut both = rendered_443.clone();
+                let mut other = both[0].clone();
+                other["port"] = 8443.into();
+                both.as_array_mut().unwrap().push(other);
+                both
+            },
+            stderr: "",
+        },
+        Case {
+            name: "MTLS and TLS hosts on one port",
+            mtls_gateway: labelled(gateway(
+                "mtls",
+                "eg",
+                &[
+                    ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+                    ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+                ],
+                "",
+            )),
+            exit: 1,
+            per_port: serde_json::Value::Null,
+            stderr: "cannot render for profile example-bank: Gateway open-banking/mtls port 443: serves MTLS hosts mtls-api.bank.example",
+        },
+    ];
+    for case in cases {
+        let name = case.name;
+        let mut docs = split_host();
+        docs[3] = case.mtls_gateway;
+        docs.push(ca_secret());
+        let (exit, out, err) = cli(&["render", "--assume-complete"], &docs);
+        assert_eq!(exit, case.exit, "[{name}] {err}");
+        assert!(err.contains(case.stderr), "[{name}] {err}");
+        if exit != 0 {
+            continue;
+        }
+        let rendered: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&out)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &serde_json::Value| !v.is_null())
+            .collect();
+        let mtls = rendered
+            .iter()
+            .find(|d| d["kind"] == "Gateway" && d["metadata"]["name"] == "mtls")
+            .expect("the MTLS Gateway is in the output");
+        assert_eq!(
+            mtls["spec"]["tls"]["frontend"]["perPort"], case.per_port,
+            "[{name}]"
+        );
+        assert_eq!(
+            mtls["spec"]["listeners"].as_array().map(Vec::len),
+            Some(2),
+            "[{name}] the rest of the Gateway is kept"
+        );
+        // The rendered output is compliant, and rendering it again changes nothing.
+        let again: Vec<String> = rendered
+            .iter()
+            .map(|d| serde_yaml_ng::to_string(d).unwrap())
+            .collect();
+        let (exit, report, _) = cli(&["check", "--assume-complete"], &again);
+        assert_eq!(exit, 0, "[{name}] rendered output fails check:\n{report}");
+        let (exit, out_again, _) = cli(&["render", "--assume-complete"], &again);
+        assert_eq!(exit, 0, "[{name}]");
+        let reparsed: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&out_again)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &serde_json::Value| !v.is_null())
+            .collect();
+        assert_eq!(reparsed, rendered, "[{name}] rendering is idempotent");
+    }
+}
