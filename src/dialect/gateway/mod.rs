@@ -54,12 +54,34 @@
 //! * Shared ports: on a Gateway port that serves an MTLS host, every HTTPS listener must
 //!   require verified certificates; otherwise a connection opened for the other listener's
 //!   host without a certificate can be reused for the MTLS host (connection coalescing).
+//! * Cross-namespace CA references: a Gateway's `caCertificateRefs` to a ConfigMap or
+//!   Secret in another namespace is valid only with a ReferenceGrant
+//!   (`gateway.networking.k8s.io/v1beta1`) in that namespace whose `from` names
+//!   `gateway.networking.k8s.io`/`Gateway` and the Gateway's namespace, and whose `to`
+//!   names the kind (and the name, or none for every object of it); otherwise the
+//!   listener's validation is invalid (GEP-91 `FrontendTLSValidation.CACertificateRefs`:
+//!   ResolvedRefs False, RefNotPermitted) and counts as none. A ClientTrafficPolicy's CA
+//!   reference never crosses namespaces in Envoy Gateway, grant or not
+//!   (`clienttrafficpolicy.go` calls `validateSecretRef` with `allowCrossNamespace` false).
+//!   ReferenceGrants that cannot be read count as absent (fail closed).
 //! * Single-host layouts (MTLS and TLS endpoints on one host) are refused: Gateway API
 //!   validates certificates per port or listener, never per route, and the Envoy Gateway
-//!   `SecurityPolicy` ext-auth gate is not modelled.
+//!   `SecurityPolicy` ext-auth gate is not modelled. A SecurityPolicy (any of `extAuth`,
+//!   `jwt`, `oidc`, `basicAuth`, `apiKeyAuth`, `authorization`, `cors`) that applies to a
+//!   listener, Gateway or HTTPRoute serving an MTLS host whose handshake does not require
+//!   a verified certificate is reported as `UnmodelledSetting`: it is never credited as
+//!   the MTLS gate, so such hosts fail closed and the finding says why. Where the
+//!   handshake already requires a verified certificate, a SecurityPolicy only acts on
+//!   requests of connections that passed it (Envoy HTTP filters), so it cannot admit a
+//!   client without one and is not reported.
 //! * Not modelled, so reported when they touch a profile host: GRPCRoute, TLSRoute,
-//!   TCPRoute attached to its listener; cross-namespace CA references (ReferenceGrant).
-//!   Not modelled and not detected: ListenerSet, Envoy Gateway merged Gateways.
+//!   TCPRoute attached to its listener; ListenerSet (standard since Gateway API v1.5) and
+//!   XListenerSet (`gateway.networking.x-k8s.io`, v1.3-v1.4) listeners whose hostname may
+//!   match the host (HTTPS ones on the ports of its endpoint URLs). Not modelled and not
+//!   detected: Envoy Gateway merged Gateways.
+//! * Rendering (`render.rs`): a Gateway labelled `mtls-gate.io/profile` gets its frontend
+//!   validation per port, at admission (mutating webhook), in `mtls-gate render`, and by the
+//!   controller for existing Gateways (server-side apply of only those fields).
 //!
 //! Types: compact views over the JSON of only the fields read here, not the
 //! `gateway-api` crate (it pins kube 4 / k8s-openapi 0.28 while this project is on kube 5 /

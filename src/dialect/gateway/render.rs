@@ -14,7 +14,11 @@
 //!
 //! The result is a JSON merge patch (RFC 7386) of `spec.tls.frontend`: mtls-gate owns the
 //! frontend validation of a labelled Gateway, as it owns the client-auth annotations of a
-//! labelled Ingress.
+//! labelled Ingress. The mutating webhook and `mtls-gate render` apply the patch; the
+//! controller sends its fields as a server-side apply (field manager `mtls-gate`), so the
+//! rendered `perPort` entries replace those of their ports and other managers' fields
+//! stay ([`with_rendering`] is the Gateway after that apply). A Gateway that already
+//! carries every rendered entry ([`carries`]) is not written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
