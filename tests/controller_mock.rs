@@ -1941,3 +1941,27 @@ async fn labelled_gateways_that_need_no_write_or_cannot_be_rendered() {
         }
     }
 }
+
+/// Deleting the profile removes what the writer created, never a labelled Gateway (the
+/// user's object, rendered in place): the finalizer is released without any DELETE.
+#[tokio::test]
+async fn deleting_the_profile_leaves_labelled_gateways_in_place() {
+    let profile = gateway_profile();
+    let mut f = Fixture::new(&profile, Vec::new(), true);
+    list_gateway_objects(&f, &gateway_objects(|_, gw| labelled(gw)));
+    let mut deleting = profile.clone();
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    let task = f.start(&deleting);
+    let (seen, send) = f.api.expect("PATCH", PROFILE_PATH).await;
+    assert_eq!(seen.content_type, "application/json-patch+json");
+    reply(send, &serde_json::to_value(&deleting).unwrap());
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+    f.api.assert_idle().await;
+    assert!(
+        f.api.seen.iter().all(|s| s.method != "DELETE"),
+        "{:#?}",
+        f.api.seen
+    );
+}

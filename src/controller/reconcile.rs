@@ -856,7 +856,9 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, m)| m.profile.as_deref() == Some(name.as_str()))
+            // Only what the writer created (it carries the hash): a labelled Gateway is the
+            // user's and stays.
+            .filter(|(_, m)| m.profile.as_deref() == Some(name.as_str()) && m.hash.is_some())
             .map(|(k, _)| k.clone())
             .collect();
         objects.sort();
