@@ -2,7 +2,7 @@
 //! 2,000 HTTPRoutes on one Gateway listener, as admission re-evaluates it after a change
 //! (`engine::evaluate_host`: route table, precedence, every endpoint's winners).
 //!
-//! Run: `cargo bench --bench gateway_api` (not yet measured: add its figures to BENCHMARKS.md).
+//! Run: `cargo bench --bench gateway_api` (figures in BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -26,6 +26,22 @@ spec:
   ingressController: gateway-api
 "
     )];
+    // The client CA bundle the Gateway's frontend validation names (GEP-91: ConfigMap,
+    // key ca.crt).
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/client-ca.crt"
+    ))
+    .expect("client CA fixture");
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    docs.push(format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata: {{name: open-banking-client-ca, namespace: open-banking}}
+data:
+  ca.crt: |
+{indented}"
+    ));
     docs.push(format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway

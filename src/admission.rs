@@ -562,41 +562,9 @@ pub fn mutate_object(
     object: &serde_json::Value,
     namespace: &str,
 ) -> Result<Option<json_patch::Patch>, String> {
-    let Some(profile_name) = object["metadata"]["labels"][crate::model::PROFILE_LABEL].as_str()
-    else {
+    let Some(rendered) = crate::render::render_labelled_object(view, object, namespace)? else {
         return Ok(None);
     };
-    let Some((controller, owner, kind)) = dialect::kind_owner(
-        object["apiVersion"].as_str().unwrap_or(""),
-        object["kind"].as_str().unwrap_or(""),
-    ) else {
-        return Ok(None);
-    };
-    let what = format!(
-        "{kind} {namespace}/{}",
-        object["metadata"]["name"].as_str().unwrap_or("")
-    );
-    let Some(profile) = view.profile(profile_name) else {
-        return Err(format!(
-            "{what} is labelled {}={profile_name}, but no ApiProviderProfile {profile_name} exists; nothing was rendered",
-            crate::model::PROFILE_LABEL
-        ));
-    };
-    if profile.controller() != controller {
-        return Err(format!(
-            "{what} is labelled {}={profile_name}, but that profile's ingressController is {}; nothing was rendered",
-            crate::model::PROFILE_LABEL,
-            profile.controller().as_str()
-        ));
-    }
-    let reduced = owner
-        .reduce(kind, object, namespace)
-        .map_err(|e| format!("{what} cannot be read: {e}"))?;
-    let Some(merge) = owner.render_object(profile, kind, &reduced)? else {
-        return Ok(None);
-    };
-    let mut rendered = object.clone();
-    json_patch::merge(&mut rendered, &merge);
     let patch = json_patch::diff(object, &rendered);
     Ok((!patch.0.is_empty()).then_some(patch))
 }

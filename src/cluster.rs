@@ -738,6 +738,12 @@ impl<'a> PlannedObjects<'a> {
             self.objects.insert((*kind, view.key().clone()), view);
         }
     }
+
+    /// Replaces an object of a dialect-owned kind by its view after a planned write (a
+    /// labelled Gateway once its rendering is applied).
+    pub fn add_view(&mut self, kind: ObjectKind, view: SharedObject) {
+        self.objects.insert((kind, view.key().clone()), view);
+    }
 }
 
 impl PlannedObjects<'_> {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::catalog::Scheme;
-use crate::cluster::{WithIngressChange, host_key_covers};
+use crate::cluster::{ClusterView, WithIngressChange, host_key_covers};
 use crate::dialect::{AnnotationChanges, HostRole, RenderInput, RenderedObject, dialect_for};
 use crate::engine::{EngineError, host_table, host_targets, serving_routes};
 use crate::model::{IngressView, ObjectKey, ObjectSource};
@@ -43,6 +43,8 @@ pub struct RenderPlan {
     /// Route objects of dialect-owned kinds (Traefik IngressRoutes) that serve endpoints of
     /// the profile: the renderer writes Ingress annotations only and never changes them.
     pub unrendered: Vec<UnrenderedRoute>,
+    /// Labelled objects of dialect-owned kinds (Gateways) that cannot be rendered: why.
+    pub object_refusals: Vec<String>,
 }
 
 /// A route object serving endpoints of a profile on a host, left as it is by the renderer.
@@ -209,6 +211,54 @@ pub fn render_profile<'a>(
     }
     plan.unrendered = unrendered_routes(profile, objects);
     Ok(plan)
+}
+
+/// A labelled object of a dialect-owned kind (a Gateway labelled `mtls-gate.io/profile`) as
+/// its profile's dialect renders it ([`crate::dialect::Dialect::render_object`]): `None`
+/// when it is not labelled, its kind is not rendered, or it already carries the rendering;
+/// `Err` with the reason when it cannot be rendered. The mutating webhook turns the result
+/// into a JSON Patch, `mtls-gate render` prints it.
+pub fn render_labelled_object(
+    view: &ClusterView,
+    object: &serde_json::Value,
+    namespace: &str,
+) -> Result<Option<serde_json::Value>, String> {
+    let Some(profile_name) = object["metadata"]["labels"][crate::model::PROFILE_LABEL].as_str()
+    else {
+        return Ok(None);
+    };
+    let Some((controller, owner, kind)) = crate::dialect::kind_owner(
+        object["apiVersion"].as_str().unwrap_or(""),
+        object["kind"].as_str().unwrap_or(""),
+    ) else {
+        return Ok(None);
+    };
+    let what = format!(
+        "{kind} {namespace}/{}",
+        object["metadata"]["name"].as_str().unwrap_or("")
+    );
+    let Some(profile) = view.profile(profile_name) else {
+        return Err(format!(
+            "{what} is labelled {}={profile_name}, but no ApiProviderProfile {profile_name} exists; nothing was rendered",
+            crate::model::PROFILE_LABEL
+        ));
+    };
+    if profile.controller() != controller {
+        return Err(format!(
+            "{what} is labelled {}={profile_name}, but that profile's ingressController is {}; nothing was rendered",
+            crate::model::PROFILE_LABEL,
+            profile.controller().as_str()
+        ));
+    }
+    let reduced = owner
+        .reduce(kind, object, namespace)
+        .map_err(|e| format!("{what} cannot be read: {e}"))?;
+    let Some(merge) = owner.render_object(profile, kind, &reduced)? else {
+        return Ok(None);
+    };
+    let mut rendered = object.clone();
+    json_patch::merge(&mut rendered, &merge);
+    Ok(Some(rendered))
 }
 
 /// Renders one managed Ingress against the view (used directly by the mutating webhook with

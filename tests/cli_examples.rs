@@ -50,6 +50,15 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
             ("MtlsNotRequired", "mtls-auth.bank.example", None),
         ],
     ),
+    (
+        "examples/broken/gateway-api-single-host-ext-auth.yaml",
+        1,
+        &["UnmodelledSetting", "MtlsNotRequired"],
+        &[
+            ("UnmodelledSetting", "auth.bank.example", None),
+            ("MtlsNotRequired", "auth.bank.example", Some("/token")),
+        ],
+    ),
     ("examples/nginx-single-host-gate", 0, &[], &[]),
     (
         "examples/broken/mtls-on-public-host.yaml",

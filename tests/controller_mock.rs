@@ -1267,7 +1267,7 @@ async fn traefik_objects_are_applied_owned_by_the_profile_then_left_alone() {
     // An object of this profile that the rendering no longer has is deleted.
     let stale = json!({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
         "metadata": {"name": "mtls-gate-example-bank-gate", "namespace": NS,
-            "labels": {PROFILE_LABEL: PROFILE}},
+            "labels": {PROFILE_LABEL: PROFILE}, "annotations": {RENDERED_HASH: "0123456789abcdef"}},
         "spec": {"forwardAuth": {"address": "https://gate/verify"}}});
     f.caches.on_object_event(
         traefik::MIDDLEWARE,
@@ -1763,4 +1763,265 @@ fn traefik_cleanup_keeps_the_users_middlewares() {
         None
     );
     assert_eq!(cleanup.strip[RENDERED_BY], (PROFILE.to_string(), None));
+}
+
+// ---- Gateway API: labelled Gateways rendered in place -----------------------------------
+
+/// The Gateway API example's profile under the fixture's profile name.
+fn gateway_profile() -> ApiProviderProfile {
+    let mut v = yaml_docs("examples/gateway-api-split-host/bank.yaml").remove(0);
+    v["metadata"]["name"] = json!(PROFILE);
+    v["metadata"]["uid"] = json!("0b0b0b0b-1111-2222-3333-444444444444");
+    v["metadata"]["generation"] = json!(1);
+    v["metadata"]["resourceVersion"] = json!("100");
+    v["metadata"]["finalizers"] = json!(["mtls-gate.io/cleanup"]);
+    serde_json::from_value(v).unwrap()
+}
+
+/// The example's Gateway API objects as the API server returns them; `edit` changes the
+/// Gateways (by name) before they are listed.
+fn gateway_objects(edit: impl Fn(&str, &mut Value)) -> Vec<Value> {
+    yaml_docs("examples/gateway-api-split-host/bank.yaml")
+        .into_iter()
+        .skip(1)
+        .map(|mut v| {
+            let name = v["metadata"]["name"].as_str().unwrap().to_string();
+            v["metadata"]["uid"] = json!(format!("uid-{name}"));
+            v["metadata"]["resourceVersion"] = json!("1");
+            v["metadata"]["creationTimestamp"] = json!("2026-11-01T10:00:00Z");
+            if v["kind"] == "Gateway" {
+                edit(&name, &mut v);
+            }
+            v
+        })
+        .collect()
+}
+
+/// The Gateway API kinds listed with `objects` in them.
+fn list_gateway_objects(f: &Fixture, objects: &[Value]) {
+    use mtls_gate::dialect::gateway::KINDS;
+    for kind in KINDS {
+        f.caches.on_object_event(kind, Event::Init);
+        for o in objects.iter().filter(|o| {
+            kind.matches(
+                o["apiVersion"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+            )
+        }) {
+            f.caches.on_object_event(
+                kind,
+                Event::InitApply(serde_json::from_value(o.clone()).unwrap()),
+            );
+        }
+        f.caches.on_object_event(kind, Event::InitDone);
+    }
+}
+
+fn labelled(gw: &mut Value) {
+    gw["metadata"]["labels"] = json!({PROFILE_LABEL: PROFILE});
+}
+
+fn without_frontend(gw: &mut Value) {
+    gw["spec"].as_object_mut().unwrap().remove("tls");
+}
+
+const MTLS_GATEWAY_PATH: &str =
+    "/apis/gateway.networking.k8s.io/v1/namespaces/open-banking/gateways/mtls";
+
+/// Runs one reconcile, answering Event lookups (findings about non-Ingress objects find no
+/// Ingress) and Event creations; returns the writes to Gateways and the status written.
+async fn reconcile_gateways(f: &mut Fixture, profile: &ApiProviderProfile) -> (Vec<Seen>, Value) {
+    let task = f.start(profile);
+    let mut writes = Vec::new();
+    let status = loop {
+        let (seen, send) = f.api.next().await;
+        match seen.method.as_str() {
+            "GET" if seen.path.contains("/ingresses/") => reply_status(send, 404, "NotFound"),
+            "POST" if seen.path.contains("/events") => reply(send, &seen.body),
+            "PATCH" if seen.path == STATUS_PATH => {
+                reply(send, &serde_json::to_value(profile).unwrap());
+                break seen.body["status"].clone();
+            }
+            "PATCH" if seen.path.contains("/gateways/") => {
+                reply(send, &seen.body);
+                writes.push(seen);
+            }
+            _ => panic!("unexpected request: {seen:#?}"),
+        }
+    };
+    task.await.unwrap().expect("reconcile succeeds");
+    f.api.assert_idle().await;
+    (writes, status)
+}
+
+/// An existing Gateway labelled for the profile is brought into compliance by server-side
+/// apply of only its frontend validation (field manager mtls-gate), never owned, never
+/// deleted; once the watch delivers it, nothing is written again.
+#[tokio::test]
+async fn an_existing_labelled_gateway_gets_its_frontend_validation_applied() {
+    let profile = gateway_profile();
+    let mut f = Fixture::new(&profile, Vec::new(), true);
+    // Both Gateways labelled; the MTLS one was created without client validation.
+    let objects = gateway_objects(|name, gw| {
+        labelled(gw);
+        if name == "mtls" {
+            without_frontend(gw);
+        }
+    });
+    list_gateway_objects(&f, &objects);
+
+    let (writes, status) = reconcile_gateways(&mut f, &profile).await;
+    assert_eq!(
+        writes.len(),
+        1,
+        "only the MTLS Gateway needs a rendering: {writes:#?}"
+    );
+    let apply = &writes[0];
+    assert_eq!(apply.path, MTLS_GATEWAY_PATH);
+    assert_ssa(apply);
+    assert_eq!(
+        apply.body,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "mtls", "namespace": NS},
+            "spec": {"tls": {"frontend": {"default": {}, "perPort": [{"port": 443, "tls": {
+                "validation": {"mode": "AllowValidOnly", "caCertificateRefs": [
+                    {"group": "", "kind": "Secret", "name": CA}]}}}]}}},
+        }),
+        "identity and the owned fields only: no listeners, no owner reference, no hash"
+    );
+    // Judged on the world after the apply.
+    let compliant = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Compliant")
+        .unwrap();
+    assert_eq!(compliant["status"], "True", "{status:#}");
+    assert_eq!(f.ctx.metrics.writes("Gateway", "apply"), 1);
+
+    // The watch delivers the applied Gateway (the API server merges the apply).
+    let mut after = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "mtls")
+        .unwrap()
+        .clone();
+    after["spec"]["tls"] = apply.body["spec"]["tls"].clone();
+    f.caches.on_object_event(
+        mtls_gate::dialect::gateway::GATEWAY,
+        Event::Apply(serde_json::from_value(after).unwrap()),
+    );
+    let profile = with_status(&profile, &status);
+    f.start(&profile).await.unwrap().unwrap();
+    f.api.assert_idle().await;
+    assert_eq!(
+        f.ctx.metrics.writes("Gateway", "apply"),
+        1,
+        "rendered: no write"
+    );
+}
+
+/// What the controller does with labelled Gateways it must not or cannot change.
+#[tokio::test]
+async fn labelled_gateways_that_need_no_write_or_cannot_be_rendered() {
+    struct Case {
+        name: &'static str,
+        edit: fn(&str, &mut Value),
+        /// A refusal naming this is in status (and nothing is written).
+        refusal: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "already carries the validation (rendered at admission)",
+            edit: |name, gw| {
+                labelled(gw);
+                if name == "mtls" {
+                    gw["spec"]["tls"] = json!({"frontend": {"default": {}, "perPort": [
+                        {"port": 443, "tls": {"validation": {"mode": "AllowValidOnly",
+                            "caCertificateRefs": [{"group": "", "kind": "Secret", "name": CA}]}}}]}});
+                }
+            },
+            refusal: None,
+        },
+        Case {
+            name: "its own default validation and the rendered port entry: left as it is",
+            edit: |name, gw| {
+                if name == "mtls" {
+                    labelled(gw);
+                    gw["spec"]["tls"]["frontend"]["perPort"] = json!([{"port": 443, "tls": {
+                        "validation": {"mode": "AllowValidOnly", "caCertificateRefs": [
+                            {"group": "", "kind": "Secret", "name": CA}]}}}]);
+                }
+            },
+            refusal: None,
+        },
+        Case {
+            name: "MTLS and TLS hosts on one port",
+            edit: |name, gw| {
+                if name == "mtls" {
+                    labelled(gw);
+                    without_frontend(gw);
+                    gw["spec"]["listeners"].as_array_mut().unwrap().push(json!({
+                        "name": "auth-https", "protocol": "HTTPS", "port": 443,
+                        "hostname": "auth.bank.example"}));
+                }
+            },
+            refusal: Some("Gateway open-banking/mtls port 443: serves MTLS hosts"),
+        },
+    ];
+    for case in cases {
+        let profile = gateway_profile();
+        let mut f = Fixture::new(&profile, Vec::new(), true);
+        list_gateway_objects(&f, &gateway_objects(case.edit));
+        let (writes, status) = reconcile_gateways(&mut f, &profile).await;
+        assert!(writes.is_empty(), "[{}] {writes:#?}", case.name);
+        assert!(
+            f.api.seen.iter().all(|s| s.method != "DELETE"),
+            "[{}] a labelled Gateway is never deleted",
+            case.name
+        );
+        match case.refusal {
+            None => assert!(
+                status.get("refusals").is_none(),
+                "[{}] {status:#}",
+                case.name
+            ),
+            Some(fragment) => {
+                let refusals = status["refusals"].as_array().expect("refusals in status");
+                assert!(
+                    refusals
+                        .iter()
+                        .any(|r| r["message"].as_str().unwrap().contains(fragment)),
+                    "[{}] {status:#}",
+                    case.name
+                );
+                assert_eq!(status["conditions"][0]["reason"], "RenderRefused");
+            }
+        }
+    }
+}
+
+/// Deleting the profile removes what the writer created, never a labelled Gateway (the
+/// user's object, rendered in place): the finalizer is released without any DELETE.
+#[tokio::test]
+async fn deleting_the_profile_leaves_labelled_gateways_in_place() {
+    let profile = gateway_profile();
+    let mut f = Fixture::new(&profile, Vec::new(), true);
+    list_gateway_objects(&f, &gateway_objects(|_, gw| labelled(gw)));
+    let mut deleting = profile.clone();
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    let task = f.start(&deleting);
+    let (seen, send) = f.api.expect("PATCH", PROFILE_PATH).await;
+    assert_eq!(seen.content_type, "application/json-patch+json");
+    reply(send, &serde_json::to_value(&deleting).unwrap());
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+    f.api.assert_idle().await;
+    assert!(
+        f.api.seen.iter().all(|s| s.method != "DELETE"),
+        "{:#?}",
+        f.api.seen
+    );
 }

@@ -582,11 +582,6 @@ fn ca_bundles() {
     no_key[1] = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: open-banking-client-ca\n  namespace: {NS}\ndata:\n  bundle.pem: x\n"
     );
-    let mut other_ns = split_host();
-    other_ns[3] = other_ns[3].replace(
-        "name: open-banking-client-ca}",
-        "name: open-banking-client-ca, namespace: pki}",
-    );
     run(vec![
         Case {
             name: "the CA ConfigMap does not exist",
@@ -599,12 +594,6 @@ fn ca_bundles() {
             docs: no_key,
             expect: &[(CaSecretInvalid, MTLS_AUTH, None, "has no ca.crt key")],
             codes: &[CaSecretInvalid, MtlsNotRequired],
-        },
-        Case {
-            name: "a CA in another namespace needs a ReferenceGrant (not modelled)",
-            docs: other_ns,
-            expect: &[(UnmodelledSetting, MTLS_API, None, "ReferenceGrant")],
-            codes: &[UnmodelledSetting, MtlsNotRequired],
         },
     ]);
     // Without ConfigMap manifests the CLI cannot know the bundle: not a finding.
@@ -1087,4 +1076,516 @@ fn core_kinds_match_an_api_version_without_group() {
     assert!(kind_owner("v1", "Secret").is_none());
     assert!(kind_owner("", "ConfigMap").is_none());
     assert!(kind_owner("gateway.networking.k8s.io/v1beta1", "HTTPRoute").is_some());
+}
+
+/// Runs the `mtls-gate` binary with `args` on `docs` (one file) and returns (exit, stdout,
+/// stderr).
+fn cli(args: &[&str], docs: &[String]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bank.yaml");
+    std::fs::write(&file, common::stream(docs)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtls-gate"))
+        .args(args)
+        .arg(&file)
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// `doc` labelled `mtls-gate.io/profile: example-bank`.
+fn labelled(doc: String) -> String {
+    doc.replace(
+        "  namespace: open-banking\n",
+        "  namespace: open-banking\n  labels: {mtls-gate.io/profile: example-bank}\n",
+    )
+}
+
+/// `mtls-gate render` writes a labelled Gateway as the mutating webhook renders it, and
+/// the output passes `check`; a Gateway that no rendering can fix is refused (exit 1).
+#[test]
+fn render_command_outputs_labelled_gateways() {
+    struct Case {
+        name: &'static str,
+        /// The MTLS Gateway (labelled).
+        mtls_gateway: String,
+        /// Exit status of `render`.
+        exit: i32,
+        /// `spec.tls.frontend.perPort` of the rendered MTLS Gateway (when rendered).
+        per_port: serde_json::Value,
+        stderr: &'static str,
+    }
+    let rendered_443 = serde_json::json!([{"port": 443, "tls": {"validation": {
+        "mode": "AllowValidOnly",
+        "caCertificateRefs": [{"group": "", "kind": "Secret", "name": "open-banking-client-ca"}]
+    }}}]);
+    let cases = [
+        Case {
+            name: "MTLS Gateway without client validation",
+            mtls_gateway: labelled(gateway("mtls", "eg", &mtls_listeners(), "")),
+            exit: 0,
+            per_port: rendered_443.clone(),
+            stderr: "",
+        },
+        Case {
+            name: "MTLS Gateway with AllowInsecureFallback",
+            mtls_gateway: labelled(gateway(
+                "mtls",
+                "eg",
+                &mtls_listeners(),
+                &FRONTEND_REQUIRED.replace("AllowValidOnly", "AllowInsecureFallback"),
+            )),
+            exit: 0,
+            per_port: rendered_443.clone(),
+            stderr: "",
+        },
+        Case {
+            name: "MTLS Gateway serving the MTLS hosts on 443 and 8443",
+            mtls_gateway: labelled(gateway(
+                "mtls",
+                "eg",
+                &[
+                    ("mtls-auth", "HTTPS", 8443, Some(MTLS_AUTH)),
+                    ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+                ],
+                "",
+            )),
+            exit: 0,
+            per_port: {
+                let mut both = rendered_443.clone();
+                let mut other = both[0].clone();
+                other["port"] = 8443.into();
+                both.as_array_mut().unwrap().push(other);
+                both
+            },
+            stderr: "",
+        },
+        Case {
+            name: "MTLS and TLS hosts on one port",
+            mtls_gateway: labelled(gateway(
+                "mtls",
+                "eg",
+                &[
+                    ("mtls-api", "HTTPS", 443, Some(MTLS_API)),
+                    ("auth-https", "HTTPS", 443, Some(PUBLIC)),
+                ],
+                "",
+            )),
+            exit: 1,
+            per_port: serde_json::Value::Null,
+            stderr: "cannot render for profile example-bank: Gateway open-banking/mtls port 443: serves MTLS hosts mtls-api.bank.example",
+        },
+    ];
+    for case in cases {
+        let name = case.name;
+        let mut docs = split_host();
+        docs[3] = case.mtls_gateway;
+        docs.push(ca_secret());
+        let (exit, out, err) = cli(&["render", "--assume-complete"], &docs);
+        assert_eq!(exit, case.exit, "[{name}] {err}");
+        assert!(err.contains(case.stderr), "[{name}] {err}");
+        if exit != 0 {
+            continue;
+        }
+        let rendered: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&out)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &serde_json::Value| !v.is_null())
+            .collect();
+        let mtls = rendered
+            .iter()
+            .find(|d| d["kind"] == "Gateway" && d["metadata"]["name"] == "mtls")
+            .expect("the MTLS Gateway is in the output");
+        assert_eq!(
+            mtls["spec"]["tls"]["frontend"]["perPort"], case.per_port,
+            "[{name}]"
+        );
+        assert_eq!(
+            mtls["spec"]["listeners"].as_array().map(Vec::len),
+            Some(2),
+            "[{name}] the rest of the Gateway is kept"
+        );
+        // The rendered output is compliant, and rendering it again changes nothing.
+        let again: Vec<String> = rendered
+            .iter()
+            .map(|d| serde_yaml_ng::to_string(d).unwrap())
+            .collect();
+        let (exit, report, _) = cli(&["check", "--assume-complete"], &again);
+        assert_eq!(exit, 0, "[{name}] rendered output fails check:\n{report}");
+        let (exit, out_again, _) = cli(&["render", "--assume-complete"], &again);
+        assert_eq!(exit, 0, "[{name}]");
+        let reparsed: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&out_again)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &serde_json::Value| !v.is_null())
+            .collect();
+        assert_eq!(reparsed, rendered, "[{name}] rendering is idempotent");
+    }
+}
+
+/// A ReferenceGrant in `namespace` (v1beta1, as every Gateway API release serves it).
+fn reference_grant(namespace: &str, from: &str, to: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata:
+  name: client-ca-for-gateways
+  namespace: {namespace}
+spec:
+  from: [{from}]
+  to: [{to}]
+"
+    )
+}
+
+/// GEP-91 `FrontendTLSValidation.CACertificateRefs`: a CA in another namespace is valid only
+/// with a ReferenceGrant there (else ResolvedRefs False, RefNotPermitted); Envoy Gateway
+/// never lets a ClientTrafficPolicy refer across namespaces.
+#[test]
+fn a_ca_in_another_namespace_needs_a_reference_grant() {
+    // The bank's PKI team keeps the client CA in namespace `pki`.
+    let pki_split_host = |grants: &[String]| {
+        let mut docs = split_host();
+        docs[1] = ca_config_map().replace("namespace: open-banking", "namespace: pki");
+        docs[3] = docs[3].replace(
+            "name: open-banking-client-ca}",
+            "name: open-banking-client-ca, namespace: pki}",
+        );
+        docs.extend(grants.iter().cloned());
+        docs
+    };
+    let gateways_of_open_banking =
+        "{group: gateway.networking.k8s.io, kind: Gateway, namespace: open-banking}";
+    let the_ca = "{group: \"\", kind: ConfigMap, name: open-banking-client-ca}";
+    let policy_in_pki = {
+        let mut docs = split_host_with_policies(vec![policy(
+            "mtls-clients",
+            "mtls",
+            None,
+            &client_validation("mode: RequireAndVerify").replace(
+                "name: open-banking-client-ca}",
+                "name: open-banking-client-ca, namespace: pki}",
+            ),
+        )]);
+        docs[1] = ca_config_map().replace("namespace: open-banking", "namespace: pki");
+        docs.push(reference_grant(
+            "pki",
+            "{group: gateway.envoyproxy.io, kind: ClientTrafficPolicy, namespace: open-banking}",
+            the_ca,
+        ));
+        docs
+    };
+    run(vec![
+        Case {
+            name: "granted to Gateways of the namespace, for this ConfigMap",
+            docs: pki_split_host(&[reference_grant("pki", gateways_of_open_banking, the_ca)]),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "granted for every ConfigMap of the namespace (to without a name)",
+            docs: pki_split_host(&[reference_grant(
+                "pki",
+                gateways_of_open_banking,
+                "{group: \"\", kind: ConfigMap}",
+            )]),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "no ReferenceGrant",
+            docs: pki_split_host(&[]),
+            expect: &[
+                (CaSecretInvalid, MTLS_API, None, "RefNotPermitted"),
+                (MtlsNotRequired, MTLS_API, Some(BALANCES), ""),
+            ],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+        Case {
+            name: "the grant is in the Gateway's namespace, not the CA's",
+            docs: pki_split_host(&[reference_grant(
+                "open-banking",
+                gateways_of_open_banking,
+                the_ca,
+            )]),
+            expect: &[(
+                CaSecretInvalid,
+                MTLS_AUTH,
+                None,
+                "no ReferenceGrant in namespace pki",
+            )],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+        Case {
+            name: "the grant is for Gateways of another namespace",
+            docs: pki_split_host(&[reference_grant(
+                "pki",
+                "{group: gateway.networking.k8s.io, kind: Gateway, namespace: payments}",
+                the_ca,
+            )]),
+            expect: &[(CaSecretInvalid, MTLS_API, None, "RefNotPermitted")],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+        Case {
+            name: "the grant names another ConfigMap",
+            docs: pki_split_host(&[reference_grant(
+                "pki",
+                gateways_of_open_banking,
+                "{group: \"\", kind: ConfigMap, name: payments-client-ca}",
+            )]),
+            expect: &[(CaSecretInvalid, MTLS_API, None, "RefNotPermitted")],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+        Case {
+            name: "the grant is for Secrets, the reference names a ConfigMap",
+            docs: pki_split_host(&[reference_grant(
+                "pki",
+                gateways_of_open_banking,
+                "{group: \"\", kind: Secret}",
+            )]),
+            expect: &[(CaSecretInvalid, MTLS_API, None, "RefNotPermitted")],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+        Case {
+            name: "a ClientTrafficPolicy never refers across namespaces, grant or not",
+            docs: policy_in_pki,
+            expect: &[(
+                CaSecretInvalid,
+                MTLS_API,
+                None,
+                "does not allow cross-namespace CA references from a ClientTrafficPolicy",
+            )],
+            codes: &[CaSecretInvalid, MtlsNotRequired],
+        },
+    ]);
+}
+
+/// An Envoy Gateway SecurityPolicy (`gateway.envoyproxy.io/v1alpha1`).
+fn security_policy(name: &str, target: &str, gate: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata:
+  name: {name}
+  namespace: {NS}
+spec:
+  targetRefs: [{target}]
+{gate}"
+    )
+}
+
+const EXT_AUTH_GATE: &str = "  extAuth:
+    http:
+      backendRefs: [{name: mtls-gate, port: 8443}]
+      path: /verify
+      headersToBackend: [x-client-cert]
+";
+const JWT_AUTH: &str = "  jwt:
+    providers:
+      - name: bank
+        remoteJWKS: {uri: https://auth.bank.example/jwks}
+";
+
+/// SecurityPolicies are not modelled: where one could be taken for the MTLS gate (an MTLS
+/// host whose handshake does not require a verified certificate, single-host layouts
+/// included) it is reported and the host fails closed. Where the handshake already
+/// requires verified certificates, a SecurityPolicy only acts on requests that passed it
+/// (Envoy HTTP filters), so it cannot admit a client without one: no finding.
+#[test]
+fn security_policies_are_not_credited_as_the_mtls_gate() {
+    let api_route_target =
+        "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: open-banking-apis}";
+    let mtls_gateway_target = "{group: gateway.networking.k8s.io, kind: Gateway, name: mtls}";
+    // The single-host layout: the public host also serves the MTLS endpoints, without
+    // validation at the handshake, gated by ext auth on a Gateway-wide SecurityPolicy.
+    let single_host = {
+        let mut docs = split_host();
+        docs[0] = profile("").replace(MTLS_AUTH, PUBLIC);
+        docs.push(
+            mtls_auth_route("[{name: public, sectionName: auth-https}]")
+                .replace(
+                    &format!("hostnames: [{MTLS_AUTH}]"),
+                    &format!("hostnames: [{PUBLIC}]"),
+                )
+                .replace(
+                    "name: authorization-server-mtls",
+                    "name: authorization-server-gated",
+                ),
+        );
+        docs.push(security_policy(
+            "mtls-gate",
+            "{group: gateway.networking.k8s.io, kind: Gateway, name: public}",
+            EXT_AUTH_GATE,
+        ));
+        docs
+    };
+    let insecure_fallback = |policy: String| {
+        let mut docs = split_host();
+        docs[3] = docs[3].replace("mode: AllowValidOnly", "mode: AllowInsecureFallback");
+        docs.push(policy);
+        docs
+    };
+    let compliant_with = |policy: String| {
+        let mut docs = split_host();
+        docs.push(policy);
+        docs
+    };
+    run(vec![
+        Case {
+            name: "single host gated by a SecurityPolicy extAuth",
+            docs: single_host,
+            expect: &[
+                (
+                    UnmodelledSetting,
+                    PUBLIC,
+                    None,
+                    "SecurityPolicy open-banking/mtls-gate (extAuth)",
+                ),
+                (UnmodelledSetting, PUBLIC, None, "Fix: split hosts"),
+            ],
+            codes: &[UnmodelledSetting, MtlsNotRequired],
+        },
+        Case {
+            name: "AllowInsecureFallback plus an extAuth gate on the API route",
+            docs: insecure_fallback(security_policy("api-gate", api_route_target, EXT_AUTH_GATE)),
+            expect: &[
+                (
+                    UnmodelledSetting,
+                    MTLS_API,
+                    None,
+                    "HTTPRoute open-banking/open-banking-apis",
+                ),
+                (MtlsNotRequired, MTLS_API, Some(BALANCES), ""),
+            ],
+            codes: &[UnmodelledSetting, MtlsNotRequired],
+        },
+        Case {
+            name: "AllowInsecureFallback plus an extAuth gate on the Gateway listener",
+            docs: insecure_fallback(security_policy(
+                "listener-gate",
+                "{group: gateway.networking.k8s.io, kind: Gateway, name: mtls, sectionName: mtls-auth}",
+                EXT_AUTH_GATE,
+            )),
+            expect: &[(UnmodelledSetting, MTLS_AUTH, None, "listener \"mtls-auth\"")],
+            codes: &[UnmodelledSetting, MtlsNotRequired],
+        },
+        Case {
+            name: "verified certificates at the handshake, JWT on the API route",
+            docs: compliant_with(security_policy("api-jwt", api_route_target, JWT_AUTH)),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "verified certificates at the handshake, extAuth on the whole Gateway",
+            docs: compliant_with(security_policy(
+                "gw-gate",
+                mtls_gateway_target,
+                EXT_AUTH_GATE,
+            )),
+            expect: &[],
+            codes: &[],
+        },
+    ]);
+}
+
+/// A ListenerSet or XListenerSet `name` for Gateway `mtls` with one HTTPS listener.
+fn listener_set(api_version: &str, kind: &str, hostname: &str, port: u16) -> String {
+    format!(
+        "apiVersion: {api_version}
+kind: {kind}
+metadata:
+  name: team-listeners
+  namespace: {NS}
+spec:
+  parentRef: {{name: mtls}}
+  listeners:
+    - name: extra
+      protocol: HTTPS
+      port: {port}
+      hostname: \"{hostname}\"
+      tls: {{mode: Terminate, certificateRefs: [{{name: extra-tls}}]}}
+"
+    )
+}
+
+/// ListenerSets are not modelled: one that may add a listener for a profile host makes the
+/// host fail closed; one for other hosts or ports changes nothing.
+#[test]
+fn listener_sets_fail_closed_on_profile_hosts() {
+    let with = |doc: String| {
+        let mut docs = split_host();
+        docs.push(doc);
+        docs
+    };
+    run(vec![
+        Case {
+            name: "ListenerSet (v1.5 standard) with a listener for the API host",
+            docs: with(listener_set(
+                "gateway.networking.k8s.io/v1",
+                "ListenerSet",
+                MTLS_API,
+                443,
+            )),
+            expect: &[(
+                UnmodelledSetting,
+                MTLS_API,
+                None,
+                "ListenerSet open-banking/team-listeners adds listener \"extra\"",
+            )],
+            codes: &[UnmodelledSetting],
+        },
+        Case {
+            name: "XListenerSet (experimental) with a wildcard listener",
+            docs: with(listener_set(
+                "gateway.networking.x-k8s.io/v1alpha1",
+                "XListenerSet",
+                "*.bank.example",
+                443,
+            )),
+            expect: &[
+                (
+                    UnmodelledSetting,
+                    MTLS_API,
+                    None,
+                    "XListenerSet open-banking/team-listeners",
+                ),
+                (
+                    UnmodelledSetting,
+                    MTLS_AUTH,
+                    None,
+                    "XListenerSet open-banking/team-listeners",
+                ),
+                (
+                    UnmodelledSetting,
+                    PUBLIC,
+                    None,
+                    "XListenerSet open-banking/team-listeners",
+                ),
+            ],
+            codes: &[UnmodelledSetting],
+        },
+        Case {
+            name: "a ListenerSet for another host",
+            docs: with(listener_set(
+                "gateway.networking.k8s.io/v1",
+                "ListenerSet",
+                "payments.bank.example",
+                443,
+            )),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "a ListenerSet for the API host on a port no endpoint uses",
+            docs: with(listener_set(
+                "gateway.networking.k8s.io/v1",
+                "ListenerSet",
+                MTLS_API,
+                9443,
+            )),
+            expect: &[],
+            codes: &[],
+        },
+    ]);
 }

@@ -246,7 +246,8 @@ fn unusable(err: &mut dyn Write, e: &dyn std::fmt::Display) -> Outcome {
     Outcome::UnusableInput
 }
 
-/// Renders every profile's managed Ingresses and returns the rendered documents.
+/// Renders every profile's managed Ingresses and labelled objects (Gateways) and returns
+/// the rendered documents.
 pub fn render_documents(
     manifests: &Manifests,
 ) -> anyhow::Result<(Vec<serde_json::Value>, Vec<RenderPlan>)> {
@@ -264,8 +265,28 @@ pub fn render_documents(
         .flat_map(|p| p.ingresses.iter().map(|r| (r.ingress.clone(), &r.changes)))
         .collect();
     let mut docs = Vec::new();
+    let mut refused_objects = Vec::new();
     for doc in &manifests.documents {
         let mut value = doc.value.clone();
+        // Labelled objects the dialect renders in place (Gateways), as the mutating
+        // webhook renders them at admission.
+        let namespace = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(&manifests.default_namespace)
+            .to_string();
+        match render::render_labelled_object(&manifests.view, &value, &namespace) {
+            Ok(Some(rendered)) => value = rendered,
+            Ok(None) => {}
+            Err(message) => {
+                let label = value["metadata"]["labels"][crate::model::PROFILE_LABEL].as_str();
+                // Labelled for a profile the inputs lack: reported with the first.
+                let plan = plans
+                    .iter()
+                    .position(|p| Some(p.profile.as_str()) == label)
+                    .unwrap_or(0);
+                refused_objects.push((plan, message));
+            }
+        }
         if doc.kind() == "Ingress" {
             let ns = value["metadata"]["namespace"]
                 .as_str()
@@ -286,6 +307,11 @@ pub fn render_documents(
         }
     }
     docs.extend(plans.iter().flat_map(|p| p.objects.iter().cloned()));
+    for (plan, message) in refused_objects {
+        if let Some(plan) = plans.get_mut(plan) {
+            plan.object_refusals.push(message);
+        }
+    }
     Ok((docs, plans))
 }
 
@@ -364,7 +390,14 @@ pub fn render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ou
             r.ingress, r.message
         );
     }
-    if refusals.is_empty() {
+    let object_refusals: Vec<_> = plans
+        .iter()
+        .flat_map(|p| p.object_refusals.iter().map(move |r| (&p.profile, r)))
+        .collect();
+    for (profile, message) in &object_refusals {
+        let _ = writeln!(err, "cannot render for profile {profile}: {message}");
+    }
+    if refusals.is_empty() && object_refusals.is_empty() {
         Outcome::Compliant
     } else {
         Outcome::Violations

@@ -15,6 +15,11 @@
 //!   Middlewares): server-side apply, labelled with the profile,
 //!   owned by it (ownerReference) and annotated with a hash of their content, so unchanged
 //!   objects are not written again; objects of the profile the plan no longer has: delete;
+//! - Objects of dialect-owned kinds labelled `mtls-gate.io/profile` that the dialect renders
+//!   in place (`Dialect::render_object`: a Gateway's `spec.tls.frontend` validation per
+//!   port): server-side apply of only the rendered fields, as for Ingress annotations, when
+//!   the object does not carry them yet; a refusal (MTLS and TLS hosts on one port) goes to
+//!   status and Events. Such objects are the user's: no owner reference, never deleted;
 //! - Ingresses rendered by this profile that are no longer managed by it (label removed or
 //!   pointing at a profile that does not exist): an empty apply, which removes every field
 //!   mtls-gate owns;
@@ -47,7 +52,7 @@ use super::status;
 use crate::cluster::{ClusterView, PlannedObjects};
 use crate::dialect::{HostRole, ObjectKind, RenderInput, dialect_for};
 use crate::engine::{EngineError, Verdict, evaluate, ingress_class_decision};
-use crate::model::{IngressView, ObjectKey};
+use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::profile::{ApiProviderProfile, ApiProviderProfileStatus, CompiledProfile};
 use crate::render::{Refusal, render_profile};
 
@@ -379,10 +384,52 @@ pub fn plan(
         manifest["metadata"]["ownerReferences"] = json!([owner_reference(profile)]);
         object_writes.push(ObjectWrite { key, manifest });
     }
+    // Labelled objects the dialect renders in place (Gateways): only the fields it owns.
+    let mut refusals = rendered.refusals;
+    if let Some(dialect) = dialect_for(compiled.controller()) {
+        let mut labelled: Vec<&OwnedObjectKey> = owned
+            .iter()
+            .filter(|(k, m)| {
+                m.profile.as_deref() == Some(name)
+                    && m.hash.is_none()
+                    && writable.contains(&k.kind)
+                    && dialect.kinds().contains(&k.kind)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        labelled.sort();
+        for key in labelled {
+            let Lookup::Found(object) = view.object(&key.kind, &key.key) else {
+                continue;
+            };
+            match dialect.render_object(compiled, &key.kind, object) {
+                Ok(None) => {}
+                Ok(Some(merge)) => {
+                    if let Some(after) = dialect.rendered_view(compiled, &key.kind, object) {
+                        planned.add_view(key.kind, after);
+                    }
+                    object_writes.push(ObjectWrite {
+                        key: key.clone(),
+                        manifest: object_apply_body(key, &merge),
+                    });
+                }
+                Err(message) => refusals.push(Refusal {
+                    ingress: key.key.clone(),
+                    host: None,
+                    message,
+                }),
+            }
+        }
+    }
+    // Only objects the writer created (they carry its hash) are ever deleted: a labelled
+    // object the user owns (a Gateway) is rendered in place, never removed.
     let mut object_deletes: Vec<OwnedObjectKey> = owned
         .iter()
         .filter(|(k, m)| {
-            m.profile.as_deref() == Some(name) && !wanted.contains(*k) && writable.contains(&k.kind)
+            m.profile.as_deref() == Some(name)
+                && m.hash.is_some()
+                && !wanted.contains(*k)
+                && writable.contains(&k.kind)
         })
         .map(|(k, _)| k.clone())
         .collect();
@@ -396,10 +443,33 @@ pub fn plan(
         object_writes,
         object_deletes,
         verdict,
-        refusals: rendered.refusals,
+        refusals,
         managed: managed.len(),
         unwritable,
     })
+}
+
+/// The server-side apply body of a labelled object rendered in place: its identity and
+/// the fields of the rendering's merge patch (a `null`, which removes a field in a merge
+/// patch, is left out: the apply then drops that field if mtls-gate owned it). No owner
+/// reference, label or hash: the object is the user's.
+pub fn object_apply_body(key: &OwnedObjectKey, merge: &Value) -> Value {
+    fn without_nulls(v: &Value) -> Value {
+        match v {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), without_nulls(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let mut body = without_nulls(merge);
+    body["apiVersion"] = json!(key.kind.api_version());
+    body["kind"] = json!(key.kind.kind);
+    body["metadata"] = json!({"name": key.key.name, "namespace": key.key.namespace});
+    body
 }
 
 /// The part of the view a reconcile of `compiled` reads: Ingresses on its hosts, the ones
@@ -787,7 +857,9 @@ async fn cleanup(profile: Arc<ApiProviderProfile>, ctx: &Context) -> Result<Acti
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, m)| m.profile.as_deref() == Some(name.as_str()))
+            // Only what the writer created (it carries the hash): a labelled Gateway is the
+            // user's and stays.
+            .filter(|(_, m)| m.profile.as_deref() == Some(name.as_str()) && m.hash.is_some())
             .map(|(k, _)| k.clone())
             .collect();
         objects.sort();

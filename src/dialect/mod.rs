@@ -356,8 +356,10 @@ pub trait Dialect: Send + Sync {
 
     /// The JSON merge patch (RFC 7386) that renders a managed object of one of
     /// [`Dialect::kinds`] (labelled `mtls-gate.io/profile`) for `profile`: `Ok(None)` when
-    /// the kind is not rendered, `Err` with the reason when no rendering can make it
-    /// compliant. The mutating webhook applies it at admission.
+    /// the kind is not rendered or the object already carries the rendering, `Err` with the
+    /// reason when no rendering can make it compliant. The mutating webhook applies it at
+    /// admission, `mtls-gate render` to manifests, and the controller to existing objects
+    /// (server-side apply of the patch's fields, field manager `mtls-gate`).
     fn render_object(
         &self,
         profile: &CompiledProfile,
@@ -366,6 +368,20 @@ pub trait Dialect: Send + Sync {
     ) -> Result<Option<serde_json::Value>, String> {
         let _ = (profile, kind, object);
         Ok(None)
+    }
+
+    /// `object` as it is once the controller has applied [`Dialect::render_object`]'s
+    /// rendering with server-side apply (fields of other managers kept): the controller
+    /// evaluates the world after its writes. `None` when the kind is not rendered or the
+    /// rendering is refused.
+    fn rendered_view(
+        &self,
+        profile: &CompiledProfile,
+        kind: &ObjectKind,
+        object: &SharedObject,
+    ) -> Option<SharedObject> {
+        let _ = (profile, kind, object);
+        None
     }
 
     /// Annotations that must be set or removed on a managed Ingress for its host role, and

@@ -29,12 +29,17 @@ TRAEFIK_RULES = {
     ("traefik.containo.us", "ingressroutetcps"): {"get", "list", "watch"},
 }
 GATEWAY_API_RULES = {
-    ("gateway.networking.k8s.io", "gateways"): {"list", "watch"},
+    # Labelled Gateways get their frontend validation by server-side apply.
+    ("gateway.networking.k8s.io", "gateways"): {"list", "watch", "patch"},
     ("gateway.networking.k8s.io", "httproutes"): {"list", "watch"},
     ("gateway.networking.k8s.io", "grpcroutes"): {"list", "watch"},
     ("gateway.networking.k8s.io", "tlsroutes"): {"list", "watch"},
     ("gateway.networking.k8s.io", "tcproutes"): {"list", "watch"},
+    ("gateway.networking.k8s.io", "referencegrants"): {"list", "watch"},
+    ("gateway.networking.k8s.io", "listenersets"): {"list", "watch"},
+    ("gateway.networking.x-k8s.io", "xlistenersets"): {"list", "watch"},
     ("gateway.envoyproxy.io", "clienttrafficpolicies"): {"list", "watch"},
+    ("gateway.envoyproxy.io", "securitypolicies"): {"list", "watch"},
     ("", "configmaps"): {"list", "watch"},
 }
 # The operator's server-side apply of its policy reports, and pruning of stale ones.

@@ -42,7 +42,7 @@ CONTROLLER_OBJECTS_RULES = [
     {
         "apiGroups": ["gateway.networking.k8s.io"],
         "apiVersions": ["v1"],
-        "resources": ["gateways", "httproutes", "grpcroutes"],
+        "resources": ["gateways", "httproutes", "grpcroutes", "listenersets"],
         "scope": "Namespaced",
     },
     {
@@ -52,9 +52,21 @@ CONTROLLER_OBJECTS_RULES = [
         "scope": "Namespaced",
     },
     {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "apiVersions": ["v1beta1"],
+        "resources": ["referencegrants"],
+        "scope": "Namespaced",
+    },
+    {
+        "apiGroups": ["gateway.networking.x-k8s.io"],
+        "apiVersions": ["v1alpha1"],
+        "resources": ["xlistenersets"],
+        "scope": "Namespaced",
+    },
+    {
         "apiGroups": ["gateway.envoyproxy.io"],
         "apiVersions": ["v1alpha1"],
-        "resources": ["clienttrafficpolicies"],
+        "resources": ["clienttrafficpolicies", "securitypolicies"],
         "scope": "Namespaced",
     },
     {

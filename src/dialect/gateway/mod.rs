@@ -54,12 +54,34 @@
 //! * Shared ports: on a Gateway port that serves an MTLS host, every HTTPS listener must
 //!   require verified certificates; otherwise a connection opened for the other listener's
 //!   host without a certificate can be reused for the MTLS host (connection coalescing).
+//! * Cross-namespace CA references: a Gateway's `caCertificateRefs` to a ConfigMap or
+//!   Secret in another namespace is valid only with a ReferenceGrant
+//!   (`gateway.networking.k8s.io/v1beta1`) in that namespace whose `from` names
+//!   `gateway.networking.k8s.io`/`Gateway` and the Gateway's namespace, and whose `to`
+//!   names the kind (and the name, or none for every object of it); otherwise the
+//!   listener's validation is invalid (GEP-91 `FrontendTLSValidation.CACertificateRefs`:
+//!   ResolvedRefs False, RefNotPermitted) and counts as none. A ClientTrafficPolicy's CA
+//!   reference never crosses namespaces in Envoy Gateway, grant or not
+//!   (`clienttrafficpolicy.go` calls `validateSecretRef` with `allowCrossNamespace` false).
+//!   ReferenceGrants that cannot be read count as absent (fail closed).
 //! * Single-host layouts (MTLS and TLS endpoints on one host) are refused: Gateway API
 //!   validates certificates per port or listener, never per route, and the Envoy Gateway
-//!   `SecurityPolicy` ext-auth gate is not modelled.
+//!   `SecurityPolicy` ext-auth gate is not modelled. A SecurityPolicy (any of `extAuth`,
+//!   `jwt`, `oidc`, `basicAuth`, `apiKeyAuth`, `authorization`, `cors`) that applies to a
+//!   listener, Gateway or HTTPRoute serving an MTLS host whose handshake does not require
+//!   a verified certificate is reported as `UnmodelledSetting`: it is never credited as
+//!   the MTLS gate, so such hosts fail closed and the finding says why. Where the
+//!   handshake already requires a verified certificate, a SecurityPolicy only acts on
+//!   requests of connections that passed it (Envoy HTTP filters), so it cannot admit a
+//!   client without one and is not reported.
 //! * Not modelled, so reported when they touch a profile host: GRPCRoute, TLSRoute,
-//!   TCPRoute attached to its listener; cross-namespace CA references (ReferenceGrant).
-//!   Not modelled and not detected: ListenerSet, Envoy Gateway merged Gateways.
+//!   TCPRoute attached to its listener; ListenerSet (standard since Gateway API v1.5) and
+//!   XListenerSet (`gateway.networking.x-k8s.io`, v1.3-v1.4) listeners whose hostname may
+//!   match the host (HTTPS ones on the ports of its endpoint URLs). Not modelled and not
+//!   detected: Envoy Gateway merged Gateways.
+//! * Rendering (`render.rs`): a Gateway labelled `mtls-gate.io/profile` gets its frontend
+//!   validation per port, at admission (mutating webhook), in `mtls-gate render`, and by the
+//!   controller for existing Gateways (server-side apply of only those fields).
 //!
 //! Types: compact views over the JSON of only the fields read here, not the
 //! `gateway-api` crate (it pins kube 4 / k8s-openapi 0.28 while this project is on kube 5 /
@@ -74,9 +96,13 @@ use std::sync::Arc;
 pub use self::objects::{
     CLIENT_TRAFFIC_POLICY, CONFIG_MAP, CaRef, ClientTrafficPolicyView, ClientValidation,
     ConfigMapView, FrontendValidation, GATEWAY, GATEWAY_GROUP, GRPC_ROUTE, GatewayView, HTTP_ROUTE,
-    HttpMatch, HttpPathType, HttpRouteView, KINDS, Listener, OtherRouteView, TCP_ROUTE, TLS_ROUTE,
+    HttpMatch, HttpPathType, HttpRouteView, KINDS, LISTENER_SET, Listener, ListenerSetView,
+    OtherRouteView, REFERENCE_GRANT, ReferenceGrantView, SECURITY_POLICY, SecurityPolicyView,
+    TCP_ROUTE, TLS_ROUTE, X_LISTENER_SET,
 };
-pub use self::render::{GatewayRenderRefusal, render_gateway};
+pub use self::render::{
+    GatewayRenderRefusal, carries, desired_frontend, render_gateway, with_rendering,
+};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRouteTable, ObjectKind, ReduceError,
     RenderInput, RenderedObject, Route, RouteAuth, RouteSource, SharedObject,
@@ -241,12 +267,34 @@ fn oldest<'a>(policies: &[&'a ClientTrafficPolicyView]) -> Option<&'a ClientTraf
         .copied()
 }
 
+/// Who refers to a CA bundle, for cross-namespace references.
+#[derive(Clone, Copy)]
+enum Referrer {
+    /// A Gateway's `spec.tls.frontend`: valid across namespaces only with a ReferenceGrant
+    /// in the CA's namespace (GEP-91 `FrontendTLSValidation.CACertificateRefs`).
+    Gateway,
+    /// A ClientTrafficPolicy: Envoy Gateway never allows it (`validateSecretRef` with
+    /// `allowCrossNamespace` false in `clienttrafficpolicy.go`).
+    ClientTrafficPolicy,
+}
+
+/// Whether a ReferenceGrant in `ca`'s namespace lets Gateways of `from_namespace` refer to
+/// the `kind` (ConfigMap or Secret) `ca`. `None` when ReferenceGrants cannot be read.
+fn granted(ctx: &HostContext<'_>, from_namespace: &str, kind: &str, ca: &ObjectKey) -> bool {
+    ctx.objects
+        .objects_of(&REFERENCE_GRANT)
+        .iter()
+        .filter_map(|o| o.as_any().downcast_ref::<ReferenceGrantView>())
+        .any(|g| g.permits((GATEWAY_GROUP, "Gateway", from_namespace), ("", kind, ca)))
+}
+
 /// Checks CA references; returns problems as findings (empty: usable or unknown).
 fn check_ca_refs(
     ctx: &HostContext<'_>,
     refs: &[CaRef],
     owner: &ObjectKey,
     owner_text: &str,
+    referrer: Referrer,
     findings: &mut Vec<(ViolationCode, ObjectKey, String)>,
 ) -> bool {
     if refs.is_empty() {
@@ -264,16 +312,24 @@ fn check_ca_refs(
         let namespace = r.namespace.as_deref().unwrap_or(&owner.namespace);
         let key = ObjectKey::new(namespace, &r.name);
         if namespace != owner.namespace {
-            findings.push((
-                ViolationCode::UnmodelledSetting,
-                owner.clone(),
-                format!(
-                    "{owner_text} references CA {} {key} in another namespace; that is valid only with a ReferenceGrant, which mtls-gate does not model, so the client validation cannot be proven. Keep the CA {} in the namespace {}.",
+            let refused = match referrer {
+                Referrer::ClientTrafficPolicy => Some(format!(
+                    "{owner_text} references CA {} {key} in another namespace; Envoy Gateway does not allow cross-namespace CA references from a ClientTrafficPolicy (not even with a ReferenceGrant) and rejects the policy, so client certificates are not validated there. Keep the CA {} in the namespace {}.",
                     r.kind, r.kind, owner.namespace
-                ),
-            ));
-            usable = false;
-            continue;
+                )),
+                Referrer::Gateway if !granted(ctx, &owner.namespace, &r.kind, &key) => {
+                    Some(format!(
+                        "{owner_text} references CA {} {key} in another namespace, and no ReferenceGrant in namespace {namespace} lets Gateways of namespace {} refer to it; the reference is invalid (GEP-91: ResolvedRefs False, RefNotPermitted), so client certificates are not validated there. Add a ReferenceGrant (from: group {GATEWAY_GROUP}, kind Gateway, namespace {}; to: group \"\", kind {}, name {}) in namespace {namespace}, or keep the CA in namespace {}.",
+                        r.kind, owner.namespace, owner.namespace, r.kind, r.name, owner.namespace
+                    ))
+                }
+                Referrer::Gateway => None,
+            };
+            if let Some(message) = refused {
+                findings.push((ViolationCode::CaSecretInvalid, owner.clone(), message));
+                usable = false;
+                continue;
+            }
         }
         let bundle: Result<Option<CaBundle>, String> = match (r.group.as_str(), r.kind.as_str()) {
             ("", "ConfigMap") => {
@@ -417,7 +473,14 @@ fn listener_auth(
                     AuthKind::None
                 }
             };
-            let usable = check_ca_refs(ctx, &v.ca_refs, &gw.key, &owner, &mut findings);
+            let usable = check_ca_refs(
+                ctx,
+                &v.ca_refs,
+                &gw.key,
+                &owner,
+                Referrer::Gateway,
+                &mut findings,
+            );
             (
                 if usable { kind } else { AuthKind::None },
                 format!(
@@ -456,7 +519,15 @@ fn listener_auth(
                 }
             };
             let verifies = matches!(kind, AuthKind::Required | AuthKind::Optional);
-            let usable = !verifies || check_ca_refs(ctx, &v.ca_refs, &p.key, &owner, &mut findings);
+            let usable = !verifies
+                || check_ca_refs(
+                    ctx,
+                    &v.ca_refs,
+                    &p.key,
+                    &owner,
+                    Referrer::ClientTrafficPolicy,
+                    &mut findings,
+                );
             (
                 if usable { kind } else { AuthKind::None },
                 format!("{label}: {owner} clientValidation mode {mode}{replaced}"),
@@ -609,6 +680,13 @@ impl Dialect for GatewayApi {
             .filter_map(|o| o.as_any().downcast_ref::<OtherRouteView>())
             .collect();
 
+        let security_objects = ctx.objects.objects_of(&SECURITY_POLICY);
+        let security_policies: Vec<&SecurityPolicyView> = security_objects
+            .iter()
+            .filter_map(|o| o.as_any().downcast_ref::<SecurityPolicyView>())
+            .collect();
+        listener_set_findings(ctx, &ports, &mut table);
+
         if serves_mtls && serves_tls {
             table.findings.push(ctx.finding(
                 ViolationCode::UnmodelledSetting,
@@ -719,6 +797,7 @@ impl Dialect for GatewayApi {
                             ));
                         }
                     }
+                    let mut attached: Vec<&ObjectKey> = Vec::new();
                     for route in &http_routes {
                         if !attaches(&route.parent_refs, &route.key.namespace, gw, l) {
                             continue;
@@ -742,6 +821,7 @@ impl Dialect for GatewayApi {
                         else {
                             continue;
                         };
+                        attached.push(&route.key);
                         for (ri, rule) in route.rules.iter().enumerate() {
                             for (mi, m) in rule.matches.iter().enumerate() {
                                 candidates.push((
@@ -756,6 +836,26 @@ impl Dialect for GatewayApi {
                                         specificity: spec,
                                         redirects: rule.redirects,
                                     },
+                                ));
+                            }
+                        }
+                    }
+                    if serves_mtls && !auths[auth_index].0.requires_verified_certificate() {
+                        for sp in &security_policies {
+                            if let Some(what) = security_policy_reach(sp, gw, l, &attached) {
+                                table.findings.push(finding(
+                                    ViolationCode::UnmodelledSetting,
+                                    &sp.key,
+                                    format!(
+                                        "SecurityPolicy {} ({}) applies to {what}, which serves MTLS host {host} without requiring a verified client certificate in the TLS handshake (client auth {}). mtls-gate does not model SecurityPolicy, its extAuth gate included, so it is not credited with requiring certificates and the host fails closed. Require verified certificates at the handshake (spec.tls.frontend mode AllowValidOnly, or a ClientTrafficPolicy with RequireAndVerify) on a port that serves only MTLS hosts (split host).",
+                                        sp.key,
+                                        if sp.features.is_empty() {
+                                            "no gate set".to_string()
+                                        } else {
+                                            sp.features.join(", ")
+                                        },
+                                        auths[auth_index].0.as_str(),
+                                    ),
                                 ));
                             }
                         }
@@ -849,21 +949,125 @@ impl Dialect for GatewayApi {
         kind: &ObjectKind,
         object: &SharedObject,
     ) -> Result<Option<serde_json::Value>, String> {
-        if *kind != GATEWAY {
-            return Ok(None);
-        }
-        let Some(gateway) = object.as_any().downcast_ref::<GatewayView>() else {
+        let Some(gateway) = rendered_kind(kind, object) else {
             return Ok(None);
         };
+        let desired = desired_frontend(profile, gateway).map_err(refusal_text)?;
+        if carries(gateway, &desired) {
+            return Ok(None);
+        }
         render_gateway(profile, gateway)
             .map(Some)
-            .map_err(|refusals| {
-                refusals
-                    .iter()
-                    .map(|r| format!("Gateway {} port {}: {}", r.gateway, r.port, r.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
+            .map_err(refusal_text)
+    }
+
+    fn rendered_view(
+        &self,
+        profile: &CompiledProfile,
+        kind: &ObjectKind,
+        object: &SharedObject,
+    ) -> Option<SharedObject> {
+        let gateway = rendered_kind(kind, object)?;
+        let desired = desired_frontend(profile, gateway).ok()?;
+        Some(Arc::new(with_rendering(gateway, &desired)))
+    }
+}
+
+/// The Gateway behind a view of the one kind this dialect renders.
+fn rendered_kind<'a>(kind: &ObjectKind, object: &'a SharedObject) -> Option<&'a GatewayView> {
+    if *kind != GATEWAY {
+        return None;
+    }
+    object.as_any().downcast_ref::<GatewayView>()
+}
+
+fn refusal_text(refusals: Vec<GatewayRenderRefusal>) -> String {
+    refusals
+        .iter()
+        .map(|r| format!("Gateway {} port {}: {}", r.gateway, r.port, r.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What of `l` (on `gw`) a SecurityPolicy applies to, if anything: the Gateway, the
+/// listener, an HTTPRoute attached to it that serves the host, or (with
+/// `targetSelectors`, which are not modelled) possibly any of them in its namespace.
+fn security_policy_reach(
+    sp: &SecurityPolicyView,
+    gw: &GatewayView,
+    l: &Listener,
+    routes: &[&ObjectKey],
+) -> Option<String> {
+    if sp.has_target_selectors
+        && (sp.key.namespace == gw.key.namespace
+            || routes.iter().any(|r| r.namespace == sp.key.namespace))
+    {
+        return Some(format!(
+            "possibly {} or its HTTPRoutes (targetSelectors)",
+            listener_label(gw, l)
+        ));
+    }
+    sp.targets.iter().find_map(|t| {
+        if t.group != GATEWAY_GROUP {
+            return None;
+        }
+        match t.kind.as_str() {
+            "Gateway"
+                if sp.key.namespace == gw.key.namespace
+                    && t.name == gw.key.name
+                    && t.section_name.as_deref().is_none_or(|s| s == l.name) =>
+            {
+                Some(listener_label(gw, l))
+            }
+            "HTTPRoute" => routes
+                .iter()
+                .find(|r| r.namespace == sp.key.namespace && r.name == t.name)
+                .map(|r| format!("HTTPRoute {r} on {}", listener_label(gw, l))),
+            _ => None,
+        }
+    })
+}
+
+/// ListenerSets (standard since Gateway API v1.5) and XListenerSets add listeners to a
+/// Gateway from another object; a listener of one that may serve the host is not
+/// modelled (its routes, its TLS and how the parent's per-port validation applies to it),
+/// so the host fails closed.
+fn listener_set_findings(ctx: &HostContext<'_>, ports: &BTreeSet<u16>, table: &mut HostRouteTable) {
+    for kind in [LISTENER_SET, X_LISTENER_SET] {
+        for object in ctx.objects.objects_of(&kind) {
+            let Some(set) = object.as_any().downcast_ref::<ListenerSetView>() else {
+                continue;
+            };
+            for l in &set.listeners {
+                let serves = l
+                    .hostname
+                    .as_deref()
+                    .is_none_or(|h| hostname_matches(h, ctx.host));
+                if !serves || (l.protocol == "HTTPS" && !ports.contains(&l.port)) {
+                    continue;
+                }
+                table.findings.push(ctx.finding(
+                    ViolationCode::UnmodelledSetting,
+                    Some(&set.key),
+                    format!(
+                        "{} {} adds listener {:?} ({} port {}{}) to Gateway {}/{} that may serve host {}; mtls-gate does not model ListenerSets (their routes and how the Gateway's client-certificate validation applies to their listeners), so the host cannot be proven compliant. Serve {} from listeners of the Gateway itself.",
+                        set.kind,
+                        set.key,
+                        l.name,
+                        l.protocol,
+                        l.port,
+                        l.hostname
+                            .as_deref()
+                            .map(|h| format!(", hostname {h}"))
+                            .unwrap_or_default(),
+                        set.parent_namespace.as_deref().unwrap_or(&set.key.namespace),
+                        set.parent_name,
+                        ctx.host,
+                        ctx.host
+                    ),
+                ));
+            }
+        }
     }
 }
 

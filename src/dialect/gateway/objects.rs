@@ -63,6 +63,42 @@ pub const CLIENT_TRAFFIC_POLICY: ObjectKind = ObjectKind {
     plural: "clienttrafficpolicies",
 };
 
+/// Permits a Gateway's `caCertificateRefs` to name a ConfigMap or Secret in another
+/// namespace (GEP-91 `FrontendTLSValidation.CACertificateRefs`). `v1beta1`: served by every
+/// Gateway API release since v0.6 (v1.5 adds `v1`).
+pub const REFERENCE_GRANT: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1beta1",
+    kind: "ReferenceGrant",
+    plural: "referencegrants",
+};
+
+/// Read only to report it when it may add listeners for a profile host (not modelled;
+/// standard channel since Gateway API v1.5).
+pub const LISTENER_SET: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1",
+    kind: "ListenerSet",
+    plural: "listenersets",
+};
+
+/// The experimental-channel ListenerSet of Gateway API v1.3-v1.4 (not modelled).
+pub const X_LISTENER_SET: ObjectKind = ObjectKind {
+    group: "gateway.networking.x-k8s.io",
+    version: "v1alpha1",
+    kind: "XListenerSet",
+    plural: "xlistenersets",
+};
+
+/// Envoy Gateway `SecurityPolicy` (ext-auth, JWT, OIDC, basic/API-key auth, authorization):
+/// read only to report it where it could be taken for the MTLS gate (not modelled).
+pub const SECURITY_POLICY: ObjectKind = ObjectKind {
+    group: "gateway.envoyproxy.io",
+    version: "v1alpha1",
+    kind: "SecurityPolicy",
+    plural: "securitypolicies",
+};
+
 /// CA bundles of `caCertificateRefs` (key `ca.crt`: "Core" support in GEP-91).
 pub const CONFIG_MAP: ObjectKind = ObjectKind {
     group: "",
@@ -72,7 +108,7 @@ pub const CONFIG_MAP: ObjectKind = ObjectKind {
 };
 
 /// The kinds the `gateway-api` dialect reads.
-pub static KINDS: [ObjectKind; 7] = [
+pub static KINDS: [ObjectKind; 11] = [
     GATEWAY,
     HTTP_ROUTE,
     GRPC_ROUTE,
@@ -80,6 +116,10 @@ pub static KINDS: [ObjectKind; 7] = [
     TCP_ROUTE,
     CLIENT_TRAFFIC_POLICY,
     CONFIG_MAP,
+    REFERENCE_GRANT,
+    LISTENER_SET,
+    X_LISTENER_SET,
+    SECURITY_POLICY,
 ];
 
 /// Most listeners a Gateway may have (`+kubebuilder:validation:MaxItems=64`).
@@ -178,6 +218,35 @@ pub fn reduce(
             value,
             default_namespace,
         )?))
+    } else if *kind == REFERENCE_GRANT {
+        Ok(Arc::new(ReferenceGrantView::from_value(
+            value,
+            default_namespace,
+        )?))
+    } else if *kind == LISTENER_SET || *kind == X_LISTENER_SET {
+        let spec = &value["spec"];
+        let parent = &spec["parentRef"];
+        Ok(Arc::new(ListenerSetView {
+            kind: kind.kind,
+            key: obj_key(value, default_namespace),
+            parent_namespace: parent["namespace"].as_str().map(str::to_string),
+            parent_name: parent["name"].as_str().unwrap_or("").to_string(),
+            listeners: listeners(&spec["listeners"])?,
+        }))
+    } else if *kind == SECURITY_POLICY {
+        let spec = &value["spec"];
+        Ok(Arc::new(SecurityPolicyView {
+            key: obj_key(value, default_namespace),
+            targets: policy_targets(spec)?,
+            has_target_selectors: spec["targetSelectors"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            features: SECURITY_FEATURES
+                .iter()
+                .copied()
+                .filter(|f| !spec[*f].is_null())
+                .collect(),
+        }))
     } else if *kind == CONFIG_MAP {
         Ok(Arc::new(ConfigMapView {
             key: obj_key(value, default_namespace),
@@ -253,6 +322,37 @@ pub struct Listener {
     pub allowed_kinds: Vec<String>,
 }
 
+/// `spec.listeners` of a Gateway or ListenerSet.
+fn listeners(value: &Value) -> Result<Vec<Listener>, ReduceError> {
+    let mut listeners = Vec::new();
+    for (i, l) in items(value, "spec.listeners", MAX_LISTENERS)?
+        .iter()
+        .enumerate()
+    {
+        let field = format!("spec.listeners[{i}]");
+        let port = port(&l["port"], &format!("{field}.port"))?
+            .ok_or_else(|| reduce_error(format!("{field}.port"), "is required"))?;
+        let allowed = &l["allowedRoutes"];
+        listeners.push(Listener {
+            name: l["name"].as_str().unwrap_or("").to_string(),
+            protocol: l["protocol"].as_str().unwrap_or("").to_string(),
+            port,
+            hostname: l["hostname"].as_str().map(|h| h.to_ascii_lowercase()),
+            allowed_from: allowed["namespaces"]["from"]
+                .as_str()
+                .unwrap_or("Same")
+                .to_string(),
+            allowed_kinds: allowed["kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k["kind"].as_str().map(str::to_string))
+                .collect(),
+        });
+    }
+    Ok(listeners)
+}
+
 /// The routing- and client-auth-relevant part of a Gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayView {
@@ -269,32 +369,7 @@ pub struct GatewayView {
 impl GatewayView {
     pub fn from_value(value: &Value, default_namespace: &str) -> Result<Self, ReduceError> {
         let spec = &value["spec"];
-        let mut listeners = Vec::new();
-        for (i, l) in items(&spec["listeners"], "spec.listeners", MAX_LISTENERS)?
-            .iter()
-            .enumerate()
-        {
-            let field = format!("spec.listeners[{i}]");
-            let port = port(&l["port"], &format!("{field}.port"))?
-                .ok_or_else(|| reduce_error(format!("{field}.port"), "is required"))?;
-            let allowed = &l["allowedRoutes"];
-            listeners.push(Listener {
-                name: l["name"].as_str().unwrap_or("").to_string(),
-                protocol: l["protocol"].as_str().unwrap_or("").to_string(),
-                port,
-                hostname: l["hostname"].as_str().map(|h| h.to_ascii_lowercase()),
-                allowed_from: allowed["namespaces"]["from"]
-                    .as_str()
-                    .unwrap_or("Same")
-                    .to_string(),
-                allowed_kinds: allowed["kinds"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|k| k["kind"].as_str().map(str::to_string))
-                    .collect(),
-            });
-        }
+        let listeners = listeners(&spec["listeners"])?;
         let frontend = &spec["tls"]["frontend"];
         let mut per_port = Vec::new();
         for (i, p) in items(
@@ -525,6 +600,24 @@ pub struct PolicyTarget {
     pub section_name: Option<String>,
 }
 
+/// `targetRefs` (and the deprecated `targetRef`) of an Envoy Gateway policy.
+fn policy_targets(spec: &Value) -> Result<Vec<PolicyTarget>, ReduceError> {
+    let target = |t: &Value| PolicyTarget {
+        group: t["group"].as_str().unwrap_or("").to_string(),
+        kind: t["kind"].as_str().unwrap_or("").to_string(),
+        name: t["name"].as_str().unwrap_or("").to_string(),
+        section_name: t["sectionName"].as_str().map(str::to_string),
+    };
+    let mut targets: Vec<PolicyTarget> = items(&spec["targetRefs"], "spec.targetRefs", 64)?
+        .iter()
+        .map(target)
+        .collect();
+    if spec["targetRef"].is_object() {
+        targets.push(target(&spec["targetRef"]));
+    }
+    Ok(targets)
+}
+
 /// Envoy Gateway `ClientTrafficPolicy.spec.tls.clientValidation`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientValidation {
@@ -549,19 +642,7 @@ pub struct ClientTrafficPolicyView {
 impl ClientTrafficPolicyView {
     pub fn from_value(value: &Value, default_namespace: &str) -> Result<Self, ReduceError> {
         let spec = &value["spec"];
-        let target = |t: &Value| PolicyTarget {
-            group: t["group"].as_str().unwrap_or("").to_string(),
-            kind: t["kind"].as_str().unwrap_or("").to_string(),
-            name: t["name"].as_str().unwrap_or("").to_string(),
-            section_name: t["sectionName"].as_str().map(str::to_string),
-        };
-        let mut targets: Vec<PolicyTarget> = items(&spec["targetRefs"], "spec.targetRefs", 64)?
-            .iter()
-            .map(target)
-            .collect();
-        if spec["targetRef"].is_object() {
-            targets.push(target(&spec["targetRef"]));
-        }
+        let targets = policy_targets(spec)?;
         let cv = &spec["tls"]["clientValidation"];
         Ok(Self {
             key: obj_key(value, default_namespace),
@@ -586,6 +667,113 @@ pub struct ConfigMapView {
     pub ca_crt: Option<CaBundle>,
 }
 
+/// One `spec.from[]` entry of a ReferenceGrant: who may refer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFrom {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+}
+
+/// One `spec.to[]` entry of a ReferenceGrant: what may be referred to (`name` `None`: every
+/// object of the kind in the grant's namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantTo {
+    pub group: String,
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+/// A ReferenceGrant (`apis/v1beta1/referencegrant_types.go`): it lets objects described by
+/// `from` refer to objects described by `to` in the grant's own namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceGrantView {
+    pub key: ObjectKey,
+    pub from: Vec<GrantFrom>,
+    pub to: Vec<GrantTo>,
+}
+
+impl ReferenceGrantView {
+    pub fn from_value(value: &Value, default_namespace: &str) -> Result<Self, ReduceError> {
+        let spec = &value["spec"];
+        let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+        let from = items(&spec["from"], "spec.from", 16)?
+            .iter()
+            .map(|f| GrantFrom {
+                group: text(&f["group"]),
+                kind: text(&f["kind"]),
+                namespace: text(&f["namespace"]),
+            })
+            .collect();
+        let to = items(&spec["to"], "spec.to", 16)?
+            .iter()
+            .map(|t| GrantTo {
+                group: text(&t["group"]),
+                kind: text(&t["kind"]),
+                name: t["name"]
+                    .as_str()
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+            })
+            .collect();
+        Ok(Self {
+            key: obj_key(value, default_namespace),
+            from,
+            to,
+        })
+    }
+
+    /// Whether this grant lets a `from_kind` (of `from_group`) in `from_namespace` refer to
+    /// the `to_kind` (core group) object `to` in the grant's namespace.
+    pub fn permits(
+        &self,
+        (from_group, from_kind, from_namespace): (&str, &str, &str),
+        (to_group, to_kind, to): (&str, &str, &ObjectKey),
+    ) -> bool {
+        to.namespace == self.key.namespace
+            && self.from.iter().any(|f| {
+                f.group == from_group && f.kind == from_kind && f.namespace == from_namespace
+            })
+            && self.to.iter().any(|t| {
+                t.group == to_group
+                    && t.kind == to_kind
+                    && t.name.as_deref().is_none_or(|n| n == to.name)
+            })
+    }
+}
+
+/// A ListenerSet or XListenerSet: the listeners it adds to its parent Gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSetView {
+    pub kind: &'static str,
+    pub key: ObjectKey,
+    /// `spec.parentRef.namespace` (`None`: the ListenerSet's).
+    pub parent_namespace: Option<String>,
+    pub parent_name: String,
+    pub listeners: Vec<Listener>,
+}
+
+/// The `SecurityPolicy` fields that make it an access gate.
+pub const SECURITY_FEATURES: [&str; 7] = [
+    "extAuth",
+    "jwt",
+    "oidc",
+    "basicAuth",
+    "apiKeyAuth",
+    "authorization",
+    "cors",
+];
+
+/// An Envoy Gateway SecurityPolicy: what it targets and which gates it sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityPolicyView {
+    pub key: ObjectKey,
+    pub targets: Vec<PolicyTarget>,
+    pub has_target_selectors: bool,
+    /// Which of [`SECURITY_FEATURES`] it sets.
+    pub features: Vec<&'static str>,
+}
+
 macro_rules! plain_view {
     ($($t:ty),*) => {$(
         impl ObjectView for $t {
@@ -598,4 +786,11 @@ macro_rules! plain_view {
         }
     )*};
 }
-plain_view!(GatewayView, ClientTrafficPolicyView, ConfigMapView);
+plain_view!(
+    GatewayView,
+    ClientTrafficPolicyView,
+    ConfigMapView,
+    ReferenceGrantView,
+    ListenerSetView,
+    SecurityPolicyView
+);

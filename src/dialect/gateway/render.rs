@@ -14,13 +14,19 @@
 //!
 //! The result is a JSON merge patch (RFC 7386) of `spec.tls.frontend`: mtls-gate owns the
 //! frontend validation of a labelled Gateway, as it owns the client-auth annotations of a
-//! labelled Ingress.
+//! labelled Ingress. The mutating webhook and `mtls-gate render` apply the patch; the
+//! controller sends its fields as a server-side apply (field manager `mtls-gate`), so the
+//! rendered `perPort` entries replace those of their ports and other managers' fields
+//! stay ([`with_rendering`] is the Gateway after that apply). A Gateway that already
+//! carries every rendered entry ([`carries`]) is not written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::{GatewayView, Listener, host_schemes, hostname_matches, specificity};
+use super::{
+    CaRef, FrontendValidation, GatewayView, Listener, host_schemes, hostname_matches, specificity,
+};
 use crate::profile::CompiledProfile;
 
 /// Why a labelled Gateway cannot be rendered.
@@ -45,11 +51,12 @@ fn serving_listener<'g>(gw: &'g GatewayView, port: u16, host: &str) -> Option<&'
         .max_by_key(|l| specificity(l.hostname.as_deref()))
 }
 
-/// The merge patch that sets `gw`'s frontend validation for `profile`, or why it cannot.
-pub fn render_gateway(
+/// The frontend validation `profile` needs on `gw`: one entry per port whose HTTPS
+/// listeners serve MTLS hosts of the profile, or why no rendering can do it.
+pub fn desired_frontend(
     profile: &CompiledProfile,
     gw: &GatewayView,
-) -> Result<Value, Vec<GatewayRenderRefusal>> {
+) -> Result<Vec<(u16, FrontendValidation)>, Vec<GatewayRenderRefusal>> {
     let ports: BTreeSet<u16> = gw
         .listeners
         .iter()
@@ -98,21 +105,68 @@ pub fn render_gateway(
             });
             continue;
         }
-        per_port.push(json!({
-            "port": port,
-            "tls": {"validation": {
-                "mode": "AllowValidOnly",
-                "caCertificateRefs": [{
-                    "group": "",
-                    "kind": "Secret",
-                    "name": profile.spec.client_certificate.ca_secret_name,
+        per_port.push((
+            port,
+            FrontendValidation {
+                ca_refs: vec![CaRef {
+                    group: String::new(),
+                    kind: "Secret".into(),
+                    name: profile.spec.client_certificate.ca_secret_name.clone(),
+                    namespace: None,
                 }],
-            }},
-        }));
+                mode: "AllowValidOnly".into(),
+            },
+        ));
     }
-    if !refusals.is_empty() {
-        return Err(refusals);
+    if refusals.is_empty() {
+        Ok(per_port)
+    } else {
+        Err(refusals)
     }
+}
+
+/// Whether `gw` already carries the validation `desired` (every entry, as rendered).
+pub fn carries(gw: &GatewayView, desired: &[(u16, FrontendValidation)]) -> bool {
+    desired.iter().all(|(port, validation)| {
+        gw.frontend_per_port
+            .iter()
+            .any(|(p, v)| p == port && v.as_ref() == Some(validation))
+    })
+}
+
+/// `gw` as it is after a server-side apply of the rendering: the rendered `perPort`
+/// entries replace those of their ports (a list map keyed by port), everything else
+/// stays (other managers' fields are kept).
+pub fn with_rendering(gw: &GatewayView, desired: &[(u16, FrontendValidation)]) -> GatewayView {
+    let mut after = gw.clone();
+    after
+        .frontend_per_port
+        .retain(|(p, _)| !desired.iter().any(|(d, _)| d == p));
+    after
+        .frontend_per_port
+        .extend(desired.iter().map(|(p, v)| (*p, Some(v.clone()))));
+    after
+}
+
+/// The merge patch that sets `gw`'s frontend validation for `profile`, or why it cannot.
+pub fn render_gateway(
+    profile: &CompiledProfile,
+    gw: &GatewayView,
+) -> Result<Value, Vec<GatewayRenderRefusal>> {
+    let per_port: Vec<Value> = desired_frontend(profile, gw)?
+        .into_iter()
+        .map(|(port, v)| {
+            let refs: Vec<Value> = v
+                .ca_refs
+                .iter()
+                .map(|r| json!({"group": r.group, "kind": r.kind, "name": r.name}))
+                .collect();
+            json!({
+                "port": port,
+                "tls": {"validation": {"mode": v.mode, "caCertificateRefs": refs}},
+            })
+        })
+        .collect();
     // `default` is required (`FrontendTLSConfig`, gateway_types.go v1.5.1): empty, it
     // validates nothing; `perPort` is a list map keyed by port, replaced whole.
     let per_port = if per_port.is_empty() {
