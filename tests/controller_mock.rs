@@ -1997,6 +1997,24 @@ async fn labelled_gateways_that_need_no_write_or_cannot_be_rendered() {
                     case.name
                 );
                 assert_eq!(status["conditions"][0]["reason"], "RenderRefused");
+                // The refused object is a Gateway, not an Ingress: its Event is published
+                // regarding the profile (once), not looked up as an Ingress on every
+                // reconcile.
+                let event = f
+                    .api
+                    .seen
+                    .iter()
+                    .find(|s| {
+                        s.method == "POST"
+                            && s.path.contains("/events")
+                            && s.body["reason"] == "RenderRefused"
+                    })
+                    .unwrap_or_else(|| panic!("[{}] no Event: {:#?}", case.name, f.api.seen));
+                assert_eq!(
+                    event.body["regarding"]["kind"], "ApiProviderProfile",
+                    "[{}]",
+                    case.name
+                );
             }
         }
     }

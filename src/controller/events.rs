@@ -156,18 +156,21 @@ impl EventDedup {
 }
 
 /// Publishes one finding as a Warning Event regarding the Ingress (looked up for its uid,
-/// so `kubectl describe ingress` lists it), related to the profile.
+/// so `kubectl describe ingress` lists it), related to the profile. A finding about an
+/// object that is not an Ingress (a Gateway, an HTTPRoute, an IngressRoute: the message
+/// names it) is published regarding the profile, so it is published once, not looked up
+/// again on every reconcile.
 pub async fn publish(
     client: &Client,
     recorder: &Recorder,
     profile: &ObjectReference,
     finding: &Finding,
-) -> Result<bool, kube::Error> {
+) -> Result<(), kube::Error> {
     let api: Api<Ingress> = Api::namespaced(client.clone(), &finding.key.ingress.namespace);
-    let Some(ingress) = api.get_opt(&finding.key.ingress.name).await? else {
-        return Ok(false);
+    let (regarding, secondary) = match api.get_opt(&finding.key.ingress.name).await? {
+        Some(ingress) => (ingress.object_ref(&()), Some(profile.clone())),
+        None => (profile.clone(), None),
     };
-    let regarding = ingress.object_ref(&());
     recorder
         .publish(
             &Event {
@@ -175,12 +178,11 @@ pub async fn publish(
                 reason: finding.key.reason.clone(),
                 note: Some(truncate(&finding.note, MAX_NOTE_BYTES)),
                 action: finding.action(),
-                secondary: Some(profile.clone()),
+                secondary,
             },
             &regarding,
         )
-        .await?;
-    Ok(true)
+        .await
 }
 
 #[cfg(test)]

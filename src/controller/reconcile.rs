@@ -719,11 +719,10 @@ impl Context {
                 return;
             }
             match publish(&self.client, &self.recorder, &reference, &f).await {
-                Ok(true) => {
+                Ok(()) => {
                     self.metrics.write("Event", "create");
                     self.events.mark_published(&name, f.key.clone());
                 }
-                Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(ingress = %f.key.ingress, reason = %f.key.reason, error = %e, "could not publish Event");
                 }
