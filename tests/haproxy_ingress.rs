@@ -711,3 +711,56 @@ fn coverage_names_the_serving_route_and_its_auth() {
         );
     }
 }
+
+/// Go's `strconv.ParseBool`: the spellings it accepts, and `None` for everything else.
+fn go_parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Boolean spellings: every form `strconv.ParseBool` accepts, near-misses (case, spaces,
+/// YAML words) and short arbitrary strings.
+fn bool_spelling() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let known = prop::sample::select(vec![
+        "1", "t", "T", "true", "TRUE", "True", "0", "f", "F", "false", "FALSE", "False", "tRuE",
+        "fAlse", "yes", "no", "on", "off", "y", "n", "", " true", "false ", "01", "truee",
+    ])
+    .prop_map(str::to_string);
+    prop_oneof![known, "[ a-zA-Z01]{0,6}"]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 96, ..Default::default() })]
+
+    /// `ssl-redirect: V` on the API Ingress: the APIs are also served over plain HTTP,
+    /// without a certificate, exactly when ParseBool(V) is false (an invalid value is
+    /// ignored: the default `true`). Never admitted when haproxy-ingress would serve them
+    /// in clear text.
+    #[test]
+    fn ssl_redirect_spellings_are_read_as_haproxy_ingress_reads_them(value in bool_spelling()) {
+        let docs = split_with_api(api_ingress().annotation(&haproxy::key("ssl-redirect"), &value));
+        let verdict = evaluate_complete(&docs);
+        let plain = go_parse_bool(&value) == Some(false);
+        proptest::prop_assert_eq!(!verdict.compliant, plain, "{:?}: {}", value, describe(&verdict));
+    }
+
+    /// `auth-tls-strict: V` beside a CA Secret that does not exist: every request is
+    /// refused unless ParseBool(V) is a valid false or an error (both `false`), when client
+    /// auth is silently dropped and the MTLS endpoints are exposed.
+    #[test]
+    fn auth_tls_strict_spellings_are_read_as_haproxy_ingress_reads_them(value in bool_spelling()) {
+        let docs = vec![
+            split_profile(),
+            public_ingress().yaml(),
+            mtls_auth_ingress().annotation(&haproxy::key("auth-tls-strict"), &value).yaml(),
+            api_ingress().yaml(),
+        ];
+        let verdict = evaluate_complete(&docs);
+        let exposed = !with_code(&verdict, MtlsNotRequired).is_empty();
+        proptest::prop_assert_eq!(exposed, go_parse_bool(&value) != Some(true), "{:?}: {}", value, describe(&verdict));
+    }
+}
