@@ -343,12 +343,22 @@ fn profiles_reading<'a>(
 }
 
 /// The part of `view` a review of a change to an object of `kind` reads: every host of the
-/// profiles whose controller reads the kind.
+/// profiles whose controller reads the kind. When the view holds the kind as absent (its
+/// CRD was not served at the last discovery), the object under review proves the CRD was
+/// installed since, and other objects of the kind may exist that the view has not read
+/// yet: the kind is unreadable for this review (fail closed) until discovery lists it.
 pub fn object_review_slice(view: &ClusterView, kind: &ObjectKind) -> ClusterView {
     let hosts: BTreeSet<String> = profiles_reading(view, kind)
         .flat_map(|p| p.hosts.iter().cloned())
         .collect();
-    view.slice_for_hosts(hosts.iter().map(String::as_str), |_| false)
+    let mut slice = view.slice_for_hosts(hosts.iter().map(String::as_str), |_| false);
+    if slice.kind_absent(kind) {
+        slice.set_kind_unreadable(
+            *kind,
+            "its CRD was installed after mtls-gate last looked it up (API discovery runs every minute), so other objects of the kind are not read yet; retry in a minute",
+        );
+    }
+    slice
 }
 
 /// Reviews a CREATE/UPDATE (`new` set) or DELETE (`new` unset) of an object of a

@@ -77,6 +77,9 @@ pub struct ClusterView {
     complete_kinds: std::collections::BTreeSet<ObjectKind>,
     /// Kinds the view should hold but cannot read, and why (see [`UnreadableObjects`]).
     unreadable: BTreeMap<ObjectKind, UnreadableObjects>,
+    /// Kinds whose CRD API discovery found not served (complete and empty). An object of
+    /// one arriving at admission means the CRD was installed since.
+    absent_kinds: std::collections::BTreeSet<ObjectKind>,
     /// Generation of each rule host key: changes whenever an Ingress or route object with a
     /// rule for it is added, replaced or removed.
     host_generations: HashMap<String, u64>,
@@ -203,6 +206,7 @@ impl ClusterView {
 
     /// Sets whether the view is complete for a dialect-owned kind.
     pub fn set_kind_completeness(&mut self, kind: ObjectKind, completeness: Completeness) {
+        self.absent_kinds.remove(&kind);
         if completeness == Completeness::Complete {
             self.clear_unreadable(&kind, None);
         }
@@ -215,9 +219,23 @@ impl ClusterView {
         }
     }
 
+    /// Marks a kind whose CRD is not served: no object of it can exist, so the view is
+    /// complete and empty for it.
+    pub fn set_kind_absent(&mut self, kind: ObjectKind) {
+        self.retain_objects(&kind, |_| false);
+        self.set_kind_completeness(kind, Completeness::Complete);
+        self.absent_kinds.insert(kind);
+    }
+
+    /// Whether discovery last found `kind`'s CRD not served.
+    pub fn kind_absent(&self, kind: &ObjectKind) -> bool {
+        self.absent_kinds.contains(kind)
+    }
+
     /// Marks the whole of `kind` as unreadable (`reason` says why and how to fix it); its
     /// objects become unknown. Cleared by marking the kind complete.
     pub fn set_kind_unreadable(&mut self, kind: ObjectKind, reason: impl Into<String>) {
+        self.absent_kinds.remove(&kind);
         let reason = Some(reason.into());
         let entry = self.unreadable.entry(kind).or_default();
         let changed = entry.kind != reason;
@@ -359,6 +377,7 @@ impl ClusterView {
             secrets_completeness: self.secrets_completeness,
             complete_kinds: self.complete_kinds.clone(),
             unreadable: self.unreadable.clone(),
+            absent_kinds: self.absent_kinds.clone(),
             objects_generation: self.objects_generation,
             ..ClusterView::default()
         };

@@ -287,3 +287,45 @@ fn check_inputs_given_on_purpose_are_not_unreadable() {
     let view = example("examples/gateway-api-split-host/bank.yaml", false);
     assert!(unreadable_hosts(&view).is_empty());
 }
+
+#[test]
+fn an_object_of_a_kind_discovery_found_absent_is_judged_as_unreadable_until_listed() {
+    // The controller's view after discovery found no ClientTrafficPolicy CRD.
+    let mut view = example("examples/gateway-api-split-host/bank.yaml", true);
+    let policy_kind = kind("ClientTrafficPolicy");
+    view.set_kind_absent(policy_kind);
+    assert!(
+        unreadable_hosts(&view).is_empty(),
+        "absent is complete and empty"
+    );
+    let policy = json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "ClientTrafficPolicy",
+        "metadata": {"name": "client-validation", "namespace": "open-banking"},
+        "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "mtls"}]}
+    });
+    let (kind, reduced) = dialect::reduce_owned(&policy, "default").unwrap().unwrap();
+    let key = reduced.key().clone();
+    // The CRD has been installed since: other policies may exist that the view has not read.
+    let slice = mtls_gate::admission::object_review_slice(&view, kind);
+    let outcome = review_object(
+        &slice,
+        kind,
+        &key,
+        Some(reduced.clone()),
+        &BeforeStateCache::default(),
+    );
+    assert_eq!(outcome.decision, OutcomeKind::Denied, "{outcome:?}");
+    let message = outcome.message.unwrap();
+    assert!(message.contains("retry in a minute"), "{message}");
+    // Once discovery lists the kind, the same change is judged on its merits.
+    view.set_kind_completeness(policy_kind, Completeness::Complete);
+    let slice = mtls_gate::admission::object_review_slice(&view, kind);
+    let outcome = review_object(
+        &slice,
+        kind,
+        &key,
+        Some(reduced),
+        &BeforeStateCache::default(),
+    );
+    assert_eq!(outcome.decision, OutcomeKind::Allowed, "{outcome:?}");
+}

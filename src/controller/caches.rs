@@ -228,11 +228,7 @@ impl CacheContext {
     /// ([`KIND_DISCOVERY_INTERVAL`]).
     pub fn kind_absent(&self, kind: ObjectKind) {
         self.dialect_objects.set_writable(kind, false);
-        {
-            let mut view = self.write_view();
-            view.retain_objects(&kind, |_| false);
-            view.set_kind_completeness(kind, Completeness::Complete);
-        }
+        self.write_view().set_kind_absent(kind);
         self.update_readiness(|r| {
             r.kinds_done.insert(kind);
         });
