@@ -392,11 +392,7 @@ impl ClusterView {
                     out.upsert_shared_ingress(v.clone());
                 }
             }
-            let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
-            for key in [Some(host.to_string()), wildcard, Some(String::new())]
-                .into_iter()
-                .flatten()
-            {
+            for key in rule_keys(host) {
                 for k in self.by_host.get(&key).into_iter().flatten() {
                     if !out.ingresses.contains_key(k)
                         && let Some(v) = self.ingresses.get(k)
@@ -504,6 +500,15 @@ impl ClusterView {
             (None, Completeness::Partial) => Lookup::Unknown,
         }
     }
+}
+
+/// The Ingress rule host keys that can serve `host`, in the order controllers pick them:
+/// the host, its `*.` wildcard, the host-less rule `""`.
+pub fn rule_keys(host: &str) -> Vec<String> {
+    let mut keys = vec![host.to_string()];
+    keys.extend(host.split_once('.').map(|(_, rest)| format!("*.{rest}")));
+    keys.push(String::new());
+    keys
 }
 
 /// The [`IngressView::named_hosts`] keys that can name `host`: the host, its `*.`

@@ -165,25 +165,43 @@ pub fn ingress_class_decision(
     }
 }
 
-/// The rule host that serves `host`: an exact rule, else a `*.` wildcard, else a host-less
-/// rule (as controllers pick server blocks), with its Ingresses of the considered class.
+/// The Ingresses that serve `host`, with the notes on those counted by
+/// [`ingress_class_decision`] although their class differs.
+pub struct ServingIngresses {
+    /// The rule host: an exact rule, else a `*.` wildcard, else a host-less rule (as
+    /// controllers pick server blocks).
+    pub rule_key: String,
+    pub ingresses: Vec<Arc<IngressView>>,
+    pub class_notes: BTreeMap<ObjectKey, String>,
+}
+
+/// The rule host that serves `host` and its Ingresses of the considered classes; each
+/// Ingress's class is decided once.
 pub fn serving_ingresses(
     profile: &CompiledProfile,
     objects: &dyn ObjectSource,
     host: &str,
-) -> Option<(String, Vec<Arc<IngressView>>)> {
-    let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
-    [Some(host.to_string()), wildcard, Some(String::new())]
-        .into_iter()
-        .flatten()
-        .find_map(|key| {
-            let ings: Vec<_> = objects
-                .ingresses_for_host(&key)
-                .into_iter()
-                .filter(|i| ingress_class_decision(profile, objects, i).counts())
-                .collect();
-            (!ings.is_empty()).then_some((key, ings))
+) -> Option<ServingIngresses> {
+    crate::cluster::rule_keys(host).into_iter().find_map(|key| {
+        let mut class_notes = BTreeMap::new();
+        let ingresses: Vec<_> = objects
+            .ingresses_for_host(&key)
+            .into_iter()
+            .filter(|i| match ingress_class_decision(profile, objects, i) {
+                ClassDecision::Served => true,
+                ClassDecision::Counted(note) => {
+                    class_notes.insert(i.key.clone(), note);
+                    true
+                }
+                ClassDecision::NotServed => false,
+            })
+            .collect();
+        (!ingresses.is_empty()).then_some(ServingIngresses {
+            rule_key: key,
+            ingresses,
+            class_notes,
         })
+    })
 }
 
 /// Whether route objects of one of the dialect's kinds have a rule that can serve `host`
@@ -193,16 +211,12 @@ fn serves_routes_of(dialect: &dyn Dialect, objects: &dyn ObjectSource, host: &st
     if kinds.is_empty() {
         return false;
     }
-    let wildcard = host.split_once('.').map(|(_, rest)| format!("*.{rest}"));
-    [Some(host.to_string()), wildcard, Some(String::new())]
-        .into_iter()
-        .flatten()
-        .any(|key| {
-            objects
-                .routes_for_host(&key)
-                .iter()
-                .any(|(kind, _)| kinds.contains(kind))
-        })
+    crate::cluster::rule_keys(host).iter().any(|key| {
+        objects
+            .routes_for_host(key)
+            .iter()
+            .any(|(kind, _)| kinds.contains(kind))
+    })
 }
 
 /// Builds the route table the profile's dialect sees for `host`, with every regex route
@@ -220,20 +234,20 @@ pub fn host_table(
         .iter()
         .flat_map(|key| objects.ingresses_naming_host(key))
         .filter(|i| {
-            let rule_key = found.as_ref().map_or(host, |(key, _)| key.as_str());
+            let rule_key = found.as_ref().map_or(host, |f| f.rule_key.as_str());
             !i.rules.iter().any(|r| r.host == rule_key)
                 && ingress_class_decision(profile, objects, i).counts()
         })
         .collect();
     named_by.sort_by(|a, b| a.key.cmp(&b.key));
     named_by.dedup_by(|a, b| a.key == b.key);
-    let (host_key, ingresses) = match found {
-        Some(found) => found,
+    let (host_key, ingresses, class_notes) = match found {
+        Some(found) => (found.rule_key, found.ingresses, found.class_notes),
         // Hosts served only by route objects of the dialect's own kinds (IngressRoute,
         // HTTPRoute), or only named by Ingresses outside their rules: the dialect finds
         // them through `objects` and `named_by`.
         None if !named_by.is_empty() || serves_routes_of(dialect, objects, host) => {
-            (host.to_string(), Vec::new())
+            (host.to_string(), Vec::new(), BTreeMap::new())
         }
         None => return None,
     };
@@ -245,14 +259,6 @@ pub fn host_table(
         named_by,
         objects,
     };
-    let class_notes: BTreeMap<ObjectKey, String> = ctx
-        .ingresses
-        .iter()
-        .filter_map(|i| match ingress_class_decision(profile, objects, i) {
-            ClassDecision::Counted(note) => Some((i.key.clone(), note)),
-            ClassDecision::Served | ClassDecision::NotServed => None,
-        })
-        .collect();
     let mut table = dialect.host_table(&ctx);
     table.class_notes = class_notes;
     let mut budget = crate::paths::HOST_REGEX_BUDGET;
