@@ -161,7 +161,7 @@ async fn attempt_inner(config: Arc<ClientConfig>, req: &Request<'_>, timeout: Du
         Err(e) => return classify_error(&e, "starting HTTP/1.1"),
     };
     // The connection task reports its own error (see the request's error handling below).
-    let (conn_err_tx, conn_err_rx) = tokio::sync::oneshot::channel();
+    let (conn_err_tx, mut conn_err_rx) = tokio::sync::oneshot::channel();
     // Bounded: a server that keeps the connection open cannot keep the task alive.
     tokio::spawn(async move {
         if let Ok(result) = tokio::time::timeout(timeout, conn).await {
@@ -190,17 +190,51 @@ async fn attempt_inner(config: Arc<ClientConfig>, req: &Request<'_>, timeout: Du
             );
         }
     };
-    let response = match sender.send_request(request).await {
+    let send = sender.send_request(request);
+    tokio::pin!(send);
+    // The connection task's outcome, once it has been received.
+    let mut conn_ended = None;
+    let response = tokio::select! {
+        sent = &mut send => sent,
+        ended = &mut conn_err_rx => {
+            let ended = conn_ended.insert(ended.ok().flatten());
+            // The connection ended first. hyper answers the request from the connection's
+            // error almost always, but a request queued in the instant the connection closes
+            // can be left in the dispatch channel, unanswered while this sender lives (seen
+            // with HAProxy, TLS 1.3, on a loaded 2-core machine: the attempt waited out its
+            // whole timeout). So the request gets a short grace, then the connection's own
+            // outcome stands for it.
+            match tokio::time::timeout(CONN_ERROR_GRACE, &mut send).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    return match ended {
+                        Some(conn_err) => classify_error(conn_err, "after the handshake"),
+                        None => Attempt::new(
+                            Outcome::RefusedOther,
+                            None,
+                            "the server closed the connection without answering (after the handshake)",
+                        ),
+                    };
+                }
+            }
+        }
+    };
+    let response = match response {
         Ok(r) => r,
         Err(e) => {
             // When the alert arrives before the request is dispatched, hyper fails the request
             // with "connection was not ready" and only the connection task's error names the
             // alert (seen with HAProxy, TLS 1.3). That task ends with the request, so a short
             // wait suffices, and a stuck connection cannot stall the attempt.
-            if let Ok(Ok(Some(conn_err))) =
-                tokio::time::timeout(CONN_ERROR_GRACE, conn_err_rx).await
-                && let Some(alert) = alert_in(&conn_err)
-            {
+            let conn_err = match conn_ended {
+                Some(ended) => ended,
+                None => tokio::time::timeout(CONN_ERROR_GRACE, &mut conn_err_rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten(),
+            };
+            if let Some(alert) = conn_err.as_ref().and_then(|e| alert_in(e)) {
                 return alert_attempt(alert, "after the handshake");
             }
             return classify_error(&e, "after the handshake");
