@@ -255,6 +255,9 @@ pub struct IngressClassView {
     pub name: String,
     pub controller: String,
     pub is_default: bool,
+    /// `spec.parameters` as `kind apiGroup namespace/name`: controllers such as
+    /// haproxy-ingress read configuration from it, which mtls-gate does not.
+    pub parameters: Option<String>,
 }
 
 impl IngressClassView {
@@ -272,6 +275,19 @@ impl IngressClassView {
                 .as_ref()
                 .and_then(|a| a.get("ingressclass.kubernetes.io/is-default-class"))
                 .is_some_and(|v| v == "true"),
+            parameters: class
+                .spec
+                .as_ref()
+                .and_then(|s| s.parameters.as_ref())
+                .map(|p| {
+                    let group = p.api_group.as_deref().unwrap_or("");
+                    let at = match p.namespace.as_deref() {
+                        Some(ns) => format!("{ns}/{}", p.name),
+                        None => p.name.clone(),
+                    };
+                    let group = if group.is_empty() { "core" } else { group };
+                    format!("{} ({group}) {at}", p.kind)
+                }),
         }
     }
 }

@@ -611,7 +611,54 @@ const CASES: &[Case] = &[
         codes: &[UnmodelledSetting],
         naming: &[],
     },
+    Case {
+        rule: "an IngressClass with spec.parameters (class-wide configuration keys) fails closed",
+        docs: || {
+            let mut docs = split_with_api(api_ingress().class("haproxy"));
+            docs.push(ingress_class("haproxy", true));
+            docs
+        },
+        complete: true,
+        codes: &[UnmodelledSetting],
+        naming: &[],
+    },
+    Case {
+        rule: "... an IngressClass without parameters brings no class-wide keys",
+        docs: || {
+            let mut docs = split_with_api(api_ingress().class("haproxy"));
+            docs.push(ingress_class("haproxy", false));
+            docs
+        },
+        complete: true,
+        codes: &[],
+        naming: &[],
+    },
+    Case {
+        rule: "... the legacy class annotation names no IngressClass object, so no parameters",
+        docs: || {
+            let mut docs =
+                split_with_api(api_ingress().annotation("kubernetes.io/ingress.class", "haproxy"));
+            docs.push(ingress_class("haproxy", true));
+            docs
+        },
+        complete: true,
+        codes: &[],
+        naming: &[],
+    },
 ];
+
+/// haproxy-ingress's IngressClass, optionally linking a ConfigMap of class-wide keys
+/// (keys.md: "Per IngressClass, from a ConfigMap linked in the IngressClass' `parameters`
+/// field").
+fn ingress_class(name: &str, with_parameters: bool) -> String {
+    let mut y = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: {name}\nspec:\n  controller: haproxy-ingress.github.io/controller\n"
+    );
+    if with_parameters {
+        y.push_str("  parameters:\n    apiGroup: \"\"\n    kind: ConfigMap\n    name: haproxy-class-config\n    namespace: ingress-haproxy\n    scope: Namespace\n");
+    }
+    y
+}
 
 #[test]
 fn each_rule_gives_the_expected_findings() {

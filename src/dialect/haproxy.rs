@@ -232,9 +232,11 @@
 //! host in `spec.tls` while only a wildcard or host-less rule serves it makes a host of its
 //! own in haproxy-ingress: reported (`UnmodelledSetting`).
 //!
-//! Not visible to mtls-gate, hence assumed at their defaults: the global ConfigMap and
-//! IngressClass parameters (which can set defaults for every Host and Path key above,
-//! `auth-tls-*` included), Service annotations (Backend and Path keys; they take precedence
+//! IngressClass parameters (a ConfigMap of class-wide keys, which can set defaults for
+//! every Host and Path key above, `auth-tls-*` included; keys.md "Configuration keys") are
+//! not read: an Ingress of the host whose IngressClass has `spec.parameters` is reported
+//! (`UnmodelledSetting`, once per class). Not visible to mtls-gate, hence assumed at their
+//! defaults: the global ConfigMap (`--configmap`, a controller flag), Service annotations (Backend and Path keys; they take precedence
 //! over Ingress ones), `--annotations-prefix`, and `spec.defaultBackend` of Ingresses of
 //! other hosts (the default host is global).
 
@@ -961,6 +963,45 @@ fn route_auth(host: &HostAuth, ing: &IngressView, gate: Option<&str>) -> RouteAu
 }
 
 impl HaproxyIngress {
+    /// `UnmodelledSetting` once per IngressClass with `spec.parameters` that an Ingress of
+    /// the host names: haproxy-ingress reads configuration keys from the ConfigMap those
+    /// parameters link, as defaults for every Ingress of the class (above the global
+    /// ConfigMap, below the Ingress's own annotations; keys.md "Configuration keys"), so
+    /// they can set `ssl-redirect` or `auth-tls-*` for the host. mtls-gate does not read
+    /// them, so the host cannot be proven compliant. The legacy class annotation names no
+    /// IngressClass object, so it brings no parameters.
+    fn class_parameters(
+        &self,
+        ctx: &HostContext<'_>,
+        ings: &[Arc<IngressView>],
+        table: &mut HostRouteTable,
+    ) {
+        let mut reported: Vec<&str> = Vec::new();
+        for ing in ings {
+            let Some(class) = ing.class.as_deref().filter(|_| !ing.class_from_annotation) else {
+                continue;
+            };
+            if reported.contains(&class) {
+                continue;
+            }
+            let Lookup::Found(view) = ctx.objects.ingress_class(class) else {
+                continue;
+            };
+            let Some(parameters) = view.parameters.as_deref() else {
+                continue;
+            };
+            reported.push(class);
+            table.findings.push(ctx.finding(
+                ViolationCode::UnmodelledSetting,
+                Some(&ing.key),
+                format!(
+                    "Ingress {} on host {} is of IngressClass {class:?}, whose spec.parameters links {parameters}: haproxy-ingress reads configuration keys from it as defaults for every Ingress of the class (ssl-redirect and auth-tls-* included), which mtls-gate does not read, so the host cannot be proven compliant. Fix: set those keys as annotations on the Ingresses instead and remove spec.parameters from IngressClass {class:?}, or serve the profile's hosts through a class without parameters.",
+                    ing.key, ctx.host
+                ),
+            ));
+        }
+    }
+
     /// `UnmodelledSetting` for every annotation under the prefixes that the dialect does
     /// not model and that can change routing, listeners, hosts or client auth.
     fn unmodelled_keys(
@@ -969,6 +1010,7 @@ impl HaproxyIngress {
         ings: &[Arc<IngressView>],
         table: &mut HostRouteTable,
     ) {
+        self.class_parameters(ctx, ings, table);
         for ing in ings {
             for annotation in ing.annotations.keys() {
                 if annotation.starts_with(HAPROXYTECH_PREFIX) {
