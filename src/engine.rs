@@ -122,8 +122,12 @@ impl ClassDecision {
 ///   name (`pkg/provider/kubernetes/ingress/kubernetes.go`). So an Ingress of another
 ///   class whose IngressClass names the same controller as the profile's class counts; one
 ///   whose IngressClass does not exist, or names another controller, does not.
-/// - The legacy `kubernetes.io/ingress.class` annotation is compared with the controller's
-///   class name only (`GetIngressClass`): counted only when it is the profile's class.
+/// - The legacy `kubernetes.io/ingress.class` annotation is compared with the
+///   controller's `--ingress-class` flag, not with IngressClass names (ingress-nginx
+///   `IsValid`; the Helm chart passes `controller.ingressClass`, default `nginx`, whatever
+///   the IngressClass is called). The flag is invisible to mtls-gate, so the annotation
+///   counts when it is the profile's class or the flag's default value
+///   ([`crate::dialect::Dialect::legacy_class_default`], with a note).
 /// - An Ingress without a class counts (the API server gives new class-less Ingresses the
 ///   default IngressClass, and controllers may watch Ingresses without a class, which
 ///   mtls-gate cannot see).
@@ -146,7 +150,14 @@ pub fn ingress_class_decision(
         return ClassDecision::Served;
     }
     if ingress.class_from_annotation {
-        return ClassDecision::NotServed;
+        let flag_default = crate::dialect::dialect_for(profile.spec.ingress_controller)
+            .and_then(|d| d.legacy_class_default());
+        return match flag_default {
+            Some(default) if class == default => ClassDecision::Counted(format!(
+                "its legacy kubernetes.io/ingress.class annotation is {class:?}, which the controller compares with its --ingress-class flag, not with IngressClass names; {default:?} is that flag's default (and the Helm chart's controller.ingressClass), which mtls-gate cannot see, so it is counted although the profile's class is {want:?}"
+            )),
+            _ => ClassDecision::NotServed,
+        };
     }
     match (objects.ingress_class(class), objects.ingress_class(want)) {
         (Lookup::Found(theirs), Lookup::Found(ours)) if theirs.controller == ours.controller => {

@@ -128,7 +128,9 @@ fn ingresses_the_profiles_controller_serves_count() {
             counted: false,
             note: None,
         },
-        // The legacy annotation is compared with the class name only.
+        // The legacy annotation is compared with the controller's --ingress-class flag: a
+        // value that is neither the profile's class nor the flag's default `nginx` is not
+        // served.
         Case {
             class: "annotation:nginx-public",
             classes: both,
@@ -188,6 +190,49 @@ fn ingresses_the_profiles_controller_serves_count() {
                     f.message
                 ),
             }
+        }
+    }
+}
+
+/// The legacy `kubernetes.io/ingress.class` annotation is compared with the controller's
+/// `--ingress-class` flag, which the ingress-nginx Helm chart sets to
+/// `controller.ingressClass` (default `nginx`) whatever the IngressClass is named. With
+/// the profile's class named `nginx-public`, an Ingress annotated `nginx` may well be
+/// served by the profile's controller: counted, with a note; another value is not.
+#[test]
+fn the_legacy_annotation_counts_at_the_controller_flags_default() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (annotation, counted) in [("nginx", true), ("nginx-public", true), ("traefik", false)] {
+        let mut docs = read_paths(&[root.join("examples/nginx-split-host")]).expect("example");
+        let extra = format!(
+            "{}---\n{}---\n{}",
+            token_on_public_host(&format!("annotation:{annotation}")),
+            ingress_class("nginx", NGINX),
+            ingress_class("nginx-public", NGINX),
+        );
+        docs.extend(parse_documents(Path::new("extra.yaml"), &extra).expect("yaml"));
+        let manifests = load(docs, "default", true).expect("loads");
+        let mut profile = manifests.profiles[0].1.clone();
+        profile.spec.ingress_class_name = Some("nginx-public".into());
+        let verdict = evaluate(&profile, &manifests.view).expect("evaluates");
+        let finding = verdict.violations.iter().find(|v| {
+            v.code == ViolationCode::MtlsNotRequired
+                && v.ingress
+                    .as_ref()
+                    .is_some_and(|k| k.name == "token-shortcut")
+        });
+        assert_eq!(
+            finding.is_some(),
+            counted,
+            "annotation {annotation:?}: {:#?}",
+            verdict.violations
+        );
+        if annotation == "nginx" {
+            let message = &finding.expect("counted").message;
+            assert!(
+                message.contains("--ingress-class flag"),
+                "annotation {annotation:?}: {message}"
+            );
         }
     }
 }

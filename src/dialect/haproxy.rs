@@ -1128,6 +1128,12 @@ fn has_top_level_alternation(regex: &str) -> bool {
 }
 
 impl Dialect for HaproxyIngress {
+    /// `--ingress-class` defaults to `haproxy` (keys.md "Class matter": the annotation
+    /// `kubernetes.io/ingress.class` with the value `haproxy`).
+    fn legacy_class_default(&self) -> Option<&'static str> {
+        Some("haproxy")
+    }
+
     fn keeps_annotation(&self, key: &str) -> bool {
         key.starts_with("haproxy-ingress.github.io/")
             || key.starts_with("ingress.kubernetes.io/")

@@ -323,6 +323,14 @@ pub trait Dialect: Send + Sync {
         Vec::new()
     }
 
+    /// The value the controller compares the legacy `kubernetes.io/ingress.class`
+    /// annotation with when its flag is left unchanged (ingress-nginx `--ingress-class`,
+    /// default and Helm chart value `nginx`). The flag is invisible to mtls-gate, so an
+    /// Ingress annotated with this value counts even when the profile names another class.
+    fn legacy_class_default(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Kinds this controller reads besides Ingress and Secret; the CLI loads them from
     /// manifests, the controller watches them and the webhooks review their changes.
     fn kinds(&self) -> &'static [ObjectKind] {

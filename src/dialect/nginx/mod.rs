@@ -952,6 +952,12 @@ impl Dialect for IngressNginx {
         annotations::kept_in_views(key)
     }
 
+    /// `--ingress-class` defaults to `nginx` (`cmd/nginx/flags.go`), and the Helm chart
+    /// passes `controller.ingressClass`, also `nginx`, whatever the IngressClass is named.
+    fn legacy_class_default(&self) -> Option<&'static str> {
+        Some("nginx")
+    }
+
     fn host_aliases(&self, ingress: &IngressView) -> Vec<String> {
         server_aliases(ingress)
     }
