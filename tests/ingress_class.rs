@@ -9,9 +9,10 @@
 
 use std::path::Path;
 
+use mtls_gate::engine::Verdict;
 use mtls_gate::engine::evaluate;
 use mtls_gate::manifest::{load, parse_documents, read_paths};
-use mtls_gate::violation::ViolationCode;
+use mtls_gate::violation::{Violation, ViolationCode};
 
 /// `/token` on the public (TLS) host, with the given class.
 fn token_on_public_host(class: &str) -> String {
@@ -51,6 +52,16 @@ fn ingress_class(name: &str, controller: &str) -> String {
 }
 
 const NGINX: &str = "k8s.io/ingress-nginx";
+
+/// The finding that `/token` is served without a certificate by the extra Ingress.
+fn token_exposed(verdict: &Verdict) -> Option<&Violation> {
+    verdict.violations.iter().find(|v| {
+        v.code == ViolationCode::MtlsNotRequired
+            && v.ingress
+                .as_ref()
+                .is_some_and(|k| k.name == "token-shortcut")
+    })
+}
 
 struct Case {
     /// Class of the extra Ingress (`annotation:` for the legacy annotation).
@@ -168,12 +179,7 @@ fn ingresses_the_profiles_controller_serves_count() {
         let profile = manifests.profiles[0].1.clone();
         assert_eq!(profile.spec.ingress_class_name.as_deref(), Some("nginx"));
         let verdict = evaluate(&profile, &manifests.view).expect("evaluates");
-        let finding = verdict.violations.iter().find(|v| {
-            v.code == ViolationCode::MtlsNotRequired
-                && v.ingress
-                    .as_ref()
-                    .is_some_and(|k| k.name == "token-shortcut")
-        });
+        let finding = token_exposed(&verdict);
         let classes = case.classes;
         assert_eq!(
             finding.is_some(),
@@ -215,12 +221,7 @@ fn the_legacy_annotation_counts_at_the_controller_flags_default() {
         let mut profile = manifests.profiles[0].1.clone();
         profile.spec.ingress_class_name = Some("nginx-public".into());
         let verdict = evaluate(&profile, &manifests.view).expect("evaluates");
-        let finding = verdict.violations.iter().find(|v| {
-            v.code == ViolationCode::MtlsNotRequired
-                && v.ingress
-                    .as_ref()
-                    .is_some_and(|k| k.name == "token-shortcut")
-        });
+        let finding = token_exposed(&verdict);
         assert_eq!(
             finding.is_some(),
             counted,
