@@ -38,6 +38,16 @@ impl ObjectKey {
             name: name.into(),
         }
     }
+
+    /// The key of a manifest or admission object (as JSON); `default_namespace` for one
+    /// without a namespace, as kubectl applies it.
+    pub fn of_manifest(value: &serde_json::Value, default_namespace: &str) -> Self {
+        let meta = &value["metadata"];
+        Self::new(
+            meta["namespace"].as_str().unwrap_or(default_namespace),
+            meta["name"].as_str().unwrap_or(""),
+        )
+    }
 }
 
 impl fmt::Display for ObjectKey {

@@ -89,11 +89,7 @@ impl ObjectView for IngressRouteTcpView {
 
 impl IngressRouteTcpView {
     pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
-        let meta = &value["metadata"];
-        let key = ObjectKey::new(
-            meta["namespace"].as_str().unwrap_or(default_namespace),
-            meta["name"].as_str().unwrap_or(""),
-        );
+        let key = ObjectKey::of_manifest(value, default_namespace);
         let spec = &value["spec"];
         let routes: Vec<TcpRoute> = spec["routes"]
             .as_array()

@@ -140,19 +140,11 @@ pub struct MiddlewareView {
     pub kind: MiddlewareKind,
 }
 
-fn obj_key(value: &serde_json::Value, default_namespace: &str) -> ObjectKey {
-    let meta = &value["metadata"];
-    ObjectKey::new(
-        meta["namespace"].as_str().unwrap_or(default_namespace),
-        meta["name"].as_str().unwrap_or(""),
-    )
-}
-
 impl TlsOptionView {
     pub fn from_value(value: &serde_json::Value, default_namespace: &str) -> Self {
         let auth = &value["spec"]["clientAuth"];
         Self {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             client_auth_type: auth["clientAuthType"].as_str().map(str::to_string),
             secret_names: auth["secretNames"]
                 .as_array()
@@ -207,7 +199,7 @@ impl MiddlewareView {
                 pem: p["pem"].as_bool().unwrap_or(false),
             }
         } else if let Some(c) = spec.get("chain") {
-            let namespace = obj_key(value, default_namespace).namespace;
+            let namespace = ObjectKey::of_manifest(value, default_namespace).namespace;
             MiddlewareKind::Chain(
                 c["middlewares"]
                     .as_array()
@@ -249,7 +241,7 @@ impl MiddlewareView {
             MiddlewareKind::Other
         };
         Self {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             kind,
         }
     }
