@@ -202,6 +202,11 @@ impl Activity {
         Busy(self.clone())
     }
 
+    /// True once a request header arrived on this connection (a request started).
+    pub(crate) fn started_a_request(&self) -> bool {
+        self.started.load(Ordering::Relaxed) > 0
+    }
+
     /// Resolves when the slot table asks this connection to make room. A request that
     /// started after the choice keeps the connection: the request is served, and the
     /// connection is chosen again later if still idlest.

@@ -411,6 +411,12 @@ async fn drive(
             }
         }
         () = activity.idle_for(limits.header_read_timeout, limits.idle_timeout) => {
+            // Before the first request this deadline is the header read timeout, and it
+            // races hyper's own header timer (armed later, after the TLS handshake): count
+            // the header timeout whichever of the two closes the connection.
+            if !activity.started_a_request() {
+                shared.metrics.error(ErrorReason::HeaderTimeout);
+            }
             tracing::debug!(%peer, "closing idle connection");
         }
         () = activity.evicted() => {
