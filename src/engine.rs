@@ -676,13 +676,25 @@ pub fn evaluate_host_after_change(
     ) else {
         return evaluate_host(profile, dialect, objects, host, coverage);
     };
-    let Some(remap) = same_other_routes(old, &new, changed) else {
-        return evaluate_host(profile, dialect, objects, host, coverage);
-    };
     let targets = host_targets(profile, host);
     if targets.len() != before.targets.len() {
         return evaluate_host(profile, dialect, objects, host, coverage);
     }
+    // A change that leaves the table as it was (labels, backends, annotations that
+    // decide nothing here: the common UPDATE) leaves every target's outcome as it was.
+    if same_table(old, &new) {
+        return HostEvaluation {
+            summary: host_summary(profile, host, Some(&new)),
+            unreadable: unreadable_kinds(profile, dialect, objects, host),
+            table: Some(new),
+            targets: before.targets.clone(),
+            coverage,
+            violations: OnceLock::new(),
+        };
+    }
+    let Some(remap) = same_other_routes(old, &new, changed) else {
+        return evaluate_host(profile, dialect, objects, host, coverage);
+    };
     let changed_matchers: Vec<&PathMatcher> = old
         .routes
         .iter()
@@ -769,23 +781,44 @@ fn same_other_routes(
     }
     let mut remap = vec![None; old.routes.len()];
     for (&i, &j) in a.iter().zip(&b) {
-        let (x, y) = (&old.routes[i], &new.routes[j]);
-        let same = x.source == y.source
-            && x.path == y.path
-            && x.path_type == y.path_type
-            && x.serves_backend == y.serves_backend
-            && x.tls == y.tls
-            && x.priority == y.priority
-            && x.auth == y.auth
-            && old.conditional.contains(&i) == new.conditional.contains(&j)
-            && x.matcher.same_as(&y.matcher)
-            && x.matcher.unanalysable() == y.matcher.unanalysable();
-        if !same {
+        if !same_route(old, i, new, j) {
             return None;
         }
         remap[i] = Some(j);
     }
     Some(remap)
+}
+
+/// Whether route `i` of `old` and route `j` of `new` are the same in everything an
+/// evaluation reads of a route: source, path, type, matcher (and whether it can be
+/// analysed), backend, TLS, client auth, priority and whether it is conditional.
+fn same_route(old: &HostRouteTable, i: usize, new: &HostRouteTable, j: usize) -> bool {
+    let (x, y) = (&old.routes[i], &new.routes[j]);
+    x.source == y.source
+        && x.path == y.path
+        && x.path_type == y.path_type
+        && x.serves_backend == y.serves_backend
+        && x.tls == y.tls
+        && x.priority == y.priority
+        && x.auth == y.auth
+        && old.conditional.contains(&i) == new.conditional.contains(&j)
+        && x.matcher.same_as(&y.matcher)
+        && x.matcher.unanalysable() == y.matcher.unanalysable()
+}
+
+/// Whether two tables are the same in everything an evaluation reads of a table (every
+/// field of [`HostRouteTable`], every route by [`same_route`]): a host evaluation is a
+/// function of its profile, host and table (the unreadable kinds aside), so the
+/// evaluation of `old` is then the evaluation of `new`.
+fn same_table(old: &HostRouteTable, new: &HostRouteTable) -> bool {
+    old.host_key == new.host_key
+        && old.client_auth == new.client_auth
+        && old.plain_http_hint == new.plain_http_hint
+        && old.findings == new.findings
+        && old.class_notes == new.class_notes
+        && old.conditional == new.conditional
+        && old.routes.len() == new.routes.len()
+        && (0..old.routes.len()).all(|i| same_route(old, i, new, i))
 }
 
 /// One `ObjectsUnreadable` finding per kind the dialect reads that `objects` should hold

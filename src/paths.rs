@@ -65,10 +65,12 @@ impl PathTemplate {
         if rest.is_empty() {
             return self.segments.is_empty();
         }
-        let mut parts = rest.split('/');
+        // Split as bytes: `/` is ASCII, so this is `str::split('/')` without a char search
+        // per segment (this runs for every candidate path of every unlisted scope).
+        let mut parts = rest.as_bytes().split(|b| *b == b'/');
         for seg in &self.segments {
             match (seg, parts.next()) {
-                (Segment::Literal(l), Some(part)) if l == part => {}
+                (Segment::Literal(l), Some(part)) if l.as_bytes() == part => {}
                 (Segment::Param(_), Some(part)) if !part.is_empty() => {}
                 _ => return false,
             }
@@ -638,6 +640,10 @@ fn literal_prefix(expr: &str) -> String {
 /// A character that none of `literals` contains, used to build values that equal no literal
 /// and extend none.
 pub fn fresh_char<'a>(literals: impl Iterator<Item = &'a str> + Clone) -> char {
+    // ASCII text contains no private-use character (the common case, checked word-wise).
+    if literals.clone().all(str::is_ascii) {
+        return '\u{E000}';
+    }
     ('\u{E000}'..='\u{F8FF}')
         .find(|c| !literals.clone().any(|l| l.contains(*c)))
         .unwrap_or('\u{10FFFD}')
