@@ -78,7 +78,13 @@
 //!   TCPRoute attached to its listener; ListenerSet (standard since Gateway API v1.5) and
 //!   XListenerSet (`gateway.networking.x-k8s.io`, v1.3-v1.4) listeners whose hostname may
 //!   match the host (HTTPS ones on the ports of its endpoint URLs). Not modelled and not
-//!   detected: Envoy Gateway merged Gateways.
+//!   detected: Envoy Gateway merged Gateways (an `EnvoyProxy` with `spec.mergeGateways: true`
+//!   named by the GatewayClass's `parametersRef` merges every listener of the class's
+//!   Gateways onto one proxy fleet; envoyproxy/gateway `api/v1alpha1/envoyproxy_types.go`
+//!   `MergeGateways`), so listeners of other Gateways may share a port with the host's and
+//!   the per-port checks above (client validation, connection coalescing) would have to
+//!   span Gateways. Detecting it needs the GatewayClass and EnvoyProxy kinds, which this
+//!   dialect does not read yet.
 //! * Rendering (`render.rs`): a Gateway labelled `mtls-gate.io/profile` gets its frontend
 //!   validation per port, at admission (mutating webhook), in `mtls-gate render`, and by the
 //!   controller for existing Gateways (server-side apply of only those fields).
