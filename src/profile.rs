@@ -248,7 +248,8 @@ pub struct ApiProviderProfileStatus {
     /// Ingresses labelled `mtls-gate.io/profile: <this profile>` (of the considered class).
     #[serde(default)]
     pub managed_ingresses: i32,
-    /// Managed Ingresses that no setting can make compliant, and what to change.
+    /// Managed Ingresses (and labelled Gateways) that no setting can make compliant, and
+    /// what to change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<RenderRefusal>,
     /// The last live check of the endpoints, written by `mtls-gate probe --write-status`
@@ -329,12 +330,21 @@ pub struct EndpointCoverage {
     pub routes: Vec<ServingRoute>,
 }
 
-/// A managed Ingress the controller cannot render, with the reason and the fix.
+/// A managed Ingress (or a labelled object of a controller's own kind, a Gateway) the
+/// controller cannot render, with the reason and the fix.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RenderRefusal {
-    /// `namespace/name` of the Ingress.
+    /// `namespace/name` of the object refused. Named `ingress` since the first version (the
+    /// status is a contract); for other kinds (a Gateway) `kind` and `object` say what it is.
     pub ingress: String,
+    /// The kind of the object refused: `Ingress`, or a controller's own kind rendered in
+    /// place (`Gateway`). Empty in statuses written before this field existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// `namespace/name` of the object refused (the same as `ingress`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub object: String,
     /// The host concerned, when the refusal is about one host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,

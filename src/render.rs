@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::catalog::Scheme;
 use crate::cluster::{ClusterView, WithIngressChange, host_key_covers};
-use crate::dialect::{AnnotationChanges, HostRole, RenderInput, RenderedObject, dialect_for};
+use crate::dialect::{
+    AnnotationChanges, HostRole, INGRESS_KIND, RenderInput, RenderedObject, dialect_for,
+};
 use crate::engine::{EngineError, host_table, host_targets, serving_routes};
 use crate::model::{IngressView, ObjectKey, ObjectSource};
 use crate::paths::RouteLiterals;
@@ -28,7 +30,11 @@ pub struct IngressRendering {
 /// Why an Ingress cannot be made compliant, and what to move.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
+    /// The object refused: an Ingress, or (rendered in place) a dialect's object such as a
+    /// Gateway; `kind` says which.
     pub ingress: ObjectKey,
+    /// The kind of the object refused (`Ingress`, `Gateway`).
+    pub kind: &'static str,
     pub host: Option<String>,
     pub message: String,
 }
@@ -271,6 +277,7 @@ pub fn render_ingress(
     let Some(dialect) = dialect_for(profile.controller()) else {
         return Err(Refusal {
             ingress: ingress.key.clone(),
+            kind: INGRESS_KIND,
             host: None,
             message: format!(
                 "spec.ingressController {} cannot be rendered by this version",
@@ -301,6 +308,7 @@ fn render_one(
 ) -> Result<Option<(IngressRendering, Vec<RenderedObject>)>, Refusal> {
     let refuse = |host: Option<&str>, message: String| Refusal {
         ingress: ingress.key.clone(),
+        kind: INGRESS_KIND,
         host: host.map(str::to_string),
         message,
     };

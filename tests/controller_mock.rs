@@ -942,6 +942,8 @@ async fn refused_renderings_are_reported_in_status_and_events() {
     task.await.unwrap().unwrap();
     let refusals = status["refusals"].as_array().expect("refusals in status");
     assert_eq!(refusals[0]["ingress"], "open-banking/open-banking-apis");
+    assert_eq!(refusals[0]["kind"], "Ingress");
+    assert_eq!(refusals[0]["object"], "open-banking/open-banking-apis");
     assert!(
         refusals[0]["message"]
             .as_str()
@@ -1989,13 +1991,15 @@ async fn labelled_gateways_that_need_no_write_or_cannot_be_rendered() {
             ),
             Some(fragment) => {
                 let refusals = status["refusals"].as_array().expect("refusals in status");
-                assert!(
-                    refusals
-                        .iter()
-                        .any(|r| r["message"].as_str().unwrap().contains(fragment)),
-                    "[{}] {status:#}",
-                    case.name
-                );
+                let refusal = refusals
+                    .iter()
+                    .find(|r| r["message"].as_str().unwrap().contains(fragment))
+                    .unwrap_or_else(|| panic!("[{}] {status:#}", case.name));
+                // The refused object is named with its kind; `ingress` keeps naming it for
+                // readers of the first status version.
+                assert_eq!(refusal["kind"], "Gateway", "[{}]", case.name);
+                assert_eq!(refusal["object"], "open-banking/mtls", "[{}]", case.name);
+                assert_eq!(refusal["ingress"], "open-banking/mtls", "[{}]", case.name);
                 assert_eq!(status["conditions"][0]["reason"], "RenderRefused");
                 // The refused object is a Gateway, not an Ingress: its Event is published
                 // regarding the profile (once), not looked up as an Ingress on every

@@ -415,6 +415,7 @@ pub fn plan(
                 }
                 Err(message) => refusals.push(Refusal {
                     ingress: key.key.clone(),
+                    kind: key.kind.kind,
                     host: None,
                     message,
                 }),

@@ -167,6 +167,8 @@ pub fn evaluated(profile: &ApiProviderProfile, e: &Evaluation<'_>) -> ApiProvide
             .iter()
             .map(|r| RenderRefusal {
                 ingress: r.ingress.to_string(),
+                kind: r.kind.to_string(),
+                object: r.ingress.to_string(),
                 host: r.host.clone(),
                 message: r.message.clone(),
             })
@@ -340,6 +342,8 @@ mod tests {
         let old = ApiProviderProfileStatus {
             refusals: vec![RenderRefusal {
                 ingress: "a/b".into(),
+                kind: "Ingress".into(),
+                object: "a/b".into(),
                 host: None,
                 message: "m".into(),
             }],

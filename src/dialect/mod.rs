@@ -154,6 +154,9 @@ pub struct HostRouteTable {
     /// also test headers, methods or client addresses): they may serve a path, but never
     /// shadow another route.
     pub conditional: std::collections::BTreeSet<usize>,
+    /// A dialect's lookup structure over `routes`, built by its `winners` on first use and
+    /// kept with the table, so that each representative path does not rescan every route.
+    pub winners_index: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Inputs for building one host's table.

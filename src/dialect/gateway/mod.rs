@@ -78,7 +78,13 @@
 //!   TCPRoute attached to its listener; ListenerSet (standard since Gateway API v1.5) and
 //!   XListenerSet (`gateway.networking.x-k8s.io`, v1.3-v1.4) listeners whose hostname may
 //!   match the host (HTTPS ones on the ports of its endpoint URLs). Not modelled and not
-//!   detected: Envoy Gateway merged Gateways.
+//!   detected: Envoy Gateway merged Gateways (an `EnvoyProxy` with `spec.mergeGateways: true`
+//!   named by the GatewayClass's `parametersRef` merges every listener of the class's
+//!   Gateways onto one proxy fleet; envoyproxy/gateway `api/v1alpha1/envoyproxy_types.go`
+//!   `MergeGateways`), so listeners of other Gateways may share a port with the host's and
+//!   the per-port checks above (client validation, connection coalescing) would have to
+//!   span Gateways. Detecting it needs the GatewayClass and EnvoyProxy kinds, which this
+//!   dialect does not read yet.
 //! * Rendering (`render.rs`): a Gateway labelled `mtls-gate.io/profile` gets its frontend
 //!   validation per port, at admission (mutating webhook), in `mtls-gate render`, and by the
 //!   controller for existing Gateways (server-side apply of only those fields).
@@ -90,7 +96,7 @@
 mod objects;
 mod render;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub use self::objects::{
@@ -593,6 +599,80 @@ fn matchers(m: &HttpMatch) -> Vec<PathMatcher> {
     }
 }
 
+/// The routes among `candidates` (ascending indices, a superset of the routes that may
+/// match `path`) that may serve `path`. Routes are in precedence order within each listener
+/// group; a group is decided by its first unconditional literal match. Regex matches may
+/// win wherever they match.
+fn winners_among(
+    table: &HostRouteTable,
+    path: &str,
+    candidates: impl IntoIterator<Item = usize>,
+) -> Vec<usize> {
+    let mut decided: BTreeSet<i64> = BTreeSet::new();
+    let mut out = Vec::new();
+    for i in candidates {
+        let route = &table.routes[i];
+        let group = route.priority / 2;
+        let conditional = route.priority % 2 == 1;
+        let regex = matches!(route.matcher, PathMatcher::Regex(_));
+        if decided.contains(&group) && !regex {
+            continue;
+        }
+        match route.matcher.matches(path) {
+            MatchResult::No => {}
+            MatchResult::Maybe => out.push(i),
+            MatchResult::Yes => {
+                out.push(i);
+                if !conditional && !regex {
+                    decided.insert(group);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The routes of one table by literal, so that a path is checked only against the routes
+/// that may match it: `Exact` by its path, `Prefix` ending in `/` by its literal (looked up
+/// at each `/` of the path), everything else (regexes) always.
+#[derive(Debug)]
+struct LiteralIndex {
+    exact: HashMap<String, Vec<usize>>,
+    prefix: HashMap<String, Vec<usize>>,
+    always: Vec<usize>,
+}
+
+impl LiteralIndex {
+    fn new(routes: &[Route]) -> Self {
+        let mut index = LiteralIndex {
+            exact: HashMap::new(),
+            prefix: HashMap::new(),
+            always: Vec::new(),
+        };
+        for (i, route) in routes.iter().enumerate() {
+            match &route.matcher {
+                PathMatcher::Exact(p) => index.exact.entry(p.clone()).or_default().push(i),
+                PathMatcher::Prefix(p) if p.ends_with('/') => {
+                    index.prefix.entry(p.clone()).or_default().push(i)
+                }
+                _ => index.always.push(i),
+            }
+        }
+        index
+    }
+
+    /// Ascending indices of every route that may match `path` (and some that do not).
+    fn candidates(&self, path: &str) -> Vec<usize> {
+        let mut out = self.always.clone();
+        out.extend(self.exact.get(path).into_iter().flatten());
+        for (end, _) in path.match_indices('/') {
+            out.extend(self.prefix.get(&path[..=end]).into_iter().flatten());
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
 /// `Route::priority` of this dialect: the listener group (one Gateway port) × 2, plus 1 if
 /// the match also tests a method, headers or query parameters.
 fn priority(group: usize, conditional: bool) -> i64 {
@@ -912,29 +992,13 @@ impl Dialect for GatewayApi {
     }
 
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
-        // Routes are in precedence order within each listener group; a group is decided by
-        // its first unconditional literal match. Regex matches may win wherever they match.
-        let mut decided: BTreeSet<i64> = BTreeSet::new();
-        let mut out = Vec::new();
-        for (i, route) in table.routes.iter().enumerate() {
-            let group = route.priority / 2;
-            let conditional = route.priority % 2 == 1;
-            let regex = matches!(route.matcher, PathMatcher::Regex(_));
-            if decided.contains(&group) && !regex {
-                continue;
-            }
-            match route.matcher.matches(path) {
-                MatchResult::No => {}
-                MatchResult::Maybe => out.push(i),
-                MatchResult::Yes => {
-                    out.push(i);
-                    if !conditional && !regex {
-                        decided.insert(group);
-                    }
-                }
-            }
+        let index = table
+            .winners_index
+            .get_or_init(|| Arc::new(LiteralIndex::new(&table.routes)));
+        match index.downcast_ref::<LiteralIndex>() {
+            Some(index) => winners_among(table, path, index.candidates(path)),
+            None => winners_among(table, path, 0..table.routes.len()),
         }
-        out
     }
 
     fn render(&self, _input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
@@ -1120,5 +1184,90 @@ fn coalescing_findings(
                 other_host = other.hostname.as_deref().unwrap_or("another host"),
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A route of listener group `group` with `matcher` (conditional: it also tests
+    /// headers).
+    fn route(group: usize, conditional: bool, matcher: PathMatcher) -> Route {
+        Route {
+            source: RouteSource {
+                kind: HTTP_ROUTE_KIND,
+                key: ObjectKey::new("open-banking", "api"),
+            },
+            path: String::new(),
+            path_type: PathType::Prefix,
+            matcher,
+            serves_backend: true,
+            tls: true,
+            auth: RouteAuth {
+                kind: AuthKind::Required,
+                detail: Arc::from("listener"),
+            },
+            priority: priority(group, conditional),
+        }
+    }
+
+    /// The indexed winners are those of a scan over every route, for paths that each kind
+    /// of matcher matches, almost matches, or does not.
+    #[test]
+    fn indexed_winners_equal_a_scan_of_every_route() {
+        let base = "/open-banking-nz/v3.0";
+        let table = HostRouteTable {
+            routes: vec![
+                route(
+                    1,
+                    true,
+                    PathMatcher::Exact(format!("{base}/accounts/status")),
+                ),
+                route(1, false, PathMatcher::Exact(format!("{base}/accounts"))),
+                route(1, false, PathMatcher::Prefix(format!("{base}/accounts/"))),
+                route(1, true, PathMatcher::Prefix(format!("{base}/"))),
+                route(
+                    1,
+                    false,
+                    PathMatcher::go_regex(&format!("^(?:{base}/pay.*)$")),
+                ),
+                route(1, false, PathMatcher::Exact(base.to_string())),
+                route(1, false, PathMatcher::Prefix(format!("{base}/"))),
+                route(1, false, PathMatcher::Prefix("/".into())),
+                route(2, false, PathMatcher::Prefix(format!("{base}/acc"))),
+                route(2, false, PathMatcher::Exact(format!("{base}/accounts"))),
+                route(2, false, PathMatcher::Prefix("/".into())),
+            ],
+            ..Default::default()
+        };
+        let paths = [
+            "/",
+            "",
+            base,
+            &format!("{base}/"),
+            &format!("{base}/accounts"),
+            &format!("{base}/accounts/"),
+            &format!("{base}/accounts/status"),
+            &format!("{base}/accounts/a1/balances"),
+            &format!("{base}/accountsx"),
+            &format!("{base}/payments/p1"),
+            "/other",
+            "//",
+        ];
+        for path in paths {
+            assert_eq!(
+                GatewayApi.winners(&table, path),
+                winners_among(&table, path, 0..table.routes.len()),
+                "{path}"
+            );
+        }
+        assert!(
+            table
+                .winners_index
+                .get()
+                .is_some_and(|i| i.downcast_ref::<LiteralIndex>().is_some()),
+            "the index is kept with the table"
+        );
     }
 }
