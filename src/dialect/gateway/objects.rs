@@ -135,14 +135,6 @@ fn reduce_error(field: impl Into<String>, message: impl Into<String>) -> ReduceE
     }
 }
 
-fn obj_key(value: &Value, default_namespace: &str) -> ObjectKey {
-    let meta = &value["metadata"];
-    ObjectKey::new(
-        meta["namespace"].as_str().unwrap_or(default_namespace),
-        meta["name"].as_str().unwrap_or(""),
-    )
-}
-
 /// `metadata.creationTimestamp` in seconds (RFC 3339); `None` for objects not yet created.
 fn created(value: &Value) -> Option<i64> {
     let stamp = &value["metadata"]["creationTimestamp"];
@@ -209,7 +201,7 @@ pub fn reduce(
     } else if *kind == GRPC_ROUTE || *kind == TLS_ROUTE || *kind == TCP_ROUTE {
         Ok(Arc::new(OtherRouteView {
             kind: kind.kind,
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             hostnames: lower(strings(&value["spec"]["hostnames"])),
             parent_refs: parent_refs(&value["spec"]["parentRefs"])?,
         }))
@@ -228,7 +220,7 @@ pub fn reduce(
         let parent = &spec["parentRef"];
         Ok(Arc::new(ListenerSetView {
             kind: kind.kind,
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             parent_namespace: parent["namespace"].as_str().map(str::to_string),
             parent_name: parent["name"].as_str().unwrap_or("").to_string(),
             listeners: listeners(&spec["listeners"])?,
@@ -236,7 +228,7 @@ pub fn reduce(
     } else if *kind == SECURITY_POLICY {
         let spec = &value["spec"];
         Ok(Arc::new(SecurityPolicyView {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             targets: policy_targets(spec)?,
             has_target_selectors: spec["targetSelectors"]
                 .as_array()
@@ -249,7 +241,7 @@ pub fn reduce(
         }))
     } else if *kind == CONFIG_MAP {
         Ok(Arc::new(ConfigMapView {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             ca_crt: value["data"]["ca.crt"]
                 .as_str()
                 .map(|pem| inspect_ca_bundle(pem.as_bytes())),
@@ -386,7 +378,7 @@ impl GatewayView {
             per_port.push((port, frontend_validation(&p["tls"])));
         }
         Ok(Self {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             class: spec["gatewayClassName"].as_str().unwrap_or("").to_string(),
             profile_label: value["metadata"]["labels"][PROFILE_LABEL]
                 .as_str()
@@ -537,7 +529,7 @@ impl HttpRouteView {
             });
         }
         Ok(Self {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             created: created(value),
             hostnames: lower(strings(&spec["hostnames"])),
             parent_refs: parent_refs(&spec["parentRefs"])?,
@@ -645,7 +637,7 @@ impl ClientTrafficPolicyView {
         let targets = policy_targets(spec)?;
         let cv = &spec["tls"]["clientValidation"];
         Ok(Self {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             created: created(value),
             targets,
             has_target_selectors: spec["targetSelectors"]
@@ -717,7 +709,7 @@ impl ReferenceGrantView {
             })
             .collect();
         Ok(Self {
-            key: obj_key(value, default_namespace),
+            key: ObjectKey::of_manifest(value, default_namespace),
             from,
             to,
         })
