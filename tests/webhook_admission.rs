@@ -558,24 +558,31 @@ async fn profile_changes_are_validated() {
 #[tokio::test]
 async fn not_ready_until_the_view_is_loaded() {
     let server = start(ClusterView::new(), false).await;
-    // The certificate is loaded by the reload task shortly after start.
-    let mut last = (0, String::new());
-    for _ in 0..100 {
-        last = probe(server.probe, "/readyz").await;
-        if last.1.contains("view") || last.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The certificate is loaded by the reload task shortly after start; then only the
+    // view is missing.
+    let last = readyz_until(server.probe, |(code, text)| {
+        *code == 200 || text.contains("view")
+    })
+    .await;
     assert_eq!(last.0, 503, "{}", last.1);
+    assert!(last.1.contains("view"), "{}", last.1);
     server.ready.store(true, Ordering::SeqCst);
-    let mut status = 0;
-    for _ in 0..100 {
-        status = probe(server.probe, "/readyz").await.0;
-        if status == 200 {
-            break;
+    let last = readyz_until(server.probe, |(code, _)| *code == 200).await;
+    assert_eq!(last.0, 200, "{}", last.1);
+}
+
+/// Polls `/readyz` until `done` holds or 20 s pass (a deadline, not a count of tries: a
+/// loaded CI machine is slow), and returns the last answer.
+async fn readyz_until(
+    probe_addr: std::net::SocketAddr,
+    done: impl Fn(&(u16, String)) -> bool,
+) -> (u16, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = probe(probe_addr, "/readyz").await;
+        if done(&last) || std::time::Instant::now() > deadline {
+            return last;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(status, 200);
 }

@@ -1171,12 +1171,23 @@ async fn reviews_past_the_deadline_are_denied_with_their_uid() {
         // On a machine slow enough for the slow review to have ended already.
         assert_eq!(answer.status, StatusCode::OK);
     }
-    // Once the slow review ends its worker is free again.
+    // Once the slow reviews end their workers are free again. They end SLOW_REVIEW after
+    // they started; a loaded machine may take longer, so the test waits for the first
+    // answer (each refused attempt is a 503 after the review deadline) up to a bound far
+    // above SLOW_REVIEW, instead of sleeping a fixed time.
     tokio::time::sleep(SLOW_REVIEW).await;
-    let answer = conn
-        .post("/validate", ingress_review("u-after", "good", "CREATE"))
-        .await;
-    assert_eq!(answer.status, StatusCode::OK);
+    let freed_by = std::time::Instant::now() + SLOW_REVIEW * 10;
+    let answer = loop {
+        let answer = conn
+            .post("/validate", ingress_review("u-after", "good", "CREATE"))
+            .await;
+        if answer.status != StatusCode::SERVICE_UNAVAILABLE || std::time::Instant::now() > freed_by
+        {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert!(answer.review().response.unwrap().allowed);
     assert!(server.errors(ErrorReason::ReviewDeadline) >= 2);
     let metrics = probe_get(server.probe, "/metrics").await.text();

@@ -57,8 +57,10 @@ fn standalone_webhook_binary_serves_the_examples() {
             .build()
             .unwrap();
         runtime.block_on(async {
+            // A deadline, not a count of tries: a loaded CI machine starts the binary slowly.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
             let mut ready = false;
-            for _ in 0..200 {
+            while std::time::Instant::now() < deadline {
                 if probe(probes, "/readyz").await.0 == 200 {
                     ready = true;
                     break;
