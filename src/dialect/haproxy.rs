@@ -1010,7 +1010,6 @@ impl HaproxyIngress {
         ings: &[Arc<IngressView>],
         table: &mut HostRouteTable,
     ) {
-        self.class_parameters(ctx, ings, table);
         for ing in ings {
             for annotation in ing.annotations.keys() {
                 if annotation.starts_with(HAPROXYTECH_PREFIX) {
@@ -1166,6 +1165,7 @@ impl Dialect for HaproxyIngress {
         }
         ings.sort_by(|a, b| controller_order(a, b));
         self.unmodelled_keys(ctx, &ings, &mut table);
+        self.class_parameters(ctx, &ings, &mut table);
         let tls = !ctx.host_key.is_empty() && ings.iter().any(|i| i.has_tls_for(ctx.host_key));
         let host = self.host_auth(ctx, &ings, tls, &mut table);
         table.client_auth = match &host {
