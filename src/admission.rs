@@ -337,9 +337,8 @@ fn profiles_reading<'a>(
     view: &'a ClusterView,
     kind: &'a ObjectKind,
 ) -> impl Iterator<Item = &'a Arc<CompiledProfile>> + 'a {
-    view.profiles().filter(move |p| {
-        dialect::owned_kinds().any(|(controller, _, k)| k == kind && controller == p.controller())
-    })
+    view.profiles()
+        .filter(move |p| dialect::profile_reads_kind(p, kind))
 }
 
 /// The part of `view` a review of a change to an object of `kind` reads: every host of the

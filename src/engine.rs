@@ -833,6 +833,7 @@ fn unreadable_kinds(
     dialect
         .kinds()
         .iter()
+        .filter(|kind| dialect.reads_kind(profile, kind))
         .filter_map(|kind| {
             let reasons = objects.unreadable(kind);
             (!reasons.is_empty()).then(|| Violation {

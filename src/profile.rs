@@ -70,6 +70,15 @@ pub struct ApiProviderProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_class_name: Option<String>,
 
+    /// With ingress-nginx or haproxy-ingress: the ConfigMap the controller reads its
+    /// settings from (its `--configmap` flag). Its keys that change who reaches an endpoint
+    /// (`ssl-redirect`, `use-forwarded-headers`, snippets; haproxy-ingress's global
+    /// `auth-tls-*` defaults) are evaluated, and the ConfigMap must carry the label
+    /// `mtls-gate.io/controller-config` so the webhook reviews its changes. Unset: the
+    /// controller's defaults are assumed (the dialect's documentation lists them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_config_map: Option<ConfigMapReference>,
+
     /// Enables single-host layouts: a host that serves both MTLS and TLS endpoints verifies
     /// client certificates optionally at the handshake, and every route serving an MTLS
     /// endpoint goes through this gate. Without it such a host is a violation.
@@ -84,6 +93,16 @@ pub struct ApiProviderProfileSpec {
     /// admits silently and only reports in status, events and metrics.
     #[serde(default)]
     pub enforcement: Enforcement,
+}
+
+/// A ConfigMap by namespace and name.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigMapReference {
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 /// Locations of the authorisation and metadata endpoints (OIDC discovery-metadata names).
@@ -410,6 +429,11 @@ fn parse_https(field: &str, raw: &str) -> Result<EndpointUrl, ProfileError> {
 }
 
 /// DNS-1123 subdomain, the rule for Secret names.
+/// A namespace name (RFC 1123 label: at most 63 characters, no dots).
+pub(crate) fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_dns1123_subdomain(s)
+}
+
 pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
@@ -527,6 +551,32 @@ impl ApiProviderProfileSpec {
                 "spec.gatewayClassName",
                 format!("{class:?} is not a valid GatewayClass name"),
             ));
+        }
+        if let Some(config) = &self.controller_config_map {
+            if !matches!(
+                self.ingress_controller,
+                IngressController::IngressNginx | IngressController::HaproxyIngress
+            ) {
+                return Err(err(
+                    "spec.controllerConfigMap",
+                    format!(
+                        "is read only for ingress-nginx and haproxy-ingress; {} takes no controller ConfigMap (remove the field)",
+                        self.ingress_controller.as_str()
+                    ),
+                ));
+            }
+            if !is_dns1123_label(&config.namespace) {
+                return Err(err(
+                    "spec.controllerConfigMap.namespace",
+                    format!("{:?} is not a valid namespace name", config.namespace),
+                ));
+            }
+            if !is_dns1123_subdomain(&config.name) {
+                return Err(err(
+                    "spec.controllerConfigMap.name",
+                    format!("{:?} is not a valid ConfigMap name", config.name),
+                ));
+            }
         }
         if let Some(gate) = &self.gate {
             let url = Url::parse(&gate.url)

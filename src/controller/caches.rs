@@ -558,13 +558,9 @@ impl CacheContext {
     /// Profiles a change of `kind` concerns: those whose controller reads the kind, and
     /// the one the object is labelled for.
     fn kind_profiles(&self, kind: &ObjectKind, label: Option<&str>) -> BTreeSet<String> {
-        let readers: Vec<IngressController> = dialect::owned_kinds()
-            .filter(|(_, _, k)| *k == kind)
-            .map(|(c, _, _)| c)
-            .collect();
         let view = self.read_view();
         view.profiles()
-            .filter(|p| readers.contains(&p.controller()) || Some(p.name.as_str()) == label)
+            .filter(|p| dialect::profile_reads_kind(p, kind) || Some(p.name.as_str()) == label)
             .map(|p| p.name.clone())
             .collect()
     }
@@ -794,7 +790,9 @@ const KIND_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, controllers: Vec<String>) {
     let watched = |c: IngressController| controllers.iter().any(|n| n == c.as_str());
     for (controller, _, kind) in dialect::owned_kinds() {
-        if !watched(controller) {
+        // A kind several dialects read (ConfigMap) is watched when any of them is.
+        let read_by_watched = dialect::owned_kinds().any(|(c, _, k)| k == kind && watched(c));
+        if !read_by_watched {
             tracing::info!(kind = %kind, controller = controller.as_str(), "not watched (--watch-controllers); its objects count as unknown");
             ctx.kind_unreadable(
                 *kind,

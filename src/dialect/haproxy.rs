@@ -235,21 +235,42 @@
 //! IngressClass parameters (a ConfigMap of class-wide keys, which can set defaults for
 //! every Host and Path key above, `auth-tls-*` included; keys.md "Configuration keys") are
 //! not read: an Ingress of the host whose IngressClass has `spec.parameters` is reported
-//! (`UnmodelledSetting`, once per class). Not visible to mtls-gate, hence assumed at their
-//! defaults: the global ConfigMap (`--configmap`, a controller flag), Service annotations (Backend and Path keys; they take precedence
-//! over Ingress ones), `--annotations-prefix`, and `spec.defaultBackend` of Ingresses of
-//! other hosts (the default host is global).
+//! (`UnmodelledSetting`, once per class).
+//!
+//! The global ConfigMap (`--configmap`) is read when the profile names it
+//! (`spec.controllerConfigMap`, labelled `mtls-gate.io/controller-config`; see
+//! [`super::config_map`]). Its keys are the defaults of every Ingress (keys.md
+//! "Configuration keys": Ingress annotations override them), which mtls-gate does not merge
+//! into the host's keys, so on a profile host every key is reported (`UnmodelledSetting`)
+//! except: `ssl-redirect` set to a true value (the default), the keys [`key_decision`]
+//! ignores on Ingresses (they cannot change who reaches a path), and the global keys that
+//! cannot either. The global keys that can are reported too: the raw HAProxy configuration
+//! snippets `config-defaults`, `config-frontend`, `config-frontend-early`,
+//! `config-frontend-late`, `config-global`, `config-proxy`, `config-sections`,
+//! `config-tcp`, and the clear-text exceptions `no-redirect-locations` and
+//! `no-tls-redirect-locations` when they differ from `/.well-known/acme-challenge`.
+//! Without `spec.controllerConfigMap` its keys are assumed at their defaults.
+//!
+//! Not visible to mtls-gate, hence assumed at their defaults: Service annotations (Backend
+//! and Path keys; they take precedence over Ingress ones), `--annotations-prefix`, and
+//! `spec.defaultBackend` of Ingresses of other hosts (the default host is global).
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use super::config_map::{
+    CONTROLLER_CONFIG_KINDS, ControllerConfig, controller_config, reads_controller_config,
+    reduce_controller_config,
+};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
     RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, go_parse::parse_bool, is_gate_url,
     oldest_first,
 };
+use super::{ObjectKind, ReduceError, SharedObject};
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
+use crate::profile::CompiledProfile;
 use crate::violation::ViolationCode;
 
 pub struct HaproxyIngress;
@@ -434,6 +455,67 @@ fn is_global_key(key: &str) -> bool {
         ]
         .iter()
         .any(|p| key.starts_with(p))
+}
+
+/// Global keys that can change who reaches a path: raw HAProxy configuration, and the
+/// locations that answer in clear text.
+const GLOBAL_SNIPPETS: [&str; 8] = [
+    "config-defaults",
+    "config-frontend",
+    "config-frontend-early",
+    "config-frontend-late",
+    "config-global",
+    "config-proxy",
+    "config-sections",
+    "config-tcp",
+];
+const CLEAR_TEXT_LOCATIONS: [&str; 2] = ["no-redirect-locations", "no-tls-redirect-locations"];
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge";
+
+/// `UnmodelledSetting` for each key of the profile's global ConfigMap that can change who
+/// reaches a path of the host (the module doc says which).
+fn global_config_findings(ctx: &HostContext<'_>, table: &mut HostRouteTable) {
+    let (key, data) = match controller_config(ctx, CONTROLLER) {
+        ControllerConfig::Defaults => return,
+        ControllerConfig::Unusable(finding) => {
+            table.findings.push(finding);
+            return;
+        }
+        ControllerConfig::Data { key, data } => (key, data),
+    };
+    for (name, value) in data {
+        let why = if GLOBAL_SNIPPETS.contains(&name.as_str()) {
+            if value.trim().is_empty() {
+                continue;
+            }
+            "raw HAProxy configuration, which mtls-gate does not model"
+        } else if CLEAR_TEXT_LOCATIONS.contains(&name.as_str()) {
+            if value.trim() == ACME_CHALLENGE {
+                continue;
+            }
+            "those locations answer in clear text on every host"
+        } else if name == SSL_REDIRECT && parse_bool(value) == Some(true) {
+            continue;
+        } else {
+            match key_decision(name) {
+                KeyDecision::Ignored => continue,
+                KeyDecision::Modelled => {
+                    "the default for every Ingress without the annotation, which mtls-gate reads only from Ingresses"
+                }
+                KeyDecision::Unmodelled => {
+                    "a key mtls-gate does not model (or does not know), set for every Ingress"
+                }
+            }
+        };
+        table.findings.push(ctx.finding(
+            ViolationCode::UnmodelledSetting,
+            Some(key),
+            format!(
+                "The haproxy-ingress global ConfigMap {key} sets {name}: {why}, so host {} cannot be proven compliant. Fix: remove {name} from the ConfigMap and set it as an annotation on the Ingresses that need it.",
+                ctx.host
+            ),
+        ));
+    }
 }
 
 /// The configuration key an annotation sets, if it is under one of the prefixes.
@@ -1127,6 +1209,23 @@ fn has_top_level_alternation(regex: &str) -> bool {
 }
 
 impl Dialect for HaproxyIngress {
+    fn kinds(&self) -> &'static [ObjectKind] {
+        &CONTROLLER_CONFIG_KINDS
+    }
+
+    fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
+        reads_controller_config(profile, kind)
+    }
+
+    fn reduce(
+        &self,
+        kind: &ObjectKind,
+        object: &serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<SharedObject, ReduceError> {
+        reduce_controller_config(kind, object, default_namespace)
+    }
+
     /// `--ingress-class` defaults to `haproxy` (keys.md "Class matter": the annotation
     /// `kubernetes.io/ingress.class` with the value `haproxy`).
     fn legacy_class_default(&self) -> Option<&'static str> {
@@ -1166,6 +1265,7 @@ impl Dialect for HaproxyIngress {
         ings.sort_by(|a, b| controller_order(a, b));
         self.unmodelled_keys(ctx, &ings, &mut table);
         self.class_parameters(ctx, &ings, &mut table);
+        global_config_findings(ctx, &mut table);
         let tls = !ctx.host_key.is_empty() && ings.iter().any(|i| i.has_tls_for(ctx.host_key));
         let host = self.host_auth(ctx, &ings, tls, &mut table);
         table.client_auth = match &host {

@@ -9,6 +9,7 @@
 //! review changes to them, all through this interface. Adding a controller means adding a
 //! module and one entry in [`DIALECTS`].
 
+pub mod config_map;
 pub mod gateway;
 pub mod go_parse;
 pub mod haproxy;
@@ -340,6 +341,14 @@ pub trait Dialect: Send + Sync {
         &[]
     }
 
+    /// Whether evaluations of `profile` read objects of `kind` (one of [`Dialect::kinds`]):
+    /// only then does an unreadable kind keep the profile's hosts from being proven
+    /// compliant. A controller ConfigMap matters only to profiles that name one.
+    fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
+        let _ = (profile, kind);
+        true
+    }
+
     /// Reduces one object of one of [`Dialect::kinds`] (as JSON) to its compact view.
     /// `default_namespace` is given to an object without one.
     fn reduce(
@@ -422,6 +431,13 @@ pub fn owned_kinds()
     DIALECTS
         .iter()
         .flat_map(|(c, d)| d.kinds().iter().map(move |k| (*c, *d, k)))
+}
+
+/// Whether evaluations of `profile` read objects of `kind`: its controller's dialect owns
+/// the kind and [`Dialect::reads_kind`] says the profile needs it.
+pub fn profile_reads_kind(profile: &CompiledProfile, kind: &ObjectKind) -> bool {
+    dialect_for(profile.controller())
+        .is_some_and(|d| d.kinds().contains(kind) && d.reads_kind(profile, kind))
 }
 
 /// The dialect-owned kind a manifest's `apiVersion` and `kind` name, if any.

@@ -17,6 +17,9 @@ CLUSTER_RULES = {
     ("mtls-gate.io", "apiproviderprofiles/status"): {"patch"},
     ("mtls-gate.io", "apiproviderprofiles/finalizers"): {"update"},
     ("events.k8s.io", "events"): {"create", "patch"},
+    # The ingress controller's ConfigMap a profile names (spec.controllerConfigMap), and
+    # gateway-api CA bundles.
+    ("", "configmaps"): {"list", "watch"},
 }
 TRAEFIK_RULES = {
     ("traefik.io", "tlsoptions"): {"get", "list", "watch", "create", "patch", "update", "delete"},
@@ -40,7 +43,6 @@ GATEWAY_API_RULES = {
     ("gateway.networking.x-k8s.io", "xlistenersets"): {"list", "watch"},
     ("gateway.envoyproxy.io", "clienttrafficpolicies"): {"list", "watch"},
     ("gateway.envoyproxy.io", "securitypolicies"): {"list", "watch"},
-    ("", "configmaps"): {"list", "watch"},
 }
 # The operator's server-side apply of its policy reports, and pruning of stale ones.
 POLICY_REPORT_RULES = {

@@ -84,6 +84,8 @@ pub struct Profile {
     pub controller: String,
     pub class: Option<String>,
     pub gate: Option<String>,
+    /// `spec.controllerConfigMap` as (namespace, name).
+    pub controller_config_map: Option<(String, String)>,
 }
 
 impl Profile {
@@ -112,6 +114,7 @@ impl Profile {
             controller: "ingress-nginx".into(),
             class: None,
             gate: None,
+            controller_config_map: None,
         }
     }
 
@@ -129,6 +132,7 @@ impl Profile {
             controller: "ingress-nginx".into(),
             class: None,
             gate: Some(GATE_URL.into()),
+            controller_config_map: None,
         }
     }
 
@@ -163,6 +167,10 @@ impl Profile {
     }
     pub fn ca_secret_name(mut self, name: &str) -> Self {
         self.ca_secret_name = name.into();
+        self
+    }
+    pub fn controller_config_map(mut self, namespace: &str, name: &str) -> Self {
+        self.controller_config_map = Some((namespace.into(), name.into()));
         self
     }
     pub fn verify_depth(mut self, depth: i64) -> Self {
@@ -204,6 +212,11 @@ impl Profile {
         }
         if let Some(g) = &self.gate {
             y.push_str(&format!("  gate:\n    url: {}\n", q(g)));
+        }
+        if let Some((namespace, name)) = &self.controller_config_map {
+            y.push_str(&format!(
+                "  controllerConfigMap:\n    namespace: {namespace}\n    name: {name}\n"
+            ));
         }
         y
     }
@@ -439,6 +452,33 @@ pub mod traefik {
 /// The client CA Secret (`open-banking/open-banking-client-ca`) with `ca.crt`.
 pub fn ca_secret() -> String {
     secret(NS, CA_SECRET, &[("ca.crt", CA_PEM)])
+}
+
+/// A ConfigMap with these `data` entries and labels.
+pub fn config_map(
+    namespace: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    data: &[(&str, &str)],
+) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\n"
+    );
+    if !labels.is_empty() {
+        y.push_str("  labels:\n");
+        for (k, v) in labels {
+            y.push_str(&format!("    {k}: {}\n", q(v)));
+        }
+    }
+    y.push_str(if data.is_empty() {
+        "data: {}\n"
+    } else {
+        "data:\n"
+    });
+    for (k, v) in data {
+        y.push_str(&format!("  {k}: {}\n", q(v)));
+    }
+    y
 }
 
 /// A Secret with these `stringData` entries.

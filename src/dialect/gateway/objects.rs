@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::dialect::{ObjectKind, ObjectView, ReduceError, SharedObject};
-use crate::model::{CaBundle, ObjectKey, PROFILE_LABEL, inspect_ca_bundle};
+use crate::model::{ObjectKey, PROFILE_LABEL};
 
 /// The Gateway API group.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -99,13 +99,9 @@ pub const SECURITY_POLICY: ObjectKind = ObjectKind {
     plural: "securitypolicies",
 };
 
-/// CA bundles of `caCertificateRefs` (key `ca.crt`: "Core" support in GEP-91).
-pub const CONFIG_MAP: ObjectKind = ObjectKind {
-    group: "",
-    version: "v1",
-    kind: "ConfigMap",
-    plural: "configmaps",
-};
+/// CA bundles of `caCertificateRefs` (key `ca.crt`: "Core" support in GEP-91); the kind
+/// and its one reduction are shared with the dialects that read controller ConfigMaps.
+pub use crate::dialect::config_map::{CONFIG_MAP, ConfigMapView};
 
 /// The kinds the `gateway-api` dialect reads.
 pub static KINDS: [ObjectKind; 11] = [
@@ -240,12 +236,7 @@ pub fn reduce(
                 .collect(),
         }))
     } else if *kind == CONFIG_MAP {
-        Ok(Arc::new(ConfigMapView {
-            key: ObjectKey::of_manifest(value, default_namespace),
-            ca_crt: value["data"]["ca.crt"]
-                .as_str()
-                .map(|pem| inspect_ca_bundle(pem.as_bytes())),
-        }))
+        crate::dialect::config_map::reduce(value, default_namespace)
     } else {
         Err(reduce_error(
             "kind",
@@ -652,13 +643,6 @@ impl ClientTrafficPolicyView {
     }
 }
 
-/// A ConfigMap, reduced to its `ca.crt` bundle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigMapView {
-    pub key: ObjectKey,
-    pub ca_crt: Option<CaBundle>,
-}
-
 /// One `spec.from[]` entry of a ReferenceGrant: who may refer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantFrom {
@@ -781,7 +765,6 @@ macro_rules! plain_view {
 plain_view!(
     GatewayView,
     ClientTrafficPolicyView,
-    ConfigMapView,
     ReferenceGrantView,
     ListenerSetView,
     SecurityPolicyView

@@ -69,16 +69,22 @@
 //! until then this table is the declared assumption, and the README's Limits say so.
 
 pub mod annotations;
+mod config_map;
 
 use std::sync::Arc;
 
 use self::annotations::{Decision, PREFIX, bool_annotation, normalize_string, string_annotation};
+use super::config_map::{
+    CONTROLLER_CONFIG_KINDS, reads_controller_config, reduce_controller_config,
+};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
     RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, is_gate_url, oldest_first,
 };
+use super::{ObjectKind, ReduceError, SharedObject};
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
+use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
 pub struct IngressNginx;
@@ -974,6 +980,23 @@ impl Dialect for IngressNginx {
         annotations::kept_in_views(key)
     }
 
+    fn kinds(&self) -> &'static [ObjectKind] {
+        &CONTROLLER_CONFIG_KINDS
+    }
+
+    fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
+        reads_controller_config(profile, kind)
+    }
+
+    fn reduce(
+        &self,
+        kind: &ObjectKind,
+        object: &serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<SharedObject, ReduceError> {
+        reduce_controller_config(kind, object, default_namespace)
+    }
+
     /// `--ingress-class` defaults to `nginx` (`cmd/nginx/flags.go`), and the Helm chart
     /// passes `controller.ingressClass`, also `nginx`, whatever the IngressClass is named.
     fn legacy_class_default(&self) -> Option<&'static str> {
@@ -994,7 +1017,9 @@ impl Dialect for IngressNginx {
                 ..Default::default()
             }
         } else {
-            self.ordered_table(ctx)
+            let mut table = self.ordered_table(ctx);
+            config_map::apply(ctx, &mut table);
+            table
         };
         table.findings.extend(aliased);
         table
