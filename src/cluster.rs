@@ -851,6 +851,7 @@ mod tests {
                 .collect(),
             has_default_backend: false,
             named_hosts: Vec::new(),
+            dialect_memo: Default::default(),
         }
     }
 

@@ -12,8 +12,8 @@ use crate::dialect::{
 };
 use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::paths::{
-    MatchResult, PathMatcher, PathTemplate, RouteLiterals, representatives,
-    unlisted_representatives,
+    MatchResult, PathMatcher, PathTemplate, RouteLiteral, RouteLiterals, UnlistedCandidates,
+    representatives, unlisted_representatives,
 };
 use crate::profile::{CompiledProfile, ResolvedEndpoint, UnlistedScope};
 pub use crate::profile::{EndpointCoverage, ServingRoute};
@@ -412,7 +412,82 @@ pub fn serving_routes(
 /// The winning routes (indices into one table) of each representative path of a target:
 /// kept with a host evaluation so that, after a change, the winners of a path that no
 /// route of the changed object can match are taken over instead of recomputed.
-type Probes = HashMap<String, Box<[usize]>>;
+type Probes = HashMap<Arc<str>, Box<[usize]>>;
+
+/// The representative paths of an unlisted-path scope, each with how many times the
+/// table's route literals and the fixed candidates give it ([`UnlistedCandidates`]): kept
+/// with a before-state, so that after a change the representatives are these with the
+/// changed object's literals' candidates taken out and put in, not all generated anew.
+#[derive(Debug)]
+struct UnlistedCounts {
+    /// The fresh character of the table's literals the candidates were made with.
+    fresh: char,
+    counts: HashMap<Arc<str>, usize>,
+}
+
+impl UnlistedCounts {
+    /// The representatives of `scope` for `literals`, counted.
+    fn of(scope: &UnlistedCandidates<'_>, literals: &RouteLiterals<'_>) -> Self {
+        let mut counts: HashMap<Arc<str>, usize> = HashMap::new();
+        let candidates = scope
+            .fixed()
+            .into_iter()
+            .chain(literals.literals.iter().flat_map(|l| scope.of_literal(l)));
+        for candidate in candidates {
+            match counts.get_mut(candidate.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(candidate.into(), 1);
+                }
+            }
+        }
+        Self {
+            fresh: literals.fresh,
+            counts,
+        }
+    }
+
+    /// The representatives after a change that takes the literals of `removed` out of
+    /// the counted table and puts those of `added` in (every other literal the same);
+    /// `None` when the fresh character changed (every candidate changes) or the counts
+    /// do not hold the removed candidates (never, for counts of the table before).
+    fn after_change(
+        &self,
+        scope: &UnlistedCandidates<'_>,
+        fresh: char,
+        removed: &[&PathMatcher],
+        added: &[&PathMatcher],
+    ) -> Option<Vec<Arc<str>>> {
+        if fresh != self.fresh {
+            return None;
+        }
+        let mut delta: HashMap<String, isize> = HashMap::new();
+        for (matchers, sign) in [(removed, -1), (added, 1)] {
+            for lit in matchers.iter().filter_map(|m| RouteLiteral::of(m)) {
+                for candidate in scope.of_literal(&lit) {
+                    *delta.entry(candidate).or_default() += sign;
+                }
+            }
+        }
+        let count = |path: &str| self.counts.get(path).map_or(0, |&n| n as isize);
+        if delta.iter().any(|(path, d)| count(path) + d < 0) {
+            return None;
+        }
+        let mut out: Vec<Arc<str>> = self
+            .counts
+            .keys()
+            .filter(|path| delta.get(&***path).is_none_or(|d| count(path) + d > 0))
+            .cloned()
+            .collect();
+        out.extend(
+            delta
+                .into_iter()
+                .filter(|(path, d)| *d > 0 && !self.counts.contains_key(path.as_str()))
+                .map(|(path, _)| Arc::from(path)),
+        );
+        Some(out)
+    }
+}
 
 /// Probes of the table before a change, and what makes them valid for the table after it.
 struct ProbeReuse<'a> {
@@ -423,6 +498,11 @@ struct ProbeReuse<'a> {
     remap: &'a [Option<usize>],
     /// The matchers of the changed object's routes, before and after the change.
     changed: &'a [&'a PathMatcher],
+    /// The same, before the change only and after it only.
+    changed_before: &'a [&'a PathMatcher],
+    changed_after: &'a [&'a PathMatcher],
+    /// The target's counted unlisted-scope representatives before the change.
+    unlisted: Option<&'a UnlistedCounts>,
 }
 
 impl ProbeReuse<'_> {
@@ -446,22 +526,49 @@ impl ProbeReuse<'_> {
 }
 
 /// [`serving_routes`]; with `probes` set, recording the winners of every representative
-/// path, and taking them over from the reuse given where they carry over.
+/// path (and for an unlisted scope, the counted representatives), and taking them over
+/// from the reuse given where they carry over.
 fn serving_routes_probed(
     dialect: &dyn Dialect,
     table: &HostRouteTable,
     literals: &RouteLiterals<'_>,
     target: &Target<'_>,
     probes: Option<Option<&ProbeReuse<'_>>>,
-) -> (BTreeSet<usize>, Option<Probes>) {
+) -> (BTreeSet<usize>, Option<Probes>, Option<UnlistedCounts>) {
     let mut serving = BTreeSet::new();
-    let probes = match (target.representatives(literals), probes) {
-        (Some(instances), None) => {
-            for path in &instances {
-                serving.extend(dialect.winners(table, path));
+    let mut counted = None;
+    let instances: Option<Vec<Arc<str>>> = match (probes, &target.paths) {
+        (None, _) => match target.representatives(literals) {
+            Some(instances) => {
+                for path in &instances {
+                    serving.extend(dialect.winners(table, path));
+                }
+                return finish(table, target, serving, None, None);
             }
-            None
+            None => None,
+        },
+        (Some(reuse), TargetPaths::Unlisted { base, listed }) => {
+            let scope = UnlistedCandidates::new(base, listed, literals.fresh);
+            let taken_over = reuse.and_then(|r| {
+                r.unlisted?.after_change(
+                    &scope,
+                    literals.fresh,
+                    r.changed_before,
+                    r.changed_after,
+                )
+            });
+            Some(taken_over.unwrap_or_else(|| {
+                let counts = UnlistedCounts::of(&scope, literals);
+                let instances = counts.counts.keys().cloned().collect();
+                counted = Some(counts);
+                instances
+            }))
         }
+        (Some(_), TargetPaths::Template(t)) => {
+            representatives(t, literals).map(|v| v.into_iter().map(Arc::from).collect())
+        }
+    };
+    let probes = match (instances, probes) {
         (Some(instances), Some(reuse)) => {
             let mut probes = Probes::with_capacity(instances.len());
             for path in instances {
@@ -474,7 +581,7 @@ fn serving_routes_probed(
             Some(probes)
         }
         // Too many representatives: every route that may match some path may serve it.
-        (None, _) => {
+        _ => {
             serving.extend(
                 table
                     .routes
@@ -486,7 +593,18 @@ fn serving_routes_probed(
             None
         }
     };
-    // Regexes that representatives cannot enumerate may serve any path they admit.
+    finish(table, target, serving, probes, counted)
+}
+
+/// [`serving_routes_probed`]'s last step: regexes that representatives cannot enumerate
+/// may serve any path they admit; routes that serve no backend serve nothing.
+fn finish(
+    table: &HostRouteTable,
+    target: &Target<'_>,
+    mut serving: BTreeSet<usize>,
+    probes: Option<Probes>,
+    counted: Option<UnlistedCounts>,
+) -> (BTreeSet<usize>, Option<Probes>, Option<UnlistedCounts>) {
     serving.extend(
         table
             .routes
@@ -496,7 +614,7 @@ fn serving_routes_probed(
             .map(|(i, _)| i),
     );
     serving.retain(|i| table.routes[*i].serves_backend);
-    (serving, probes)
+    (serving, probes, counted)
 }
 
 /// The outcome for one target on one host.
@@ -508,6 +626,9 @@ struct TargetOutcome {
     untls: Vec<RouteSource>,
     /// The winners of the target's representative paths in the evaluation's table.
     probes: Option<Arc<Probes>>,
+    /// An unlisted scope's representatives, counted, when generated from the
+    /// evaluation's table (not kept across a change: see [`UnlistedCounts::after_change`]).
+    unlisted: Option<Arc<UnlistedCounts>>,
 }
 
 /// The evaluation of one profile host: its route table, host-level findings and one
@@ -695,13 +816,9 @@ pub fn evaluate_host_after_change(
     let Some(remap) = same_other_routes(old, &new, changed) else {
         return evaluate_host(profile, dialect, objects, host, coverage);
     };
-    let changed_matchers: Vec<&PathMatcher> = old
-        .routes
-        .iter()
-        .chain(&new.routes)
-        .filter(|r| &r.source.key == changed)
-        .map(|r| &r.matcher)
-        .collect();
+    let (changed_before, changed_after) = (routes_of(old, changed), routes_of(&new, changed));
+    let changed_matchers: Vec<&PathMatcher> =
+        changed_before.iter().chain(&changed_after).copied().collect();
     // Probes of untouched targets stay valid where every other route keeps its index.
     let same_indices = old.routes.len() == new.routes.len()
         && remap
@@ -718,6 +835,9 @@ pub fn evaluate_host_after_change(
                     probes,
                     remap: &remap,
                     changed: &changed_matchers,
+                    changed_before: &changed_before,
+                    changed_after: &changed_after,
+                    unlisted: previous.unlisted.as_deref(),
                 });
                 target_outcome(
                     profile,
@@ -732,6 +852,10 @@ pub fn evaluate_host_after_change(
             } else {
                 TargetOutcome {
                     probes: previous.probes.clone().filter(|_| same_indices),
+                    // The counts are of the table before (its literals, its fresh
+                    // character); a target the change cannot reach keeps its serving
+                    // routes, not necessarily its candidates.
+                    unlisted: None,
                     ..previous.clone()
                 }
             }
@@ -745,6 +869,16 @@ pub fn evaluate_host_after_change(
         coverage,
         violations: OnceLock::new(),
     }
+}
+
+/// The matchers of the routes of `source` in `table`.
+fn routes_of<'t>(table: &'t HostRouteTable, source: &ObjectKey) -> Vec<&'t PathMatcher> {
+    table
+        .routes
+        .iter()
+        .filter(|r| &r.source.key == source)
+        .map(|r| &r.matcher)
+        .collect()
 }
 
 /// Whether the routes of every object but `changed` are the same, in the same order, with
@@ -920,9 +1054,11 @@ fn target_outcome(
     coverage: bool,
     probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> TargetOutcome {
-    let (serving, probes) = serving_routes_probed(dialect, table, literals, target, probes);
+    let (serving, probes, unlisted) =
+        serving_routes_probed(dialect, table, literals, target, probes);
     let mut outcome = TargetOutcome {
         probes: probes.map(Arc::new),
+        unlisted: unlisted.map(Arc::new),
         ..TargetOutcome::default()
     };
     if target.default_alias && serving.is_empty() {

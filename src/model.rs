@@ -125,6 +125,59 @@ pub struct IngressView {
     /// controllers can let such an Ingress change how those hosts are served
     /// ([`crate::dialect::HostContext::named_by`]).
     pub named_hosts: Vec<String>,
+    /// What a dialect derives from this view alone (parsed annotations), kept with it: a
+    /// review rebuilds the table of a host from views that the states before and after
+    /// the change share, so each is parsed once, not once per review. Not part of the
+    /// object (ignored by `==`; a clone starts empty, as it may then be changed).
+    pub dialect_memo: ViewMemo,
+}
+
+/// One value derived from the view that holds it, computed on first use
+/// ([`IngressView::dialect_memo`]). A view is immutable once shared (`Arc`), so the value
+/// stays what `derive` gives for it; code that changes a view's fields must do so on a
+/// fresh view or a clone, never after the memo was read.
+#[derive(Default)]
+pub struct ViewMemo(std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl ViewMemo {
+    /// The value `derive` gives, computed once. A value of another type is kept by
+    /// another user (a second dialect reading the same view): `derive` then runs each time.
+    pub fn get_or_derive<T: std::any::Any + Send + Sync>(
+        &self,
+        derive: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        if let Some(kept) = self.0.get() {
+            return kept
+                .clone()
+                .downcast::<T>()
+                .unwrap_or_else(|_| Arc::new(derive()));
+        }
+        let value = Arc::new(derive());
+        // Two first uses at once derive equal values from the same view; either is kept.
+        let _ = self.0.set(value.clone());
+        value
+    }
+}
+
+impl Clone for ViewMemo {
+    /// Empty: the clone may be changed, and its memo must be derived from what it becomes.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for ViewMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ViewMemo {}
+
+impl fmt::Debug for ViewMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ViewMemo")
+    }
 }
 
 /// Annotations some dialect reads or reports ([`crate::dialect::Dialect::keeps_annotation`];
@@ -203,6 +256,7 @@ impl IngressView {
             rules,
             has_default_backend: spec.is_some_and(|s| s.default_backend.is_some()),
             named_hosts: Vec::new(),
+            dialect_memo: ViewMemo::default(),
         };
         view.named_hosts = view.names_outside_rules();
         view

@@ -666,6 +666,13 @@ pub struct RouteLiteral<'a> {
 }
 
 impl<'a> RouteLiteral<'a> {
+    /// The literal of a matcher, if it has one ([`PathMatcher::literal`]).
+    pub fn of(matcher: &'a PathMatcher) -> Option<Self> {
+        matcher.literal().map(|(text, ci)| {
+            Self::new(text, ci, !matches!(matcher, PathMatcher::Exact(_)))
+        })
+    }
+
     pub fn new(text: &'a str, case_insensitive: bool, prefix: bool) -> Self {
         Self {
             text,
@@ -684,12 +691,7 @@ pub struct RouteLiterals<'a> {
 
 impl<'a> RouteLiterals<'a> {
     pub fn new<'m>(matchers: impl Iterator<Item = &'a PathMatcher>) -> Self {
-        let literals: Vec<RouteLiteral<'a>> = matchers
-            .filter_map(|m| {
-                m.literal()
-                    .map(|(t, ci)| RouteLiteral::new(t, ci, !matches!(m, PathMatcher::Exact(_))))
-            })
-            .collect();
+        let literals: Vec<RouteLiteral<'a>> = matchers.filter_map(RouteLiteral::of).collect();
         let fresh = fresh_char(literals.iter().map(|l| l.text));
         Self { literals, fresh }
     }
@@ -784,22 +786,65 @@ fn is_listed(path: &str, listed: &[&PathTemplate], max_depth: usize) -> bool {
             .any(|l| l.segments.len() == depth && l.matches(path))
 }
 
-/// Representative paths under `base` that are not instances of any `listed` template.
-pub fn unlisted_representatives(
-    base: &PathTemplate,
-    listed: &[&PathTemplate],
-    literals: &RouteLiterals<'_>,
-) -> Vec<String> {
-    let fresh = literals.fresh;
-    // Deeper than every listed template, so never an instance of one.
-    let max_depth = listed.iter().map(|t| t.segments.len()).max().unwrap_or(0);
-    let depth = max_depth.saturating_sub(base.segments.len()) + 1;
-    let deep: String = std::iter::repeat_n(format!("/{fresh}"), depth).collect();
-    let base_path = base.instance(&[]);
-    let base_prefix = base_path.trim_end_matches('/');
-    let mut candidates = vec![format!("{base_prefix}{deep}"), base_path.clone()];
-    for lit in &literals.literals {
+/// The representative paths of an unlisted-path scope, one route literal at a time: the
+/// scope's representatives are [`UnlistedCandidates::fixed`] and the
+/// [`UnlistedCandidates::of_literal`] of every route literal, deduplicated. Kept per
+/// literal, a change that moves one route adds and removes only its own candidates.
+pub struct UnlistedCandidates<'t> {
+    listed: &'t [&'t PathTemplate],
+    /// The deepest listed template's segment count.
+    max_depth: usize,
+    base_path: String,
+    /// Fresh segments deeper than every listed template (so never an instance of one).
+    deep: String,
+    fresh: char,
+}
+
+impl<'t> UnlistedCandidates<'t> {
+    pub fn new(base: &PathTemplate, listed: &'t [&'t PathTemplate], fresh: char) -> Self {
+        let max_depth = listed.iter().map(|t| t.segments.len()).max().unwrap_or(0);
+        let depth = max_depth.saturating_sub(base.segments.len()) + 1;
+        Self {
+            listed,
+            max_depth,
+            base_path: base.instance(&[]),
+            deep: std::iter::repeat_n(format!("/{fresh}"), depth).collect(),
+            fresh,
+        }
+    }
+
+    fn base_prefix(&self) -> &str {
+        self.base_path.trim_end_matches('/')
+    }
+
+    /// Whether `candidate` is a request path under the base that no listed template has.
+    fn keeps(&self, candidate: &str) -> bool {
+        let base_prefix = self.base_prefix();
+        candidate.starts_with('/')
+            && !candidate.contains("//")
+            && (candidate == self.base_path
+                || candidate.starts_with(base_prefix)
+                    && candidate[base_prefix.len()..].starts_with('/'))
+            && !is_listed(candidate, self.listed, self.max_depth)
+    }
+
+    /// The candidates whatever the routes: the base itself and a path below it deeper
+    /// than every listed template.
+    pub fn fixed(&self) -> Vec<String> {
+        [
+            format!("{}{}", self.base_prefix(), self.deep),
+            self.base_path.clone(),
+        ]
+        .into_iter()
+        .filter(|c| self.keeps(c))
+        .collect()
+    }
+
+    /// The candidates one route literal adds (possibly repeated, possibly another
+    /// literal's too): the literal, and for a prefix what extends it.
+    pub fn of_literal(&self, lit: &RouteLiteral<'_>) -> Vec<String> {
         let text = lit.text;
+        let base_prefix = self.base_prefix();
         // Only literals on the way to, or below, the base matter.
         let related = if lit.case_insensitive {
             let (a, b) = (text.to_ascii_lowercase(), base_prefix.to_ascii_lowercase());
@@ -808,25 +853,33 @@ pub fn unlisted_representatives(
             text.starts_with(base_prefix) || base_prefix.starts_with(text)
         };
         if !related {
-            continue;
+            return Vec::new();
         }
-        candidates.push(text.to_string());
+        let mut candidates = vec![text.to_string()];
         if lit.prefix {
-            candidates.push(format!("{}{deep}", text.trim_end_matches('/')));
+            candidates.push(format!("{}{}", text.trim_end_matches('/'), self.deep));
             if !text.ends_with('/') {
-                candidates.push(format!("{text}{fresh}{deep}"));
+                candidates.push(format!("{text}{}{}", self.fresh, self.deep));
             }
         }
+        candidates.retain(|c| self.keeps(c));
+        candidates
+    }
+}
+
+/// Representative paths under `base` that are not instances of any `listed` template.
+pub fn unlisted_representatives(
+    base: &PathTemplate,
+    listed: &[&PathTemplate],
+    literals: &RouteLiterals<'_>,
+) -> Vec<String> {
+    let scope = UnlistedCandidates::new(base, listed, literals.fresh);
+    let mut candidates = scope.fixed();
+    for lit in &literals.literals {
+        candidates.extend(scope.of_literal(lit));
     }
     candidates.sort();
     candidates.dedup();
-    candidates.retain(|c| {
-        c.starts_with('/')
-            && !c.contains("//")
-            && (c == &base_path
-                || c.starts_with(base_prefix) && c[base_prefix.len()..].starts_with('/'))
-            && !is_listed(c, listed, max_depth)
-    });
     candidates
 }
 

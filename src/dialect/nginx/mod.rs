@@ -200,13 +200,15 @@ enum HostMode {
         verify_client: &'static str,
         source: ObjectKey,
         secret: String,
+        /// What the routes' client auth says of it (shared by every route of the host).
+        from: Arc<str>,
     },
 }
 
-struct Location {
+struct Location<'a> {
     /// Index of the owning Ingress in the host's Ingress order.
     owner: usize,
-    path: String,
+    path: &'a str,
     /// After ImplementationSpecific → Prefix.
     path_type: PathType,
     written_type: PathType,
@@ -216,7 +218,8 @@ struct Location {
 
 /// The per-location settings of one Ingress (`locationApplyAnnotations`), as the
 /// controller parses them; invalid values take the controller's defaults (and are reported
-/// by [`setting_findings`]).
+/// by [`setting_issues`]).
+#[derive(Clone)]
 struct LocationSettings {
     use_regex: bool,
     rewrite_target: Option<String>,
@@ -299,7 +302,8 @@ fn normalized_prefix(path: &str) -> String {
 /// How much an Ingress weakens MTLS endpoints when it is taken as the oldest (lower: more):
 /// its `auth-tls-verify-client` when it carries `auth-tls-*`, then whether its gate holds.
 fn exposure_rank(ing: &IngressView, gate: Option<&str>) -> (u8, bool) {
-    let verify = match AuthTlsSettings::of(ing).map(|s| s.verify_client) {
+    let facts = IngressFacts::of(ing);
+    let verify = match facts.auth_tls.as_ref().map(|s| s.verify_client) {
         Some("off") => 0,
         Some("optional_no_ca") => 1,
         None | Some("optional") => 2,
@@ -308,37 +312,74 @@ fn exposure_rank(ing: &IngressView, gate: Option<&str>) -> (u8, bool) {
     let gated = ing
         .annotation(AUTH_URL)
         .is_some_and(|u| is_gate_url(u, gate, CONTROLLER))
-        && LocationSettings::of(ing).gate_bypass.is_none();
+        && facts.location.gate_bypass.is_none();
     (verify, gated)
 }
 
-/// Findings for the annotations of one Ingress of a profile host: every reported or
-/// unknown annotation, and every modelled one whose value the controller rejects.
-fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> {
+/// One problem the annotation audit finds on an Ingress, whatever host it serves:
+/// [`SettingIssue::finding`] words it for a host.
+enum SettingIssue {
+    /// An annotation mtls-gate does not model; `why`: what it changes.
+    Reported { key: String, why: &'static str },
+    /// Not an ingress-nginx annotation of the supported versions.
+    Unknown { key: String },
+    /// A modelled annotation whose value the controller rejects: `what` the rule is,
+    /// `then` what the controller does instead.
+    Invalid {
+        key: String,
+        value: String,
+        what: &'static str,
+        then: String,
+    },
+}
+
+impl SettingIssue {
+    fn finding(&self, ctx: &HostContext<'_>, ing: &IngressView) -> Violation {
+        let host = ctx.host;
+        let message = match self {
+            SettingIssue::Reported { key, why } => format!(
+                "Ingress {} on host {host} sets {key} ({why}). mtls-gate does not model it, so the host cannot be proven compliant while it is there. Fix: remove {key} from the Ingresses of {host}, or serve the profile's endpoints from a host whose Ingresses do not use it.",
+                ing.key
+            ),
+            SettingIssue::Unknown { key } => format!(
+                "Ingress {} on host {host} sets {key}, which is not an ingress-nginx annotation mtls-gate knows (v1.10-v1.15): a newer controller may route or authenticate by it, a misspelt one is ignored by ingress-nginx. Fix: remove it, or correct its name (see the annotation table of the ingress-nginx dialect).",
+                ing.key
+            ),
+            SettingIssue::Invalid {
+                key,
+                value,
+                what,
+                then,
+            } => format!(
+                "Ingress {} on host {host} sets {key}: {value:?}, which ingress-nginx rejects ({what}); the controller logs a validation error and {then}. mtls-gate evaluates that, but the value must be fixed: write one the controller accepts.",
+                ing.key
+            ),
+        };
+        ctx.finding(ViolationCode::UnmodelledSetting, Some(&ing.key), message)
+    }
+}
+
+/// The audit of one Ingress's annotations: every reported or unknown annotation, and
+/// every modelled one whose value the controller rejects.
+fn setting_issues(ing: &IngressView) -> Vec<SettingIssue> {
     let mut out = Vec::new();
-    let mut report = |message: String| {
-        out.push(ctx.finding(ViolationCode::UnmodelledSetting, Some(&ing.key), message));
-    };
     for (key, value) in &ing.annotations {
         let Some(name) = key.strip_prefix(PREFIX) else {
             continue;
         };
         match annotations::audit(key) {
-            Some(a) if a.decision == Decision::Reported => report(format!(
-                "Ingress {} on host {} sets {key} ({}). mtls-gate does not model it, so the host cannot be proven compliant while it is there. Fix: remove {key} from the Ingresses of {}, or serve the profile's endpoints from a host whose Ingresses do not use it.",
-                ing.key, ctx.host, a.why, ctx.host
-            )),
+            Some(a) if a.decision == Decision::Reported => out.push(SettingIssue::Reported {
+                key: key.clone(),
+                why: a.why,
+            }),
             Some(_) => {}
-            None => report(format!(
-                "Ingress {} on host {} sets {key}, which is not an ingress-nginx annotation mtls-gate knows (v1.10-v1.15): a newer controller may route or authenticate by it, a misspelt one is ignored by ingress-nginx. Fix: remove it, or correct its name (see the annotation table of the ingress-nginx dialect).",
-                ing.key, ctx.host
-            )),
+            None => out.push(SettingIssue::Unknown { key: key.clone() }),
         }
-        let invalid = |what: &str, then: &str| {
-            format!(
-                "Ingress {} on host {} sets {key}: {value:?}, which ingress-nginx rejects ({what}); the controller logs a validation error and {then}. mtls-gate evaluates that, but the value must be fixed: write one the controller accepts.",
-                ing.key, ctx.host
-            )
+        let invalid = |what: &'static str, then: &str| SettingIssue::Invalid {
+            key: key.clone(),
+            value: value.clone(),
+            what,
+            then: then.to_string(),
         };
         const GO_BOOL: &str = "booleans are parsed by Go's strconv.ParseBool: 1 t T TRUE true True or 0 f F FALSE false False, without spaces";
         match name {
@@ -356,16 +397,15 @@ fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> 
                     }
                     _ => "does not pass the certificate",
                 };
-                report(invalid(GO_BOOL, then));
+                out.push(invalid(GO_BOOL, then));
             }
-            "auth-tls-verify-client" if !VERIFY_CLIENT_VALUES.contains(&value.as_str()) => {
-                report(invalid(
+            "auth-tls-verify-client" if !VERIFY_CLIENT_VALUES.contains(&value.as_str()) => out
+                .push(invalid(
                     "it must be on, off, optional or optional_no_ca",
                     &format!("uses {:?}", verify_client(ing)),
-                ))
-            }
+                )),
             "auth-tls-verify-depth" if value.parse::<i64>().map_or(true, |d| d <= 0) => {
-                report(invalid("it must be a positive integer", "uses 1"))
+                out.push(invalid("it must be a positive integer", "uses 1"))
             }
             "satisfy" if value != "any" && value != "all" => {
                 let effective = string_annotation(ing, SATISFY);
@@ -374,7 +414,7 @@ fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> 
                 } else {
                     "uses the default (all)"
                 };
-                report(invalid("it must be any or all", then))
+                out.push(invalid("it must be any or all", then))
             }
             "rewrite-target"
                 if !value.is_empty()
@@ -384,7 +424,7 @@ fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> 
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b)) =>
             {
-                report(invalid(
+                out.push(invalid(
                     "parser.RegexPathWithCapture allows letters, digits and -._~/:$",
                     "ignores it with annotation validation on (the default since v1.12), or uses it with validation off; mtls-gate assumes it is used",
                 ))
@@ -393,6 +433,31 @@ fn setting_findings(ctx: &HostContext<'_>, ing: &IngressView) -> Vec<Violation> 
         }
     }
     out
+}
+
+/// What ingress-nginx reads from one Ingress alone (its annotations, parsed and audited),
+/// whatever host and profile it is evaluated for: derived once per view
+/// ([`IngressView::dialect_memo`]), so rebuilding a host's table after a change parses
+/// only the changed Ingress.
+struct IngressFacts {
+    auth_tls: Option<AuthTlsSettings>,
+    /// `auth-tls-secret` resolved to a Secret's key ([`secret_key`]), if set.
+    secret: Option<Result<ObjectKey, String>>,
+    location: LocationSettings,
+    issues: Vec<SettingIssue>,
+}
+
+impl IngressFacts {
+    fn of(ing: &IngressView) -> Arc<Self> {
+        ing.dialect_memo.get_or_derive(|| Self {
+            auth_tls: AuthTlsSettings::of(ing),
+            secret: ing
+                .annotation(AUTH_TLS_SECRET)
+                .map(|value| secret_key(ing, value.trim())),
+            location: LocationSettings::of(ing),
+            issues: setting_issues(ing),
+        })
+    }
 }
 
 impl IngressNginx {
@@ -406,11 +471,11 @@ impl IngressNginx {
         let mut blocked: Option<String> = None;
         let mut winner: Option<(ObjectKey, AuthTlsSettings, String)> = None;
         for ing in ings {
-            let Some(value) = ing.annotation(AUTH_TLS_SECRET).map(str::trim) else {
+            let facts = IngressFacts::of(ing);
+            let Some(resolved) = &facts.secret else {
                 continue;
             };
-            let settings = AuthTlsSettings::of(ing);
-            let key = match secret_key(ing, value) {
+            let key = match resolved {
                 Ok(key) => key,
                 Err(reason) => {
                     table.findings.push(ctx.finding(
@@ -430,7 +495,7 @@ impl IngressNginx {
                     continue;
                 }
             };
-            let usable = match ctx.objects.secret(&key) {
+            let usable = match ctx.objects.secret(key) {
                 Lookup::Found(secret) => match secret.bundle("ca.crt") {
                     Some(CaBundle::Certificates { .. }) => true,
                     Some(CaBundle::Invalid { reason }) => {
@@ -494,24 +559,26 @@ impl IngressNginx {
             };
             if usable
                 && winner.is_none()
-                && let Some(settings) = settings
+                && let Some(settings) = &facts.auth_tls
             {
-                winner = Some((ing.key.clone(), settings, key.to_string()));
+                winner = Some((ing.key.clone(), settings.clone(), key.to_string()));
             }
         }
 
         // Differing settings across the Ingresses of the host are merged "oldest wins".
-        let carriers: Vec<(&Arc<IngressView>, AuthTlsSettings)> = ings
+        let facts: Vec<Arc<IngressFacts>> = ings.iter().map(|i| IngressFacts::of(i)).collect();
+        let carriers: Vec<(&Arc<IngressView>, &AuthTlsSettings)> = ings
             .iter()
-            .filter_map(|i| AuthTlsSettings::of(i).map(|s| (i, s)))
+            .zip(&facts)
+            .filter_map(|(i, f)| f.auth_tls.as_ref().map(|s| (i, s)))
             .collect();
         if let Some((first, first_settings)) = carriers.first() {
             let (decider, decided) = match &winner {
                 Some((key, settings, _)) => (key.clone(), settings.clone()),
-                None => (first.key.clone(), first_settings.clone()),
+                None => (first.key.clone(), (*first_settings).clone()),
             };
             for (ing, settings) in &carriers {
-                if ing.key != decider && *settings != decided {
+                if ing.key != decider && **settings != decided {
                     table.findings.push(ctx.finding(
                         ViolationCode::HostSettingsConflict,
                         Some(&ing.key),
@@ -532,6 +599,11 @@ impl IngressNginx {
         }
         match winner {
             Some((source, settings, secret)) => HostMode::Verify {
+                from: format!(
+                    "auth-tls-verify-client {:?} with CA {secret}, from Ingress {source}",
+                    settings.verify_client
+                )
+                .into(),
                 verify_client: settings.verify_client,
                 source,
                 secret,
@@ -551,13 +623,17 @@ fn route_auth(
     let auth_url = ing.annotation(AUTH_URL).map(str::trim);
     let gate_url = auth_url.is_some_and(|u| is_gate_url(u, gate, CONTROLLER));
     let gated = gate_url && settings.gate_bypass.is_none();
-    let foreign = match (auth_url, &settings.gate_bypass) {
+    // Only the details of some modes name a foreign auth-url.
+    let foreign = || match (auth_url, &settings.gate_bypass) {
         (Some(u), _) if !gate_url => format!(" (its auth-url {u:?} is not the profile's gate)"),
         (Some(_), Some(bypass)) => format!(" (its gate does not decide alone: {bypass})"),
         _ => String::new(),
     };
-    let (kind, detail) = match mode {
-        HostMode::Blocked(reason) => (AuthKind::Rejected, format!("host answers 403: {reason}")),
+    let (kind, detail): (AuthKind, Arc<str>) = match mode {
+        HostMode::Blocked(reason) => (
+            AuthKind::Rejected,
+            format!("host answers 403: {reason}").into(),
+        ),
         HostMode::NoTls => (
             AuthKind::None,
             "host has no TLS, so no client certificate is requested".into(),
@@ -567,42 +643,39 @@ fn route_auth(
             format!(
                 "Ingress {} has the gate as auth-url, but no Ingress of the host configures a usable CA, so ingress-nginx does not set ssl-client-verify and a client can forge it",
                 ing.key
-            ),
+            )
+            .into(),
         ),
         HostMode::NoCa => (
             AuthKind::None,
-            format!("no Ingress of the host sets a usable auth-tls-secret{foreign}"),
+            format!(
+                "no Ingress of the host sets a usable auth-tls-secret{}",
+                foreign()
+            )
+            .into(),
         ),
         HostMode::Verify {
             verify_client,
-            source,
-            secret,
-        } => {
-            let from = format!(
-                "auth-tls-verify-client {verify_client:?} with CA {secret}, from Ingress {source}"
-            );
-            match (*verify_client, gated) {
-                ("on", _) => (AuthKind::Required, from),
-                ("optional", true) => (
-                    AuthKind::RequiredByGate,
-                    format!("{from}; gate via auth-url of Ingress {}", ing.key),
-                ),
-                ("optional", false) => (
-                    AuthKind::Optional,
-                    format!("{from}; Ingress {} has no gate{foreign}", ing.key),
-                ),
-                ("optional_no_ca", _) => (
-                    AuthKind::OptionalUnverified,
-                    format!("{from}; optional_no_ca never verifies the chain"),
-                ),
-                _ => (AuthKind::None, from),
-            }
-        }
+            from,
+            ..
+        } => match (*verify_client, gated) {
+            ("on", _) => (AuthKind::Required, from.clone()),
+            ("optional", true) => (
+                AuthKind::RequiredByGate,
+                format!("{from}; gate via auth-url of Ingress {}", ing.key).into(),
+            ),
+            ("optional", false) => (
+                AuthKind::Optional,
+                format!("{from}; Ingress {} has no gate{}", ing.key, foreign()).into(),
+            ),
+            ("optional_no_ca", _) => (
+                AuthKind::OptionalUnverified,
+                format!("{from}; optional_no_ca never verifies the chain").into(),
+            ),
+            _ => (AuthKind::None, from.clone()),
+        },
     };
-    RouteAuth {
-        kind,
-        detail: detail.into(),
-    }
+    RouteAuth { kind, detail }
 }
 
 /// What makes two tables of a host serve differently: each route's owner, path, client
@@ -642,17 +715,20 @@ impl IngressNginx {
                 verify_client,
                 source,
                 secret,
+                ..
             } => {
                 format!(
                     "auth-tls-verify-client {verify_client:?}, CA {secret} (from Ingress {source})"
                 )
             }
         };
-        for ing in ings {
-            table.findings.extend(setting_findings(ctx, ing));
+        let facts: Vec<Arc<IngressFacts>> = ings.iter().map(|i| IngressFacts::of(i)).collect();
+        for (ing, facts) in ings.iter().zip(&facts) {
+            table
+                .findings
+                .extend(facts.issues.iter().map(|issue| issue.finding(ctx, ing)));
         }
-        let settings: Vec<LocationSettings> =
-            ings.iter().map(|i| LocationSettings::of(i)).collect();
+        let settings: Vec<&LocationSettings> = facts.iter().map(|f| &f.location).collect();
         // The catch-all server's root location is taken by the oldest Ingress with a
         // default backend and no rules, before any host-less `/` path.
         let catch_all_owner = ings
@@ -661,7 +737,7 @@ impl IngressNginx {
 
         // Locations, oldest Ingress first; a duplicate (path, type) is dropped.
         let mut locations: Vec<Location> = Vec::new();
-        let mut placed: std::collections::HashSet<(String, PathType)> =
+        let mut placed: std::collections::HashSet<(&str, PathType)> =
             std::collections::HashSet::new();
         for (owner, ing) in ings.iter().enumerate() {
             for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
@@ -673,13 +749,13 @@ impl IngressNginx {
                     };
                     let root = p.path == "/" && path_type == PathType::Prefix;
                     if (root && catch_all_owner.is_some())
-                        || !placed.insert((p.path.clone(), path_type))
+                        || !placed.insert((p.path.as_str(), path_type))
                     {
                         continue;
                     }
                     locations.push(Location {
                         owner,
-                        path: p.path.clone(),
+                        path: &p.path,
                         path_type,
                         written_type: p.path_type,
                         own_regex: settings[owner].regex_location(&p.path),
@@ -703,18 +779,20 @@ impl IngressNginx {
             (!ings.is_empty()).then_some((0, None, false))
         } else {
             ings.first().map(|first| {
-                (
-                    0,
-                    Some(LocationSettings::of(first)),
-                    first.has_default_backend,
-                )
+                (0, Some(settings[0].clone()), first.has_default_backend)
             })
         };
         // enforceRegexModifier over the placed locations (a Prefix location that is not a
         // regex location of its own is placed at its normalised path, ending in `/`).
         let placed_regex = |l: &Location| {
             if l.path_type == PathType::Prefix && l.path != "/" && !l.own_regex {
-                settings[l.owner].regex_location(&normalized_prefix(&l.path))
+                // `regex_location` of the normalised path, which only a rewrite-target
+                // needs spelt out.
+                let s = settings[l.owner];
+                s.use_regex
+                    || s.rewrite_target
+                        .as_deref()
+                        .is_some_and(|t| t != normalized_prefix(l.path))
             } else {
                 l.own_regex
             }
@@ -741,7 +819,7 @@ impl IngressNginx {
         let exact_paths: std::collections::HashSet<&str> = locations
             .iter()
             .filter(|l| l.path_type == PathType::Exact)
-            .map(|l| l.path.as_str())
+            .map(|l| l.path)
             .collect();
         let gate = ctx.profile.gate_url();
         // Client auth and TLS of a location depend only on the host and its settings.
@@ -766,28 +844,28 @@ impl IngressNginx {
                 && !loc.own_regex;
             let mut matchers = Vec::new();
             if split {
-                let with_slash = normalized_prefix(&loc.path);
-                let has_exact = exact_paths.contains(loc.path.as_str());
+                let with_slash = normalized_prefix(loc.path);
+                let has_exact = exact_paths.contains(loc.path);
                 if regex_mode {
                     matchers.push(PathMatcher::nginx_regex(&with_slash));
                     if !has_exact {
-                        matchers.push(PathMatcher::nginx_regex(&loc.path));
+                        matchers.push(PathMatcher::nginx_regex(loc.path));
                     }
                 } else {
                     matchers.push(PathMatcher::Prefix(with_slash));
                     if !has_exact {
-                        matchers.push(PathMatcher::Exact(loc.path.clone()));
+                        matchers.push(PathMatcher::Exact(loc.path.to_string()));
                     }
                 }
             } else if regex_mode {
-                matchers.push(PathMatcher::nginx_regex(&loc.path));
+                matchers.push(PathMatcher::nginx_regex(loc.path));
             } else if loc.path_type == PathType::Exact {
-                matchers.push(PathMatcher::Exact(loc.path.clone()));
+                matchers.push(PathMatcher::Exact(loc.path.to_string()));
             } else {
-                matchers.push(PathMatcher::Prefix(loc.path.clone()));
+                matchers.push(PathMatcher::Prefix(loc.path.to_string()));
             }
             let (route_tls, auth) = per_owner[loc.owner]
-                .get_or_insert_with(|| serving(ing, &settings[loc.owner]))
+                .get_or_insert_with(|| serving(ing, settings[loc.owner]))
                 .clone();
             if tls && !route_tls {
                 table.plain_http_hint = SSL_REDIRECT_HINT;
@@ -795,7 +873,7 @@ impl IngressNginx {
             for matcher in matchers {
                 table.routes.push(Route {
                     source: RouteSource::ingress(ing),
-                    path: loc.path.clone(),
+                    path: loc.path.to_string(),
                     path_type: loc.written_type,
                     matcher,
                     serves_backend: true,
