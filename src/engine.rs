@@ -473,10 +473,16 @@ impl UnlistedCounts {
         if delta.iter().any(|(path, d)| count(path) + d < 0) {
             return None;
         }
+        // The few candidates the change takes away (compared directly, not hashed again).
+        let gone: Vec<&str> = delta
+            .iter()
+            .filter(|(path, d)| count(path) + **d <= 0)
+            .map(|(path, _)| path.as_str())
+            .collect();
         let mut out: Vec<Arc<str>> = self
             .counts
             .keys()
-            .filter(|path| delta.get(&***path).is_none_or(|d| count(path) + d > 0))
+            .filter(|path| !gone.contains(&&***path))
             .cloned()
             .collect();
         out.extend(
@@ -535,13 +541,19 @@ fn serving_routes_probed(
     target: &Target<'_>,
     probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> (BTreeSet<usize>, Option<Probes>, Option<UnlistedCounts>) {
-    let mut serving = BTreeSet::new();
+    // Which routes serve, by index (a winner of many representatives is set many times).
+    let mut serving = vec![false; table.routes.len()];
+    let mut serve = |winners: &[usize]| {
+        for &i in winners {
+            serving[i] = true;
+        }
+    };
     let mut counted = None;
     let instances: Option<Vec<Arc<str>>> = match (probes, &target.paths) {
         (None, _) => match target.representatives(literals) {
             Some(instances) => {
                 for path in &instances {
-                    serving.extend(dialect.winners(table, path));
+                    serve(&dialect.winners(table, path));
                 }
                 return finish(table, target, serving, None, None);
             }
@@ -550,12 +562,8 @@ fn serving_routes_probed(
         (Some(reuse), TargetPaths::Unlisted { base, listed }) => {
             let scope = UnlistedCandidates::new(base, listed, literals.fresh);
             let taken_over = reuse.and_then(|r| {
-                r.unlisted?.after_change(
-                    &scope,
-                    literals.fresh,
-                    r.changed_before,
-                    r.changed_after,
-                )
+                r.unlisted?
+                    .after_change(&scope, literals.fresh, r.changed_before, r.changed_after)
             });
             Some(taken_over.unwrap_or_else(|| {
                 let counts = UnlistedCounts::of(&scope, literals);
@@ -575,21 +583,18 @@ fn serving_routes_probed(
                 let winners = reuse
                     .and_then(|r| r.winners(&path))
                     .unwrap_or_else(|| dialect.winners(table, &path).into_boxed_slice());
-                serving.extend(winners.iter().copied());
+                serve(&winners);
                 probes.insert(path, winners);
             }
             Some(probes)
         }
         // Too many representatives: every route that may match some path may serve it.
         _ => {
-            serving.extend(
-                table
-                    .routes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| target.may_be_matched_by(&r.matcher))
-                    .map(|(i, _)| i),
-            );
+            for (i, r) in table.routes.iter().enumerate() {
+                if target.may_be_matched_by(&r.matcher) {
+                    serving[i] = true;
+                }
+            }
             None
         }
     };
@@ -601,19 +606,21 @@ fn serving_routes_probed(
 fn finish(
     table: &HostRouteTable,
     target: &Target<'_>,
-    mut serving: BTreeSet<usize>,
+    serving: Vec<bool>,
     probes: Option<Probes>,
     counted: Option<UnlistedCounts>,
 ) -> (BTreeSet<usize>, Option<Probes>, Option<UnlistedCounts>) {
-    serving.extend(
-        table
-            .routes
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.matcher.is_opaque() && target.may_be_matched_by(&r.matcher))
-            .map(|(i, _)| i),
-    );
-    serving.retain(|i| table.routes[*i].serves_backend);
+    let serving = table
+        .routes
+        .iter()
+        .zip(serving)
+        .enumerate()
+        .filter(|(_, (r, serves))| {
+            (*serves || r.matcher.is_opaque() && target.may_be_matched_by(&r.matcher))
+                && r.serves_backend
+        })
+        .map(|(i, _)| i)
+        .collect();
     (serving, probes, counted)
 }
 
@@ -817,8 +824,11 @@ pub fn evaluate_host_after_change(
         return evaluate_host(profile, dialect, objects, host, coverage);
     };
     let (changed_before, changed_after) = (routes_of(old, changed), routes_of(&new, changed));
-    let changed_matchers: Vec<&PathMatcher> =
-        changed_before.iter().chain(&changed_after).copied().collect();
+    let changed_matchers: Vec<&PathMatcher> = changed_before
+        .iter()
+        .chain(&changed_after)
+        .copied()
+        .collect();
     // Probes of untouched targets stay valid where every other route keeps its index.
     let same_indices = old.routes.len() == new.routes.len()
         && remap
@@ -1068,6 +1078,18 @@ fn target_outcome(
     let mut seen = BTreeSet::new();
     for &i in &serving {
         let route = &table.routes[i];
+        let kind = route.auth.kind;
+        let compliant = match target.scheme {
+            Scheme::Mtls => kind.requires_verified_certificate(),
+            Scheme::Tls => {
+                !kind.refuses_clients_without_certificate() && kind != AuthKind::Rejected
+            }
+        };
+        // Without coverage, a compliant route over TLS adds nothing (nor does any copy of
+        // it, which is as compliant and as TLS).
+        if compliant && route.tls && !coverage {
+            continue;
+        }
         // A Prefix path is two nginx locations; report it once. Copies of one path that
         // differ in TLS or client auth (an HTTPRoute attached to two listeners) are each
         // judged.
@@ -1083,13 +1105,6 @@ fn target_outcome(
         if !route.tls && !outcome.untls.contains(&route.source) {
             outcome.untls.push(route.source.clone());
         }
-        let kind = route.auth.kind;
-        let compliant = match target.scheme {
-            Scheme::Mtls => kind.requires_verified_certificate(),
-            Scheme::Tls => {
-                !kind.refuses_clients_without_certificate() && kind != AuthKind::Rejected
-            }
-        };
         if !compliant {
             outcome
                 .violations

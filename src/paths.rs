@@ -88,52 +88,55 @@ impl PathTemplate {
                 .all(|(a, b)| a == b)
     }
 
-    fn tokens(&self) -> Vec<Token> {
-        let mut out = Vec::new();
-        for seg in &self.segments {
-            out.push(Token::Char('/'));
-            match seg {
-                Segment::Literal(l) => out.extend(l.chars().map(Token::Char)),
-                Segment::Param(_) => out.push(Token::Param),
-            }
-        }
-        if out.is_empty() {
-            out.push(Token::Char('/'));
-        }
-        out
-    }
-
     /// Whether some instance of the template starts with `prefix` (ASCII case-insensitively
-    /// when `ci`).
+    /// when `ci`). A walk along the template: a parameter takes one or more characters
+    /// other than `/` and ends where the prefix has a `/` (or ends), so there is never a
+    /// choice to make and nothing to allocate (this runs for every target and changed
+    /// route of every review).
     pub fn may_start_with(&self, prefix: &str, ci: bool) -> bool {
-        let tokens = self.tokens();
-        let p: Vec<char> = prefix.chars().collect();
-        // reach[ti] = prefix position pi can be reached at token ti (with `in_param` flag).
-        // Small strings: a straightforward DP over (token, prefix position, inside-param).
-        let mut states = vec![(0usize, false)];
-        for &c in &p {
-            let mut next = Vec::new();
-            for &(ti, in_param) in &states {
-                if in_param && c != '/' {
-                    // stay inside the parameter
-                    next.push((ti, true));
-                }
-                let ti = if in_param { ti + 1 } else { ti };
-                match tokens.get(ti) {
-                    Some(Token::Char(t)) if eq(*t, c, ci) => next.push((ti + 1, false)),
-                    Some(Token::Param) if c != '/' => next.push((ti, true)),
-                    _ => {}
-                }
-                // closing a parameter then matching the next token was handled via ti + 1
-            }
-            next.sort_unstable();
-            next.dedup();
-            if next.is_empty() {
-                return false;
-            }
-            states = next;
+        /// Consumes the prefix's next character: `None` when it ended, else whether it is
+        /// what the template has there.
+        fn step(
+            rest: &mut std::iter::Peekable<std::str::Chars<'_>>,
+            want: impl Fn(char) -> bool,
+        ) -> Option<bool> {
+            rest.next().map(want)
         }
-        true
+        let mut rest = prefix.chars().peekable();
+        let slash = |c: char| eq('/', c, ci);
+        if self.segments.is_empty() {
+            return match step(&mut rest, slash) {
+                None => true,
+                Some(matched) => matched && rest.next().is_none(),
+            };
+        }
+        for seg in &self.segments {
+            match step(&mut rest, slash) {
+                None => return true,
+                Some(false) => return false,
+                Some(true) => {}
+            }
+            match seg {
+                Segment::Literal(l) => {
+                    for t in l.chars() {
+                        match step(&mut rest, |c| eq(t, c, ci)) {
+                            None => return true,
+                            Some(false) => return false,
+                            Some(true) => {}
+                        }
+                    }
+                }
+                Segment::Param(_) => {
+                    match step(&mut rest, |c| c != '/') {
+                        None => return true,
+                        Some(false) => return false,
+                        Some(true) => {}
+                    }
+                    while rest.next_if(|c| *c != '/').is_some() {}
+                }
+            }
+        }
+        rest.next().is_none()
     }
 
     /// Renders an instance with the given parameter values (in order).
@@ -167,12 +170,6 @@ impl fmt::Display for PathTemplate {
         }
         Ok(())
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Token {
-    Char(char),
-    Param,
 }
 
 fn eq(a: char, b: char, ci: bool) -> bool {
@@ -661,16 +658,17 @@ pub struct RouteLiteral<'a> {
     /// The matcher compares a prefix (so values extending the literal matter), not the
     /// whole path.
     pub prefix: bool,
-    /// `parts[0]` is `""` (the leading `/`); segment `i` is `parts[i + 1]`.
-    parts: Vec<&'a str>,
+    /// `parts[0]` is `""` (the leading `/`); segment `i` is `parts[i + 1]`. Split when
+    /// first needed (by templated targets a change reaches, not by every review).
+    parts: OnceLock<Vec<&'a str>>,
 }
 
 impl<'a> RouteLiteral<'a> {
     /// The literal of a matcher, if it has one ([`PathMatcher::literal`]).
     pub fn of(matcher: &'a PathMatcher) -> Option<Self> {
-        matcher.literal().map(|(text, ci)| {
-            Self::new(text, ci, !matches!(matcher, PathMatcher::Exact(_)))
-        })
+        matcher
+            .literal()
+            .map(|(text, ci)| Self::new(text, ci, !matches!(matcher, PathMatcher::Exact(_))))
     }
 
     pub fn new(text: &'a str, case_insensitive: bool, prefix: bool) -> Self {
@@ -678,8 +676,12 @@ impl<'a> RouteLiteral<'a> {
             text,
             case_insensitive,
             prefix,
-            parts: text.split('/').collect(),
+            parts: OnceLock::new(),
         }
+    }
+
+    fn parts(&self) -> &[&'a str] {
+        self.parts.get_or_init(|| self.text.split('/').collect())
     }
 }
 
@@ -716,17 +718,18 @@ pub fn representatives(
         }
         let mut values = vec![fresh_value.clone()];
         for lit in &literals.literals {
-            let Some(part) = lit.parts.get(i + 1) else {
+            let parts = lit.parts();
+            let Some(part) = parts.get(i + 1) else {
                 continue;
             };
-            if !compatible_before(template, &lit.parts, i) {
+            if !compatible_before(template, parts, i) {
                 continue;
             }
             if !part.is_empty() {
                 values.push((*part).to_string());
             }
             // A prefix that ends inside this segment also matches longer values.
-            if lit.prefix && i + 2 == lit.parts.len() {
+            if lit.prefix && i + 2 == parts.len() {
                 values.push(format!("{part}{fresh}"));
             }
         }

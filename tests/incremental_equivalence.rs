@@ -13,6 +13,10 @@
 //! client auth in the dialects: exact/prefix/implementation-specific paths on and around
 //! the endpoints, regex mode, host-wide `auth-tls-*` with different creation times (the
 //! oldest Ingress decides), the gate, TLS or not, Traefik TLS options and priorities.
+//! Unlisted-path scopes take their representatives over from the before-state, counted
+//! per route literal; paths that share candidates (an `Exact` and a `Prefix` of one path)
+//! and a path with the private-use character representatives are made of exercise the
+//! counts and their fallback.
 
 mod common;
 
@@ -49,6 +53,9 @@ fn path_pool() -> Vec<String> {
         format!("{API_BASE}/acc.*"),
         format!("{API_BASE}/payments"),
         "/open-banking-nz".into(),
+        // Holds the character representatives use for values no route has, so adding or
+        // removing it changes that character and every unlisted-scope candidate.
+        format!("{API_BASE}/accounts\u{e000}"),
     ]
 }
 

@@ -292,11 +292,11 @@ impl LocationSettings {
 
 /// `normalizePrefixPath`: a Prefix location's path ends in `/`.
 fn normalized_prefix(path: &str) -> String {
-    if path.ends_with('/') {
-        path.to_string()
-    } else {
-        format!("{path}/")
+    let mut normalized = path.to_string();
+    if !path.ends_with('/') {
+        normalized.push('/');
     }
+    normalized
 }
 
 /// How much an Ingress weakens MTLS endpoints when it is taken as the oldest (lower: more):
@@ -470,8 +470,10 @@ impl IngressNginx {
     ) -> HostMode {
         let mut blocked: Option<String> = None;
         let mut winner: Option<(ObjectKey, AuthTlsSettings, String)> = None;
-        for ing in ings {
-            let facts = IngressFacts::of(ing);
+        // The Ingresses of a host mostly name one Secret: look each up once in a row.
+        let mut last_lookup: Option<(&ObjectKey, Lookup<'_, _>)> = None;
+        let facts: Vec<Arc<IngressFacts>> = ings.iter().map(|i| IngressFacts::of(i)).collect();
+        for (ing, facts) in ings.iter().zip(&facts) {
             let Some(resolved) = &facts.secret else {
                 continue;
             };
@@ -495,7 +497,12 @@ impl IngressNginx {
                     continue;
                 }
             };
-            let usable = match ctx.objects.secret(key) {
+            let lookup = match last_lookup {
+                Some((last, lookup)) if last == key => lookup,
+                _ => ctx.objects.secret(key),
+            };
+            last_lookup = Some((key, lookup.clone()));
+            let usable = match lookup {
                 Lookup::Found(secret) => match secret.bundle("ca.crt") {
                     Some(CaBundle::Certificates { .. }) => true,
                     Some(CaBundle::Invalid { reason }) => {
@@ -566,7 +573,6 @@ impl IngressNginx {
         }
 
         // Differing settings across the Ingresses of the host are merged "oldest wins".
-        let facts: Vec<Arc<IngressFacts>> = ings.iter().map(|i| IngressFacts::of(i)).collect();
         let carriers: Vec<(&Arc<IngressView>, &AuthTlsSettings)> = ings
             .iter()
             .zip(&facts)
@@ -778,9 +784,8 @@ impl IngressNginx {
         } else if catch_all {
             (!ings.is_empty()).then_some((0, None, false))
         } else {
-            ings.first().map(|first| {
-                (0, Some(settings[0].clone()), first.has_default_backend)
-            })
+            ings.first()
+                .map(|first| (0, Some(settings[0].clone()), first.has_default_backend))
         };
         // enforceRegexModifier over the placed locations (a Prefix location that is not a
         // regex location of its own is placed at its normalised path, ending in `/`).
