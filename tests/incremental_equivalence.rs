@@ -7,7 +7,9 @@
 //!   (`engine::evaluate_host_after_change`) has the same verdict, coverage included, as the
 //!   host evaluated from scratch on the world after the change (`engine::evaluate_host`);
 //! - the admission decision with the before-state cache (`review_ingress_cached`, as the
-//!   webhook runs it) equals the reference decision (`review_ingress`).
+//!   webhook runs it) equals the reference decision (`review_ingress`);
+//! - views that keep what a dialect parsed from them in earlier states and on other hosts
+//!   (`IngressView::dialect_memo`) evaluate as copies of them that parse anew.
 //!
 //! The generators draw from the paths, path types and annotations that decide routing and
 //! client auth in the dialects: exact/prefix/implementation-specific paths on and around
@@ -245,6 +247,22 @@ fn ingress(spec: &IngressSpec, world: &World) -> Ingress {
     serde_yaml_ng::from_str(&manifest(spec, &hosts(world), world.controller)).expect("Ingress")
 }
 
+/// `view` with its Ingresses inserted again in the order `view.ingresses()` gives, as
+/// they are (`fresh`: false) or as copies, which start without what a dialect derived
+/// from them ([`IngressView::dialect_memo`]). The two differ only in those memos (a
+/// view's order of a host's Ingresses orders some dialects' routes and findings).
+fn reinserted(view: &ClusterView, fresh: bool) -> ClusterView {
+    let mut out = view.clone();
+    for ingress in view.ingresses() {
+        if fresh {
+            out.upsert_ingress((**ingress).clone());
+        } else {
+            out.upsert_shared_ingress(ingress.clone());
+        }
+    }
+    out
+}
+
 fn check(world: World) -> Result<(), TestCaseError> {
     let mut view = load_view(&world);
     let cache = BeforeStateCache::default();
@@ -318,6 +336,26 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     incremental.verdict(),
                     full.verdict(),
                     "host {} after {:?}",
+                    host,
+                    change
+                );
+                // The views keep what the dialect parsed from them in earlier states and
+                // on other hosts: that is what copies without it give.
+                let (kept, fresh) = (reinserted(&view, false), reinserted(&view, true));
+                let kept_world = WithIngressChange {
+                    base: &kept,
+                    key: &key,
+                    replacement: new_view.clone(),
+                };
+                let fresh_world = WithIngressChange {
+                    base: &fresh,
+                    key: &key,
+                    replacement: new_view.as_deref().map(|v| std::sync::Arc::new(v.clone())),
+                };
+                prop_assert_eq!(
+                    engine::evaluate_host(profile, dialect, &kept_world, host, true).verdict(),
+                    engine::evaluate_host(profile, dialect, &fresh_world, host, true).verdict(),
+                    "host {} after {:?}, views reduced anew",
                     host,
                     change
                 );
