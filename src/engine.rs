@@ -785,7 +785,9 @@ fn evaluate_host_with(
 
 /// Evaluates `host` after a change to the Ingress `changed`, reusing `before` (the same
 /// host before the change) for every target the change cannot reach, and within a target
-/// the winners of every representative path no route of `changed` can match. Equal to
+/// the winners of every representative path no route of `changed` can match; an unlisted
+/// scope's representatives are those of `before` with the changed routes' literals' own
+/// candidates taken out and put in (`UnlistedCounts::after_change`). Equal to
 /// [`evaluate_host`] on `objects` (a property test holds it to that): when the change
 /// alters anything about the host's other routes (host-wide client auth, TLS, regex mode,
 /// which duplicate path wins, the implicit default location), everything is re-evaluated.

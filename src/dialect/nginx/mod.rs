@@ -818,7 +818,7 @@ impl IngressNginx {
                 b.path
                     .len()
                     .cmp(&a.path.len())
-                    .then_with(|| b.path.cmp(&a.path))
+                    .then_with(|| b.path.cmp(a.path))
             });
         }
         let exact_paths: std::collections::HashSet<&str> = locations
