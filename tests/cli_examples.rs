@@ -83,6 +83,20 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
         ],
     ),
     (
+        "examples/broken/controller-configmap-forwarded-headers.yaml",
+        1,
+        &["MtlsNotRequired", "TlsMissing"],
+        &[
+            ("MtlsNotRequired", "mtls-auth.bank.example", Some("/token")),
+            (
+                "MtlsNotRequired",
+                "mtls-api.bank.example",
+                Some("/domestic-payments"),
+            ),
+            ("TlsMissing", "auth.bank.example", None),
+        ],
+    ),
+    (
         "examples/broken/older-ingress-weakens-host.yaml",
         1,
         &["HostSettingsConflict", "MtlsNotRequired"],

@@ -424,3 +424,74 @@ fn unreadable_configmaps_matter_only_to_profiles_that_name_one() {
         );
     }
 }
+
+mod spellings {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Go's `strconv.ParseBool` spellings.
+    const GO_TRUE: [&str; 6] = ["1", "t", "T", "TRUE", "true", "True"];
+    const GO_FALSE: [&str; 6] = ["0", "f", "F", "FALSE", "false", "False"];
+
+    /// What the controller does with a boolean ConfigMap value (mapstructure's weak
+    /// decoding): `Some(value)`, or `None` when it rejects it and keeps the default.
+    fn controller_reads(value: &str) -> Option<bool> {
+        if value.is_empty() || GO_FALSE.contains(&value) {
+            Some(false)
+        } else if GO_TRUE.contains(&value) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    fn spelling() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(GO_TRUE.to_vec()).prop_map(String::from),
+            proptest::sample::select(GO_FALSE.to_vec()).prop_map(String::from),
+            Just(String::new()),
+            proptest::sample::select(vec![
+                "yes", "no", "on", "off", " true", "false ", "tRuE", "2"
+            ])
+            .prop_map(String::from),
+            "[a-zA-Z0-9 ]{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Whatever the spellings of ssl-redirect and use-forwarded-headers, the bank's
+        /// layout is called compliant only when the controller serves no path in clear text
+        /// (and every value is one it reads).
+        #[test]
+        fn never_admits_what_the_controller_would_serve_in_clear_text(
+            ssl_redirect in proptest::option::of(spelling()),
+            forwarded in proptest::option::of(spelling()),
+        ) {
+            let mut data: Vec<(&str, &str)> = Vec::new();
+            if let Some(v) = &ssl_redirect {
+                data.push(("ssl-redirect", v));
+            }
+            if let Some(v) = &forwarded {
+                data.push(("use-forwarded-headers", v));
+            }
+            let mut docs = vec![nginx_profile(true), nginx_config(&data)];
+            docs.extend(nginx_layout(&[]));
+            let verdict = evaluate_complete(&docs);
+            let read = |v: &Option<String>| v.as_deref().map(controller_reads);
+            let clear_text = read(&ssl_redirect).flatten() == Some(false)
+                || read(&forwarded).flatten() == Some(true);
+            let rejected = read(&ssl_redirect) == Some(None) || read(&forwarded) == Some(None);
+            prop_assert_eq!(
+                verdict.compliant,
+                !clear_text && !rejected,
+                "ssl-redirect {:?}, use-forwarded-headers {:?}:\n{}",
+                ssl_redirect, forwarded, describe(&verdict)
+            );
+            if clear_text {
+                prop_assert!(!exposed(&verdict).is_empty(), "no endpoint reported exposed");
+            }
+        }
+    }
+}
