@@ -495,3 +495,35 @@ mod spellings {
         }
     }
 }
+
+/// A ConfigMap update that changes nothing a dialect reads (the data of an unlabelled
+/// ConfigMap) leaves every host's stamp as it was, so the admission webhook's cached
+/// before-states stay valid; a change of a labelled one's data does not.
+#[test]
+fn configmap_updates_that_change_nothing_read_keep_the_view_generation() {
+    use mtls_gate::cluster::ClusterView;
+    use mtls_gate::dialect::config_map::{CONFIG_MAP, reduce};
+    let manifest = |labelled: bool, value: &str| {
+        let mut labels = serde_json::json!({"app": "shop"});
+        if labelled {
+            labels[LABEL.0] = serde_json::json!(LABEL.1);
+        }
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "shop", "labels": labels},
+            "data": {"ssl-redirect": value}})
+    };
+    let mut view = ClusterView::new();
+    for labelled in [false, true] {
+        view.upsert_object(
+            CONFIG_MAP,
+            reduce(&manifest(labelled, "true"), "").expect("reduces"),
+        );
+        let before = view.host_stamp(MTLS_API_HOST);
+        view.upsert_object(
+            CONFIG_MAP,
+            reduce(&manifest(labelled, "false"), "").expect("reduces"),
+        );
+        let after = view.host_stamp(MTLS_API_HOST);
+        assert_eq!(before == after, !labelled, "labelled={labelled}");
+    }
+}

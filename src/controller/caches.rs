@@ -565,14 +565,25 @@ impl CacheContext {
             .collect()
     }
 
-    fn upsert_dialect_object(&self, kind: ObjectKind, obj: &DynamicObject) -> Option<ObjectKey> {
+    /// Reduces and stores one object; its key, and whether its view changed.
+    fn upsert_dialect_object(
+        &self,
+        kind: ObjectKind,
+        obj: &DynamicObject,
+    ) -> Option<(ObjectKey, bool)> {
         let ns = obj.namespace().unwrap_or_default();
         let value = serde_json::to_value(obj).ok()?;
         let key = ObjectKey::new(ns.clone(), obj.name_any());
         let (_, owner, _) = dialect::owned_kinds().find(|(_, _, k)| **k == kind)?;
+        let mut changed = true;
         match owner.reduce(&kind, &value, &ns) {
             Ok(view) => {
-                self.write_view().upsert_object(kind, view);
+                let mut write = self.write_view();
+                changed = !matches!(
+                    crate::model::ObjectSource::object(&*write, &kind, &key),
+                    crate::model::Lookup::Found(old) if old.same_view(view.as_ref())
+                );
+                write.upsert_object(kind, view);
             }
             Err(e) => {
                 // The API server accepted it, so the controller will read it somehow:
@@ -598,7 +609,7 @@ impl CacheContext {
                 },
                 meta,
             );
-        Some(key)
+        Some((key, changed))
     }
 
     fn remove_dialect_object(&self, kind: ObjectKind, key: &ObjectKey) -> Option<RenderedMeta> {
@@ -619,14 +630,18 @@ impl CacheContext {
                 lock(&self.relists).objects.insert(kind, HashSet::new());
             }
             Event::InitApply(obj) => {
-                if let Some(key) = self.upsert_dialect_object(kind, &obj)
+                if let Some((key, _)) = self.upsert_dialect_object(kind, &obj)
                     && let Some(seen) = lock(&self.relists).objects.get_mut(&kind)
                 {
                     seen.insert(key);
                 }
             }
             Event::Apply(obj) => {
-                self.upsert_dialect_object(kind, &obj);
+                // An update that changes nothing any dialect reads (an unlabelled
+                // ConfigMap's data) triggers no evaluation.
+                if let Some((_, false)) = self.upsert_dialect_object(kind, &obj) {
+                    return;
+                }
                 let label = obj.labels().get(PROFILE_LABEL).cloned();
                 self.triggers
                     .profiles(self.kind_profiles(&kind, label.as_deref()));

@@ -47,6 +47,9 @@ impl ObjectView for ConfigMapView {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        other.as_any().downcast_ref::<Self>() == Some(self)
+    }
 }
 
 /// Reduces a ConfigMap manifest (the only reduction of the kind, whichever dialect asks).

@@ -287,6 +287,13 @@ pub trait ObjectView: Any + Send + Sync + fmt::Debug {
         Vec::new()
     }
     fn as_any(&self) -> &dyn Any;
+    /// Whether `other` is the same view (an update that changes nothing the dialects read,
+    /// such as a ConfigMap's unlabelled data): the cluster view then keeps its generation,
+    /// so cached before-states stay valid. `false` when unknown.
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        let _ = other;
+        false
+    }
 }
 
 /// A shared, type-erased object view.
