@@ -31,6 +31,15 @@ fn haproxy_profile() -> String {
     p.yaml()
 }
 
+/// The public authorisation host's Ingress: TLS endpoints, no client certificate.
+fn public_ingress() -> String {
+    Ingress::new("authorization-server-public", PUBLIC_HOST)
+        .exact("/authorize")
+        .exact("/jwks")
+        .exact("/.well-known/openid-configuration")
+        .yaml()
+}
+
 fn nginx_layout(api_annotations: &[(&str, &str)]) -> Vec<String> {
     let mut api = Ingress::new("open-banking-apis", MTLS_API_HOST)
         .annotations(nginx::client_auth("on"))
@@ -40,11 +49,7 @@ fn nginx_layout(api_annotations: &[(&str, &str)]) -> Vec<String> {
     }
     vec![
         ca_secret(),
-        Ingress::new("authorization-server-public", PUBLIC_HOST)
-            .exact("/authorize")
-            .exact("/jwks")
-            .exact("/.well-known/openid-configuration")
-            .yaml(),
+        public_ingress(),
         Ingress::new("authorization-server-mtls", MTLS_AUTH_HOST)
             .annotations(nginx::client_auth("on"))
             .prefix("/")
@@ -56,11 +61,7 @@ fn nginx_layout(api_annotations: &[(&str, &str)]) -> Vec<String> {
 fn haproxy_layout() -> Vec<String> {
     vec![
         ca_secret(),
-        Ingress::new("authorization-server-public", PUBLIC_HOST)
-            .exact("/authorize")
-            .exact("/jwks")
-            .exact("/.well-known/openid-configuration")
-            .yaml(),
+        public_ingress(),
         Ingress::new("authorization-server-mtls", MTLS_AUTH_HOST)
             .prefix("/")
             .annotations(haproxy::client_auth("on"))

@@ -88,8 +88,14 @@ fn changes_to_traefik_objects_are_judged_on_the_profile_hosts() {
             true,
         ),
     ];
+    judge(traefik_bank, "open-banking", cases);
+}
+
+/// Reviews each change of an object in `namespace` against a fresh `view()`: allowed or
+/// denied as the case says, and a denial names the object.
+fn judge(view: impl Fn() -> ClusterView, namespace: &str, cases: Vec<(&str, Change, bool)>) {
     for (desc, change, allowed) in cases {
-        let view = traefik_bank();
+        let view = view();
         let cache = BeforeStateCache::default();
         let (kind, name, new) = match change {
             Change::Upsert(manifest) => {
@@ -99,7 +105,7 @@ fn changes_to_traefik_objects_are_judged_on_the_profile_hosts() {
             }
             Change::Delete(kind, name) => (kind, name.to_string(), None),
         };
-        let key = ObjectKey::new("open-banking", name);
+        let key = ObjectKey::new(namespace, name);
         let slice = object_review_slice(&view, kind);
         let outcome = review_object(&slice, kind, &key, new, &cache);
         assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
@@ -107,7 +113,7 @@ fn changes_to_traefik_objects_are_judged_on_the_profile_hosts() {
             assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");
             let message = outcome.message.unwrap_or_default();
             assert!(
-                message.contains(&format!("{kind} open-banking/{}", key.name)),
+                message.contains(&format!("{kind} {namespace}/{}", key.name)),
                 "{desc}: the denial names the object: {message}"
             );
         }
@@ -195,27 +201,9 @@ fn changes_to_the_controller_configmap_are_judged_on_the_profile_hosts() {
             true,
         ),
     ];
-    for (desc, change, allowed) in cases {
-        let view = nginx_bank_with_controller_config(defaults.clone());
-        let cache = BeforeStateCache::default();
-        let (kind, new) = match change {
-            Change::Upsert(manifest) => {
-                let (kind, object) = reduce(manifest);
-                (kind, Some(object))
-            }
-            Change::Delete(kind, _) => (kind, None),
-        };
-        let key = ObjectKey::new("ingress-nginx", "ingress-nginx-controller");
-        let slice = object_review_slice(&view, kind);
-        let outcome = review_object(&slice, kind, &key, new, &cache);
-        assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
-        if !allowed {
-            assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");
-            let message = outcome.message.unwrap_or_default();
-            assert!(
-                message.contains("ConfigMap ingress-nginx/ingress-nginx-controller"),
-                "{desc}: the denial names the ConfigMap: {message}"
-            );
-        }
-    }
+    judge(
+        || nginx_bank_with_controller_config(defaults.clone()),
+        "ingress-nginx",
+        cases,
+    );
 }

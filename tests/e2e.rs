@@ -52,7 +52,7 @@ async fn create_bank_ingresses(fx: &Fixture) {
     }
 }
 
-fn api_message(result: Result<Ingress, kube::Error>, what: &str) -> String {
+fn api_message<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) -> String {
     match result {
         Err(kube::Error::Api(s)) => {
             assert!((400..500).contains(&s.code), "{what}: {s:?}");
@@ -235,14 +235,7 @@ async fn controller_configmap_changes_are_judged_on_the_profile_hosts() {
             .expect("create the controller ConfigMap");
         let mut profile = fx.profile_json("Deny");
         profile["spec"]["controllerConfigMap"] = json!({"namespace": fx.ns, "name": NAME});
-        fx.profiles()
-            .patch(
-                &fx.profile,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(profile),
-            )
-            .await
-            .expect("apply the profile");
+        fx.apply_profile_json(profile).await;
         create_bank_ingresses(&fx).await;
         fx.wait_status("profile Ready and Compliant", |s| {
             condition(s, "Ready").as_deref() == Some("True")
@@ -251,13 +244,10 @@ async fn controller_configmap_changes_are_judged_on_the_profile_hosts() {
         .await;
 
         let patch = |data: serde_json::Value| Patch::Merge(json!({"data": data}));
-        let refused = |result: Result<ConfigMap, kube::Error>, what: &str| match result {
-            Err(kube::Error::Api(s)) => {
-                assert!((400..500).contains(&s.code), "{what}: {s:?}");
-                assert!(s.message.contains("denied"), "{what}: {}", s.message);
-                s.message
-            }
-            other => panic!("{what}: expected a denial, got {other:?}"),
+        let refused = |result: Result<ConfigMap, kube::Error>, what: &str| {
+            let message = api_message(result, what);
+            assert!(message.contains("denied"), "{what}: {message}");
+            message
         };
         let pp = PatchParams::default();
         let message = refused(
@@ -1158,14 +1148,7 @@ async fn unreadable_or_missing_ca_secret_is_reported_in_status_and_events() {
         // Audit: admission never stands in the way of the renderings below.
         let mut profile = fx.profile_json("Audit");
         profile["spec"]["clientCertificate"]["caSecretName"] = json!(UNLISTED);
-        fx.profiles()
-            .patch(
-                &fx.profile,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(profile),
-            )
-            .await
-            .expect("apply the profile");
+        fx.apply_profile_json(profile).await;
         fx.create(&fx.public_ingress()).await;
         for ing in fx.managed_ingresses() {
             fx.create(&ing).await;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use super::{HostContext, ObjectKind, ObjectView, ReduceError, SharedObject, downcast_lookup};
 use crate::model::{CaBundle, Lookup, ObjectKey, inspect_ca_bundle};
-use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
 /// The ConfigMap kind (core, `v1`).
@@ -139,27 +138,6 @@ pub fn controller_config<'a>(ctx: &'a HostContext<'_>, controller: &str) -> Cont
     }
 }
 
-/// The kinds of a dialect whose only own kind is its controller ConfigMap.
+/// The kinds of a dialect whose only own kind is its controller ConfigMap
+/// ([`super::Dialect::reads_controller_config_map`]).
 pub static CONTROLLER_CONFIG_KINDS: [ObjectKind; 1] = [CONFIG_MAP];
-
-/// [`super::Dialect::reads_kind`] of such a dialect: ConfigMaps matter only to profiles
-/// that name their controller's.
-pub fn reads_controller_config(profile: &CompiledProfile, kind: &ObjectKind) -> bool {
-    *kind != CONFIG_MAP || profile.spec.controller_config_map.is_some()
-}
-
-/// [`super::Dialect::reduce`] of such a dialect.
-pub fn reduce_controller_config(
-    kind: &ObjectKind,
-    object: &serde_json::Value,
-    default_namespace: &str,
-) -> Result<SharedObject, ReduceError> {
-    if *kind == CONFIG_MAP {
-        reduce(object, default_namespace)
-    } else {
-        Err(ReduceError {
-            field: "kind".into(),
-            message: format!("{kind} is not read by this controller"),
-        })
-    }
-}

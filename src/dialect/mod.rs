@@ -346,18 +346,29 @@ pub trait Dialect: Send + Sync {
         None
     }
 
+    /// Whether the controller reads its settings from a ConfigMap (`--configmap`) that a
+    /// profile may name in `spec.controllerConfigMap`: the dialect then reads ConfigMaps
+    /// (by default, [`config_map::CONTROLLER_CONFIG_KINDS`]) for the profiles that name one.
+    fn reads_controller_config_map(&self) -> bool {
+        false
+    }
+
     /// Kinds this controller reads besides Ingress and Secret; the CLI loads them from
     /// manifests, the controller watches them and the webhooks review their changes.
     fn kinds(&self) -> &'static [ObjectKind] {
-        &[]
+        if self.reads_controller_config_map() {
+            &config_map::CONTROLLER_CONFIG_KINDS
+        } else {
+            &[]
+        }
     }
 
     /// Whether evaluations of `profile` read objects of `kind` (one of [`Dialect::kinds`]):
     /// only then does an unreadable kind keep the profile's hosts from being proven
     /// compliant. A controller ConfigMap matters only to profiles that name one.
     fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
-        let _ = (profile, kind);
-        true
+        !(self.reads_controller_config_map() && *kind == config_map::CONFIG_MAP)
+            || profile.spec.controller_config_map.is_some()
     }
 
     /// Reduces one object of one of [`Dialect::kinds`] (as JSON) to its compact view.
@@ -368,7 +379,9 @@ pub trait Dialect: Send + Sync {
         object: &serde_json::Value,
         default_namespace: &str,
     ) -> Result<SharedObject, ReduceError> {
-        let _ = (object, default_namespace);
+        if *kind == config_map::CONFIG_MAP {
+            return config_map::reduce(object, default_namespace);
+        }
         Err(ReduceError {
             field: "kind".into(),
             message: format!("{kind} is not read by this controller"),

@@ -72,17 +72,12 @@ mod config_map;
 use std::sync::Arc;
 
 use self::annotations::{Decision, PREFIX, bool_annotation, normalize_string, string_annotation};
-use super::config_map::{
-    CONTROLLER_CONFIG_KINDS, reads_controller_config, reduce_controller_config,
-};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
     RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, is_gate_url, oldest_first,
 };
-use super::{ObjectKind, ReduceError, SharedObject};
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
-use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
 pub struct IngressNginx;
@@ -978,21 +973,8 @@ impl Dialect for IngressNginx {
         annotations::kept_in_views(key)
     }
 
-    fn kinds(&self) -> &'static [ObjectKind] {
-        &CONTROLLER_CONFIG_KINDS
-    }
-
-    fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
-        reads_controller_config(profile, kind)
-    }
-
-    fn reduce(
-        &self,
-        kind: &ObjectKind,
-        object: &serde_json::Value,
-        default_namespace: &str,
-    ) -> Result<SharedObject, ReduceError> {
-        reduce_controller_config(kind, object, default_namespace)
+    fn reads_controller_config_map(&self) -> bool {
+        true
     }
 
     /// `--ingress-class` defaults to `nginx` (`cmd/nginx/flags.go`), and the Helm chart
