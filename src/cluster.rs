@@ -279,7 +279,7 @@ impl ClusterView {
     }
 
     /// Whether the view is complete for `kind` and, if not, whether that is because its
-    /// objects cannot be read (see [`Self::unreadable_reasons`]).
+    /// objects cannot be read (see [`ObjectSource::unreadable`](crate::model::ObjectSource::unreadable)).
     pub fn kind_completeness(&self, kind: &ObjectKind) -> Completeness {
         if self.complete_kinds.contains(kind) {
             Completeness::Complete

@@ -225,7 +225,7 @@ impl CacheContext {
     /// Marks a dialect-owned kind whose CRD the API server does not serve: no object of it
     /// can exist, so the view is complete (and empty) for it; rendered objects of it cannot
     /// be written. A CRD installed later is found by the next discovery round
-    /// ([`KIND_DISCOVERY_INTERVAL`]).
+    /// (every minute).
     pub fn kind_absent(&self, kind: ObjectKind) {
         self.dialect_objects.set_writable(kind, false);
         self.write_view().set_kind_absent(kind);
@@ -800,7 +800,7 @@ pub async fn run_secret_watches(client: Client, ctx: Arc<CacheContext>) {
 const KIND_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Watches every kind of the `controllers`' dialects whose CRD exists and may be listed;
-/// looks the others up again every [`KIND_DISCOVERY_INTERVAL`]. Kinds of other controllers
+/// looks the others up again every minute. Kinds of other controllers
 /// are never listed (the chart grants no RBAC for them) and stay unknown.
 pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, controllers: Vec<String>) {
     let watched = |c: IngressController| controllers.iter().any(|n| n == c.as_str());

@@ -228,7 +228,7 @@
 //! unset (`auth-tls-verify-client: optional` beside an older Ingress that sets only
 //! `auth-tls-secret`), and win every key when it is the oldest. The cluster view indexes
 //! Ingresses by the hosts they name outside their rules too, so they reach this dialect in
-//! `HostContext::named_by` and [`adds_host_keys`] merges them with the host's own. Naming a
+//! `HostContext::named_by` and `adds_host_keys` merges them with the host's own. Naming a
 //! host in `spec.tls` while only a wildcard or host-less rule serves it makes a host of its
 //! own in haproxy-ingress: reported (`UnmodelledSetting`).
 //!
