@@ -261,7 +261,7 @@ fn ingress_nginx_controller_configmap_rules() {
             &[],
             Expect::OnlyFinding(
                 UnmodelledSetting,
-                &["ingress-nginx/ingress-nginx-controller", "does not exist"],
+                &["ingress-nginx/ingress-nginx-controller", "is not found"],
             ),
         ),
         nginx_case(
@@ -279,7 +279,7 @@ fn ingress_nginx_controller_configmap_rules() {
             true,
             Some(config_map("default", CONTROLLER_CM, &[LABEL], &[])),
             &[],
-            Expect::OnlyFinding(UnmodelledSetting, &["does not exist"]),
+            Expect::OnlyFinding(UnmodelledSetting, &["is not found"]),
         ),
     ];
     const SNIPPETS: [&[&str]; 4] = [

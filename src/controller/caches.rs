@@ -861,14 +861,25 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, control
                     }
                     continue;
                 };
+                // ConfigMaps read only as controller ConfigMaps are listed by their label:
+                // the cluster's other ConfigMaps never cross the wire.
+                let mut selectors = dialect::owned_kinds()
+                    .filter(|(c, _, k)| watched(*c) && *k == kind)
+                    .map(|(_, d, _)| d.watch_selector(kind));
+                let first = selectors.next().flatten();
+                let selector = first.filter(|s| selectors.all(|o| o == Some(*s)));
+                let mut config = watcher::Config::default().any_semantic();
+                if let Some(selector) = selector {
+                    config = config.labels(selector);
+                }
                 let (client, ctx, kind) = (client.clone(), ctx.clone(), *kind);
-                tracing::info!(kind = %kind, "watching");
+                tracing::info!(kind = %kind, selector = selector.unwrap_or(""), "watching");
                 watching.insert(
                     kind,
                     tokio::spawn(async move {
                         let api: Api<DynamicObject> = Api::all_with(client, &ar);
                         let stream =
-                            watcher::watcher(api, watcher::Config::default().any_semantic())
+                            watcher::watcher(api, config)
                                 .default_backoff();
                         let result = drive(&kind.to_string(), stream, true, |e| {
                             ctx.on_object_event(kind, e)

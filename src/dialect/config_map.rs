@@ -131,9 +131,10 @@ pub fn controller_config<'a>(ctx: &'a HostContext<'_>, controller: &str) -> Cont
                 key.namespace, key.name
             )),
         },
-        Lookup::Missing => unusable(
-            "it does not exist (or is not among the manifests given to check). Fix: name the ConfigMap the controller's --configmap flag names".into(),
-        ),
+        Lookup::Missing => unusable(format!(
+            "it is not found: it does not exist, or it lacks the label {CONTROLLER_CONFIG_LABEL} (the controller lists only labelled ConfigMaps unless it also reads Gateway API CA bundles), or it is not among the manifests given to check. Fix: name the ConfigMap the controller's --configmap flag names, and label it: kubectl label configmap -n {} {} {CONTROLLER_CONFIG_LABEL}=true",
+            key.namespace, key.name
+        )),
         Lookup::Unknown => unusable("mtls-gate cannot read ConfigMaps".into()),
     }
 }

@@ -353,6 +353,14 @@ pub trait Dialect: Send + Sync {
         false
     }
 
+    /// A label selector that every object of `kind` this dialect reads carries, so a watch
+    /// may list only those (`None`: every object). A kind is watched with the selector only
+    /// when every watched dialect that reads it gives the same one.
+    fn watch_selector(&self, kind: &ObjectKind) -> Option<&'static str> {
+        (self.reads_controller_config_map() && *kind == config_map::CONFIG_MAP)
+            .then_some(config_map::CONTROLLER_CONFIG_LABEL)
+    }
+
     /// Kinds this controller reads besides Ingress and Secret; the CLI loads them from
     /// manifests, the controller watches them and the webhooks review their changes.
     fn kinds(&self) -> &'static [ObjectKind] {
