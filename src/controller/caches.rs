@@ -795,6 +795,9 @@ pub async fn run_secret_watches(client: Client, ctx: Arc<CacheContext>) {
     }
 }
 
+/// Objects per page when listing a dialect-owned kind.
+const DIALECT_LIST_PAGE_SIZE: u32 = 100;
+
 /// How often kinds whose CRDs were absent (or not readable) are looked up again, so a CRD
 /// installed after the controller started is noticed.
 const KIND_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
@@ -868,7 +871,11 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, control
                     .map(|(_, d, _)| d.watch_selector(kind));
                 let first = selectors.next().flatten();
                 let selector = first.filter(|s| selectors.all(|o| o == Some(*s)));
-                let mut config = watcher::Config::default().any_semantic();
+                // Pages of 100 (kube's default is 500): a page of ConfigMaps, up to 1 MiB
+                // each, is held whole while it is reduced.
+                let mut config = watcher::Config::default()
+                    .any_semantic()
+                    .page_size(DIALECT_LIST_PAGE_SIZE);
                 if let Some(selector) = selector {
                     config = config.labels(selector);
                 }
