@@ -877,6 +877,42 @@ fn match_precedence() {
         serving(&verdict, MTLS_API, BALANCES),
         ["HTTPRoute open-banking/open-banking-apis-v2 /open-banking-nz/v3.0"]
     );
+    // Equal matches created at the same second: `{namespace}/{name}` alphabetically first.
+    let same_age = |name: &str| {
+        route(
+            name,
+            "[{name: mtls, sectionName: mtls-api}]",
+            &format!("[{MTLS_API}]"),
+            "[{matches: [{path: {type: PathPrefix, value: /open-banking-nz/v3.0}}]}]",
+        )
+        .lines()
+        .map(|l| match l.trim_start().starts_with("creationTimestamp:") {
+            true => "  creationTimestamp: \"2025-06-01T00:00:00Z\"",
+            false => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+    };
+    for (names, winner) in [
+        (
+            ["apis-open-banking", "open-banking-apis-v2"],
+            "apis-open-banking",
+        ),
+        (
+            ["open-banking-apis-v2", "open-banking-apis-v1"],
+            "open-banking-apis-v1",
+        ),
+    ] {
+        let docs = names.iter().map(|n| same_age(n)).collect();
+        let verdict = on_api(docs);
+        assert_eq!(
+            serving(&verdict, MTLS_API, BALANCES),
+            [format!(
+                "HTTPRoute open-banking/{winner} /open-banking-nz/v3.0"
+            )],
+            "{names:?}"
+        );
+    }
 
     // Exact beats any PathPrefix.
     let exact_token = route(

@@ -96,7 +96,8 @@
 mod objects;
 mod render;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 pub use self::objects::{
@@ -550,6 +551,8 @@ fn listener_auth(
 /// One route match, before ordering.
 struct Candidate<'a> {
     route: &'a HttpRouteView,
+    /// The route's place in key order (`{namespace}/{name}`), the last-but-two tie-break.
+    route_rank: usize,
     rule: usize,
     matched: usize,
     m: &'a HttpMatch,
@@ -557,46 +560,67 @@ struct Candidate<'a> {
     redirects: bool,
 }
 
-/// The Gateway API precedence key of a match (smaller wins).
-fn precedence_key<'a>(c: &Candidate<'a>) -> impl Ord + use<'a> {
-    let class = match c.m.path_type {
-        HttpPathType::Exact => 0,
-        HttpPathType::PathPrefix => 1,
-        HttpPathType::RegularExpression => 2,
-    };
-    (
-        std::cmp::Reverse(c.specificity),
-        class,
-        std::cmp::Reverse(c.m.path.trim_end_matches('/').len()),
-        std::cmp::Reverse(c.m.has_method),
-        std::cmp::Reverse(c.m.headers),
-        std::cmp::Reverse(c.m.query_params),
-        c.route.created.unwrap_or(i64::MAX),
-        &c.route.key,
-        c.rule,
-        c.matched,
-    )
+/// The Gateway API precedence of a match within its listener group (smaller wins): see
+/// [`Candidate::precedence_key`].
+type PrecedenceKey = (
+    std::cmp::Reverse<Specificity>,
+    u8,
+    std::cmp::Reverse<usize>,
+    std::cmp::Reverse<bool>,
+    std::cmp::Reverse<usize>,
+    std::cmp::Reverse<usize>,
+    i64,
+    usize,
+    usize,
+    usize,
+);
+
+impl Candidate<'_> {
+    /// The Gateway API precedence key of this match (smaller wins), computed once per match
+    /// before sorting: plain integers, so that comparisons neither allocate nor compare
+    /// strings (the route's `{namespace}/{name}` order is its rank).
+    fn precedence_key(&self) -> PrecedenceKey {
+        let class = match self.m.path_type {
+            HttpPathType::Exact => 0,
+            HttpPathType::PathPrefix => 1,
+            HttpPathType::RegularExpression => 2,
+        };
+        (
+            std::cmp::Reverse(self.specificity),
+            class,
+            std::cmp::Reverse(self.m.path.trim_end_matches('/').len()),
+            std::cmp::Reverse(self.m.has_method),
+            std::cmp::Reverse(self.m.headers),
+            std::cmp::Reverse(self.m.query_params),
+            self.route.created.unwrap_or(i64::MAX),
+            self.route_rank,
+            self.rule,
+            self.matched,
+        )
+    }
 }
 
-/// The request matchers of one `HTTPPathMatch`.
-fn matchers(m: &HttpMatch) -> Vec<PathMatcher> {
-    match m.path_type {
-        HttpPathType::Exact => vec![PathMatcher::Exact(m.path.clone())],
+/// The request matchers of one `HTTPPathMatch` (one or two: a `PathPrefix` matches its
+/// path and what lies below it).
+fn matchers(m: &HttpMatch) -> impl Iterator<Item = PathMatcher> {
+    let (first, second) = match m.path_type {
+        HttpPathType::Exact => (PathMatcher::Exact(m.path.clone()), None),
         HttpPathType::PathPrefix => {
             let p = m.path.trim_end_matches('/');
             if p.is_empty() {
-                vec![PathMatcher::Prefix("/".into())]
+                (PathMatcher::Prefix("/".into()), None)
             } else {
-                vec![
+                (
                     PathMatcher::Exact(p.to_string()),
-                    PathMatcher::Prefix(format!("{p}/")),
-                ]
+                    Some(PathMatcher::Prefix(format!("{p}/"))),
+                )
             }
         }
         HttpPathType::RegularExpression => {
-            vec![PathMatcher::go_regex(&format!("^(?:{})$", m.path))]
+            (PathMatcher::go_regex(&format!("^(?:{})$", m.path)), None)
         }
-    }
+    };
+    std::iter::once(first).chain(second)
 }
 
 /// The routes among `candidates` (ascending indices, a superset of the routes that may
@@ -634,39 +658,64 @@ fn winners_among(
 
 /// The routes of one table by literal, so that a path is checked only against the routes
 /// that may match it: `Exact` by its path, `Prefix` ending in `/` by its literal (looked up
-/// at each `/` of the path), everything else (regexes) always.
+/// at each `/` of the path), everything else (regexes) always. Literals are kept as 64-bit
+/// hashes in sorted vectors, not as copies of the strings: building the index allocates
+/// three vectors, and a lookup hashes the path and compares integers. Two literals with
+/// the same hash only add a candidate, which [`winners_among`] then matches against the
+/// path, so a collision never changes the winners.
 #[derive(Debug)]
 struct LiteralIndex {
-    exact: HashMap<String, Vec<usize>>,
-    prefix: HashMap<String, Vec<usize>>,
+    /// Seeded per index (foldhash: hashbrown's default hasher, much cheaper than SipHash on
+    /// short strings); the seed never decides a result, see above.
+    hasher: foldhash::fast::RandomState,
+    /// (hash of an `Exact` path, route index), sorted.
+    exact: Vec<(u64, usize)>,
+    /// (hash of a `Prefix` literal ending in `/`, route index), sorted.
+    prefix: Vec<(u64, usize)>,
     always: Vec<usize>,
 }
 
 impl LiteralIndex {
     fn new(routes: &[Route]) -> Self {
-        let mut index = LiteralIndex {
-            exact: HashMap::new(),
-            prefix: HashMap::new(),
-            always: Vec::new(),
-        };
+        let hasher = foldhash::fast::RandomState::default();
+        let (mut exact, mut prefix, mut always) = (Vec::new(), Vec::new(), Vec::new());
         for (i, route) in routes.iter().enumerate() {
             match &route.matcher {
-                PathMatcher::Exact(p) => index.exact.entry(p.clone()).or_default().push(i),
+                PathMatcher::Exact(p) => exact.push((hasher.hash_one(p.as_str()), i)),
                 PathMatcher::Prefix(p) if p.ends_with('/') => {
-                    index.prefix.entry(p.clone()).or_default().push(i)
+                    prefix.push((hasher.hash_one(p.as_str()), i))
                 }
-                _ => index.always.push(i),
+                _ => always.push(i),
             }
         }
-        index
+        exact.sort_unstable();
+        prefix.sort_unstable();
+        LiteralIndex {
+            hasher,
+            exact,
+            prefix,
+            always,
+        }
+    }
+
+    /// The route indices filed under `literal` in `entries`.
+    fn lookup<'a>(&self, entries: &'a [(u64, usize)], literal: &str) -> &'a [(u64, usize)] {
+        let hash = self.hasher.hash_one(literal);
+        let start = entries.partition_point(|(h, _)| *h < hash);
+        let len = entries[start..].partition_point(|(h, _)| *h == hash);
+        &entries[start..start + len]
     }
 
     /// Ascending indices of every route that may match `path` (and some that do not).
     fn candidates(&self, path: &str) -> Vec<usize> {
         let mut out = self.always.clone();
-        out.extend(self.exact.get(path).into_iter().flatten());
+        out.extend(self.lookup(&self.exact, path).iter().map(|(_, i)| *i));
         for (end, _) in path.match_indices('/') {
-            out.extend(self.prefix.get(&path[..=end]).into_iter().flatten());
+            out.extend(
+                self.lookup(&self.prefix, &path[..=end])
+                    .iter()
+                    .map(|(_, i)| *i),
+            );
         }
         out.sort_unstable();
         out
@@ -742,23 +791,28 @@ impl Dialect for GatewayApi {
             .filter_map(|o| o.as_any().downcast_ref::<ClientTrafficPolicyView>())
             .collect();
 
-        // Route objects that may serve the host, once each.
-        let mut route_objects: BTreeMap<(ObjectKind, ObjectKey), SharedObject> = BTreeMap::new();
-        for key in lookup_keys(host) {
-            for (kind, object) in ctx.objects.routes_for_host(&key) {
-                if KINDS.contains(&kind) {
-                    route_objects.insert((kind, object.key().clone()), object);
-                }
-            }
-        }
-        let http_routes: Vec<&HttpRouteView> = route_objects
-            .values()
+        // Route objects that may serve the host (an object with several hostnames can be
+        // filed under several lookup keys).
+        let route_objects: Vec<SharedObject> = lookup_keys(host)
+            .iter()
+            .flat_map(|key| ctx.objects.routes_for_host(key))
+            .filter(|(kind, _)| KINDS.contains(kind))
+            .map(|(_, object)| object)
+            .collect();
+        // Once each, in `{namespace}/{name}` order: a route's index is then its rank in the
+        // last tie-breaks of the precedence.
+        let mut http_routes: Vec<&HttpRouteView> = route_objects
+            .iter()
             .filter_map(|o| o.as_any().downcast_ref::<HttpRouteView>())
             .collect();
-        let other_routes: Vec<&OtherRouteView> = route_objects
-            .values()
+        http_routes.sort_by(|a, b| a.key.cmp(&b.key));
+        http_routes.dedup_by(|a, b| a.key == b.key);
+        let mut other_routes: Vec<&OtherRouteView> = route_objects
+            .iter()
             .filter_map(|o| o.as_any().downcast_ref::<OtherRouteView>())
             .collect();
+        other_routes.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+        other_routes.dedup_by(|a, b| (a.kind, &a.key) == (b.kind, &b.key));
 
         let security_objects = ctx.objects.objects_of(&SECURITY_POLICY);
         let security_policies: Vec<&SecurityPolicyView> = security_objects
@@ -779,7 +833,8 @@ impl Dialect for GatewayApi {
         }
 
         let mut summaries = Vec::new();
-        let mut candidates: Vec<(usize, bool, ListenerAuthRef, Candidate<'_>)> = Vec::new();
+        let mut candidates: Vec<((usize, PrecedenceKey), bool, ListenerAuthRef, Candidate<'_>)> =
+            Vec::new();
         let mut auths: Vec<(AuthKind, Arc<str>)> = Vec::new();
         let mut listeners: Vec<String> = Vec::new();
         let mut group = 0usize;
@@ -878,7 +933,7 @@ impl Dialect for GatewayApi {
                         }
                     }
                     let mut attached: Vec<&ObjectKey> = Vec::new();
-                    for route in &http_routes {
+                    for (route_rank, route) in http_routes.iter().copied().enumerate() {
                         if !attaches(&route.parent_refs, &route.key.namespace, gw, l) {
                             continue;
                         }
@@ -904,18 +959,20 @@ impl Dialect for GatewayApi {
                         attached.push(&route.key);
                         for (ri, rule) in route.rules.iter().enumerate() {
                             for (mi, m) in rule.matches.iter().enumerate() {
+                                let candidate = Candidate {
+                                    route,
+                                    route_rank,
+                                    rule: ri,
+                                    matched: mi,
+                                    m,
+                                    specificity: spec,
+                                    redirects: rule.redirects,
+                                };
                                 candidates.push((
-                                    group,
+                                    (group, candidate.precedence_key()),
                                     tls,
                                     auth_index,
-                                    Candidate {
-                                        route,
-                                        rule: ri,
-                                        matched: mi,
-                                        m,
-                                        specificity: spec,
-                                        redirects: rule.redirects,
-                                    },
+                                    candidate,
                                 ));
                             }
                         }
@@ -943,19 +1000,22 @@ impl Dialect for GatewayApi {
                 }
             }
         }
-        candidates.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| precedence_key(&a.3).cmp(&precedence_key(&b.3)))
-        });
+        // Keys are unique (group, route, rule, match), so an unstable sort is deterministic.
+        candidates.sort_unstable_by_key(|c| c.0);
         // The engine reports a route's path once per target; a route attached to several
         // listeners that serve the host (with different client auth) names the listener.
-        let mut groups_of: BTreeMap<&ObjectKey, BTreeSet<usize>> = BTreeMap::new();
-        for (group, _, _, c) in &candidates {
-            groups_of.entry(&c.route.key).or_default().insert(*group);
+        // Per route rank: its first listener group, and whether it has more than one.
+        let mut groups_of: Vec<Option<(usize, bool)>> = vec![None; http_routes.len()];
+        for ((group, _), _, _, c) in &candidates {
+            let seen = &mut groups_of[c.route_rank];
+            *seen = match *seen {
+                None => Some((*group, false)),
+                Some((first, several)) => Some((first, several || first != *group)),
+            };
         }
-        for (group, tls, auth_index, c) in &candidates {
+        for ((group, _), tls, auth_index, c) in &candidates {
             let (kind, detail) = &auths[*auth_index];
-            let path = if groups_of[&c.route.key].len() > 1 {
+            let path = if groups_of[c.route_rank].is_some_and(|(_, several)| several) {
                 format!("{} [{}]", c.m.path, listeners[*auth_index])
             } else {
                 c.m.path.clone()
