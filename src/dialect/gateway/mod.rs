@@ -659,8 +659,8 @@ fn winners_among(
 /// The routes of one table by literal, so that a path is checked only against the routes
 /// that may match it: `Exact` by its path, `Prefix` ending in `/` by its literal (looked up
 /// at each `/` of the path), everything else (regexes) always. Literals are kept as 64-bit
-/// hashes in sorted vectors, not as copies of the strings: building the index allocates
-/// three vectors, and a lookup hashes the path and compares integers. Two literals with
+/// hashes, not as copies of the strings: building the index allocates a few tables, and a
+/// lookup hashes the path and finds its group in one hash-table probe. Two literals with
 /// the same hash only add a candidate, which [`winners_among`] then matches against the
 /// path, so a collision never changes the winners.
 #[derive(Debug)]
@@ -668,54 +668,70 @@ struct LiteralIndex {
     /// Seeded per index (foldhash: hashbrown's default hasher, much cheaper than SipHash on
     /// short strings); the seed never decides a result, see above.
     hasher: foldhash::fast::RandomState,
-    /// (hash of an `Exact` path, route index), sorted.
-    exact: Vec<(u64, usize)>,
-    /// (hash of a `Prefix` literal ending in `/`, route index), sorted.
-    prefix: Vec<(u64, usize)>,
+    /// Hash of an `Exact` path → its routes in `ids`.
+    exact: LiteralGroups,
+    /// Hash of a `Prefix` literal ending in `/` → its routes in `ids`.
+    prefix: LiteralGroups,
+    /// Route indices, grouped by literal, ascending within a group.
+    ids: Vec<usize>,
     always: Vec<usize>,
 }
+
+/// Literal hash → range of [`LiteralIndex::ids`]. The keys are already seeded hashes, so
+/// the table's own hasher needs no seed.
+type LiteralGroups =
+    std::collections::HashMap<u64, std::ops::Range<usize>, foldhash::fast::FixedState>;
 
 impl LiteralIndex {
     fn new(routes: &[Route]) -> Self {
         let hasher = foldhash::fast::RandomState::default();
-        let (mut exact, mut prefix, mut always) = (Vec::new(), Vec::new(), Vec::new());
+        // (is a prefix, literal hash, route index), sorted: one run per literal.
+        let mut entries: Vec<(bool, u64, usize)> = Vec::with_capacity(routes.len());
+        let mut always = Vec::new();
         for (i, route) in routes.iter().enumerate() {
             match &route.matcher {
-                PathMatcher::Exact(p) => exact.push((hasher.hash_one(p.as_str()), i)),
+                PathMatcher::Exact(p) => entries.push((false, hasher.hash_one(p.as_str()), i)),
                 PathMatcher::Prefix(p) if p.ends_with('/') => {
-                    prefix.push((hasher.hash_one(p.as_str()), i))
+                    entries.push((true, hasher.hash_one(p.as_str()), i))
                 }
                 _ => always.push(i),
             }
         }
-        exact.sort_unstable();
-        prefix.sort_unstable();
-        LiteralIndex {
+        entries.sort_unstable();
+        let mut index = LiteralIndex {
             hasher,
-            exact,
-            prefix,
+            exact: LiteralGroups::default(),
+            prefix: LiteralGroups::default(),
+            ids: entries.iter().map(|(_, _, i)| *i).collect(),
             always,
+        };
+        let mut start = 0;
+        for run in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (is_prefix, hash, _) = run[0];
+            let groups = if is_prefix {
+                &mut index.prefix
+            } else {
+                &mut index.exact
+            };
+            groups.insert(hash, start..start + run.len());
+            start += run.len();
         }
+        index
     }
 
-    /// The route indices filed under `literal` in `entries`.
-    fn lookup<'a>(&self, entries: &'a [(u64, usize)], literal: &str) -> &'a [(u64, usize)] {
-        let hash = self.hasher.hash_one(literal);
-        let start = entries.partition_point(|(h, _)| *h < hash);
-        let len = entries[start..].partition_point(|(h, _)| *h == hash);
-        &entries[start..start + len]
+    /// The routes filed under `literal` in `groups`.
+    fn lookup(&self, groups: &LiteralGroups, literal: &str) -> &[usize] {
+        groups
+            .get(&self.hasher.hash_one(literal))
+            .map_or(&[], |range| &self.ids[range.clone()])
     }
 
     /// Ascending indices of every route that may match `path` (and some that do not).
     fn candidates(&self, path: &str) -> Vec<usize> {
         let mut out = self.always.clone();
-        out.extend(self.lookup(&self.exact, path).iter().map(|(_, i)| *i));
+        out.extend(self.lookup(&self.exact, path));
         for (end, _) in path.match_indices('/') {
-            out.extend(
-                self.lookup(&self.prefix, &path[..=end])
-                    .iter()
-                    .map(|(_, i)| *i),
-            );
+            out.extend(self.lookup(&self.prefix, &path[..=end]));
         }
         out.sort_unstable();
         out
