@@ -675,6 +675,10 @@ struct LiteralIndex {
     /// Route indices, grouped by literal, ascending within a group.
     ids: Vec<usize>,
     always: Vec<usize>,
+    /// Whether some `Exact` path, some `Prefix` literal, has this length: a path is hashed
+    /// and looked up only at the lengths some literal has.
+    exact_lengths: Vec<bool>,
+    prefix_lengths: Vec<bool>,
 }
 
 /// Literal hash → range of [`LiteralIndex::ids`]. The keys are already seeded hashes, so
@@ -698,12 +702,27 @@ impl LiteralIndex {
             }
         }
         entries.sort_unstable();
+        let mut exact_lengths = Vec::new();
+        let mut prefix_lengths = Vec::new();
+        for route in routes {
+            let (lengths, literal) = match &route.matcher {
+                PathMatcher::Exact(p) => (&mut exact_lengths, p),
+                PathMatcher::Prefix(p) if p.ends_with('/') => (&mut prefix_lengths, p),
+                _ => continue,
+            };
+            if lengths.len() <= literal.len() {
+                lengths.resize(literal.len() + 1, false);
+            }
+            lengths[literal.len()] = true;
+        }
         let mut index = LiteralIndex {
             hasher,
             exact: LiteralGroups::default(),
             prefix: LiteralGroups::default(),
             ids: entries.iter().map(|(_, _, i)| *i).collect(),
             always,
+            exact_lengths,
+            prefix_lengths,
         };
         let mut start = 0;
         for run in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
@@ -719,8 +738,12 @@ impl LiteralIndex {
         index
     }
 
-    /// The routes filed under `literal` in `groups`.
-    fn lookup(&self, groups: &LiteralGroups, literal: &str) -> &[usize] {
+    /// The routes filed under `literal` in `groups` (none when no literal of `lengths`
+    /// is as long).
+    fn lookup(&self, groups: &LiteralGroups, lengths: &[bool], literal: &str) -> &[usize] {
+        if !lengths.get(literal.len()).is_some_and(|l| *l) {
+            return &[];
+        }
         groups
             .get(&self.hasher.hash_one(literal))
             .map_or(&[], |range| &self.ids[range.clone()])
@@ -729,9 +752,9 @@ impl LiteralIndex {
     /// Ascending indices of every route that may match `path` (and some that do not).
     fn candidates(&self, path: &str) -> Vec<usize> {
         let mut out = self.always.clone();
-        out.extend(self.lookup(&self.exact, path));
+        out.extend(self.lookup(&self.exact, &self.exact_lengths, path));
         for (end, _) in path.match_indices('/') {
-            out.extend(self.lookup(&self.prefix, &path[..=end]));
+            out.extend(self.lookup(&self.prefix, &self.prefix_lengths, &path[..=end]));
         }
         out.sort_unstable();
         out
