@@ -77,14 +77,29 @@
 //! * Not modelled, so reported when they touch a profile host: GRPCRoute, TLSRoute,
 //!   TCPRoute attached to its listener; ListenerSet (standard since Gateway API v1.5) and
 //!   XListenerSet (`gateway.networking.x-k8s.io`, v1.3-v1.4) listeners whose hostname may
-//!   match the host (HTTPS ones on the ports of its endpoint URLs). Not modelled and not
-//!   detected: Envoy Gateway merged Gateways (an `EnvoyProxy` with `spec.mergeGateways: true`
-//!   named by the GatewayClass's `parametersRef` merges every listener of the class's
-//!   Gateways onto one proxy fleet; envoyproxy/gateway `api/v1alpha1/envoyproxy_types.go`
-//!   `MergeGateways`), so listeners of other Gateways may share a port with the host's and
-//!   the per-port checks above (client validation, connection coalescing) would have to
-//!   span Gateways. Detecting it needs the GatewayClass and EnvoyProxy kinds, which this
-//!   dialect does not read yet.
+//!   match the host (HTTPS ones on the ports of its endpoint URLs).
+//! * Envoy Gateway merged Gateways, detected and refused: a GatewayClass (cluster-scoped)
+//!   whose `spec.parametersRef` names an `EnvoyProxy` (`gateway.envoyproxy.io/v1alpha1`,
+//!   namespaced, so the reference carries a namespace) with `spec.mergeGateways: true`
+//!   "merge[s] all Gateway Listeners under the parent Gateway Class" onto one proxy fleet
+//!   (envoyproxy/gateway `api/v1alpha1/envoyproxy_types.go` `MergeGateways`; Envoy Gateway
+//!   docs, "Deployment Mode", merged Gateways). Listeners of other Gateways of the class can
+//!   then share a port with the host's, and the per-port checks above (client validation,
+//!   connection coalescing) would have to span Gateways, which they do not: a Gateway
+//!   serving a profile host gets an `UnmodelledSetting`. So does a class whose
+//!   `parametersRef` names an EnvoyProxy that does not exist, or names one without a
+//!   namespace: Envoy Gateway then rejects the class (`InvalidParameters`,
+//!   `internal/provider/kubernetes/controller.go` `processGatewayClassParamsRef`) and
+//!   whether the proxy it will read merges Gateways is unknown. A Gateway whose class does
+//!   not exist is programmed by no controller and is judged as it is (nothing merges), and
+//!   `parametersRef` kinds of other implementations are not read. GatewayClasses or
+//!   EnvoyProxies that cannot be read make every host of the profile fail closed
+//!   (`ObjectsUnreadable`, as for every kind this dialect reads), which is why the chart
+//!   grants `list`/`watch` on both; where the EnvoyProxy CRD is not installed (another
+//!   Gateway API implementation) no EnvoyProxy exists and nothing is reported. Not read:
+//!   the controller's own configuration file (`EnvoyGateway`), and a Gateway's
+//!   `spec.infrastructure.parametersRef` (Envoy Gateway refuses `mergeGateways` there:
+//!   "Customize EnvoyProxy" task).
 //! * Rendering (`render.rs`): a Gateway labelled `mtls-gate.io/profile` gets its frontend
 //!   validation per port, at admission (mutating webhook), in `mtls-gate render`, and by the
 //!   controller for existing Gateways (server-side apply of only those fields).
@@ -102,9 +117,10 @@ use std::sync::Arc;
 
 pub use self::objects::{
     CLIENT_TRAFFIC_POLICY, CONFIG_MAP, CaRef, ClientTrafficPolicyView, ClientValidation,
-    ConfigMapView, FrontendValidation, GATEWAY, GATEWAY_GROUP, GRPC_ROUTE, GatewayView, HTTP_ROUTE,
-    HttpMatch, HttpPathType, HttpRouteView, KINDS, LISTENER_SET, Listener, ListenerSetView,
-    OtherRouteView, REFERENCE_GRANT, ReferenceGrantView, SECURITY_POLICY, SecurityPolicyView,
+    ConfigMapView, ENVOY_GATEWAY_GROUP, ENVOY_PROXY, EnvoyProxyView, FrontendValidation, GATEWAY,
+    GATEWAY_CLASS, GATEWAY_GROUP, GRPC_ROUTE, GatewayClassView, GatewayView, HTTP_ROUTE, HttpMatch,
+    HttpPathType, HttpRouteView, KINDS, LISTENER_SET, Listener, ListenerSetView, OtherRouteView,
+    ParametersRef, REFERENCE_GRANT, ReferenceGrantView, SECURITY_POLICY, SecurityPolicyView,
     TCP_ROUTE, TLS_ROUTE, X_LISTENER_SET,
 };
 pub use self::render::{
@@ -879,6 +895,7 @@ impl Dialect for GatewayApi {
         let mut group = 0usize;
         for gw in &gateways {
             let listener_ports: BTreeSet<u16> = gw.listeners.iter().map(|l| l.port).collect();
+            let mut serving_ports: BTreeSet<u16> = BTreeSet::new();
             for port in listener_ports {
                 let on_port: Vec<&Listener> =
                     gw.listeners.iter().filter(|l| l.port == port).collect();
@@ -921,6 +938,7 @@ impl Dialect for GatewayApi {
                         }
                     };
                     group += 1;
+                    serving_ports.insert(port);
                     let auth = if tls {
                         let auth = listener_auth(ctx, gw, l, &policies);
                         for (code, key, message) in &auth.findings {
@@ -1037,6 +1055,9 @@ impl Dialect for GatewayApi {
                         }
                     }
                 }
+            }
+            if !serving_ports.is_empty() {
+                merged_gateways_findings(ctx, gw, &serving_ports, &mut table);
             }
         }
         // Keys are unique (group, route, rule, match), so an unstable sort is deterministic.
@@ -1231,6 +1252,72 @@ fn listener_set_findings(ctx: &HostContext<'_>, ports: &BTreeSet<u16>, table: &m
                 ));
             }
         }
+    }
+}
+
+/// Envoy Gateway merged Gateways: a GatewayClass whose `parametersRef` names an EnvoyProxy
+/// with `spec.mergeGateways: true` puts the listeners of every Gateway of the class on one
+/// proxy fleet, so the client-certificate settings of a port, and connection coalescing on
+/// it, span Gateways; the checks here are per Gateway, so the host fails closed. The class
+/// missing: no controller programs the Gateway (nothing merged). The class or EnvoyProxy
+/// unreadable: the engine reports the kind (`ObjectsUnreadable`). An EnvoyProxy that is
+/// named but missing, or named without a namespace: Envoy Gateway rejects the class
+/// (`InvalidParameters`), and whether the proxy it will read merges Gateways is unknown,
+/// so the host fails closed too.
+fn merged_gateways_findings(
+    ctx: &HostContext<'_>,
+    gw: &GatewayView,
+    ports: &BTreeSet<u16>,
+    table: &mut HostRouteTable,
+) {
+    let class_key = GatewayClassView::key_of(&gw.class);
+    let Lookup::Found(class) =
+        super::downcast_lookup::<GatewayClassView>(ctx.objects.object(&GATEWAY_CLASS, &class_key))
+    else {
+        return;
+    };
+    let Some(params) = class
+        .parameters
+        .as_ref()
+        .filter(|p| p.group == ENVOY_GATEWAY_GROUP && p.kind == ENVOY_PROXY.kind)
+    else {
+        return;
+    };
+    let ports = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let host = ctx.host;
+    let problem = match &params.namespace {
+        None => Some(format!(
+            "names EnvoyProxy {} in its parametersRef without a namespace, so mtls-gate cannot find it and cannot tell whether it sets mergeGateways (Envoy Gateway rejects such a class with InvalidParameters). Set parametersRef.namespace",
+            params.name
+        )),
+        Some(namespace) => {
+            let proxy_key = ObjectKey::new(namespace, &params.name);
+            match super::downcast_lookup::<EnvoyProxyView>(
+                ctx.objects.object(&ENVOY_PROXY, &proxy_key),
+            ) {
+                Lookup::Found(proxy) if proxy.merge_gateways => Some(format!(
+                    "uses EnvoyProxy {proxy_key}, which sets mergeGateways: true: Envoy Gateway merges the listeners of every Gateway of the class onto one proxy fleet, so listeners of other Gateways on port {ports} share the port, its client-certificate validation and its connections (coalescing) with host {host}. mtls-gate checks those per Gateway, not across merged Gateways. Turn mergeGateways off, or serve the MTLS hosts from a Gateway of a GatewayClass of their own without it"
+                )),
+                Lookup::Found(_) | Lookup::Unknown => None,
+                Lookup::Missing => Some(format!(
+                    "names EnvoyProxy {proxy_key} in its parametersRef, which does not exist: Envoy Gateway rejects the class (InvalidParameters), and whether the EnvoyProxy it will read sets mergeGateways (listeners of every Gateway of the class on one proxy fleet, sharing ports) is unknown. Create the EnvoyProxy (or include it in the manifests checked)"
+                )),
+            }
+        }
+    };
+    if let Some(problem) = problem {
+        table.findings.push(ctx.finding(
+            ViolationCode::UnmodelledSetting,
+            Some(&gw.key),
+            format!(
+                "Gateway {} serves host {host} on port {ports}, and its GatewayClass {} {problem}.",
+                gw.key, gw.class
+            ),
+        ));
     }
 }
 
