@@ -70,6 +70,18 @@ CONTROLLER_OBJECTS_RULES = [
         "scope": "Namespaced",
     },
     {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "apiVersions": ["v1"],
+        "resources": ["gatewayclasses"],
+        "scope": "Cluster",
+    },
+    {
+        "apiGroups": ["gateway.envoyproxy.io"],
+        "apiVersions": ["v1alpha1"],
+        "resources": ["envoyproxies"],
+        "scope": "Namespaced",
+    },
+    {
         "apiGroups": [""],
         "apiVersions": ["v1"],
         "resources": ["configmaps"],
