@@ -279,7 +279,7 @@ impl ClusterView {
     }
 
     /// Whether the view is complete for `kind` and, if not, whether that is because its
-    /// objects cannot be read (see [`Self::unreadable_reasons`]).
+    /// objects cannot be read (see [`ObjectSource::unreadable`](crate::model::ObjectSource::unreadable)).
     pub fn kind_completeness(&self, kind: &ObjectKind) -> Completeness {
         if self.complete_kinds.contains(kind) {
             Completeness::Complete
@@ -289,9 +289,16 @@ impl ClusterView {
     }
 
     /// Inserts or replaces an object of a dialect-owned kind. Returns the previous version.
+    /// Replacing a view with [`crate::dialect::ObjectView::same_view`] changes nothing (no
+    /// generation).
     pub fn upsert_object(&mut self, kind: ObjectKind, view: SharedObject) -> Option<SharedObject> {
         let key = view.key().clone();
         self.clear_unreadable(&kind, Some(&key));
+        if let Some(existing) = self.objects.get(&kind).and_then(|m| m.get(&key))
+            && existing.same_view(view.as_ref())
+        {
+            return Some(existing.clone());
+        }
         let previous = self.remove_object(&kind, &key);
         let hosts = unique(view.route_hosts());
         if hosts.is_empty() {

@@ -249,6 +249,10 @@ pub fn render_labelled_object(
             crate::model::PROFILE_LABEL
         ));
     };
+    // A kind several dialects read (ConfigMap) is the profile's controller's when it reads it.
+    let (controller, owner, kind) = crate::dialect::owned_kinds()
+        .find(|(c, _, k)| *c == profile.controller() && *k == kind)
+        .unwrap_or((controller, owner, kind));
     if profile.controller() != controller {
         return Err(format!(
             "{what} is labelled {}={profile_name}, but that profile's ingressController is {}; nothing was rendered",

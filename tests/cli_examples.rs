@@ -51,6 +51,16 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
         ],
     ),
     (
+        "examples/broken/gateway-api-merged-gateways.yaml",
+        1,
+        &["UnmodelledSetting"],
+        &[
+            ("UnmodelledSetting", "mtls-api.bank.example", None),
+            ("UnmodelledSetting", "mtls-auth.bank.example", None),
+            ("UnmodelledSetting", "auth.bank.example", None),
+        ],
+    ),
+    (
         "examples/broken/gateway-api-single-host-ext-auth.yaml",
         1,
         &["UnmodelledSetting", "MtlsNotRequired"],
@@ -80,6 +90,20 @@ const CASES: &[(&str, i32, &[&str], &[Finding])] = &[
                 "auth.bank.example",
                 Some("/.well-known/openid-configuration"),
             ),
+        ],
+    ),
+    (
+        "examples/broken/controller-configmap-forwarded-headers.yaml",
+        1,
+        &["MtlsNotRequired", "TlsMissing"],
+        &[
+            ("MtlsNotRequired", "mtls-auth.bank.example", Some("/token")),
+            (
+                "MtlsNotRequired",
+                "mtls-api.bank.example",
+                Some("/domestic-payments"),
+            ),
+            ("TlsMissing", "auth.bank.example", None),
         ],
     ),
     (

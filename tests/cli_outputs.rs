@@ -718,3 +718,32 @@ fn endpoints_text_names_only_discovery_metadata_keys() {
     assert!(!text.contains("openid_configuration"));
     assert!(text.contains("token_endpoint") && text.contains("jwks_uri"));
 }
+
+/// The text report says where an ingress controller's controller-wide settings came from:
+/// the ConfigMap the profile names, or the defaults `check` assumed.
+#[test]
+fn the_text_report_says_where_controller_settings_come_from() {
+    let cases = [
+        (
+            "examples/nginx-split-host",
+            "controller settings: ConfigMap ingress-nginx/ingress-nginx-controller",
+        ),
+        (
+            "examples/nginx-single-host-gate",
+            "controller settings: the controller ConfigMap's defaults are assumed",
+        ),
+        (
+            "examples/haproxy-ingress",
+            "controller settings: the controller ConfigMap's defaults are assumed",
+        ),
+    ];
+    for (example, says) in cases {
+        let (_, stdout, _) = run(&["check", "--output", "text", example], None);
+        assert!(stdout.contains(says), "{example}: {stdout}");
+    }
+    let (_, stdout, _) = run(
+        &["check", "--output", "text", "examples/traefik-split-host"],
+        None,
+    );
+    assert!(!stdout.contains("controller settings"), "{stdout}");
+}

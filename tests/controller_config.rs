@@ -31,6 +31,15 @@ fn haproxy_profile() -> String {
     p.yaml()
 }
 
+/// The public authorisation host's Ingress: TLS endpoints, no client certificate.
+fn public_ingress() -> String {
+    Ingress::new("authorization-server-public", PUBLIC_HOST)
+        .exact("/authorize")
+        .exact("/jwks")
+        .exact("/.well-known/openid-configuration")
+        .yaml()
+}
+
 fn nginx_layout(api_annotations: &[(&str, &str)]) -> Vec<String> {
     let mut api = Ingress::new("open-banking-apis", MTLS_API_HOST)
         .annotations(nginx::client_auth("on"))
@@ -40,11 +49,7 @@ fn nginx_layout(api_annotations: &[(&str, &str)]) -> Vec<String> {
     }
     vec![
         ca_secret(),
-        Ingress::new("authorization-server-public", PUBLIC_HOST)
-            .exact("/authorize")
-            .exact("/jwks")
-            .exact("/.well-known/openid-configuration")
-            .yaml(),
+        public_ingress(),
         Ingress::new("authorization-server-mtls", MTLS_AUTH_HOST)
             .annotations(nginx::client_auth("on"))
             .prefix("/")
@@ -56,11 +61,7 @@ fn nginx_layout(api_annotations: &[(&str, &str)]) -> Vec<String> {
 fn haproxy_layout() -> Vec<String> {
     vec![
         ca_secret(),
-        Ingress::new("authorization-server-public", PUBLIC_HOST)
-            .exact("/authorize")
-            .exact("/jwks")
-            .exact("/.well-known/openid-configuration")
-            .yaml(),
+        public_ingress(),
         Ingress::new("authorization-server-mtls", MTLS_AUTH_HOST)
             .prefix("/")
             .annotations(haproxy::client_auth("on"))
@@ -260,7 +261,7 @@ fn ingress_nginx_controller_configmap_rules() {
             &[],
             Expect::OnlyFinding(
                 UnmodelledSetting,
-                &["ingress-nginx/ingress-nginx-controller", "does not exist"],
+                &["ingress-nginx/ingress-nginx-controller", "is not found"],
             ),
         ),
         nginx_case(
@@ -278,7 +279,7 @@ fn ingress_nginx_controller_configmap_rules() {
             true,
             Some(config_map("default", CONTROLLER_CM, &[LABEL], &[])),
             &[],
-            Expect::OnlyFinding(UnmodelledSetting, &["does not exist"]),
+            Expect::OnlyFinding(UnmodelledSetting, &["is not found"]),
         ),
     ];
     const SNIPPETS: [&[&str]; 4] = [
@@ -422,5 +423,108 @@ fn unreadable_configmaps_matter_only_to_profiles_that_name_one() {
             "named={named}:\n{}",
             describe(&verdict)
         );
+    }
+}
+
+mod spellings {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Go's `strconv.ParseBool` spellings.
+    const GO_TRUE: [&str; 6] = ["1", "t", "T", "TRUE", "true", "True"];
+    const GO_FALSE: [&str; 6] = ["0", "f", "F", "FALSE", "false", "False"];
+
+    /// What the controller does with a boolean ConfigMap value (mapstructure's weak
+    /// decoding): `Some(value)`, or `None` when it rejects it and keeps the default.
+    fn controller_reads(value: &str) -> Option<bool> {
+        if value.is_empty() || GO_FALSE.contains(&value) {
+            Some(false)
+        } else if GO_TRUE.contains(&value) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    fn spelling() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(GO_TRUE.to_vec()).prop_map(String::from),
+            proptest::sample::select(GO_FALSE.to_vec()).prop_map(String::from),
+            Just(String::new()),
+            proptest::sample::select(vec![
+                "yes", "no", "on", "off", " true", "false ", "tRuE", "2"
+            ])
+            .prop_map(String::from),
+            "[a-zA-Z0-9 ]{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Whatever the spellings of ssl-redirect and use-forwarded-headers, the bank's
+        /// layout is called compliant only when the controller serves no path in clear text
+        /// (and every value is one it reads).
+        #[test]
+        fn never_admits_what_the_controller_would_serve_in_clear_text(
+            ssl_redirect in proptest::option::of(spelling()),
+            forwarded in proptest::option::of(spelling()),
+        ) {
+            let mut data: Vec<(&str, &str)> = Vec::new();
+            if let Some(v) = &ssl_redirect {
+                data.push(("ssl-redirect", v));
+            }
+            if let Some(v) = &forwarded {
+                data.push(("use-forwarded-headers", v));
+            }
+            let mut docs = vec![nginx_profile(true), nginx_config(&data)];
+            docs.extend(nginx_layout(&[]));
+            let verdict = evaluate_complete(&docs);
+            let read = |v: &Option<String>| v.as_deref().map(controller_reads);
+            let clear_text = read(&ssl_redirect).flatten() == Some(false)
+                || read(&forwarded).flatten() == Some(true);
+            let rejected = read(&ssl_redirect) == Some(None) || read(&forwarded) == Some(None);
+            prop_assert_eq!(
+                verdict.compliant,
+                !clear_text && !rejected,
+                "ssl-redirect {:?}, use-forwarded-headers {:?}:\n{}",
+                ssl_redirect, forwarded, describe(&verdict)
+            );
+            if clear_text {
+                prop_assert!(!exposed(&verdict).is_empty(), "no endpoint reported exposed");
+            }
+        }
+    }
+}
+
+/// A ConfigMap update that changes nothing a dialect reads (the data of an unlabelled
+/// ConfigMap) leaves every host's stamp as it was, so the admission webhook's cached
+/// before-states stay valid; a change of a labelled one's data does not.
+#[test]
+fn configmap_updates_that_change_nothing_read_keep_the_view_generation() {
+    use mtls_gate::cluster::ClusterView;
+    use mtls_gate::dialect::config_map::{CONFIG_MAP, reduce};
+    let manifest = |labelled: bool, value: &str| {
+        let mut labels = serde_json::json!({"app": "shop"});
+        if labelled {
+            labels[LABEL.0] = serde_json::json!(LABEL.1);
+        }
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "shop", "labels": labels},
+            "data": {"ssl-redirect": value}})
+    };
+    let mut view = ClusterView::new();
+    for labelled in [false, true] {
+        view.upsert_object(
+            CONFIG_MAP,
+            reduce(&manifest(labelled, "true"), "").expect("reduces"),
+        );
+        let before = view.host_stamp(MTLS_API_HOST);
+        view.upsert_object(
+            CONFIG_MAP,
+            reduce(&manifest(labelled, "false"), "").expect("reduces"),
+        );
+        let after = view.host_stamp(MTLS_API_HOST);
+        assert_eq!(before == after, !labelled, "labelled={labelled}");
     }
 }

@@ -148,6 +148,12 @@ const CA: &str = "open-banking-client-ca";
 
 fn example_profile() -> ApiProviderProfile {
     let mut v = yaml_docs("examples/nginx-split-host/profile.yaml").remove(0);
+    // The mock API server serves no ConfigMaps (tests/controller_config.rs and the e2e
+    // suite cover the controller ConfigMap).
+    v["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("controllerConfigMap");
     v["metadata"]["uid"] = json!("0b0b0b0b-1111-2222-3333-444444444444");
     v["metadata"]["generation"] = json!(1);
     v["metadata"]["resourceVersion"] = json!("100");

@@ -88,8 +88,14 @@ fn changes_to_traefik_objects_are_judged_on_the_profile_hosts() {
             true,
         ),
     ];
+    judge(traefik_bank, "open-banking", cases);
+}
+
+/// Reviews each change of an object in `namespace` against a fresh `view()`: allowed or
+/// denied as the case says, and a denial names the object.
+fn judge(view: impl Fn() -> ClusterView, namespace: &str, cases: Vec<(&str, Change, bool)>) {
     for (desc, change, allowed) in cases {
-        let view = traefik_bank();
+        let view = view();
         let cache = BeforeStateCache::default();
         let (kind, name, new) = match change {
             Change::Upsert(manifest) => {
@@ -99,7 +105,7 @@ fn changes_to_traefik_objects_are_judged_on_the_profile_hosts() {
             }
             Change::Delete(kind, name) => (kind, name.to_string(), None),
         };
-        let key = ObjectKey::new("open-banking", name);
+        let key = ObjectKey::new(namespace, name);
         let slice = object_review_slice(&view, kind);
         let outcome = review_object(&slice, kind, &key, new, &cache);
         assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
@@ -107,9 +113,97 @@ fn changes_to_traefik_objects_are_judged_on_the_profile_hosts() {
             assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");
             let message = outcome.message.unwrap_or_default();
             assert!(
-                message.contains(&format!("{kind} open-banking/{}", key.name)),
+                message.contains(&format!("{kind} {namespace}/{}", key.name)),
                 "{desc}: the denial names the object: {message}"
             );
         }
     }
+}
+
+/// The split-host example with its profile naming the ingress-nginx controller ConfigMap,
+/// which exists, labelled, with `settings` as its data.
+fn nginx_bank_with_controller_config(settings: serde_json::Value) -> ClusterView {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = read_paths(&[root.join("examples/nginx-split-host")]).expect("example reads");
+    for doc in &mut docs {
+        if doc.value["kind"] == "ApiProviderProfile" {
+            doc.value["spec"]["controllerConfigMap"] =
+                json!({"namespace": "ingress-nginx", "name": "ingress-nginx-controller"});
+        }
+    }
+    let mut m = load(docs, "default", true).expect("loads");
+    m.view.set_secrets_completeness(Completeness::Complete);
+    let (kind, object) = reduce(controller_config(true, settings));
+    m.view.upsert_object(*kind, object);
+    m.view
+}
+
+fn controller_config(labelled: bool, data: serde_json::Value) -> serde_json::Value {
+    let mut labels = json!({"app.kubernetes.io/component": "controller"});
+    if labelled {
+        labels["mtls-gate.io/controller-config"] = json!("true");
+    }
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx",
+                     "labels": labels},
+        "data": data
+    })
+}
+
+#[test]
+fn changes_to_the_controller_configmap_are_judged_on_the_profile_hosts() {
+    use mtls_gate::dialect::config_map::CONFIG_MAP;
+    let defaults = json!({"allow-snippet-annotations": "false"});
+    let cases: Vec<(&str, Change, bool)> = vec![
+        (
+            "use-forwarded-headers true: a forged X-Forwarded-Proto skips the HTTPS redirect",
+            Change::Upsert(controller_config(
+                true,
+                json!({"allow-snippet-annotations": "false", "use-forwarded-headers": "true"}),
+            )),
+            false,
+        ),
+        (
+            "ssl-redirect false: the APIs answer on port 80",
+            Change::Upsert(controller_config(true, json!({"ssl-redirect": "false"}))),
+            false,
+        ),
+        (
+            "a server snippet",
+            Change::Upsert(controller_config(
+                true,
+                json!({"server-snippet": "ssl_verify_client off;"}),
+            )),
+            false,
+        ),
+        (
+            "the label is removed: later changes would not be reviewed",
+            Change::Upsert(controller_config(false, defaults.clone())),
+            false,
+        ),
+        (
+            "the ConfigMap is deleted",
+            Change::Delete(&CONFIG_MAP, "ingress-nginx-controller"),
+            false,
+        ),
+        (
+            "a key that does not change who reaches an endpoint",
+            Change::Upsert(controller_config(
+                true,
+                json!({"allow-snippet-annotations": "false", "proxy-body-size": "8m"}),
+            )),
+            true,
+        ),
+        (
+            "re-applied unchanged",
+            Change::Upsert(controller_config(true, defaults.clone())),
+            true,
+        ),
+    ];
+    judge(
+        || nginx_bank_with_controller_config(defaults.clone()),
+        "ingress-nginx",
+        cases,
+    );
 }

@@ -177,6 +177,24 @@ async fn run_controller_syncs_leads_renders_and_releases_the_lease_on_shutdown()
                     );
                     ok(send, &list("SecretList", "v1", vec![]))
                 }
+                // ConfigMaps (controller ConfigMaps, read with ingress-nginx and
+                // haproxy-ingress): discovery of the core group, then one list.
+                ("GET", "/api/v1") => ok(
+                    send,
+                    &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+                        "resources": [{"name": "configmaps", "singularName": "configmap",
+                            "namespaced": true, "kind": "ConfigMap",
+                            "verbs": ["get", "list", "watch"]}]}),
+                ),
+                ("GET", "/api/v1/configmaps") => {
+                    // Only ingress-nginx and haproxy-ingress are watched: controller
+                    // ConfigMaps, listed by their label.
+                    assert_eq!(
+                        query.get("labelSelector").map(String::as_str),
+                        Some("mtls-gate.io/controller-config")
+                    );
+                    ok(send, &list("ConfigMapList", "v1", vec![]))
+                }
                 ("GET", "/apis/traefik.io/v1alpha1")
                 | ("GET", "/apis/traefik.containo.us/v1alpha1") => not_found(send),
                 // The CA Secret the managed Ingress needs is not in the (empty) cache: the

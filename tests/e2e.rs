@@ -52,7 +52,7 @@ async fn create_bank_ingresses(fx: &Fixture) {
     }
 }
 
-fn api_message(result: Result<Ingress, kube::Error>, what: &str) -> String {
+fn api_message<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) -> String {
     match result {
         Err(kube::Error::Api(s)) => {
             assert!((400..500).contains(&s.code), "{what}: {s:?}");
@@ -210,6 +210,88 @@ async fn deny_on_create_update_and_delete_names_the_endpoint() {
         );
         assert!(message.contains("/open-banking-nz/v3.0"), "{message}");
         assert!(ingresses.get_opt("api").await.unwrap().is_some());
+    })
+    .await;
+}
+
+/// The profile names the ingress-nginx controller ConfigMap (`spec.controllerConfigMap`):
+/// the controller reads it with the chart's RBAC, and the validating webhook judges changes
+/// to it on the profile's hosts.
+#[tokio::test]
+async fn controller_configmap_changes_are_judged_on_the_profile_hosts() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let Some(env) = env().await else { return };
+    with_fixture(env, "cfgmap", |fx| async move {
+        const NAME: &str = "ingress-nginx-controller";
+        let config_maps: Api<ConfigMap> = Api::namespaced(fx.env.client.clone(), &fx.ns);
+        let labelled: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": NAME, "labels": {"mtls-gate.io/controller-config": "true"}},
+            "data": {"allow-snippet-annotations": "false"}
+        }))
+        .expect("ConfigMap");
+        config_maps
+            .create(&PostParams::default(), &labelled)
+            .await
+            .expect("create the controller ConfigMap");
+        let mut profile = fx.profile_json("Deny");
+        profile["spec"]["controllerConfigMap"] = json!({"namespace": fx.ns, "name": NAME});
+        fx.apply_profile_json(profile).await;
+        create_bank_ingresses(&fx).await;
+        fx.wait_status("profile Ready and Compliant", |s| {
+            condition(s, "Ready").as_deref() == Some("True")
+                && condition(s, "Compliant").as_deref() == Some("True")
+        })
+        .await;
+
+        let patch = |data: serde_json::Value| Patch::Merge(json!({"data": data}));
+        let refused = |result: Result<ConfigMap, kube::Error>, what: &str| {
+            let message = api_message(result, what);
+            assert!(message.contains("denied"), "{what}: {message}");
+            message
+        };
+        let pp = PatchParams::default();
+        let message = refused(
+            config_maps
+                .patch(NAME, &pp, &patch(json!({"use-forwarded-headers": "true"})))
+                .await,
+            "use-forwarded-headers true",
+        );
+        assert!(message.contains("MtlsNotRequired"), "{message}");
+        assert!(
+            message.contains(&format!("ConfigMap {}/{NAME}", fx.ns)),
+            "{message}"
+        );
+        let message = refused(
+            config_maps
+                .patch(
+                    NAME,
+                    &pp,
+                    &Patch::Merge(
+                        json!({"metadata": {"labels": {"mtls-gate.io/controller-config": null}}}),
+                    ),
+                )
+                .await,
+            "the label removed",
+        );
+        assert!(
+            message.contains("mtls-gate.io/controller-config"),
+            "{message}"
+        );
+        refused(
+            config_maps
+                .delete(NAME, &DeleteParams::default())
+                .await
+                .map(|_| labelled.clone()),
+            "the ConfigMap deleted",
+        );
+        config_maps
+            .patch(NAME, &pp, &patch(json!({"proxy-body-size": "8m"})))
+            .await
+            .expect("a key that changes nobody's access is admitted");
+        let stored = config_maps.get(NAME).await.expect("ConfigMap");
+        let data = stored.data.unwrap_or_default();
+        assert_eq!(data.get("use-forwarded-headers"), None);
+        assert_eq!(data.get("proxy-body-size").map(String::as_str), Some("8m"));
     })
     .await;
 }
@@ -1066,14 +1148,7 @@ async fn unreadable_or_missing_ca_secret_is_reported_in_status_and_events() {
         // Audit: admission never stands in the way of the renderings below.
         let mut profile = fx.profile_json("Audit");
         profile["spec"]["clientCertificate"]["caSecretName"] = json!(UNLISTED);
-        fx.profiles()
-            .patch(
-                &fx.profile,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(profile),
-            )
-            .await
-            .expect("apply the profile");
+        fx.apply_profile_json(profile).await;
         fx.create(&fx.public_ingress()).await;
         for ing in fx.managed_ingresses() {
             fx.create(&ing).await;

@@ -877,6 +877,42 @@ fn match_precedence() {
         serving(&verdict, MTLS_API, BALANCES),
         ["HTTPRoute open-banking/open-banking-apis-v2 /open-banking-nz/v3.0"]
     );
+    // Equal matches created at the same second: `{namespace}/{name}` alphabetically first.
+    let same_age = |name: &str| {
+        route(
+            name,
+            "[{name: mtls, sectionName: mtls-api}]",
+            &format!("[{MTLS_API}]"),
+            "[{matches: [{path: {type: PathPrefix, value: /open-banking-nz/v3.0}}]}]",
+        )
+        .lines()
+        .map(|l| match l.trim_start().starts_with("creationTimestamp:") {
+            true => "  creationTimestamp: \"2025-06-01T00:00:00Z\"",
+            false => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+    };
+    for (names, winner) in [
+        (
+            ["apis-open-banking", "open-banking-apis-v2"],
+            "apis-open-banking",
+        ),
+        (
+            ["open-banking-apis-v2", "open-banking-apis-v1"],
+            "open-banking-apis-v1",
+        ),
+    ] {
+        let docs = names.iter().map(|n| same_age(n)).collect();
+        let verdict = on_api(docs);
+        assert_eq!(
+            serving(&verdict, MTLS_API, BALANCES),
+            [format!(
+                "HTTPRoute open-banking/{winner} /open-banking-nz/v3.0"
+            )],
+            "{names:?}"
+        );
+    }
 
     // Exact beats any PathPrefix.
     let exact_token = route(
@@ -1588,4 +1624,218 @@ fn listener_sets_fail_closed_on_profile_hosts() {
             codes: &[],
         },
     ]);
+}
+
+/// GatewayClass `name` of Envoy Gateway with `parametersRef` YAML (flow), if any.
+fn gateway_class(name: &str, parameters_ref: Option<&str>) -> String {
+    let mut out = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: {name}
+spec:
+  controllerName: gateway.envoyproxy.io/gatewayclass-controller
+"
+    );
+    if let Some(r) = parameters_ref {
+        out += &format!("  parametersRef: {r}\n");
+    }
+    out
+}
+
+/// EnvoyProxy `envoy-gateway-system/{name}` with `spec` lines (indented under `spec:`).
+fn envoy_proxy(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyProxy
+metadata:
+  name: {name}
+  namespace: envoy-gateway-system
+spec:
+  provider:
+    type: Kubernetes
+    kubernetes:
+      envoyDeployment: {{replicas: 2}}
+{spec}"
+    )
+}
+
+/// Envoy Gateway merged Gateways (EnvoyProxy `spec.mergeGateways: true` named by the
+/// GatewayClass) put the listeners of every Gateway of the class on one proxy fleet: the
+/// per-port checks would have to span Gateways, so hosts served by such a class fail closed.
+#[test]
+fn merged_gateways_fail_closed() {
+    let to_proxy = "{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: shared-proxy, namespace: envoy-gateway-system}";
+    let with = |extra: Vec<String>| {
+        let mut docs = split_host();
+        docs.extend(extra);
+        docs
+    };
+    run(vec![
+        Case {
+            name: "the class without parameters",
+            docs: with(vec![gateway_class("eg", None)]),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "an EnvoyProxy that keeps Gateways apart (mergeGateways unset)",
+            docs: with(vec![
+                gateway_class("eg", Some(to_proxy)),
+                envoy_proxy("shared-proxy", ""),
+            ]),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "an EnvoyProxy with mergeGateways: false",
+            docs: with(vec![
+                gateway_class("eg", Some(to_proxy)),
+                envoy_proxy("shared-proxy", "  mergeGateways: false\n"),
+            ]),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "merged Gateways: every host of the class fails closed",
+            docs: with(vec![
+                gateway_class("eg", Some(to_proxy)),
+                envoy_proxy("shared-proxy", "  mergeGateways: true\n"),
+            ]),
+            expect: &[
+                (
+                    UnmodelledSetting,
+                    MTLS_API,
+                    None,
+                    "Gateway open-banking/mtls serves host mtls-api.bank.example on port 443, and its GatewayClass eg uses EnvoyProxy envoy-gateway-system/shared-proxy, which sets mergeGateways: true",
+                ),
+                (UnmodelledSetting, MTLS_AUTH, None, "mergeGateways: true"),
+                (
+                    UnmodelledSetting,
+                    PUBLIC,
+                    None,
+                    "Gateway open-banking/public serves host auth.bank.example",
+                ),
+            ],
+            codes: &[UnmodelledSetting],
+        },
+        Case {
+            name: "merged Gateways of another class",
+            docs: with(vec![
+                gateway_class("eg", None),
+                gateway_class("eg-merged", Some(to_proxy)),
+                envoy_proxy("shared-proxy", "  mergeGateways: true\n"),
+            ]),
+            expect: &[],
+            codes: &[],
+        },
+        Case {
+            name: "the class names an EnvoyProxy that does not exist",
+            docs: with(vec![gateway_class("eg", Some(to_proxy))]),
+            expect: &[(
+                UnmodelledSetting,
+                MTLS_API,
+                None,
+                "names EnvoyProxy envoy-gateway-system/shared-proxy in its parametersRef, which does not exist",
+            )],
+            codes: &[UnmodelledSetting],
+        },
+        Case {
+            name: "the class names an EnvoyProxy without a namespace",
+            docs: with(vec![
+                gateway_class(
+                    "eg",
+                    Some("{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: shared-proxy}"),
+                ),
+                envoy_proxy("shared-proxy", "  mergeGateways: false\n"),
+            ]),
+            expect: &[(UnmodelledSetting, MTLS_AUTH, None, "without a namespace")],
+            codes: &[UnmodelledSetting],
+        },
+        Case {
+            name: "parameters of another implementation are not read",
+            docs: with(vec![gateway_class(
+                "eg",
+                Some(
+                    "{group: gateway.nginx.org, kind: NginxProxy, name: shared-proxy, namespace: nginx-gateway}",
+                ),
+            )]),
+            expect: &[],
+            codes: &[],
+        },
+    ]);
+}
+
+/// The validating webhook reviews GatewayClasses (cluster-scoped) and EnvoyProxies: a change
+/// that merges the Gateways serving the bank's hosts is denied, one that stops it is
+/// admitted, judged on the world after the change.
+#[test]
+fn admission_reviews_gateway_classes_and_envoy_proxies() {
+    use mtls_gate::admission::{BeforeStateCache, OutcomeKind, object_review_slice, review_object};
+    use mtls_gate::manifest::{load, parse_documents, read_paths};
+    use mtls_gate::model::ObjectKey;
+
+    let to_proxy = Some(
+        "{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: shared-proxy, namespace: envoy-gateway-system}",
+    );
+    let merged = || envoy_proxy("shared-proxy", "  mergeGateways: true\n");
+    let separate = || envoy_proxy("shared-proxy", "  mergeGateways: false\n");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // (case, objects already in the cluster, the object created or updated, its key, allowed)
+    let cases = [
+        (
+            "the class starts using an EnvoyProxy that merges Gateways",
+            vec![merged()],
+            gateway_class("eg", to_proxy),
+            ObjectKey::new("", "eg"),
+            false,
+        ),
+        (
+            "the class's EnvoyProxy turns mergeGateways on",
+            vec![gateway_class("eg", to_proxy), separate()],
+            merged(),
+            ObjectKey::new("envoy-gateway-system", "shared-proxy"),
+            false,
+        ),
+        (
+            "the class's EnvoyProxy turns mergeGateways off",
+            vec![gateway_class("eg", to_proxy), merged()],
+            separate(),
+            ObjectKey::new("envoy-gateway-system", "shared-proxy"),
+            true,
+        ),
+        (
+            "a class without parameters",
+            vec![],
+            gateway_class("eg", None),
+            ObjectKey::new("", "eg"),
+            true,
+        ),
+    ];
+    for (desc, existing, change, key, allowed) in cases {
+        let mut docs =
+            read_paths(&[root.join("examples/gateway-api-split-host")]).expect("example reads");
+        let extra = existing.join("---\n");
+        docs.extend(parse_documents(std::path::Path::new("cluster.yaml"), &extra).expect("parses"));
+        let view = load(docs, "default", true).expect("loads").view;
+        let manifest: serde_json::Value = serde_yaml_ng::from_str(&change).expect("YAML");
+        let (kind, object) = mtls_gate::dialect::reduce_owned(&manifest, "")
+            .expect("a dialect-owned kind")
+            .expect("reduces");
+        assert_eq!(object.key(), &key, "{desc}: the view's key is the review's");
+        let slice = object_review_slice(&view, kind);
+        let outcome = review_object(
+            &slice,
+            kind,
+            &key,
+            Some(object),
+            &BeforeStateCache::default(),
+        );
+        assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
+        if !allowed {
+            assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");
+            let message = outcome.message.unwrap_or_default();
+            assert!(message.contains("mergeGateways: true"), "{desc}: {message}");
+        }
+    }
 }

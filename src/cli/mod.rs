@@ -61,7 +61,7 @@ pub enum ColorChoice {
 }
 
 /// Whether output to a stream may carry ANSI colour: only a terminal, and only when the user
-/// has not opted out (https://no-color.org: a non-empty `NO_COLOR`; `TERM=dumb`).
+/// has not opted out (<https://no-color.org>: a non-empty `NO_COLOR`; `TERM=dumb`).
 pub fn terminal_wants_colour(is_terminal: bool) -> bool {
     is_terminal
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

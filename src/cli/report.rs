@@ -299,6 +299,9 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
                 style.fail("NOT COMPLIANT")
             }
         )?;
+        if let Some(line) = controller_settings_line(profile) {
+            write_hanging(out, "  ", "    ", &line)?;
+        }
         for host in verdict.hosts.iter().filter(|h| h.profile == profile.name) {
             let coverage: Vec<_> = verdict
                 .coverage
@@ -432,6 +435,26 @@ pub fn write_text(out: &mut dyn Write, report: &Report, colour: bool) -> anyhow:
     );
     write_wrapped(out, "", &summary)?;
     Ok(())
+}
+
+/// Where the controller-wide settings of an ingress controller with a ConfigMap come from:
+/// the ConfigMap the profile names, or the defaults `check` assumed (said, never silent).
+fn controller_settings_line(profile: &crate::profile::CompiledProfile) -> Option<String> {
+    use crate::profile::IngressController::{HaproxyIngress, IngressNginx};
+    let assumed = match profile.controller() {
+        IngressNginx => "ssl-redirect true, use-forwarded-headers false, no snippets",
+        HaproxyIngress => "no global auth-tls-* defaults, ssl-redirect true, no config snippets",
+        _ => return None,
+    };
+    Some(match &profile.spec.controller_config_map {
+        Some(c) => format!(
+            "controller settings: ConfigMap {}/{} (spec.controllerConfigMap)",
+            c.namespace, c.name
+        ),
+        None => format!(
+            "controller settings: the controller ConfigMap's defaults are assumed ({assumed}); name the ConfigMap in spec.controllerConfigMap to check it"
+        ),
+    })
 }
 
 /// Lists endpoints grouped by the table's categories, wrapped.

@@ -225,7 +225,7 @@ impl CacheContext {
     /// Marks a dialect-owned kind whose CRD the API server does not serve: no object of it
     /// can exist, so the view is complete (and empty) for it; rendered objects of it cannot
     /// be written. A CRD installed later is found by the next discovery round
-    /// ([`KIND_DISCOVERY_INTERVAL`]).
+    /// (every minute).
     pub fn kind_absent(&self, kind: ObjectKind) {
         self.dialect_objects.set_writable(kind, false);
         self.write_view().set_kind_absent(kind);
@@ -565,14 +565,25 @@ impl CacheContext {
             .collect()
     }
 
-    fn upsert_dialect_object(&self, kind: ObjectKind, obj: &DynamicObject) -> Option<ObjectKey> {
+    /// Reduces and stores one object; its key, and whether its view changed.
+    fn upsert_dialect_object(
+        &self,
+        kind: ObjectKind,
+        obj: &DynamicObject,
+    ) -> Option<(ObjectKey, bool)> {
         let ns = obj.namespace().unwrap_or_default();
         let value = serde_json::to_value(obj).ok()?;
         let key = ObjectKey::new(ns.clone(), obj.name_any());
         let (_, owner, _) = dialect::owned_kinds().find(|(_, _, k)| **k == kind)?;
+        let mut changed = true;
         match owner.reduce(&kind, &value, &ns) {
             Ok(view) => {
-                self.write_view().upsert_object(kind, view);
+                let mut write = self.write_view();
+                changed = !matches!(
+                    crate::model::ObjectSource::object(&*write, &kind, &key),
+                    crate::model::Lookup::Found(old) if old.same_view(view.as_ref())
+                );
+                write.upsert_object(kind, view);
             }
             Err(e) => {
                 // The API server accepted it, so the controller will read it somehow:
@@ -598,7 +609,7 @@ impl CacheContext {
                 },
                 meta,
             );
-        Some(key)
+        Some((key, changed))
     }
 
     fn remove_dialect_object(&self, kind: ObjectKind, key: &ObjectKey) -> Option<RenderedMeta> {
@@ -619,14 +630,18 @@ impl CacheContext {
                 lock(&self.relists).objects.insert(kind, HashSet::new());
             }
             Event::InitApply(obj) => {
-                if let Some(key) = self.upsert_dialect_object(kind, &obj)
+                if let Some((key, _)) = self.upsert_dialect_object(kind, &obj)
                     && let Some(seen) = lock(&self.relists).objects.get_mut(&kind)
                 {
                     seen.insert(key);
                 }
             }
             Event::Apply(obj) => {
-                self.upsert_dialect_object(kind, &obj);
+                // An update that changes nothing any dialect reads (an unlabelled
+                // ConfigMap's data) triggers no evaluation.
+                if let Some((_, false)) = self.upsert_dialect_object(kind, &obj) {
+                    return;
+                }
                 let label = obj.labels().get(PROFILE_LABEL).cloned();
                 self.triggers
                     .profiles(self.kind_profiles(&kind, label.as_deref()));
@@ -780,12 +795,15 @@ pub async fn run_secret_watches(client: Client, ctx: Arc<CacheContext>) {
     }
 }
 
+/// Objects per page when listing a dialect-owned kind.
+const DIALECT_LIST_PAGE_SIZE: u32 = 100;
+
 /// How often kinds whose CRDs were absent (or not readable) are looked up again, so a CRD
 /// installed after the controller started is noticed.
 const KIND_DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Watches every kind of the `controllers`' dialects whose CRD exists and may be listed;
-/// looks the others up again every [`KIND_DISCOVERY_INTERVAL`]. Kinds of other controllers
+/// looks the others up again every minute. Kinds of other controllers
 /// are never listed (the chart grants no RBAC for them) and stay unknown.
 pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, controllers: Vec<String>) {
     let watched = |c: IngressController| controllers.iter().any(|n| n == c.as_str());
@@ -846,14 +864,29 @@ pub async fn run_dialect_watches(client: Client, ctx: Arc<CacheContext>, control
                     }
                     continue;
                 };
+                // ConfigMaps read only as controller ConfigMaps are listed by their label:
+                // the cluster's other ConfigMaps never cross the wire.
+                let mut selectors = dialect::owned_kinds()
+                    .filter(|(c, _, k)| watched(*c) && *k == kind)
+                    .map(|(_, d, _)| d.watch_selector(kind));
+                let first = selectors.next().flatten();
+                let selector = first.filter(|s| selectors.all(|o| o == Some(*s)));
+                // Pages of 100 (kube's default is 500): a page of ConfigMaps, up to 1 MiB
+                // each, is held whole while it is reduced.
+                let mut config = watcher::Config::default()
+                    .any_semantic()
+                    .page_size(DIALECT_LIST_PAGE_SIZE);
+                if let Some(selector) = selector {
+                    config = config.labels(selector);
+                }
                 let (client, ctx, kind) = (client.clone(), ctx.clone(), *kind);
-                tracing::info!(kind = %kind, "watching");
+                tracing::info!(kind = %kind, selector = selector.unwrap_or(""), "watching");
                 watching.insert(
                     kind,
                     tokio::spawn(async move {
                         let api: Api<DynamicObject> = Api::all_with(client, &ar);
                         let stream =
-                            watcher::watcher(api, watcher::Config::default().any_semantic())
+                            watcher::watcher(api, config)
                                 .default_backoff();
                         let result = drive(&kind.to_string(), stream, true, |e| {
                             ctx.on_object_event(kind, e)

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use super::{HostContext, ObjectKind, ObjectView, ReduceError, SharedObject, downcast_lookup};
 use crate::model::{CaBundle, Lookup, ObjectKey, inspect_ca_bundle};
-use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
 /// The ConfigMap kind (core, `v1`).
@@ -46,6 +45,9 @@ impl ObjectView for ConfigMapView {
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        other.as_any().downcast_ref::<Self>() == Some(self)
     }
 }
 
@@ -129,34 +131,14 @@ pub fn controller_config<'a>(ctx: &'a HostContext<'_>, controller: &str) -> Cont
                 key.namespace, key.name
             )),
         },
-        Lookup::Missing => unusable(
-            "it does not exist (or is not among the manifests given to check). Fix: name the ConfigMap the controller's --configmap flag names".into(),
-        ),
+        Lookup::Missing => unusable(format!(
+            "it is not found: it does not exist, or it lacks the label {CONTROLLER_CONFIG_LABEL} (the controller lists only labelled ConfigMaps unless it also reads Gateway API CA bundles), or it is not among the manifests given to check. Fix: name the ConfigMap the controller's --configmap flag names, and label it: kubectl label configmap -n {} {} {CONTROLLER_CONFIG_LABEL}=true",
+            key.namespace, key.name
+        )),
         Lookup::Unknown => unusable("mtls-gate cannot read ConfigMaps".into()),
     }
 }
 
-/// The kinds of a dialect whose only own kind is its controller ConfigMap.
+/// The kinds of a dialect whose only own kind is its controller ConfigMap
+/// ([`super::Dialect::reads_controller_config_map`]).
 pub static CONTROLLER_CONFIG_KINDS: [ObjectKind; 1] = [CONFIG_MAP];
-
-/// [`super::Dialect::reads_kind`] of such a dialect: ConfigMaps matter only to profiles
-/// that name their controller's.
-pub fn reads_controller_config(profile: &CompiledProfile, kind: &ObjectKind) -> bool {
-    *kind != CONFIG_MAP || profile.spec.controller_config_map.is_some()
-}
-
-/// [`super::Dialect::reduce`] of such a dialect.
-pub fn reduce_controller_config(
-    kind: &ObjectKind,
-    object: &serde_json::Value,
-    default_namespace: &str,
-) -> Result<SharedObject, ReduceError> {
-    if *kind == CONFIG_MAP {
-        reduce(object, default_namespace)
-    } else {
-        Err(ReduceError {
-            field: "kind".into(),
-            message: format!("{kind} is not read by this controller"),
-        })
-    }
-}

@@ -228,7 +228,7 @@
 //! unset (`auth-tls-verify-client: optional` beside an older Ingress that sets only
 //! `auth-tls-secret`), and win every key when it is the oldest. The cluster view indexes
 //! Ingresses by the hosts they name outside their rules too, so they reach this dialect in
-//! `HostContext::named_by` and [`adds_host_keys`] merges them with the host's own. Naming a
+//! `HostContext::named_by` and `adds_host_keys` merges them with the host's own. Naming a
 //! host in `spec.tls` while only a wildcard or host-less rule serves it makes a host of its
 //! own in haproxy-ingress: reported (`UnmodelledSetting`).
 //!
@@ -258,19 +258,14 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::config_map::{
-    CONTROLLER_CONFIG_KINDS, ControllerConfig, controller_config, reads_controller_config,
-    reduce_controller_config,
-};
+use super::config_map::{ControllerConfig, controller_config};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
     RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, go_parse::parse_bool, is_gate_url,
     oldest_first,
 };
-use super::{ObjectKind, ReduceError, SharedObject};
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
-use crate::profile::CompiledProfile;
 use crate::violation::ViolationCode;
 
 pub struct HaproxyIngress;
@@ -1209,21 +1204,8 @@ fn has_top_level_alternation(regex: &str) -> bool {
 }
 
 impl Dialect for HaproxyIngress {
-    fn kinds(&self) -> &'static [ObjectKind] {
-        &CONTROLLER_CONFIG_KINDS
-    }
-
-    fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
-        reads_controller_config(profile, kind)
-    }
-
-    fn reduce(
-        &self,
-        kind: &ObjectKind,
-        object: &serde_json::Value,
-        default_namespace: &str,
-    ) -> Result<SharedObject, ReduceError> {
-        reduce_controller_config(kind, object, default_namespace)
+    fn reads_controller_config_map(&self) -> bool {
+        true
     }
 
     /// `--ingress-class` defaults to `haproxy` (keys.md "Class matter": the annotation

@@ -268,7 +268,11 @@ impl ObjectKind {
 
 impl fmt::Display for ObjectKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.kind, self.group)
+        if self.group.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}.{}", self.kind, self.group)
+        }
     }
 }
 
@@ -283,6 +287,13 @@ pub trait ObjectView: Any + Send + Sync + fmt::Debug {
         Vec::new()
     }
     fn as_any(&self) -> &dyn Any;
+    /// Whether `other` is the same view (an update that changes nothing the dialects read,
+    /// such as a ConfigMap's unlabelled data): the cluster view then keeps its generation,
+    /// so cached before-states stay valid. `false` when unknown.
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        let _ = other;
+        false
+    }
 }
 
 /// A shared, type-erased object view.
@@ -335,18 +346,37 @@ pub trait Dialect: Send + Sync {
         None
     }
 
+    /// Whether the controller reads its settings from a ConfigMap (`--configmap`) that a
+    /// profile may name in `spec.controllerConfigMap`: the dialect then reads ConfigMaps
+    /// (by default, [`config_map::CONTROLLER_CONFIG_KINDS`]) for the profiles that name one.
+    fn reads_controller_config_map(&self) -> bool {
+        false
+    }
+
+    /// A label selector that every object of `kind` this dialect reads carries, so a watch
+    /// may list only those (`None`: every object). A kind is watched with the selector only
+    /// when every watched dialect that reads it gives the same one.
+    fn watch_selector(&self, kind: &ObjectKind) -> Option<&'static str> {
+        (self.reads_controller_config_map() && *kind == config_map::CONFIG_MAP)
+            .then_some(config_map::CONTROLLER_CONFIG_LABEL)
+    }
+
     /// Kinds this controller reads besides Ingress and Secret; the CLI loads them from
     /// manifests, the controller watches them and the webhooks review their changes.
     fn kinds(&self) -> &'static [ObjectKind] {
-        &[]
+        if self.reads_controller_config_map() {
+            &config_map::CONTROLLER_CONFIG_KINDS
+        } else {
+            &[]
+        }
     }
 
     /// Whether evaluations of `profile` read objects of `kind` (one of [`Dialect::kinds`]):
     /// only then does an unreadable kind keep the profile's hosts from being proven
     /// compliant. A controller ConfigMap matters only to profiles that name one.
     fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
-        let _ = (profile, kind);
-        true
+        !(self.reads_controller_config_map() && *kind == config_map::CONFIG_MAP)
+            || profile.spec.controller_config_map.is_some()
     }
 
     /// Reduces one object of one of [`Dialect::kinds`] (as JSON) to its compact view.
@@ -357,7 +387,9 @@ pub trait Dialect: Send + Sync {
         object: &serde_json::Value,
         default_namespace: &str,
     ) -> Result<SharedObject, ReduceError> {
-        let _ = (object, default_namespace);
+        if *kind == config_map::CONFIG_MAP {
+            return config_map::reduce(object, default_namespace);
+        }
         Err(ReduceError {
             field: "kind".into(),
             message: format!("{kind} is not read by this controller"),

@@ -2,10 +2,10 @@
 //! bind, serve, certificate reloading, graceful shutdown.
 //!
 //! Defences (design §8, adversarial test F1, F3, F7): connection slots with eviction of
-//! the idlest connection at the limit ([`super::conn`]); TLS handshake, header and
+//! the idlest connection at the limit (`webhook::conn`); TLS handshake, header and
 //! first-request deadlines; HTTP/2 stream limit, keep-alive PINGs and small flow-control
 //! windows; header size limits; bodies read under a deadline and a minimum rate into one
-//! shared memory budget ([`super::body`]); reviews decoded and run on the blocking pool,
+//! shared memory budget (`webhook::body`); reviews decoded and run on the blocking pool,
 //! at most `review_workers` at once, taken only once the body is complete, and answered
 //! (fail closed) when they miss the review deadline.
 

@@ -43,6 +43,9 @@ GATEWAY_API_RULES = {
     ("gateway.networking.x-k8s.io", "xlistenersets"): {"list", "watch"},
     ("gateway.envoyproxy.io", "clienttrafficpolicies"): {"list", "watch"},
     ("gateway.envoyproxy.io", "securitypolicies"): {"list", "watch"},
+    # Merged Gateways: a GatewayClass's parametersRef to an EnvoyProxy.
+    ("gateway.networking.k8s.io", "gatewayclasses"): {"list", "watch"},
+    ("gateway.envoyproxy.io", "envoyproxies"): {"list", "watch"},
 }
 # The operator's server-side apply of its policy reports, and pruning of stale ones.
 POLICY_REPORT_RULES = {

@@ -70,6 +70,18 @@ CONTROLLER_OBJECTS_RULES = [
         "scope": "Namespaced",
     },
     {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "apiVersions": ["v1"],
+        "resources": ["gatewayclasses"],
+        "scope": "Cluster",
+    },
+    {
+        "apiGroups": ["gateway.envoyproxy.io"],
+        "apiVersions": ["v1alpha1"],
+        "resources": ["envoyproxies"],
+        "scope": "Namespaced",
+    },
+    {
         "apiGroups": [""],
         "apiVersions": ["v1"],
         "resources": ["configmaps"],
@@ -439,6 +451,20 @@ def _config_map(data: dict[str, str]) -> dict[str, Any]:
 CA = {"ca.crt": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"}
 
 
+def _controller_config(data: dict[str, str], labelled: bool = True) -> dict[str, Any]:
+    """The ingress-nginx controller ConfigMap a profile names (spec.controllerConfigMap)."""
+    labels = {"app.kubernetes.io/component": "controller"}
+    if labelled:
+        labels["mtls-gate.io/controller-config"] = "true"
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx",
+                     "resourceVersion": "1", "labels": labels},
+        "data": data,
+    }
+
+
 @pytest.mark.parametrize(
     "desc, operation, obj, old, called",
     [
@@ -451,9 +477,19 @@ CA = {"ca.crt": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"}
         ("ordinary ConfigMap deleted", "DELETE", None, _config_map({"a": "1"}), False),
         ("the cluster root CA published into a new namespace", "CREATE",
          dict(_config_map(CA), metadata={"name": "kube-root-ca.crt", "namespace": "team-a"}), None, False),
+        ("controller ConfigMap: ssl-redirect switched off", "UPDATE",
+         _controller_config({"ssl-redirect": "false"}), _controller_config({}), True),
+        ("controller ConfigMap: the label removed", "UPDATE",
+         _controller_config({}, labelled=False), _controller_config({}), True),
+        ("controller ConfigMap: labelled", "UPDATE",
+         _controller_config({}), _controller_config({}, labelled=False), True),
+        ("controller ConfigMap: deleted", "DELETE", None, _controller_config({}), True),
+        ("controller ConfigMap without the label (no profile can rely on it)", "UPDATE",
+         _controller_config({"ssl-redirect": "false"}, labelled=False),
+         _controller_config({}, labelled=False), False),
     ],
 )
-def test_controller_objects_webhook_sees_only_ca_bundle_config_maps(
+def test_controller_objects_webhook_sees_only_ca_bundle_and_controller_config_maps(
     default: Rendered, desc: str, operation: str, obj: Any, old: Any, called: bool
 ) -> None:
     ctx = _request(operation, obj, old, resource="configmaps")

@@ -247,11 +247,17 @@ impl Fixture {
     }
 
     pub async fn apply_profile(&self, enforcement: &str) {
+        self.apply_profile_json(self.profile_json(enforcement))
+            .await;
+    }
+
+    /// Applies a profile built from [`Self::profile_json`] and changed by the scenario.
+    pub async fn apply_profile_json(&self, profile: Value) {
         self.profiles()
             .patch(
                 &self.profile,
                 &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(self.profile_json(enforcement)),
+                &Patch::Apply(profile),
             )
             .await
             .expect("apply the profile");

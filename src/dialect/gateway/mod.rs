@@ -77,14 +77,29 @@
 //! * Not modelled, so reported when they touch a profile host: GRPCRoute, TLSRoute,
 //!   TCPRoute attached to its listener; ListenerSet (standard since Gateway API v1.5) and
 //!   XListenerSet (`gateway.networking.x-k8s.io`, v1.3-v1.4) listeners whose hostname may
-//!   match the host (HTTPS ones on the ports of its endpoint URLs). Not modelled and not
-//!   detected: Envoy Gateway merged Gateways (an `EnvoyProxy` with `spec.mergeGateways: true`
-//!   named by the GatewayClass's `parametersRef` merges every listener of the class's
-//!   Gateways onto one proxy fleet; envoyproxy/gateway `api/v1alpha1/envoyproxy_types.go`
-//!   `MergeGateways`), so listeners of other Gateways may share a port with the host's and
-//!   the per-port checks above (client validation, connection coalescing) would have to
-//!   span Gateways. Detecting it needs the GatewayClass and EnvoyProxy kinds, which this
-//!   dialect does not read yet.
+//!   match the host (HTTPS ones on the ports of its endpoint URLs).
+//! * Envoy Gateway merged Gateways, detected and refused: a GatewayClass (cluster-scoped)
+//!   whose `spec.parametersRef` names an `EnvoyProxy` (`gateway.envoyproxy.io/v1alpha1`,
+//!   namespaced, so the reference carries a namespace) with `spec.mergeGateways: true`
+//!   "merge[s] all Gateway Listeners under the parent Gateway Class" onto one proxy fleet
+//!   (envoyproxy/gateway `api/v1alpha1/envoyproxy_types.go` `MergeGateways`; Envoy Gateway
+//!   docs, "Deployment Mode", merged Gateways). Listeners of other Gateways of the class can
+//!   then share a port with the host's, and the per-port checks above (client validation,
+//!   connection coalescing) would have to span Gateways, which they do not: a Gateway
+//!   serving a profile host gets an `UnmodelledSetting`. So does a class whose
+//!   `parametersRef` names an EnvoyProxy that does not exist, or names one without a
+//!   namespace: Envoy Gateway then rejects the class (`InvalidParameters`,
+//!   `internal/provider/kubernetes/controller.go` `processGatewayClassParamsRef`) and
+//!   whether the proxy it will read merges Gateways is unknown. A Gateway whose class does
+//!   not exist is programmed by no controller and is judged as it is (nothing merges), and
+//!   `parametersRef` kinds of other implementations are not read. GatewayClasses or
+//!   EnvoyProxies that cannot be read make every host of the profile fail closed
+//!   (`ObjectsUnreadable`, as for every kind this dialect reads), which is why the chart
+//!   grants `list`/`watch` on both; where the EnvoyProxy CRD is not installed (another
+//!   Gateway API implementation) no EnvoyProxy exists and nothing is reported. Not read:
+//!   the controller's own configuration file (`EnvoyGateway`), and a Gateway's
+//!   `spec.infrastructure.parametersRef` (Envoy Gateway refuses `mergeGateways` there:
+//!   "Customize EnvoyProxy" task).
 //! * Rendering (`render.rs`): a Gateway labelled `mtls-gate.io/profile` gets its frontend
 //!   validation per port, at admission (mutating webhook), in `mtls-gate render`, and by the
 //!   controller for existing Gateways (server-side apply of only those fields).
@@ -96,14 +111,16 @@
 mod objects;
 mod render;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 pub use self::objects::{
     CLIENT_TRAFFIC_POLICY, CONFIG_MAP, CaRef, ClientTrafficPolicyView, ClientValidation,
-    ConfigMapView, FrontendValidation, GATEWAY, GATEWAY_GROUP, GRPC_ROUTE, GatewayView, HTTP_ROUTE,
-    HttpMatch, HttpPathType, HttpRouteView, KINDS, LISTENER_SET, Listener, ListenerSetView,
-    OtherRouteView, REFERENCE_GRANT, ReferenceGrantView, SECURITY_POLICY, SecurityPolicyView,
+    ConfigMapView, ENVOY_GATEWAY_GROUP, ENVOY_PROXY, EnvoyProxyView, FrontendValidation, GATEWAY,
+    GATEWAY_CLASS, GATEWAY_GROUP, GRPC_ROUTE, GatewayClassView, GatewayView, HTTP_ROUTE, HttpMatch,
+    HttpPathType, HttpRouteView, KINDS, LISTENER_SET, Listener, ListenerSetView, OtherRouteView,
+    ParametersRef, REFERENCE_GRANT, ReferenceGrantView, SECURITY_POLICY, SecurityPolicyView,
     TCP_ROUTE, TLS_ROUTE, X_LISTENER_SET,
 };
 pub use self::render::{
@@ -550,6 +567,8 @@ fn listener_auth(
 /// One route match, before ordering.
 struct Candidate<'a> {
     route: &'a HttpRouteView,
+    /// The route's place in key order (`{namespace}/{name}`), the last-but-two tie-break.
+    route_rank: usize,
     rule: usize,
     matched: usize,
     m: &'a HttpMatch,
@@ -557,46 +576,67 @@ struct Candidate<'a> {
     redirects: bool,
 }
 
-/// The Gateway API precedence key of a match (smaller wins).
-fn precedence_key<'a>(c: &Candidate<'a>) -> impl Ord + use<'a> {
-    let class = match c.m.path_type {
-        HttpPathType::Exact => 0,
-        HttpPathType::PathPrefix => 1,
-        HttpPathType::RegularExpression => 2,
-    };
-    (
-        std::cmp::Reverse(c.specificity),
-        class,
-        std::cmp::Reverse(c.m.path.trim_end_matches('/').len()),
-        std::cmp::Reverse(c.m.has_method),
-        std::cmp::Reverse(c.m.headers),
-        std::cmp::Reverse(c.m.query_params),
-        c.route.created.unwrap_or(i64::MAX),
-        &c.route.key,
-        c.rule,
-        c.matched,
-    )
+/// The Gateway API precedence of a match within its listener group (smaller wins): see
+/// [`Candidate::precedence_key`].
+type PrecedenceKey = (
+    std::cmp::Reverse<Specificity>,
+    u8,
+    std::cmp::Reverse<usize>,
+    std::cmp::Reverse<bool>,
+    std::cmp::Reverse<usize>,
+    std::cmp::Reverse<usize>,
+    i64,
+    usize,
+    usize,
+    usize,
+);
+
+impl Candidate<'_> {
+    /// The Gateway API precedence key of this match (smaller wins), computed once per match
+    /// before sorting: plain integers, so that comparisons neither allocate nor compare
+    /// strings (the route's `{namespace}/{name}` order is its rank).
+    fn precedence_key(&self) -> PrecedenceKey {
+        let class = match self.m.path_type {
+            HttpPathType::Exact => 0,
+            HttpPathType::PathPrefix => 1,
+            HttpPathType::RegularExpression => 2,
+        };
+        (
+            std::cmp::Reverse(self.specificity),
+            class,
+            std::cmp::Reverse(self.m.path.trim_end_matches('/').len()),
+            std::cmp::Reverse(self.m.has_method),
+            std::cmp::Reverse(self.m.headers),
+            std::cmp::Reverse(self.m.query_params),
+            self.route.created.unwrap_or(i64::MAX),
+            self.route_rank,
+            self.rule,
+            self.matched,
+        )
+    }
 }
 
-/// The request matchers of one `HTTPPathMatch`.
-fn matchers(m: &HttpMatch) -> Vec<PathMatcher> {
-    match m.path_type {
-        HttpPathType::Exact => vec![PathMatcher::Exact(m.path.clone())],
+/// The request matchers of one `HTTPPathMatch` (one or two: a `PathPrefix` matches its
+/// path and what lies below it).
+fn matchers(m: &HttpMatch) -> impl Iterator<Item = PathMatcher> {
+    let (first, second) = match m.path_type {
+        HttpPathType::Exact => (PathMatcher::Exact(m.path.clone()), None),
         HttpPathType::PathPrefix => {
             let p = m.path.trim_end_matches('/');
             if p.is_empty() {
-                vec![PathMatcher::Prefix("/".into())]
+                (PathMatcher::Prefix("/".into()), None)
             } else {
-                vec![
+                (
                     PathMatcher::Exact(p.to_string()),
-                    PathMatcher::Prefix(format!("{p}/")),
-                ]
+                    Some(PathMatcher::Prefix(format!("{p}/"))),
+                )
             }
         }
         HttpPathType::RegularExpression => {
-            vec![PathMatcher::go_regex(&format!("^(?:{})$", m.path))]
+            (PathMatcher::go_regex(&format!("^(?:{})$", m.path)), None)
         }
-    }
+    };
+    std::iter::once(first).chain(second)
 }
 
 /// The routes among `candidates` (ascending indices, a superset of the routes that may
@@ -634,39 +674,103 @@ fn winners_among(
 
 /// The routes of one table by literal, so that a path is checked only against the routes
 /// that may match it: `Exact` by its path, `Prefix` ending in `/` by its literal (looked up
-/// at each `/` of the path), everything else (regexes) always.
+/// at each `/` of the path), everything else (regexes) always. Literals are kept as 64-bit
+/// hashes, not as copies of the strings: building the index allocates a few tables, and a
+/// lookup hashes the path and finds its group in one hash-table probe. Two literals with
+/// the same hash only add a candidate, which [`winners_among`] then matches against the
+/// path, so a collision never changes the winners.
 #[derive(Debug)]
 struct LiteralIndex {
-    exact: HashMap<String, Vec<usize>>,
-    prefix: HashMap<String, Vec<usize>>,
+    /// Seeded per index (foldhash: hashbrown's default hasher, much cheaper than SipHash on
+    /// short strings); the seed never decides a result, see above.
+    hasher: foldhash::fast::RandomState,
+    /// Hash of an `Exact` path → its routes in `ids`.
+    exact: LiteralGroups,
+    /// Hash of a `Prefix` literal ending in `/` → its routes in `ids`.
+    prefix: LiteralGroups,
+    /// Route indices, grouped by literal, ascending within a group.
+    ids: Vec<usize>,
     always: Vec<usize>,
+    /// Whether some `Exact` path, some `Prefix` literal, has this length: a path is hashed
+    /// and looked up only at the lengths some literal has.
+    exact_lengths: Vec<bool>,
+    prefix_lengths: Vec<bool>,
 }
+
+/// Literal hash → range of [`LiteralIndex::ids`]. The keys are already seeded hashes, so
+/// the table's own hasher needs no seed.
+type LiteralGroups =
+    std::collections::HashMap<u64, std::ops::Range<usize>, foldhash::fast::FixedState>;
 
 impl LiteralIndex {
     fn new(routes: &[Route]) -> Self {
-        let mut index = LiteralIndex {
-            exact: HashMap::new(),
-            prefix: HashMap::new(),
-            always: Vec::new(),
-        };
+        let hasher = foldhash::fast::RandomState::default();
+        // (is a prefix, literal hash, route index), sorted: one run per literal.
+        let mut entries: Vec<(bool, u64, usize)> = Vec::with_capacity(routes.len());
+        let mut always = Vec::new();
         for (i, route) in routes.iter().enumerate() {
             match &route.matcher {
-                PathMatcher::Exact(p) => index.exact.entry(p.clone()).or_default().push(i),
+                PathMatcher::Exact(p) => entries.push((false, hasher.hash_one(p.as_str()), i)),
                 PathMatcher::Prefix(p) if p.ends_with('/') => {
-                    index.prefix.entry(p.clone()).or_default().push(i)
+                    entries.push((true, hasher.hash_one(p.as_str()), i))
                 }
-                _ => index.always.push(i),
+                _ => always.push(i),
             }
         }
+        entries.sort_unstable();
+        let mut exact_lengths = Vec::new();
+        let mut prefix_lengths = Vec::new();
+        for route in routes {
+            let (lengths, literal) = match &route.matcher {
+                PathMatcher::Exact(p) => (&mut exact_lengths, p),
+                PathMatcher::Prefix(p) if p.ends_with('/') => (&mut prefix_lengths, p),
+                _ => continue,
+            };
+            if lengths.len() <= literal.len() {
+                lengths.resize(literal.len() + 1, false);
+            }
+            lengths[literal.len()] = true;
+        }
+        let mut index = LiteralIndex {
+            hasher,
+            exact: LiteralGroups::default(),
+            prefix: LiteralGroups::default(),
+            ids: entries.iter().map(|(_, _, i)| *i).collect(),
+            always,
+            exact_lengths,
+            prefix_lengths,
+        };
+        let mut start = 0;
+        for run in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (is_prefix, hash, _) = run[0];
+            let groups = if is_prefix {
+                &mut index.prefix
+            } else {
+                &mut index.exact
+            };
+            groups.insert(hash, start..start + run.len());
+            start += run.len();
+        }
         index
+    }
+
+    /// The routes filed under `literal` in `groups` (none when no literal of `lengths`
+    /// is as long).
+    fn lookup(&self, groups: &LiteralGroups, lengths: &[bool], literal: &str) -> &[usize] {
+        if !lengths.get(literal.len()).is_some_and(|l| *l) {
+            return &[];
+        }
+        groups
+            .get(&self.hasher.hash_one(literal))
+            .map_or(&[], |range| &self.ids[range.clone()])
     }
 
     /// Ascending indices of every route that may match `path` (and some that do not).
     fn candidates(&self, path: &str) -> Vec<usize> {
         let mut out = self.always.clone();
-        out.extend(self.exact.get(path).into_iter().flatten());
+        out.extend(self.lookup(&self.exact, &self.exact_lengths, path));
         for (end, _) in path.match_indices('/') {
-            out.extend(self.prefix.get(&path[..=end]).into_iter().flatten());
+            out.extend(self.lookup(&self.prefix, &self.prefix_lengths, &path[..=end]));
         }
         out.sort_unstable();
         out
@@ -742,23 +846,28 @@ impl Dialect for GatewayApi {
             .filter_map(|o| o.as_any().downcast_ref::<ClientTrafficPolicyView>())
             .collect();
 
-        // Route objects that may serve the host, once each.
-        let mut route_objects: BTreeMap<(ObjectKind, ObjectKey), SharedObject> = BTreeMap::new();
-        for key in lookup_keys(host) {
-            for (kind, object) in ctx.objects.routes_for_host(&key) {
-                if KINDS.contains(&kind) {
-                    route_objects.insert((kind, object.key().clone()), object);
-                }
-            }
-        }
-        let http_routes: Vec<&HttpRouteView> = route_objects
-            .values()
+        // Route objects that may serve the host (an object with several hostnames can be
+        // filed under several lookup keys).
+        let route_objects: Vec<SharedObject> = lookup_keys(host)
+            .iter()
+            .flat_map(|key| ctx.objects.routes_for_host(key))
+            .filter(|(kind, _)| KINDS.contains(kind))
+            .map(|(_, object)| object)
+            .collect();
+        // Once each, in `{namespace}/{name}` order: a route's index is then its rank in the
+        // last tie-breaks of the precedence.
+        let mut http_routes: Vec<&HttpRouteView> = route_objects
+            .iter()
             .filter_map(|o| o.as_any().downcast_ref::<HttpRouteView>())
             .collect();
-        let other_routes: Vec<&OtherRouteView> = route_objects
-            .values()
+        http_routes.sort_by(|a, b| a.key.cmp(&b.key));
+        http_routes.dedup_by(|a, b| a.key == b.key);
+        let mut other_routes: Vec<&OtherRouteView> = route_objects
+            .iter()
             .filter_map(|o| o.as_any().downcast_ref::<OtherRouteView>())
             .collect();
+        other_routes.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+        other_routes.dedup_by(|a, b| (a.kind, &a.key) == (b.kind, &b.key));
 
         let security_objects = ctx.objects.objects_of(&SECURITY_POLICY);
         let security_policies: Vec<&SecurityPolicyView> = security_objects
@@ -779,12 +888,14 @@ impl Dialect for GatewayApi {
         }
 
         let mut summaries = Vec::new();
-        let mut candidates: Vec<(usize, bool, ListenerAuthRef, Candidate<'_>)> = Vec::new();
+        let mut candidates: Vec<((usize, PrecedenceKey), bool, ListenerAuthRef, Candidate<'_>)> =
+            Vec::new();
         let mut auths: Vec<(AuthKind, Arc<str>)> = Vec::new();
         let mut listeners: Vec<String> = Vec::new();
         let mut group = 0usize;
         for gw in &gateways {
             let listener_ports: BTreeSet<u16> = gw.listeners.iter().map(|l| l.port).collect();
+            let mut serving_ports: BTreeSet<u16> = BTreeSet::new();
             for port in listener_ports {
                 let on_port: Vec<&Listener> =
                     gw.listeners.iter().filter(|l| l.port == port).collect();
@@ -827,6 +938,7 @@ impl Dialect for GatewayApi {
                         }
                     };
                     group += 1;
+                    serving_ports.insert(port);
                     let auth = if tls {
                         let auth = listener_auth(ctx, gw, l, &policies);
                         for (code, key, message) in &auth.findings {
@@ -878,7 +990,7 @@ impl Dialect for GatewayApi {
                         }
                     }
                     let mut attached: Vec<&ObjectKey> = Vec::new();
-                    for route in &http_routes {
+                    for (route_rank, route) in http_routes.iter().copied().enumerate() {
                         if !attaches(&route.parent_refs, &route.key.namespace, gw, l) {
                             continue;
                         }
@@ -904,18 +1016,20 @@ impl Dialect for GatewayApi {
                         attached.push(&route.key);
                         for (ri, rule) in route.rules.iter().enumerate() {
                             for (mi, m) in rule.matches.iter().enumerate() {
+                                let candidate = Candidate {
+                                    route,
+                                    route_rank,
+                                    rule: ri,
+                                    matched: mi,
+                                    m,
+                                    specificity: spec,
+                                    redirects: rule.redirects,
+                                };
                                 candidates.push((
-                                    group,
+                                    (group, candidate.precedence_key()),
                                     tls,
                                     auth_index,
-                                    Candidate {
-                                        route,
-                                        rule: ri,
-                                        matched: mi,
-                                        m,
-                                        specificity: spec,
-                                        redirects: rule.redirects,
-                                    },
+                                    candidate,
                                 ));
                             }
                         }
@@ -942,20 +1056,26 @@ impl Dialect for GatewayApi {
                     }
                 }
             }
+            if !serving_ports.is_empty() {
+                merged_gateways_findings(ctx, gw, &serving_ports, &mut table);
+            }
         }
-        candidates.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| precedence_key(&a.3).cmp(&precedence_key(&b.3)))
-        });
+        // Keys are unique (group, route, rule, match), so an unstable sort is deterministic.
+        candidates.sort_unstable_by_key(|c| c.0);
         // The engine reports a route's path once per target; a route attached to several
         // listeners that serve the host (with different client auth) names the listener.
-        let mut groups_of: BTreeMap<&ObjectKey, BTreeSet<usize>> = BTreeMap::new();
-        for (group, _, _, c) in &candidates {
-            groups_of.entry(&c.route.key).or_default().insert(*group);
+        // Per route rank: its first listener group, and whether it has more than one.
+        let mut groups_of: Vec<Option<(usize, bool)>> = vec![None; http_routes.len()];
+        for ((group, _), _, _, c) in &candidates {
+            let seen = &mut groups_of[c.route_rank];
+            *seen = match *seen {
+                None => Some((*group, false)),
+                Some((first, several)) => Some((first, several || first != *group)),
+            };
         }
-        for (group, tls, auth_index, c) in &candidates {
+        for ((group, _), tls, auth_index, c) in &candidates {
             let (kind, detail) = &auths[*auth_index];
-            let path = if groups_of[&c.route.key].len() > 1 {
+            let path = if groups_of[c.route_rank].is_some_and(|(_, several)| several) {
                 format!("{} [{}]", c.m.path, listeners[*auth_index])
             } else {
                 c.m.path.clone()
@@ -1132,6 +1252,72 @@ fn listener_set_findings(ctx: &HostContext<'_>, ports: &BTreeSet<u16>, table: &m
                 ));
             }
         }
+    }
+}
+
+/// Envoy Gateway merged Gateways: a GatewayClass whose `parametersRef` names an EnvoyProxy
+/// with `spec.mergeGateways: true` puts the listeners of every Gateway of the class on one
+/// proxy fleet, so the client-certificate settings of a port, and connection coalescing on
+/// it, span Gateways; the checks here are per Gateway, so the host fails closed. The class
+/// missing: no controller programs the Gateway (nothing merged). The class or EnvoyProxy
+/// unreadable: the engine reports the kind (`ObjectsUnreadable`). An EnvoyProxy that is
+/// named but missing, or named without a namespace: Envoy Gateway rejects the class
+/// (`InvalidParameters`), and whether the proxy it will read merges Gateways is unknown,
+/// so the host fails closed too.
+fn merged_gateways_findings(
+    ctx: &HostContext<'_>,
+    gw: &GatewayView,
+    ports: &BTreeSet<u16>,
+    table: &mut HostRouteTable,
+) {
+    let class_key = GatewayClassView::key_of(&gw.class);
+    let Lookup::Found(class) =
+        super::downcast_lookup::<GatewayClassView>(ctx.objects.object(&GATEWAY_CLASS, &class_key))
+    else {
+        return;
+    };
+    let Some(params) = class
+        .parameters
+        .as_ref()
+        .filter(|p| p.group == ENVOY_GATEWAY_GROUP && p.kind == ENVOY_PROXY.kind)
+    else {
+        return;
+    };
+    let ports = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let host = ctx.host;
+    let problem = match &params.namespace {
+        None => Some(format!(
+            "names EnvoyProxy {} in its parametersRef without a namespace, so mtls-gate cannot find it and cannot tell whether it sets mergeGateways (Envoy Gateway rejects such a class with InvalidParameters). Set parametersRef.namespace",
+            params.name
+        )),
+        Some(namespace) => {
+            let proxy_key = ObjectKey::new(namespace, &params.name);
+            match super::downcast_lookup::<EnvoyProxyView>(
+                ctx.objects.object(&ENVOY_PROXY, &proxy_key),
+            ) {
+                Lookup::Found(proxy) if proxy.merge_gateways => Some(format!(
+                    "uses EnvoyProxy {proxy_key}, which sets mergeGateways: true: Envoy Gateway merges the listeners of every Gateway of the class onto one proxy fleet, so listeners of other Gateways on port {ports} share the port, its client-certificate validation and its connections (coalescing) with host {host}. mtls-gate checks those per Gateway, not across merged Gateways. Turn mergeGateways off, or serve the MTLS hosts from a Gateway of a GatewayClass of their own without it"
+                )),
+                Lookup::Found(_) | Lookup::Unknown => None,
+                Lookup::Missing => Some(format!(
+                    "names EnvoyProxy {proxy_key} in its parametersRef, which does not exist: Envoy Gateway rejects the class (InvalidParameters), and whether the EnvoyProxy it will read sets mergeGateways (listeners of every Gateway of the class on one proxy fleet, sharing ports) is unknown. Create the EnvoyProxy (or include it in the manifests checked)"
+                )),
+            }
+        }
+    };
+    if let Some(problem) = problem {
+        table.findings.push(ctx.finding(
+            ViolationCode::UnmodelledSetting,
+            Some(&gw.key),
+            format!(
+                "Gateway {} serves host {host} on port {ports}, and its GatewayClass {} {problem}.",
+                gw.key, gw.class
+            ),
+        ));
     }
 }
 

@@ -57,7 +57,7 @@ pub const TCP_ROUTE: ObjectKind = ObjectKind {
 };
 
 pub const CLIENT_TRAFFIC_POLICY: ObjectKind = ObjectKind {
-    group: "gateway.envoyproxy.io",
+    group: ENVOY_GATEWAY_GROUP,
     version: "v1alpha1",
     kind: "ClientTrafficPolicy",
     plural: "clienttrafficpolicies",
@@ -93,10 +93,31 @@ pub const X_LISTENER_SET: ObjectKind = ObjectKind {
 /// Envoy Gateway `SecurityPolicy` (ext-auth, JWT, OIDC, basic/API-key auth, authorization):
 /// read only to report it where it could be taken for the MTLS gate (not modelled).
 pub const SECURITY_POLICY: ObjectKind = ObjectKind {
-    group: "gateway.envoyproxy.io",
+    group: ENVOY_GATEWAY_GROUP,
     version: "v1alpha1",
     kind: "SecurityPolicy",
     plural: "securitypolicies",
+};
+
+/// Cluster-scoped: read for a Gateway's class, whose `spec.parametersRef` may name the
+/// Envoy Gateway `EnvoyProxy` that merges Gateways (`apis/v1/gatewayclass_types.go`).
+pub const GATEWAY_CLASS: ObjectKind = ObjectKind {
+    group: GATEWAY_GROUP,
+    version: "v1",
+    kind: "GatewayClass",
+    plural: "gatewayclasses",
+};
+
+/// The Envoy Gateway group of `EnvoyProxy`, `ClientTrafficPolicy` and `SecurityPolicy`.
+pub const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
+
+/// Envoy Gateway `EnvoyProxy`, read only for `spec.mergeGateways`
+/// (envoyproxy/gateway `api/v1alpha1/envoyproxy_types.go`).
+pub const ENVOY_PROXY: ObjectKind = ObjectKind {
+    group: ENVOY_GATEWAY_GROUP,
+    version: "v1alpha1",
+    kind: "EnvoyProxy",
+    plural: "envoyproxies",
 };
 
 /// CA bundles of `caCertificateRefs` (key `ca.crt`: "Core" support in GEP-91); the kind
@@ -104,7 +125,7 @@ pub const SECURITY_POLICY: ObjectKind = ObjectKind {
 pub use crate::dialect::config_map::{CONFIG_MAP, ConfigMapView};
 
 /// The kinds the `gateway-api` dialect reads.
-pub static KINDS: [ObjectKind; 11] = [
+pub static KINDS: [ObjectKind; 13] = [
     GATEWAY,
     HTTP_ROUTE,
     GRPC_ROUTE,
@@ -116,6 +137,8 @@ pub static KINDS: [ObjectKind; 11] = [
     LISTENER_SET,
     X_LISTENER_SET,
     SECURITY_POLICY,
+    GATEWAY_CLASS,
+    ENVOY_PROXY,
 ];
 
 /// Most listeners a Gateway may have (`+kubebuilder:validation:MaxItems=64`).
@@ -235,6 +258,13 @@ pub fn reduce(
                 .filter(|f| !spec[*f].is_null())
                 .collect(),
         }))
+    } else if *kind == GATEWAY_CLASS {
+        Ok(Arc::new(GatewayClassView::from_value(value)))
+    } else if *kind == ENVOY_PROXY {
+        Ok(Arc::new(EnvoyProxyView::from_value(
+            value,
+            default_namespace,
+        )?))
     } else if *kind == CONFIG_MAP {
         crate::dialect::config_map::reduce(value, default_namespace)
     } else {
@@ -750,6 +780,76 @@ pub struct SecurityPolicyView {
     pub features: Vec<&'static str>,
 }
 
+/// `GatewayClass.spec.parametersRef` (`ParametersReference`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParametersRef {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    /// Set for a namespaced kind such as `EnvoyProxy`.
+    pub namespace: Option<String>,
+}
+
+/// A GatewayClass: its controller and its parameters. Cluster-scoped, so its key has the
+/// namespace `""` wherever it is read from (the API server, an admission review, a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayClassView {
+    pub key: ObjectKey,
+    pub controller_name: String,
+    pub parameters: Option<ParametersRef>,
+}
+
+impl GatewayClassView {
+    pub fn from_value(value: &Value) -> Self {
+        let spec = &value["spec"];
+        let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+        let parameters = &spec["parametersRef"];
+        Self {
+            key: Self::key_of(value["metadata"]["name"].as_str().unwrap_or("")),
+            controller_name: text(&spec["controllerName"]),
+            parameters: parameters.is_object().then(|| ParametersRef {
+                group: text(&parameters["group"]),
+                kind: text(&parameters["kind"]),
+                name: text(&parameters["name"]),
+                namespace: parameters["namespace"].as_str().map(str::to_string),
+            }),
+        }
+    }
+
+    /// The key of the GatewayClass `name` (cluster-scoped: no namespace).
+    pub fn key_of(name: &str) -> ObjectKey {
+        ObjectKey::new("", name)
+    }
+}
+
+/// An Envoy Gateway EnvoyProxy, reduced to `spec.mergeGateways`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvoyProxyView {
+    pub key: ObjectKey,
+    /// `spec.mergeGateways` (unset: false, every Gateway gets its own proxies).
+    pub merge_gateways: bool,
+}
+
+impl EnvoyProxyView {
+    pub fn from_value(value: &Value, default_namespace: &str) -> Result<Self, ReduceError> {
+        let merge = &value["spec"]["mergeGateways"];
+        let merge_gateways = match merge {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            other => {
+                return Err(reduce_error(
+                    "spec.mergeGateways",
+                    format!("{other} is not a boolean"),
+                ));
+            }
+        };
+        Ok(Self {
+            key: ObjectKey::of_manifest(value, default_namespace),
+            merge_gateways,
+        })
+    }
+}
+
 macro_rules! plain_view {
     ($($t:ty),*) => {$(
         impl ObjectView for $t {
@@ -767,5 +867,7 @@ plain_view!(
     ClientTrafficPolicyView,
     ReferenceGrantView,
     ListenerSetView,
-    SecurityPolicyView
+    SecurityPolicyView,
+    GatewayClassView,
+    EnvoyProxyView
 );

@@ -47,26 +47,24 @@
 //! Which annotations are modelled, reported or irrelevant: [`annotations`].
 //!
 //! The controller ConfigMap (`--configmap`; keys from the json tags of `Configuration` in
-//! `internal/ingress/controller/config/config.go`) is not visible to mtls-gate: neither
-//! `check` nor the controller reads it, and the profile does not name it. The keys that
-//! can change who reaches an endpoint are therefore assumed at their defaults; a bank that
-//! changes one of them must know that mtls-gate's verdict no longer holds:
+//! `internal/ingress/controller/config/config.go`) is read when the profile names it
+//! (`spec.controllerConfigMap`): `config_map.rs` models `ssl-redirect` and
+//! `use-forwarded-headers` and reports snippets, a widened `no-tls-redirect-locations` and
+//! unparsable booleans. Without it, the keys are assumed at their defaults. The keys that
+//! come close to who reaches an endpoint, and why the others are irrelevant:
 //!
-//! | key | default assumed | what another value does |
+//! | key | default | what another value does |
 //! |---|---|---|
-//! | `ssl-redirect` | `true` | `false`: every host's paths also answer in clear text on port 80, without client certificates (per-Ingress `ssl-redirect` annotations are modelled) |
-//! | `force-ssl-redirect` | `false` | only redirects more: cannot widen access |
-//! | `no-tls-redirect-locations` | `/.well-known/acme-challenge` | further paths answer in clear text on port 80 |
-//! | `main-snippet`, `http-snippet`, `server-snippet`, `location-snippet` | empty | arbitrary nginx configuration in every server or location (`ssl_verify_client`, `return`, `proxy_pass`...): anything |
+//! | `ssl-redirect` | `true` | modelled: `false` serves every Ingress's paths without an own `ssl-redirect` annotation in clear text on port 80, without client certificates |
+//! | `force-ssl-redirect` | `false` | only redirects more: cannot widen access (not credited) |
+//! | `use-forwarded-headers` | `false` | modelled: `true` takes the scheme from the client's `X-Forwarded-Proto` (`$pass_access_scheme` in `nginx.tmpl`), and `redirect_to_https` (`lua_ingress.lua`) redirects only scheme `http`, so a clear-text request claiming `https` reaches every path |
+//! | `no-tls-redirect-locations` | `/.well-known/acme-challenge` | reported when changed: further paths answer in clear text on port 80 |
+//! | `main-snippet`, `http-snippet`, `server-snippet`, `location-snippet` | empty | reported when set: arbitrary nginx configuration in every server or location |
 //! | `allow-snippet-annotations`, `annotations-risk-level`, `annotation-value-word-blocklist` | `false`, `High`/`Critical` (by version), empty | which annotations the controller accepts; snippet annotations are reported by the audit whatever these keys say |
-//! | `global-auth-url` and `global-auth-*` | empty | an external auth sub-request for every location without `enable-global-auth: "false"`; never counted as the gate |
+//! | `global-auth-url` and `global-auth-*` | empty | an external auth sub-request for every location without `enable-global-auth: "false"`; can only refuse more, and never counted as the gate |
 //! | `proxy-set-headers`, `add-headers` | empty | headers to the backend or the client; the gate reads the headers nginx sets on its own auth sub-request |
-//! | `use-forwarded-headers`, `enable-real-ip`, `forwarded-for-header`, `use-proxy-protocol` | `false`, `false`, `X-Forwarded-For`, `false` | client addresses and schemes only: no effect on certificates |
+//! | `enable-real-ip`, `forwarded-for-header`, `use-proxy-protocol`, `compute-full-forwarded-for` | `false`, `X-Forwarded-For`, `false`, `false` | client addresses only: no effect on schemes or certificates |
 //! | `ssl-protocols`, `ssl-ciphers`, `ssl-reject-handshake`, `ssl-session-*` | TLS 1.2/1.3, defaults | handshake parameters: which clients can connect, not which certificate they need |
-//!
-//! Reading the ConfigMap would need a profile field naming it (a controller may run with
-//! any `--configmap`), a watch on that one object, and the webhooks reviewing its changes;
-//! until then this table is the declared assumption, and the README's Limits say so.
 
 pub mod annotations;
 mod config_map;
@@ -74,17 +72,12 @@ mod config_map;
 use std::sync::Arc;
 
 use self::annotations::{Decision, PREFIX, bool_annotation, normalize_string, string_annotation};
-use super::config_map::{
-    CONTROLLER_CONFIG_KINDS, reads_controller_config, reduce_controller_config,
-};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
     RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, is_gate_url, oldest_first,
 };
-use super::{ObjectKind, ReduceError, SharedObject};
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
-use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
 pub struct IngressNginx;
@@ -1063,21 +1056,8 @@ impl Dialect for IngressNginx {
         annotations::kept_in_views(key)
     }
 
-    fn kinds(&self) -> &'static [ObjectKind] {
-        &CONTROLLER_CONFIG_KINDS
-    }
-
-    fn reads_kind(&self, profile: &CompiledProfile, kind: &ObjectKind) -> bool {
-        reads_controller_config(profile, kind)
-    }
-
-    fn reduce(
-        &self,
-        kind: &ObjectKind,
-        object: &serde_json::Value,
-        default_namespace: &str,
-    ) -> Result<SharedObject, ReduceError> {
-        reduce_controller_config(kind, object, default_namespace)
+    fn reads_controller_config_map(&self) -> bool {
+        true
     }
 
     /// `--ingress-class` defaults to `nginx` (`cmd/nginx/flags.go`), and the Helm chart
