@@ -1771,7 +1771,7 @@ fn merged_gateways_fail_closed() {
 /// admitted, judged on the world after the change.
 #[test]
 fn admission_reviews_gateway_classes_and_envoy_proxies() {
-    use mtls_gate::admission::{BeforeStateCache, OutcomeKind, object_review_slice, review_object};
+    use mtls_gate::admission::OutcomeKind;
     use mtls_gate::manifest::{load, parse_documents, read_paths};
     use mtls_gate::model::ObjectKey;
 
@@ -1819,18 +1819,8 @@ fn admission_reviews_gateway_classes_and_envoy_proxies() {
         docs.extend(parse_documents(std::path::Path::new("cluster.yaml"), &extra).expect("parses"));
         let view = load(docs, "default", true).expect("loads").view;
         let manifest: serde_json::Value = serde_yaml_ng::from_str(&change).expect("YAML");
-        let (kind, object) = mtls_gate::dialect::reduce_owned(&manifest, "")
-            .expect("a dialect-owned kind")
-            .expect("reduces");
-        assert_eq!(object.key(), &key, "{desc}: the view's key is the review's");
-        let slice = object_review_slice(&view, kind);
-        let outcome = review_object(
-            &slice,
-            kind,
-            &key,
-            Some(object),
-            &BeforeStateCache::default(),
-        );
+        let (reviewed, outcome) = common::review_object_change(&view, &manifest, "");
+        assert_eq!(reviewed, key, "{desc}: the view's key is the review's");
         assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
         if !allowed {
             assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");

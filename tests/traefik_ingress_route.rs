@@ -953,7 +953,7 @@ fn tcp_router_findings_name_the_router() {
 /// itself; a compliant one is admitted.
 #[test]
 fn admission_reviews_ingress_routes() {
-    use mtls_gate::admission::{BeforeStateCache, OutcomeKind, object_review_slice, review_object};
+    use mtls_gate::admission::OutcomeKind;
     use mtls_gate::cluster::Completeness;
     use mtls_gate::manifest::{load, read_paths};
     use mtls_gate::model::ObjectKey;
@@ -1020,18 +1020,8 @@ fn admission_reviews_ingress_routes() {
         let mut m = load(docs, "default", true).expect("loads");
         m.view.set_secrets_completeness(Completeness::Complete);
         let manifest: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("route YAML");
-        let (kind, object) = mtls_gate::dialect::reduce_owned(&manifest, NS)
-            .expect("a dialect-owned kind")
-            .expect("reduces");
-        let key = ObjectKey::new(NS, &name);
-        let slice = object_review_slice(&m.view, kind);
-        let outcome = review_object(
-            &slice,
-            kind,
-            &key,
-            Some(object),
-            &BeforeStateCache::default(),
-        );
+        let (key, outcome) = review_object_change(&m.view, &manifest, NS);
+        assert_eq!(key, ObjectKey::new(NS, &name), "{desc}: the review's key");
         assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
         if !allowed {
             assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");

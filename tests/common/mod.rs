@@ -653,3 +653,27 @@ pub mod haproxy {
         vec![(key("auth-url"), gate_url())]
     }
 }
+
+/// The validating webhook's answer to a CREATE or UPDATE of `manifest`, an object of a
+/// dialect-owned kind (its namespace defaulting to `namespace`), judged against `view`;
+/// with the key the review used.
+pub fn review_object_change(
+    view: &mtls_gate::cluster::ClusterView,
+    manifest: &serde_json::Value,
+    namespace: &str,
+) -> (mtls_gate::model::ObjectKey, mtls_gate::admission::Outcome) {
+    use mtls_gate::admission::{BeforeStateCache, object_review_slice, review_object};
+    let (kind, object) = mtls_gate::dialect::reduce_owned(manifest, namespace)
+        .expect("a dialect-owned kind")
+        .expect("reduces");
+    let key = object.key().clone();
+    let slice = object_review_slice(view, kind);
+    let outcome = review_object(
+        &slice,
+        kind,
+        &key,
+        Some(object),
+        &BeforeStateCache::default(),
+    );
+    (key, outcome)
+}
