@@ -132,17 +132,17 @@ impl ClusterView {
         let previous = self.remove_ingress(&key);
         let generation = next_generation();
         for host in unique_hosts(&view) {
-            self.by_host
-                .entry(host.to_string())
-                .or_default()
-                .push(key.clone());
+            insert_sorted(
+                self.by_host.entry(host.to_string()).or_default(),
+                key.clone(),
+            );
             self.host_generations.insert(host.to_string(), generation);
         }
         for host in &view.named_hosts {
-            self.by_named_host
-                .entry(host.clone())
-                .or_default()
-                .push(key.clone());
+            insert_sorted(
+                self.by_named_host.entry(host.clone()).or_default(),
+                key.clone(),
+            );
             self.host_generations.insert(host.clone(), generation);
         }
         self.ingresses.insert(key, view);
@@ -306,10 +306,10 @@ impl ClusterView {
         } else {
             let generation = next_generation();
             for host in hosts {
-                self.routes_by_host
-                    .entry(host.clone())
-                    .or_default()
-                    .push((kind, key.clone()));
+                insert_sorted(
+                    self.routes_by_host.entry(host.clone()).or_default(),
+                    (kind, key.clone()),
+                );
                 self.host_generations.insert(host, generation);
             }
         }
@@ -600,7 +600,10 @@ impl ObjectSource for ClusterView {
         }
     }
     fn objects_of(&self, kind: &ObjectKind) -> Vec<SharedObject> {
-        self.objects(kind).cloned().collect()
+        // In key order: the store is a hash map, whose order differs between processes.
+        let mut out: Vec<SharedObject> = self.objects(kind).cloned().collect();
+        out.sort_by(|a, b| a.key().cmp(b.key()));
+        out
     }
     fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
         self.routes_by_host
@@ -646,7 +649,7 @@ impl ObjectSource for WithIngressChange<'_> {
         if let Some(new) = &self.replacement
             && new.hosts().any(|h| h == host)
         {
-            out.push(new.clone());
+            out.insert(out.partition_point(|i| i.key < new.key), new.clone());
         }
         out
     }
@@ -660,7 +663,7 @@ impl ObjectSource for WithIngressChange<'_> {
         if let Some(new) = &self.replacement
             && new.named_hosts.iter().any(|h| h == host)
         {
-            out.push(new.clone());
+            out.insert(out.partition_point(|i| i.key < new.key), new.clone());
         }
         out
     }
@@ -725,7 +728,9 @@ impl ObjectSource for WithObjectChange<'_> {
         let mut out = self.base.objects_of(kind);
         if *kind == self.kind {
             out.retain(|o| o.key() != self.key);
-            out.extend(self.replacement.clone());
+            if let Some(new) = &self.replacement {
+                out.insert(out.partition_point(|o| o.key() < new.key()), new.clone());
+            }
         }
         out
     }
@@ -735,7 +740,8 @@ impl ObjectSource for WithObjectChange<'_> {
         if let Some(new) = &self.replacement
             && new.route_hosts().iter().any(|h| h == host)
         {
-            out.push((self.kind, new.clone()));
+            let at = out.partition_point(|(kind, o)| (kind, o.key()) < (&self.kind, new.key()));
+            out.insert(at, (self.kind, new.clone()));
         }
         out
     }
@@ -832,6 +838,15 @@ impl ObjectSource for PlannedObjects<'_> {
     }
 }
 
+/// Keeps a host index in key order, so that every source lists a host's objects in the
+/// same order whatever the order of their arrivals and updates (dialects that break ties
+/// by list order then give the same result in `check`, the controller and admission).
+fn insert_sorted<T: Ord>(keys: &mut Vec<T>, key: T) {
+    if let Err(at) = keys.binary_search(&key) {
+        keys.insert(at, key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -860,6 +875,29 @@ mod tests {
             named_hosts: Vec::new(),
             dialect_memo: Default::default(),
         }
+    }
+
+    /// A host's Ingresses come in key order from the view, from a view updated in any
+    /// order, and from an admission overlay, so ties in dialect orderings resolve alike.
+    #[test]
+    fn a_hosts_ingresses_are_listed_in_key_order_whatever_the_arrival_order() {
+        const HOST: &str = "api.bank.example";
+        let names = |list: Vec<Arc<IngressView>>| -> Vec<String> {
+            list.iter().map(|i| i.key.name.clone()).collect()
+        };
+        let mut view = ClusterView::new();
+        for name in ["c", "a", "b"] {
+            view.upsert_ingress(ingress(name, &[HOST]));
+        }
+        view.upsert_ingress(ingress("a", &[HOST]));
+        assert_eq!(names(view.ingresses_for_host(HOST)), ["a", "b", "c"]);
+        let key = ObjectKey::new("ns", "a");
+        let changed = WithIngressChange {
+            base: &view,
+            key: &key,
+            replacement: Some(Arc::new(ingress("a", &[HOST]))),
+        };
+        assert_eq!(names(changed.ingresses_for_host(HOST)), ["a", "b", "c"]);
     }
 
     #[test]
