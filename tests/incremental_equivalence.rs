@@ -247,20 +247,34 @@ fn ingress(spec: &IngressSpec, world: &World) -> Ingress {
     serde_yaml_ng::from_str(&manifest(spec, &hosts(world), world.controller)).expect("Ingress")
 }
 
-/// `view` with its Ingresses inserted again in the order `view.ingresses()` gives, as
-/// they are (`fresh`: false) or as copies, which start without what a dialect derived
-/// from them ([`IngressView::dialect_memo`]). The two differ only in those memos (a
-/// view's order of a host's Ingresses orders some dialects' routes and findings).
-fn reinserted(view: &ClusterView, fresh: bool) -> ClusterView {
+/// `view` with every Ingress replaced by a copy, which starts without what a dialect
+/// derived from it ([`IngressView::dialect_memo`]); the view lists a host's Ingresses in
+/// key order whatever the insertion order, so the two differ only in those memos.
+fn with_fresh_views(view: &ClusterView) -> ClusterView {
     let mut out = view.clone();
     for ingress in view.ingresses() {
-        if fresh {
-            out.upsert_ingress((**ingress).clone());
-        } else {
-            out.upsert_shared_ingress(ingress.clone());
-        }
+        out.upsert_ingress((**ingress).clone());
     }
     out
+}
+
+/// A host's incremental evaluation after `world`'s change of `key` (from a before-state
+/// evaluated on `view`), and its full evaluation in `world`.
+fn incremental_and_full(
+    profile: &mtls_gate::profile::CompiledProfile,
+    dialect: &dyn mtls_gate::dialect::Dialect,
+    view: &ClusterView,
+    world: &WithIngressChange<'_>,
+    host: &str,
+    key: &ObjectKey,
+) -> (engine::HostEvaluation, engine::HostEvaluation) {
+    let before = engine::evaluate_host_before_change(profile, dialect, view, host, true);
+    let incremental =
+        engine::evaluate_host_after_change(profile, dialect, world, host, &before, key);
+    (
+        incremental,
+        engine::evaluate_host(profile, dialect, world, host, true),
+    )
 }
 
 fn check(world: World) -> Result<(), TestCaseError> {
@@ -318,20 +332,19 @@ fn check(world: World) -> Result<(), TestCaseError> {
             key: &key,
             replacement: new_view.clone(),
         };
+        // The views keep what the dialect parsed from them in earlier states and on other
+        // hosts: that is what copies without it give.
+        let fresh = with_fresh_views(&view);
+        let fresh_world = WithIngressChange {
+            base: &fresh,
+            key: &key,
+            replacement: new_view.as_deref().map(|v| std::sync::Arc::new(v.clone())),
+        };
         for profile in view.profiles() {
             let dialect = engine::profile_dialect(profile).expect("dialect");
             for host in &profile.hosts {
-                let before =
-                    engine::evaluate_host_before_change(profile, dialect, &view, host, true);
-                let incremental = engine::evaluate_host_after_change(
-                    profile,
-                    dialect,
-                    &after_world,
-                    host,
-                    &before,
-                    &key,
-                );
-                let full = engine::evaluate_host(profile, dialect, &after_world, host, true);
+                let (incremental, full) =
+                    incremental_and_full(profile, dialect, &view, &after_world, host, &key);
                 prop_assert_eq!(
                     incremental.verdict(),
                     full.verdict(),
@@ -339,21 +352,8 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     host,
                     change
                 );
-                // The views keep what the dialect parsed from them in earlier states and
-                // on other hosts: that is what copies without it give.
-                let (kept, fresh) = (reinserted(&view, false), reinserted(&view, true));
-                let kept_world = WithIngressChange {
-                    base: &kept,
-                    key: &key,
-                    replacement: new_view.clone(),
-                };
-                let fresh_world = WithIngressChange {
-                    base: &fresh,
-                    key: &key,
-                    replacement: new_view.as_deref().map(|v| std::sync::Arc::new(v.clone())),
-                };
                 prop_assert_eq!(
-                    engine::evaluate_host(profile, dialect, &kept_world, host, true).verdict(),
+                    full.verdict(),
                     engine::evaluate_host(profile, dialect, &fresh_world, host, true).verdict(),
                     "host {} after {:?}, views reduced anew",
                     host,
@@ -394,12 +394,8 @@ fn check(world: World) -> Result<(), TestCaseError> {
             for profile in view.profiles() {
                 let dialect = engine::profile_dialect(profile).expect("dialect");
                 for host in &profile.hosts {
-                    let before =
-                        engine::evaluate_host_before_change(profile, dialect, &view, host, true);
-                    let incremental = engine::evaluate_host_after_change(
-                        profile, dialect, &reapplied, host, &before, &same_key,
-                    );
-                    let full = engine::evaluate_host(profile, dialect, &reapplied, host, true);
+                    let (incremental, full) =
+                        incremental_and_full(profile, dialect, &view, &reapplied, host, &same_key);
                     prop_assert_eq!(
                         incremental.verdict(),
                         full.verdict(),
