@@ -153,31 +153,6 @@ fn touched_host_keys(
     host_keys
 }
 
-/// The part of `view` a review of a change to `key` reads: the Ingresses that can serve
-/// the profile hosts the change touches. Cut under the view's lock; the review then runs
-/// on it without any lock, so watch updates never wait for a review.
-pub fn review_slice(view: &ClusterView, key: &ObjectKey, new: Option<&IngressView>) -> ClusterView {
-    let host_keys = touched_host_keys(view, key, new);
-    let mut hosts: BTreeSet<&str> = host_keys.iter().map(String::as_str).collect();
-    for profile in view.profiles_touching(&host_keys) {
-        hosts.extend(
-            profile
-                .hosts
-                .iter()
-                .filter(|h| host_keys.iter().any(|k| host_key_covers(k, h)))
-                .map(String::as_str),
-        );
-    }
-    let mut slice = view.slice_for_hosts(hosts, |_| false);
-    // The old version of the changed Ingress, wherever its rules point.
-    if let Some(old) = view.ingress(key)
-        && slice.ingress(key).is_none()
-    {
-        slice.upsert_shared_ingress(old.clone());
-    }
-    slice
-}
-
 fn review_ingress_with(
     view: &ClusterView,
     key: &ObjectKey,
@@ -190,6 +165,13 @@ fn review_ingress_with(
         return Outcome::allow();
     }
 
+    // An UPDATE that leaves the Ingress's view as it was (labels, backends, annotations
+    // mtls-gate does not read: the common UPDATE) leaves the world as it was: the state
+    // after is the state before, which the cache already holds.
+    let view_unchanged = matches!(
+        (view.ingress(key), new_view.as_deref()),
+        (Some(old), Some(new)) if **old == *new
+    );
     let mut outcome = Outcome::allow();
     let mut denials: Vec<(String, Vec<Violation>)> = Vec::new();
     for profile in view.profiles_touching(&host_keys) {
@@ -240,6 +222,7 @@ fn review_ingress_with(
                 _ => Arc::new(evaluate_before()),
             };
             let after_host = match cache {
+                Some(_) if view_unchanged => before_host.clone(),
                 Some(_) => Arc::new(engine::evaluate_host_after_change(
                     profile,
                     dialect,
@@ -341,23 +324,20 @@ fn profiles_reading<'a>(
         .filter(move |p| dialect::profile_reads_kind(p, kind))
 }
 
-/// The part of `view` a review of a change to an object of `kind` reads: every host of the
-/// profiles whose controller reads the kind. When the view holds the kind as absent (its
+/// The view a review of a change to an object of `kind` reads: a snapshot of `view`
+/// ([`ClusterView`] clones share its maps). When the view holds the kind as absent (its
 /// CRD was not served at the last discovery), the object under review proves the CRD was
 /// installed since, and other objects of the kind may exist that the view has not read
 /// yet: the kind is unreadable for this review (fail closed) until discovery lists it.
-pub fn object_review_slice(view: &ClusterView, kind: &ObjectKind) -> ClusterView {
-    let hosts: BTreeSet<String> = profiles_reading(view, kind)
-        .flat_map(|p| p.hosts.iter().cloned())
-        .collect();
-    let mut slice = view.slice_for_hosts(hosts.iter().map(String::as_str), |_| false);
-    if slice.kind_absent(kind) {
-        slice.set_kind_unreadable(
+pub fn object_review_view(view: &ClusterView, kind: &ObjectKind) -> ClusterView {
+    let mut snapshot = view.clone();
+    if snapshot.kind_absent(kind) {
+        snapshot.set_kind_unreadable(
             *kind,
             "its CRD was installed after mtls-gate last looked it up (API discovery runs every minute), so other objects of the kind are not read yet; retry in a minute",
         );
     }
-    slice
+    snapshot
 }
 
 /// Reviews a CREATE/UPDATE (`new` set) or DELETE (`new` unset) of an object of a
@@ -646,6 +626,13 @@ impl ClusterAdmission {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The view as it is now, for one review: taken under the read lock in O(1) (its maps
+    /// are persistent and shared), then read without any lock, so watch updates never
+    /// wait for a review and a review never sees half an update.
+    fn snapshot(&self) -> ClusterView {
+        self.read().clone()
+    }
+
     fn excluded(&self, namespace: Option<&str>) -> bool {
         namespace.is_some_and(|ns| self.excluded_namespaces.iter().any(|e| e == ns))
     }
@@ -760,11 +747,8 @@ impl AdmissionHandler for ClusterAdmission {
                 req.name.clone()
             };
             let key = ObjectKey::new(namespace, name);
-            let new_view = new
-                .as_ref()
-                .map(|ing| IngressView::from_ingress(ing, &key.namespace));
-            let slice = review_slice(&self.read(), &key, new_view.as_ref());
-            let outcome = review_ingress_cached(&slice, &key, new.as_ref(), &self.before_states);
+            let outcome =
+                review_ingress_cached(&self.snapshot(), &key, new.as_ref(), &self.before_states);
             return respond(req, outcome);
         }
         if let Some((_, owner, kind)) = dialect::kind_owner(
@@ -799,24 +783,15 @@ impl AdmissionHandler for ClusterAdmission {
                 _ => req.name.clone(),
             };
             let key = ObjectKey::new(namespace, name);
-            let slice = object_review_slice(&self.read(), kind);
+            let snapshot = object_review_view(&self.read(), kind);
             return respond(
                 req,
-                review_object(&slice, kind, &key, new, &self.before_states),
+                review_object(&snapshot, kind, &key, new, &self.before_states),
             );
         }
         if is_profile(req) && matches!(req.operation, Operation::Create | Operation::Update) {
             return match typed_object::<ApiProviderProfile>(req.object.as_ref()) {
-                Ok(Some(profile)) => {
-                    let hosts: Vec<String> = profile
-                        .compile()
-                        .map(|c| c.hosts.iter().cloned().collect())
-                        .unwrap_or_default();
-                    let slice = self
-                        .read()
-                        .slice_for_hosts(hosts.iter().map(String::as_str), |_| false);
-                    respond(req, review_profile(&slice, &profile))
-                }
+                Ok(Some(profile)) => respond(req, review_profile(&self.snapshot(), &profile)),
                 Ok(None) => deny(
                     req,
                     "the AdmissionReview carries no ApiProviderProfile object".into(),
@@ -843,9 +818,7 @@ impl AdmissionHandler for ClusterAdmission {
                 return Reviewed::allow(req);
             };
             let namespace = req.namespace.clone().unwrap_or_else(|| "default".into());
-            // The profiles only, cut under a short read lock.
-            let slice = self.read().slice_for_hosts(std::iter::empty(), |_| false);
-            let outcome = mutate_object(&slice, &object, &namespace);
+            let outcome = mutate_object(&self.snapshot(), &object, &namespace);
             return patched(req, outcome);
         }
         let ing: Ingress = match typed_object(req.object.as_ref()) {
@@ -861,12 +834,7 @@ impl AdmissionHandler for ClusterAdmission {
                 .clone()
                 .unwrap_or_else(|| req.name.clone()),
         );
-        let slice = review_slice(
-            &self.read(),
-            &key,
-            Some(&IngressView::from_ingress(&ing, &key.namespace)),
-        );
-        patched(req, mutate_ingress(&slice, &key, &ing))
+        patched(req, mutate_ingress(&self.snapshot(), &key, &ing))
     }
 
     fn view_ready(&self) -> bool {

@@ -4,6 +4,12 @@
 //! from reflectors). Admission evaluates "the world after the change" through
 //! [`WithIngressChange`], an overlay that replaces one Ingress without copying the view, so
 //! the work per admission depends on the Ingresses of the touched hosts only.
+//!
+//! The maps are persistent (`imbl`: hash array mapped tries and B-trees sharing their
+//! nodes), so cloning a view is O(1) and an update copies only the path to what it
+//! changes. A review clones the view under the read lock and evaluates the clone without
+//! it: watch updates never wait for a review, and a review of a 10,000-Ingress cluster
+//! copies nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
@@ -59,18 +65,20 @@ impl UnreadableObjects {
 
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
-    ingresses: HashMap<ObjectKey, Arc<IngressView>>,
-    by_host: HashMap<String, Vec<ObjectKey>>,
+    ingresses: imbl::HashMap<ObjectKey, Arc<IngressView>>,
+    /// Ingresses by rule host key, in key order (so a host's Ingresses come in the same
+    /// order whatever the order of arrivals).
+    by_host: imbl::HashMap<String, imbl::OrdSet<ObjectKey>>,
     /// Ingresses by the host names they name outside their rules
     /// ([`IngressView::named_hosts`]).
-    by_named_host: HashMap<String, Vec<ObjectKey>>,
-    secrets: HashMap<ObjectKey, SecretView>,
-    ingress_classes: HashMap<String, IngressClassView>,
+    by_named_host: imbl::HashMap<String, imbl::OrdSet<ObjectKey>>,
+    secrets: imbl::HashMap<ObjectKey, SecretView>,
+    ingress_classes: imbl::HashMap<String, IngressClassView>,
     ingress_classes_completeness: Completeness,
-    /// Objects of dialect-owned kinds. Shared maps, so a slice copies one pointer per kind.
-    objects: BTreeMap<ObjectKind, Arc<HashMap<ObjectKey, SharedObject>>>,
+    /// Objects of dialect-owned kinds, in key order.
+    objects: BTreeMap<ObjectKind, imbl::OrdMap<ObjectKey, SharedObject>>,
     /// Route objects of dialect-owned kinds by rule host key.
-    routes_by_host: HashMap<String, Vec<(ObjectKind, ObjectKey)>>,
+    routes_by_host: imbl::HashMap<String, imbl::OrdSet<(ObjectKind, ObjectKey)>>,
     profiles: BTreeMap<String, Arc<CompiledProfile>>,
     secrets_completeness: Completeness,
     /// Dialect-owned kinds the source is complete for (absent kinds are partial).
@@ -82,7 +90,7 @@ pub struct ClusterView {
     absent_kinds: std::collections::BTreeSet<ObjectKind>,
     /// Generation of each rule host key: changes whenever an Ingress or route object with a
     /// rule for it is added, replaced or removed.
-    host_generations: HashMap<String, u64>,
+    host_generations: imbl::HashMap<String, u64>,
     /// Generation of everything else an evaluation reads (Secrets, dialect objects that
     /// are not routes, profiles, completeness).
     objects_generation: u64,
@@ -132,17 +140,17 @@ impl ClusterView {
         let previous = self.remove_ingress(&key);
         let generation = next_generation();
         for host in unique_hosts(&view) {
-            insert_sorted(
-                self.by_host.entry(host.to_string()).or_default(),
-                key.clone(),
-            );
+            self.by_host
+                .entry(host.to_string())
+                .or_default()
+                .insert(key.clone());
             self.host_generations.insert(host.to_string(), generation);
         }
         for host in &view.named_hosts {
-            insert_sorted(
-                self.by_named_host.entry(host.clone()).or_default(),
-                key.clone(),
-            );
+            self.by_named_host
+                .entry(host.clone())
+                .or_default()
+                .insert(key.clone());
             self.host_generations.insert(host.clone(), generation);
         }
         self.ingresses.insert(key, view);
@@ -306,21 +314,21 @@ impl ClusterView {
         } else {
             let generation = next_generation();
             for host in hosts {
-                insert_sorted(
-                    self.routes_by_host.entry(host.clone()).or_default(),
-                    (kind, key.clone()),
-                );
+                self.routes_by_host
+                    .entry(host.clone())
+                    .or_default()
+                    .insert((kind, key.clone()));
                 self.host_generations.insert(host, generation);
             }
         }
-        Arc::make_mut(self.objects.entry(kind).or_default()).insert(key, view);
+        self.objects.entry(kind).or_default().insert(key, view);
         previous
     }
 
     /// Removes an object (and any mark that it was unreadable).
     pub fn remove_object(&mut self, kind: &ObjectKind, key: &ObjectKey) -> Option<SharedObject> {
         self.clear_unreadable(kind, Some(key));
-        let previous = Arc::make_mut(self.objects.get_mut(kind)?).remove(key)?;
+        let previous = self.objects.get_mut(kind)?.remove(key)?;
         let hosts = unique(previous.route_hosts());
         if hosts.is_empty() {
             self.objects_changed();
@@ -329,7 +337,7 @@ impl ClusterView {
             for host in hosts {
                 self.host_generations.insert(host.clone(), generation);
                 if let Some(keys) = self.routes_by_host.get_mut(&host) {
-                    keys.retain(|(k, o)| !(k == kind && o == key));
+                    keys.remove(&(*kind, key.clone()));
                     if keys.is_empty() {
                         self.routes_by_host.remove(&host);
                     }
@@ -431,7 +439,7 @@ impl ClusterView {
         for host in unique_hosts(&previous) {
             self.host_generations.insert(host.to_string(), generation);
             if let Some(keys) = self.by_host.get_mut(host) {
-                keys.retain(|k| k != key);
+                keys.remove(key);
                 if keys.is_empty() {
                     self.by_host.remove(host);
                 }
@@ -440,7 +448,7 @@ impl ClusterView {
         for host in &previous.named_hosts {
             self.host_generations.insert(host.clone(), generation);
             if let Some(keys) = self.by_named_host.get_mut(host) {
-                keys.retain(|k| k != key);
+                keys.remove(key);
                 if keys.is_empty() {
                     self.by_named_host.remove(host);
                 }
@@ -496,12 +504,8 @@ impl ClusterView {
         })
     }
 
-    fn lookup<'a, T>(
-        map: &'a HashMap<ObjectKey, T>,
-        key: &ObjectKey,
-        completeness: Completeness,
-    ) -> Lookup<'a, T> {
-        match (map.get(key), completeness) {
+    fn lookup<T>(found: Option<&T>, completeness: Completeness) -> Lookup<'_, T> {
+        match (found, completeness) {
             (Some(v), _) => Lookup::Found(v),
             (None, Completeness::Complete) => Lookup::Missing,
             (None, Completeness::Partial) => Lookup::Unknown,
@@ -573,7 +577,7 @@ impl ObjectSource for ClusterView {
             .collect()
     }
     fn secret(&self, key: &ObjectKey) -> Lookup<'_, SecretView> {
-        Self::lookup(&self.secrets, key, self.secrets_completeness)
+        Self::lookup(self.secrets.get(key), self.secrets_completeness)
     }
     fn ingress_class(&self, name: &str) -> Lookup<'_, IngressClassView> {
         match (
@@ -594,16 +598,14 @@ impl ObjectSource for ClusterView {
             return Lookup::Unknown;
         }
         match self.objects.get(kind) {
-            Some(map) => Self::lookup(map, key, self.kind_completeness(kind)),
+            Some(map) => Self::lookup(map.get(key), self.kind_completeness(kind)),
             None if self.kind_completeness(kind) == Completeness::Complete => Lookup::Missing,
             None => Lookup::Unknown,
         }
     }
     fn objects_of(&self, kind: &ObjectKind) -> Vec<SharedObject> {
-        // In key order: the store is a hash map, whose order differs between processes.
-        let mut out: Vec<SharedObject> = self.objects(kind).cloned().collect();
-        out.sort_by(|a, b| a.key().cmp(b.key()));
-        out
+        // In key order (the store is ordered), the same in every process.
+        self.objects(kind).cloned().collect()
     }
     fn routes_for_host(&self, host: &str) -> Vec<(ObjectKind, SharedObject)> {
         self.routes_by_host
@@ -835,15 +837,6 @@ impl ObjectSource for PlannedObjects<'_> {
     }
     fn unreadable(&self, kind: &ObjectKind) -> Vec<String> {
         self.base.unreadable(kind)
-    }
-}
-
-/// Keeps a host index in key order, so that every source lists a host's objects in the
-/// same order whatever the order of their arrivals and updates (dialects that break ties
-/// by list order then give the same result in `check`, the controller and admission).
-fn insert_sorted<T: Ord>(keys: &mut Vec<T>, key: T) {
-    if let Err(at) = keys.binary_search(&key) {
-        keys.insert(at, key);
     }
 }
 

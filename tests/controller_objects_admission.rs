@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use mtls_gate::admission::{BeforeStateCache, OutcomeKind, object_review_slice, review_object};
+use mtls_gate::admission::{BeforeStateCache, OutcomeKind, object_review_view, review_object};
 use mtls_gate::cluster::{ClusterView, Completeness};
 use mtls_gate::dialect::{self, ObjectKind, SharedObject};
 use mtls_gate::manifest::{load, read_paths};
@@ -106,8 +106,8 @@ fn judge(view: impl Fn() -> ClusterView, namespace: &str, cases: Vec<(&str, Chan
             Change::Delete(kind, name) => (kind, name.to_string(), None),
         };
         let key = ObjectKey::new(namespace, name);
-        let slice = object_review_slice(&view, kind);
-        let outcome = review_object(&slice, kind, &key, new, &cache);
+        let snapshot = object_review_view(&view, kind);
+        let outcome = review_object(&snapshot, kind, &key, new, &cache);
         assert_eq!(outcome.allowed, allowed, "{desc}: {:?}", outcome.message);
         if !allowed {
             assert_eq!(outcome.decision, OutcomeKind::Denied, "{desc}");

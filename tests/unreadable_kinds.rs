@@ -307,9 +307,9 @@ fn an_object_of_a_kind_discovery_found_absent_is_judged_as_unreadable_until_list
     let (kind, reduced) = dialect::reduce_owned(&policy, "default").unwrap().unwrap();
     let key = reduced.key().clone();
     // The CRD has been installed since: other policies may exist that the view has not read.
-    let slice = mtls_gate::admission::object_review_slice(&view, kind);
+    let snapshot = mtls_gate::admission::object_review_view(&view, kind);
     let outcome = review_object(
-        &slice,
+        &snapshot,
         kind,
         &key,
         Some(reduced.clone()),
@@ -320,9 +320,9 @@ fn an_object_of_a_kind_discovery_found_absent_is_judged_as_unreadable_until_list
     assert!(message.contains("retry in a minute"), "{message}");
     // Once discovery lists the kind, the same change is judged on its merits.
     view.set_kind_completeness(policy_kind, Completeness::Complete);
-    let slice = mtls_gate::admission::object_review_slice(&view, kind);
+    let snapshot = mtls_gate::admission::object_review_view(&view, kind);
     let outcome = review_object(
-        &slice,
+        &snapshot,
         kind,
         &key,
         Some(reduced),

@@ -662,14 +662,14 @@ pub fn review_object_change(
     manifest: &serde_json::Value,
     namespace: &str,
 ) -> (mtls_gate::model::ObjectKey, mtls_gate::admission::Outcome) {
-    use mtls_gate::admission::{BeforeStateCache, object_review_slice, review_object};
+    use mtls_gate::admission::{BeforeStateCache, object_review_view, review_object};
     let (kind, object) = mtls_gate::dialect::reduce_owned(manifest, namespace)
         .expect("a dialect-owned kind")
         .expect("reduces");
     let key = object.key().clone();
-    let slice = object_review_slice(view, kind);
+    let snapshot = object_review_view(view, kind);
     let outcome = review_object(
-        &slice,
+        &snapshot,
         kind,
         &key,
         Some(object),
