@@ -68,17 +68,17 @@ pub struct ClusterView {
     ingresses: imbl::HashMap<ObjectKey, Arc<IngressView>>,
     /// Ingresses by rule host key, in key order (so a host's Ingresses come in the same
     /// order whatever the order of arrivals).
-    by_host: imbl::HashMap<String, imbl::OrdSet<ObjectKey>>,
+    by_host: imbl::HashMap<String, HostIndex<ObjectKey>>,
     /// Ingresses by the host names they name outside their rules
     /// ([`IngressView::named_hosts`]).
-    by_named_host: imbl::HashMap<String, imbl::OrdSet<ObjectKey>>,
+    by_named_host: imbl::HashMap<String, HostIndex<ObjectKey>>,
     secrets: imbl::HashMap<ObjectKey, SecretView>,
     ingress_classes: imbl::HashMap<String, IngressClassView>,
     ingress_classes_completeness: Completeness,
     /// Objects of dialect-owned kinds, in key order.
     objects: BTreeMap<ObjectKind, imbl::OrdMap<ObjectKey, SharedObject>>,
     /// Route objects of dialect-owned kinds by rule host key.
-    routes_by_host: imbl::HashMap<String, imbl::OrdSet<(ObjectKind, ObjectKey)>>,
+    routes_by_host: imbl::HashMap<String, HostIndex<(ObjectKind, ObjectKey)>>,
     profiles: BTreeMap<String, Arc<CompiledProfile>>,
     secrets_completeness: Completeness,
     /// Dialect-owned kinds the source is complete for (absent kinds are partial).
@@ -140,17 +140,17 @@ impl ClusterView {
         let previous = self.remove_ingress(&key);
         let generation = next_generation();
         for host in unique_hosts(&view) {
-            self.by_host
-                .entry(host.to_string())
-                .or_default()
-                .insert(key.clone());
+            insert_sorted(
+                self.by_host.entry(host.to_string()).or_default(),
+                key.clone(),
+            );
             self.host_generations.insert(host.to_string(), generation);
         }
         for host in &view.named_hosts {
-            self.by_named_host
-                .entry(host.clone())
-                .or_default()
-                .insert(key.clone());
+            insert_sorted(
+                self.by_named_host.entry(host.clone()).or_default(),
+                key.clone(),
+            );
             self.host_generations.insert(host.clone(), generation);
         }
         self.ingresses.insert(key, view);
@@ -314,10 +314,10 @@ impl ClusterView {
         } else {
             let generation = next_generation();
             for host in hosts {
-                self.routes_by_host
-                    .entry(host.clone())
-                    .or_default()
-                    .insert((kind, key.clone()));
+                insert_sorted(
+                    self.routes_by_host.entry(host.clone()).or_default(),
+                    (kind, key.clone()),
+                );
                 self.host_generations.insert(host, generation);
             }
         }
@@ -337,7 +337,7 @@ impl ClusterView {
             for host in hosts {
                 self.host_generations.insert(host.clone(), generation);
                 if let Some(keys) = self.routes_by_host.get_mut(&host) {
-                    keys.remove(&(*kind, key.clone()));
+                    Arc::make_mut(keys).retain(|(k, o)| !(k == kind && o == key));
                     if keys.is_empty() {
                         self.routes_by_host.remove(&host);
                     }
@@ -397,10 +397,12 @@ impl ClusterView {
             ..ClusterView::default()
         };
         for host in hosts {
-            for k in naming_keys(host)
-                .iter()
-                .flat_map(|key| self.by_named_host.get(key).into_iter().flatten())
-            {
+            for k in naming_keys(host).iter().flat_map(|key| {
+                self.by_named_host
+                    .get(key)
+                    .into_iter()
+                    .flat_map(|keys| keys.iter())
+            }) {
                 if !out.ingresses.contains_key(k)
                     && let Some(v) = self.ingresses.get(k)
                 {
@@ -408,7 +410,12 @@ impl ClusterView {
                 }
             }
             for key in rule_keys(host) {
-                for k in self.by_host.get(&key).into_iter().flatten() {
+                for k in self
+                    .by_host
+                    .get(&key)
+                    .into_iter()
+                    .flat_map(|keys| keys.iter())
+                {
                     if !out.ingresses.contains_key(k)
                         && let Some(v) = self.ingresses.get(k)
                     {
@@ -439,7 +446,7 @@ impl ClusterView {
         for host in unique_hosts(&previous) {
             self.host_generations.insert(host.to_string(), generation);
             if let Some(keys) = self.by_host.get_mut(host) {
-                keys.remove(key);
+                Arc::make_mut(keys).retain(|k| k != key);
                 if keys.is_empty() {
                     self.by_host.remove(host);
                 }
@@ -448,7 +455,7 @@ impl ClusterView {
         for host in &previous.named_hosts {
             self.host_generations.insert(host.clone(), generation);
             if let Some(keys) = self.by_named_host.get_mut(host) {
-                keys.remove(key);
+                Arc::make_mut(keys).retain(|k| k != key);
                 if keys.is_empty() {
                     self.by_named_host.remove(host);
                 }
@@ -564,7 +571,7 @@ impl ObjectSource for ClusterView {
         self.by_host
             .get(host)
             .into_iter()
-            .flatten()
+            .flat_map(|keys| keys.iter())
             .filter_map(|k| self.ingresses.get(k).cloned())
             .collect()
     }
@@ -572,7 +579,7 @@ impl ObjectSource for ClusterView {
         self.by_named_host
             .get(host)
             .into_iter()
-            .flatten()
+            .flat_map(|keys| keys.iter())
             .filter_map(|k| self.ingresses.get(k).cloned())
             .collect()
     }
@@ -611,7 +618,7 @@ impl ObjectSource for ClusterView {
         self.routes_by_host
             .get(host)
             .into_iter()
-            .flatten()
+            .flat_map(|keys| keys.iter())
             .filter_map(|(kind, key)| Some((*kind, self.objects.get(kind)?.get(key)?.clone())))
             .collect()
     }
@@ -837,6 +844,19 @@ impl ObjectSource for PlannedObjects<'_> {
     }
     fn unreadable(&self, kind: &ObjectKind) -> Vec<String> {
         self.base.unreadable(kind)
+    }
+}
+
+/// One host's entry of an index, in key order, so that every source lists a host's objects
+/// in the same order whatever the order of their arrivals and updates (dialects that break
+/// ties by list order then give the same result in `check`, the controller and admission).
+/// Shared: a snapshot's copy of the index node holds the same list, which an update then
+/// copies only if a snapshot still holds it.
+type HostIndex<T> = Arc<Vec<T>>;
+
+fn insert_sorted<T: Ord + Clone>(keys: &mut HostIndex<T>, key: T) {
+    if let Err(at) = keys.binary_search(&key) {
+        Arc::make_mut(keys).insert(at, key);
     }
 }
 

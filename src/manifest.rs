@@ -228,15 +228,25 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, InputEr
             values.push(value);
         }
     } else {
-        for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-            let value = serde_json::Value::deserialize(doc).map_err(|e| InputError::Syntax {
-                origin: origin_of(i),
-                format: "YAML",
-                message: e.to_string(),
-            })?;
-            values.push(value);
-        }
         spans = index.yaml_documents();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let parallel = (threads > 1 && text.len() >= PARALLEL_PARSE_MIN_BYTES)
+            .then(|| parse_yaml_in_parallel(text, &index, &spans, threads))
+            .flatten();
+        match parallel {
+            Some(parsed) => values = parsed,
+            None => {
+                for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+                    let value =
+                        serde_json::Value::deserialize(doc).map_err(|e| InputError::Syntax {
+                            origin: origin_of(i),
+                            format: "YAML",
+                            message: e.to_string(),
+                        })?;
+                    values.push(value);
+                }
+            }
+        }
     }
     if spans.len() != values.len() {
         spans.clear();
@@ -298,6 +308,58 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, InputEr
     Ok(docs)
 }
 
+/// Streams at least this large are parsed on several threads (`check` of a 10,000-Ingress
+/// cluster dump spends most of its time in the YAML parser).
+const PARALLEL_PARSE_MIN_BYTES: usize = 1 << 20;
+
+/// The documents of a YAML stream, parsed in about `threads` contiguous runs of documents
+/// on one thread each, or `None` when the stream should be parsed in one piece: a stream
+/// with directives (`%YAML`, `%TAG`: they apply across the cut), or
+/// any run that fails to parse or yields another number of documents than its lines show
+/// (the sequential parse then reports the error with its true position). Runs are cut only
+/// before a `---` line at the start of a line, which always starts a document: the YAML
+/// 1.2 spec forbids such a line inside any scalar (§9.1.4, `c-forbidden`), so each run
+/// parses to the documents the whole stream has there.
+fn parse_yaml_in_parallel(
+    text: &str,
+    index: &lines::LineIndex<'_>,
+    spans: &[lines::Span],
+    threads: usize,
+) -> Option<Vec<serde_json::Value>> {
+    let runs = index.document_runs(spans, threads, text.len())?;
+    if runs.len() < 2 {
+        return None;
+    }
+    let parse_run = |run: &lines::Run| -> Option<Vec<serde_json::Value>> {
+        let mut out = Vec::with_capacity(run.documents);
+        for doc in serde_yaml_ng::Deserializer::from_str(&text[run.bytes.clone()]) {
+            out.push(serde_json::Value::deserialize(doc).ok()?);
+        }
+        (out.len() == run.documents).then_some(out)
+    };
+    let parsed: Vec<Option<Vec<serde_json::Value>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|run| {
+                std::thread::Builder::new()
+                    .name("manifest-parse".into())
+                    // As deep as the main thread may nest.
+                    .stack_size(8 << 20)
+                    .spawn_scoped(scope, || parse_run(run))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.ok().and_then(|h| h.join().ok().flatten()))
+            .collect()
+    });
+    let mut values = Vec::with_capacity(spans.len());
+    for run in parsed {
+        values.extend(run?);
+    }
+    Some(values)
+}
+
 /// Line bookkeeping for locating documents and `path:` entries in manifest text. It splits
 /// the text the way YAML does (YAML 1.2 §9.2: a `---` line starts a document, a `...` line
 /// ends one) and is checked against the parser's document count: on any disagreement the
@@ -308,6 +370,12 @@ mod lines {
     pub struct Span {
         pub start: usize,
         pub end: usize,
+    }
+
+    /// Consecutive documents of a stream: their bytes, and how many there are.
+    pub struct Run {
+        pub bytes: std::ops::Range<usize>,
+        pub documents: usize,
     }
 
     pub struct LineIndex<'a> {
@@ -398,6 +466,39 @@ mod lines {
                     _ => is_content(line),
                 }
             })
+        }
+
+        /// The documents `spans` (of [`LineIndex::yaml_documents`]) of a text of
+        /// `text_len` bytes cut into about `parts` runs of similar size, each starting at
+        /// byte 0 or at a `---` line; `None` when a line starts with a directive (`%`).
+        pub fn document_runs(
+            &self,
+            spans: &[Span],
+            parts: usize,
+            text_len: usize,
+        ) -> Option<Vec<Run>> {
+            if (1..=self.lines.len()).any(|n| self.line(n).starts_with('%')) {
+                return None;
+            }
+            let target = text_len.div_ceil(parts.max(1));
+            let mut runs = Vec::new();
+            let (mut start, mut documents) = (0usize, 0usize);
+            for (i, span) in spans.iter().enumerate() {
+                let at = self.starts[span.start - 1];
+                if i > 0 && at - start >= target && is_start_marker(self.line(span.start)) {
+                    runs.push(Run {
+                        bytes: start..at,
+                        documents,
+                    });
+                    (start, documents) = (at, 0);
+                }
+                documents += 1;
+            }
+            runs.push(Run {
+                bytes: start..text_len,
+                documents,
+            });
+            Some(runs)
         }
 
         /// The items of a block-style `items:` sequence at the top level of a document.
@@ -834,6 +935,79 @@ pub fn to_yaml(value: &serde_json::Value) -> Result<String, serde_yaml_ng::Error
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The documents of `text` as the parser reads the whole stream.
+    fn sequential(text: &str) -> Result<Vec<serde_json::Value>, String> {
+        serde_yaml_ng::Deserializer::from_str(text)
+            .map(|doc| serde_json::Value::deserialize(doc).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    fn in_parallel(text: &str, threads: usize) -> Option<Vec<serde_json::Value>> {
+        let index = lines::LineIndex::new(text);
+        parse_yaml_in_parallel(text, &index, &index.yaml_documents(), threads)
+    }
+
+    #[test]
+    fn large_streams_parse_in_runs_to_the_documents_of_the_whole_stream() {
+        let cluster = crate::synthetic::cluster_yaml(2_000);
+        assert!(
+            cluster.len() >= PARALLEL_PARSE_MIN_BYTES,
+            "{}",
+            cluster.len()
+        );
+        // (stream, why it is interesting)
+        let cases: &[(&str, &str)] = &[
+            (&cluster, "a 2,000-Ingress cluster dump"),
+            (
+                "a: 1\n---\nb: |\n  x\n  ---\n---\n# c\n---\nc: [1, 2]\n...\n---\nd: \"---\"\n",
+                "an implicit first document, indented and quoted `---`, comments, an end marker",
+            ),
+            ("---\n---\na: 1\n---\n", "empty documents"),
+        ];
+        for (text, why) in cases {
+            for threads in [2, 3, 8] {
+                assert_eq!(
+                    in_parallel(text, threads),
+                    Some(sequential(text).expect("valid")),
+                    "{why}, {threads} threads"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn streams_the_runs_could_misread_are_parsed_whole() {
+        // (stream, why it must not be cut)
+        let cases: &[(&str, &str)] = &[
+            (
+                "a: 1\n---\nb: 2\n...\n%YAML 1.2\n---\nc: 3\n",
+                "a directive applies to the document after it",
+            ),
+            (
+                "a: 1\n---\nb: \"x\n---\ny\"\n",
+                "a `---` line inside a quoted scalar is an error of the whole stream",
+            ),
+            (
+                "a: 1\n---\nb: 2\n---\nc: [1,\n",
+                "a syntax error in one run",
+            ),
+        ];
+        for (text, why) in cases {
+            assert_eq!(in_parallel(text, 2), None, "{why}");
+        }
+        // The error is the whole stream's, with its position in the file.
+        let text = format!(
+            "{}---\nb: \"x\n---\ny\"\n",
+            crate::synthetic::cluster_yaml(2_000)
+        );
+        let error = parse_documents(Path::new("cluster.yaml"), &text)
+            .expect_err("a document indicator inside a quoted scalar");
+        let whole = sequential(&text).expect_err("the whole stream fails too");
+        assert!(error.to_string().contains(&whole), "{error} / {whole}");
+    }
+
     #[test]
     fn yaml_1_1_booleans_are_quoted() {
         let v = serde_json::json!({"metadata": {"annotations": {"a/verify": "on", "b": "off", "c": "optional", "d": "true"}}, "items": ["yes", "x"]});
