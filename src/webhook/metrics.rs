@@ -94,7 +94,8 @@ pub enum ErrorReason {
     HeaderTimeout,
     /// Other connection-level HTTP errors (malformed HTTP, resets).
     Connection,
-    /// `accept()` failed (e.g. out of file descriptors).
+    /// `accept()` failed (e.g. out of file descriptors), or a handshaken connection could
+    /// not be moved to the serving runtime.
     Accept,
 }
 

@@ -31,6 +31,7 @@
 mod body;
 mod conn;
 pub mod gate;
+pub mod handshake;
 pub mod limits;
 pub mod metrics;
 mod probe;
