@@ -227,47 +227,55 @@ impl BoundWebhook {
         );
         let graceful = GracefulShutdown::new();
 
-        // Accept and TLS handshakes on their own thread, at a lower priority; handshaken
-        // connections come back here to be served.
+        // Connections are accepted here, handshaken on a thread of lower priority, and
+        // come back here to be served.
+        let handshake_thread = handshake::spawn_thread(limits.handshake_niceness)
+            .context("cannot start the TLS handshake thread")?;
         let (handshaken_tx, mut handshaken) = mpsc::unbounded_channel();
-        let handshake_thread = handshake::spawn_thread(
+        let (stop_accepting, stop_accepting_rx) = oneshot::channel();
+        let mut accepting = tokio::spawn(handshake::accept_loop(
             https,
-            Handshakes {
+            slots.clone(),
+            handshake_thread.handle(),
+            Arc::new(Handshakes {
                 acceptor: TlsAcceptor::from(tls),
-                slots: slots.clone(),
                 metrics: metrics.clone(),
                 timeout: limits.tls_handshake_timeout,
                 handshaken: handshaken_tx,
-            },
-            limits.handshake_niceness,
-        )
-        .context("cannot start the TLS handshake thread")?;
+            }),
+            stop_accepting_rx,
+        ));
 
         tokio::pin!(shutdown);
-        let mut handshakes_ended = false;
+        let mut accept_loop_ended = false;
         loop {
-            let conn = tokio::select! {
+            tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                c = handshaken.recv() => c,
-            };
-            let Some(conn) = conn else {
-                // Only if the handshake thread died: nothing accepts connections any more.
-                tracing::error!("the TLS handshake thread ended: stopping the webhook server");
-                handshakes_ended = true;
-                break;
-            };
-            tokio::spawn(serve_connection(
-                conn,
-                shared.clone(),
-                phase_rx.clone(),
-                graceful.watcher(),
-            ));
+                _ = &mut accepting => {
+                    // Only if the accept loop panicked: nothing accepts connections any more.
+                    tracing::error!("the webhook's accept loop ended: stopping the webhook server");
+                    accept_loop_ended = true;
+                    break;
+                }
+                Some(conn) = handshaken.recv() => {
+                    tokio::spawn(serve_connection(
+                        conn,
+                        shared.clone(),
+                        phase_rx.clone(),
+                        graceful.watcher(),
+                    ));
+                }
+            }
         }
 
         tracing::info!("shutdown requested: draining webhook connections");
-        // The listener closes and handshakes in progress end; connections handshaken but
-        // not yet served close too.
+        // The listener closes, handshakes in progress end, and connections handshaken but
+        // not yet served close.
+        let _ = stop_accepting.send(());
+        if !accept_loop_ended {
+            let _ = accepting.await;
+        }
         handshake_thread.stop().await;
         drop(handshaken);
         let _ = phase_tx.send(Phase::Draining);
@@ -292,8 +300,8 @@ impl BoundWebhook {
         let _ = reload_task.await;
         probe_thread.stopped().await;
         tracing::info!("webhook server stopped");
-        if handshakes_ended {
-            anyhow::bail!("the webhook's TLS handshake thread ended unexpectedly");
+        if accept_loop_ended {
+            anyhow::bail!("the webhook's accept loop ended unexpectedly");
         }
         Ok(())
     }
