@@ -1,31 +1,26 @@
-//! TLS handshakes of new HTTPS connections, on a thread of their own at a lower CPU
-//! priority than the runtime that accepts connections and serves requests.
+//! Accepting HTTPS connections and their TLS handshakes, on a thread of their own at a
+//! lower CPU priority than the runtime that serves requests.
 //!
 //! Why: under a connection flood (adversarial test F3: 1,024 idle HTTP/2 connections
 //! reopened as soon as they are evicted; 1,100 slowloris connections) the server does
 //! ~500-1,000 TLS handshakes a second, ~0.55 ms of CPU each (BENCHMARKS.md, "Webhook
 //! under attack"). On the serving runtime those handshakes share the two async workers
 //! with the API server's keep-alive connections, so a good review waits behind handshake
-//! crypto. Here the handshakes run on a single-threaded runtime whose thread lowers its
-//! own priority at start (`setpriority(2)`; on Linux the nice value is a per-thread
-//! attribute, `sched(7)`, "The nice value"): established connections get the CPU first,
-//! handshakes get what is left.
-//!
-//! The accept loop stays on the serving runtime, at normal priority: accepting is cheap,
-//! and an accept loop at low priority let the listen backlog overflow under the flood, so
-//! the kernel dropped new connections' SYNs and their clients retried after the 1 s SYN
-//! timeout (measured, BENCHMARKS.md: `ListenOverflows` 1,012 against 89 in one h2-idle
-//! phase, new-connection p99 1.0-1.3 s).
+//! crypto. Here the accept loop and the handshakes run on a single-threaded runtime whose
+//! thread lowers its own priority at start (`setpriority(2)`; on Linux the nice value is
+//! a per-thread attribute, `sched(7)`, "The nice value"), and each handshaken connection
+//! moves to the serving runtime: established connections get the CPU first, handshakes
+//! get what is left.
 //!
 //! Moving a connection: a tokio socket is registered with the reactor of the runtime that
-//! created it. [`Rehomable`], the TLS stream's transport, is detached from one runtime's
-//! reactor (`TcpStream::into_std`, which deregisters it and leaves it non-blocking) and
-//! attached to the next one's (`TcpStream::from_std`, which must run inside that
-//! runtime): after `accept` on the serving runtime, before the handshake on this one, and
-//! back after the handshake, before anything reads from it. The TLS session (and anything
-//! the client sent with its handshake, buffered in it) stays in the same `TlsStream`:
-//! tokio-rustls has no constructor from a transport and a `ServerConnection`, so the
-//! transport is replaced in place instead.
+//! created it. [`Rehomable`], the TLS stream's transport, is detached from the handshake
+//! runtime's reactor once the handshake is done (`TcpStream::into_std`, which deregisters
+//! it and leaves it non-blocking) and attached to the serving runtime's reactor
+//! (`TcpStream::from_std`, which must run inside that runtime) by the connection's task
+//! there, before anything reads from it. The TLS session (and anything the client sent
+//! after its handshake, buffered in it) stays in the same `TlsStream`: tokio-rustls has no
+//! constructor from a transport and a `ServerConnection`, so the transport is replaced in
+//! place instead.
 
 use std::io;
 use std::net::SocketAddr;
@@ -59,6 +54,7 @@ pub(crate) struct Handshaken {
 /// What the accept loop and the handshakes share.
 pub(crate) struct Handshakes {
     pub acceptor: TlsAcceptor,
+    pub slots: Arc<ConnectionSlots>,
     pub metrics: Arc<WebhookMetrics>,
     pub timeout: Duration,
     /// Handshaken connections, to the serving runtime. Unbounded channel, bounded queue:
@@ -66,48 +62,52 @@ pub(crate) struct Handshakes {
     pub handshaken: mpsc::UnboundedSender<Handshaken>,
 }
 
-/// The handshake thread; see [`spawn_thread`].
+/// The accept-and-handshake thread; see [`spawn_thread`].
 pub(crate) struct HandshakeThread {
-    handle: tokio::runtime::Handle,
     stop: oneshot::Sender<()>,
     done: oneshot::Receiver<()>,
 }
 
 impl HandshakeThread {
-    /// Where [`accept_loop`] starts handshakes.
-    pub(crate) fn handle(&self) -> tokio::runtime::Handle {
-        self.handle.clone()
-    }
-
-    /// Stops the thread. Resolves once the handshakes in progress are dropped (their
-    /// sockets closed, their slots freed), or the thread has ended.
+    /// Stops accepting. Resolves once the listener is closed and the handshakes in
+    /// progress are dropped (their slots freed), or the thread has ended.
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.done.await;
     }
 }
 
-/// Starts the handshake thread: a single-threaded runtime on a thread whose niceness is
-/// raised by `niceness` (0: the server's own priority), running until
-/// [`HandshakeThread::stop`]. [`accept_loop`] hands it connections.
-pub(crate) fn spawn_thread(niceness: u8) -> io::Result<HandshakeThread> {
+/// Accepts connections on `listener` and runs their TLS handshakes on a thread of its
+/// own whose niceness is raised by `niceness` (0: the server's own priority), until
+/// [`HandshakeThread::stop`]. Handshaken connections are sent to `handshakes.handshaken`,
+/// detached: the receiver calls [`Rehomable::attach`] on `tls.get_mut().0` inside the
+/// runtime that is to serve them.
+pub(crate) fn spawn_thread(
+    listener: TcpListener,
+    handshakes: Handshakes,
+    niceness: u8,
+) -> io::Result<HandshakeThread> {
+    // The listener moves to the handshake runtime's reactor: deregistered here,
+    // registered there.
+    let listener = listener.into_std()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name(THREAD_NAME)
         .build()?;
-    let handle = runtime.handle().clone();
-    let (stop, stop_rx) = oneshot::channel::<()>();
+    let listener = {
+        let _entered = runtime.enter();
+        TcpListener::from_std(listener)?
+    };
+    let (stop, stop_rx) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
     spawn_niced(THREAD_NAME, niceness, move || {
-        runtime.block_on(async {
-            let _ = stop_rx.await;
-        });
+        runtime.block_on(accept_loop(listener, Arc::new(handshakes), stop_rx));
         // Handshakes still in progress are dropped with the runtime, and with them their
-        // sockets and slots.
+        // sockets and slots; the listener was dropped when the accept loop returned.
         drop(runtime);
         let _ = done_tx.send(());
     })?;
-    Ok(HandshakeThread { handle, stop, done })
+    Ok(HandshakeThread { stop, done })
 }
 
 /// Starts a thread named `name` that raises its own niceness by `niceness` (capped at
@@ -184,14 +184,8 @@ pub fn stat_niceness(stat: &str) -> io::Result<i32> {
         .map_err(|_| bad("field 19 (nice) is not a number"))
 }
 
-/// Accepts connections on `listener` (on the runtime that polls this future), takes a
-/// slot for each (evicting the idlest connection at the limit), and starts its TLS
-/// handshake on the handshake thread (`thread`, [`HandshakeThread::handle`]), until `stop` fires or its sender is dropped. Returns after
-/// dropping the listener.
-pub(crate) async fn accept_loop(
+async fn accept_loop(
     listener: TcpListener,
-    slots: Arc<ConnectionSlots>,
-    thread: tokio::runtime::Handle,
     handshakes: Arc<Handshakes>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -215,7 +209,7 @@ pub(crate) async fn accept_loop(
         let (slot, evicted) = tokio::select! {
             biased;
             _ = &mut stop => return,
-            s = slots.acquire() => s,
+            s = handshakes.slots.acquire() => s,
         };
         if evicted > 0 {
             metrics
@@ -224,28 +218,19 @@ pub(crate) async fn accept_loop(
                 .inc_by(evicted);
         }
         let _ = tcp.set_nodelay(true);
-        let mut io = Rehomable::new(tcp);
-        if let Err(e) = io.detach() {
-            metrics.error(ErrorReason::Accept);
-            tracing::warn!(%peer, error = %e, "cannot detach an accepted connection");
-            continue;
-        }
-        thread.spawn(handshake(io, peer, handshakes.clone(), slot));
+        tokio::spawn(handshake(tcp, peer, handshakes.clone(), slot));
     }
 }
 
-/// On the handshake thread: runs the TLS handshake of one connection within the
-/// handshake timeout (or until the slot table evicts it), then hands it, detached, to the
-/// serving runtime.
-async fn handshake(mut io: Rehomable, peer: SocketAddr, handshakes: Arc<Handshakes>, slot: Slot) {
+/// Runs the TLS handshake of one connection within the handshake timeout (or until the
+/// slot table evicts it), then hands it, detached, to the serving runtime.
+async fn handshake(tcp: TcpStream, peer: SocketAddr, handshakes: Arc<Handshakes>, slot: Slot) {
     let metrics = &handshakes.metrics;
-    if let Err(e) = io.attach() {
-        metrics.error(ErrorReason::Accept);
-        tracing::warn!(%peer, error = %e, "cannot register an accepted connection");
-        return;
-    }
     let activity = slot.activity();
-    let accept = tokio::time::timeout(handshakes.timeout, handshakes.acceptor.accept(io));
+    let accept = tokio::time::timeout(
+        handshakes.timeout,
+        handshakes.acceptor.accept(Rehomable::new(tcp)),
+    );
     let mut tls = tokio::select! {
         r = accept => match r {
             Ok(Ok(tls)) => tls,

@@ -227,55 +227,47 @@ impl BoundWebhook {
         );
         let graceful = GracefulShutdown::new();
 
-        // Connections are accepted here, handshaken on a thread of lower priority, and
-        // come back here to be served.
-        let handshake_thread = handshake::spawn_thread(limits.handshake_niceness)
-            .context("cannot start the TLS handshake thread")?;
+        // Accept and TLS handshakes on their own thread, at a lower priority; handshaken
+        // connections come back here to be served.
         let (handshaken_tx, mut handshaken) = mpsc::unbounded_channel();
-        let (stop_accepting, stop_accepting_rx) = oneshot::channel();
-        let mut accepting = tokio::spawn(handshake::accept_loop(
+        let handshake_thread = handshake::spawn_thread(
             https,
-            slots.clone(),
-            handshake_thread.handle(),
-            Arc::new(Handshakes {
+            Handshakes {
                 acceptor: TlsAcceptor::from(tls),
+                slots: slots.clone(),
                 metrics: metrics.clone(),
                 timeout: limits.tls_handshake_timeout,
                 handshaken: handshaken_tx,
-            }),
-            stop_accepting_rx,
-        ));
+            },
+            limits.handshake_niceness,
+        )
+        .context("cannot start the TLS handshake thread")?;
 
         tokio::pin!(shutdown);
-        let mut accept_loop_ended = false;
+        let mut handshakes_ended = false;
         loop {
-            tokio::select! {
+            let conn = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                _ = &mut accepting => {
-                    // Only if the accept loop panicked: nothing accepts connections any more.
-                    tracing::error!("the webhook's accept loop ended: stopping the webhook server");
-                    accept_loop_ended = true;
-                    break;
-                }
-                Some(conn) = handshaken.recv() => {
-                    tokio::spawn(serve_connection(
-                        conn,
-                        shared.clone(),
-                        phase_rx.clone(),
-                        graceful.watcher(),
-                    ));
-                }
-            }
+                c = handshaken.recv() => c,
+            };
+            let Some(conn) = conn else {
+                // Only if the handshake thread died: nothing accepts connections any more.
+                tracing::error!("the TLS handshake thread ended: stopping the webhook server");
+                handshakes_ended = true;
+                break;
+            };
+            tokio::spawn(serve_connection(
+                conn,
+                shared.clone(),
+                phase_rx.clone(),
+                graceful.watcher(),
+            ));
         }
 
         tracing::info!("shutdown requested: draining webhook connections");
-        // The listener closes, handshakes in progress end, and connections handshaken but
-        // not yet served close.
-        let _ = stop_accepting.send(());
-        if !accept_loop_ended {
-            let _ = accepting.await;
-        }
+        // The listener closes and handshakes in progress end; connections handshaken but
+        // not yet served close too.
         handshake_thread.stop().await;
         drop(handshaken);
         let _ = phase_tx.send(Phase::Draining);
@@ -300,8 +292,8 @@ impl BoundWebhook {
         let _ = reload_task.await;
         probe_thread.stopped().await;
         tracing::info!("webhook server stopped");
-        if accept_loop_ended {
-            anyhow::bail!("the webhook's accept loop ended unexpectedly");
+        if handshakes_ended {
+            anyhow::bail!("the webhook's TLS handshake thread ended unexpectedly");
         }
         Ok(())
     }
