@@ -19,7 +19,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use mtls_gate::webhook::metrics::{ErrorReason, ReasonLabel, ReloadLabels};
 use mtls_gate::webhook::{
-    AdmissionHandler, Decision, Reviewed, WebhookConfig, WebhookMetrics, bind, handshake, tls,
+    AdmissionHandler, Decision, Reviewed, WebhookConfig, WebhookMetrics, bind, tls,
 };
 use prometheus_client::registry::Registry;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -1941,114 +1941,5 @@ async fn idle_probe_connections_cannot_starve_the_probes() {
     assert!(closed_within(&mut slow, Duration::from_secs(5)).await);
     server2.stop().await;
     drop(idle);
-    server.stop().await;
-}
-
-/// Nice values of this process's threads named `name` (`/proc/self/task/*/`, proc(5)).
-#[cfg(target_os = "linux")]
-fn thread_nice_values(name: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let dir = task.unwrap().path();
-        // A thread may end while we look: skip it.
-        let (Ok(comm), Ok(stat)) = (
-            std::fs::read_to_string(dir.join("comm")),
-            std::fs::read_to_string(dir.join("stat")),
-        ) else {
-            continue;
-        };
-        if comm.trim_end() == name {
-            found.push(handshake::stat_niceness(&stat).unwrap());
-        }
-    }
-    found
-}
-
-/// Connections are accepted and handshaken on a thread of lower priority, then served on
-/// the server's runtime: reviews on many new connections at once are answered, over both
-/// TLS versions and both HTTP versions.
-#[cfg(target_os = "linux")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handshakes_run_at_a_lower_priority_and_their_connections_are_served() {
-    let pki = pki();
-    let (cert, _) = ec_pair(&pki, 1);
-    let own = handshake::thread_niceness().unwrap();
-    let expected = (own + 10).min(19);
-    let server = start(Some((&cert, EC_SEC1)), true, |c| {
-        assert_eq!(c.limits.handshake_niceness, 10, "the default");
-    })
-    .await;
-    // Every handshake thread in this process (other tests run servers too) is niced.
-    wait_until("handshake threads at a lower priority", || {
-        let nice = thread_nice_values(handshake::THREAD_NAME);
-        !nice.is_empty() && nice.iter().all(|n| *n == expected)
-    })
-    .await;
-
-    let mut clients = Vec::new();
-    for i in 0..16 {
-        let versions = [TLS12, TLS13][i % 2];
-        let alpn = [H1, H2][(i / 2) % 2];
-        let config = client_config(&pki.roots, versions, alpn);
-        let addr = server.addr;
-        clients.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr, config).await;
-            let uid = format!("u-new-{i}");
-            let answer = conn
-                .post("/validate", ingress_review(&uid, "good", "CREATE"))
-                .await;
-            (uid, answer)
-        }));
-    }
-    for client in clients {
-        let (uid, answer) = client.await.unwrap();
-        assert_eq!(answer.status, StatusCode::OK, "{uid}: {}", answer.text());
-        let response = answer.review().response.unwrap();
-        assert_eq!(response.uid, uid);
-        assert!(response.allowed);
-    }
-    server.stop().await;
-}
-
-/// A request the client sends in the same flight as its TLS 1.3 `Finished` arrives while
-/// the server still holds the connection on the handshake thread; it is buffered in the
-/// TLS session, which moves to the serving runtime with the socket, and is answered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_sent_with_the_handshake_is_answered() {
-    let pki = pki();
-    let (cert, _) = ec_pair(&pki, 1);
-    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
-    let config = client_config(&pki.roots, TLS13, H1);
-    let addr = server.addr;
-    let body = ingress_review("u-early", "good", "CREATE");
-    let response = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut tls =
-            rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
-        // Queued before the handshake: rustls sends it right after the client's Finished,
-        // in the same write.
-        write!(
-            tls.writer(),
-            "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = Vec::new();
-        let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
-        match stream.read_to_end(&mut response) {
-            Ok(_) => {}
-            // The server closes without close_notify after `connection: close`.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
-            Err(e) => panic!("reading the response: {e}"),
-        }
-        String::from_utf8_lossy(&response).into_owned()
-    })
-    .await
-    .unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains("u-early"), "{response}");
     server.stop().await;
 }
