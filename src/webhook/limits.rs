@@ -48,11 +48,6 @@ pub struct Limits {
     pub body_rate_grace: Duration,
     /// Time allowed for the TLS handshake. Default 10 s.
     pub tls_handshake_timeout: Duration,
-    /// Added to the nice value of the thread that accepts HTTPS connections and runs
-    /// their TLS handshakes (capped at 19; Linux: nice values are per thread), so that
-    /// under a connection flood established connections get the CPU first (`handshake`
-    /// module). 0: the server's own priority. Default 10.
-    pub handshake_niceness: u8,
     /// An HTTP/2 connection with no request in flight for this long gets GOAWAY.
     /// Default 90 s.
     pub idle_timeout: Duration,
@@ -135,7 +130,6 @@ impl Default for Limits {
             min_body_rate: 16 * 1024,
             body_rate_grace: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
-            handshake_niceness: 10,
             idle_timeout: Duration::from_secs(90),
             close_grace: Duration::from_secs(5),
             max_connections: 1024,
@@ -202,12 +196,6 @@ pub struct LimitArgs {
     #[arg(long, env = "MTLS_GATE_REVIEW_DEADLINE", default_value = "3s", value_parser = parse_duration, value_name = "DURATION")]
     pub review_deadline: Duration,
 
-    /// Niceness added to the thread that accepts HTTPS connections and runs their TLS
-    /// handshakes, so that a connection flood yields the CPU to established connections
-    /// (0: same priority as the rest of the server).
-    #[arg(long, env = "MTLS_GATE_HANDSHAKE_NICENESS", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19), value_name = "N")]
-    pub handshake_niceness: u8,
-
     /// Open connections on the probe port; at the limit a new one closes the one idle longest.
     #[arg(long, env = "MTLS_GATE_PROBE_MAX_CONNECTIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), value_name = "N")]
     pub probe_max_connections: u32,
@@ -226,7 +214,6 @@ impl LimitArgs {
             body_memory_bytes: self.body_memory_limit,
             review_workers: self.review_workers as usize,
             review_deadline: self.review_deadline,
-            handshake_niceness: self.handshake_niceness,
             ..Limits::default()
         };
         limits.probe.max_connections = self.probe_max_connections as usize;
@@ -324,7 +311,6 @@ mod tests {
             "--review-workers=8",
             "--review-deadline=2500ms",
             "--probe-max-connections=16",
-            "--handshake-niceness=0",
         ])
         .unwrap()
         .limits;
@@ -340,13 +326,11 @@ mod tests {
         assert_eq!(l.review_workers, 8);
         assert_eq!(l.review_deadline, Duration::from_millis(2500));
         assert_eq!(l.probe.max_connections, 16);
-        assert_eq!(l.handshake_niceness, 0);
 
         for bad in [
             "--max-connections=0",
             "--review-workers=0",
             "--body-memory-limit=lots",
-            "--handshake-niceness=20",
         ] {
             assert!(Cli::try_parse_from(["x", bad]).is_err(), "{bad}");
         }

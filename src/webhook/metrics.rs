@@ -94,8 +94,7 @@ pub enum ErrorReason {
     HeaderTimeout,
     /// Other connection-level HTTP errors (malformed HTTP, resets).
     Connection,
-    /// `accept()` failed (e.g. out of file descriptors), or a handshaken connection could
-    /// not be moved to the serving runtime.
+    /// `accept()` failed (e.g. out of file descriptors).
     Accept,
 }
 

@@ -31,7 +31,6 @@
 mod body;
 mod conn;
 pub mod gate;
-pub mod handshake;
 pub mod limits;
 pub mod metrics;
 mod probe;

@@ -1,9 +1,7 @@
 //! The HTTPS listener (`/validate`, `/mutate`, `/verify`) and the server lifecycle:
 //! bind, serve, certificate reloading, graceful shutdown.
 //!
-//! Defences (design §8, adversarial test F1, F3, F7): accept and TLS handshakes on a
-//! thread of their own at a lower priority, so that connection floods yield the CPU to
-//! established connections (`webhook::handshake`); connection slots with eviction of
+//! Defences (design §8, adversarial test F1, F3, F7): connection slots with eviction of
 //! the idlest connection at the limit (`webhook::conn`); TLS handshake, header and
 //! first-request deadlines; HTTP/2 stream limit, keep-alive PINGs and small flow-control
 //! windows; header size limits; bodies read under a deadline and a minimum rate into one
@@ -29,13 +27,12 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use kube::core::TypeMeta;
 use kube::core::admission::AdmissionResponse;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::body::{self, BodyBudget, BodyError};
-use super::conn::{Activity, ConnectionSlots};
-use super::handshake::{self, Handshaken, Handshakes};
+use super::conn::{Activity, ConnectionSlots, Slot};
 use super::metrics::{
     AdmissionLabels, ErrorReason, GateLabels, PortLabel, WebhookLabel, WebhookMetrics,
 };
@@ -220,6 +217,7 @@ impl BoundWebhook {
             h1: http1_builder(&limits),
             h2: http2_builder(&limits),
         });
+        let acceptor = TlsAcceptor::from(tls);
         let port = PortLabel { port: "webhook" };
         let slots = ConnectionSlots::new(
             limits.max_connections,
@@ -227,49 +225,47 @@ impl BoundWebhook {
         );
         let graceful = GracefulShutdown::new();
 
-        // Accept and TLS handshakes on their own thread, at a lower priority; handshaken
-        // connections come back here to be served.
-        let (handshaken_tx, mut handshaken) = mpsc::unbounded_channel();
-        let handshake_thread = handshake::spawn_thread(
-            https,
-            Handshakes {
-                acceptor: TlsAcceptor::from(tls),
-                slots: slots.clone(),
-                metrics: metrics.clone(),
-                timeout: limits.tls_handshake_timeout,
-                handshaken: handshaken_tx,
-            },
-            limits.handshake_niceness,
-        )
-        .context("cannot start the TLS handshake thread")?;
-
         tokio::pin!(shutdown);
-        let mut handshakes_ended = false;
         loop {
-            let conn = tokio::select! {
+            let accepted = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                c = handshaken.recv() => c,
+                a = https.accept() => a,
             };
-            let Some(conn) = conn else {
-                // Only if the handshake thread died: nothing accepts connections any more.
-                tracing::error!("the TLS handshake thread ended: stopping the webhook server");
-                handshakes_ended = true;
-                break;
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    metrics.error(ErrorReason::Accept);
+                    tracing::warn!(error = %e, "accept failed on the webhook port");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
+            let (slot, evicted) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                s = slots.acquire() => s,
+            };
+            if evicted > 0 {
+                metrics
+                    .connections_evicted
+                    .get_or_create(&port)
+                    .inc_by(evicted);
+            }
+            let _ = tcp.set_nodelay(true);
             tokio::spawn(serve_connection(
-                conn,
+                tcp,
+                peer,
+                acceptor.clone(),
                 shared.clone(),
                 phase_rx.clone(),
+                slot,
                 graceful.watcher(),
             ));
         }
 
         tracing::info!("shutdown requested: draining webhook connections");
-        // The listener closes and handshakes in progress end; connections handshaken but
-        // not yet served close too.
-        handshake_thread.stop().await;
-        drop(handshaken);
+        drop(https);
         let _ = phase_tx.send(Phase::Draining);
         let drain = async {
             graceful.shutdown().await;
@@ -292,9 +288,6 @@ impl BoundWebhook {
         let _ = reload_task.await;
         probe_thread.stopped().await;
         tracing::info!("webhook server stopped");
-        if handshakes_ended {
-            anyhow::bail!("the webhook's TLS handshake thread ended unexpectedly");
-        }
         Ok(())
     }
 }
@@ -346,25 +339,36 @@ async fn wait_phase(phase: &mut watch::Receiver<Phase>, at_least: Phase) {
     }
 }
 
-/// Serves one handshaken connection on this (the serving) runtime.
 async fn serve_connection(
-    conn: Handshaken,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     phase: watch::Receiver<Phase>,
+    slot: Slot,
     graceful: Watcher,
 ) {
-    let Handshaken {
-        mut tls,
-        peer,
-        slot,
-    } = conn;
-    // Registered with this runtime's reactor before anything reads from it.
-    if let Err(e) = tls.get_mut().0.attach() {
-        shared.metrics.error(ErrorReason::Accept);
-        tracing::warn!(%peer, error = %e, "cannot register a handshaken connection");
-        return;
-    }
+    let mut drain_rx = phase.clone();
+    let limits = &shared.limits;
     let activity = slot.activity();
+    let handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
+    let tls = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                shared.metrics.error(ErrorReason::TlsHandshake);
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                shared.metrics.error(ErrorReason::TlsHandshakeTimeout);
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        () = wait_phase(&mut drain_rx, Phase::Draining) => return,
+        () = activity.evicted() => return,
+    };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
 
     let svc_activity = activity.clone();
