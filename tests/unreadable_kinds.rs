@@ -55,11 +55,12 @@ fn unreadable_hosts(view: &ClusterView) -> Vec<String> {
     hosts
 }
 
+/// Reviews a change to `object` as the webhook does: on the view it takes for the kind.
 fn review(view: &ClusterView, object: Value) -> mtls_gate::admission::Outcome {
     let (kind, reduced) = dialect::reduce_owned(&object, "default").unwrap().unwrap();
     let key = reduced.key().clone();
     review_object(
-        view,
+        &mtls_gate::admission::object_review_view(view, kind),
         kind,
         &key,
         Some(reduced),
@@ -304,29 +305,13 @@ fn an_object_of_a_kind_discovery_found_absent_is_judged_as_unreadable_until_list
         "metadata": {"name": "client-validation", "namespace": "open-banking"},
         "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "mtls"}]}
     });
-    let (kind, reduced) = dialect::reduce_owned(&policy, "default").unwrap().unwrap();
-    let key = reduced.key().clone();
     // The CRD has been installed since: other policies may exist that the view has not read.
-    let snapshot = mtls_gate::admission::object_review_view(&view, kind);
-    let outcome = review_object(
-        &snapshot,
-        kind,
-        &key,
-        Some(reduced.clone()),
-        &BeforeStateCache::default(),
-    );
+    let outcome = review(&view, policy.clone());
     assert_eq!(outcome.decision, OutcomeKind::Denied, "{outcome:?}");
     let message = outcome.message.unwrap();
     assert!(message.contains("retry in a minute"), "{message}");
     // Once discovery lists the kind, the same change is judged on its merits.
     view.set_kind_completeness(policy_kind, Completeness::Complete);
-    let snapshot = mtls_gate::admission::object_review_view(&view, kind);
-    let outcome = review_object(
-        &snapshot,
-        kind,
-        &key,
-        Some(reduced),
-        &BeforeStateCache::default(),
-    );
+    let outcome = review(&view, policy);
     assert_eq!(outcome.decision, OutcomeKind::Allowed, "{outcome:?}");
 }
