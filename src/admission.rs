@@ -229,7 +229,11 @@ fn review_ingress_with(
                     &after_source,
                     host,
                     &before_host,
-                    key,
+                    &engine::IngressChange {
+                        key,
+                        old: view.ingress(key).map(|old| &**old),
+                        new: new_view.as_deref(),
+                    },
                 )),
                 None => Arc::new(engine::evaluate_host(
                     profile,

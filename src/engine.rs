@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::catalog::{Location, Scheme};
 use crate::dialect::{
-    AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, dialect_for,
+    AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, TablePatch, dialect_for,
 };
 use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::paths::{
@@ -656,6 +656,11 @@ pub struct HostEvaluation {
 }
 
 impl HostEvaluation {
+    /// The host's route table (`None`: nothing serves the host).
+    pub fn table(&self) -> Option<&HostRouteTable> {
+        self.table.as_deref()
+    }
+
     fn add_to(&self, verdict: &mut Verdict) {
         verdict.hosts.push(self.summary.clone());
         verdict.violations.extend(self.unreadable.iter().cloned());
@@ -783,7 +788,45 @@ fn evaluate_host_with(
     }
 }
 
-/// Evaluates `host` after a change to the Ingress `changed`, reusing `before` (the same
+/// One Ingress's change, as an admission review sees it: its key, and its versions before
+/// and after (`None`: absent, a CREATE or a DELETE).
+#[derive(Debug, Clone, Copy)]
+pub struct IngressChange<'a> {
+    pub key: &'a ObjectKey,
+    pub old: Option<&'a IngressView>,
+    pub new: Option<&'a IngressView>,
+}
+
+/// The host's table after `change`, derived from `old` (the table before it) by the
+/// dialect ([`Dialect::patched_table`]) when both versions of the Ingress have a rule for
+/// exactly `host` and are served by the profile's controller by their class (so the
+/// Ingresses serving the host differ only by it, and the class notes stay as they were).
+fn patched_table(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    old: &HostRouteTable,
+    change: &IngressChange<'_>,
+) -> Option<TablePatch> {
+    if old.host_key != host {
+        return None;
+    }
+    for version in [change.old, change.new].into_iter().flatten() {
+        if version.key != *change.key
+            || !version.rules.iter().any(|r| r.host == host)
+            || !matches!(
+                ingress_class_decision(profile, objects, version),
+                ClassDecision::Served
+            )
+        {
+            return None;
+        }
+    }
+    dialect.patched_table(profile, host, old, change.old, change.new)
+}
+
+/// Evaluates `host` after `change` of one Ingress, reusing `before` (the same
 /// host before the change) for every target the change cannot reach, and within a target
 /// the winners of every representative path no route of `changed` can match; an unlisted
 /// scope's representatives are those of `before` with the changed routes' literals' own
@@ -797,13 +840,26 @@ pub fn evaluate_host_after_change(
     objects: &dyn ObjectSource,
     host: &str,
     before: &HostEvaluation,
-    changed: &ObjectKey,
+    change: &IngressChange<'_>,
 ) -> HostEvaluation {
     let coverage = before.coverage;
-    let (Some(old), Some(new)) = (
-        before.table.as_ref(),
-        host_table(profile, dialect, objects, host).map(Arc::new),
-    ) else {
+    let changed = change.key;
+    let patch = before
+        .table
+        .as_ref()
+        .and_then(|old| patched_table(profile, dialect, objects, host, old, change));
+    let (patched, new) = match patch {
+        Some(TablePatch {
+            table,
+            replaced,
+            inserted,
+        }) => (Some((replaced, inserted)), Some(Arc::new(table))),
+        None => (
+            None,
+            host_table(profile, dialect, objects, host).map(Arc::new),
+        ),
+    };
+    let (Some(old), Some(new)) = (before.table.as_ref(), new) else {
         return evaluate_host(profile, dialect, objects, host, coverage);
     };
     let targets = host_targets(profile, host);
@@ -811,8 +867,15 @@ pub fn evaluate_host_after_change(
         return evaluate_host(profile, dialect, objects, host, coverage);
     }
     // A change that leaves the table as it was (labels, backends, annotations that
-    // decide nothing here: the common UPDATE) leaves every target's outcome as it was.
-    if same_table(old, &new) {
+    // decide nothing here: the common UPDATE) leaves every target's outcome as it was. A
+    // patched table is the old one but for the run it replaced.
+    let unchanged = match &patched {
+        Some((replaced, inserted)) => {
+            replaced.len() == *inserted && replaced.clone().all(|i| same_route(old, i, &new, i))
+        }
+        None => same_table(old, &new),
+    };
+    if unchanged {
         return HostEvaluation {
             summary: host_summary(profile, host, Some(&new)),
             unreadable: unreadable_kinds(profile, dialect, objects, host),
@@ -822,10 +885,33 @@ pub fn evaluate_host_after_change(
             violations: OnceLock::new(),
         };
     }
-    let Some(remap) = same_other_routes(old, &new, changed) else {
-        return evaluate_host(profile, dialect, objects, host, coverage);
+    let remap = match &patched {
+        // Every route outside the replaced run is the old table's, shifted past it.
+        Some((replaced, inserted)) => (0..old.routes.len())
+            .map(|i| match i {
+                i if i < replaced.start => Some(i),
+                i if i < replaced.end => None,
+                i => Some(i - replaced.len() + inserted),
+            })
+            .collect(),
+        None => match same_other_routes(old, &new, changed) {
+            Some(remap) => remap,
+            None => return evaluate_host(profile, dialect, objects, host, coverage),
+        },
     };
-    let (changed_before, changed_after) = (routes_of(old, changed), routes_of(&new, changed));
+    let (changed_before, changed_after) = match &patched {
+        Some((replaced, inserted)) => (
+            old.routes[replaced.clone()]
+                .iter()
+                .map(|r| &r.matcher)
+                .collect(),
+            new.routes[replaced.start..replaced.start + inserted]
+                .iter()
+                .map(|r| &r.matcher)
+                .collect(),
+        ),
+        None => (routes_of(old, changed), routes_of(&new, changed)),
+    };
     let changed_matchers: Vec<&PathMatcher> = changed_before
         .iter()
         .chain(&changed_after)
@@ -956,7 +1042,7 @@ fn same_route(old: &HostRouteTable, i: usize, new: &HostRouteTable, j: usize) ->
 /// field of [`HostRouteTable`], every route by [`same_route`]): a host evaluation is a
 /// function of its profile, host and table (the unreadable kinds aside), so the
 /// evaluation of `old` is then the evaluation of `new`.
-fn same_table(old: &HostRouteTable, new: &HostRouteTable) -> bool {
+pub fn same_table(old: &HostRouteTable, new: &HostRouteTable) -> bool {
     old.host_key == new.host_key
         && old.client_auth == new.client_auth
         && old.plain_http_hint == new.plain_http_hint

@@ -158,6 +158,21 @@ pub struct HostRouteTable {
     /// A dialect's lookup structure over `routes`, built by its `winners` on first use and
     /// kept with the table, so that each representative path does not rescan every route.
     pub winners_index: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+    /// What the dialect needs, beyond the routes, to derive the table after a change of
+    /// one Ingress from this one ([`Dialect::patched_table`]): host-wide settings and who
+    /// claims which path. `None`: every change rebuilds the table.
+    pub patch_state: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+/// A host's table after a change of one Ingress, derived from the table before it
+/// ([`Dialect::patched_table`]): the routes `replaced` of the old table (the changed
+/// Ingress's, in one run) gave way to `inserted` routes at `replaced.start`; every other
+/// route and every host-wide field is the old table's.
+#[derive(Debug)]
+pub struct TablePatch {
+    pub table: HostRouteTable,
+    pub replaced: std::ops::Range<usize>,
+    pub inserted: usize,
 }
 
 /// Inputs for building one host's table.
@@ -398,6 +413,29 @@ pub trait Dialect: Send + Sync {
 
     /// Builds the route table of one host from all its Ingresses.
     fn host_table(&self, ctx: &HostContext<'_>) -> HostRouteTable;
+
+    /// The table of `host` after its Ingress changed from `old` to `new` (`None`: not
+    /// there, a CREATE or a DELETE), derived from `before` (the host's table before the
+    /// change, from [`Dialect::host_table`] or an earlier patch) without reading the host's
+    /// other Ingresses, so in O(the changed Ingress's paths). `None` when the change may
+    /// touch anything but that Ingress's own routes (host-wide settings, a path another
+    /// Ingress also claims, the order of Ingresses), and the table is built in full.
+    ///
+    /// The engine calls it only when both versions have a rule for exactly `host`, are
+    /// served by the profile's controller by their class, and `before.host_key` is `host`.
+    /// The result must be the table [`Dialect::host_table`] builds on the world after the
+    /// change (`tests/incremental_equivalence.rs` holds every dialect to that).
+    fn patched_table(
+        &self,
+        profile: &CompiledProfile,
+        host: &str,
+        before: &HostRouteTable,
+        old: Option<&IngressView>,
+        new: Option<&IngressView>,
+    ) -> Option<TablePatch> {
+        let _ = (profile, host, before, old, new);
+        None
+    }
 
     /// Routes that may serve the concrete request `path` (more than one when the
     /// controller's choice is undefined or cannot be decided). Must depend only on the

@@ -372,6 +372,7 @@ pub mod nginx {
         "nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream";
     pub const AUTH_URL: &str = "nginx.ingress.kubernetes.io/auth-url";
     pub const USE_REGEX: &str = "nginx.ingress.kubernetes.io/use-regex";
+    pub const SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/ssl-redirect";
 
     /// The four `auth-tls-*` annotations with the profile's CA and this verify mode.
     pub fn client_auth(verify_client: &str) -> Vec<(String, String)> {

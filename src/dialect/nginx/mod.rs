@@ -74,10 +74,12 @@ use std::sync::Arc;
 use self::annotations::{Decision, PREFIX, bool_annotation, normalize_string, string_annotation};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
-    RenderedObject, Route, RouteAuth, RouteSource, gate_url_for, is_gate_url, oldest_first,
+    RenderedObject, Route, RouteAuth, RouteSource, TablePatch, gate_url_for, is_gate_url,
+    oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{MatchResult, PathMatcher};
+use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
 pub struct IngressNginx;
@@ -183,6 +185,7 @@ fn secret_key(ing: &IngressView, value: &str) -> Result<ObjectKey, String> {
     Ok(ObjectKey::new(ns, name))
 }
 
+#[derive(Clone)]
 enum HostMode {
     /// An `auth-tls-secret` could not be resolved: ingress-nginx answers 403 on the host.
     Blocked(String),
@@ -460,9 +463,9 @@ impl IngressNginx {
         ings: &[Arc<IngressView>],
         tls: bool,
         table: &mut HostRouteTable,
-    ) -> HostMode {
+    ) -> (HostMode, Option<AuthTlsWinner>) {
         let mut blocked: Option<String> = None;
-        let mut winner: Option<(ObjectKey, AuthTlsSettings, String)> = None;
+        let mut winner: Option<AuthTlsWinner> = None;
         // The Ingresses of a host mostly name one Secret: look each up once in a row.
         let mut last_lookup: Option<(&ObjectKey, Lookup<'_, _>)> = None;
         let facts: Vec<Arc<IngressFacts>> = ings.iter().map(|i| IngressFacts::of(i)).collect();
@@ -561,7 +564,7 @@ impl IngressNginx {
                 && winner.is_none()
                 && let Some(settings) = &facts.auth_tls
             {
-                winner = Some((ing.key.clone(), settings.clone(), key.to_string()));
+                winner = Some((ing.key.clone(), settings.clone(), key.clone()));
             }
         }
 
@@ -590,27 +593,28 @@ impl IngressNginx {
             }
         }
 
-        if let Some(reason) = blocked {
-            return HostMode::Blocked(reason);
-        }
-        if !tls {
-            return HostMode::NoTls;
-        }
-        match winner {
-            Some((source, settings, secret)) => HostMode::Verify {
+        let mode = match (blocked, &winner) {
+            (Some(reason), _) => HostMode::Blocked(reason),
+            (None, _) if !tls => HostMode::NoTls,
+            (None, Some((source, settings, secret))) => HostMode::Verify {
                 from: format!(
                     "auth-tls-verify-client {:?} with CA {secret}, from Ingress {source}",
                     settings.verify_client
                 )
                 .into(),
                 verify_client: settings.verify_client,
-                source,
-                secret,
+                source: source.clone(),
+                secret: secret.to_string(),
             },
-            None => HostMode::NoCa,
-        }
+            (None, None) => HostMode::NoCa,
+        };
+        (mode, winner)
     }
 }
+
+/// The Ingress whose `auth-tls-*` settings decide for its host (the oldest with a usable
+/// CA), those settings, and the key of its CA Secret.
+type AuthTlsWinner = (ObjectKey, AuthTlsSettings, ObjectKey);
 
 /// The client authentication of a location of `ing` on a host in `mode`.
 fn route_auth(
@@ -697,15 +701,21 @@ const SSL_REDIRECT_HINT: &str = ", or an Ingress of the host sets nginx.ingress.
 
 impl IngressNginx {
     /// The table of one host with its Ingresses in the order the controller walks them
-    /// (oldest first).
-    fn build_table(&self, ctx: &HostContext<'_>, ings: &[Arc<IngressView>]) -> HostRouteTable {
+    /// (oldest first), with what [`PatchState::patch`] needs to derive later tables from it
+    /// when `keep_state` is set and the host is one it can patch.
+    fn build_table(
+        &self,
+        ctx: &HostContext<'_>,
+        ings: &[Arc<IngressView>],
+        keep_state: bool,
+    ) -> HostRouteTable {
         let mut table = HostRouteTable {
             host_key: ctx.host_key.to_string(),
             ..Default::default()
         };
         let catch_all = ctx.host_key.is_empty();
         let tls = !catch_all && ings.iter().any(|i| i.has_tls_for(ctx.host_key));
-        let mode = self.host_mode(ctx, ings, tls, &mut table);
+        let (mode, winner) = self.host_mode(ctx, ings, tls, &mut table);
         table.client_auth = match &mode {
             HostMode::Blocked(r) => format!("403 for every request ({r})"),
             HostMode::NoTls => "no TLS".into(),
@@ -739,27 +749,18 @@ impl IngressNginx {
         let mut placed: std::collections::HashSet<(&str, PathType)> =
             std::collections::HashSet::new();
         for (owner, ing) in ings.iter().enumerate() {
-            for rule in ing.rules.iter().filter(|r| r.host == ctx.host_key) {
-                for p in &rule.paths {
-                    let path_type = if p.path_type == PathType::Exact {
-                        PathType::Exact
-                    } else {
-                        PathType::Prefix
-                    };
-                    let root = p.path == "/" && path_type == PathType::Prefix;
-                    if (root && catch_all_owner.is_some())
-                        || !placed.insert((p.path.as_str(), path_type))
-                    {
-                        continue;
-                    }
-                    locations.push(Location {
-                        owner,
-                        path: &p.path,
-                        path_type,
-                        written_type: p.path_type,
-                        own_regex: settings[owner].regex_location(&p.path),
-                    });
+            for (path, path_type, written_type) in host_paths(ing, ctx.host_key) {
+                let root = path == "/" && path_type == PathType::Prefix;
+                if (root && catch_all_owner.is_some()) || !placed.insert((path, path_type)) {
+                    continue;
                 }
+                locations.push(Location {
+                    owner,
+                    path,
+                    path_type,
+                    written_type,
+                    own_regex: settings[owner].regex_location(path),
+                });
             }
         }
         let explicit_root = locations
@@ -820,66 +821,56 @@ impl IngressNginx {
             .map(|l| l.path)
             .collect();
         let gate = ctx.profile.gate_url();
-        // Client auth and TLS of a location depend only on the host and its settings.
-        let serving = |ing: &IngressView, settings: &LocationSettings| -> (bool, RouteAuth) {
-            match (&settings.plain_http, tls) {
-                (Some(plain), true) => (
-                    false,
-                    RouteAuth {
-                        kind: AuthKind::None,
-                        detail: plain.as_str().into(),
-                    },
-                ),
-                _ => (tls, route_auth(&mode, ing, settings, gate)),
-            }
+        let serving = |ing: &IngressView, settings: &LocationSettings| {
+            location_serving(&mode, tls, gate, ing, settings)
         };
         let mut per_owner: Vec<Option<(bool, RouteAuth)>> = vec![None; ings.len()];
         for loc in &locations {
             let ing = &ings[loc.owner];
-            let split = loc.path_type == PathType::Prefix
-                && loc.path != "/"
-                && !loc.path.ends_with('/')
-                && !loc.own_regex;
-            let mut matchers = Vec::new();
-            if split {
-                let with_slash = normalized_prefix(loc.path);
-                let has_exact = exact_paths.contains(loc.path);
-                if regex_mode {
-                    matchers.push(PathMatcher::nginx_regex(&with_slash));
-                    if !has_exact {
-                        matchers.push(PathMatcher::nginx_regex(loc.path));
-                    }
-                } else {
-                    matchers.push(PathMatcher::Prefix(with_slash));
-                    if !has_exact {
-                        matchers.push(PathMatcher::Exact(loc.path.to_string()));
-                    }
-                }
-            } else if regex_mode {
-                matchers.push(PathMatcher::nginx_regex(loc.path));
-            } else if loc.path_type == PathType::Exact {
-                matchers.push(PathMatcher::Exact(loc.path.to_string()));
-            } else {
-                matchers.push(PathMatcher::Prefix(loc.path.to_string()));
-            }
             let (route_tls, auth) = per_owner[loc.owner]
                 .get_or_insert_with(|| serving(ing, settings[loc.owner]))
                 .clone();
             if tls && !route_tls {
                 table.plain_http_hint = SSL_REDIRECT_HINT;
             }
-            for matcher in matchers {
-                table.routes.push(Route {
-                    source: RouteSource::ingress(ing),
-                    path: loc.path.to_string(),
-                    path_type: loc.written_type,
-                    matcher,
-                    serves_backend: true,
-                    tls: route_tls,
-                    auth: auth.clone(),
-                    priority: 0,
-                });
+            push_location_routes(
+                &mut table.routes,
+                ing,
+                loc,
+                regex_mode,
+                exact_paths.contains(loc.path),
+                route_tls,
+                &auth,
+            );
+        }
+        // A regex-mode host orders every location by length, a catch-all server and the
+        // controller ConfigMap's keys reach every route: those are always rebuilt.
+        if keep_state
+            && !catch_all
+            && !regex_mode
+            && ctx.profile.spec.controller_config_map.is_none()
+            && let Some(oldest) = ings.first()
+        {
+            let mut claims: imbl::HashMap<String, PathClaims> = imbl::HashMap::new();
+            for ing in ings {
+                for (path, path_type, _) in host_paths(ing, ctx.host_key) {
+                    claims
+                        .entry(path.to_string())
+                        .or_default()
+                        .add(path_type, 1);
+                }
             }
+            table.patch_state = Some(Arc::new(PatchState {
+                tls,
+                tls_ingresses: ings.iter().filter(|i| i.has_tls_for(ctx.host_key)).count(),
+                mode: mode.clone(),
+                winner,
+                oldest: oldest.key.clone(),
+                ingresses: ings.len(),
+                undated: ings.iter().filter(|i| i.created.is_none()).count(),
+                implicit_root: implicit_root.is_some(),
+                claims,
+            }));
         }
         if let Some((owner, root_settings, serves_backend)) = implicit_root {
             let ing = &ings[owner];
@@ -925,6 +916,325 @@ impl IngressNginx {
             );
         }
         table
+    }
+}
+
+/// The paths of `ing`'s rules for `host_key` in order: (path, type as placed:
+/// `ImplementationSpecific` is `Prefix`, type as written).
+fn host_paths<'i>(
+    ing: &'i IngressView,
+    host_key: &'i str,
+) -> impl Iterator<Item = (&'i str, PathType, PathType)> + 'i {
+    ing.rules
+        .iter()
+        .filter(move |r| r.host == host_key)
+        .flat_map(|r| &r.paths)
+        .map(|p| {
+            let placed = if p.path_type == PathType::Exact {
+                PathType::Exact
+            } else {
+                PathType::Prefix
+            };
+            (p.path.as_str(), placed, p.path_type)
+        })
+}
+
+/// TLS and client authentication of the locations of `ing` (they depend only on the host
+/// and the Ingress's settings).
+fn location_serving(
+    mode: &HostMode,
+    tls: bool,
+    gate: Option<&str>,
+    ing: &IngressView,
+    settings: &LocationSettings,
+) -> (bool, RouteAuth) {
+    match (&settings.plain_http, tls) {
+        (Some(plain), true) => (
+            false,
+            RouteAuth {
+                kind: AuthKind::None,
+                detail: plain.as_str().into(),
+            },
+        ),
+        _ => (tls, route_auth(mode, ing, settings, gate)),
+    }
+}
+
+/// The routes of one location: a `Prefix` location not ending in `/` is split into
+/// `location /p/` and `location = /p` (unless an `Exact /p` location exists: `has_exact`).
+fn push_location_routes(
+    routes: &mut Vec<Route>,
+    ing: &IngressView,
+    loc: &Location<'_>,
+    regex_mode: bool,
+    has_exact: bool,
+    tls: bool,
+    auth: &RouteAuth,
+) {
+    let split = loc.path_type == PathType::Prefix
+        && loc.path != "/"
+        && !loc.path.ends_with('/')
+        && !loc.own_regex;
+    let mut matchers = Vec::with_capacity(2);
+    if split {
+        let with_slash = normalized_prefix(loc.path);
+        if regex_mode {
+            matchers.push(PathMatcher::nginx_regex(&with_slash));
+            if !has_exact {
+                matchers.push(PathMatcher::nginx_regex(loc.path));
+            }
+        } else {
+            matchers.push(PathMatcher::Prefix(with_slash));
+            if !has_exact {
+                matchers.push(PathMatcher::Exact(loc.path.to_string()));
+            }
+        }
+    } else if regex_mode {
+        matchers.push(PathMatcher::nginx_regex(loc.path));
+    } else if loc.path_type == PathType::Exact {
+        matchers.push(PathMatcher::Exact(loc.path.to_string()));
+    } else {
+        matchers.push(PathMatcher::Prefix(loc.path.to_string()));
+    }
+    for matcher in matchers {
+        routes.push(Route {
+            source: RouteSource::ingress(ing),
+            path: loc.path.to_string(),
+            path_type: loc.written_type,
+            matcher,
+            serves_backend: true,
+            tls,
+            auth: auth.clone(),
+            priority: 0,
+        });
+    }
+}
+
+/// How often the Ingresses of a host claim one path, by placed type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PathClaims {
+    prefix: u32,
+    exact: u32,
+}
+
+impl PathClaims {
+    fn add(&mut self, path_type: PathType, n: i32) {
+        let count = if path_type == PathType::Exact {
+            &mut self.exact
+        } else {
+            &mut self.prefix
+        };
+        *count = count.saturating_add_signed(n);
+    }
+}
+
+/// What deriving a host's table after a change of one Ingress needs beyond the routes
+/// ([`PatchState::patch`]): kept with tables of hosts that are not in regex mode, not the
+/// catch-all server, and evaluated without a controller ConfigMap.
+#[derive(Clone)]
+struct PatchState {
+    tls: bool,
+    /// Ingresses of the host with a `spec.tls` entry for it: the host has TLS while any does.
+    tls_ingresses: usize,
+    mode: HostMode,
+    winner: Option<AuthTlsWinner>,
+    /// The first Ingress in the controller's order: its annotations make the implicit
+    /// default location, and it decides first.
+    oldest: ObjectKey,
+    ingresses: usize,
+    /// Ingresses without a creation time (two or more are ordered the weakest way).
+    undated: usize,
+    /// No Ingress has a `Prefix /` path, so the table ends with the implicit root.
+    implicit_root: bool,
+    /// Every path of the host's Ingresses (as written), with how many claims of each type.
+    claims: imbl::HashMap<String, PathClaims>,
+}
+
+impl PatchState {
+    /// The table of `host` after its Ingress changed from `old` to `new`, when the change
+    /// can only replace that Ingress's own routes, where they stood:
+    /// - the Ingress keeps its place in the controller's order (an UPDATE keeps its
+    ///   creation time; a CREATE, not created yet, comes after every created Ingress), is
+    ///   not the oldest (whose annotations make the default location) and leaves fewer than
+    ///   two undated Ingresses (whose order is taken the weakest way);
+    /// - the host keeps its TLS, its client-auth mode and its conflicts: an UPDATE keeps
+    ///   the Ingress's `auth-tls-*` settings and Secret; a created or deleted Ingress sets
+    ///   none, or exactly the deciding Ingress's;
+    /// - no version of the Ingress has an annotation the audit reports, regex or rewrite
+    ///   settings (regex mode), clear-text serving on a TLS host, or a `Prefix /` path
+    ///   (the explicit root replaces the implicit one);
+    /// - no other Ingress claims any of its paths (duplicates are dropped oldest-first, and
+    ///   an `Exact /p` decides whether a `Prefix /p` is split into two routes).
+    ///
+    /// Anything else returns `None`, and the table is built in full.
+    fn patch(
+        &self,
+        profile: &CompiledProfile,
+        host: &str,
+        before: &HostRouteTable,
+        old: Option<&IngressView>,
+        new: Option<&IngressView>,
+    ) -> Option<TablePatch> {
+        let changed = old.or(new)?;
+        let undated = |i: Option<&IngressView>| usize::from(i.is_some_and(|i| i.created.is_none()));
+        match (old, new) {
+            (Some(o), Some(n)) if o.created == n.created => {}
+            (None, Some(n)) if n.created.is_none() && self.undated == 0 => {}
+            (Some(_), None) if self.ingresses > 1 => {}
+            _ => return None,
+        }
+        if changed.key == self.oldest {
+            return None;
+        }
+        let has_tls = |i: Option<&IngressView>| usize::from(i.is_some_and(|i| i.has_tls_for(host)));
+        let tls_ingresses = (self.tls_ingresses + has_tls(new)).checked_sub(has_tls(old))?;
+        if (tls_ingresses > 0) != self.tls {
+            return None;
+        }
+        let (facts_old, facts_new) = (old.map(IngressFacts::of), new.map(IngressFacts::of));
+        for facts in facts_old.iter().chain(&facts_new) {
+            let location = &facts.location;
+            if !facts.issues.is_empty()
+                || location.use_regex
+                || location.rewrite_target.is_some()
+                || (self.tls && location.plain_http.is_some())
+            {
+                return None;
+            }
+        }
+        let follows_winner = |facts: &IngressFacts| {
+            (facts.auth_tls.is_none() && facts.secret.is_none())
+                || self
+                    .winner
+                    .as_ref()
+                    .is_some_and(|(winner, settings, secret)| {
+                        *winner != changed.key
+                            && facts.auth_tls.as_ref() == Some(settings)
+                            && matches!(&facts.secret, Some(Ok(key)) if key == secret)
+                    })
+        };
+        let same_client_auth = match (&facts_old, &facts_new) {
+            (Some(o), Some(n)) => o.auth_tls == n.auth_tls && o.secret == n.secret,
+            (Some(f), None) | (None, Some(f)) => follows_winner(f),
+            (None, None) => false,
+        };
+        if !same_client_auth {
+            return None;
+        }
+        let old_paths: Vec<(&str, PathType, PathType)> = old
+            .map(|o| host_paths(o, host).collect())
+            .unwrap_or_default();
+        let new_paths: Vec<(&str, PathType, PathType)> = new
+            .map(|n| host_paths(n, host).collect())
+            .unwrap_or_default();
+        let mut claims = self.claims.clone();
+        for (path, path_type, _) in old_paths.iter().chain(&new_paths) {
+            if *path == "/" && *path_type == PathType::Prefix {
+                return None;
+            }
+            let mut own = PathClaims::default();
+            for (p, t, _) in &old_paths {
+                if p == path {
+                    own.add(*t, 1);
+                }
+            }
+            if self.claims.get(*path).copied().unwrap_or_default() != own {
+                return None;
+            }
+        }
+        for (path, path_type, _) in &old_paths {
+            if let Some(count) = claims.get_mut(*path) {
+                count.add(*path_type, -1);
+                if *count == PathClaims::default() {
+                    claims.remove(*path);
+                }
+            }
+        }
+        for (path, path_type, _) in &new_paths {
+            claims
+                .entry(path.to_string())
+                .or_default()
+                .add(*path_type, 1);
+        }
+
+        let gate = profile.gate_url();
+        let routes_of = |ing: &IngressView, paths: &[(&str, PathType, PathType)]| {
+            let settings = &IngressFacts::of(ing).location;
+            let (tls, auth) = location_serving(&self.mode, self.tls, gate, ing, settings);
+            let mut placed = std::collections::HashSet::new();
+            let locations: Vec<Location<'_>> = paths
+                .iter()
+                .filter(|(path, path_type, _)| placed.insert((*path, *path_type)))
+                .map(|&(path, path_type, written_type)| Location {
+                    owner: 0,
+                    path,
+                    path_type,
+                    written_type,
+                    own_regex: false,
+                })
+                .collect();
+            let mut routes = Vec::new();
+            for loc in &locations {
+                let has_exact = locations
+                    .iter()
+                    .any(|l| l.path_type == PathType::Exact && l.path == loc.path);
+                push_location_routes(&mut routes, ing, loc, false, has_exact, tls, &auth);
+            }
+            routes
+        };
+        let replaced_count = old.map_or(0, |o| routes_of(o, &old_paths).len());
+        let inserted = new.map(|n| routes_of(n, &new_paths)).unwrap_or_default();
+        // The old version's routes stand in one run; a CREATE's go before the implicit root.
+        let start = match old {
+            Some(_) => before
+                .routes
+                .iter()
+                .position(|r| r.source.key == changed.key)
+                .or_else(|| (replaced_count == 0 && inserted.is_empty()).then_some(0))?,
+            None => before
+                .routes
+                .len()
+                .checked_sub(usize::from(self.implicit_root))?,
+        };
+        let replaced = start..start + replaced_count;
+        let run_is_the_old_routes = before
+            .routes
+            .get(replaced.clone())
+            .is_some_and(|run| run.iter().all(|r| r.source.key == changed.key))
+            && before
+                .routes
+                .get(replaced.end)
+                .is_none_or(|r| r.source.key != changed.key);
+        if !run_is_the_old_routes {
+            return None;
+        }
+        let inserted_count = inserted.len();
+        let mut routes = Vec::with_capacity(before.routes.len() - replaced_count + inserted_count);
+        routes.extend_from_slice(&before.routes[..replaced.start]);
+        routes.extend(inserted);
+        routes.extend_from_slice(&before.routes[replaced.end..]);
+        let state = PatchState {
+            tls_ingresses,
+            ingresses: self.ingresses + usize::from(new.is_some()) - usize::from(old.is_some()),
+            undated: self.undated + undated(new) - undated(old),
+            claims,
+            ..self.clone()
+        };
+        Some(TablePatch {
+            table: HostRouteTable {
+                host_key: before.host_key.clone(),
+                routes,
+                client_auth: before.client_auth.clone(),
+                findings: before.findings.clone(),
+                plain_http_hint: before.plain_http_hint,
+                class_notes: before.class_notes.clone(),
+                conditional: before.conditional.clone(),
+                winners_index: std::sync::OnceLock::new(),
+                patch_state: Some(Arc::new(state)),
+            },
+            replaced,
+            inserted: inserted_count,
+        })
     }
 }
 
@@ -1013,7 +1323,7 @@ impl IngressNginx {
         // order in a cluster is unknown: evaluate the order that weakens MTLS endpoints
         // most (every undated Ingress may be older than every dated one).
         if undated.len() < 2 {
-            return self.build_table(ctx, &ings);
+            return self.build_table(ctx, &ings, true);
         }
         let gate = ctx.profile.gate_url();
         let mut worst = ings.clone();
@@ -1027,8 +1337,8 @@ impl IngressNginx {
                 })
                 .then_with(|| oldest_first(a, b))
         });
-        let mut table = self.build_table(ctx, &worst);
-        let guess = self.build_table(ctx, &ings);
+        let mut table = self.build_table(ctx, &worst, false);
+        let guess = self.build_table(ctx, &ings, false);
         if !same_decisions(&table, &guess) {
             let names: Vec<String> = undated.iter().map(|k| k.to_string()).collect();
             let assumed: Vec<String> = worst
@@ -1086,6 +1396,21 @@ impl Dialect for IngressNginx {
         };
         table.findings.extend(aliased);
         table
+    }
+
+    fn patched_table(
+        &self,
+        profile: &CompiledProfile,
+        host: &str,
+        before: &HostRouteTable,
+        old: Option<&IngressView>,
+        new: Option<&IngressView>,
+    ) -> Option<TablePatch> {
+        let state = before
+            .patch_state
+            .as_deref()?
+            .downcast_ref::<PatchState>()?;
+        state.patch(profile, host, before, old, new)
     }
 
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
