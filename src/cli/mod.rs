@@ -208,11 +208,25 @@ pub fn check(args: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> Outc
             return unusable(err, &format!("cannot write the report: {e}"));
         }
     }
-    if report.fails(args.fail_on) {
+    let outcome = if report.fails(args.fail_on) {
         Outcome::Violations
     } else {
         Outcome::Compliant
-    }
+    };
+    drop_in_background(manifests);
+    outcome
+}
+
+/// Frees `manifests` on a thread of its own: `check` is the last thing the command does,
+/// and freeing the documents of a 10,000-Ingress input took a tenth of its time; the
+/// process exits without waiting for it (callers in a long-lived process still get the
+/// memory back). Freed here if the thread cannot start.
+fn drop_in_background(manifests: Manifests) {
+    let _detached = std::thread::Builder::new()
+        .name("manifest-drop".into())
+        // As deep as the main thread may nest.
+        .stack_size(8 << 20)
+        .spawn(move || drop(manifests));
 }
 
 /// Reads the discovery document and checks it against the profile it belongs to: the only
