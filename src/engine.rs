@@ -240,6 +240,18 @@ pub fn host_table(
     objects: &dyn ObjectSource,
     host: &str,
 ) -> Option<HostRouteTable> {
+    host_table_kept(profile, dialect, objects, host, false)
+}
+
+/// [`host_table`]; with `keep_patch_state`, for a before-state that later changes patch
+/// ([`Dialect::patched_table`]).
+fn host_table_kept(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    keep_patch_state: bool,
+) -> Option<HostRouteTable> {
     let found = serving_ingresses(profile, objects, host);
     let mut named_by: Vec<Arc<IngressView>> = crate::cluster::naming_keys(host)
         .iter()
@@ -269,6 +281,7 @@ pub fn host_table(
         ingresses,
         named_by,
         objects,
+        keep_patch_state,
     };
     let mut table = dialect.host_table(&ctx);
     table.class_notes = class_notes;
@@ -758,7 +771,7 @@ fn evaluate_host_with(
     coverage: bool,
     keep_probes: bool,
 ) -> HostEvaluation {
-    let table = host_table(profile, dialect, objects, host).map(Arc::new);
+    let table = host_table_kept(profile, dialect, objects, host, keep_probes).map(Arc::new);
     let targets = host_targets(profile, host);
     let outcomes = match &table {
         Some(table) => {

@@ -194,6 +194,10 @@ pub struct HostContext<'a> {
     /// ([`ObjectSource::object`], [`ObjectSource::objects_of`], and route objects by rule
     /// host with [`ObjectSource::routes_for_host`]).
     pub objects: &'a dyn ObjectSource,
+    /// The table is a before-state that later changes patch ([`Dialect::patched_table`]):
+    /// only then does a dialect pay for keeping what patching needs
+    /// ([`HostRouteTable::patch_state`]). `check`, `render` and the controller do not.
+    pub keep_patch_state: bool,
 }
 
 impl HostContext<'_> {

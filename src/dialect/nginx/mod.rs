@@ -846,6 +846,7 @@ impl IngressNginx {
         // A regex-mode host orders every location by length, a catch-all server and the
         // controller ConfigMap's keys reach every route: those are always rebuilt.
         if keep_state
+            && ctx.keep_patch_state
             && !catch_all
             && !regex_mode
             && ctx.profile.spec.controller_config_map.is_none()
@@ -1158,8 +1159,9 @@ impl PatchState {
         }
 
         let gate = profile.gate_url();
-        let routes_of = |ing: &IngressView, paths: &[(&str, PathType, PathType)]| {
-            let settings = &IngressFacts::of(ing).location;
+        let routes_of = |ing: &IngressView,
+                         settings: &LocationSettings,
+                         paths: &[(&str, PathType, PathType)]| {
             let (tls, auth) = location_serving(&self.mode, self.tls, gate, ing, settings);
             let mut placed = std::collections::HashSet::new();
             let locations: Vec<Location<'_>> = paths
@@ -1182,34 +1184,31 @@ impl PatchState {
             }
             routes
         };
-        let replaced_count = old.map_or(0, |o| routes_of(o, &old_paths).len());
-        let inserted = new.map(|n| routes_of(n, &new_paths)).unwrap_or_default();
-        // The old version's routes stand in one run; a CREATE's go before the implicit root.
+        let inserted = new
+            .zip(facts_new.as_deref())
+            .map(|(n, facts)| routes_of(n, &facts.location, &new_paths))
+            .unwrap_or_default();
+        // The old version's routes stand in one run (locations are placed Ingress by
+        // Ingress, and the implicit root is the oldest's); a CREATE's go before the
+        // implicit root.
         let start = match old {
             Some(_) => before
                 .routes
                 .iter()
                 .position(|r| r.source.key == changed.key)
-                .or_else(|| (replaced_count == 0 && inserted.is_empty()).then_some(0))?,
+                .or_else(|| inserted.is_empty().then_some(0))?,
             None => before
                 .routes
                 .len()
                 .checked_sub(usize::from(self.implicit_root))?,
         };
-        let replaced = start..start + replaced_count;
-        let run_is_the_old_routes = before
-            .routes
-            .get(replaced.clone())
-            .is_some_and(|run| run.iter().all(|r| r.source.key == changed.key))
-            && before
-                .routes
-                .get(replaced.end)
-                .is_none_or(|r| r.source.key != changed.key);
-        if !run_is_the_old_routes {
-            return None;
-        }
+        let run = before.routes[start..]
+            .iter()
+            .take_while(|r| old.is_some() && r.source.key == changed.key)
+            .count();
+        let replaced = start..start + run;
         let inserted_count = inserted.len();
-        let mut routes = Vec::with_capacity(before.routes.len() - replaced_count + inserted_count);
+        let mut routes = Vec::with_capacity(before.routes.len() - run + inserted_count);
         routes.extend_from_slice(&before.routes[..replaced.start]);
         routes.extend(inserted);
         routes.extend_from_slice(&before.routes[replaced.end..]);
