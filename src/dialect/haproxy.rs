@@ -1295,7 +1295,7 @@ impl Dialect for HaproxyIngress {
                 let (ing, path_type) = &owners[e];
                 let auth = auth_of(ing);
                 for matcher in matchers(&entries[e]) {
-                    table.routes.push(Route {
+                    table.routes.push(Arc::new(Route {
                         source: RouteSource::ingress(ing),
                         path: entries[e].path.clone(),
                         path_type: *path_type,
@@ -1304,14 +1304,14 @@ impl Dialect for HaproxyIngress {
                         tls,
                         auth: auth.clone(),
                         priority: 0,
-                    });
+                    }));
                 }
             }
         }
         // The default host's `/` (an Ingress `spec.defaultBackend`, oldest first) answers
         // what no path of the host matches.
         if let Some(ing) = ings.iter().find(|i| i.has_default_backend) {
-            table.routes.push(Route {
+            table.routes.push(Arc::new(Route {
                 source: RouteSource::ingress(ing),
                 path: "/".into(),
                 path_type: PathType::ImplementationSpecific,
@@ -1320,7 +1320,7 @@ impl Dialect for HaproxyIngress {
                 tls,
                 auth: auth_of(ing),
                 priority: 0,
-            });
+            }));
         }
         table
     }

@@ -140,7 +140,9 @@ pub struct HostRouteTable {
     /// The rule host the controller uses for the requested host (exact, `*.` wildcard or
     /// `""` for host-less rules).
     pub host_key: String,
-    pub routes: Vec<Route>,
+    /// Shared, so that a table derived from another after a change
+    /// ([`Dialect::patched_table`]) copies pointers, not every route's strings.
+    pub routes: Vec<Arc<Route>>,
     /// Host-level client-auth summary for reports.
     pub client_auth: String,
     /// Host-level findings (conflicts, CA secrets, TLS options).

@@ -703,7 +703,7 @@ type LiteralGroups =
     std::collections::HashMap<u64, std::ops::Range<usize>, foldhash::fast::FixedState>;
 
 impl LiteralIndex {
-    fn new(routes: &[Route]) -> Self {
+    fn new(routes: &[Arc<Route>]) -> Self {
         let hasher = foldhash::fast::RandomState::default();
         // (is a prefix, literal hash, route index), sorted: one run per literal.
         let mut entries: Vec<(bool, u64, usize)> = Vec::with_capacity(routes.len());
@@ -1081,7 +1081,7 @@ impl Dialect for GatewayApi {
                 c.m.path.clone()
             };
             for matcher in matchers(c.m) {
-                table.routes.push(Route {
+                table.routes.push(Arc::new(Route {
                     source: RouteSource {
                         kind: HTTP_ROUTE_KIND,
                         key: c.route.key.clone(),
@@ -1100,7 +1100,7 @@ impl Dialect for GatewayApi {
                         detail: detail.clone(),
                     },
                     priority: priority(*group, c.m.conditional()),
-                });
+                }));
             }
         }
         table.client_auth = if summaries.is_empty() {
@@ -1379,8 +1379,8 @@ mod tests {
 
     /// A route of listener group `group` with `matcher` (conditional: it also tests
     /// headers).
-    fn route(group: usize, conditional: bool, matcher: PathMatcher) -> Route {
-        Route {
+    fn route(group: usize, conditional: bool, matcher: PathMatcher) -> Arc<Route> {
+        Arc::new(Route {
             source: RouteSource {
                 kind: HTTP_ROUTE_KIND,
                 key: ObjectKey::new("open-banking", "api"),
@@ -1395,7 +1395,7 @@ mod tests {
                 detail: Arc::from("listener"),
             },
             priority: priority(group, conditional),
-        }
+        })
     }
 
     /// The indexed winners are those of a scan over every route, for paths that each kind

@@ -145,6 +145,7 @@ fn expose_clear_text_routes(
                 settings.key, ing.key
             )
         };
+        let route = std::sync::Arc::make_mut(route);
         route.tls = false;
         route.auth = RouteAuth {
             kind: AuthKind::None,

@@ -900,7 +900,7 @@ impl IngressNginx {
             };
             table.routes.insert(
                 at,
-                Route {
+                Arc::new(Route {
                     source: RouteSource::ingress(ing),
                     path: "/".into(),
                     path_type: PathType::Prefix,
@@ -913,7 +913,7 @@ impl IngressNginx {
                     tls: route_tls,
                     auth,
                     priority: 0,
-                },
+                }),
             );
         }
         table
@@ -964,7 +964,7 @@ fn location_serving(
 /// The routes of one location: a `Prefix` location not ending in `/` is split into
 /// `location /p/` and `location = /p` (unless an `Exact /p` location exists: `has_exact`).
 fn push_location_routes(
-    routes: &mut Vec<Route>,
+    routes: &mut Vec<Arc<Route>>,
     ing: &IngressView,
     loc: &Location<'_>,
     regex_mode: bool,
@@ -998,7 +998,7 @@ fn push_location_routes(
         matchers.push(PathMatcher::Prefix(loc.path.to_string()));
     }
     for matcher in matchers {
-        routes.push(Route {
+        routes.push(Arc::new(Route {
             source: RouteSource::ingress(ing),
             path: loc.path.to_string(),
             path_type: loc.written_type,
@@ -1007,7 +1007,7 @@ fn push_location_routes(
             tls,
             auth: auth.clone(),
             priority: 0,
-        });
+        }));
     }
 }
 

@@ -97,6 +97,7 @@ mod objects;
 pub mod rule;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -993,7 +994,7 @@ impl Dialect for Traefik {
                     } else {
                         format!("{} && {function}(`{}`)", rule_host(ctx.host_key), p.path)
                     };
-                    table.routes.push(Route {
+                    table.routes.push(Arc::new(Route {
                         source: RouteSource::ingress(ing),
                         path: p.path.clone(),
                         path_type: p.path_type,
@@ -1002,11 +1003,11 @@ impl Dialect for Traefik {
                         tls,
                         auth: auth.clone(),
                         priority: priority_override.unwrap_or(rule_text.len() as i64),
-                    });
+                    }));
                 }
             }
             if ctx.host_key.is_empty() && ing.has_default_backend {
-                table.routes.push(Route {
+                table.routes.push(Arc::new(Route {
                     source: RouteSource::ingress(ing),
                     path: "/".into(),
                     path_type: PathType::Prefix,
@@ -1015,7 +1016,7 @@ impl Dialect for Traefik {
                     tls,
                     auth: auth.clone(),
                     priority: i64::from(i32::MIN),
-                });
+                }));
             }
         }
         for router in &routers {
@@ -1036,7 +1037,7 @@ impl Dialect for Traefik {
                 if !alternative.certain {
                     table.conditional.insert(table.routes.len());
                 }
-                table.routes.push(Route {
+                table.routes.push(Arc::new(Route {
                     source: router.source.clone(),
                     path: router.route.text.clone(),
                     path_type,
@@ -1045,7 +1046,7 @@ impl Dialect for Traefik {
                     tls: router.tls,
                     auth: auth.clone(),
                     priority: router.route.effective_priority(),
-                });
+                }));
             }
         }
         table
