@@ -424,8 +424,10 @@ pub fn serving_routes(
 
 /// The winning routes (indices into one table) of each representative path of a target:
 /// kept with a host evaluation so that, after a change, the winners of a path that no
-/// route of the changed object can match are taken over instead of recomputed.
-type Probes = HashMap<Arc<str>, Box<[usize]>>;
+/// route of the changed object can match are taken over instead of recomputed. Hashed
+/// with foldhash (seeded per map), as an unlisted scope has one entry per route literal
+/// and SipHash was a third of an incremental decision.
+type Probes = HashMap<Arc<str>, Box<[usize]>, foldhash::fast::RandomState>;
 
 /// The representative paths of an unlisted-path scope, each with how many times the
 /// table's route literals and the fixed candidates give it ([`UnlistedCandidates`]): kept
@@ -591,7 +593,7 @@ fn serving_routes_probed(
     };
     let probes = match (instances, probes) {
         (Some(instances), Some(reuse)) => {
-            let mut probes = Probes::with_capacity(instances.len());
+            let mut probes = Probes::with_capacity_and_hasher(instances.len(), Default::default());
             for path in instances {
                 let winners = reuse
                     .and_then(|r| r.winners(&path))
