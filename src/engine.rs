@@ -427,7 +427,11 @@ pub fn serving_routes(
 /// route of the changed object can match are taken over instead of recomputed. Hashed
 /// with foldhash (seeded per map), as an unlisted scope has one entry per route literal
 /// and SipHash was a third of an incremental decision.
-type Probes = HashMap<Arc<str>, Box<[usize]>, foldhash::fast::RandomState>;
+type Probes = HashMap<Arc<str>, Winners, foldhash::fast::RandomState>;
+
+/// The winners of one representative path: nearly always one route or none, kept inline
+/// so that carrying probes over a change copies them instead of allocating per path.
+type Winners = smallvec::SmallVec<[usize; 1]>;
 
 /// The representative paths of an unlisted-path scope, each with how many times the
 /// table's route literals and the fixed candidates give it ([`UnlistedCandidates`]): kept
@@ -462,17 +466,17 @@ impl UnlistedCounts {
         }
     }
 
-    /// The representatives after a change that takes the literals of `removed` out of
-    /// the counted table and puts those of `added` in (every other literal the same);
-    /// `None` when the fresh character changed (every candidate changes) or the counts
-    /// do not hold the removed candidates (never, for counts of the table before).
+    /// How the representatives change when a change takes the literals of `removed` out
+    /// of the counted table and puts those of `added` in (every other literal the same):
+    /// `None` when the fresh character changed (every candidate changes) or the counts do
+    /// not hold the removed candidates (never, for counts of the table before).
     fn after_change(
         &self,
         scope: &UnlistedCandidates<'_>,
         fresh: char,
         removed: &[&PathMatcher],
         added: &[&PathMatcher],
-    ) -> Option<Vec<Arc<str>>> {
+    ) -> Option<UnlistedChange> {
         if fresh != self.fresh {
             return None;
         }
@@ -488,26 +492,24 @@ impl UnlistedCounts {
         if delta.iter().any(|(path, d)| count(path) + d < 0) {
             return None;
         }
-        // The few candidates the change takes away (compared directly, not hashed again).
-        let gone: Vec<&str> = delta
-            .iter()
-            .filter(|(path, d)| count(path) + **d <= 0)
-            .map(|(path, _)| path.as_str())
-            .collect();
-        let mut out: Vec<Arc<str>> = self
-            .counts
-            .keys()
-            .filter(|path| !gone.contains(&&***path))
-            .cloned()
-            .collect();
-        out.extend(
-            delta
-                .into_iter()
-                .filter(|(path, d)| *d > 0 && !self.counts.contains_key(path.as_str()))
-                .map(|(path, _)| Arc::from(path)),
-        );
-        Some(out)
+        let mut change = UnlistedChange::default();
+        for (path, d) in delta {
+            match count(&path) {
+                0 if d > 0 => change.added.push(Arc::from(path)),
+                n if n > 0 && n + d <= 0 => change.gone.push(path),
+                _ => {}
+            }
+        }
+        Some(change)
     }
+}
+
+/// The representatives of an unlisted scope that a change takes away and adds
+/// ([`UnlistedCounts::after_change`]); the others stay.
+#[derive(Debug, Default)]
+struct UnlistedChange {
+    gone: Vec<String>,
+    added: Vec<Arc<str>>,
 }
 
 /// Probes of the table before a change, and what makes them valid for the table after it.
@@ -530,7 +532,12 @@ impl ProbeReuse<'_> {
     /// The winners of `path` in the new table, if the old ones carry over: no route of the
     /// changed object may match `path`, so the routes that match it are the same in both
     /// tables, and a dialect's winners depend only on those ([`Dialect::winners`]).
-    fn winners(&self, path: &str) -> Option<Box<[usize]>> {
+    fn winners(&self, path: &str) -> Option<Winners> {
+        self.carried_over(path, self.probes.get(path)?)
+    }
+
+    /// The old `winners` of `path`, in the new table, if they carry over.
+    fn carried_over(&self, path: &str, winners: &[usize]) -> Option<Winners> {
         if self
             .changed
             .iter()
@@ -538,11 +545,42 @@ impl ProbeReuse<'_> {
         {
             return None;
         }
-        self.probes
-            .get(path)?
+        winners
             .iter()
             .map(|&i| self.remap.get(i).copied().flatten())
             .collect()
+    }
+
+    /// The probes of an unlisted scope after a change that takes the representatives
+    /// `change.gone` away and adds `change.added`: the old probes with their winners
+    /// carried over, recomputed only for the added paths and those a changed route may
+    /// match. (The probes before hold exactly the counted representatives: both are made
+    /// from one list, see [`serving_routes_probed`].)
+    fn unlisted_probes(
+        &self,
+        change: UnlistedChange,
+        dialect: &dyn Dialect,
+        table: &HostRouteTable,
+    ) -> Probes {
+        let mut recompute = change.added;
+        let mut probes = Probes::with_capacity_and_hasher(self.probes.len(), Default::default());
+        for (path, winners) in self.probes {
+            match self.carried_over(path, winners) {
+                Some(winners) => {
+                    probes.insert(path.clone(), winners);
+                }
+                None => recompute.push(path.clone()),
+            }
+        }
+        for gone in &change.gone {
+            probes.remove(gone.as_str());
+            recompute.retain(|path| **path != **gone);
+        }
+        for path in recompute {
+            let winners = dialect.winners(table, &path).into();
+            probes.insert(path, winners);
+        }
+        probes
     }
 }
 
@@ -564,6 +602,24 @@ fn serving_routes_probed(
         }
     };
     let mut counted = None;
+    if let (Some(Some(reuse)), TargetPaths::Unlisted { base, listed }) = (probes, &target.paths) {
+        let scope = UnlistedCandidates::new(base, listed, literals.fresh);
+        let change = reuse.unlisted.and_then(|before| {
+            before.after_change(
+                &scope,
+                literals.fresh,
+                reuse.changed_before,
+                reuse.changed_after,
+            )
+        });
+        if let Some(change) = change {
+            let probes = reuse.unlisted_probes(change, dialect, table);
+            for winners in probes.values() {
+                serve(winners);
+            }
+            return finish(table, target, serving, Some(probes), None);
+        }
+    }
     let instances: Option<Vec<Arc<str>>> = match (probes, &target.paths) {
         (None, _) => match target.representatives(literals) {
             Some(instances) => {
@@ -574,18 +630,12 @@ fn serving_routes_probed(
             }
             None => None,
         },
-        (Some(reuse), TargetPaths::Unlisted { base, listed }) => {
+        (Some(_), TargetPaths::Unlisted { base, listed }) => {
             let scope = UnlistedCandidates::new(base, listed, literals.fresh);
-            let taken_over = reuse.and_then(|r| {
-                r.unlisted?
-                    .after_change(&scope, literals.fresh, r.changed_before, r.changed_after)
-            });
-            Some(taken_over.unwrap_or_else(|| {
-                let counts = UnlistedCounts::of(&scope, literals);
-                let instances = counts.counts.keys().cloned().collect();
-                counted = Some(counts);
-                instances
-            }))
+            let counts = UnlistedCounts::of(&scope, literals);
+            let instances = counts.counts.keys().cloned().collect();
+            counted = Some(counts);
+            Some(instances)
         }
         (Some(_), TargetPaths::Template(t)) => {
             representatives(t, literals).map(|v| v.into_iter().map(Arc::from).collect())
@@ -597,7 +647,7 @@ fn serving_routes_probed(
             for path in instances {
                 let winners = reuse
                     .and_then(|r| r.winners(&path))
-                    .unwrap_or_else(|| dialect.winners(table, &path).into_boxed_slice());
+                    .unwrap_or_else(|| dialect.winners(table, &path).into());
                 serve(&winners);
                 probes.insert(path, winners);
             }
