@@ -12,8 +12,8 @@ use crate::dialect::{
 };
 use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::paths::{
-    MatchResult, PathMatcher, PathTemplate, RouteLiteral, RouteLiterals, UnlistedCandidates,
-    representatives, unlisted_representatives,
+    LiteralIndex, MatchResult, PathMatcher, PathTemplate, RouteLiteral, RouteLiterals,
+    UnlistedCandidates, representatives, unlisted_representatives,
 };
 use crate::profile::{CompiledProfile, ResolvedEndpoint, UnlistedScope};
 pub use crate::profile::{EndpointCoverage, ServingRoute};
@@ -521,6 +521,9 @@ struct ProbeReuse<'a> {
     remap: &'a [Option<usize>],
     /// The matchers of the changed object's routes, before and after the change.
     changed: &'a [&'a PathMatcher],
+    /// `changed` by literal: a representative path is matched only against the changed
+    /// matchers that may match it.
+    changed_index: &'a LiteralIndex,
     /// The same, before the change only and after it only.
     changed_before: &'a [&'a PathMatcher],
     changed_after: &'a [&'a PathMatcher],
@@ -539,9 +542,8 @@ impl ProbeReuse<'_> {
     /// The old `winners` of `path`, in the new table, if they carry over.
     fn carried_over(&self, path: &str, winners: &[usize]) -> Option<Winners> {
         if self
-            .changed
-            .iter()
-            .any(|m| m.matches(path) != MatchResult::No)
+            .changed_index
+            .any_candidate(path, |i| self.changed[i].matches(path) != MatchResult::No)
         {
             return None;
         }
@@ -982,6 +984,7 @@ pub fn evaluate_host_after_change(
         .chain(&changed_after)
         .copied()
         .collect();
+    let changed_index = LiteralIndex::new(changed_matchers.iter().copied());
     // Probes of untouched targets stay valid where every other route keeps its index.
     let same_indices = old.routes.len() == new.routes.len()
         && remap
@@ -998,6 +1001,7 @@ pub fn evaluate_host_after_change(
                     probes,
                     remap: &remap,
                     changed: &changed_matchers,
+                    changed_index: &changed_index,
                     changed_before: &changed_before,
                     changed_after: &changed_after,
                     unlisted: previous.unlisted.as_deref(),

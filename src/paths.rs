@@ -11,6 +11,7 @@
 //! over-approximates (sound: it can only add findings).
 
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// One `/`-separated segment of an endpoint path.
@@ -682,6 +683,128 @@ impl<'a> RouteLiteral<'a> {
 
     fn parts(&self) -> &[&'a str] {
         self.parts.get_or_init(|| self.text.split('/').collect())
+    }
+}
+
+/// Matchers (a table's routes, a change's routes) by literal, so that a path is checked
+/// only against the matchers that may match it: `Exact` by its path, `Prefix` ending in
+/// `/` by its literal (looked up at each `/` of the path), everything else (regexes,
+/// case-insensitive and other prefixes) always. Indices are positions in the matchers
+/// given to [`LiteralIndex::new`]. Literals are kept as 64-bit
+/// hashes, not as copies of the strings: building the index allocates a few tables, and a
+/// lookup hashes the path and finds its group in one hash-table probe. Two literals with
+/// the same hash only add a candidate, which [`winners_among`] then matches against the
+/// path, so a collision never changes the winners.
+#[derive(Debug)]
+pub struct LiteralIndex {
+    /// Seeded per index (foldhash: hashbrown's default hasher, much cheaper than SipHash on
+    /// short strings); the seed never decides a result, see above.
+    hasher: foldhash::fast::RandomState,
+    /// Hash of an `Exact` path → its routes in `ids`.
+    exact: LiteralGroups,
+    /// Hash of a `Prefix` literal ending in `/` → its routes in `ids`.
+    prefix: LiteralGroups,
+    /// Route indices, grouped by literal, ascending within a group.
+    ids: Vec<usize>,
+    always: Vec<usize>,
+    /// Whether some `Exact` path, some `Prefix` literal, has this length: a path is hashed
+    /// and looked up only at the lengths some literal has.
+    exact_lengths: Vec<bool>,
+    prefix_lengths: Vec<bool>,
+}
+
+/// Literal hash → range of [`LiteralIndex::ids`]. The keys are already seeded hashes, so
+/// the table's own hasher needs no seed.
+type LiteralGroups =
+    std::collections::HashMap<u64, std::ops::Range<usize>, foldhash::fast::FixedState>;
+
+impl LiteralIndex {
+    pub fn new<'m>(matchers: impl Iterator<Item = &'m PathMatcher> + Clone) -> Self {
+        let hasher = foldhash::fast::RandomState::default();
+        // (is a prefix, literal hash, route index), sorted: one run per literal.
+        let mut entries: Vec<(bool, u64, usize)> = Vec::with_capacity(matchers.size_hint().0);
+        let mut always = Vec::new();
+        for (i, matcher) in matchers.clone().enumerate() {
+            match matcher {
+                PathMatcher::Exact(p) => entries.push((false, hasher.hash_one(p.as_str()), i)),
+                PathMatcher::Prefix(p) if p.ends_with('/') => {
+                    entries.push((true, hasher.hash_one(p.as_str()), i))
+                }
+                _ => always.push(i),
+            }
+        }
+        entries.sort_unstable();
+        let mut exact_lengths = Vec::new();
+        let mut prefix_lengths = Vec::new();
+        for matcher in matchers {
+            let (lengths, literal) = match matcher {
+                PathMatcher::Exact(p) => (&mut exact_lengths, p),
+                PathMatcher::Prefix(p) if p.ends_with('/') => (&mut prefix_lengths, p),
+                _ => continue,
+            };
+            if lengths.len() <= literal.len() {
+                lengths.resize(literal.len() + 1, false);
+            }
+            lengths[literal.len()] = true;
+        }
+        let mut index = LiteralIndex {
+            hasher,
+            exact: LiteralGroups::default(),
+            prefix: LiteralGroups::default(),
+            ids: entries.iter().map(|(_, _, i)| *i).collect(),
+            always,
+            exact_lengths,
+            prefix_lengths,
+        };
+        let mut start = 0;
+        for run in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (is_prefix, hash, _) = run[0];
+            let groups = if is_prefix {
+                &mut index.prefix
+            } else {
+                &mut index.exact
+            };
+            groups.insert(hash, start..start + run.len());
+            start += run.len();
+        }
+        index
+    }
+
+    /// The routes filed under `literal` in `groups` (none when no literal of `lengths`
+    /// is as long).
+    fn lookup(&self, groups: &LiteralGroups, lengths: &[bool], literal: &str) -> &[usize] {
+        if !lengths.get(literal.len()).is_some_and(|l| *l) {
+            return &[];
+        }
+        groups
+            .get(&self.hasher.hash_one(literal))
+            .map_or(&[], |range| &self.ids[range.clone()])
+    }
+
+    /// Ascending indices of every matcher that may match `path` (and some that do not).
+    pub fn candidates(&self, path: &str) -> Vec<usize> {
+        let mut out = self.always.clone();
+        out.extend(self.lookup(&self.exact, &self.exact_lengths, path));
+        for (end, _) in path.match_indices('/') {
+            out.extend(self.lookup(&self.prefix, &self.prefix_lengths, &path[..=end]));
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Whether `check` holds for some matcher that may match `path` (without collecting
+    /// them: this runs for every representative path of a review).
+    pub fn any_candidate(&self, path: &str, mut check: impl FnMut(usize) -> bool) -> bool {
+        self.always.iter().any(|&i| check(i))
+            || self
+                .lookup(&self.exact, &self.exact_lengths, path)
+                .iter()
+                .any(|&i| check(i))
+            || path.match_indices('/').any(|(end, _)| {
+                self.lookup(&self.prefix, &self.prefix_lengths, &path[..=end])
+                    .iter()
+                    .any(|&i| check(i))
+            })
     }
 }
 

@@ -112,7 +112,6 @@ mod objects;
 mod render;
 
 use std::collections::BTreeSet;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 pub use self::objects::{
@@ -132,7 +131,7 @@ use super::{
 };
 use crate::catalog::Scheme;
 use crate::model::{CaBundle, Lookup, ObjectKey, PathType};
-use crate::paths::{MatchResult, PathMatcher};
+use crate::paths::{LiteralIndex, MatchResult, PathMatcher};
 use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
@@ -672,111 +671,6 @@ fn winners_among(
     out
 }
 
-/// The routes of one table by literal, so that a path is checked only against the routes
-/// that may match it: `Exact` by its path, `Prefix` ending in `/` by its literal (looked up
-/// at each `/` of the path), everything else (regexes) always. Literals are kept as 64-bit
-/// hashes, not as copies of the strings: building the index allocates a few tables, and a
-/// lookup hashes the path and finds its group in one hash-table probe. Two literals with
-/// the same hash only add a candidate, which [`winners_among`] then matches against the
-/// path, so a collision never changes the winners.
-#[derive(Debug)]
-struct LiteralIndex {
-    /// Seeded per index (foldhash: hashbrown's default hasher, much cheaper than SipHash on
-    /// short strings); the seed never decides a result, see above.
-    hasher: foldhash::fast::RandomState,
-    /// Hash of an `Exact` path → its routes in `ids`.
-    exact: LiteralGroups,
-    /// Hash of a `Prefix` literal ending in `/` → its routes in `ids`.
-    prefix: LiteralGroups,
-    /// Route indices, grouped by literal, ascending within a group.
-    ids: Vec<usize>,
-    always: Vec<usize>,
-    /// Whether some `Exact` path, some `Prefix` literal, has this length: a path is hashed
-    /// and looked up only at the lengths some literal has.
-    exact_lengths: Vec<bool>,
-    prefix_lengths: Vec<bool>,
-}
-
-/// Literal hash → range of [`LiteralIndex::ids`]. The keys are already seeded hashes, so
-/// the table's own hasher needs no seed.
-type LiteralGroups =
-    std::collections::HashMap<u64, std::ops::Range<usize>, foldhash::fast::FixedState>;
-
-impl LiteralIndex {
-    fn new(routes: &[Arc<Route>]) -> Self {
-        let hasher = foldhash::fast::RandomState::default();
-        // (is a prefix, literal hash, route index), sorted: one run per literal.
-        let mut entries: Vec<(bool, u64, usize)> = Vec::with_capacity(routes.len());
-        let mut always = Vec::new();
-        for (i, route) in routes.iter().enumerate() {
-            match &route.matcher {
-                PathMatcher::Exact(p) => entries.push((false, hasher.hash_one(p.as_str()), i)),
-                PathMatcher::Prefix(p) if p.ends_with('/') => {
-                    entries.push((true, hasher.hash_one(p.as_str()), i))
-                }
-                _ => always.push(i),
-            }
-        }
-        entries.sort_unstable();
-        let mut exact_lengths = Vec::new();
-        let mut prefix_lengths = Vec::new();
-        for route in routes {
-            let (lengths, literal) = match &route.matcher {
-                PathMatcher::Exact(p) => (&mut exact_lengths, p),
-                PathMatcher::Prefix(p) if p.ends_with('/') => (&mut prefix_lengths, p),
-                _ => continue,
-            };
-            if lengths.len() <= literal.len() {
-                lengths.resize(literal.len() + 1, false);
-            }
-            lengths[literal.len()] = true;
-        }
-        let mut index = LiteralIndex {
-            hasher,
-            exact: LiteralGroups::default(),
-            prefix: LiteralGroups::default(),
-            ids: entries.iter().map(|(_, _, i)| *i).collect(),
-            always,
-            exact_lengths,
-            prefix_lengths,
-        };
-        let mut start = 0;
-        for run in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            let (is_prefix, hash, _) = run[0];
-            let groups = if is_prefix {
-                &mut index.prefix
-            } else {
-                &mut index.exact
-            };
-            groups.insert(hash, start..start + run.len());
-            start += run.len();
-        }
-        index
-    }
-
-    /// The routes filed under `literal` in `groups` (none when no literal of `lengths`
-    /// is as long).
-    fn lookup(&self, groups: &LiteralGroups, lengths: &[bool], literal: &str) -> &[usize] {
-        if !lengths.get(literal.len()).is_some_and(|l| *l) {
-            return &[];
-        }
-        groups
-            .get(&self.hasher.hash_one(literal))
-            .map_or(&[], |range| &self.ids[range.clone()])
-    }
-
-    /// Ascending indices of every route that may match `path` (and some that do not).
-    fn candidates(&self, path: &str) -> Vec<usize> {
-        let mut out = self.always.clone();
-        out.extend(self.lookup(&self.exact, &self.exact_lengths, path));
-        for (end, _) in path.match_indices('/') {
-            out.extend(self.lookup(&self.prefix, &self.prefix_lengths, &path[..=end]));
-        }
-        out.sort_unstable();
-        out
-    }
-}
-
 /// `Route::priority` of this dialect: the listener group (one Gateway port) × 2, plus 1 if
 /// the match also tests a method, headers or query parameters.
 fn priority(group: usize, conditional: bool) -> i64 {
@@ -1114,7 +1008,7 @@ impl Dialect for GatewayApi {
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
         let index = table
             .winners_index
-            .get_or_init(|| Arc::new(LiteralIndex::new(&table.routes)));
+            .get_or_init(|| Arc::new(LiteralIndex::new(table.routes.iter().map(|r| &r.matcher))));
         match index.downcast_ref::<LiteralIndex>() {
             Some(index) => winners_among(table, path, index.candidates(path)),
             None => winners_among(table, path, 0..table.routes.len()),

@@ -78,7 +78,7 @@ use super::{
     oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
-use crate::paths::{MatchResult, PathMatcher};
+use crate::paths::{LiteralIndex, MatchResult, PathMatcher};
 use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
@@ -1011,6 +1011,81 @@ fn push_location_routes(
     }
 }
 
+/// A host's locations by literal ([`LiteralIndex`]), kept with its table so that each
+/// representative path is checked against the few locations that may match it, and
+/// whether the host is in regex mode (a property of the whole host).
+#[derive(Debug)]
+struct LocationIndex {
+    literals: LiteralIndex,
+    regex_mode: bool,
+}
+
+impl LocationIndex {
+    fn new(routes: &[Arc<Route>]) -> Self {
+        Self {
+            literals: LiteralIndex::new(routes.iter().map(|r| &r.matcher)),
+            regex_mode: Self::regex_mode(routes),
+        }
+    }
+
+    /// In regex mode every location of the host is a regex (see the module doc): a
+    /// property of the whole host, not of the locations that may match a path.
+    fn regex_mode(routes: &[Arc<Route>]) -> bool {
+        routes.iter().any(|r| {
+            matches!(
+                r.matcher,
+                PathMatcher::PrefixIgnoreCase(_) | PathMatcher::Regex(_)
+            )
+        })
+    }
+}
+
+/// nginx's location choice among `candidates` (ascending indices of every route that may
+/// match `path`; the others cannot win): an exact location first, then in regex mode the
+/// first regex in configuration order (undecidable ones may or may not match), else the
+/// longest prefix (the first of equals).
+fn location_winners(
+    routes: &[Arc<Route>],
+    regex_mode: bool,
+    path: &str,
+    candidates: impl IntoIterator<Item = usize> + Clone,
+) -> Vec<usize> {
+    if let Some(i) = candidates.clone().into_iter().find(|&i| {
+        matches!(routes[i].matcher, PathMatcher::Exact(_))
+            && routes[i].matcher.matches(path) == MatchResult::Yes
+    }) {
+        return vec![i];
+    }
+    if regex_mode {
+        // Config order, first match wins; undecidable expressions may or may not match.
+        let mut out = Vec::new();
+        for i in candidates {
+            match routes[i].matcher.matches(path) {
+                MatchResult::Yes => {
+                    out.push(i);
+                    break;
+                }
+                MatchResult::Maybe => out.push(i),
+                MatchResult::No => {}
+            }
+        }
+        return out;
+    }
+    let longest = candidates
+        .into_iter()
+        .filter(|&i| {
+            matches!(routes[i].matcher, PathMatcher::Prefix(_))
+                && routes[i].matcher.matches(path) == MatchResult::Yes
+        })
+        .max_by_key(|&i| {
+            (
+                routes[i].matcher.literal().map_or(0, |(l, _)| l.len()),
+                std::cmp::Reverse(i),
+            )
+        });
+    longest.map(|i| vec![i]).unwrap_or_default()
+}
+
 /// How often the Ingresses of a host claim one path, by placed type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct PathClaims {
@@ -1413,48 +1488,23 @@ impl Dialect for IngressNginx {
     }
 
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
-        let routes = &table.routes;
-        if let Some(i) = routes.iter().position(|r| {
-            matches!(r.matcher, PathMatcher::Exact(_))
-                && r.matcher.matches(path) == MatchResult::Yes
-        }) {
-            return vec![i];
+        let index = table
+            .winners_index
+            .get_or_init(|| Arc::new(LocationIndex::new(&table.routes)));
+        match index.downcast_ref::<LocationIndex>() {
+            Some(index) => location_winners(
+                &table.routes,
+                index.regex_mode,
+                path,
+                index.literals.candidates(path),
+            ),
+            None => location_winners(
+                &table.routes,
+                LocationIndex::regex_mode(&table.routes),
+                path,
+                0..table.routes.len(),
+            ),
         }
-        let regex_mode = routes.iter().any(|r| {
-            matches!(
-                r.matcher,
-                PathMatcher::PrefixIgnoreCase(_) | PathMatcher::Regex(_)
-            )
-        });
-        if regex_mode {
-            // Config order, first match wins; undecidable expressions may or may not match.
-            let mut out = Vec::new();
-            for (i, r) in routes.iter().enumerate() {
-                match r.matcher.matches(path) {
-                    MatchResult::Yes => {
-                        out.push(i);
-                        break;
-                    }
-                    MatchResult::Maybe => out.push(i),
-                    MatchResult::No => {}
-                }
-            }
-            return out;
-        }
-        let longest = routes
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                matches!(r.matcher, PathMatcher::Prefix(_))
-                    && r.matcher.matches(path) == MatchResult::Yes
-            })
-            .max_by_key(|(i, r)| {
-                (
-                    r.matcher.literal().map_or(0, |(l, _)| l.len()),
-                    std::cmp::Reverse(*i),
-                )
-            });
-        longest.map(|(i, _)| vec![i]).unwrap_or_default()
     }
 
     fn render(&self, input: &RenderInput<'_>) -> (AnnotationChanges, Vec<RenderedObject>) {
@@ -1508,5 +1558,88 @@ impl Dialect for IngressNginx {
         }
         changes.remove = remove;
         (changes, Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(matcher: PathMatcher) -> Arc<Route> {
+        Arc::new(Route {
+            source: RouteSource {
+                kind: crate::dialect::INGRESS_KIND,
+                key: ObjectKey::new("open-banking", "api"),
+            },
+            path: String::new(),
+            path_type: PathType::Prefix,
+            matcher,
+            serves_backend: true,
+            tls: true,
+            auth: RouteAuth {
+                kind: AuthKind::Required,
+                detail: Arc::from("auth-tls-verify-client on"),
+            },
+            priority: 0,
+        })
+    }
+
+    /// The indexed location choice is nginx's choice over every location, for paths that
+    /// each kind of location matches, almost matches, or does not; in literal and in regex
+    /// mode.
+    #[test]
+    fn indexed_winners_equal_a_scan_of_every_location() {
+        let base = "/open-banking-nz/v3.0";
+        let literal = vec![
+            location(PathMatcher::Exact(format!("{base}/accounts"))),
+            location(PathMatcher::Prefix(format!("{base}/accounts/"))),
+            location(PathMatcher::Prefix(format!("{base}/"))),
+            location(PathMatcher::Exact(base.to_string())),
+            location(PathMatcher::Prefix(format!("{base}/"))),
+            location(PathMatcher::Prefix(format!("{base}/acc"))),
+            location(PathMatcher::Exact(format!("{base}/accounts"))),
+            location(PathMatcher::Prefix("/".into())),
+        ];
+        let regex = vec![
+            location(PathMatcher::nginx_regex(&format!("{base}/accounts/"))),
+            location(PathMatcher::nginx_regex(&format!("{base}/pay.*"))),
+            location(PathMatcher::Exact(format!("{base}/accounts"))),
+            location(PathMatcher::nginx_regex("/")),
+        ];
+        let paths = [
+            "/",
+            "",
+            base,
+            &format!("{base}/"),
+            &format!("{base}/accounts"),
+            &format!("{base}/Accounts/a1"),
+            &format!("{base}/accounts/a1/balances"),
+            &format!("{base}/accountsx"),
+            &format!("{base}/payments/p1"),
+            "/other",
+            "//",
+        ];
+        for (mode, routes) in [("literal", literal), ("regex", regex)] {
+            let table = HostRouteTable {
+                routes,
+                ..Default::default()
+            };
+            let regex_mode = LocationIndex::regex_mode(&table.routes);
+            assert_eq!(regex_mode, mode == "regex");
+            for path in paths {
+                assert_eq!(
+                    IngressNginx.winners(&table, path),
+                    location_winners(&table.routes, regex_mode, path, 0..table.routes.len()),
+                    "{mode}: {path}"
+                );
+            }
+            assert!(
+                table
+                    .winners_index
+                    .get()
+                    .is_some_and(|i| i.downcast_ref::<LocationIndex>().is_some()),
+                "{mode}: the index is kept with the table"
+            );
+        }
     }
 }
