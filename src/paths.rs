@@ -688,13 +688,13 @@ impl<'a> RouteLiteral<'a> {
 
 /// Matchers (a table's routes, a change's routes) by literal, so that a path is checked
 /// only against the matchers that may match it: `Exact` by its path, `Prefix` ending in
-/// `/` by its literal (looked up at each `/` of the path), everything else (regexes,
-/// case-insensitive and other prefixes) always. Indices are positions in the matchers
-/// given to [`LiteralIndex::new`]. Literals are kept as 64-bit
-/// hashes, not as copies of the strings: building the index allocates a few tables, and a
-/// lookup hashes the path and finds its group in one hash-table probe. Two literals with
-/// the same hash only add a candidate, which [`winners_among`] then matches against the
-/// path, so a collision never changes the winners.
+/// `/` by its literal (looked up at those lengths of some literal where the path has a
+/// `/`), everything else (regexes, case-insensitive and other prefixes) always. Indices
+/// are positions in the matchers given to [`LiteralIndex::new`]. Literals are kept as
+/// 64-bit hashes, not as copies of the strings: building the index allocates a few
+/// tables, and a lookup hashes the path and finds its group in one hash-table probe. Two
+/// literals with the same hash only add a candidate, which the caller then matches against
+/// the path, so a collision never changes a result.
 #[derive(Debug)]
 pub struct LiteralIndex {
     /// Seeded per index (foldhash: hashbrown's default hasher, much cheaper than SipHash on
@@ -707,10 +707,12 @@ pub struct LiteralIndex {
     /// Route indices, grouped by literal, ascending within a group.
     ids: Vec<usize>,
     always: Vec<usize>,
-    /// Whether some `Exact` path, some `Prefix` literal, has this length: a path is hashed
-    /// and looked up only at the lengths some literal has.
+    /// Whether some `Exact` path has this length: a path is hashed and looked up only when
+    /// some literal is as long.
     exact_lengths: Vec<bool>,
-    prefix_lengths: Vec<bool>,
+    /// The lengths of the `Prefix` literals, ascending, each once: a path is looked up at
+    /// those of them where it has a `/`, never at every `/` it has.
+    prefix_lengths: Vec<usize>,
 }
 
 /// Literal hash → range of [`LiteralIndex::ids`]. The keys are already seeded hashes, so
@@ -737,16 +739,19 @@ impl LiteralIndex {
         let mut exact_lengths = Vec::new();
         let mut prefix_lengths = Vec::new();
         for matcher in matchers {
-            let (lengths, literal) = match matcher {
-                PathMatcher::Exact(p) => (&mut exact_lengths, p),
-                PathMatcher::Prefix(p) if p.ends_with('/') => (&mut prefix_lengths, p),
-                _ => continue,
-            };
-            if lengths.len() <= literal.len() {
-                lengths.resize(literal.len() + 1, false);
+            match matcher {
+                PathMatcher::Exact(p) => {
+                    if exact_lengths.len() <= p.len() {
+                        exact_lengths.resize(p.len() + 1, false);
+                    }
+                    exact_lengths[p.len()] = true;
+                }
+                PathMatcher::Prefix(p) if p.ends_with('/') => prefix_lengths.push(p.len()),
+                _ => {}
             }
-            lengths[literal.len()] = true;
         }
+        prefix_lengths.sort_unstable();
+        prefix_lengths.dedup();
         let mut index = LiteralIndex {
             hasher,
             exact: LiteralGroups::default(),
@@ -770,23 +775,39 @@ impl LiteralIndex {
         index
     }
 
-    /// The routes filed under `literal` in `groups` (none when no literal of `lengths`
-    /// is as long).
-    fn lookup(&self, groups: &LiteralGroups, lengths: &[bool], literal: &str) -> &[usize] {
-        if !lengths.get(literal.len()).is_some_and(|l| *l) {
-            return &[];
-        }
+    /// The matchers filed under `literal` in `groups`.
+    fn lookup(&self, groups: &LiteralGroups, literal: &str) -> &[usize] {
         groups
             .get(&self.hasher.hash_one(literal))
             .map_or(&[], |range| &self.ids[range.clone()])
     }
 
+    /// The `Exact` matchers of `path`.
+    fn exact_hits(&self, path: &str) -> &[usize] {
+        if self.exact_lengths.get(path.len()).is_some_and(|l| *l) {
+            self.lookup(&self.exact, path)
+        } else {
+            &[]
+        }
+    }
+
+    /// The `Prefix` matchers filed under each prefix of `path` that ends in `/` and is as
+    /// long as some literal (byte `len - 1` is an ASCII `/`, so `len` is a char boundary).
+    fn prefix_hits<'s>(&'s self, path: &'s str) -> impl Iterator<Item = &'s [usize]> + 's {
+        let bytes = path.as_bytes();
+        self.prefix_lengths
+            .iter()
+            .take_while(move |&&len| len <= bytes.len())
+            .filter(move |&&len| len > 0 && bytes[len - 1] == b'/')
+            .map(move |&len| self.lookup(&self.prefix, &path[..len]))
+    }
+
     /// Ascending indices of every matcher that may match `path` (and some that do not).
     pub fn candidates(&self, path: &str) -> Vec<usize> {
         let mut out = self.always.clone();
-        out.extend(self.lookup(&self.exact, &self.exact_lengths, path));
-        for (end, _) in path.match_indices('/') {
-            out.extend(self.lookup(&self.prefix, &self.prefix_lengths, &path[..=end]));
+        out.extend(self.exact_hits(path));
+        for hits in self.prefix_hits(path) {
+            out.extend(hits);
         }
         out.sort_unstable();
         out
@@ -796,15 +817,10 @@ impl LiteralIndex {
     /// them: this runs for every representative path of a review).
     pub fn any_candidate(&self, path: &str, mut check: impl FnMut(usize) -> bool) -> bool {
         self.always.iter().any(|&i| check(i))
+            || self.exact_hits(path).iter().any(|&i| check(i))
             || self
-                .lookup(&self.exact, &self.exact_lengths, path)
-                .iter()
-                .any(|&i| check(i))
-            || path.match_indices('/').any(|(end, _)| {
-                self.lookup(&self.prefix, &self.prefix_lengths, &path[..=end])
-                    .iter()
-                    .any(|&i| check(i))
-            })
+                .prefix_hits(path)
+                .any(|hits| hits.iter().any(|&i| check(i)))
     }
 }
 
