@@ -1020,6 +1020,32 @@ struct LocationIndex {
     regex_mode: bool,
 }
 
+/// How many location choices a table answers by scanning every location before it
+/// indexes them: a table derived after a change ([`Dialect::patched_table`]) is asked for
+/// the few paths the change reaches, fewer than it takes to pay for an index; a table
+/// evaluated in full is asked for every representative path.
+const SCANS_BEFORE_INDEX: usize = 16;
+
+/// [`LocationIndex`], built on a table's `SCANS_BEFORE_INDEX + 1`-th location choice.
+#[derive(Debug, Default)]
+struct LocationLookup {
+    scans: std::sync::atomic::AtomicUsize,
+    index: std::sync::OnceLock<LocationIndex>,
+}
+
+impl LocationLookup {
+    /// The index of `routes` (their table's), or `None` while scanning is cheaper.
+    fn index(&self, routes: &[Arc<Route>]) -> Option<&LocationIndex> {
+        if let Some(index) = self.index.get() {
+            return Some(index);
+        }
+        let scans = self
+            .scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (scans >= SCANS_BEFORE_INDEX).then(|| self.index.get_or_init(|| LocationIndex::new(routes)))
+    }
+}
+
 impl LocationIndex {
     fn new(routes: &[Arc<Route>]) -> Self {
         Self {
@@ -1488,21 +1514,25 @@ impl Dialect for IngressNginx {
     }
 
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
-        let index = table
+        let routes = &table.routes;
+        let lookup = table
             .winners_index
-            .get_or_init(|| Arc::new(LocationIndex::new(&table.routes)));
-        match index.downcast_ref::<LocationIndex>() {
+            .get_or_init(|| Arc::new(LocationLookup::default()));
+        match lookup
+            .downcast_ref::<LocationLookup>()
+            .and_then(|lookup| lookup.index(routes))
+        {
             Some(index) => location_winners(
-                &table.routes,
+                routes,
                 index.regex_mode,
                 path,
                 index.literals.candidates(path),
             ),
             None => location_winners(
-                &table.routes,
-                LocationIndex::regex_mode(&table.routes),
+                routes,
+                LocationIndex::regex_mode(routes),
                 path,
-                0..table.routes.len(),
+                0..routes.len(),
             ),
         }
     }
@@ -1626,20 +1656,27 @@ mod tests {
             };
             let regex_mode = LocationIndex::regex_mode(&table.routes);
             assert_eq!(regex_mode, mode == "regex");
-            for path in paths {
-                assert_eq!(
-                    IngressNginx.winners(&table, path),
-                    location_winners(&table.routes, regex_mode, path, 0..table.routes.len()),
-                    "{mode}: {path}"
-                );
-            }
-            assert!(
+            let indexed = || {
                 table
                     .winners_index
                     .get()
-                    .is_some_and(|i| i.downcast_ref::<LocationIndex>().is_some()),
-                "{mode}: the index is kept with the table"
-            );
+                    .and_then(|i| i.downcast_ref::<LocationLookup>())
+                    .is_some_and(|l| l.index.get().is_some())
+            };
+            // The first choices scan; later ones use the index kept with the table.
+            for round in ["scanned", "indexed"] {
+                for path in paths {
+                    assert_eq!(
+                        IngressNginx.winners(&table, path),
+                        location_winners(&table.routes, regex_mode, path, 0..table.routes.len()),
+                        "{mode}, {round}: {path}"
+                    );
+                }
+                assert_eq!(indexed(), round == "indexed", "{mode}, {round}");
+                for _ in paths.len()..=SCANS_BEFORE_INDEX {
+                    IngressNginx.winners(&table, "/");
+                }
+            }
         }
     }
 }
