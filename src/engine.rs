@@ -1,8 +1,7 @@
 //! The compliance engine: pure functions from a profile and a view of objects to a
 //! [`Verdict`]. No I/O, no clocks; the CLI, the webhooks and the controller all call these.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::ops::Bound;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
@@ -425,10 +424,10 @@ pub fn serving_routes(
 
 /// The winning routes (indices into one table) of each representative path of a target:
 /// kept with a host evaluation so that, after a change, the winners of a path that no
-/// route of the changed object can match are taken over instead of recomputed. Ordered,
-/// so that the paths a changed `Prefix` route may match are one range, found without
-/// matching every path (an unlisted scope has one entry per route literal).
-type Probes = BTreeMap<Arc<str>, Winners>;
+/// route of the changed object can match are taken over instead of recomputed. Hashed
+/// with foldhash (seeded per map), as an unlisted scope has one entry per route literal
+/// and SipHash was a third of an incremental decision.
+type Probes = HashMap<Arc<str>, Winners, foldhash::fast::RandomState>;
 
 /// The winners of one representative path: nearly always one route or none, kept inline
 /// so that carrying probes over a change copies them instead of allocating per path.
@@ -565,56 +564,25 @@ impl ProbeReuse<'_> {
         dialect: &dyn Dialect,
         table: &HostRouteTable,
     ) -> Probes {
-        // The old paths a changed route may match: by literal (one lookup, one range), by
-        // matching every path only for other matchers (regexes).
-        let mut reached: BTreeSet<&str> = BTreeSet::new();
-        for &matcher in self.changed {
-            match matcher {
-                PathMatcher::Exact(p) => {
-                    if let Some((path, _)) = self.probes.get_key_value(p.as_str()) {
-                        reached.insert(path);
-                    }
-                }
-                PathMatcher::Prefix(p) => reached.extend(
-                    self.probes
-                        .range::<str, _>((Bound::Included(p.as_str()), Bound::Unbounded))
-                        .map(|(path, _)| &**path)
-                        .take_while(|path| path.starts_with(p.as_str())),
-                ),
-                _ => reached.extend(
-                    self.probes
-                        .keys()
-                        .filter(|path| matcher.matches(path) != MatchResult::No)
-                        .map(|path| &**path),
-                ),
-            }
-        }
-        let gone: HashSet<&str> = change.gone.iter().map(String::as_str).collect();
         let mut recompute = change.added;
-        let mut carried: Vec<(Arc<str>, Winners)> = Vec::with_capacity(self.probes.len());
+        let mut probes = Probes::with_capacity_and_hasher(self.probes.len(), Default::default());
         for (path, winners) in self.probes {
-            if gone.contains(&**path) {
-                continue;
-            }
-            let winners = (!reached.contains(&**path))
-                .then(|| {
-                    winners
-                        .iter()
-                        .map(|&i| self.remap.get(i).copied().flatten())
-                        .collect::<Option<Winners>>()
-                })
-                .flatten();
-            match winners {
-                Some(winners) => carried.push((path.clone(), winners)),
+            match self.carried_over(path, winners) {
+                Some(winners) => {
+                    probes.insert(path.clone(), winners);
+                }
                 None => recompute.push(path.clone()),
             }
         }
-        // In order but for the few recomputed paths: the map is built in one pass.
-        carried.extend(recompute.into_iter().map(|path| {
+        for gone in &change.gone {
+            probes.remove(gone.as_str());
+            recompute.retain(|path| **path != **gone);
+        }
+        for path in recompute {
             let winners = dialect.winners(table, &path).into();
-            (path, winners)
-        }));
-        carried.into_iter().collect()
+            probes.insert(path, winners);
+        }
+        probes
     }
 }
 
@@ -677,7 +645,7 @@ fn serving_routes_probed(
     };
     let probes = match (instances, probes) {
         (Some(instances), Some(reuse)) => {
-            let mut probes = Probes::new();
+            let mut probes = Probes::with_capacity_and_hasher(instances.len(), Default::default());
             for path in instances {
                 let winners = reuse
                     .and_then(|r| r.winners(&path))
