@@ -579,6 +579,32 @@ pub fn gate_url_for(gate: &str, controller: &str) -> String {
     format!("{gate}{sep}controller={controller}")
 }
 
+/// A TLS route of `kind` that requires verified client certificates, for the dialects'
+/// unit tests of route choice (only the matcher and the rank matter there).
+#[cfg(test)]
+pub(crate) fn required_route(
+    kind: &'static str,
+    matcher: PathMatcher,
+    priority: i64,
+) -> Arc<Route> {
+    Arc::new(Route {
+        source: RouteSource {
+            kind,
+            key: ObjectKey::new("open-banking", "api"),
+        },
+        path: String::new(),
+        path_type: PathType::Prefix,
+        matcher,
+        serves_backend: true,
+        tls: true,
+        auth: RouteAuth {
+            kind: AuthKind::Required,
+            detail: Arc::from("client certificate required"),
+        },
+        priority,
+    })
+}
+
 #[cfg(test)]
 mod registry_tests {
     use super::*;

@@ -1274,22 +1274,7 @@ mod tests {
     /// A route of listener group `group` with `matcher` (conditional: it also tests
     /// headers).
     fn route(group: usize, conditional: bool, matcher: PathMatcher) -> Arc<Route> {
-        Arc::new(Route {
-            source: RouteSource {
-                kind: HTTP_ROUTE_KIND,
-                key: ObjectKey::new("open-banking", "api"),
-            },
-            path: String::new(),
-            path_type: PathType::Prefix,
-            matcher,
-            serves_backend: true,
-            tls: true,
-            auth: RouteAuth {
-                kind: AuthKind::Required,
-                detail: Arc::from("listener"),
-            },
-            priority: priority(group, conditional),
-        })
+        crate::dialect::required_route(HTTP_ROUTE_KIND, matcher, priority(group, conditional))
     }
 
     /// The indexed winners are those of a scan over every route, for paths that each kind

@@ -1596,22 +1596,7 @@ mod tests {
     use super::*;
 
     fn location(matcher: PathMatcher) -> Arc<Route> {
-        Arc::new(Route {
-            source: RouteSource {
-                kind: crate::dialect::INGRESS_KIND,
-                key: ObjectKey::new("open-banking", "api"),
-            },
-            path: String::new(),
-            path_type: PathType::Prefix,
-            matcher,
-            serves_backend: true,
-            tls: true,
-            auth: RouteAuth {
-                kind: AuthKind::Required,
-                detail: Arc::from("auth-tls-verify-client on"),
-            },
-            priority: 0,
-        })
+        crate::dialect::required_route(crate::dialect::INGRESS_KIND, matcher, 0)
     }
 
     /// The indexed location choice is nginx's choice over every location, for paths that
