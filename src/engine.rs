@@ -606,7 +606,12 @@ fn serving_routes_probed(
     let mut counted = None;
     if let (Some(Some(reuse)), TargetPaths::Unlisted { base, listed }) = (probes, &target.paths) {
         let scope = UnlistedCandidates::new(base, listed, literals.fresh);
-        let change = reuse.unlisted.and_then(|before| {
+        // The probes before hold exactly the counted representatives (checked, not only
+        // assumed: anything else is counted afresh below).
+        let counted_before = reuse
+            .unlisted
+            .filter(|before| before.counts.len() == reuse.probes.len());
+        let change = counted_before.and_then(|before| {
             before.after_change(
                 &scope,
                 literals.fresh,
