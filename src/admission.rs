@@ -18,7 +18,7 @@ use crate::cluster::{
 };
 use crate::dialect::{self, ObjectKind, SharedObject};
 use crate::engine::{self, HostEvaluation};
-use crate::model::{IngressView, ObjectKey, ObjectSource, RENDERED_BY};
+use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource, RENDERED_BY};
 use crate::profile::{ApiProviderProfile, CompiledProfile, Enforcement};
 use crate::render;
 use crate::violation::{Violation, ViolationCode};
@@ -346,8 +346,10 @@ pub fn object_review_view(view: &ClusterView, kind: &ObjectKind) -> ClusterView 
 
 /// Reviews a CREATE/UPDATE (`new` set) or DELETE (`new` unset) of an object of a
 /// dialect-owned kind: every profile whose controller reads the kind is judged on all its
-/// hosts before and after the change. Such changes are rare, so the after-state is
-/// evaluated in full; before-states come from `cache`.
+/// hosts before and after the change. Before-states come from `cache`; after the change,
+/// only the targets the object's routes can reach are re-evaluated
+/// ([`engine::evaluate_host_after_object_change`]). Decides exactly as
+/// [`review_object_in_full`].
 pub fn review_object(
     view: &ClusterView,
     kind: &ObjectKind,
@@ -355,8 +357,52 @@ pub fn review_object(
     new: Option<SharedObject>,
     cache: &BeforeStateCache,
 ) -> Outcome {
+    review_object_with(view, kind, key, new, Some(cache))
+}
+
+/// [`review_object`] evaluating both states of every host in full: the reference.
+pub fn review_object_in_full(
+    view: &ClusterView,
+    kind: &ObjectKind,
+    key: &ObjectKey,
+    new: Option<SharedObject>,
+) -> Outcome {
+    review_object_with(view, kind, key, new, None)
+}
+
+fn review_object_with(
+    view: &ClusterView,
+    kind: &ObjectKind,
+    key: &ObjectKey,
+    new: Option<SharedObject>,
+    cache: Option<&BeforeStateCache>,
+) -> Outcome {
     let mut outcome = Outcome::allow();
     let mut denials: Vec<(String, Vec<Violation>)> = Vec::new();
+    // The rule host keys the object routes for, before and after: a host none of them
+    // covers keeps its state, as its [`ClusterView::host_stamp`] does. A version that
+    // routes no host (a Gateway, a policy, an option) may change every host (`None`).
+    // An old version the view cannot read may have routed any host.
+    let old = match view.object(kind, key) {
+        Lookup::Found(old) => Some(Some(old.clone())),
+        Lookup::Missing => Some(None),
+        Lookup::Unknown => None,
+    };
+    let route_hosts: Option<Vec<String>> = old.and_then(|old| {
+        [old.as_ref(), new.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|version| Some(version.route_hosts()).filter(|hosts| !hosts.is_empty()))
+            .try_fold(Vec::new(), |mut all, hosts| {
+                all.extend(hosts?);
+                Some(all)
+            })
+    });
+    let reaches = |host: &str| {
+        route_hosts
+            .as_ref()
+            .is_none_or(|keys| keys.iter().any(|k| host_key_covers(k, host)))
+    };
     let change = WithObjectChange {
         base: view,
         kind: *kind,
@@ -374,17 +420,39 @@ pub fn review_object(
         let mut before: Vec<Violation> = Vec::new();
         let mut after: Vec<Violation> = Vec::new();
         for host in &profile.hosts {
-            // The cached state serves Ingress reviews too: keep its probes.
-            let before_host = cache.get_or_evaluate(profile, host, view.host_stamp(host), || {
-                engine::evaluate_host_before_change(profile, dialect, view, host, false)
-            });
-            before.extend(before_host.violations().iter().cloned());
-            after.extend(
-                engine::evaluate_host(profile, dialect, &change, host, false)
-                    .violations()
-                    .iter()
-                    .cloned(),
-            );
+            let after_host = match cache {
+                Some(cache) => {
+                    // The cached state serves Ingress reviews too: keep its probes.
+                    let before_host =
+                        cache.get_or_evaluate(profile, host, view.host_stamp(host), || {
+                            engine::evaluate_host_before_change(profile, dialect, view, host, false)
+                        });
+                    before.extend(before_host.violations().iter().cloned());
+                    if !reaches(host) {
+                        after.extend(before_host.violations().iter().cloned());
+                        continue;
+                    }
+                    engine::evaluate_host_after_object_change(
+                        profile,
+                        dialect,
+                        &change,
+                        host,
+                        &before_host,
+                        kind,
+                        key,
+                    )
+                }
+                None => {
+                    before.extend(
+                        engine::evaluate_host(profile, dialect, view, host, false)
+                            .violations()
+                            .iter()
+                            .cloned(),
+                    );
+                    engine::evaluate_host(profile, dialect, &change, host, false)
+                }
+            };
+            after.extend(after_host.violations().iter().cloned());
         }
         judge(&mut outcome, &mut denials, profile, &before, after, None);
     }

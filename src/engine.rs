@@ -914,12 +914,53 @@ pub fn evaluate_host_after_change(
     before: &HostEvaluation,
     change: &IngressChange<'_>,
 ) -> HostEvaluation {
-    let coverage = before.coverage;
-    let changed = change.key;
     let patch = before
         .table
         .as_ref()
         .and_then(|old| patched_table(profile, dialect, objects, host, old, change));
+    let changed = RouteSource {
+        kind: crate::dialect::INGRESS_KIND,
+        key: change.key.clone(),
+    };
+    after_change(profile, dialect, objects, host, before, &changed, patch)
+}
+
+/// [`evaluate_host_after_change`] for a change of one object of a dialect-owned kind (an
+/// HTTPRoute, a Gateway, a Traefik IngressRoute or TLSOption): the host's table after it
+/// is built in full, and the targets and probes that no route of the object can reach are
+/// taken over from `before`. A change of an object that is not a route source (a Gateway,
+/// a policy) reaches every target whose routes it alters: those tables differ in other
+/// routes than the object's, and the host is evaluated in full. Equal to
+/// [`evaluate_host`] on `objects`.
+pub fn evaluate_host_after_object_change(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    before: &HostEvaluation,
+    kind: &crate::dialect::ObjectKind,
+    key: &ObjectKey,
+) -> HostEvaluation {
+    let changed = RouteSource {
+        kind: kind.kind,
+        key: key.clone(),
+    };
+    after_change(profile, dialect, objects, host, before, &changed, None)
+}
+
+/// The after-state of `host` from `before`, when the routes of `changed` are the only
+/// ones that may differ: `patch` is the dialect's derived table, if it gave one; else the
+/// table is built in full and compared with the old one.
+fn after_change(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+    before: &HostEvaluation,
+    changed: &RouteSource,
+    patch: Option<TablePatch>,
+) -> HostEvaluation {
+    let coverage = before.coverage;
     let (patched, new) = match patch {
         Some(TablePatch {
             table,
@@ -1044,11 +1085,11 @@ pub fn evaluate_host_after_change(
 }
 
 /// The matchers of the routes of `source` in `table`.
-fn routes_of<'t>(table: &'t HostRouteTable, source: &ObjectKey) -> Vec<&'t PathMatcher> {
+fn routes_of<'t>(table: &'t HostRouteTable, source: &RouteSource) -> Vec<&'t PathMatcher> {
     table
         .routes
         .iter()
-        .filter(|r| &r.source.key == source)
+        .filter(|r| &r.source == source)
         .map(|r| &r.matcher)
         .collect()
 }
@@ -1060,7 +1101,7 @@ fn routes_of<'t>(table: &'t HostRouteTable, source: &ObjectKey) -> Vec<&'t PathM
 fn same_other_routes(
     old: &HostRouteTable,
     new: &HostRouteTable,
-    changed: &ObjectKey,
+    changed: &RouteSource,
 ) -> Option<Vec<Option<usize>>> {
     if old.host_key != new.host_key || old.client_auth != new.client_auth {
         return None;
@@ -1078,7 +1119,7 @@ fn same_other_routes(
     }
     let others = |t: &HostRouteTable| -> Vec<usize> {
         (0..t.routes.len())
-            .filter(|&i| &t.routes[i].source.key != changed)
+            .filter(|&i| &t.routes[i].source != changed)
             .collect()
     };
     let (a, b) = (others(old), others(new));
