@@ -221,9 +221,7 @@ fn http_route_review(c: &mut Criterion) {
                 samples[samples.len() * 99 / 100],
                 full
             );
-            group.bench_function(format!("{routes} HTTPRoutes, {label}"), |b| {
-                b.iter(&decide)
-            });
+            group.bench_function(format!("{routes} HTTPRoutes, {label}"), |b| b.iter(&decide));
         }
     }
     group.finish();

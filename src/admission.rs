@@ -388,7 +388,7 @@ fn review_object_with(
         Lookup::Missing => Some(None),
         Lookup::Unknown => None,
     };
-    let route_hosts: Option<Vec<String>> = old.and_then(|old| {
+    let route_hosts: Option<Vec<String>> = old.as_ref().and_then(|old| {
         [old.as_ref(), new.as_ref()]
             .into_iter()
             .flatten()
@@ -407,8 +407,11 @@ fn review_object_with(
         base: view,
         kind: *kind,
         key,
-        replacement: new,
+        replacement: new.clone(),
     };
+    // The old version, for the dialect to patch host tables with (none when unreadable:
+    // the tables are then built in full).
+    let old_version = old.flatten();
     for profile in profiles_reading(view, kind) {
         let dialect = match engine::profile_dialect(profile) {
             Ok(d) => d,
@@ -440,6 +443,7 @@ fn review_object_with(
                         &before_host,
                         kind,
                         key,
+                        (old_version.as_ref(), new.as_ref()),
                     )
                 }
                 None => {

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::catalog::{Location, Scheme};
 use crate::dialect::{
-    AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, TablePatch, dialect_for,
+    AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, SharedObject, TablePatch,
+    dialect_for,
 };
 use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::paths::{
@@ -252,28 +253,8 @@ fn host_table_kept(
     host: &str,
     keep_patch_state: bool,
 ) -> Option<HostRouteTable> {
-    let found = serving_ingresses(profile, objects, host);
-    let mut named_by: Vec<Arc<IngressView>> = crate::cluster::naming_keys(host)
-        .iter()
-        .flat_map(|key| objects.ingresses_naming_host(key))
-        .filter(|i| {
-            let rule_key = found.as_ref().map_or(host, |f| f.rule_key.as_str());
-            !i.rules.iter().any(|r| r.host == rule_key)
-                && ingress_class_decision(profile, objects, i).counts()
-        })
-        .collect();
-    named_by.sort_by(|a, b| a.key.cmp(&b.key));
-    named_by.dedup_by(|a, b| a.key == b.key);
-    let (host_key, ingresses, class_notes) = match found {
-        Some(found) => (found.rule_key, found.ingresses, found.class_notes),
-        // Hosts served only by route objects of the dialect's own kinds (IngressRoute,
-        // HTTPRoute), or only named by Ingresses outside their rules: the dialect finds
-        // them through `objects` and `named_by`.
-        None if !named_by.is_empty() || serves_routes_of(dialect, objects, host) => {
-            (host.to_string(), Vec::new(), BTreeMap::new())
-        }
-        None => return None,
-    };
+    let (host_key, ingresses, class_notes, named_by) =
+        host_table_inputs(profile, dialect, objects, host)?;
     let ctx = HostContext {
         profile,
         host,
@@ -314,6 +295,56 @@ fn host_table_kept(
     }
     table.findings.extend(findings);
     Some(table)
+}
+
+/// What [`Dialect::host_table`] is given for `host`: its rule host key, the Ingresses that
+/// serve it (with their class notes) and those that name it; `None` when nothing serves
+/// the host (no Ingress, no route object of the dialect's kinds).
+#[allow(clippy::type_complexity)]
+fn host_table_inputs(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+) -> Option<(
+    String,
+    Vec<Arc<IngressView>>,
+    BTreeMap<ObjectKey, String>,
+    Vec<Arc<IngressView>>,
+)> {
+    let found = serving_ingresses(profile, objects, host);
+    let mut named_by: Vec<Arc<IngressView>> = crate::cluster::naming_keys(host)
+        .iter()
+        .flat_map(|key| objects.ingresses_naming_host(key))
+        .filter(|i| {
+            let rule_key = found.as_ref().map_or(host, |f| f.rule_key.as_str());
+            !i.rules.iter().any(|r| r.host == rule_key)
+                && ingress_class_decision(profile, objects, i).counts()
+        })
+        .collect();
+    named_by.sort_by(|a, b| a.key.cmp(&b.key));
+    named_by.dedup_by(|a, b| a.key == b.key);
+    let (host_key, ingresses, class_notes) = match found {
+        Some(found) => (found.rule_key, found.ingresses, found.class_notes),
+        // Hosts served only by route objects of the dialect's own kinds (IngressRoute,
+        // HTTPRoute), or only named by Ingresses outside their rules: the dialect finds
+        // them through `objects` and `named_by`.
+        None if !named_by.is_empty() || serves_routes_of(dialect, objects, host) => {
+            (host.to_string(), Vec::new(), BTreeMap::new())
+        }
+        None => return None,
+    };
+    Some((host_key, ingresses, class_notes, named_by))
+}
+
+/// Whether [`host_table`] gives a table for `host` (something serves it).
+fn host_table_served(
+    profile: &CompiledProfile,
+    dialect: &dyn Dialect,
+    objects: &dyn ObjectSource,
+    host: &str,
+) -> bool {
+    host_table_inputs(profile, dialect, objects, host).is_some()
 }
 
 /// Which request paths a target covers.
@@ -925,13 +956,14 @@ pub fn evaluate_host_after_change(
     after_change(profile, dialect, objects, host, before, &changed, patch)
 }
 
-/// [`evaluate_host_after_change`] for a change of one object of a dialect-owned kind (an
-/// HTTPRoute, a Gateway, a Traefik IngressRoute or TLSOption): the host's table after it
-/// is built in full, and the targets and probes that no route of the object can reach are
-/// taken over from `before`. A change of an object that is not a route source (a Gateway,
-/// a policy) reaches every target whose routes it alters: those tables differ in other
-/// routes than the object's, and the host is evaluated in full. Equal to
-/// [`evaluate_host`] on `objects`.
+/// [`evaluate_host_after_change`] for a change of the object `key` of a dialect-owned
+/// `kind` (an HTTPRoute, a Gateway, a Traefik IngressRoute or TLSOption) from `old` to
+/// `new` (`None`: absent): the host's table after it is derived by the dialect
+/// ([`Dialect::patched_object_table`]) or built in full, and the targets and probes that
+/// no route of the object can reach are taken over from `before`. A change of an object
+/// that is not a route source (a Gateway, a policy) and alters routes reaches every
+/// target: the host is evaluated in full. Equal to [`evaluate_host`] on `objects`.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_host_after_object_change(
     profile: &CompiledProfile,
     dialect: &dyn Dialect,
@@ -940,12 +972,27 @@ pub fn evaluate_host_after_object_change(
     before: &HostEvaluation,
     kind: &crate::dialect::ObjectKind,
     key: &ObjectKey,
+    versions: (Option<&SharedObject>, Option<&SharedObject>),
 ) -> HostEvaluation {
+    let (old, new) = versions;
+    // The host is served after the change as before (so the full build would give a table
+    // too) when the new version routes for it, or when something else does.
+    let rule_keys = crate::cluster::rule_keys(host);
+    let still_served = || {
+        new.is_some_and(|n| n.route_hosts().iter().any(|h| rule_keys.contains(h)))
+            || host_table_served(profile, dialect, objects, host)
+    };
+    let patch = before
+        .table
+        .as_ref()
+        .filter(|old_table| old_table.host_key == host)
+        .and_then(|old_table| dialect.patched_object_table(host, old_table, kind, old, new))
+        .filter(|_| still_served());
     let changed = RouteSource {
         kind: kind.kind,
         key: key.clone(),
     };
-    after_change(profile, dialect, objects, host, before, &changed, None)
+    after_change(profile, dialect, objects, host, before, &changed, patch)
 }
 
 /// The after-state of `host` from `before`, when the routes of `changed` are the only
@@ -964,9 +1011,9 @@ fn after_change(
     let (patched, new) = match patch {
         Some(TablePatch {
             table,
-            replaced,
-            inserted,
-        }) => (Some((replaced, inserted)), Some(Arc::new(table))),
+            removed,
+            added,
+        }) => (Some((removed, added)), Some(Arc::new(table))),
         None => (
             None,
             host_table(profile, dialect, objects, host).map(Arc::new),
@@ -983,8 +1030,8 @@ fn after_change(
     // decide nothing here: the common UPDATE) leaves every target's outcome as it was. A
     // patched table is the old one but for the run it replaced.
     let unchanged = match &patched {
-        Some((replaced, inserted)) => {
-            replaced.len() == *inserted && replaced.clone().all(|i| same_route(old, i, &new, i))
+        Some((removed, added)) => {
+            removed == added && removed.iter().all(|&i| same_route(old, i, &new, i))
         }
         None => same_table(old, &new),
     };
@@ -999,29 +1046,17 @@ fn after_change(
         };
     }
     let remap = match &patched {
-        // Every route outside the replaced run is the old table's, shifted past it.
-        Some((replaced, inserted)) => (0..old.routes.len())
-            .map(|i| match i {
-                i if i < replaced.start => Some(i),
-                i if i < replaced.end => None,
-                i => Some(i - replaced.len() + inserted),
-            })
-            .collect(),
+        // Every route the patch kept is the old table's, in the same order.
+        Some((removed, added)) => patch_remap(old.routes.len(), removed, added),
         None => match same_other_routes(old, &new, changed) {
             Some(remap) => remap,
             None => return evaluate_host(profile, dialect, objects, host, coverage),
         },
     };
     let (changed_before, changed_after) = match &patched {
-        Some((replaced, inserted)) => (
-            old.routes[replaced.clone()]
-                .iter()
-                .map(|r| &r.matcher)
-                .collect(),
-            new.routes[replaced.start..replaced.start + inserted]
-                .iter()
-                .map(|r| &r.matcher)
-                .collect(),
+        Some((removed, added)) => (
+            removed.iter().map(|&i| &old.routes[i].matcher).collect(),
+            added.iter().map(|&j| &new.routes[j].matcher).collect(),
         ),
         None => (routes_of(old, changed), routes_of(&new, changed)),
     };
@@ -1082,6 +1117,27 @@ fn after_change(
         coverage,
         violations: OnceLock::new(),
     }
+}
+
+/// For each route of a table of `old_len` routes, its index after a patch that removed the
+/// routes at `removed` and added new ones at `added` (both ascending), keeping the others
+/// in order (`None`: removed).
+fn patch_remap(old_len: usize, removed: &[usize], added: &[usize]) -> Vec<Option<usize>> {
+    let mut removed = removed.iter().peekable();
+    let mut added = added.iter().peekable();
+    let mut next = 0usize;
+    (0..old_len)
+        .map(|i| {
+            if removed.next_if(|&&r| r == i).is_some() {
+                return None;
+            }
+            while added.next_if(|&&a| a == next).is_some() {
+                next += 1;
+            }
+            next += 1;
+            Some(next - 1)
+        })
+        .collect()
 }
 
 /// The matchers of the routes of `source` in `table`.

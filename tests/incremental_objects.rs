@@ -25,7 +25,7 @@ use mtls_gate::cluster::{ClusterView, WithObjectChange};
 use mtls_gate::dialect::{ObjectKind, SharedObject, reduce_owned};
 use mtls_gate::engine;
 use mtls_gate::manifest::{load, parse_documents};
-use mtls_gate::model::ObjectKey;
+use mtls_gate::model::{Lookup, ObjectKey, ObjectSource};
 use proptest::prelude::*;
 
 const NS: &str = "open-banking";
@@ -389,6 +389,10 @@ fn check(world: World) -> Result<(), TestCaseError> {
                 (Some(object), kind, ObjectKey::new(NS, "mtls"))
             }
         };
+        let old = match view.object(kind, &key) {
+            Lookup::Found(old) => Some(old.clone()),
+            _ => None,
+        };
         let after_world = WithObjectChange {
             base: &view,
             kind: *kind,
@@ -411,6 +415,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
                         before,
                         kind,
                         &key,
+                        (old.as_ref(), manifest.as_ref()),
                     );
                     prop_assert_eq!(
                         incremental.verdict(),
@@ -436,6 +441,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     &chained[&id],
                     kind,
                     &key,
+                    (old.as_ref(), manifest.as_ref()),
                 );
                 chained.insert(id, next);
             }

@@ -166,15 +166,30 @@ pub struct HostRouteTable {
     pub patch_state: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
-/// A host's table after a change of one Ingress, derived from the table before it
-/// ([`Dialect::patched_table`]): the routes `replaced` of the old table (the changed
-/// Ingress's, in one run) gave way to `inserted` routes at `replaced.start`; every other
-/// route and every host-wide field is the old table's.
+/// A host's table after a change of one object, derived from the table before it
+/// ([`Dialect::patched_table`], [`Dialect::patched_object_table`]): the old table's routes
+/// at `removed` (the changed object's) are gone and the new table's routes at `added` are
+/// new; every other route, in the same relative order, and every host-wide field is the
+/// old table's.
 #[derive(Debug)]
 pub struct TablePatch {
     pub table: HostRouteTable,
-    pub replaced: std::ops::Range<usize>,
-    pub inserted: usize,
+    /// Indices into the old table's routes, ascending.
+    pub removed: Vec<usize>,
+    /// Indices into `table.routes`, ascending.
+    pub added: Vec<usize>,
+}
+
+impl TablePatch {
+    /// A patch that replaced the run `replaced` of the old table with `inserted` routes at
+    /// `replaced.start`.
+    pub fn run(table: HostRouteTable, replaced: std::ops::Range<usize>, inserted: usize) -> Self {
+        Self {
+            table,
+            added: (replaced.start..replaced.start + inserted).collect(),
+            removed: replaced.collect(),
+        }
+    }
 }
 
 /// Inputs for building one host's table.
@@ -440,6 +455,25 @@ pub trait Dialect: Send + Sync {
         new: Option<&IngressView>,
     ) -> Option<TablePatch> {
         let _ = (profile, host, before, old, new);
+        None
+    }
+
+    /// The table of `host` after the object `old` of `kind` (one of [`Dialect::kinds`])
+    /// became `new` (`None`: not there), derived from `before` like
+    /// [`Dialect::patched_table`] derives it after an Ingress change: `None` when the change
+    /// may touch anything but that object's own routes, and the table is built in full.
+    /// The engine calls it only when the host is served after the change as before.
+    /// The result must be the table [`Dialect::host_table`] builds on the world after the
+    /// change (`tests/incremental_objects.rs` holds the dialects to that).
+    fn patched_object_table(
+        &self,
+        host: &str,
+        before: &HostRouteTable,
+        kind: &ObjectKind,
+        old: Option<&SharedObject>,
+        new: Option<&SharedObject>,
+    ) -> Option<TablePatch> {
+        let _ = (host, before, kind, old, new);
         None
     }
 

@@ -109,6 +109,7 @@
 //! 0.29, and the engine reduces every object to a view anyway).
 
 mod objects;
+mod patch;
 mod render;
 
 use std::collections::BTreeSet;
@@ -127,7 +128,7 @@ pub use self::render::{
 };
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRouteTable, ObjectKind, ReduceError,
-    RenderInput, RenderedObject, Route, RouteAuth, RouteSource, SharedObject,
+    RenderInput, RenderedObject, Route, RouteAuth, RouteSource, SharedObject, TablePatch,
 };
 use crate::catalog::Scheme;
 use crate::model::{CaBundle, Lookup, ObjectKey, PathType};
@@ -577,7 +578,11 @@ struct Candidate<'a> {
 
 /// The Gateway API precedence of a match within its listener group (smaller wins): see
 /// [`Candidate::precedence_key`].
-type PrecedenceKey = (
+type PrecedenceKey = (PrecedencePrefix, usize, usize, usize);
+
+/// The precedence of a match up to its route's rank: hostname, path, method, headers,
+/// query parameters, creation time.
+type PrecedencePrefix = (
     std::cmp::Reverse<Specificity>,
     u8,
     std::cmp::Reverse<usize>,
@@ -585,9 +590,6 @@ type PrecedenceKey = (
     std::cmp::Reverse<usize>,
     std::cmp::Reverse<usize>,
     i64,
-    usize,
-    usize,
-    usize,
 );
 
 impl Candidate<'_> {
@@ -601,18 +603,58 @@ impl Candidate<'_> {
             HttpPathType::RegularExpression => 2,
         };
         (
-            std::cmp::Reverse(self.specificity),
-            class,
-            std::cmp::Reverse(self.m.path.trim_end_matches('/').len()),
-            std::cmp::Reverse(self.m.has_method),
-            std::cmp::Reverse(self.m.headers),
-            std::cmp::Reverse(self.m.query_params),
-            self.route.created.unwrap_or(i64::MAX),
+            (
+                std::cmp::Reverse(self.specificity),
+                class,
+                std::cmp::Reverse(self.m.path.trim_end_matches('/').len()),
+                std::cmp::Reverse(self.m.has_method),
+                std::cmp::Reverse(self.m.headers),
+                std::cmp::Reverse(self.m.query_params),
+                self.route.created.unwrap_or(i64::MAX),
+            ),
             self.route_rank,
             self.rule,
             self.matched,
         )
     }
+}
+
+/// The table routes of one match (one per matcher): `label` names the listener when the
+/// route serves the host through several listener groups.
+fn candidate_routes<'c>(
+    c: &'c Candidate<'_>,
+    group: usize,
+    tls: bool,
+    auth: &'c (AuthKind, Arc<str>),
+    label: Option<&str>,
+) -> impl Iterator<Item = Arc<Route>> + 'c {
+    let path = match label {
+        Some(label) => format!("{} [{label}]", c.m.path),
+        None => c.m.path.clone(),
+    };
+    let source = RouteSource {
+        kind: HTTP_ROUTE_KIND,
+        key: c.route.key.clone(),
+    };
+    matchers(c.m).map(move |matcher| {
+        Arc::new(Route {
+            source: source.clone(),
+            path: path.clone(),
+            path_type: match c.m.path_type {
+                HttpPathType::Exact => PathType::Exact,
+                HttpPathType::PathPrefix => PathType::Prefix,
+                HttpPathType::RegularExpression => PathType::ImplementationSpecific,
+            },
+            matcher,
+            serves_backend: !c.redirects,
+            tls,
+            auth: RouteAuth {
+                kind: auth.0,
+                detail: auth.1.clone(),
+            },
+            priority: priority(group, c.m.conditional()),
+        })
+    })
 }
 
 /// The request matchers of one `HTTPPathMatch` (one or two: a `PathPrefix` matches its
@@ -700,6 +742,29 @@ fn attaches(refs: &[objects::ParentRef], route_ns: &str, gw: &GatewayView, l: &L
     })
 }
 
+/// Whether and how an HTTPRoute serves `host` through listener `l` of `gw`.
+enum Attachment {
+    /// Not attached, not allowed, or none of its hostnames matches.
+    None,
+    /// Attached, serving the host with this hostname precedence.
+    Attached(Specificity),
+    /// Attached by a rule mtls-gate does not model (`allowedRoutes` by selector): treated
+    /// as attached, with a finding; `None` if its hostnames do not match.
+    Undecided(Option<Specificity>),
+}
+
+fn attachment(gw: &GatewayView, l: &Listener, route: &HttpRouteView, host: &str) -> Attachment {
+    if !attaches(&route.parent_refs, &route.key.namespace, gw, l) {
+        return Attachment::None;
+    }
+    let spec = route_specificity(&route.hostnames, l.hostname.as_deref(), host);
+    match (route_allowed(gw, l, route), spec) {
+        (Some(false), _) | (Some(true), None) => Attachment::None,
+        (Some(true), Some(spec)) => Attachment::Attached(spec),
+        (None, spec) => Attachment::Undecided(spec),
+    }
+}
+
 impl Dialect for GatewayApi {
     fn kinds(&self) -> &'static [ObjectKind] {
         &KINDS
@@ -728,12 +793,12 @@ impl Dialect for GatewayApi {
         let (serves_mtls, serves_tls) = host_schemes(ctx.profile, host);
 
         let gateway_objects = ctx.objects.objects_of(&GATEWAY);
-        let mut gateways: Vec<&GatewayView> = gateway_objects
+        let mut gateways: Vec<(&GatewayView, &SharedObject)> = gateway_objects
             .iter()
-            .filter_map(|o| o.as_any().downcast_ref::<GatewayView>())
-            .filter(|g| ctx.profile.considers_gateway_class(&g.class))
+            .filter_map(|o| Some((o.as_any().downcast_ref::<GatewayView>()?, o)))
+            .filter(|(g, _)| ctx.profile.considers_gateway_class(&g.class))
             .collect();
-        gateways.sort_by(|a, b| a.key.cmp(&b.key));
+        gateways.sort_by(|(a, _), (b, _)| a.key.cmp(&b.key));
         let policy_objects = ctx.objects.objects_of(&CLIENT_TRAFFIC_POLICY);
         let policies: Vec<&ClientTrafficPolicyView> = policy_objects
             .iter()
@@ -787,7 +852,11 @@ impl Dialect for GatewayApi {
         let mut auths: Vec<(AuthKind, Arc<str>)> = Vec::new();
         let mut listeners: Vec<String> = Vec::new();
         let mut group = 0usize;
-        for gw in &gateways {
+        // What a patch after an HTTPRoute change needs (`patch.rs`); findings that depend
+        // on which routes attach keep every change from being patched.
+        let mut patch_groups: Vec<patch::ListenerGroup> = Vec::new();
+        let mut patchable = security_policies.is_empty();
+        for &(gw, gateway_object) in &gateways {
             let listener_ports: BTreeSet<u16> = gw.listeners.iter().map(|l| l.port).collect();
             let mut serving_ports: BTreeSet<u16> = BTreeSet::new();
             for port in listener_ports {
@@ -855,6 +924,18 @@ impl Dialect for GatewayApi {
                     auths.push(auth);
                     listeners.push(format!("Gateway {} listener {}", gw.key, l.name));
                     let auth_index = auths.len() - 1;
+                    patch_groups.push(patch::ListenerGroup {
+                        gateway: Arc::clone(gateway_object),
+                        listener: gw
+                            .listeners
+                            .iter()
+                            .position(|x| std::ptr::eq(x, l))
+                            .unwrap_or(usize::MAX),
+                        group,
+                        tls,
+                        auth_index,
+                    });
+                    patchable &= l.allowed_from == "Same" || l.allowed_from == "All";
                     if gw.policies_with_selectors(&policies).next().is_some() {
                         table.findings.push(finding(
                             ViolationCode::UnmodelledSetting,
@@ -885,13 +966,11 @@ impl Dialect for GatewayApi {
                     }
                     let mut attached: Vec<&ObjectKey> = Vec::new();
                     for (route_rank, route) in http_routes.iter().copied().enumerate() {
-                        if !attaches(&route.parent_refs, &route.key.namespace, gw, l) {
-                            continue;
-                        }
-                        match route_allowed(gw, l, route) {
-                            Some(false) => continue,
-                            Some(true) => {}
-                            None => table.findings.push(finding(
+                        let spec = match attachment(gw, l, route, host) {
+                            Attachment::None => continue,
+                            Attachment::Attached(spec) => spec,
+                            Attachment::Undecided(spec) => {
+                                table.findings.push(finding(
                                 ViolationCode::UnmodelledSetting,
                                 &route.key,
                                 format!(
@@ -900,12 +979,12 @@ impl Dialect for GatewayApi {
                                     l.allowed_from,
                                     route.key
                                 ),
-                            )),
-                        }
-                        let Some(spec) =
-                            route_specificity(&route.hostnames, l.hostname.as_deref(), host)
-                        else {
-                            continue;
+                                ));
+                                match spec {
+                                    Some(spec) => spec,
+                                    None => continue,
+                                }
+                            }
                         };
                         attached.push(&route.key);
                         for (ri, rule) in route.rules.iter().enumerate() {
@@ -967,35 +1046,26 @@ impl Dialect for GatewayApi {
                 Some((first, several)) => Some((first, several || first != *group)),
             };
         }
-        for ((group, _), tls, auth_index, c) in &candidates {
-            let (kind, detail) = &auths[*auth_index];
-            let path = if groups_of[c.route_rank].is_some_and(|(_, several)| several) {
-                format!("{} [{}]", c.m.path, listeners[*auth_index])
-            } else {
-                c.m.path.clone()
-            };
-            for matcher in matchers(c.m) {
-                table.routes.push(Arc::new(Route {
-                    source: RouteSource {
-                        kind: HTTP_ROUTE_KIND,
-                        key: c.route.key.clone(),
-                    },
-                    path: path.clone(),
-                    path_type: match c.m.path_type {
-                        HttpPathType::Exact => PathType::Exact,
-                        HttpPathType::PathPrefix => PathType::Prefix,
-                        HttpPathType::RegularExpression => PathType::ImplementationSpecific,
-                    },
-                    matcher,
-                    serves_backend: !c.redirects,
-                    tls: *tls,
-                    auth: RouteAuth {
-                        kind: *kind,
-                        detail: detail.clone(),
-                    },
-                    priority: priority(*group, c.m.conditional()),
-                }));
+        let mut orders = Vec::new();
+        for ((group, key), tls, auth_index, c) in &candidates {
+            let several = groups_of[c.route_rank].is_some_and(|(_, several)| several);
+            let label = several.then(|| listeners[*auth_index].as_str());
+            for (sub, route) in
+                candidate_routes(c, *group, *tls, &auths[*auth_index], label).enumerate()
+            {
+                table.routes.push(route);
+                if ctx.keep_patch_state {
+                    orders.push(patch::RouteOrder::new(*group, key, c, sub));
+                }
             }
+        }
+        if ctx.keep_patch_state && patchable {
+            table.patch_state = Some(Arc::new(patch::PatchState::new(
+                patch_groups,
+                auths,
+                listeners,
+                orders,
+            )));
         }
         table.client_auth = if summaries.is_empty() {
             "no Gateway listener serves this host".into()
@@ -1003,6 +1073,20 @@ impl Dialect for GatewayApi {
             summaries.join("; ")
         };
         table
+    }
+
+    fn patched_object_table(
+        &self,
+        host: &str,
+        before: &HostRouteTable,
+        kind: &ObjectKind,
+        old: Option<&SharedObject>,
+        new: Option<&SharedObject>,
+    ) -> Option<TablePatch> {
+        if *kind != HTTP_ROUTE {
+            return None;
+        }
+        patch::patch(host, before, old, new)
     }
 
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {

@@ -1320,8 +1320,8 @@ impl PatchState {
             claims,
             ..self.clone()
         };
-        Some(TablePatch {
-            table: HostRouteTable {
+        Some(TablePatch::run(
+            HostRouteTable {
                 host_key: before.host_key.clone(),
                 routes,
                 client_auth: before.client_auth.clone(),
@@ -1333,8 +1333,8 @@ impl PatchState {
                 patch_state: Some(Arc::new(state)),
             },
             replaced,
-            inserted: inserted_count,
-        })
+            inserted_count,
+        ))
     }
 }
 

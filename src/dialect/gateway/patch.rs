@@ -1,0 +1,241 @@
+//! A host's table after one HTTPRoute changed, derived from the table before it
+//! ([`Dialect::patched_object_table`](crate::dialect::Dialect::patched_object_table)):
+//! the route's old matches leave, its new matches are placed by the same precedence as
+//! [`GatewayApi::host_table`](super::GatewayApi) sorts them, and everything else (listener
+//! groups, their client auth, findings) is the old table's. O(the host's routes) pointer
+//! copies instead of a rebuild that reads, sorts and allocates every route.
+//!
+//! A patch is given only where a route's attachment cannot change anything but its own
+//! routes; otherwise the table is built in full: findings that depend on which routes
+//! attach (SecurityPolicies, `allowedRoutes` by selector), regular-expression matches in
+//! either version (the engine spends the host's regex analysis budget in table order, so
+//! one regex more or less can change which later ones fit), and tables whose state was not
+//! kept.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use super::{
+    Attachment, Candidate, GatewayView, HTTP_ROUTE_KIND, HttpPathType, HttpRouteView,
+    PrecedenceKey, PrecedencePrefix, attachment, candidate_routes,
+};
+use crate::dialect::{AuthKind, HostRouteTable, Route, RouteSource, SharedObject, TablePatch};
+use crate::paths::PathMatcher;
+
+/// One listener that serves the host (a group of the table's routes).
+#[derive(Debug)]
+pub(super) struct ListenerGroup {
+    pub gateway: SharedObject,
+    /// Index into the Gateway's listeners.
+    pub listener: usize,
+    pub group: usize,
+    pub tls: bool,
+    /// Index into [`PatchState::auths`] and [`PatchState::labels`].
+    pub auth_index: usize,
+}
+
+/// Where a table route stands in the host's order, but for its route's rank among the
+/// host's HTTPRoutes: the route's key stands for the rank when routes are placed by a
+/// patch (ranks move when routes come and go; keys do not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct RouteOrder {
+    group: usize,
+    precedence: PrecedencePrefix,
+    rule: usize,
+    matched: usize,
+    /// Which matcher of the match (a `PathPrefix` has two).
+    sub: usize,
+}
+
+impl RouteOrder {
+    pub(super) fn new(group: usize, key: &PrecedenceKey, c: &Candidate<'_>, sub: usize) -> Self {
+        Self {
+            group,
+            precedence: key.0,
+            rule: c.rule,
+            matched: c.matched,
+            sub,
+        }
+    }
+
+    /// The host's order of two routes of different HTTPRoutes.
+    fn cmp_routes(
+        a: (&RouteOrder, &crate::model::ObjectKey),
+        b: (&RouteOrder, &crate::model::ObjectKey),
+    ) -> Ordering {
+        (
+            a.0.group,
+            a.0.precedence,
+            a.1,
+            a.0.rule,
+            a.0.matched,
+            a.0.sub,
+        )
+            .cmp(&(
+                b.0.group,
+                b.0.precedence,
+                b.1,
+                b.0.rule,
+                b.0.matched,
+                b.0.sub,
+            ))
+    }
+}
+
+/// What [`GatewayApi::host_table`](super::GatewayApi) kept for patches.
+#[derive(Debug)]
+pub(super) struct PatchState {
+    groups: Arc<Vec<ListenerGroup>>,
+    auths: Arc<Vec<(AuthKind, Arc<str>)>>,
+    labels: Arc<Vec<String>>,
+    /// One per table route, in table order.
+    orders: Vec<RouteOrder>,
+}
+
+impl PatchState {
+    pub(super) fn new(
+        groups: Vec<ListenerGroup>,
+        auths: Vec<(AuthKind, Arc<str>)>,
+        labels: Vec<String>,
+        orders: Vec<RouteOrder>,
+    ) -> Self {
+        Self {
+            groups: Arc::new(groups),
+            auths: Arc::new(auths),
+            labels: Arc::new(labels),
+            orders,
+        }
+    }
+}
+
+fn has_regex(route: &HttpRouteView) -> bool {
+    route
+        .rules
+        .iter()
+        .flat_map(|r| &r.matches)
+        .any(|m| m.path_type == HttpPathType::RegularExpression)
+}
+
+/// The HTTPRoute of a version (`Some(None)`: absent; `None`: not an HTTPRoute).
+fn http_route(object: Option<&SharedObject>) -> Option<Option<&HttpRouteView>> {
+    match object {
+        None => Some(None),
+        Some(o) => o.as_any().downcast_ref::<HttpRouteView>().map(Some),
+    }
+}
+
+/// The table of `host` after the HTTPRoute `old` became `new` (`None`: absent).
+pub(super) fn patch(
+    host: &str,
+    before: &HostRouteTable,
+    old: Option<&SharedObject>,
+    new: Option<&SharedObject>,
+) -> Option<TablePatch> {
+    let state = before
+        .patch_state
+        .as_deref()?
+        .downcast_ref::<PatchState>()?;
+    if state.orders.len() != before.routes.len() || !before.conditional.is_empty() {
+        return None;
+    }
+    let (old, new) = (http_route(old)?, http_route(new)?);
+    if new.is_some_and(has_regex) {
+        return None;
+    }
+    let source = RouteSource {
+        kind: HTTP_ROUTE_KIND,
+        key: old.or(new)?.key.clone(),
+    };
+
+    // The new version's routes, in the host's order.
+    let mut added: Vec<(RouteOrder, Arc<Route>)> = Vec::new();
+    if let Some(route) = new {
+        let mut candidates: Vec<(&ListenerGroup, Candidate<'_>)> = Vec::new();
+        for g in state.groups.iter() {
+            let gw = g.gateway.as_any().downcast_ref::<GatewayView>()?;
+            let l = gw.listeners.get(g.listener)?;
+            let spec = match attachment(gw, l, route, host) {
+                Attachment::None => continue,
+                Attachment::Attached(spec) => spec,
+                Attachment::Undecided(_) => return None,
+            };
+            for (ri, rule) in route.rules.iter().enumerate() {
+                for (mi, m) in rule.matches.iter().enumerate() {
+                    candidates.push((
+                        g,
+                        Candidate {
+                            route,
+                            route_rank: 0,
+                            rule: ri,
+                            matched: mi,
+                            m,
+                            specificity: spec,
+                            redirects: rule.redirects,
+                        },
+                    ));
+                }
+            }
+        }
+        let several = candidates.windows(2).any(|w| w[0].0.group != w[1].0.group);
+        for (g, c) in &candidates {
+            let key = c.precedence_key();
+            let label = several.then(|| state.labels[g.auth_index].as_str());
+            let auth = state.auths.get(g.auth_index)?;
+            for (sub, r) in candidate_routes(c, g.group, g.tls, auth, label).enumerate() {
+                added.push((RouteOrder::new(g.group, &key, c, sub), r));
+            }
+        }
+        added.sort_unstable_by_key(|(order, _)| *order);
+    }
+
+    // The old table without the route's old version, the new version merged in.
+    let capacity = before.routes.len() + added.len();
+    let mut routes: Vec<Arc<Route>> = Vec::with_capacity(capacity);
+    let mut orders: Vec<RouteOrder> = Vec::with_capacity(capacity);
+    let mut removed: Vec<usize> = Vec::new();
+    let mut added_at: Vec<usize> = Vec::with_capacity(added.len());
+    let mut pending = added.into_iter().peekable();
+    for (i, (route, order)) in before.routes.iter().zip(&state.orders).enumerate() {
+        if route.source == source {
+            if matches!(route.matcher, PathMatcher::Regex(_)) {
+                return None;
+            }
+            removed.push(i);
+            continue;
+        }
+        while let Some((o, r)) = pending.next_if(|(o, _)| {
+            RouteOrder::cmp_routes((o, &source.key), (order, &route.source.key)) == Ordering::Less
+        }) {
+            added_at.push(routes.len());
+            routes.push(r);
+            orders.push(o);
+        }
+        routes.push(Arc::clone(route));
+        orders.push(*order);
+    }
+    for (o, r) in pending {
+        added_at.push(routes.len());
+        routes.push(r);
+        orders.push(o);
+    }
+    Some(TablePatch {
+        table: HostRouteTable {
+            host_key: before.host_key.clone(),
+            routes,
+            client_auth: before.client_auth.clone(),
+            findings: before.findings.clone(),
+            plain_http_hint: before.plain_http_hint,
+            class_notes: before.class_notes.clone(),
+            conditional: before.conditional.clone(),
+            winners_index: std::sync::OnceLock::new(),
+            patch_state: Some(Arc::new(PatchState {
+                groups: Arc::clone(&state.groups),
+                auths: Arc::clone(&state.auths),
+                labels: Arc::clone(&state.labels),
+                orders,
+            })),
+        },
+        removed,
+        added: added_at,
+    })
+}
