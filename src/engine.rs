@@ -543,6 +543,10 @@ struct UnlistedChange {
     added: Vec<Arc<str>>,
 }
 
+/// Most changed matchers a representative path is compared with one by one (more are
+/// looked up in [`ProbeReuse::changed_index`]).
+const DIRECT_CHANGED_CHECKS: usize = 8;
+
 /// Probes of the table before a change, and what makes them valid for the table after it.
 struct ProbeReuse<'a> {
     probes: &'a Probes,
@@ -572,10 +576,16 @@ impl ProbeReuse<'_> {
 
     /// The old `winners` of `path`, in the new table, if they carry over.
     fn carried_over(&self, path: &str, winners: &[usize]) -> Option<Winners> {
-        if self
-            .changed_index
-            .any_candidate(path, |i| self.changed[i].matches(path) != MatchResult::No)
-        {
+        let may_match = |m: &PathMatcher| m.matches(path) != MatchResult::No;
+        // A change of one object has a few matchers: comparing the path with each is
+        // cheaper than hashing its prefixes for the index.
+        let reached = if self.changed.len() <= DIRECT_CHANGED_CHECKS {
+            self.changed.iter().any(|m| may_match(m))
+        } else {
+            self.changed_index
+                .any_candidate(path, |i| may_match(self.changed[i]))
+        };
+        if reached {
             return None;
         }
         winners

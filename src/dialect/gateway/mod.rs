@@ -1093,8 +1093,14 @@ impl Dialect for GatewayApi {
         let index = table
             .winners_index
             .get_or_init(|| Arc::new(LiteralIndex::new(table.routes.iter().map(|r| &r.matcher))));
-        match index.downcast_ref::<LiteralIndex>() {
-            Some(index) => winners_among(table, path, index.candidates(path)),
+        if let Some(index) = index.downcast_ref::<LiteralIndex>() {
+            return winners_among(table, path, index.candidates(path));
+        }
+        match index
+            .downcast_ref::<patch::PatchedIndex>()
+            .and_then(|index| index.candidates(path))
+        {
+            Some(candidates) => winners_among(table, path, candidates),
             None => winners_among(table, path, 0..table.routes.len()),
         }
     }

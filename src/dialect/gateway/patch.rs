@@ -20,7 +20,7 @@ use super::{
     PrecedenceKey, PrecedencePrefix, attachment, candidate_routes,
 };
 use crate::dialect::{AuthKind, HostRouteTable, Route, RouteSource, SharedObject, TablePatch};
-use crate::paths::PathMatcher;
+use crate::paths::{LiteralIndex, PathMatcher};
 
 /// One listener that serves the host (a group of the table's routes).
 #[derive(Debug)]
@@ -194,13 +194,17 @@ pub(super) fn patch(
     let mut orders: Vec<RouteOrder> = Vec::with_capacity(capacity);
     let mut removed: Vec<usize> = Vec::new();
     let mut added_at: Vec<usize> = Vec::with_capacity(added.len());
+    // For each old route, its index in the new table (`None`: removed).
+    let mut remap: Vec<Option<usize>> = Vec::with_capacity(before.routes.len());
     let mut pending = added.into_iter().peekable();
     for (i, (route, order)) in before.routes.iter().zip(&state.orders).enumerate() {
-        if route.source == source {
+        // Names differ first, as a rule: compared before namespaces and kinds.
+        if route.source.key.name == source.key.name && route.source == source {
             if matches!(route.matcher, PathMatcher::Regex(_)) {
                 return None;
             }
             removed.push(i);
+            remap.push(None);
             continue;
         }
         while let Some((o, r)) = pending.next_if(|(o, _)| {
@@ -210,6 +214,7 @@ pub(super) fn patch(
             routes.push(r);
             orders.push(o);
         }
+        remap.push(Some(routes.len()));
         routes.push(Arc::clone(route));
         orders.push(*order);
     }
@@ -217,6 +222,21 @@ pub(super) fn patch(
         added_at.push(routes.len());
         routes.push(r);
         orders.push(o);
+    }
+    // The old table's literal index serves the new one through the remap, if it was
+    // built (it is, for a before-state that was evaluated): no rebuild per review.
+    let winners_index = std::sync::OnceLock::new();
+    if let Some(base) = before
+        .winners_index
+        .get()
+        .filter(|index| index.downcast_ref::<LiteralIndex>().is_some())
+    {
+        let patched: Arc<dyn std::any::Any + Send + Sync> = Arc::new(PatchedIndex {
+            base: Arc::clone(base),
+            remap,
+            added: added_at.clone(),
+        });
+        let _ = winners_index.set(patched);
     }
     Some(TablePatch {
         table: HostRouteTable {
@@ -227,7 +247,7 @@ pub(super) fn patch(
             plain_http_hint: before.plain_http_hint,
             class_notes: before.class_notes.clone(),
             conditional: before.conditional.clone(),
-            winners_index: std::sync::OnceLock::new(),
+            winners_index,
             patch_state: Some(Arc::new(PatchState {
                 groups: Arc::clone(&state.groups),
                 auths: Arc::clone(&state.auths),
@@ -238,4 +258,31 @@ pub(super) fn patch(
         removed,
         added: added_at,
     })
+}
+
+/// The literal index of a patched table: the old table's index, its candidates moved to
+/// their new places (removed routes dropped), and every added route as a candidate (the
+/// winners scan matches candidates against the path anyway).
+#[derive(Debug)]
+pub(super) struct PatchedIndex {
+    /// A [`LiteralIndex`] over the old table's routes.
+    base: Arc<dyn std::any::Any + Send + Sync>,
+    remap: Vec<Option<usize>>,
+    added: Vec<usize>,
+}
+
+impl PatchedIndex {
+    /// A superset of the new table's routes that may match `path`, ascending; `None` if
+    /// the base is not a [`LiteralIndex`].
+    pub(super) fn candidates(&self, path: &str) -> Option<Vec<usize>> {
+        let base = self.base.downcast_ref::<LiteralIndex>()?;
+        let mut out: Vec<usize> = base
+            .candidates(path)
+            .into_iter()
+            .filter_map(|i| self.remap.get(i).copied().flatten())
+            .chain(self.added.iter().copied())
+            .collect();
+        out.sort_unstable();
+        Some(out)
+    }
 }
