@@ -1470,3 +1470,37 @@ fn route_violation(
         url: Some(target.url.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::patch_remap;
+
+    /// Kept routes keep their order and move past the removed and added ones.
+    #[test]
+    fn patch_remap_moves_kept_routes_past_removals_and_additions() {
+        let cases: [(usize, &[usize], &[usize], &[Option<usize>]); 5] = [
+            // Nothing changed.
+            (3, &[], &[], &[Some(0), Some(1), Some(2)]),
+            // One run replaced by two routes (ingress-nginx's patch).
+            (4, &[1], &[1, 2], &[Some(0), None, Some(3), Some(4)]),
+            // Scattered removals and additions (Gateway API precedence).
+            (
+                5,
+                &[0, 3],
+                &[2, 4],
+                &[None, Some(0), Some(1), None, Some(3)],
+            ),
+            // Additions after every old route.
+            (2, &[], &[2, 3], &[Some(0), Some(1)]),
+            // Everything removed, one route added first.
+            (2, &[0, 1], &[0], &[None, None]),
+        ];
+        for (old_len, removed, added, expected) in cases {
+            assert_eq!(
+                patch_remap(old_len, removed, added),
+                expected,
+                "{old_len} routes, removed {removed:?}, added {added:?}"
+            );
+        }
+    }
+}

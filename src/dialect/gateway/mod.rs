@@ -100,6 +100,11 @@
 //!   the controller's own configuration file (`EnvoyGateway`), and a Gateway's
 //!   `spec.infrastructure.parametersRef` (Envoy Gateway refuses `mergeGateways` there:
 //!   "Customize EnvoyProxy" task).
+//! * Admission after an HTTPRoute change (`patch.rs`): the host's table before the change
+//!   is patched (the route's matches leave and are placed again by the precedence above)
+//!   instead of rebuilt, unless a finding depends on which routes attach (SecurityPolicy,
+//!   `allowedRoutes` by selector) or a version has a `RegularExpression` match;
+//!   `tests/incremental_objects.rs` holds patched tables equal to tables built in full.
 //! * Rendering (`render.rs`): a Gateway labelled `mtls-gate.io/profile` gets its frontend
 //!   validation per port, at admission (mutating webhook), in `mtls-gate render`, and by the
 //!   controller for existing Gateways (server-side apply of only those fields).
