@@ -1475,10 +1475,13 @@ fn route_violation(
 mod tests {
     use super::patch_remap;
 
+    /// (old table's length, removed, added, expected remap).
+    type RemapCase = (usize, &'static [usize], &'static [usize], &'static [Option<usize>]);
+
     /// Kept routes keep their order and move past the removed and added ones.
     #[test]
     fn patch_remap_moves_kept_routes_past_removals_and_additions() {
-        let cases: [(usize, &[usize], &[usize], &[Option<usize>]); 5] = [
+        let cases: [RemapCase; 5] = [
             // Nothing changed.
             (3, &[], &[], &[Some(0), Some(1), Some(2)]),
             // One run replaced by two routes (ingress-nginx's patch).
