@@ -1476,7 +1476,12 @@ mod tests {
     use super::patch_remap;
 
     /// (old table's length, removed, added, expected remap).
-    type RemapCase = (usize, &'static [usize], &'static [usize], &'static [Option<usize>]);
+    type RemapCase = (
+        usize,
+        &'static [usize],
+        &'static [usize],
+        &'static [Option<usize>],
+    );
 
     /// Kept routes keep their order and move past the removed and added ones.
     #[test]

@@ -16,47 +16,7 @@ const BALANCES: &str = "/accounts/{AccountId}/balances";
 
 /// The example's profile (`examples/gateway-api-split-host`), with `extra` spec lines.
 fn profile(extra: &str) -> String {
-    format!(
-        "apiVersion: mtls-gate.io/v1alpha1
-kind: ApiProviderProfile
-metadata:
-  name: example-bank
-spec:
-  issuer: https://{PUBLIC}
-  apiBaseUrls:
-    - https://{MTLS_API}/open-banking-nz/v3.0
-  authorizationServer:
-    tokenEndpoint: https://{MTLS_AUTH}/token
-    pushedAuthorizationRequestEndpoint: https://{MTLS_AUTH}/par
-    backchannelAuthenticationEndpoint: https://{MTLS_AUTH}/bc-authorize
-    introspectionEndpoint: https://{MTLS_AUTH}/introspect
-    revocationEndpoint: https://{MTLS_AUTH}/revoke
-    userinfoEndpoint: https://{MTLS_AUTH}/userinfo
-  clientCertificate:
-    caSecretName: open-banking-client-ca
-  ingressController: gateway-api
-  gatewayClassName: eg
-{extra}"
-    )
-}
-
-fn ca_config_map() -> String {
-    let pem = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/client-ca.crt"
-    ))
-    .expect("client CA fixture");
-    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
-    format!(
-        "apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: open-banking-client-ca
-  namespace: {NS}
-data:
-  ca.crt: |
-{indented}"
-    )
+    common::gateway_profile(extra)
 }
 
 /// One listener: (name, protocol, port, hostname).
@@ -167,7 +127,7 @@ fn mtls_listeners() -> [L<'static>; 2] {
 fn split_host() -> Vec<String> {
     vec![
         profile(""),
-        ca_config_map(),
+        common::gateway_ca_config_map(),
         public_gateway(),
         gateway("mtls", "eg", &mtls_listeners(), FRONTEND_REQUIRED),
         public_route(),
@@ -1283,7 +1243,8 @@ fn a_ca_in_another_namespace_needs_a_reference_grant() {
     // The bank's PKI team keeps the client CA in namespace `pki`.
     let pki_split_host = |grants: &[String]| {
         let mut docs = split_host();
-        docs[1] = ca_config_map().replace("namespace: open-banking", "namespace: pki");
+        docs[1] =
+            common::gateway_ca_config_map().replace("namespace: open-banking", "namespace: pki");
         docs[3] = docs[3].replace(
             "name: open-banking-client-ca}",
             "name: open-banking-client-ca, namespace: pki}",
@@ -1304,7 +1265,8 @@ fn a_ca_in_another_namespace_needs_a_reference_grant() {
                 "name: open-banking-client-ca, namespace: pki}",
             ),
         )]);
-        docs[1] = ca_config_map().replace("namespace: open-banking", "namespace: pki");
+        docs[1] =
+            common::gateway_ca_config_map().replace("namespace: open-banking", "namespace: pki");
         docs.push(reference_grant(
             "pki",
             "{group: gateway.envoyproxy.io, kind: ClientTrafficPolicy, namespace: open-banking}",

@@ -351,30 +351,12 @@ fn change_of<'a>(
     }
 }
 
-/// Whether the incremental evaluation's table (patched by the dialect, or rebuilt) is the
-/// full evaluation's in everything an evaluation reads.
-fn same_tables(incremental: &engine::HostEvaluation, full: &engine::HostEvaluation) -> bool {
-    match (incremental.table(), full.table()) {
-        (Some(a), Some(b)) => engine::same_table(a, b),
-        (a, b) => a.is_none() && b.is_none(),
-    }
-}
-
 fn check(world: World) -> Result<(), TestCaseError> {
     let mut view = load_view(&world);
     let cache = BeforeStateCache::default();
     // Each host as the incremental evaluation left it after the previous change: its
     // probes (the winners of representative paths) are taken over again by the next.
-    let mut chained = std::collections::HashMap::new();
-    for profile in view.profiles() {
-        let dialect = engine::profile_dialect(profile).expect("dialect");
-        for host in &profile.hosts {
-            chained.insert(
-                (profile.name.clone(), host.clone()),
-                engine::evaluate_host_before_change(profile, dialect, &view, host, true),
-            );
-        }
-    }
+    let mut chained = common::before_states(&view);
     // The Ingresses as last applied (and their specs), to re-apply unchanged.
     let mut applied: std::collections::BTreeMap<usize, Ingress> = world
         .initial
@@ -443,7 +425,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     change
                 );
                 prop_assert!(
-                    same_tables(&incremental, &full),
+                    common::same_tables(&incremental, &full),
                     "host {} after {:?}: the table differs from the one built in full",
                     host,
                     change
@@ -466,7 +448,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     &change_of(&view, &after_world),
                 );
                 prop_assert!(
-                    same_tables(&from_chain, &full),
+                    common::same_tables(&from_chain, &full),
                     "host {} after {:?}, from the chained state: the table differs",
                     host,
                     change

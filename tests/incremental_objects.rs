@@ -183,46 +183,6 @@ fn world() -> impl Strategy<Value = World> {
         })
 }
 
-fn profile() -> String {
-    format!(
-        "apiVersion: mtls-gate.io/v1alpha1
-kind: ApiProviderProfile
-metadata:
-  name: example-bank
-spec:
-  issuer: https://{PUBLIC}
-  apiBaseUrls:
-    - https://{MTLS_API}{API_BASE}
-  authorizationServer:
-    tokenEndpoint: https://{MTLS_AUTH}/token
-    pushedAuthorizationRequestEndpoint: https://{MTLS_AUTH}/par
-  clientCertificate:
-    caSecretName: open-banking-client-ca
-  ingressController: gateway-api
-  gatewayClassName: eg
-"
-    )
-}
-
-fn ca_config_map() -> String {
-    let pem = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/client-ca.crt"
-    ))
-    .expect("client CA fixture");
-    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
-    format!(
-        "apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: open-banking-client-ca
-  namespace: {NS}
-data:
-  ca.crt: |
-{indented}"
-    )
-}
-
 fn public_gateway() -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1
@@ -302,8 +262,8 @@ spec:
 
 fn load_view(world: &World) -> ClusterView {
     let mut docs = vec![
-        profile(),
-        ca_config_map(),
+        common::gateway_profile(""),
+        common::gateway_ca_config_map(),
         public_gateway(),
         mtls_gateway(world.frontend),
     ];
@@ -326,27 +286,11 @@ fn reduced(manifest: &str) -> (&'static ObjectKind, SharedObject) {
         .expect("reduces")
 }
 
-fn same_tables(incremental: &engine::HostEvaluation, full: &engine::HostEvaluation) -> bool {
-    match (incremental.table(), full.table()) {
-        (Some(a), Some(b)) => engine::same_table(a, b),
-        (a, b) => a.is_none() && b.is_none(),
-    }
-}
-
 fn check(world: World) -> Result<(), TestCaseError> {
     let mut view = load_view(&world);
     let cache = BeforeStateCache::default();
     // Each host as the incremental evaluation left it after the previous change.
-    let mut chained = std::collections::HashMap::new();
-    for profile in view.profiles() {
-        let dialect = engine::profile_dialect(profile).expect("dialect");
-        for host in &profile.hosts {
-            chained.insert(
-                (profile.name.clone(), host.clone()),
-                engine::evaluate_host_before_change(profile, dialect, &view, host, true),
-            );
-        }
-    }
+    let mut chained = common::before_states(&view);
     let mut applied: std::collections::BTreeMap<usize, RouteSpec> = world
         .initial
         .iter()
@@ -426,7 +370,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
                         from
                     );
                     prop_assert!(
-                        same_tables(&incremental, &full),
+                        common::same_tables(&incremental, &full),
                         "host {} after {:?}, from {} before-state: the table differs from the one built in full",
                         host,
                         change,
@@ -488,12 +432,10 @@ proptest! {
     }
 }
 
-/// Not only random: a world where most changes reach no target (a route moved between
-/// paths no endpoint or unlisted scope has) still decides as the reference, and a Gateway
-/// change that drops the client certificate requirement is denied by both.
-#[test]
-fn dropping_the_mtls_gateways_validation_is_denied_incrementally_too() {
-    let world = World {
+/// The compliant layout: the MTLS Gateway requires verified certificates, and one
+/// HTTPRoute serves the API base path on its API listener.
+fn compliant_world() -> World {
+    World {
         frontend: 0,
         initial: vec![RouteSpec {
             name: 0,
@@ -507,7 +449,15 @@ fn dropping_the_mtls_gateways_validation_is_denied_incrementally_too() {
             }]],
         }],
         changes: vec![],
-    };
+    }
+}
+
+/// Not only random: a world where most changes reach no target (a route moved between
+/// paths no endpoint or unlisted scope has) still decides as the reference, and a Gateway
+/// change that drops the client certificate requirement is denied by both.
+#[test]
+fn dropping_the_mtls_gateways_validation_is_denied_incrementally_too() {
+    let world = compliant_world();
     let view = load_view(&world);
     let (kind, gateway) = reduced(&mtls_gateway(2));
     let key = ObjectKey::new(NS, "mtls");
@@ -550,21 +500,7 @@ spec:
   rules: [{{matches: [{{path: {{type: PathPrefix, value: {API_BASE}}}}}]}}]
 "
     );
-    let world = World {
-        frontend: 0,
-        initial: vec![RouteSpec {
-            name: 0,
-            parents: 1,
-            hostnames: 1,
-            created: 0,
-            rules: vec![vec![MatchSpec {
-                path: 7,
-                kind: 1,
-                header: false,
-            }]],
-        }],
-        changes: vec![],
-    };
+    let world = compliant_world();
     let mut view = load_view(&world);
     let (gateway_kind, plain) = reduced(&plain_gateway);
     view.upsert_object(*gateway_kind, plain);

@@ -166,6 +166,33 @@ pub struct HostRouteTable {
     pub patch_state: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
+impl HostRouteTable {
+    /// A table with this one's host-wide fields (host key, client auth, findings, class
+    /// notes, conditions) and `routes`: what a dialect's patch derives after a change.
+    pub fn with_routes(
+        &self,
+        routes: Vec<Arc<Route>>,
+        patch_state: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> HostRouteTable {
+        HostRouteTable {
+            host_key: self.host_key.clone(),
+            routes,
+            client_auth: self.client_auth.clone(),
+            findings: self.findings.clone(),
+            plain_http_hint: self.plain_http_hint,
+            class_notes: self.class_notes.clone(),
+            conditional: self.conditional.clone(),
+            winners_index: std::sync::OnceLock::new(),
+            patch_state,
+        }
+    }
+
+    /// The state a dialect kept for patching this table, if it is a `T`.
+    pub fn kept_patch_state<T: 'static>(&self) -> Option<&T> {
+        self.patch_state.as_deref()?.downcast_ref::<T>()
+    }
+}
+
 /// A host's table after a change of one object, derived from the table before it
 /// ([`Dialect::patched_table`], [`Dialect::patched_object_table`]): the old table's routes
 /// at `removed` (the changed object's) are gone and the new table's routes at `added` are

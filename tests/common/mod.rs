@@ -678,3 +678,78 @@ pub fn review_object_change(
     );
     (key, outcome)
 }
+
+/// The bank's client CA bundle as Gateway API frontend validation reads it (GEP-91: a
+/// ConfigMap `open-banking-client-ca` in [`NS`], key `ca.crt`).
+pub fn gateway_ca_config_map() -> String {
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/client-ca.crt"
+    ))
+    .expect("client CA fixture");
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: open-banking-client-ca
+  namespace: {NS}
+data:
+  ca.crt: |
+{indented}"
+    )
+}
+
+/// Whether an incremental host evaluation's table (patched by the dialect, or rebuilt) is
+/// the full evaluation's in everything an evaluation reads.
+pub fn same_tables(incremental: &engine::HostEvaluation, full: &engine::HostEvaluation) -> bool {
+    match (incremental.table(), full.table()) {
+        (Some(a), Some(b)) => engine::same_table(a, b),
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
+/// Every profile host of `view` evaluated as a before-state (with probes), by (profile,
+/// host): what the incremental evaluations of a chain of changes start from.
+pub fn before_states(
+    view: &mtls_gate::cluster::ClusterView,
+) -> std::collections::HashMap<(String, String), engine::HostEvaluation> {
+    let mut states = std::collections::HashMap::new();
+    for profile in view.profiles() {
+        let dialect = engine::profile_dialect(profile).expect("dialect");
+        for host in &profile.hosts {
+            states.insert(
+                (profile.name.clone(), host.clone()),
+                engine::evaluate_host_before_change(profile, dialect, view, host, true),
+            );
+        }
+    }
+    states
+}
+
+/// The bank's split-host profile for Gateway API (`examples/gateway-api-split-host`), with
+/// `extra` spec lines.
+pub fn gateway_profile(extra: &str) -> String {
+    format!(
+        "apiVersion: mtls-gate.io/v1alpha1
+kind: ApiProviderProfile
+metadata:
+  name: example-bank
+spec:
+  issuer: https://{PUBLIC_HOST}
+  apiBaseUrls:
+    - https://{MTLS_API_HOST}/open-banking-nz/v3.0
+  authorizationServer:
+    tokenEndpoint: https://{MTLS_AUTH_HOST}/token
+    pushedAuthorizationRequestEndpoint: https://{MTLS_AUTH_HOST}/par
+    backchannelAuthenticationEndpoint: https://{MTLS_AUTH_HOST}/bc-authorize
+    introspectionEndpoint: https://{MTLS_AUTH_HOST}/introspect
+    revocationEndpoint: https://{MTLS_AUTH_HOST}/revoke
+    userinfoEndpoint: https://{MTLS_AUTH_HOST}/userinfo
+  clientCertificate:
+    caSecretName: open-banking-client-ca
+  ingressController: gateway-api
+  gatewayClassName: eg
+{extra}"
+    )
+}

@@ -131,10 +131,7 @@ pub(super) fn patch(
     old: Option<&SharedObject>,
     new: Option<&SharedObject>,
 ) -> Option<TablePatch> {
-    let state = before
-        .patch_state
-        .as_deref()?
-        .downcast_ref::<PatchState>()?;
+    let state = before.kept_patch_state::<PatchState>()?;
     if state.orders.len() != before.routes.len() || !before.conditional.is_empty() {
         return None;
     }
@@ -223,9 +220,17 @@ pub(super) fn patch(
         routes.push(r);
         orders.push(o);
     }
+    let table = before.with_routes(
+        routes,
+        Some(Arc::new(PatchState {
+            groups: Arc::clone(&state.groups),
+            auths: Arc::clone(&state.auths),
+            labels: Arc::clone(&state.labels),
+            orders,
+        })),
+    );
     // The old table's literal index serves the new one through the remap, if it was
     // built (it is, for a before-state that was evaluated): no rebuild per review.
-    let winners_index = std::sync::OnceLock::new();
     if let Some(base) = before
         .winners_index
         .get()
@@ -236,25 +241,10 @@ pub(super) fn patch(
             remap,
             added: added_at.clone(),
         });
-        let _ = winners_index.set(patched);
+        let _ = table.winners_index.set(patched);
     }
     Some(TablePatch {
-        table: HostRouteTable {
-            host_key: before.host_key.clone(),
-            routes,
-            client_auth: before.client_auth.clone(),
-            findings: before.findings.clone(),
-            plain_http_hint: before.plain_http_hint,
-            class_notes: before.class_notes.clone(),
-            conditional: before.conditional.clone(),
-            winners_index,
-            patch_state: Some(Arc::new(PatchState {
-                groups: Arc::clone(&state.groups),
-                auths: Arc::clone(&state.auths),
-                labels: Arc::clone(&state.labels),
-                orders,
-            })),
-        },
+        table,
         removed,
         added: added_at,
     })

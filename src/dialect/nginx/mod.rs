@@ -1321,17 +1321,7 @@ impl PatchState {
             ..self.clone()
         };
         Some(TablePatch::run(
-            HostRouteTable {
-                host_key: before.host_key.clone(),
-                routes,
-                client_auth: before.client_auth.clone(),
-                findings: before.findings.clone(),
-                plain_http_hint: before.plain_http_hint,
-                class_notes: before.class_notes.clone(),
-                conditional: before.conditional.clone(),
-                winners_index: std::sync::OnceLock::new(),
-                patch_state: Some(Arc::new(state)),
-            },
+            before.with_routes(routes, Some(Arc::new(state))),
             replaced,
             inserted_count,
         ))
@@ -1506,11 +1496,9 @@ impl Dialect for IngressNginx {
         old: Option<&IngressView>,
         new: Option<&IngressView>,
     ) -> Option<TablePatch> {
-        let state = before
-            .patch_state
-            .as_deref()?
-            .downcast_ref::<PatchState>()?;
-        state.patch(profile, host, before, old, new)
+        before
+            .kept_patch_state::<PatchState>()?
+            .patch(profile, host, before, old, new)
     }
 
     fn winners(&self, table: &HostRouteTable, path: &str) -> Vec<usize> {
