@@ -14,6 +14,10 @@
 //!   previous change's incremental result;
 //! - the admission decision with the before-state cache (`review_object`, as the webhook
 //!   runs it) equals the reference decision (`review_object_in_full`).
+//!
+//! The same for Traefik worlds: IngressRoutes on the profile's hosts (or on none), with
+//! paths, header conditions, priorities, TLS and TLS options, created, changed and deleted,
+//! and the `mtls-required` TLSOption's client auth type changed.
 
 mod common;
 
@@ -286,53 +290,90 @@ fn reduced(manifest: &str) -> (&'static ObjectKind, SharedObject) {
         .expect("reduces")
 }
 
-fn check(world: World) -> Result<(), TestCaseError> {
-    let mut view = load_view(&world);
-    let cache = BeforeStateCache::default();
-    // Each host as the incremental evaluation left it after the previous change.
-    let mut chained = common::before_states(&view);
+/// One change to an object of a dialect-owned kind: the object after it (`None`: deleted).
+struct ObjectChange {
+    kind: &'static ObjectKind,
+    key: ObjectKey,
+    after: Option<SharedObject>,
+    /// What the change is, for failure messages.
+    label: String,
+}
+
+/// The changes of a Gateway API world, in order.
+fn gateway_changes(world: &World) -> Vec<ObjectChange> {
     let mut applied: std::collections::BTreeMap<usize, RouteSpec> = world
         .initial
         .iter()
         .map(|spec| (spec.name, spec.clone()))
         .collect();
-    for change in &world.changes {
-        // The manifest after the change (`None`: deleted) and the changed object's kind and
-        // key.
-        let (manifest, kind, key) = match change {
-            Change::Upsert(spec) | Change::Repath(spec) => {
-                let spec = match (change, applied.get(&spec.name)) {
-                    (Change::Repath(_), Some(current)) => RouteSpec {
-                        rules: spec.rules.clone(),
-                        ..current.clone()
-                    },
-                    _ => spec.clone(),
-                };
-                let manifest = http_route(&spec);
-                applied.insert(spec.name, spec);
-                let (kind, object) = reduced(&manifest);
-                (
-                    Some(object),
-                    kind,
-                    ObjectKey::new(NS, NAMES[spec_name(change)]),
-                )
+    world
+        .changes
+        .iter()
+        .map(|change| {
+            let label = format!("{change:?}");
+            match change {
+                Change::Upsert(spec) | Change::Repath(spec) => {
+                    let spec = match (change, applied.get(&spec.name)) {
+                        (Change::Repath(_), Some(current)) => RouteSpec {
+                            rules: spec.rules.clone(),
+                            ..current.clone()
+                        },
+                        _ => spec.clone(),
+                    };
+                    let (kind, object) = reduced(&http_route(&spec));
+                    let key = ObjectKey::new(NS, NAMES[spec.name]);
+                    applied.insert(spec.name, spec);
+                    ObjectChange {
+                        kind,
+                        key,
+                        after: Some(object),
+                        label,
+                    }
+                }
+                Change::Delete(name) => {
+                    applied.remove(name);
+                    let (kind, _) = reduced(&http_route(&RouteSpec {
+                        name: *name,
+                        parents: 0,
+                        hostnames: 0,
+                        created: 0,
+                        rules: vec![],
+                    }));
+                    ObjectChange {
+                        kind,
+                        key: ObjectKey::new(NS, NAMES[*name]),
+                        after: None,
+                        label,
+                    }
+                }
+                Change::Frontend(frontend) => {
+                    let (kind, object) = reduced(&mtls_gateway(*frontend));
+                    ObjectChange {
+                        kind,
+                        key: ObjectKey::new(NS, "mtls"),
+                        after: Some(object),
+                        label,
+                    }
+                }
             }
-            Change::Delete(name) => {
-                applied.remove(name);
-                let (kind, _) = reduced(&http_route(&RouteSpec {
-                    name: *name,
-                    parents: 0,
-                    hostnames: 0,
-                    created: 0,
-                    rules: vec![],
-                }));
-                (None, kind, ObjectKey::new(NS, NAMES[*name]))
-            }
-            Change::Frontend(frontend) => {
-                let (kind, object) = reduced(&mtls_gateway(*frontend));
-                (Some(object), kind, ObjectKey::new(NS, "mtls"))
-            }
-        };
+        })
+        .collect()
+}
+
+/// Applies `changes` to `view` one by one; before each, holds the incremental host
+/// evaluations (from a full and from the chained before-state) and the cached admission
+/// decision to the full ones.
+fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<(), TestCaseError> {
+    let cache = BeforeStateCache::default();
+    // Each host as the incremental evaluation left it after the previous change.
+    let mut chained = common::before_states(&view);
+    for ObjectChange {
+        kind,
+        key,
+        after,
+        label,
+    } in changes
+    {
         let old = match view.object(kind, &key) {
             Lookup::Found(old) => Some(old.clone()),
             _ => None,
@@ -341,7 +382,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
             base: &view,
             kind: *kind,
             key: &key,
-            replacement: manifest.clone(),
+            replacement: after.clone(),
         };
         for profile in view.profiles() {
             let dialect = engine::profile_dialect(profile).expect("dialect");
@@ -359,21 +400,21 @@ fn check(world: World) -> Result<(), TestCaseError> {
                         before,
                         kind,
                         &key,
-                        (old.as_ref(), manifest.as_ref()),
+                        (old.as_ref(), after.as_ref()),
                     );
                     prop_assert_eq!(
                         incremental.verdict(),
                         full.verdict(),
-                        "host {} after {:?}, from {} before-state",
+                        "host {} after {}, from {} before-state",
                         host,
-                        change,
+                        label,
                         from
                     );
                     prop_assert!(
                         common::same_tables(&incremental, &full),
-                        "host {} after {:?}, from {} before-state: the table differs from the one built in full",
+                        "host {} after {}, from {} before-state: the table differs from the one built in full",
                         host,
-                        change,
+                        label,
                         from
                     );
                 }
@@ -385,7 +426,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     &chained[&id],
                     kind,
                     &key,
-                    (old.as_ref(), manifest.as_ref()),
+                    (old.as_ref(), after.as_ref()),
                 );
                 chained.insert(id, next);
             }
@@ -393,13 +434,13 @@ fn check(world: World) -> Result<(), TestCaseError> {
 
         // Admission level: the cached, incremental decision equals the reference.
         prop_assert_eq!(
-            review_object(&view, kind, &key, manifest.clone(), &cache),
-            review_object_in_full(&view, kind, &key, manifest.clone()),
-            "decision after {:?}",
-            change
+            review_object(&view, kind, &key, after.clone(), &cache),
+            review_object_in_full(&view, kind, &key, after.clone()),
+            "decision after {}",
+            label
         );
 
-        match manifest {
+        match after {
             Some(object) => {
                 view.upsert_object(*kind, object);
             }
@@ -411,14 +452,6 @@ fn check(world: World) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn spec_name(change: &Change) -> usize {
-    match change {
-        Change::Upsert(spec) | Change::Repath(spec) => spec.name,
-        Change::Delete(name) => *name,
-        Change::Frontend(_) => usize::MAX,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 192,
@@ -428,7 +461,7 @@ proptest! {
 
     #[test]
     fn gateway_api_object_changes_decide_as_full_re_evaluation(world in world()) {
-        check(world)?;
+        check_changes(load_view(&world), gateway_changes(&world))?;
     }
 }
 
@@ -526,4 +559,221 @@ spec:
         review_object(&view, kind, &key, Some(bad), &cache),
         reference
     );
+}
+
+/// Hosts of the Traefik worlds' IngressRoutes (the last: none, a rule without `Host`).
+const TRAEFIK_HOSTS: [Option<&str>; 4] = [
+    Some(common::PUBLIC_HOST),
+    Some(common::MTLS_AUTH_HOST),
+    Some(common::MTLS_API_HOST),
+    None,
+];
+
+/// TLS client auth types the `mtls-required` TLSOption may be changed to.
+const CLIENT_AUTH_TYPES: [&str; 3] = [
+    "RequireAndVerifyClientCert",
+    "VerifyClientCertIfGiven",
+    "NoClientCert",
+];
+
+#[derive(Debug, Clone)]
+struct IngressRouteSpec {
+    name: usize,
+    host: usize,
+    /// (path, 0 `Path` / 1 `PathPrefix`), joined with `||`; none: every path of the host.
+    paths: Vec<(usize, usize)>,
+    /// Also tests a header: may or may not apply to a request.
+    header: bool,
+    /// 0: plain HTTP (`web`, no `spec.tls`); 1: TLS without options; 2: the
+    /// `mtls-required` TLSOption; 3: the `optional` one.
+    tls: usize,
+    priority: Option<i64>,
+}
+
+fn ingress_route_spec() -> impl Strategy<Value = IngressRouteSpec> {
+    (
+        0..NAMES.len(),
+        0..TRAEFIK_HOSTS.len(),
+        prop::collection::vec((0..path_pool().len(), 0..2usize), 0..3),
+        prop::bool::weighted(0.2),
+        prop_oneof![1 => Just(0usize), 2 => Just(1usize), 4 => Just(2usize), 2 => Just(3usize)],
+        prop::option::of(1..40i64),
+    )
+        .prop_map(
+            |(name, host, paths, header, tls, priority)| IngressRouteSpec {
+                name,
+                host,
+                paths,
+                header,
+                tls,
+                priority,
+            },
+        )
+}
+
+#[derive(Debug, Clone)]
+enum TraefikChange {
+    Upsert(IngressRouteSpec),
+    Delete(usize),
+    /// The `mtls-required` TLSOption with this index into [`CLIENT_AUTH_TYPES`].
+    ClientAuth(usize),
+}
+
+#[derive(Debug, Clone)]
+struct TraefikWorld {
+    initial: Vec<IngressRouteSpec>,
+    changes: Vec<TraefikChange>,
+}
+
+fn traefik_world() -> impl Strategy<Value = TraefikWorld> {
+    (
+        prop::collection::vec(ingress_route_spec(), 0..6),
+        prop::collection::vec(
+            prop_oneof![
+                5 => ingress_route_spec().prop_map(TraefikChange::Upsert),
+                1 => (0..NAMES.len()).prop_map(TraefikChange::Delete),
+                1 => (0..CLIENT_AUTH_TYPES.len()).prop_map(TraefikChange::ClientAuth),
+            ],
+            1..7,
+        ),
+    )
+        .prop_map(|(initial, changes)| TraefikWorld { initial, changes })
+}
+
+fn ingress_route(spec: &IngressRouteSpec) -> String {
+    let pool = path_pool();
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(host) = TRAEFIK_HOSTS[spec.host] {
+        parts.push(format!("Host(`{host}`)"));
+    }
+    let paths: Vec<String> = spec
+        .paths
+        .iter()
+        .map(|(p, kind)| format!("{}(`{}`)", ["Path", "PathPrefix"][*kind], pool[*p]))
+        .collect();
+    if !paths.is_empty() {
+        parts.push(format!("({})", paths.join(" || ")));
+    }
+    if spec.header {
+        parts.push("Header(`X-Fapi-Interaction-Id`, `1`)".into());
+    }
+    if parts.is_empty() {
+        parts.push("PathPrefix(`/`)".into());
+    }
+    let rule = parts.join(" && ");
+    let priority = spec
+        .priority
+        .map_or(String::new(), |p| format!("\n      priority: {p}"));
+    let (entry_point, tls) = match spec.tls {
+        0 => ("web", String::new()),
+        1 => (
+            "websecure",
+            "  tls:\n    secretName: server-cert\n".to_string(),
+        ),
+        n => (
+            "websecure",
+            format!(
+                "  tls:\n    secretName: server-cert\n    options:\n      name: {}\n",
+                ["mtls-required", "optional"][n - 2]
+            ),
+        ),
+    };
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: {name}
+  namespace: {NS}
+spec:
+  entryPoints: [{entry_point}]
+  routes:
+    - kind: Rule
+      match: {rule}{priority}
+      services:
+        - {{name: backend, port: 8443}}
+{tls}",
+        name = NAMES[spec.name],
+        rule = common::q(&rule),
+    )
+}
+
+fn load_traefik_view(world: &TraefikWorld) -> ClusterView {
+    let mut docs = vec![
+        common::Profile::split_host().traefik().yaml(),
+        common::ca_secret(),
+        common::traefik::tls_option("mtls-required", CLIENT_AUTH_TYPES[0]),
+        common::traefik::tls_option("optional", "VerifyClientCertIfGiven"),
+    ];
+    let mut by_name = std::collections::BTreeMap::new();
+    for spec in &world.initial {
+        by_name.insert(spec.name, ingress_route(spec));
+    }
+    docs.extend(by_name.into_values());
+    let text = docs.join("---\n");
+    let parsed = parse_documents(Path::new("world.yaml"), &text).expect("world parses");
+    load(parsed, "default", true).expect("world loads").view
+}
+
+fn traefik_changes(world: &TraefikWorld) -> Vec<ObjectChange> {
+    world
+        .changes
+        .iter()
+        .map(|change| {
+            let label = format!("{change:?}");
+            match change {
+                TraefikChange::Upsert(spec) => {
+                    let (kind, object) = reduced(&ingress_route(spec));
+                    ObjectChange {
+                        kind,
+                        key: ObjectKey::new(NS, NAMES[spec.name]),
+                        after: Some(object),
+                        label,
+                    }
+                }
+                TraefikChange::Delete(name) => {
+                    let (kind, _) = reduced(&ingress_route(&IngressRouteSpec {
+                        name: *name,
+                        host: 0,
+                        paths: vec![],
+                        header: false,
+                        tls: 1,
+                        priority: None,
+                    }));
+                    ObjectChange {
+                        kind,
+                        key: ObjectKey::new(NS, NAMES[*name]),
+                        after: None,
+                        label,
+                    }
+                }
+                TraefikChange::ClientAuth(i) => {
+                    let (kind, object) = reduced(&common::traefik::tls_option(
+                        "mtls-required",
+                        CLIENT_AUTH_TYPES[*i],
+                    ));
+                    ObjectChange {
+                        kind,
+                        key: ObjectKey::new(NS, "mtls-required"),
+                        after: Some(object),
+                        label,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// The same property for Traefik IngressRoutes (route objects whose table is rebuilt
+    /// and compared) and TLSOptions (objects that route no host).
+    #[test]
+    fn traefik_object_changes_decide_as_full_re_evaluation(world in traefik_world()) {
+        check_changes(load_traefik_view(&world), traefik_changes(&world))?;
+    }
 }
