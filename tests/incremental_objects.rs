@@ -277,6 +277,11 @@ fn load_view(world: &World) -> ClusterView {
         by_name.insert(spec.name, http_route(spec));
     }
     docs.extend(by_name.into_values());
+    view_of(&docs)
+}
+
+/// The cluster view of a world's manifests.
+fn view_of(docs: &[String]) -> ClusterView {
     let text = docs.join("---\n");
     let parsed = parse_documents(Path::new("world.yaml"), &text).expect("world parses");
     load(parsed, "default", true).expect("world loads").view
@@ -297,6 +302,27 @@ struct ObjectChange {
     after: Option<SharedObject>,
     /// What the change is, for failure messages.
     label: String,
+}
+
+impl ObjectChange {
+    /// The object of `manifest` created or replaced.
+    fn upsert(manifest: &str, label: String) -> Self {
+        let (kind, object) = reduced(manifest);
+        Self {
+            kind,
+            key: object.key().clone(),
+            after: Some(object),
+            label,
+        }
+    }
+
+    /// The object of `manifest` (any version of it) deleted.
+    fn delete(manifest: &str, label: String) -> Self {
+        Self {
+            after: None,
+            ..Self::upsert(manifest, label)
+        }
+    }
 }
 
 /// The changes of a Gateway API world, in order.
@@ -320,41 +346,22 @@ fn gateway_changes(world: &World) -> Vec<ObjectChange> {
                         },
                         _ => spec.clone(),
                     };
-                    let (kind, object) = reduced(&http_route(&spec));
-                    let key = ObjectKey::new(NS, NAMES[spec.name]);
+                    let change = ObjectChange::upsert(&http_route(&spec), label);
                     applied.insert(spec.name, spec);
-                    ObjectChange {
-                        kind,
-                        key,
-                        after: Some(object),
-                        label,
-                    }
+                    change
                 }
                 Change::Delete(name) => {
                     applied.remove(name);
-                    let (kind, _) = reduced(&http_route(&RouteSpec {
+                    let any_version = RouteSpec {
                         name: *name,
                         parents: 0,
                         hostnames: 0,
                         created: 0,
                         rules: vec![],
-                    }));
-                    ObjectChange {
-                        kind,
-                        key: ObjectKey::new(NS, NAMES[*name]),
-                        after: None,
-                        label,
-                    }
+                    };
+                    ObjectChange::delete(&http_route(&any_version), label)
                 }
-                Change::Frontend(frontend) => {
-                    let (kind, object) = reduced(&mtls_gateway(*frontend));
-                    ObjectChange {
-                        kind,
-                        key: ObjectKey::new(NS, "mtls"),
-                        after: Some(object),
-                        label,
-                    }
-                }
+                Change::Frontend(frontend) => ObjectChange::upsert(&mtls_gateway(*frontend), label),
             }
         })
         .collect()
@@ -450,19 +457,6 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
         }
     }
     Ok(())
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 192,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn gateway_api_object_changes_decide_as_full_re_evaluation(world in world()) {
-        check_changes(load_view(&world), gateway_changes(&world))?;
-    }
 }
 
 /// The compliant layout: the MTLS Gateway requires verified certificates, and one
@@ -709,9 +703,7 @@ fn load_traefik_view(world: &TraefikWorld) -> ClusterView {
         by_name.insert(spec.name, ingress_route(spec));
     }
     docs.extend(by_name.into_values());
-    let text = docs.join("---\n");
-    let parsed = parse_documents(Path::new("world.yaml"), &text).expect("world parses");
-    load(parsed, "default", true).expect("world loads").view
+    view_of(&docs)
 }
 
 fn traefik_changes(world: &TraefikWorld) -> Vec<ObjectChange> {
@@ -721,43 +713,22 @@ fn traefik_changes(world: &TraefikWorld) -> Vec<ObjectChange> {
         .map(|change| {
             let label = format!("{change:?}");
             match change {
-                TraefikChange::Upsert(spec) => {
-                    let (kind, object) = reduced(&ingress_route(spec));
-                    ObjectChange {
-                        kind,
-                        key: ObjectKey::new(NS, NAMES[spec.name]),
-                        after: Some(object),
-                        label,
-                    }
-                }
+                TraefikChange::Upsert(spec) => ObjectChange::upsert(&ingress_route(spec), label),
                 TraefikChange::Delete(name) => {
-                    let (kind, _) = reduced(&ingress_route(&IngressRouteSpec {
+                    let any_version = IngressRouteSpec {
                         name: *name,
                         host: 0,
                         paths: vec![],
                         header: false,
                         tls: 1,
                         priority: None,
-                    }));
-                    ObjectChange {
-                        kind,
-                        key: ObjectKey::new(NS, NAMES[*name]),
-                        after: None,
-                        label,
-                    }
+                    };
+                    ObjectChange::delete(&ingress_route(&any_version), label)
                 }
-                TraefikChange::ClientAuth(i) => {
-                    let (kind, object) = reduced(&common::traefik::tls_option(
-                        "mtls-required",
-                        CLIENT_AUTH_TYPES[*i],
-                    ));
-                    ObjectChange {
-                        kind,
-                        key: ObjectKey::new(NS, "mtls-required"),
-                        after: Some(object),
-                        label,
-                    }
-                }
+                TraefikChange::ClientAuth(i) => ObjectChange::upsert(
+                    &common::traefik::tls_option("mtls-required", CLIENT_AUTH_TYPES[*i]),
+                    label,
+                ),
             }
         })
         .collect()
@@ -765,10 +736,15 @@ fn traefik_changes(world: &TraefikWorld) -> Vec<ObjectChange> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 128,
+        cases: 160,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
+
+    #[test]
+    fn gateway_api_object_changes_decide_as_full_re_evaluation(world in world()) {
+        check_changes(load_view(&world), gateway_changes(&world))?;
+    }
 
     /// The same property for Traefik IngressRoutes (route objects whose table is rebuilt
     /// and compared) and TLSOptions (objects that route no host).
