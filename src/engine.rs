@@ -556,9 +556,9 @@ struct ProbeReuse<'a> {
     remap: &'a [Option<usize>],
     /// The matchers of the changed object's routes, before and after the change.
     changed: &'a [&'a PathMatcher],
-    /// `changed` by literal: a representative path is matched only against the changed
-    /// matchers that may match it.
-    changed_index: &'a LiteralIndex,
+    /// `changed` by literal, when there are more than [`DIRECT_CHANGED_CHECKS`]: a
+    /// representative path is matched only against the changed matchers that may match it.
+    changed_index: Option<&'a LiteralIndex>,
     /// The same, before the change only and after it only.
     changed_before: &'a [&'a PathMatcher],
     changed_after: &'a [&'a PathMatcher],
@@ -579,11 +579,9 @@ impl ProbeReuse<'_> {
         let may_match = |m: &PathMatcher| m.matches(path) != MatchResult::No;
         // A change of one object has a few matchers: comparing the path with each is
         // cheaper than hashing its prefixes for the index.
-        let reached = if self.changed.len() <= DIRECT_CHANGED_CHECKS {
-            self.changed.iter().any(|m| may_match(m))
-        } else {
-            self.changed_index
-                .any_candidate(path, |i| may_match(self.changed[i]))
+        let reached = match self.changed_index {
+            Some(index) => index.any_candidate(path, |i| may_match(self.changed[i])),
+            None => self.changed.iter().any(|m| may_match(m)),
         };
         if reached {
             return None;
@@ -1019,11 +1017,7 @@ fn after_change(
 ) -> HostEvaluation {
     let coverage = before.coverage;
     let (patched, new) = match patch {
-        Some(TablePatch {
-            table,
-            removed,
-            added,
-        }) => (Some((removed, added)), Some(Arc::new(table))),
+        Some(TablePatch { table, moves }) => (Some(moves), Some(Arc::new(table))),
         None => (
             None,
             host_table(profile, dialect, objects, host).map(Arc::new),
@@ -1040,8 +1034,9 @@ fn after_change(
     // decide nothing here: the common UPDATE) leaves every target's outcome as it was. A
     // patched table is the old one but for the run it replaced.
     let unchanged = match &patched {
-        Some((removed, added)) => {
-            removed == added && removed.iter().all(|&i| same_route(old, i, &new, i))
+        Some(moves) => {
+            moves.removed() == moves.added()
+                && moves.removed().iter().all(|&i| same_route(old, i, &new, i))
         }
         None => same_table(old, &new),
     };
@@ -1055,18 +1050,26 @@ fn after_change(
             violations: OnceLock::new(),
         };
     }
-    let remap = match &patched {
+    let remap: Arc<[Option<usize>]> = match &patched {
         // Every route the patch kept is the old table's, in the same order.
-        Some((removed, added)) => patch_remap(old.routes.len(), removed, added),
+        Some(moves) => Arc::clone(moves.remap()),
         None => match same_other_routes(old, &new, changed) {
-            Some(remap) => remap,
+            Some(remap) => remap.into(),
             None => return evaluate_host(profile, dialect, objects, host, coverage),
         },
     };
     let (changed_before, changed_after) = match &patched {
-        Some((removed, added)) => (
-            removed.iter().map(|&i| &old.routes[i].matcher).collect(),
-            added.iter().map(|&j| &new.routes[j].matcher).collect(),
+        Some(moves) => (
+            moves
+                .removed()
+                .iter()
+                .map(|&i| &old.routes[i].matcher)
+                .collect(),
+            moves
+                .added()
+                .iter()
+                .map(|&j| &new.routes[j].matcher)
+                .collect(),
         ),
         None => (routes_of(old, changed), routes_of(&new, changed)),
     };
@@ -1075,7 +1078,9 @@ fn after_change(
         .chain(&changed_after)
         .copied()
         .collect();
-    let changed_index = LiteralIndex::new(changed_matchers.iter().copied());
+    // Few changed matchers are compared with each path directly (`ProbeReuse::carried_over`).
+    let changed_index = (changed_matchers.len() > DIRECT_CHANGED_CHECKS)
+        .then(|| LiteralIndex::new(changed_matchers.iter().copied()));
     // Probes of untouched targets stay valid where every other route keeps its index.
     let same_indices = old.routes.len() == new.routes.len()
         && remap
@@ -1092,7 +1097,7 @@ fn after_change(
                     probes,
                     remap: &remap,
                     changed: &changed_matchers,
-                    changed_index: &changed_index,
+                    changed_index: changed_index.as_ref(),
                     changed_before: &changed_before,
                     changed_after: &changed_after,
                     unlisted: previous.unlisted.as_deref(),
@@ -1127,27 +1132,6 @@ fn after_change(
         coverage,
         violations: OnceLock::new(),
     }
-}
-
-/// For each route of a table of `old_len` routes, its index after a patch that removed the
-/// routes at `removed` and added new ones at `added` (both ascending), keeping the others
-/// in order (`None`: removed).
-fn patch_remap(old_len: usize, removed: &[usize], added: &[usize]) -> Vec<Option<usize>> {
-    let mut removed = removed.iter().peekable();
-    let mut added = added.iter().peekable();
-    let mut next = 0usize;
-    (0..old_len)
-        .map(|i| {
-            if removed.next_if(|&&r| r == i).is_some() {
-                return None;
-            }
-            while added.next_if(|&&a| a == next).is_some() {
-                next += 1;
-            }
-            next += 1;
-            Some(next - 1)
-        })
-        .collect()
 }
 
 /// The matchers of the routes of `source` in `table`.
@@ -1468,47 +1452,5 @@ fn route_violation(
         path: Some(route.path.clone()),
         endpoint: target.endpoint,
         url: Some(target.url.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::patch_remap;
-
-    /// (old table's length, removed, added, expected remap).
-    type RemapCase = (
-        usize,
-        &'static [usize],
-        &'static [usize],
-        &'static [Option<usize>],
-    );
-
-    /// Kept routes keep their order and move past the removed and added ones.
-    #[test]
-    fn patch_remap_moves_kept_routes_past_removals_and_additions() {
-        let cases: [RemapCase; 5] = [
-            // Nothing changed.
-            (3, &[], &[], &[Some(0), Some(1), Some(2)]),
-            // One run replaced by two routes (ingress-nginx's patch).
-            (4, &[1], &[1, 2], &[Some(0), None, Some(3), Some(4)]),
-            // Scattered removals and additions (Gateway API precedence).
-            (
-                5,
-                &[0, 3],
-                &[2, 4],
-                &[None, Some(0), Some(1), None, Some(3)],
-            ),
-            // Additions after every old route.
-            (2, &[], &[2, 3], &[Some(0), Some(1)]),
-            // Everything removed, one route added first.
-            (2, &[0, 1], &[0], &[None, None]),
-        ];
-        for (old_len, removed, added, expected) in cases {
-            assert_eq!(
-                patch_remap(old_len, removed, added),
-                expected,
-                "{old_len} routes, removed {removed:?}, added {added:?}"
-            );
-        }
     }
 }

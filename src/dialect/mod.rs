@@ -194,28 +194,71 @@ impl HostRouteTable {
 }
 
 /// A host's table after a change of one object, derived from the table before it
-/// ([`Dialect::patched_table`], [`Dialect::patched_object_table`]): the old table's routes
-/// at `removed` (the changed object's) are gone and the new table's routes at `added` are
-/// new; every other route, in the same relative order, and every host-wide field is the
-/// old table's.
+/// ([`Dialect::patched_table`], [`Dialect::patched_object_table`]): the changed object's
+/// routes moved as `moves` says; every other route, in the same relative order, and every
+/// host-wide field is the old table's.
 #[derive(Debug)]
 pub struct TablePatch {
     pub table: HostRouteTable,
-    /// Indices into the old table's routes, ascending.
-    pub removed: Vec<usize>,
-    /// Indices into `table.routes`, ascending.
-    pub added: Vec<usize>,
+    pub moves: RouteMoves,
 }
 
-impl TablePatch {
-    /// A patch that replaced the run `replaced` of the old table with `inserted` routes at
-    /// `replaced.start`.
-    pub fn run(table: HostRouteTable, replaced: std::ops::Range<usize>, inserted: usize) -> Self {
+/// Where a patch moved the old table's routes: the changed object's were removed, its new
+/// ones added, every other route kept in order.
+#[derive(Debug)]
+pub struct RouteMoves {
+    /// Indices into the old table's routes, ascending.
+    removed: Vec<usize>,
+    /// Indices into the new table's routes, ascending.
+    added: Vec<usize>,
+    /// For each route of the old table, its index in the new one (`None`: removed);
+    /// derived once, for the engine and for a dialect's remapped index.
+    remap: Arc<[Option<usize>]>,
+}
+
+impl RouteMoves {
+    /// The routes at `removed` of an old table of `old_len` routes removed and those at
+    /// `added` of the new table added (both ascending).
+    pub fn new(old_len: usize, removed: Vec<usize>, added: Vec<usize>) -> Self {
+        let mut gone = removed.iter().peekable();
+        let mut new = added.iter().peekable();
+        let mut next = 0usize;
+        let remap = (0..old_len)
+            .map(|i| {
+                if gone.next_if(|&&r| r == i).is_some() {
+                    return None;
+                }
+                while new.next_if(|&&a| a == next).is_some() {
+                    next += 1;
+                }
+                next += 1;
+                Some(next - 1)
+            })
+            .collect();
         Self {
-            table,
-            added: (replaced.start..replaced.start + inserted).collect(),
-            removed: replaced.collect(),
+            removed,
+            added,
+            remap,
         }
+    }
+
+    /// The run `replaced` of an old table of `old_len` routes replaced with `inserted`
+    /// routes at `replaced.start`.
+    pub fn run(old_len: usize, replaced: std::ops::Range<usize>, inserted: usize) -> Self {
+        let added = (replaced.start..replaced.start + inserted).collect();
+        Self::new(old_len, replaced.collect(), added)
+    }
+
+    pub fn removed(&self) -> &[usize] {
+        &self.removed
+    }
+
+    pub fn added(&self) -> &[usize] {
+        &self.added
+    }
+
+    pub fn remap(&self) -> &Arc<[Option<usize>]> {
+        &self.remap
     }
 }
 
@@ -695,6 +738,49 @@ mod registry_tests {
             let controller: IngressController =
                 serde_json::from_value(serde_json::json!(value)).expect(value);
             assert!(dialect_for(controller).is_some(), "{value} has no dialect");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RouteMoves;
+
+    /// (old table's length, removed, added, expected remap).
+    type RemapCase = (
+        usize,
+        &'static [usize],
+        &'static [usize],
+        &'static [Option<usize>],
+    );
+
+    /// Kept routes keep their order and move past the removed and added ones.
+    #[test]
+    fn kept_routes_move_past_removals_and_additions() {
+        let cases: [RemapCase; 5] = [
+            // Nothing changed.
+            (3, &[], &[], &[Some(0), Some(1), Some(2)]),
+            // One run replaced by two routes (ingress-nginx's patch).
+            (4, &[1], &[1, 2], &[Some(0), None, Some(3), Some(4)]),
+            // Scattered removals and additions (Gateway API precedence).
+            (
+                5,
+                &[0, 3],
+                &[2, 4],
+                &[None, Some(0), Some(1), None, Some(3)],
+            ),
+            // Additions after every old route.
+            (2, &[], &[2, 3], &[Some(0), Some(1)]),
+            // Everything removed, one route added first.
+            (2, &[0, 1], &[0], &[None, None]),
+        ];
+        for (old_len, removed, added, expected) in cases {
+            let moves = RouteMoves::new(old_len, removed.to_vec(), added.to_vec());
+            assert_eq!(
+                &moves.remap()[..],
+                expected,
+                "{old_len} routes, removed {removed:?}, added {added:?}"
+            );
         }
     }
 }

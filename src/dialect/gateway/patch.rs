@@ -19,7 +19,9 @@ use super::{
     Attachment, Candidate, GatewayView, HTTP_ROUTE_KIND, HttpPathType, HttpRouteView,
     PrecedenceKey, PrecedencePrefix, attachment, candidate_routes,
 };
-use crate::dialect::{AuthKind, HostRouteTable, Route, RouteSource, SharedObject, TablePatch};
+use crate::dialect::{
+    AuthKind, HostRouteTable, Route, RouteMoves, RouteSource, SharedObject, TablePatch,
+};
 use crate::paths::{LiteralIndex, PathMatcher};
 
 /// One listener that serves the host (a group of the table's routes).
@@ -162,6 +164,7 @@ pub(super) fn patch(
                         g,
                         Candidate {
                             route,
+                            // Unused: a patch orders by the route's key (`RouteOrder`).
                             route_rank: 0,
                             rule: ri,
                             matched: mi,
@@ -191,8 +194,6 @@ pub(super) fn patch(
     let mut orders: Vec<RouteOrder> = Vec::with_capacity(capacity);
     let mut removed: Vec<usize> = Vec::new();
     let mut added_at: Vec<usize> = Vec::with_capacity(added.len());
-    // For each old route, its index in the new table (`None`: removed).
-    let mut remap: Vec<Option<usize>> = Vec::with_capacity(before.routes.len());
     let mut pending = added.into_iter().peekable();
     for (i, (route, order)) in before.routes.iter().zip(&state.orders).enumerate() {
         // Names differ first, as a rule: compared before namespaces and kinds.
@@ -201,7 +202,6 @@ pub(super) fn patch(
                 return None;
             }
             removed.push(i);
-            remap.push(None);
             continue;
         }
         while let Some((o, r)) = pending.next_if(|(o, _)| {
@@ -211,7 +211,6 @@ pub(super) fn patch(
             routes.push(r);
             orders.push(o);
         }
-        remap.push(Some(routes.len()));
         routes.push(Arc::clone(route));
         orders.push(*order);
     }
@@ -220,6 +219,7 @@ pub(super) fn patch(
         routes.push(r);
         orders.push(o);
     }
+    let moves = RouteMoves::new(before.routes.len(), removed, added_at);
     let table = before.with_routes(
         routes,
         Some(Arc::new(PatchState {
@@ -229,7 +229,7 @@ pub(super) fn patch(
             orders,
         })),
     );
-    // The old table's literal index serves the new one through the remap, if it was
+    // The old table's literal index serves the new one through the moves, if it was
     // built (it is, for a before-state that was evaluated): no rebuild per review.
     if let Some(base) = before
         .winners_index
@@ -238,16 +238,12 @@ pub(super) fn patch(
     {
         let patched: Arc<dyn std::any::Any + Send + Sync> = Arc::new(PatchedIndex {
             base: Arc::clone(base),
-            remap,
-            added: added_at.clone(),
+            remap: Arc::clone(moves.remap()),
+            added: moves.added().to_vec(),
         });
         let _ = table.winners_index.set(patched);
     }
-    Some(TablePatch {
-        table,
-        removed,
-        added: added_at,
-    })
+    Some(TablePatch { table, moves })
 }
 
 /// The literal index of a patched table: the old table's index, its candidates moved to
@@ -257,7 +253,7 @@ pub(super) fn patch(
 pub(super) struct PatchedIndex {
     /// A [`LiteralIndex`] over the old table's routes.
     base: Arc<dyn std::any::Any + Send + Sync>,
-    remap: Vec<Option<usize>>,
+    remap: Arc<[Option<usize>]>,
     added: Vec<usize>,
 }
 

@@ -74,8 +74,8 @@ use std::sync::Arc;
 use self::annotations::{Decision, PREFIX, bool_annotation, normalize_string, string_annotation};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
-    RenderedObject, Route, RouteAuth, RouteSource, TablePatch, gate_url_for, is_gate_url,
-    oldest_first,
+    RenderedObject, Route, RouteAuth, RouteMoves, RouteSource, TablePatch, gate_url_for,
+    is_gate_url, oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
 use crate::paths::{LiteralIndex, MatchResult, PathMatcher};
@@ -1320,11 +1320,10 @@ impl PatchState {
             claims,
             ..self.clone()
         };
-        Some(TablePatch::run(
-            before.with_routes(routes, Some(Arc::new(state))),
-            replaced,
-            inserted_count,
-        ))
+        Some(TablePatch {
+            table: before.with_routes(routes, Some(Arc::new(state))),
+            moves: RouteMoves::run(before.routes.len(), replaced, inserted_count),
+        })
     }
 }
 
