@@ -11,7 +11,8 @@
 //!   routes can reach (`engine::evaluate_host_after_object_change`), has the same verdict,
 //!   coverage included, and the same table as the host evaluated from scratch on the world
 //!   after the change (`engine::evaluate_host`), also when the before-state is itself the
-//!   previous change's incremental result;
+//!   previous change's incremental result, and its table chooses the same winners for
+//!   every path of the pool (so a patched table's remapped index is checked too);
 //! - the admission decision with the before-state cache (`review_object`, as the webhook
 //!   runs it) equals the reference decision (`review_object_in_full`).
 //!
@@ -424,6 +425,24 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
                         label,
                         from
                     );
+                    // The patched table's lookup structure (a remapped index) chooses as the
+                    // full table's, for every path of the pool and below it.
+                    if let (Some(a), Some(b)) = (incremental.table(), full.table()) {
+                        for path in path_pool()
+                            .iter()
+                            .flat_map(|p| [p.clone(), format!("{p}/x")])
+                        {
+                            prop_assert_eq!(
+                                dialect.winners(a, &path),
+                                dialect.winners(b, &path),
+                                "host {} after {}, from {} before-state: winners of {}",
+                                host,
+                                label,
+                                from,
+                                path
+                            );
+                        }
+                    }
                 }
                 let next = engine::evaluate_host_after_object_change(
                     profile,
