@@ -17,6 +17,13 @@
 //! - `LOAD_TARGETS` (default `echo,webhook`): which targets to run.
 //! - `LOAD_WEBHOOK` (`validate` default, `mutate`, or `verify`): which webhook path is
 //!   driven (`verify` measures the transport alone: the gate ignores the body).
+//! - `LOAD_INGRESSES` (default 10,000): Ingresses in the webhook's view.
+//! - `LOAD_API_ROUTES` (default 200, the reference world of design.md §7): routes on the
+//!   bank's MTLS API host, the host of the reviewed Ingress.
+//! - `LOAD_REVIEW` (`update` default, or `create`): the review sent. `update` is the UPDATE
+//!   of one of the API host's Ingresses that moves its path (the case, and the
+//!   engine bench's "path moved"); `create` is a new Ingress with seven paths that other
+//!   Ingresses of the host already claim (duplicates: the host's table is built in full).
 //!
 //! Server and clients share one tokio runtime with 2 worker threads (the machine has 2
 //! cores), so the figures include the client's cost; the echo run pays the same cost,
@@ -42,22 +49,25 @@ use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// The admission handler under load. Replace the body with the engine-backed handler.
 /// The engine-backed handler over a synthetic cluster of 10,000 Ingresses (the bank of
-/// `mtls_gate::synthetic` plus other tenants); `LOAD_HANDLER=stub` uses the stand-in below
-/// to measure the transport alone.
+/// `mtls_gate::synthetic`, 200 routes on its API host, plus other tenants);
+/// `LOAD_HANDLER=stub` uses the stand-in below to measure the transport alone.
 fn load_handler() -> Arc<dyn AdmissionHandler> {
     if std::env::var("LOAD_HANDLER").as_deref() == Ok("stub") {
         return Arc::new(BenchHandler);
     }
     let count = env::<usize>("LOAD_INGRESSES").unwrap_or(10_000);
-    let yaml = mtls_gate::synthetic::cluster_yaml(count);
+    let api_routes = api_routes();
+    let yaml = mtls_gate::synthetic::cluster_yaml_with_api_routes(count, api_routes);
     let docs = mtls_gate::manifest::parse_documents(std::path::Path::new("cluster.yaml"), &yaml)
         .expect("synthetic cluster parses");
     let view = mtls_gate::manifest::load(docs, "default", true)
         .expect("synthetic cluster loads")
         .view;
-    eprintln!("cluster view: {} Ingresses", view.ingress_count());
+    eprintln!(
+        "cluster view: {} Ingresses, {api_routes} routes on the API host",
+        view.ingress_count()
+    );
     Arc::new(mtls_gate::admission::ClusterAdmission::new(
         Arc::new(std::sync::RwLock::new(view)),
         Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -144,9 +154,63 @@ impl Settings {
     }
 }
 
+fn api_routes() -> usize {
+    env::<usize>("LOAD_API_ROUTES").unwrap_or(200)
+}
+
+/// The review the load sends (`LOAD_REVIEW`).
+fn review_body() -> Vec<u8> {
+    if std::env::var("LOAD_REVIEW").as_deref() == Ok("create") {
+        return create_review_body();
+    }
+    update_review_body()
+}
+
+/// An UPDATE of one of the bank's API-host Ingresses, as the view holds it, that moves its
+/// path to one no other Ingress claims.
+fn update_review_body() -> Vec<u8> {
+    let bank = mtls_gate::synthetic::bank_ingresses_with_api_routes(api_routes());
+    let old = bank
+        .iter()
+        .rev()
+        .find(|i| {
+            i["spec"]["rules"][0]["host"] == "mtls-api.bank.example"
+                && i["metadata"]["name"] != "api-catch-all"
+        })
+        .or_else(|| bank.last())
+        .cloned()
+        .unwrap_or_default();
+    let mut new = old.clone();
+    new["spec"]["rules"][0]["http"]["paths"][0]["path"] =
+        serde_json::json!("/open-banking-nz/v3.0/service-moved");
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800003",
+            "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "requestKind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+            "requestResource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "name": old["metadata"]["name"],
+            "namespace": old["metadata"]["namespace"],
+            "operation": "UPDATE",
+            "userInfo": {
+                "username": "system:serviceaccount:argocd:argocd-application-controller",
+                "groups": ["system:serviceaccounts", "system:authenticated"]
+            },
+            "object": new,
+            "oldObject": old,
+            "dryRun": false,
+            "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "argocd-controller"}
+        }
+    });
+    serde_json::to_vec(&review).unwrap_or_default()
+}
+
 /// A realistic Ingress CREATE review (~3 KB): labels, annotations, managedFields, TLS,
 /// several paths.
-fn review_body() -> Vec<u8> {
+fn create_review_body() -> Vec<u8> {
     let paths: Vec<serde_json::Value> = [
         "/accounts",
         "/accounts/{AccountId}",
@@ -317,6 +381,38 @@ async fn send(sender: &mut Sender, path: &str, body: &Bytes) -> anyhow::Result<S
     let status = resp.status();
     resp.into_body().collect().await?;
     Ok(status)
+}
+
+/// What the webhook answers to `body`: the status, and for an AdmissionReview whether it
+/// allowed the change and why not (the load must measure a decision, not an error).
+async fn first_response(
+    addr: SocketAddr,
+    path: &str,
+    client: Arc<rustls::ClientConfig>,
+    body: &Bytes,
+) -> anyhow::Result<String> {
+    let Sender::H1(mut sender) = connect(addr, client).await? else {
+        anyhow::bail!("the decision is read over HTTP/1.1 only");
+    };
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))?;
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let review: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let response = &review["response"];
+    Ok(format!(
+        "HTTP {status}, allowed {}, {}",
+        response["allowed"],
+        response["status"]["message"]
+            .as_str()
+            .map_or("no message".to_string(), |m| m.chars().take(300).collect())
+    ))
 }
 
 struct RunResult {
@@ -565,6 +661,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let body = Bytes::from(review_body());
     parse_costs(&body);
+    if settings.targets.iter().any(|t| t == "webhook") {
+        let decided = first_response(webhook_addr, settings.webhook_path, client.clone(), &body)
+            .await?;
+        println!("webhook answer to the review: {decided}");
+    }
     println!(
         "webhook_load: {} keep-alive connections, {}, body {} bytes, {} s per target{}{}",
         settings.connections,

@@ -732,9 +732,13 @@ fn typed_object<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, String> {
     let Some(obj) = obj else { return Ok(None) };
     let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize(value)
-        .map(Some)
-        .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    // As `manifest::typed`: read without tracking the path (a segment allocated per field,
+    // a tenth of a review), and read a failing object again with it to name the field.
+    T::deserialize(&value).map(Some).or_else(|_| {
+        serde_path_to_error::deserialize(&value)
+            .map(Some)
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    })
 }
 
 fn respond(req: &AdmissionRequest<DynamicObject>, outcome: Outcome) -> Reviewed {

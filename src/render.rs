@@ -350,6 +350,12 @@ fn render_one(
                 ),
             ));
         }
+        // Which endpoints each path serves decides only for a host that serves both
+        // schemes (behind the gate); on a single-scheme host the role alone decides, and
+        // the analysis (every endpoint of the host over its whole route table) is skipped.
+        if *host_role != HostRole::Mixed {
+            continue;
+        }
         let by_path = analyses.served_by_paths(profile, objects, host, &ingress.key);
         let mixed_paths: Vec<String> = by_path
             .iter()
@@ -372,31 +378,29 @@ fn render_one(
             .filter(|(_, s)| s.contains_key(&Scheme::Tls))
             .map(|(p, _)| p)
             .collect();
-        if *host_role == HostRole::Mixed {
-            if !mixed_paths.is_empty() {
-                return Err(refuse(
-                    Some(host),
-                    format!(
-                        "on host {host}, path(s) {} of Ingress {} serve both MTLS and TLS endpoints, so no per-path setting fits. Replace them with specific paths that each serve one scheme.",
-                        mixed_paths.join(", "),
-                        ingress.key
-                    ),
-                ));
-            }
-            if !ingress_mtls.is_empty() && !ingress_tls.is_empty() {
-                return Err(refuse(
-                    Some(host),
-                    format!(
-                        "Ingress {} serves MTLS endpoints on paths {} and TLS endpoints on paths {} of host {host}; the gate applies to every path of an Ingress. Move the TLS paths ({}) to a separate Ingress for the same host.",
-                        ingress.key,
-                        join_refs(&ingress_mtls),
-                        join_refs(&ingress_tls),
-                        join_refs(&ingress_tls)
-                    ),
-                ));
-            }
-            serves_mtls |= !ingress_mtls.is_empty();
+        if !mixed_paths.is_empty() {
+            return Err(refuse(
+                Some(host),
+                format!(
+                    "on host {host}, path(s) {} of Ingress {} serve both MTLS and TLS endpoints, so no per-path setting fits. Replace them with specific paths that each serve one scheme.",
+                    mixed_paths.join(", "),
+                    ingress.key
+                ),
+            ));
         }
+        if !ingress_mtls.is_empty() && !ingress_tls.is_empty() {
+            return Err(refuse(
+                Some(host),
+                format!(
+                    "Ingress {} serves MTLS endpoints on paths {} and TLS endpoints on paths {} of host {host}; the gate applies to every path of an Ingress. Move the TLS paths ({}) to a separate Ingress for the same host.",
+                    ingress.key,
+                    join_refs(&ingress_mtls),
+                    join_refs(&ingress_tls),
+                    join_refs(&ingress_tls)
+                ),
+            ));
+        }
+        serves_mtls |= !ingress_mtls.is_empty();
     }
     let input = RenderInput {
         profile,
