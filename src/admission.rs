@@ -234,6 +234,7 @@ fn review_ingress_with(
                         old: view.ingress(key).map(|old| &**old),
                         new: new_view.as_deref(),
                     },
+                    false,
                 )),
                 None => Arc::new(engine::evaluate_host(
                     profile,
@@ -444,6 +445,7 @@ fn review_object_with(
                         kind,
                         key,
                         (old_version.as_ref(), new.as_ref()),
+                        false,
                     )
                 }
                 None => {

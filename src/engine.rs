@@ -473,6 +473,58 @@ struct UnlistedCounts {
     /// The fresh character of the table's literals the candidates were made with.
     fresh: char,
     counts: HashMap<Arc<str>, usize>,
+    /// The representatives in order, with what their probes make each route win (set
+    /// once the probes are chosen).
+    order: Option<ProbeOrder>,
+}
+
+/// An unlisted scope's representative paths in byte order, and of how many of them each
+/// route of the table is a winner: kept with a before-state, so that an after-state that
+/// keeps no probes finds the paths a changed route may match by range (a `Prefix` literal's
+/// paths are one run of the order) and its serving routes by counts
+/// ([`ProbeReuse::unlisted_serving`]), without visiting the other probes.
+#[derive(Debug)]
+struct ProbeOrder {
+    paths: Vec<Arc<str>>,
+    /// Per route index of the table: the representatives whose winners include it.
+    wins: Vec<u32>,
+}
+
+impl ProbeOrder {
+    fn of(probes: &Probes, routes: usize) -> Self {
+        let mut paths: Vec<Arc<str>> = probes.keys().cloned().collect();
+        paths.sort_unstable();
+        let mut wins = vec![0u32; routes];
+        for winners in probes.values() {
+            for &i in winners {
+                if let Some(n) = wins.get_mut(i) {
+                    *n += 1;
+                }
+            }
+        }
+        Self { paths, wins }
+    }
+
+    /// Positions of the paths `matcher` may match: by range or lookup for literal
+    /// matchers; `None` for the others (the caller then matches every path).
+    fn reached_by(&self, matcher: &PathMatcher, out: &mut Vec<usize>) -> Option<()> {
+        match matcher {
+            PathMatcher::Exact(p) => {
+                if let Ok(i) = self.paths.binary_search_by(|path| (**path).cmp(p.as_str())) {
+                    out.push(i);
+                }
+            }
+            PathMatcher::Prefix(p) => {
+                let start = self.paths.partition_point(|path| **path < *p.as_str());
+                out.extend(
+                    (start..self.paths.len())
+                        .take_while(|&i| self.paths[i].starts_with(p.as_str())),
+                );
+            }
+            PathMatcher::PrefixIgnoreCase(_) | PathMatcher::Regex(_) => return None,
+        }
+        Some(())
+    }
 }
 
 impl UnlistedCounts {
@@ -494,6 +546,7 @@ impl UnlistedCounts {
         Self {
             fresh: literals.fresh,
             counts,
+            order: None,
         }
     }
 
@@ -564,6 +617,9 @@ struct ProbeReuse<'a> {
     changed_after: &'a [&'a PathMatcher],
     /// The target's counted unlisted-scope representatives before the change.
     unlisted: Option<&'a UnlistedCounts>,
+    /// Whether the after-state keeps probes (to be the before-state of a further change);
+    /// without, an unlisted scope's serving routes are derived by counts.
+    keep_probes: bool,
 }
 
 impl ProbeReuse<'_> {
@@ -590,6 +646,81 @@ impl ProbeReuse<'_> {
             .iter()
             .map(|&i| self.remap.get(i).copied().flatten())
             .collect()
+    }
+
+    /// Which routes serve an unlisted scope after a change that takes the representatives
+    /// `change.gone` away and adds `change.added`, from the counts of `order` (the scope
+    /// before, counted from `self.probes`): the paths a changed route may match and the
+    /// gone ones give back their old winners, the others keep theirs (remapped), and the
+    /// reached and added paths are chosen anew. What [`ProbeReuse::unlisted_probes`] would
+    /// serve, without visiting the other probes. `None` when a count is off (never, for
+    /// counts of the probes before): the caller rebuilds the probes.
+    fn unlisted_serving(
+        &self,
+        change: &UnlistedChange,
+        order: &ProbeOrder,
+        dialect: &dyn Dialect,
+        table: &HostRouteTable,
+    ) -> Option<Vec<bool>> {
+        if order.paths.len() != self.probes.len() || order.wins.len() != self.remap.len() {
+            return None;
+        }
+        let mut reached: Vec<usize> = Vec::new();
+        let by_order = self
+            .changed
+            .iter()
+            .try_for_each(|m| order.reached_by(m, &mut reached));
+        if by_order.is_none() {
+            reached.clear();
+            reached.extend(order.paths.iter().enumerate().filter_map(|(i, path)| {
+                self.changed
+                    .iter()
+                    .any(|m| m.matches(path) != MatchResult::No)
+                    .then_some(i)
+            }));
+        }
+        let mut recompute: Vec<&str> = Vec::with_capacity(reached.len() + change.added.len());
+        let mut wins = order.wins.clone();
+        let give_back = |path: &str, wins: &mut [u32]| -> Option<()> {
+            for &i in self.probes.get(path)? {
+                let n = wins.get_mut(i)?;
+                *n = n.checked_sub(1)?;
+            }
+            Some(())
+        };
+        reached.sort_unstable();
+        reached.dedup();
+        for &i in &reached {
+            let path = &*order.paths[i];
+            give_back(path, &mut wins)?;
+            if !change.gone.iter().any(|gone| gone == path) {
+                recompute.push(path);
+            }
+        }
+        for gone in &change.gone {
+            let at = order
+                .paths
+                .binary_search_by(|path| (**path).cmp(gone.as_str()))
+                .ok()?;
+            if reached.binary_search(&at).is_err() {
+                give_back(gone, &mut wins)?;
+            }
+        }
+        recompute.extend(change.added.iter().map(|path| &**path));
+        let mut counts = vec![0u32; table.routes.len()];
+        for (i, &n) in wins.iter().enumerate() {
+            if n > 0 {
+                // A route that still wins a kept path is no changed route: it has an index.
+                let j = self.remap[i]?;
+                *counts.get_mut(j)? += n;
+            }
+        }
+        for path in recompute {
+            for i in dialect.winners(table, path) {
+                *counts.get_mut(i)? += 1;
+            }
+        }
+        Some(counts.into_iter().map(|n| n > 0).collect())
     }
 
     /// The probes of an unlisted scope after a change that takes the representatives
@@ -659,6 +790,13 @@ fn serving_routes_probed(
             )
         });
         if let Some(change) = change {
+            let lean = counted_before
+                .and_then(|before| before.order.as_ref())
+                .filter(|_| !reuse.keep_probes)
+                .and_then(|order| reuse.unlisted_serving(&change, order, dialect, table));
+            if let Some(serving) = lean {
+                return finish(table, target, serving, None, None);
+            }
             let probes = reuse.unlisted_probes(change, dialect, table);
             for winners in probes.values() {
                 serve(winners);
@@ -709,6 +847,9 @@ fn serving_routes_probed(
             None
         }
     };
+    if let (Some(counted), Some(probes)) = (counted.as_mut(), probes.as_ref()) {
+        counted.order = Some(ProbeOrder::of(probes, table.routes.len()));
+    }
     finish(table, target, serving, probes, counted)
 }
 
@@ -945,6 +1086,11 @@ fn patched_table(
 /// [`evaluate_host`] on `objects` (a property test holds it to that): when the change
 /// alters anything about the host's other routes (host-wide client auth, TLS, regex mode,
 /// which duplicate path wins, the implicit default location), everything is re-evaluated.
+///
+/// With `keep_probes`, the after-state keeps the winners of every representative path, so
+/// that it can be the before-state of a further change. A review judges one change and
+/// passes `false`: an unlisted scope's serving routes are then derived by counts from the
+/// before-state, without rebuilding its probes.
 pub fn evaluate_host_after_change(
     profile: &CompiledProfile,
     dialect: &dyn Dialect,
@@ -952,6 +1098,7 @@ pub fn evaluate_host_after_change(
     host: &str,
     before: &HostEvaluation,
     change: &IngressChange<'_>,
+    keep_probes: bool,
 ) -> HostEvaluation {
     let patch = before
         .table
@@ -961,7 +1108,16 @@ pub fn evaluate_host_after_change(
         kind: crate::dialect::INGRESS_KIND,
         key: change.key.clone(),
     };
-    after_change(profile, dialect, objects, host, before, &changed, patch)
+    after_change(
+        profile,
+        dialect,
+        objects,
+        host,
+        before,
+        &changed,
+        patch,
+        keep_probes,
+    )
 }
 
 /// [`evaluate_host_after_change`] for a change of the object `key` of a dialect-owned
@@ -981,6 +1137,7 @@ pub fn evaluate_host_after_object_change(
     kind: &crate::dialect::ObjectKind,
     key: &ObjectKey,
     versions: (Option<&SharedObject>, Option<&SharedObject>),
+    keep_probes: bool,
 ) -> HostEvaluation {
     let (old, new) = versions;
     // The host is served after the change as before (so the full build would give a table
@@ -1000,12 +1157,22 @@ pub fn evaluate_host_after_object_change(
         kind: kind.kind,
         key: key.clone(),
     };
-    after_change(profile, dialect, objects, host, before, &changed, patch)
+    after_change(
+        profile,
+        dialect,
+        objects,
+        host,
+        before,
+        &changed,
+        patch,
+        keep_probes,
+    )
 }
 
 /// The after-state of `host` from `before`, when the routes of `changed` are the only
 /// ones that may differ: `patch` is the dialect's derived table, if it gave one; else the
 /// table is built in full and compared with the old one.
+#[allow(clippy::too_many_arguments)]
 fn after_change(
     profile: &CompiledProfile,
     dialect: &dyn Dialect,
@@ -1014,6 +1181,7 @@ fn after_change(
     before: &HostEvaluation,
     changed: &RouteSource,
     patch: Option<TablePatch>,
+    keep_probes: bool,
 ) -> HostEvaluation {
     let coverage = before.coverage;
     let (patched, new) = match patch {
@@ -1101,6 +1269,7 @@ fn after_change(
                     changed_before: &changed_before,
                     changed_after: &changed_after,
                     unlisted: previous.unlisted.as_deref(),
+                    keep_probes,
                 });
                 target_outcome(
                     profile,

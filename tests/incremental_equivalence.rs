@@ -315,26 +315,35 @@ fn with_fresh_views(view: &ClusterView) -> ClusterView {
     out
 }
 
-/// A host's incremental evaluation after `world`'s change of `key` (from a before-state
-/// evaluated on `view`), and its full evaluation in `world`.
+/// A host's incremental evaluations after `world`'s change of `key` (from a before-state
+/// evaluated on `view`): keeping probes for a further change, and as a review makes it
+/// (serving routes of unlisted scopes by counts); and its full evaluation in `world`.
 fn incremental_and_full(
     profile: &mtls_gate::profile::CompiledProfile,
     dialect: &dyn mtls_gate::dialect::Dialect,
     view: &ClusterView,
     world: &WithIngressChange<'_>,
     host: &str,
-) -> (engine::HostEvaluation, engine::HostEvaluation) {
+) -> (
+    engine::HostEvaluation,
+    engine::HostEvaluation,
+    engine::HostEvaluation,
+) {
     let before = engine::evaluate_host_before_change(profile, dialect, view, host, true);
-    let incremental = engine::evaluate_host_after_change(
-        profile,
-        dialect,
-        world,
-        host,
-        &before,
-        &change_of(view, world),
-    );
+    let after = |keep_probes| {
+        engine::evaluate_host_after_change(
+            profile,
+            dialect,
+            world,
+            host,
+            &before,
+            &change_of(view, world),
+            keep_probes,
+        )
+    };
     (
-        incremental,
+        after(true),
+        after(false),
         engine::evaluate_host(profile, dialect, world, host, true),
     )
 }
@@ -415,12 +424,19 @@ fn check(world: World) -> Result<(), TestCaseError> {
         for profile in view.profiles() {
             let dialect = engine::profile_dialect(profile).expect("dialect");
             for host in &profile.hosts {
-                let (incremental, full) =
+                let (incremental, decided, full) =
                     incremental_and_full(profile, dialect, &view, &after_world, host);
                 prop_assert_eq!(
                     incremental.verdict(),
                     full.verdict(),
                     "host {} after {:?}",
+                    host,
+                    change
+                );
+                prop_assert_eq!(
+                    decided.verdict(),
+                    full.verdict(),
+                    "host {} after {:?}, without probes kept",
                     host,
                     change
                 );
@@ -446,6 +462,7 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     host,
                     &chained[&id],
                     &change_of(&view, &after_world),
+                    true,
                 );
                 prop_assert!(
                     common::same_tables(&from_chain, &full),
@@ -478,12 +495,19 @@ fn check(world: World) -> Result<(), TestCaseError> {
             for profile in view.profiles() {
                 let dialect = engine::profile_dialect(profile).expect("dialect");
                 for host in &profile.hosts {
-                    let (incremental, full) =
+                    let (incremental, decided, full) =
                         incremental_and_full(profile, dialect, &view, &reapplied, host);
                     prop_assert_eq!(
                         incremental.verdict(),
                         full.verdict(),
                         "host {} re-applying {} unchanged",
+                        host,
+                        same_key
+                    );
+                    prop_assert_eq!(
+                        decided.verdict(),
+                        full.verdict(),
+                        "host {} re-applying {} unchanged, without probes kept",
                         host,
                         same_key
                     );

@@ -399,7 +399,13 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
                 let before =
                     engine::evaluate_host_before_change(profile, dialect, &view, host, true);
                 let id = (profile.name.clone(), host.clone());
-                for (from, before) in [("the full", &before), ("the chained", &chained[&id])] {
+                // From a full before-state, keeping probes and as a review decides (without),
+                // and from the chained incremental state.
+                for (from, before, keep_probes) in [
+                    ("the full", &before, true),
+                    ("the full (probes not kept)", &before, false),
+                    ("the chained", &chained[&id], true),
+                ] {
                     let incremental = engine::evaluate_host_after_object_change(
                         profile,
                         dialect,
@@ -409,6 +415,7 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
                         kind,
                         &key,
                         (old.as_ref(), after.as_ref()),
+                        keep_probes,
                     );
                     prop_assert_eq!(
                         incremental.verdict(),
@@ -453,6 +460,7 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
                     kind,
                     &key,
                     (old.as_ref(), after.as_ref()),
+                    true,
                 );
                 chained.insert(id, next);
             }
