@@ -365,10 +365,12 @@ enum TargetPaths<'p> {
 pub struct Target<'p> {
     /// The endpoint as the table writes it; `None` for unlisted paths.
     pub endpoint: Option<&'static str>,
-    pub label: String,
+    pub label: &'static str,
     pub category: &'static str,
     pub scheme: Scheme,
-    pub url: String,
+    /// Borrowed from the profile for endpoints (a review lists the targets of its host, so
+    /// they are not copied per review).
+    pub url: std::borrow::Cow<'p, str>,
     /// The issuer-default URL of an endpoint the profile moved: reported only when served.
     pub default_alias: bool,
     paths: TargetPaths<'p>,
@@ -404,10 +406,10 @@ pub fn host_targets<'p>(profile: &'p CompiledProfile, host: &str) -> Vec<Target<
         .filter(|e| e.host == host)
         .map(|ep: &'p ResolvedEndpoint| Target {
             endpoint: Some(ep.row.endpoint),
-            label: ep.row.endpoint.to_string(),
+            label: ep.row.endpoint,
             category: ep.row.category.as_str(),
             scheme: ep.row.scheme,
-            url: ep.url.clone(),
+            url: ep.url.as_str().into(),
             default_alias: ep.default_alias,
             paths: TargetPaths::Template(&ep.path),
         })
@@ -426,10 +428,10 @@ pub fn host_targets<'p>(profile: &'p CompiledProfile, host: &str) -> Vec<Target<
                 .collect();
             Target {
                 endpoint: None,
-                label: "(unlisted API paths)".into(),
+                label: "(unlisted API paths)",
                 category: "unlisted",
                 scheme: scope.scheme,
-                url: format!("{}/…", scope.base_url),
+                url: format!("{}/…", scope.base_url).into(),
                 default_alias: false,
                 paths: TargetPaths::Unlisted {
                     base: &scope.base,
@@ -450,7 +452,63 @@ pub fn serving_routes(
     literals: &RouteLiterals<'_>,
     target: &Target<'_>,
 ) -> BTreeSet<usize> {
-    serving_routes_probed(dialect, table, literals, target, None).0
+    serving_routes_probed(
+        dialect,
+        table,
+        &TableLiterals::Given(literals),
+        target,
+        None,
+    )
+    .0
+}
+
+/// A table's route literals: given, or collected on first use. A review whose change
+/// reaches only unlisted scopes needs just their fresh character, which is derived without
+/// collecting them.
+enum TableLiterals<'l, 't> {
+    Given(&'l RouteLiterals<'t>),
+    Lazy {
+        table: &'t HostRouteTable,
+        all: std::cell::OnceCell<RouteLiterals<'t>>,
+        fresh: std::cell::OnceCell<char>,
+    },
+}
+
+impl<'t> TableLiterals<'_, 't> {
+    fn lazy(table: &'t HostRouteTable) -> Self {
+        Self::Lazy {
+            table,
+            all: Default::default(),
+            fresh: Default::default(),
+        }
+    }
+
+    fn all(&self) -> &RouteLiterals<'t> {
+        match self {
+            Self::Given(literals) => literals,
+            Self::Lazy { table, all, .. } => {
+                all.get_or_init(|| RouteLiterals::new(table.routes.iter().map(|r| &r.matcher)))
+            }
+        }
+    }
+
+    /// [`RouteLiterals::fresh`]: the same literal texts, in the same order.
+    fn fresh(&self) -> char {
+        match self {
+            Self::Given(literals) => literals.fresh,
+            Self::Lazy { table, all, fresh } => match all.get() {
+                Some(literals) => literals.fresh,
+                None => *fresh.get_or_init(|| {
+                    crate::paths::fresh_char(
+                        table
+                            .routes
+                            .iter()
+                            .filter_map(|r| r.matcher.literal().map(|(text, _)| text)),
+                    )
+                }),
+            },
+        }
+    }
 }
 
 /// The winning routes (indices into one table) of each representative path of a target:
@@ -762,7 +820,7 @@ impl ProbeReuse<'_> {
 fn serving_routes_probed(
     dialect: &dyn Dialect,
     table: &HostRouteTable,
-    literals: &RouteLiterals<'_>,
+    literals: &TableLiterals<'_, '_>,
     target: &Target<'_>,
     probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> (BTreeSet<usize>, Option<Probes>, Option<UnlistedCounts>) {
@@ -775,7 +833,7 @@ fn serving_routes_probed(
     };
     let mut counted = None;
     if let (Some(Some(reuse)), TargetPaths::Unlisted { base, listed }) = (probes, &target.paths) {
-        let scope = UnlistedCandidates::new(base, listed, literals.fresh);
+        let scope = UnlistedCandidates::new(base, listed, literals.fresh());
         // The probes before hold exactly the counted representatives (checked, not only
         // assumed: anything else is counted afresh below).
         let counted_before = reuse
@@ -784,7 +842,7 @@ fn serving_routes_probed(
         let change = counted_before.and_then(|before| {
             before.after_change(
                 &scope,
-                literals.fresh,
+                literals.fresh(),
                 reuse.changed_before,
                 reuse.changed_after,
             )
@@ -805,7 +863,7 @@ fn serving_routes_probed(
         }
     }
     let instances: Option<Vec<Arc<str>>> = match (probes, &target.paths) {
-        (None, _) => match target.representatives(literals) {
+        (None, _) => match target.representatives(literals.all()) {
             Some(instances) => {
                 for path in &instances {
                     serve(&dialect.winners(table, path));
@@ -815,14 +873,14 @@ fn serving_routes_probed(
             None => None,
         },
         (Some(_), TargetPaths::Unlisted { base, listed }) => {
-            let scope = UnlistedCandidates::new(base, listed, literals.fresh);
-            let counts = UnlistedCounts::of(&scope, literals);
+            let scope = UnlistedCandidates::new(base, listed, literals.fresh());
+            let counts = UnlistedCounts::of(&scope, literals.all());
             let instances = counts.counts.keys().cloned().collect();
             counted = Some(counts);
             Some(instances)
         }
         (Some(_), TargetPaths::Template(t)) => {
-            representatives(t, literals).map(|v| v.into_iter().map(Arc::from).collect())
+            representatives(t, literals.all()).map(|v| v.into_iter().map(Arc::from).collect())
         }
     };
     let probes = match (instances, probes) {
@@ -1020,7 +1078,14 @@ fn evaluate_host_with(
                 .map(|t| {
                     let probes = keep_probes.then_some(None);
                     target_outcome(
-                        profile, dialect, host, table, &literals, t, coverage, probes,
+                        profile,
+                        dialect,
+                        host,
+                        table,
+                        &TableLiterals::Given(&literals),
+                        t,
+                        coverage,
+                        probes,
                     )
                 })
                 .collect()
@@ -1255,7 +1320,7 @@ fn after_change(
             .iter()
             .enumerate()
             .all(|(i, j)| j.is_none_or(|j| j == i));
-    let literals = RouteLiterals::new(new.routes.iter().map(|r| &r.matcher));
+    let literals = TableLiterals::lazy(&new);
     let outcomes = targets
         .iter()
         .zip(&before.targets)
@@ -1464,10 +1529,10 @@ fn coverage_entry(
 ) -> EndpointCoverage {
     EndpointCoverage {
         profile: profile.name.clone(),
-        endpoint: target.label.clone(),
+        endpoint: target.label.to_string(),
         category: target.category.to_string(),
         scheme: target.scheme.as_str().to_string(),
-        url: target.url.clone(),
+        url: target.url.to_string(),
         host: host.to_string(),
         served: !routes.is_empty(),
         compliant: routes.iter().all(|r| r.compliant),
@@ -1481,7 +1546,7 @@ fn target_outcome(
     dialect: &dyn Dialect,
     host: &str,
     table: &HostRouteTable,
-    literals: &RouteLiterals<'_>,
+    literals: &TableLiterals<'_, '_>,
     target: &Target<'_>,
     coverage: bool,
     probes: Option<Option<&ProbeReuse<'_>>>,

@@ -146,7 +146,7 @@ fn served_by_paths_all(
                 .or_default()
                 .entry(target.scheme)
                 .or_default()
-                .insert(target.label.clone());
+                .insert(target.label.to_string());
         }
     }
     out

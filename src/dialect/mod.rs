@@ -245,8 +245,20 @@ impl RouteMoves {
     /// The run `replaced` of an old table of `old_len` routes replaced with `inserted`
     /// routes at `replaced.start`.
     pub fn run(old_len: usize, replaced: std::ops::Range<usize>, inserted: usize) -> Self {
-        let added = (replaced.start..replaced.start + inserted).collect();
-        Self::new(old_len, replaced.collect(), added)
+        // What `new` derives, by arithmetic: a route after the run moves by the difference.
+        let (start, end) = (replaced.start, replaced.end);
+        let remap = (0..old_len)
+            .map(|i| match i {
+                _ if i < start => Some(i),
+                _ if i < end => None,
+                _ => Some(i - (end - start) + inserted),
+            })
+            .collect();
+        Self {
+            removed: replaced.collect(),
+            added: (start..start + inserted).collect(),
+            remap,
+        }
     }
 
     pub fn removed(&self) -> &[usize] {
@@ -781,6 +793,30 @@ mod tests {
                 expected,
                 "{old_len} routes, removed {removed:?}, added {added:?}"
             );
+        }
+    }
+
+    /// A replaced run's moves, derived by arithmetic, are those of the general derivation.
+    #[test]
+    fn a_replaced_run_moves_routes_as_scattered_moves_do() {
+        for old_len in 0..6 {
+            for start in 0..=old_len {
+                for end in start..=old_len {
+                    for inserted in 0..3 {
+                        let run = RouteMoves::run(old_len, start..end, inserted);
+                        let general = RouteMoves::new(
+                            old_len,
+                            (start..end).collect(),
+                            (start..start + inserted).collect(),
+                        );
+                        let case =
+                            format!("{old_len} routes, {start}..{end} replaced by {inserted}");
+                        assert_eq!(run.remap(), general.remap(), "{case}");
+                        assert_eq!(run.removed(), general.removed(), "{case}");
+                        assert_eq!(run.added(), general.added(), "{case}");
+                    }
+                }
+            }
         }
     }
 }

@@ -852,13 +852,10 @@ impl IngressNginx {
             && ctx.profile.spec.controller_config_map.is_none()
             && let Some(oldest) = ings.first()
         {
-            let mut claims: imbl::HashMap<String, PathClaims> = imbl::HashMap::new();
+            let mut claims: imbl::HashMap<Arc<str>, PathClaims> = imbl::HashMap::new();
             for ing in ings {
                 for (path, path_type, _) in host_paths(ing, ctx.host_key) {
-                    claims
-                        .entry(path.to_string())
-                        .or_default()
-                        .add(path_type, 1);
+                    claims.entry(Arc::from(path)).or_default().add(path_type, 1);
                 }
             }
             table.patch_state = Some(Arc::new(PatchState {
@@ -1149,7 +1146,8 @@ struct PatchState {
     /// No Ingress has a `Prefix /` path, so the table ends with the implicit root.
     implicit_root: bool,
     /// Every path of the host's Ingresses (as written), with how many claims of each type.
-    claims: imbl::HashMap<String, PathClaims>,
+    /// Shared keys: a patch clones the map's nodes it changes, keys and all.
+    claims: imbl::HashMap<Arc<str>, PathClaims>,
 }
 
 impl PatchState {
@@ -1254,7 +1252,7 @@ impl PatchState {
         }
         for (path, path_type, _) in &new_paths {
             claims
-                .entry(path.to_string())
+                .entry(Arc::from(*path))
                 .or_default()
                 .add(*path_type, 1);
         }
