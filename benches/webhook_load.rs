@@ -662,8 +662,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let body = Bytes::from(review_body());
     parse_costs(&body);
     if settings.targets.iter().any(|t| t == "webhook") {
-        let decided = first_response(webhook_addr, settings.webhook_path, client.clone(), &body)
-            .await?;
+        let decided =
+            first_response(webhook_addr, settings.webhook_path, client.clone(), &body).await?;
         println!("webhook answer to the review: {decided}");
     }
     println!(
