@@ -824,6 +824,37 @@ impl LiteralIndex {
     }
 }
 
+/// Where a patched table's routes stand against the table it was derived from, for
+/// looking paths up in the old table's [`LiteralIndex`] instead of building one per patched
+/// table: the old candidates moved to their new places (removed routes dropped), and every
+/// added route a candidate (callers match candidates against the path anyway).
+#[derive(Debug)]
+pub struct RemappedIndex {
+    /// For each route of the old table, its index in the new one (`None`: removed).
+    remap: Arc<[Option<usize>]>,
+    /// Indices of the added routes in the new table.
+    added: Vec<usize>,
+}
+
+impl RemappedIndex {
+    pub fn new(remap: Arc<[Option<usize>]>, added: Vec<usize>) -> Self {
+        Self { remap, added }
+    }
+
+    /// A superset of the new table's routes that may match `path`, ascending, from `base`
+    /// (the old table's index).
+    pub fn candidates(&self, base: &LiteralIndex, path: &str) -> Vec<usize> {
+        let mut out: Vec<usize> = base
+            .candidates(path)
+            .into_iter()
+            .filter_map(|i| self.remap.get(i).copied().flatten())
+            .chain(self.added.iter().copied())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
 /// The literals of a set of matchers, plus a character none of them contains.
 pub struct RouteLiterals<'a> {
     pub literals: Vec<RouteLiteral<'a>>,

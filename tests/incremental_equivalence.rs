@@ -446,6 +446,24 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     host,
                     change
                 );
+                // A patched table's location lookup (the old table's index through the
+                // patch's moves) chooses as the full table's, for every path of the pool
+                // and below it.
+                if let (Some(a), Some(b)) = (decided.table(), full.table()) {
+                    for path in path_pool()
+                        .iter()
+                        .flat_map(|p| [p.clone(), format!("{p}/x")])
+                    {
+                        prop_assert_eq!(
+                            dialect.winners(a, &path),
+                            dialect.winners(b, &path),
+                            "host {} after {:?}: winners of {}",
+                            host,
+                            change,
+                            path
+                        );
+                    }
+                }
                 prop_assert_eq!(
                     full.verdict(),
                     engine::evaluate_host(profile, dialect, &fresh_world, host, true).verdict(),

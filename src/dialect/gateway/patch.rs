@@ -22,7 +22,7 @@ use super::{
 use crate::dialect::{
     AuthKind, HostRouteTable, Route, RouteMoves, RouteSource, SharedObject, TablePatch,
 };
-use crate::paths::{LiteralIndex, PathMatcher};
+use crate::paths::{LiteralIndex, PathMatcher, RemappedIndex};
 
 /// One listener that serves the host (a group of the table's routes).
 #[derive(Debug)]
@@ -238,23 +238,20 @@ pub(super) fn patch(
     {
         let patched: Arc<dyn std::any::Any + Send + Sync> = Arc::new(PatchedIndex {
             base: Arc::clone(base),
-            remap: Arc::clone(moves.remap()),
-            added: moves.added().to_vec(),
+            moves: RemappedIndex::new(Arc::clone(moves.remap()), moves.added().to_vec()),
         });
         let _ = table.winners_index.set(patched);
     }
     Some(TablePatch { table, moves })
 }
 
-/// The literal index of a patched table: the old table's index, its candidates moved to
-/// their new places (removed routes dropped), and every added route as a candidate (the
-/// winners scan matches candidates against the path anyway).
+/// The literal index of a patched table: the old table's index through the patch's moves
+/// ([`RemappedIndex`]).
 #[derive(Debug)]
 pub(super) struct PatchedIndex {
     /// A [`LiteralIndex`] over the old table's routes.
     base: Arc<dyn std::any::Any + Send + Sync>,
-    remap: Arc<[Option<usize>]>,
-    added: Vec<usize>,
+    moves: RemappedIndex,
 }
 
 impl PatchedIndex {
@@ -262,13 +259,6 @@ impl PatchedIndex {
     /// the base is not a [`LiteralIndex`].
     pub(super) fn candidates(&self, path: &str) -> Option<Vec<usize>> {
         let base = self.base.downcast_ref::<LiteralIndex>()?;
-        let mut out: Vec<usize> = base
-            .candidates(path)
-            .into_iter()
-            .filter_map(|i| self.remap.get(i).copied().flatten())
-            .chain(self.added.iter().copied())
-            .collect();
-        out.sort_unstable();
-        Some(out)
+        Some(self.moves.candidates(base, path))
     }
 }

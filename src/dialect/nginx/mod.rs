@@ -78,7 +78,7 @@ use super::{
     is_gate_url, oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
-use crate::paths::{LiteralIndex, MatchResult, PathMatcher};
+use crate::paths::{LiteralIndex, MatchResult, PathMatcher, RemappedIndex};
 use crate::profile::CompiledProfile;
 use crate::violation::{Violation, ViolationCode};
 
@@ -1043,6 +1043,40 @@ impl LocationLookup {
     }
 }
 
+/// The location lookup of a patched table: the old table's built [`LocationIndex`] through
+/// the patch's moves, so that a review's few location choices on the patched table need
+/// neither a scan of every location nor an index of their own.
+#[derive(Debug)]
+struct PatchedLocations {
+    /// The old table's [`LocationLookup`], its index built.
+    base: Arc<dyn std::any::Any + Send + Sync>,
+    moves: RemappedIndex,
+    /// Regex mode of the patched table (a property of all its locations).
+    regex_mode: std::sync::OnceLock<bool>,
+}
+
+impl PatchedLocations {
+    /// For a table patched from `before` by `moves`, when `before`'s index was built.
+    fn of(before: &HostRouteTable, moves: &RouteMoves) -> Option<Self> {
+        let base = before.winners_index.get()?;
+        base.downcast_ref::<LocationLookup>()?.index.get()?;
+        Some(Self {
+            base: Arc::clone(base),
+            moves: RemappedIndex::new(Arc::clone(moves.remap()), moves.added().to_vec()),
+            regex_mode: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn winners(&self, routes: &[Arc<Route>], path: &str) -> Option<Vec<usize>> {
+        let base = self.base.downcast_ref::<LocationLookup>()?.index.get()?;
+        let regex_mode = *self
+            .regex_mode
+            .get_or_init(|| LocationIndex::regex_mode(routes));
+        let candidates = self.moves.candidates(&base.literals, path);
+        Some(location_winners(routes, regex_mode, path, candidates))
+    }
+}
+
 impl LocationIndex {
     fn new(routes: &[Arc<Route>]) -> Self {
         Self {
@@ -1318,10 +1352,13 @@ impl PatchState {
             claims,
             ..self.clone()
         };
-        Some(TablePatch {
-            table: before.with_routes(routes, Some(Arc::new(state))),
-            moves: RouteMoves::run(before.routes.len(), replaced, inserted_count),
-        })
+        let moves = RouteMoves::run(before.routes.len(), replaced, inserted_count);
+        let table = before.with_routes(routes, Some(Arc::new(state)));
+        if let Some(patched) = PatchedLocations::of(before, &moves) {
+            let patched: Arc<dyn std::any::Any + Send + Sync> = Arc::new(patched);
+            let _ = table.winners_index.set(patched);
+        }
+        Some(TablePatch { table, moves })
     }
 }
 
@@ -1503,6 +1540,12 @@ impl Dialect for IngressNginx {
         let lookup = table
             .winners_index
             .get_or_init(|| Arc::new(LocationLookup::default()));
+        if let Some(winners) = lookup
+            .downcast_ref::<PatchedLocations>()
+            .and_then(|patched| patched.winners(routes, path))
+        {
+            return winners;
+        }
         match lookup
             .downcast_ref::<LocationLookup>()
             .and_then(|lookup| lookup.index(routes))
