@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
-use crate::catalog::{Location, Scheme};
+use crate::catalog::Scheme;
 use crate::dialect::{
     AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, SharedObject, TablePatch,
     dialect_for,
@@ -400,11 +400,11 @@ impl Target<'_> {
 
 /// The targets of `profile` on `host`, in a fixed order: endpoints, then unlisted scopes.
 pub fn host_targets<'p>(profile: &'p CompiledProfile, host: &str) -> Vec<Target<'p>> {
-    let mut out: Vec<Target<'p>> = profile
-        .endpoints
-        .iter()
-        .filter(|e| e.host == host)
-        .map(|ep: &'p ResolvedEndpoint| Target {
+    let slots = profile.host_target_slots(host);
+    let mut out: Vec<Target<'p>> = Vec::with_capacity(slots.endpoints.len() + slots.unlisted.len());
+    out.extend(slots.endpoints.iter().map(|&i| {
+        let ep: &'p ResolvedEndpoint = &profile.endpoints[i];
+        Target {
             endpoint: Some(ep.row.endpoint),
             label: ep.row.endpoint,
             category: ep.row.category.as_str(),
@@ -412,34 +412,23 @@ pub fn host_targets<'p>(profile: &'p CompiledProfile, host: &str) -> Vec<Target<
             url: ep.url.as_str().into(),
             default_alias: ep.default_alias,
             paths: TargetPaths::Template(&ep.path),
-        })
-        .collect();
-    out.extend(profile.unlisted.iter().filter(|s| s.host == host).map(
-        |scope: &'p UnlistedScope| {
-            let listed = profile
-                .endpoints
-                .iter()
-                .filter(|e| {
-                    e.row.location == Location::ApiBase
-                        && e.host == host
-                        && e.path.starts_with(&scope.base)
-                })
-                .map(|e| &e.path)
-                .collect();
-            Target {
-                endpoint: None,
-                label: "(unlisted API paths)",
-                category: "unlisted",
-                scheme: scope.scheme,
-                url: format!("{}/…", scope.base_url).into(),
-                default_alias: false,
-                paths: TargetPaths::Unlisted {
-                    base: &scope.base,
-                    listed,
-                },
-            }
-        },
-    ));
+        }
+    }));
+    out.extend(slots.unlisted.iter().map(|(i, listed)| {
+        let scope: &'p UnlistedScope = &profile.unlisted[*i];
+        Target {
+            endpoint: None,
+            label: "(unlisted API paths)",
+            category: "unlisted",
+            scheme: scope.scheme,
+            url: format!("{}/…", scope.base_url).into(),
+            default_alias: false,
+            paths: TargetPaths::Unlisted {
+                base: &scope.base,
+                listed: listed.iter().map(|&j| &profile.endpoints[j].path).collect(),
+            },
+        }
+    }));
     out
 }
 

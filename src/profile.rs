@@ -479,11 +479,60 @@ pub struct CompiledProfile {
     pub unlisted: Vec<UnlistedScope>,
     /// Every host the profile's endpoints live on.
     pub hosts: BTreeSet<String>,
+    /// [`CompiledProfile::host_target_slots`] of every host, derived on first use: every
+    /// review of a host lists its targets.
+    target_slots: std::sync::OnceLock<std::collections::BTreeMap<String, HostTargetSlots>>,
+}
+
+/// Which of a profile's endpoints and unlisted-path scopes one host has, by index, in
+/// profile order.
+#[derive(Debug, Clone, Default)]
+pub struct HostTargetSlots {
+    /// Indices into [`CompiledProfile::endpoints`].
+    pub endpoints: Vec<usize>,
+    /// Indices into [`CompiledProfile::unlisted`], each with the indices of the endpoints
+    /// listed under the scope's base (API endpoints on its host): its paths exclude them.
+    pub unlisted: Vec<(usize, Vec<usize>)>,
 }
 
 impl CompiledProfile {
     pub fn controller(&self) -> IngressController {
         self.spec.ingress_controller
+    }
+
+    /// The endpoints and unlisted-path scopes of `host` (none for a host the profile does
+    /// not use).
+    pub fn host_target_slots(&self, host: &str) -> &HostTargetSlots {
+        static NONE: HostTargetSlots = HostTargetSlots {
+            endpoints: Vec::new(),
+            unlisted: Vec::new(),
+        };
+        let slots = self.target_slots.get_or_init(|| {
+            let mut slots: std::collections::BTreeMap<String, HostTargetSlots> = Default::default();
+            for (i, e) in self.endpoints.iter().enumerate() {
+                slots.entry(e.host.clone()).or_default().endpoints.push(i);
+            }
+            for (i, scope) in self.unlisted.iter().enumerate() {
+                let listed = self
+                    .endpoints
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        e.row.location == Location::ApiBase
+                            && e.host == scope.host
+                            && e.path.starts_with(&scope.base)
+                    })
+                    .map(|(j, _)| j)
+                    .collect();
+                slots
+                    .entry(scope.host.clone())
+                    .or_default()
+                    .unlisted
+                    .push((i, listed));
+            }
+            slots
+        });
+        slots.get(host).unwrap_or(&NONE)
     }
 
     /// Whether a Gateway of `class` is considered by this profile (gateway-api).
@@ -704,6 +753,7 @@ impl ApiProviderProfileSpec {
             endpoints,
             unlisted,
             hosts,
+            target_slots: Default::default(),
         })
     }
 }
