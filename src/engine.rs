@@ -947,7 +947,9 @@ pub struct HostEvaluation {
     /// `ObjectsUnreadable` findings: kinds the dialect reads that the source cannot read.
     unreadable: Vec<Violation>,
     summary: HostSummary,
-    targets: Vec<TargetOutcome>,
+    /// Shared between a before-state and the after-states derived from it, where the
+    /// change does not reach a target.
+    targets: Vec<Arc<TargetOutcome>>,
     coverage: bool,
     /// [`HostEvaluation::violations`], computed once (a cached before-state is judged
     /// against by every review of its host generation).
@@ -1066,7 +1068,7 @@ fn evaluate_host_with(
                 .iter()
                 .map(|t| {
                     let probes = keep_probes.then_some(None);
-                    target_outcome(
+                    Arc::new(target_outcome(
                         profile,
                         dialect,
                         host,
@@ -1075,13 +1077,13 @@ fn evaluate_host_with(
                         t,
                         coverage,
                         probes,
-                    )
+                    ))
                 })
                 .collect()
         }
         None => targets
             .iter()
-            .map(|t| unserved(profile, host, t, coverage))
+            .map(|t| Arc::new(unserved(profile, host, t, coverage)))
             .collect(),
     };
     HostEvaluation {
@@ -1325,7 +1327,7 @@ fn after_change(
                     unlisted: previous.unlisted.as_deref(),
                     keep_probes,
                 });
-                target_outcome(
+                Arc::new(target_outcome(
                     profile,
                     dialect,
                     host,
@@ -1334,16 +1336,19 @@ fn after_change(
                     target,
                     coverage,
                     Some(reuse.as_ref()),
-                )
+                ))
+            } else if same_indices && previous.unlisted.is_none() {
+                // Nothing of it refers to what moved: shared, not copied.
+                Arc::clone(previous)
             } else {
-                TargetOutcome {
+                Arc::new(TargetOutcome {
                     probes: previous.probes.clone().filter(|_| same_indices),
                     // The counts are of the table before (its literals, its fresh
                     // character); a target the change cannot reach keeps its serving
                     // routes, not necessarily its candidates.
                     unlisted: None,
-                    ..previous.clone()
-                }
+                    ..(**previous).clone()
+                })
             }
         })
         .collect();
