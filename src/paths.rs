@@ -95,49 +95,43 @@ impl PathTemplate {
     /// choice to make and nothing to allocate (this runs for every target and changed
     /// route of every review).
     pub fn may_start_with(&self, prefix: &str, ci: bool) -> bool {
-        /// Consumes the prefix's next character: `None` when it ended, else whether it is
-        /// what the template has there.
-        fn step(
-            rest: &mut std::iter::Peekable<std::str::Chars<'_>>,
-            want: impl Fn(char) -> bool,
-        ) -> Option<bool> {
-            rest.next().map(want)
-        }
-        let mut rest = prefix.chars().peekable();
-        let slash = |c: char| eq('/', c, ci);
+        // Byte-wise, which is char-wise here: `/` is ASCII (never part of a multi-byte
+        // character) and ASCII case folding leaves the other bytes as they are.
+        let eq = |t: u8, c: u8| t == c || ci && t.eq_ignore_ascii_case(&c);
+        let mut rest = prefix.as_bytes();
         if self.segments.is_empty() {
-            return match step(&mut rest, slash) {
-                None => true,
-                Some(matched) => matched && rest.next().is_none(),
-            };
+            return rest.is_empty() || rest == b"/";
         }
         for seg in &self.segments {
-            match step(&mut rest, slash) {
+            match rest.split_first() {
                 None => return true,
-                Some(false) => return false,
-                Some(true) => {}
+                Some((b'/', tail)) => rest = tail,
+                Some(_) => return false,
             }
             match seg {
                 Segment::Literal(l) => {
-                    for t in l.chars() {
-                        match step(&mut rest, |c| eq(t, c, ci)) {
-                            None => return true,
-                            Some(false) => return false,
-                            Some(true) => {}
-                        }
+                    let l = l.as_bytes();
+                    let n = l.len().min(rest.len());
+                    if !l[..n].iter().zip(&rest[..n]).all(|(&t, &c)| eq(t, c)) {
+                        return false;
                     }
-                }
-                Segment::Param(_) => {
-                    match step(&mut rest, |c| c != '/') {
-                        None => return true,
-                        Some(false) => return false,
-                        Some(true) => {}
+                    if rest.len() <= l.len() {
+                        return true;
                     }
-                    while rest.next_if(|c| *c != '/').is_some() {}
+                    rest = &rest[l.len()..];
                 }
+                // One or more characters other than `/`.
+                Segment::Param(_) => match rest.first() {
+                    None => return true,
+                    Some(b'/') => return false,
+                    Some(_) => {
+                        let end = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
+                        rest = &rest[end..];
+                    }
+                },
             }
         }
-        rest.next().is_none()
+        rest.is_empty()
     }
 
     /// Renders an instance with the given parameter values (in order).
@@ -170,14 +164,6 @@ impl fmt::Display for PathTemplate {
             }
         }
         Ok(())
-    }
-}
-
-fn eq(a: char, b: char, ci: bool) -> bool {
-    if ci {
-        a.eq_ignore_ascii_case(&b)
-    } else {
-        a == b
     }
 }
 
@@ -1067,6 +1053,77 @@ mod tests {
         assert!(!t.matches("/v3.0/accounts//balances"));
         assert!(!t.matches("/v3.0/accounts/123/balances/x"));
         assert_eq!(t.to_string(), "/v3.0/accounts/{AccountId}/balances");
+    }
+
+    fn eq(a: char, b: char, ci: bool) -> bool {
+        if ci {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    }
+
+    /// The char-by-char walk `may_start_with` replaced, kept as its oracle.
+    fn may_start_with_by_chars(t: &PathTemplate, prefix: &str, ci: bool) -> bool {
+        fn step(
+            rest: &mut std::iter::Peekable<std::str::Chars<'_>>,
+            want: impl Fn(char) -> bool,
+        ) -> Option<bool> {
+            rest.next().map(want)
+        }
+        let mut rest = prefix.chars().peekable();
+        let slash = |c: char| eq('/', c, ci);
+        if t.segments.is_empty() {
+            return match step(&mut rest, slash) {
+                None => true,
+                Some(matched) => matched && rest.next().is_none(),
+            };
+        }
+        for seg in &t.segments {
+            match step(&mut rest, slash) {
+                None => return true,
+                Some(false) => return false,
+                Some(true) => {}
+            }
+            match seg {
+                Segment::Literal(l) => {
+                    for c in l.chars() {
+                        match step(&mut rest, |p| eq(c, p, ci)) {
+                            None => return true,
+                            Some(false) => return false,
+                            Some(true) => {}
+                        }
+                    }
+                }
+                Segment::Param(_) => {
+                    match step(&mut rest, |c| c != '/') {
+                        None => return true,
+                        Some(false) => return false,
+                        Some(true) => {}
+                    }
+                    while rest.next_if(|c| *c != '/').is_some() {}
+                }
+            }
+        }
+        rest.next().is_none()
+    }
+
+    proptest::proptest! {
+        /// Byte-wise and char-wise walks agree, with multi-byte characters, case and
+        /// parameters in both the template and the prefix.
+        #[test]
+        fn may_start_with_agrees_with_the_char_walk(
+            template in r"(/(a|A|é|É|\{p\}|ab|b/){0,2}){0,3}",
+            prefix in "[/aAéÉb]{0,8}",
+            ci in proptest::bool::ANY,
+        ) {
+            let t = PathTemplate::parse(&template);
+            proptest::prop_assert_eq!(
+                t.may_start_with(&prefix, ci),
+                may_start_with_by_chars(&t, &prefix, ci),
+                "{} / {:?} ci {}", template, prefix, ci
+            );
+        }
     }
 
     #[test]
