@@ -166,6 +166,40 @@ fn review_body() -> Vec<u8> {
     update_review_body()
 }
 
+/// An AdmissionReview of an Ingress `operation` (`CREATE`, `UPDATE`), as Argo CD's
+/// application controller sends it, for `object` (its name and namespace) and `old`.
+fn ingress_review(operation: &str, object: serde_json::Value, old: serde_json::Value) -> Vec<u8> {
+    let options = if operation == "CREATE" {
+        "CreateOptions"
+    } else {
+        "UpdateOptions"
+    };
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "requestKind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+            "requestResource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": operation,
+            "userInfo": {
+                "username": "system:serviceaccount:argocd:argocd-application-controller",
+                "uid": "6f1c1bd5-2a52-4b7e-8f55-1c0f0d0c1c11",
+                "groups": ["system:serviceaccounts", "system:serviceaccounts:argocd", "system:authenticated"]
+            },
+            "object": object,
+            "oldObject": old,
+            "dryRun": false,
+            "options": {"kind": options, "apiVersion": "meta.k8s.io/v1", "fieldManager": "argocd-controller"}
+        }
+    });
+    serde_json::to_vec(&review).unwrap_or_default()
+}
+
 /// An UPDATE of one of the bank's API-host Ingresses, as the view holds it, that moves its
 /// path to one no other Ingress claims.
 fn update_review_body() -> Vec<u8> {
@@ -183,29 +217,7 @@ fn update_review_body() -> Vec<u8> {
     let mut new = old.clone();
     new["spec"]["rules"][0]["http"]["paths"][0]["path"] =
         serde_json::json!("/open-banking-nz/v3.0/service-moved");
-    let review = serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800003",
-            "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
-            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
-            "requestKind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
-            "requestResource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
-            "name": old["metadata"]["name"],
-            "namespace": old["metadata"]["namespace"],
-            "operation": "UPDATE",
-            "userInfo": {
-                "username": "system:serviceaccount:argocd:argocd-application-controller",
-                "groups": ["system:serviceaccounts", "system:authenticated"]
-            },
-            "object": new,
-            "oldObject": old,
-            "dryRun": false,
-            "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "argocd-controller"}
-        }
-    });
-    serde_json::to_vec(&review).unwrap_or_default()
+    ingress_review("UPDATE", new, old)
 }
 
 /// A realistic Ingress CREATE review (~3 KB): labels, annotations, managedFields, TLS,
@@ -229,63 +241,41 @@ fn create_review_body() -> Vec<u8> {
         })
     })
     .collect();
-    let review = serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
-            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
-            "requestKind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
-            "requestResource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+    let object = serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
             "name": "open-banking-api",
             "namespace": "open-banking",
-            "operation": "CREATE",
-            "userInfo": {
-                "username": "system:serviceaccount:argocd:argocd-application-controller",
-                "uid": "6f1c1bd5-2a52-4b7e-8f55-1c0f0d0c1c11",
-                "groups": ["system:serviceaccounts", "system:serviceaccounts:argocd", "system:authenticated"]
+            "creationTimestamp": null,
+            "labels": {
+                "app.kubernetes.io/name": "open-banking-api",
+                "app.kubernetes.io/instance": "bank-prod",
+                "app.kubernetes.io/part-of": "open-banking",
+                "mtls-gate.io/profile": "example-bank"
             },
-            "object": {
+            "annotations": {
+                "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
+                "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+                "argocd.argoproj.io/tracking-id": "bank-prod:networking.k8s.io/Ingress:bank-prod/open-banking-api"
+            },
+            "managedFields": [{
+                "manager": "argocd-controller",
+                "operation": "Apply",
                 "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": {
-                    "name": "open-banking-api",
-                    "namespace": "open-banking",
-                    "creationTimestamp": null,
-                    "labels": {
-                        "app.kubernetes.io/name": "open-banking-api",
-                        "app.kubernetes.io/instance": "bank-prod",
-                        "app.kubernetes.io/part-of": "open-banking",
-                        "mtls-gate.io/profile": "example-bank"
-                    },
-                    "annotations": {
-                        "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
-                        "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
-                        "argocd.argoproj.io/tracking-id": "bank-prod:networking.k8s.io/Ingress:bank-prod/open-banking-api"
-                    },
-                    "managedFields": [{
-                        "manager": "argocd-controller",
-                        "operation": "Apply",
-                        "apiVersion": "networking.k8s.io/v1",
-                        "time": "2026-01-01T00:00:00Z",
-                        "fieldsType": "FieldsV1",
-                        "fieldsV1": {"f:metadata": {"f:annotations": {}, "f:labels": {}}, "f:spec": {"f:ingressClassName": {}, "f:rules": {}, "f:tls": {}}}
-                    }]
-                },
-                "spec": {
-                    "ingressClassName": "nginx",
-                    "tls": [{"hosts": ["mtls-api.bank.example"], "secretName": "mtls-api-tls"}],
-                    "rules": [{"host": "mtls-api.bank.example", "http": {"paths": paths}}]
-                },
-                "status": {"loadBalancer": {}}
-            },
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "argocd-controller"}
-        }
+                "time": "2026-01-01T00:00:00Z",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:annotations": {}, "f:labels": {}}, "f:spec": {"f:ingressClassName": {}, "f:rules": {}, "f:tls": {}}}
+            }]
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": ["mtls-api.bank.example"], "secretName": "mtls-api-tls"}],
+            "rules": [{"host": "mtls-api.bank.example", "http": {"paths": paths}}]
+        },
+        "status": {"loadBalancer": {}}
     });
-    serde_json::to_vec(&review).unwrap_or_default()
+    ingress_review("CREATE", object, serde_json::Value::Null)
 }
 
 /// The bare TLS echo server: same rustls configuration and hyper builders as the webhook

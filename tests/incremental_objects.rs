@@ -434,22 +434,16 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
                     );
                     // The patched table's lookup structure (a remapped index) chooses as the
                     // full table's, for every path of the pool and below it.
-                    if let (Some(a), Some(b)) = (incremental.table(), full.table()) {
-                        for path in path_pool()
-                            .iter()
-                            .flat_map(|p| [p.clone(), format!("{p}/x")])
-                        {
-                            prop_assert_eq!(
-                                dialect.winners(a, &path),
-                                dialect.winners(b, &path),
-                                "host {} after {}, from {} before-state: winners of {}",
-                                host,
-                                label,
-                                from,
-                                path
-                            );
-                        }
-                    }
+                    let differs =
+                        common::first_different_winners(dialect, &incremental, &full, &path_pool());
+                    prop_assert!(
+                        differs.is_none(),
+                        "host {} after {}, from {} before-state: (path, incremental winners, full winners) {:?}",
+                        host,
+                        label,
+                        from,
+                        differs
+                    );
                 }
                 let next = engine::evaluate_host_after_object_change(
                     profile,

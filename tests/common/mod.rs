@@ -709,6 +709,27 @@ pub fn same_tables(incremental: &engine::HostEvaluation, full: &engine::HostEval
     }
 }
 
+/// The first path of `pool`, or one segment below it, whose winners differ between the
+/// tables of an incremental and a full host evaluation (a patched table looks paths up
+/// through a remapped index: it must choose as the full table's).
+pub fn first_different_winners(
+    dialect: &dyn mtls_gate::dialect::Dialect,
+    incremental: &engine::HostEvaluation,
+    full: &engine::HostEvaluation,
+    pool: &[String],
+) -> Option<(String, Vec<usize>, Vec<usize>)> {
+    let (Some(a), Some(b)) = (incremental.table(), full.table()) else {
+        return None;
+    };
+    pool.iter()
+        .flat_map(|p| [p.clone(), format!("{p}/x")])
+        .map(|path| {
+            let (x, y) = (dialect.winners(a, &path), dialect.winners(b, &path));
+            (path, x, y)
+        })
+        .find(|(_, x, y)| x != y)
+}
+
 /// Every profile host of `view` evaluated as a before-state (with probes), by (profile,
 /// host): what the incremental evaluations of a chain of changes start from.
 pub fn before_states(
