@@ -449,6 +449,8 @@ pub fn serving_routes(
         None,
     )
     .0
+    .into_iter()
+    .collect()
 }
 
 /// A table's route literals: given, or collected on first use. A review whose change
@@ -812,7 +814,7 @@ fn serving_routes_probed(
     literals: &TableLiterals<'_, '_>,
     target: &Target<'_>,
     probes: Option<Option<&ProbeReuse<'_>>>,
-) -> (BTreeSet<usize>, Option<Probes>, Option<UnlistedCounts>) {
+) -> (Vec<usize>, Option<Probes>, Option<UnlistedCounts>) {
     // Which routes serve, by index (a winner of many representatives is set many times).
     let mut serving = vec![false; table.routes.len()];
     let mut serve = |winners: &[usize]| {
@@ -908,7 +910,7 @@ fn finish(
     serving: Vec<bool>,
     probes: Option<Probes>,
     counted: Option<UnlistedCounts>,
-) -> (BTreeSet<usize>, Option<Probes>, Option<UnlistedCounts>) {
+) -> (Vec<usize>, Option<Probes>, Option<UnlistedCounts>) {
     let serving = table
         .routes
         .iter()
