@@ -345,7 +345,12 @@ async fn connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> anyhow:
     })
 }
 
-async fn send(sender: &mut Sender, path: &str, body: &Bytes) -> anyhow::Result<StatusCode> {
+/// Sends one review; the status and the answer's body.
+async fn send(
+    sender: &mut Sender,
+    path: &str,
+    body: &Bytes,
+) -> anyhow::Result<(StatusCode, Bytes)> {
     let builder = Request::builder().method(Method::POST);
     let resp = match sender {
         Sender::H1(s) => {
@@ -369,8 +374,7 @@ async fn send(sender: &mut Sender, path: &str, body: &Bytes) -> anyhow::Result<S
         }
     };
     let status = resp.status();
-    resp.into_body().collect().await?;
-    Ok(status)
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
 }
 
 /// What the webhook answers to `body`: the status, and for an AdmissionReview whether it
@@ -381,19 +385,8 @@ async fn first_response(
     client: Arc<rustls::ClientConfig>,
     body: &Bytes,
 ) -> anyhow::Result<String> {
-    let Sender::H1(mut sender) = connect(addr, client).await? else {
-        anyhow::bail!("the decision is read over HTTP/1.1 only");
-    };
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(body.clone()))?;
-    sender.ready().await?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await?.to_bytes();
+    let mut sender = connect(addr, client).await?;
+    let (status, bytes) = send(&mut sender, path, body).await?;
     let review: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let response = &review["response"];
     Ok(format!(
@@ -450,7 +443,7 @@ async fn drive(
             break;
         }
         match send(&mut sender, path, &body).await {
-            Ok(status) if status.is_success() => {
+            Ok((status, _)) if status.is_success() => {
                 if started >= warmup_until {
                     latencies.push(started.elapsed());
                 }

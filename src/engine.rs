@@ -483,19 +483,14 @@ impl<'t> TableLiterals<'_, 't> {
         }
     }
 
-    /// [`RouteLiterals::fresh`]: the same literal texts, in the same order.
+    /// [`RouteLiterals::fresh`] of the table's literals.
     fn fresh(&self) -> char {
         match self {
             Self::Given(literals) => literals.fresh,
             Self::Lazy { table, all, fresh } => match all.get() {
                 Some(literals) => literals.fresh,
                 None => *fresh.get_or_init(|| {
-                    crate::paths::fresh_char(
-                        table
-                            .routes
-                            .iter()
-                            .filter_map(|r| r.matcher.literal().map(|(text, _)| text)),
-                    )
+                    RouteLiterals::fresh_of(table.routes.iter().map(|r| &r.matcher))
                 }),
             },
         }
