@@ -413,6 +413,14 @@ fn review_object_with(
     // The old version, for the dialect to patch host tables with (none when unreadable:
     // the tables are then built in full).
     let old_version = old.flatten();
+    // An UPDATE that leaves the object's view as it was (status, labels, fields no dialect
+    // reads: the common UPDATE) leaves the world as it was, as the cluster view's
+    // generation does ([`ObjectView::same_view`](crate::dialect::ObjectView::same_view)):
+    // the state after is the cached state before.
+    let view_unchanged = matches!(
+        (&old_version, &new),
+        (Some(old), Some(new)) if old.same_view(new.as_ref())
+    );
     for profile in profiles_reading(view, kind) {
         let dialect = match engine::profile_dialect(profile) {
             Ok(d) => d,
@@ -432,7 +440,7 @@ fn review_object_with(
                             engine::evaluate_host_before_change(profile, dialect, view, host, false)
                         });
                     before.extend(before_host.violations().iter().cloned());
-                    if !reaches(host) {
+                    if view_unchanged || !reaches(host) {
                         after.extend(before_host.violations().iter().cloned());
                         continue;
                     }

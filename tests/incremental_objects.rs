@@ -157,6 +157,9 @@ enum Change {
     Delete(usize),
     /// The MTLS Gateway with the frontend validation of this index into [`FRONTEND`].
     Frontend(usize),
+    /// The HTTPRoute of this name as it is, with a status the controller wrote (nothing a
+    /// dialect reads: the view stays the same); absent, it is deleted (also no change).
+    Status(usize),
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -165,6 +168,7 @@ fn change() -> impl Strategy<Value = Change> {
         3 => route_spec().prop_map(Change::Repath),
         1 => (0..NAMES.len()).prop_map(Change::Delete),
         1 => (0..FRONTEND.len()).prop_map(Change::Frontend),
+        1 => (0..NAMES.len()).prop_map(Change::Status),
     ]
 }
 
@@ -326,6 +330,17 @@ impl ObjectChange {
     }
 }
 
+/// A version of the HTTPRoute `name` (for a deletion, which names only the key).
+fn any_version(name: usize) -> RouteSpec {
+    RouteSpec {
+        name,
+        parents: 0,
+        hostnames: 0,
+        created: 0,
+        rules: vec![],
+    }
+}
+
 /// The changes of a Gateway API world, in order.
 fn gateway_changes(world: &World) -> Vec<ObjectChange> {
     let mut applied: std::collections::BTreeMap<usize, RouteSpec> = world
@@ -351,16 +366,19 @@ fn gateway_changes(world: &World) -> Vec<ObjectChange> {
                     applied.insert(spec.name, spec);
                     change
                 }
+                Change::Status(name) => match applied.get(name) {
+                    Some(current) => ObjectChange::upsert(
+                        &format!(
+                            "{}status:\n  parents:\n    - parentRef: {{name: mtls}}\n      controllerName: gateway.envoyproxy.io/gatewayclass-controller\n      conditions: [{{type: Accepted, status: \"True\", reason: Accepted}}]\n",
+                            http_route(current)
+                        ),
+                        label,
+                    ),
+                    None => ObjectChange::delete(&http_route(&any_version(*name)), label),
+                },
                 Change::Delete(name) => {
                     applied.remove(name);
-                    let any_version = RouteSpec {
-                        name: *name,
-                        parents: 0,
-                        hostnames: 0,
-                        created: 0,
-                        rules: vec![],
-                    };
-                    ObjectChange::delete(&http_route(&any_version), label)
+                    ObjectChange::delete(&http_route(&any_version(*name)), label)
                 }
                 Change::Frontend(frontend) => ObjectChange::upsert(&mtls_gateway(*frontend), label),
             }
@@ -514,6 +532,44 @@ fn dropping_the_mtls_gateways_validation_is_denied_incrementally_too() {
     let reference = review_object_in_full(&view, kind, &key, Some(Arc::clone(&gateway)));
     assert!(!reference.allowed, "{reference:?}");
     assert_eq!(cached, reference);
+}
+
+/// A controller writing an HTTPRoute's status (the most common UPDATE of the kind) changes
+/// nothing a dialect reads: the view keeps the host's stamp (and so its cached before-state),
+/// and the review decides as the reference. A moved path is a change of the view.
+#[test]
+fn an_httproute_status_update_keeps_the_hosts_state() {
+    let world = compliant_world();
+    let mut view = load_view(&world);
+    let current = &world.initial[0];
+    let with_status = format!(
+        "{}status:\n  parents:\n    - parentRef: {{name: mtls}}\n      controllerName: gateway.envoyproxy.io/gatewayclass-controller\n      conditions: [{{type: Accepted, status: \"True\", reason: Accepted}}]\n",
+        http_route(current)
+    );
+    let (kind, status_only) = reduced(&with_status);
+    let key = status_only.key().clone();
+    let cache = BeforeStateCache::default();
+    assert_eq!(
+        review_object(&view, kind, &key, Some(status_only.clone()), &cache),
+        review_object_in_full(&view, kind, &key, Some(status_only.clone()))
+    );
+    let stamp = view.host_stamp(MTLS_API);
+    view.upsert_object(*kind, status_only);
+    assert_eq!(
+        view.host_stamp(MTLS_API),
+        stamp,
+        "a status update is no new state"
+    );
+
+    let mut moved = current.clone();
+    moved.rules[0][0].path = (current.rules[0][0].path + 1) % path_pool().len();
+    let (_, moved) = reduced(&http_route(&moved));
+    view.upsert_object(*kind, moved);
+    assert_ne!(
+        view.host_stamp(MTLS_API),
+        stamp,
+        "a moved path is a new state"
+    );
 }
 
 /// An HTTPRoute whose hostname is a wildcard over more than one label (`*.example`: a

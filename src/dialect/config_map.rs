@@ -47,7 +47,7 @@ impl ObjectView for ConfigMapView {
         self
     }
     fn same_view(&self, other: &dyn ObjectView) -> bool {
-        other.as_any().downcast_ref::<Self>() == Some(self)
+        super::same_view_by_eq(self, other)
     }
 }
 

@@ -414,6 +414,12 @@ pub trait ObjectView: Any + Send + Sync + fmt::Debug {
     }
 }
 
+/// [`ObjectView::same_view`] of a view type whose fields are all read by its dialect (so a
+/// derived `PartialEq` compares exactly what an evaluation can see).
+pub fn same_view_by_eq<T: ObjectView + PartialEq>(view: &T, other: &dyn ObjectView) -> bool {
+    other.as_any().downcast_ref::<T>() == Some(view)
+}
+
 /// A shared, type-erased object view.
 pub type SharedObject = Arc<dyn ObjectView>;
 

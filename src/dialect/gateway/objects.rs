@@ -581,6 +581,9 @@ impl ObjectView for HttpRouteView {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        crate::dialect::same_view_by_eq(self, other)
+    }
 }
 
 /// A GRPCRoute, TLSRoute or TCPRoute: only where it attaches.
@@ -601,6 +604,9 @@ impl ObjectView for OtherRouteView {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        crate::dialect::same_view_by_eq(self, other)
     }
 }
 
@@ -858,6 +864,9 @@ macro_rules! plain_view {
             }
             fn as_any(&self) -> &dyn Any {
                 self
+            }
+            fn same_view(&self, other: &dyn ObjectView) -> bool {
+                crate::dialect::same_view_by_eq(self, other)
             }
         }
     )*};

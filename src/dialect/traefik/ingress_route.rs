@@ -63,7 +63,7 @@ impl CrdRef {
 }
 
 /// One `spec.routes[]` entry of kind `Rule`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressRouteRoute {
     /// The `match` rule as written.
     pub text: String,
@@ -92,7 +92,7 @@ pub struct IngressRouteTls {
 }
 
 /// A Traefik `IngressRoute` of either group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressRouteView {
     pub key: ObjectKey,
     pub routes: Vec<IngressRouteRoute>,
@@ -111,6 +111,9 @@ impl ObjectView for IngressRouteView {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        crate::dialect::same_view_by_eq(self, other)
     }
 }
 

@@ -42,7 +42,7 @@ pub const INGRESS_ROUTE_TCP_CONTAINOUS: ObjectKind = ObjectKind {
 };
 
 /// One `spec.routes[]` entry: one TCP router.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpRoute {
     /// The `match` rule as written.
     pub text: String,
@@ -64,7 +64,7 @@ pub enum TcpTls {
 }
 
 /// A Traefik `IngressRouteTCP` of either group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressRouteTcpView {
     pub key: ObjectKey,
     pub routes: Vec<TcpRoute>,
@@ -84,6 +84,9 @@ impl ObjectView for IngressRouteTcpView {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        crate::dialect::same_view_by_eq(self, other)
     }
 }
 

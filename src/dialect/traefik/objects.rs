@@ -87,6 +87,9 @@ impl ObjectView for TlsOptionView {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        crate::dialect::same_view_by_eq(self, other)
+    }
 }
 
 impl ObjectView for MiddlewareView {
@@ -95,6 +98,9 @@ impl ObjectView for MiddlewareView {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn same_view(&self, other: &dyn ObjectView) -> bool {
+        crate::dialect::same_view_by_eq(self, other)
     }
 }
 
