@@ -474,6 +474,28 @@ impl<'t> TableLiterals<'_, 't> {
         }
     }
 
+    /// The literals of `table`, the table after a change that added the routes `added` to
+    /// a table whose fresh character was `before_fresh`: while that is the first one tried
+    /// and no added literal contains it, it stays the new table's (taking literals out
+    /// cannot free a lower one), and no scan of every literal is needed.
+    fn after_change(
+        table: &'t HostRouteTable,
+        before_fresh: Option<char>,
+        added: &[&PathMatcher],
+    ) -> Self {
+        let literals = Self::lazy(table);
+        if let Self::Lazy { fresh, .. } = &literals
+            && before_fresh == Some(crate::paths::FIRST_FRESH_CHAR)
+            && added.iter().all(|m| {
+                m.literal()
+                    .is_none_or(|(text, _)| !text.contains(crate::paths::FIRST_FRESH_CHAR))
+            })
+        {
+            let _ = fresh.set(crate::paths::FIRST_FRESH_CHAR);
+        }
+        literals
+    }
+
     fn all(&self) -> &RouteLiterals<'t> {
         match self {
             Self::Given(literals) => literals,
@@ -1308,7 +1330,11 @@ fn after_change(
             .iter()
             .enumerate()
             .all(|(i, j)| j.is_none_or(|j| j == i));
-    let literals = TableLiterals::lazy(&new);
+    let before_fresh = before
+        .targets
+        .iter()
+        .find_map(|t| t.unlisted.as_ref().map(|u| u.fresh));
+    let literals = TableLiterals::after_change(&new, before_fresh, &changed_after);
     let outcomes = targets
         .iter()
         .zip(&before.targets)
@@ -1677,5 +1703,54 @@ fn route_violation(
         path: Some(route.path.clone()),
         endpoint: target.endpoint,
         url: Some(target.url.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::FIRST_FRESH_CHAR;
+
+    fn table(paths: &[&str]) -> HostRouteTable {
+        HostRouteTable {
+            routes: paths
+                .iter()
+                .map(|p| {
+                    crate::dialect::required_route("Ingress", PathMatcher::Prefix(p.to_string()), 0)
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The fresh character a table after a change is given without scanning its literals is
+    /// the one the scan finds: (literals before, literals after, the added one).
+    #[test]
+    fn fresh_character_after_a_change_is_the_scanned_one() {
+        let api = "/open-banking-nz/v3.0";
+        let private = format!("{api}/accounts{FIRST_FRESH_CHAR}");
+        let cases: [(&[&str], &[&str], Option<&str>); 4] = [
+            // ASCII before and after: the first character stays, given.
+            (&[api, "/"], &[api, "/", "/token"], Some("/token")),
+            // The added literal holds it: the next one, scanned.
+            (&[api, "/"], &[api, "/", &private], Some(&private)),
+            // The literal that held it is removed: the first one again, scanned.
+            (&[api, &private], &[api], None),
+            // A removal from an ASCII table.
+            (&[api, "/"], &["/"], None),
+        ];
+        for (before, after, added) in cases {
+            let before = table(before);
+            let after = table(after);
+            let before_fresh = RouteLiterals::fresh_of(before.routes.iter().map(|r| &r.matcher));
+            let added_matcher = added.map(|p| PathMatcher::Prefix(p.to_string()));
+            let added: Vec<&PathMatcher> = added_matcher.iter().collect();
+            let literals = TableLiterals::after_change(&after, Some(before_fresh), &added);
+            assert_eq!(
+                literals.fresh(),
+                RouteLiterals::fresh_of(after.routes.iter().map(|r| &r.matcher)),
+                "{before:?} -> {after:?}"
+            );
+        }
     }
 }

@@ -621,14 +621,17 @@ fn literal_prefix(expr: &str) -> String {
     out
 }
 
+/// The character [`fresh_char`] tries first: the first of Unicode's private-use area.
+pub const FIRST_FRESH_CHAR: char = '\u{E000}';
+
 /// A character that none of `literals` contains, used to build values that equal no literal
 /// and extend none.
 pub fn fresh_char<'a>(literals: impl Iterator<Item = &'a str> + Clone) -> char {
     // ASCII text contains no private-use character (the common case, checked word-wise).
     if literals.clone().all(str::is_ascii) {
-        return '\u{E000}';
+        return FIRST_FRESH_CHAR;
     }
-    ('\u{E000}'..='\u{F8FF}')
+    (FIRST_FRESH_CHAR..='\u{F8FF}')
         .find(|c| !literals.clone().any(|l| l.contains(*c)))
         .unwrap_or('\u{10FFFD}')
 }
