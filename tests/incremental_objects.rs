@@ -572,6 +572,60 @@ fn an_httproute_status_update_keeps_the_hosts_state() {
     );
 }
 
+/// A patched table is patched again without a full build (its routes' host order is
+/// derived from its base's), and every table of the chain is the one a full build gives:
+/// an HTTPRoute created, moved, and deleted on the API host.
+#[test]
+fn a_patched_table_is_patched_again() {
+    let world = compliant_world();
+    let mut view = load_view(&world);
+    let second = RouteSpec {
+        name: 1,
+        ..world.initial[0].clone()
+    };
+    let mut moved = second.clone();
+    moved.rules[0][0].path = (second.rules[0][0].path + 1) % path_pool().len();
+    let changes = [
+        ObjectChange::upsert(&http_route(&second), "create".into()),
+        ObjectChange::upsert(&http_route(&moved), "move".into()),
+        ObjectChange::delete(&http_route(&moved), "delete".into()),
+    ];
+    let profile = view.profiles().next().expect("profile").clone();
+    let dialect = engine::profile_dialect(&profile).expect("dialect");
+    let before = engine::evaluate_host_before_change(&profile, dialect, &view, MTLS_API, true);
+    let mut table = before.table().expect("served").clone();
+    for change in changes {
+        let old = match view.object(change.kind, &change.key) {
+            Lookup::Found(old) => Some(old.clone()),
+            _ => None,
+        };
+        let patch = dialect
+            .patched_object_table(
+                MTLS_API,
+                &table,
+                change.kind,
+                old.as_ref(),
+                change.after.as_ref(),
+            )
+            .unwrap_or_else(|| panic!("{}: patched, not built in full", change.label));
+        match &change.after {
+            Some(object) => {
+                view.upsert_object(*change.kind, object.clone());
+            }
+            None => {
+                view.remove_object(change.kind, &change.key);
+            }
+        }
+        let full = engine::evaluate_host(&profile, dialect, &view, MTLS_API, true);
+        assert!(
+            engine::same_table(&patch.table, full.table().expect("served")),
+            "{}: the patched table is the one built in full",
+            change.label
+        );
+        table = patch.table;
+    }
+}
+
 /// An HTTPRoute whose hostname is a wildcard over more than one label (`*.example`: a
 /// suffix match, `HTTPRoute.Hostnames`) serves `mtls-api.bank.example` too, so changing it
 /// changes that host's state: a before-state cached for the host must not outlive it, and

@@ -13,7 +13,8 @@
 //! kept.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use super::{
     Attachment, Candidate, GatewayView, HTTP_ROUTE_KIND, HttpPathType, HttpRouteView,
@@ -22,6 +23,7 @@ use super::{
 use crate::dialect::{
     AuthKind, HostRouteTable, Route, RouteMoves, RouteSource, SharedObject, TablePatch,
 };
+use crate::model::ObjectKey;
 use crate::paths::{LiteralIndex, PathMatcher, RemappedIndex};
 
 /// One listener that serves the host (a group of the table's routes).
@@ -90,8 +92,54 @@ pub(super) struct PatchState {
     groups: Arc<Vec<ListenerGroup>>,
     auths: Arc<Vec<(AuthKind, Arc<str>)>>,
     labels: Arc<Vec<String>>,
-    /// One per table route, in table order.
-    orders: Vec<RouteOrder>,
+    orders: KeptOrders,
+    /// Each HTTPRoute's table routes (ascending), indexed on the first patch.
+    routes_by_route: OnceLock<HashMap<ObjectKey, Vec<usize>>>,
+}
+
+/// The host order of each table route (one per route, in table order).
+#[derive(Debug)]
+enum KeptOrders {
+    /// A built table's.
+    Built(Arc<[RouteOrder]>),
+    /// A patched table's: its base's with the patch's moves, derived when first needed (a
+    /// review's after-state is not patched again, so it does not copy every route's order).
+    Patched {
+        base: Arc<[RouteOrder]>,
+        /// Indices into `base`, ascending.
+        removed: Vec<usize>,
+        /// (index in the patched table, order), ascending.
+        added: Vec<(usize, RouteOrder)>,
+        derived: OnceLock<Arc<[RouteOrder]>>,
+    },
+}
+
+impl KeptOrders {
+    fn get(&self) -> &Arc<[RouteOrder]> {
+        match self {
+            Self::Built(orders) => orders,
+            Self::Patched {
+                base,
+                removed,
+                added,
+                derived,
+            } => derived.get_or_init(|| {
+                let len = base.len() - removed.len() + added.len();
+                let mut kept = base
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| removed.binary_search(i).is_err())
+                    .map(|(_, order)| *order);
+                let mut added = added.iter().peekable();
+                (0..len)
+                    .filter_map(|j| match added.next_if(|(at, _)| *at == j) {
+                        Some((_, order)) => Some(*order),
+                        None => kept.next(),
+                    })
+                    .collect()
+            }),
+        }
+    }
 }
 
 impl PatchState {
@@ -105,8 +153,27 @@ impl PatchState {
             groups: Arc::new(groups),
             auths: Arc::new(auths),
             labels: Arc::new(labels),
-            orders,
+            orders: KeptOrders::Built(Arc::from(orders)),
+            routes_by_route: OnceLock::new(),
         }
+    }
+
+    /// The indices of the routes of HTTPRoute `key` in `table` (this state's table),
+    /// ascending.
+    fn routes_of(&self, table: &HostRouteTable, key: &ObjectKey) -> &[usize] {
+        let by_route = self.routes_by_route.get_or_init(|| {
+            let mut by_route: HashMap<ObjectKey, Vec<usize>> = HashMap::new();
+            for (i, route) in table.routes.iter().enumerate() {
+                if route.source.kind == HTTP_ROUTE_KIND {
+                    by_route
+                        .entry(route.source.key.clone())
+                        .or_default()
+                        .push(i);
+                }
+            }
+            by_route
+        });
+        by_route.get(key).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -134,7 +201,8 @@ pub(super) fn patch(
     new: Option<&SharedObject>,
 ) -> Option<TablePatch> {
     let state = before.kept_patch_state::<PatchState>()?;
-    if state.orders.len() != before.routes.len() || !before.conditional.is_empty() {
+    let base_orders = Arc::clone(state.orders.get());
+    if base_orders.len() != before.routes.len() || !before.conditional.is_empty() {
         return None;
     }
     let (old, new) = (http_route(old)?, http_route(new)?);
@@ -188,45 +256,52 @@ pub(super) fn patch(
         added.sort_unstable_by_key(|(order, _)| *order);
     }
 
-    // The old table without the route's old version, the new version merged in.
-    let capacity = before.routes.len() + added.len();
-    let mut routes: Vec<Arc<Route>> = Vec::with_capacity(capacity);
-    let mut orders: Vec<RouteOrder> = Vec::with_capacity(capacity);
-    let mut removed: Vec<usize> = Vec::new();
-    let mut added_at: Vec<usize> = Vec::with_capacity(added.len());
-    let mut pending = added.into_iter().peekable();
-    for (i, (route, order)) in before.routes.iter().zip(&state.orders).enumerate() {
-        // Names differ first, as a rule: compared before namespaces and kinds.
-        if route.source.key.name == source.key.name && route.source == source {
-            if matches!(route.matcher, PathMatcher::Regex(_)) {
-                return None;
-            }
-            removed.push(i);
-            continue;
-        }
-        while let Some((o, r)) = pending.next_if(|(o, _)| {
-            RouteOrder::cmp_routes((o, &source.key), (order, &route.source.key)) == Ordering::Less
-        }) {
-            added_at.push(routes.len());
-            routes.push(r);
-            orders.push(o);
-        }
-        routes.push(Arc::clone(route));
-        orders.push(*order);
+    // The old version's routes leave; each new one goes before the first old route it
+    // precedes (found by bisection: the old table is in the host's order); the runs
+    // between are the old table's, copied as pointers.
+    let removed = state.routes_of(before, &source.key).to_vec();
+    if removed
+        .iter()
+        .any(|&i| matches!(before.routes[i].matcher, PathMatcher::Regex(_)))
+    {
+        return None;
     }
-    for (o, r) in pending {
-        added_at.push(routes.len());
-        routes.push(r);
-        orders.push(o);
+    let old_order = |i: usize| (&base_orders[i], &before.routes[i].source.key);
+    let mut routes: Vec<Arc<Route>> =
+        Vec::with_capacity(before.routes.len() - removed.len() + added.len());
+    let mut added_orders: Vec<(usize, RouteOrder)> = Vec::with_capacity(added.len());
+    let mut copied = 0;
+    let mut gone = removed.iter().copied().peekable();
+    for (order, route) in added {
+        let at = first_after(before.routes.len(), |i| {
+            RouteOrder::cmp_routes(old_order(i), (&order, &source.key)) == Ordering::Greater
+        });
+        copy_kept(&before.routes, copied..at, &mut gone, &mut routes);
+        copied = copied.max(at);
+        added_orders.push((routes.len(), order));
+        routes.push(route);
     }
-    let moves = RouteMoves::new(before.routes.len(), removed, added_at);
+    copy_kept(
+        &before.routes,
+        copied..before.routes.len(),
+        &mut gone,
+        &mut routes,
+    );
+    let added_at: Vec<usize> = added_orders.iter().map(|(at, _)| *at).collect();
+    let moves = RouteMoves::new(before.routes.len(), removed.clone(), added_at);
     let table = before.with_routes(
         routes,
         Some(Arc::new(PatchState {
             groups: Arc::clone(&state.groups),
             auths: Arc::clone(&state.auths),
             labels: Arc::clone(&state.labels),
-            orders,
+            orders: KeptOrders::Patched {
+                base: base_orders,
+                removed,
+                added: added_orders,
+                derived: OnceLock::new(),
+            },
+            routes_by_route: OnceLock::new(),
         })),
     );
     // The old table's literal index serves the new one through the moves, if it was
@@ -243,6 +318,43 @@ pub(super) fn patch(
         let _ = table.winners_index.set(patched);
     }
     Some(TablePatch { table, moves })
+}
+
+/// The first of `0..len` for which `after` holds (it holds for a suffix), by bisection.
+fn first_after(len: usize, after: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if after(middle) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    low
+}
+
+/// Appends the routes of `range` of `old` but those `gone` names (ascending; consumed as
+/// passed).
+fn copy_kept(
+    old: &[Arc<Route>],
+    range: std::ops::Range<usize>,
+    gone: &mut std::iter::Peekable<impl Iterator<Item = usize>>,
+    out: &mut Vec<Arc<Route>>,
+) {
+    let mut start = range.start;
+    while start < range.end {
+        match gone.next_if(|&g| g < range.end) {
+            Some(g) => {
+                out.extend_from_slice(&old[start..g.max(start)]);
+                start = start.max(g + 1);
+            }
+            None => {
+                out.extend_from_slice(&old[start..range.end]);
+                start = range.end;
+            }
+        }
+    }
 }
 
 /// The literal index of a patched table: the old table's index through the patch's moves
