@@ -874,6 +874,29 @@ pub fn representatives(
     }
     let fresh = literals.fresh;
     let fresh_value = fresh.to_string();
+    // A literal compatible at some parameter (`compatible_before`) starts with the
+    // template's segments before its first parameter, each followed by `/`: the others
+    // are passed over without splitting them (a host has many literals, a template few).
+    let mut fixed_start = String::from("/");
+    for seg in &template.segments {
+        match seg {
+            Segment::Literal(l) => {
+                fixed_start.push_str(l);
+                fixed_start.push('/');
+            }
+            Segment::Param(_) => break,
+        }
+    }
+    let related: Vec<&RouteLiteral<'_>> = literals
+        .literals
+        .iter()
+        .filter(|lit| {
+            lit.text
+                .as_bytes()
+                .get(..fixed_start.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(fixed_start.as_bytes()))
+        })
+        .collect();
     // Candidate values per parameter position.
     let mut per_param: Vec<Vec<String>> = Vec::new();
     for (i, seg) in template.segments.iter().enumerate() {
@@ -881,7 +904,7 @@ pub fn representatives(
             continue;
         }
         let mut values = vec![fresh_value.clone()];
-        for lit in &literals.literals {
+        for lit in &related {
             let parts = lit.parts();
             let Some(part) = parts.get(i + 1) else {
                 continue;
@@ -1197,6 +1220,39 @@ mod tests {
             "{reps:?}"
         );
         assert!(reps.iter().all(|r| t.matches(r)));
+    }
+
+    /// Literals are compared with the template's segments before its parameters ASCII
+    /// case-insensitively (as `compatible_before` does), so a literal in other case still
+    /// gives its values; literals elsewhere give none.
+    #[test]
+    fn representatives_take_values_only_from_literals_below_the_fixed_segments() {
+        let t = PathTemplate::parse("/open-banking-nz/v3.0/accounts/{AccountId}/balances");
+        let values = |paths: &[&str]| {
+            let matchers: Vec<PathMatcher> = paths
+                .iter()
+                .map(|p| PathMatcher::Exact(p.to_string()))
+                .collect();
+            representatives(&t, &RouteLiterals::new(matchers.iter())).unwrap_or_default()
+        };
+        let related = [
+            "/open-banking-nz/v3.0/accounts/123/balances",
+            "/OPEN-BANKING-NZ/v3.0/Accounts/456",
+        ];
+        let unrelated = [
+            "/open-banking-nz/v3.0/accounts",
+            "/open-banking-nz/v3.0/payments/789",
+            "/open-banking-nz/v3.0/accountsx/1",
+            "/token",
+            "/",
+        ];
+        let reps = values(&related);
+        for value in ["123", "456"] {
+            let path = format!("/open-banking-nz/v3.0/accounts/{value}/balances");
+            assert!(reps.contains(&path), "{path} in {reps:?}");
+        }
+        let all: Vec<&str> = related.iter().chain(&unrelated).copied().collect();
+        assert_eq!(values(&all), reps, "unrelated literals add no value");
     }
 
     #[test]
