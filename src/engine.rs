@@ -444,11 +444,11 @@ pub fn serving_routes(
     serving_routes_probed(
         dialect,
         table,
-        &TableLiterals::Given(literals),
+        &TableLiterals::given(literals),
         target,
         None,
     )
-    .0
+    .serving
     .into_iter()
     .collect()
 }
@@ -456,7 +456,18 @@ pub fn serving_routes(
 /// A table's route literals: given, or collected on first use. A review whose change
 /// reaches only unlisted scopes needs just their fresh character, which is derived without
 /// collecting them.
-enum TableLiterals<'l, 't> {
+struct TableLiterals<'l, 't> {
+    source: LiteralSource<'l, 't>,
+    /// The routes whose literals give templates values ([`TargetOutcome::related`]), by
+    /// the templates' segments before their first parameter: many endpoints share them
+    /// (`/accounts/{AccountId}/…`), so each set is derived once per evaluation.
+    related: std::cell::RefCell<Vec<RelatedByFixedSegments>>,
+}
+
+/// (a template's segments before its first parameter, the routes that give it values)
+type RelatedByFixedSegments = (Vec<crate::paths::Segment>, Arc<[usize]>);
+
+enum LiteralSource<'l, 't> {
     Given(&'l RouteLiterals<'t>),
     Lazy {
         table: &'t HostRouteTable,
@@ -465,12 +476,22 @@ enum TableLiterals<'l, 't> {
     },
 }
 
-impl<'t> TableLiterals<'_, 't> {
+impl<'l, 't> TableLiterals<'l, 't> {
+    fn given(literals: &'l RouteLiterals<'t>) -> Self {
+        Self {
+            source: LiteralSource::Given(literals),
+            related: Default::default(),
+        }
+    }
+
     fn lazy(table: &'t HostRouteTable) -> Self {
-        Self::Lazy {
-            table,
-            all: Default::default(),
-            fresh: Default::default(),
+        Self {
+            source: LiteralSource::Lazy {
+                table,
+                all: Default::default(),
+                fresh: Default::default(),
+            },
+            related: Default::default(),
         }
     }
 
@@ -484,7 +505,7 @@ impl<'t> TableLiterals<'_, 't> {
         added: &[&PathMatcher],
     ) -> Self {
         let literals = Self::lazy(table);
-        if let Self::Lazy { fresh, .. } = &literals
+        if let LiteralSource::Lazy { fresh, .. } = &literals.source
             && before_fresh == Some(crate::paths::FIRST_FRESH_CHAR)
             && added.iter().all(|m| {
                 m.literal()
@@ -497,9 +518,9 @@ impl<'t> TableLiterals<'_, 't> {
     }
 
     fn all(&self) -> &RouteLiterals<'t> {
-        match self {
-            Self::Given(literals) => literals,
-            Self::Lazy { table, all, .. } => {
+        match &self.source {
+            LiteralSource::Given(literals) => literals,
+            LiteralSource::Lazy { table, all, .. } => {
                 all.get_or_init(|| RouteLiterals::new(table.routes.iter().map(|r| &r.matcher)))
             }
         }
@@ -507,15 +528,33 @@ impl<'t> TableLiterals<'_, 't> {
 
     /// [`RouteLiterals::fresh`] of the table's literals.
     fn fresh(&self) -> char {
-        match self {
-            Self::Given(literals) => literals.fresh,
-            Self::Lazy { table, all, fresh } => match all.get() {
+        match &self.source {
+            LiteralSource::Given(literals) => literals.fresh,
+            LiteralSource::Lazy { table, all, fresh } => match all.get() {
                 Some(literals) => literals.fresh,
                 None => *fresh.get_or_init(|| {
                     RouteLiterals::fresh_of(table.routes.iter().map(|r| &r.matcher))
                 }),
             },
         }
+    }
+
+    /// The routes whose literals give `template` values: `derive`d for the first template
+    /// with its fixed segments, shared by the others.
+    fn related_routes(
+        &self,
+        template: &PathTemplate,
+        derive: impl FnOnce() -> Vec<usize>,
+    ) -> Arc<[usize]> {
+        let fixed = template.fixed_segments();
+        if let Some((_, routes)) = self.related.borrow().iter().find(|(f, _)| f == fixed) {
+            return Arc::clone(routes);
+        }
+        let routes: Arc<[usize]> = derive().into();
+        self.related
+            .borrow_mut()
+            .push((fixed.to_vec(), Arc::clone(&routes)));
+        routes
     }
 }
 
@@ -683,6 +722,11 @@ struct ProbeReuse<'a> {
     changed_after: &'a [&'a PathMatcher],
     /// The target's counted unlisted-scope representatives before the change.
     unlisted: Option<&'a UnlistedCounts>,
+    /// A templated target's routes whose literals may give its representatives values,
+    /// before the change ([`TargetOutcome::related`]).
+    related: Option<&'a [usize]>,
+    /// Indices of the changed object's routes in the new table, ascending.
+    added: &'a [usize],
     /// Whether the after-state keeps probes (to be the before-state of a further change);
     /// without, an unlisted scope's serving routes are derived by counts.
     keep_probes: bool,
@@ -831,7 +875,7 @@ fn serving_routes_probed(
     literals: &TableLiterals<'_, '_>,
     target: &Target<'_>,
     probes: Option<Option<&ProbeReuse<'_>>>,
-) -> (Vec<usize>, Option<Probes>, Option<UnlistedCounts>) {
+) -> ProbedServing {
     // Which routes serve, by index (a winner of many representatives is set many times).
     let mut serving = vec![false; table.routes.len()];
     let mut serve = |winners: &[usize]| {
@@ -840,6 +884,7 @@ fn serving_routes_probed(
         }
     };
     let mut counted = None;
+    let mut related = None;
     if let (Some(Some(reuse)), TargetPaths::Unlisted { base, listed }) = (probes, &target.paths) {
         let scope = UnlistedCandidates::new(base, listed, literals.fresh());
         // The probes before hold exactly the counted representatives (checked, not only
@@ -861,13 +906,17 @@ fn serving_routes_probed(
                 .filter(|_| !reuse.keep_probes)
                 .and_then(|order| reuse.unlisted_serving(&change, order, dialect, table));
             if let Some(serving) = lean {
-                return finish(table, target, serving, None, None);
+                return finish(table, target, serving, ProbedServing::default());
             }
             let probes = reuse.unlisted_probes(change, dialect, table);
             for winners in probes.values() {
                 serve(winners);
             }
-            return finish(table, target, serving, Some(probes), None);
+            let kept = ProbedServing {
+                probes: Some(probes),
+                ..Default::default()
+            };
+            return finish(table, target, serving, kept);
         }
     }
     let instances: Option<Vec<Arc<str>>> = match (probes, &target.paths) {
@@ -876,7 +925,7 @@ fn serving_routes_probed(
                 for path in &instances {
                     serve(&dialect.winners(table, path));
                 }
-                return finish(table, target, serving, None, None);
+                return finish(table, target, serving, ProbedServing::default());
             }
             None => None,
         },
@@ -887,8 +936,27 @@ fn serving_routes_probed(
             counted = Some(counts);
             Some(instances)
         }
-        (Some(_), TargetPaths::Template(t)) => {
-            representatives(t, literals.all()).map(|v| v.into_iter().map(Arc::from).collect())
+        (Some(reuse), TargetPaths::Template(t)) => {
+            // Before a change, the routes that give values; after it, those that did (in
+            // their new places) and the changed object's that do: not every route.
+            let routes =
+                literals.related_routes(t, || match reuse.and_then(|r| Some((r, r.related?))) {
+                    Some((reuse, before)) => {
+                        related_after_change(before, reuse.remap, reuse.added, table, t)
+                    }
+                    None => (0..table.routes.len())
+                        .filter(|&i| gives_values(table, i, t))
+                        .collect(),
+                });
+            let giving = RouteLiterals {
+                literals: routes
+                    .iter()
+                    .filter_map(|&i| RouteLiteral::of(&table.routes[i].matcher))
+                    .collect(),
+                fresh: literals.fresh(),
+            };
+            related = Some(routes);
+            representatives(t, &giving).map(|v| v.into_iter().map(Arc::from).collect())
         }
     };
     let probes = match (instances, probes) {
@@ -916,7 +984,66 @@ fn serving_routes_probed(
     if let (Some(counted), Some(probes)) = (counted.as_mut(), probes.as_ref()) {
         counted.order = Some(ProbeOrder::of(probes, table.routes.len()));
     }
-    finish(table, target, serving, probes, counted)
+    let kept = ProbedServing {
+        serving: Vec::new(),
+        probes,
+        unlisted: counted,
+        related,
+    };
+    finish(table, target, serving, kept)
+}
+
+/// Whether route `i` of `table` has a literal that can give `template`'s parameters
+/// values ([`PathTemplate::literal_gives_values`]).
+fn gives_values(table: &HostRouteTable, i: usize, template: &PathTemplate) -> bool {
+    table.routes[i]
+        .matcher
+        .literal()
+        .is_some_and(|(text, _)| template.literal_gives_values(text))
+}
+
+/// A templated target's routes that give values ([`TargetOutcome::related`]) in the
+/// table after a change, from those before it: the routes that did, in their new places
+/// (`remap`), and the changed object's new routes (`added`) that do.
+fn related_after_change(
+    before: &[usize],
+    remap: &[Option<usize>],
+    added: &[usize],
+    table: &HostRouteTable,
+    template: &PathTemplate,
+) -> Vec<usize> {
+    let mut routes: Vec<usize> = before
+        .iter()
+        .filter_map(|&i| remap.get(i).copied().flatten())
+        .chain(
+            added
+                .iter()
+                .copied()
+                .filter(|&j| gives_values(table, j, template)),
+        )
+        .collect();
+    routes.sort_unstable();
+    // What a scan of the whole table gives (checked where it costs nothing in production:
+    // the property tests chain changes in debug builds).
+    debug_assert_eq!(
+        routes,
+        (0..table.routes.len())
+            .filter(|&i| gives_values(table, i, template))
+            .collect::<Vec<_>>(),
+        "routes that give {template:?} values, derived across a change"
+    );
+    routes
+}
+
+/// What [`serving_routes_probed`] found: the serving routes, and what a host evaluation
+/// keeps for deciding after a change.
+#[derive(Default)]
+struct ProbedServing {
+    /// Indices of the routes that serve the target, ascending.
+    serving: Vec<usize>,
+    probes: Option<Probes>,
+    unlisted: Option<UnlistedCounts>,
+    related: Option<Arc<[usize]>>,
 }
 
 /// [`serving_routes_probed`]'s last step: regexes that representatives cannot enumerate
@@ -925,9 +1052,8 @@ fn finish(
     table: &HostRouteTable,
     target: &Target<'_>,
     serving: Vec<bool>,
-    probes: Option<Probes>,
-    counted: Option<UnlistedCounts>,
-) -> (Vec<usize>, Option<Probes>, Option<UnlistedCounts>) {
+    kept: ProbedServing,
+) -> ProbedServing {
     let serving = table
         .routes
         .iter()
@@ -939,7 +1065,7 @@ fn finish(
         })
         .map(|(i, _)| i)
         .collect();
-    (serving, probes, counted)
+    ProbedServing { serving, ..kept }
 }
 
 /// The outcome for one target on one host.
@@ -954,6 +1080,10 @@ struct TargetOutcome {
     /// An unlisted scope's representatives, counted, when generated from the
     /// evaluation's table (not kept across a change: see [`UnlistedCounts::after_change`]).
     unlisted: Option<Arc<UnlistedCounts>>,
+    /// A templated target's routes whose literals may give its representatives values
+    /// (those that start with its fixed segments), when generated from the evaluation's
+    /// table: after a change, these and the changed object's, not every route.
+    related: Option<Arc<[usize]>>,
 }
 
 /// The evaluation of one profile host: its route table, host-level findings and one
@@ -1092,7 +1222,7 @@ fn evaluate_host_with(
                         dialect,
                         host,
                         table,
-                        &TableLiterals::Given(&literals),
+                        &TableLiterals::given(&literals),
                         t,
                         coverage,
                         probes,
@@ -1330,6 +1460,17 @@ fn after_change(
             .iter()
             .enumerate()
             .all(|(i, j)| j.is_none_or(|j| j == i));
+    let (removed, added): (Vec<usize>, Vec<usize>) = match &patched {
+        Some(moves) => (moves.removed().to_vec(), moves.added().to_vec()),
+        None => (
+            (0..old.routes.len())
+                .filter(|&i| remap[i].is_none())
+                .collect(),
+            (0..new.routes.len())
+                .filter(|&j| &new.routes[j].source == changed)
+                .collect(),
+        ),
+    };
     let before_fresh = before
         .targets
         .iter()
@@ -1348,6 +1489,8 @@ fn after_change(
                     changed_before: &changed_before,
                     changed_after: &changed_after,
                     unlisted: previous.unlisted.as_deref(),
+                    related: previous.related.as_deref(),
+                    added: &added,
                     keep_probes,
                 });
                 Arc::new(target_outcome(
@@ -1360,18 +1503,47 @@ fn after_change(
                     coverage,
                     Some(reuse.as_ref()),
                 ))
-            } else if same_indices && previous.unlisted.is_none() {
-                // Nothing of it refers to what moved: shared, not copied.
-                Arc::clone(previous)
             } else {
-                Arc::new(TargetOutcome {
-                    probes: previous.probes.clone().filter(|_| same_indices),
-                    // The counts are of the table before (its literals, its fresh
-                    // character); a target the change cannot reach keeps its serving
-                    // routes, not necessarily its candidates.
-                    unlisted: None,
-                    ..(**previous).clone()
-                })
+                // An added route may give a template values without matching it. An
+                // after-state that keeps no probes is no before-state: it needs none.
+                let related = match (&target.paths, previous.related.as_ref()) {
+                    (TargetPaths::Template(t), Some(before)) => {
+                        // Where the old indices hold, the changed routes kept their places:
+                        // the set stays if none of them gave values before or gives some now.
+                        let unchanged = || {
+                            !removed.iter().any(|i| before.binary_search(i).is_ok())
+                                && !added.iter().any(|&j| gives_values(&new, j, t))
+                        };
+                        if same_indices && unchanged() {
+                            Some(Arc::clone(before))
+                        } else if keep_probes {
+                            Some(literals.related_routes(t, || {
+                                related_after_change(before, &remap, &added, &new, t)
+                            }))
+                        } else {
+                            None
+                        }
+                    }
+                    _ => None,
+                };
+                let same_related = match (&related, &previous.related) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (a, b) => a.is_none() && b.is_none(),
+                };
+                if same_indices && previous.unlisted.is_none() && same_related {
+                    // Nothing of it refers to what moved: shared, not copied.
+                    Arc::clone(previous)
+                } else {
+                    Arc::new(TargetOutcome {
+                        probes: previous.probes.clone().filter(|_| same_indices),
+                        // The counts are of the table before (its literals, its fresh
+                        // character): a target the change cannot reach keeps its serving
+                        // routes, not necessarily its candidates.
+                        unlisted: None,
+                        related,
+                        ..(**previous).clone()
+                    })
+                }
             }
         })
         .collect();
@@ -1568,11 +1740,16 @@ fn target_outcome(
     coverage: bool,
     probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> TargetOutcome {
-    let (serving, probes, unlisted) =
-        serving_routes_probed(dialect, table, literals, target, probes);
+    let ProbedServing {
+        serving,
+        probes,
+        unlisted,
+        related,
+    } = serving_routes_probed(dialect, table, literals, target, probes);
     let mut outcome = TargetOutcome {
         probes: probes.map(Arc::new),
         unlisted: unlisted.map(Arc::new),
+        related,
         ..TargetOutcome::default()
     };
     if target.default_alias && serving.is_empty() {

@@ -134,6 +134,40 @@ impl PathTemplate {
         rest.is_empty()
     }
 
+    /// The template's segments before its first parameter.
+    pub fn fixed_segments(&self) -> &[Segment] {
+        let end = self
+            .segments
+            .iter()
+            .position(|s| matches!(s, Segment::Param(_)))
+            .unwrap_or(self.segments.len());
+        &self.segments[..end]
+    }
+
+    /// Whether a route literal starts with the template's segments before its first
+    /// parameter, each after a `/`, and a `/` after them (ASCII case-insensitively, as
+    /// [`representatives`] compares segments): only such a literal can give its parameters
+    /// values.
+    pub fn literal_gives_values(&self, text: &str) -> bool {
+        let mut rest = text.as_bytes();
+        for seg in &self.segments {
+            let Segment::Literal(l) = seg else { break };
+            let Some((b'/', tail)) = rest.split_first() else {
+                return false;
+            };
+            let l = l.as_bytes();
+            match tail.get(..l.len()) {
+                // Equal bytes first: route literals are nearly always written as the
+                // profile's paths are.
+                Some(start) if start == l || start.eq_ignore_ascii_case(l) => {
+                    rest = &tail[l.len()..]
+                }
+                _ => return false,
+            }
+        }
+        rest.first() == Some(&b'/')
+    }
+
     /// Renders an instance with the given parameter values (in order).
     pub fn instance(&self, values: &[&str]) -> String {
         let mut out = String::new();
@@ -640,7 +674,7 @@ pub fn fresh_char<'a>(literals: impl Iterator<Item = &'a str> + Clone) -> char {
 /// over-approximation "every route that may match some instance may serve it".
 pub const MAX_REPRESENTATIVES: usize = 4096;
 
-/// A route literal split at `/`, computed once per host table.
+/// The literal of a route's matcher.
 #[derive(Debug, Clone)]
 pub struct RouteLiteral<'a> {
     pub text: &'a str,
@@ -648,9 +682,6 @@ pub struct RouteLiteral<'a> {
     /// The matcher compares a prefix (so values extending the literal matter), not the
     /// whole path.
     pub prefix: bool,
-    /// `parts[0]` is `""` (the leading `/`); segment `i` is `parts[i + 1]`. Split when
-    /// first needed (by templated targets a change reaches, not by every review).
-    parts: OnceLock<Vec<&'a str>>,
 }
 
 impl<'a> RouteLiteral<'a> {
@@ -666,14 +697,13 @@ impl<'a> RouteLiteral<'a> {
             text,
             case_insensitive,
             prefix,
-            parts: OnceLock::new(),
         }
     }
-
-    fn parts(&self) -> &[&'a str] {
-        self.parts.get_or_init(|| self.text.split('/').collect())
-    }
 }
+
+/// A literal split at `/`: `[0]` is `""` (the leading `/`); segment `i` is `[i + 1]`. On
+/// the stack for the usual depth (split per template that asks, not kept).
+type LiteralParts<'a> = smallvec::SmallVec<[&'a str; 12]>;
 
 /// Matchers (a table's routes, a change's routes) by literal, so that a path is checked
 /// only against the matchers that may match it: `Exact` by its path, `Prefix` ending in
@@ -877,25 +907,11 @@ pub fn representatives(
     // A literal compatible at some parameter (`compatible_before`) starts with the
     // template's segments before its first parameter, each followed by `/`: the others
     // are passed over without splitting them (a host has many literals, a template few).
-    let mut fixed_start = String::from("/");
-    for seg in &template.segments {
-        match seg {
-            Segment::Literal(l) => {
-                fixed_start.push_str(l);
-                fixed_start.push('/');
-            }
-            Segment::Param(_) => break,
-        }
-    }
-    let related: Vec<&RouteLiteral<'_>> = literals
+    let related: Vec<(&RouteLiteral<'_>, LiteralParts<'_>)> = literals
         .literals
         .iter()
-        .filter(|lit| {
-            lit.text
-                .as_bytes()
-                .get(..fixed_start.len())
-                .is_some_and(|start| start.eq_ignore_ascii_case(fixed_start.as_bytes()))
-        })
+        .filter(|lit| template.literal_gives_values(lit.text))
+        .map(|lit| (lit, lit.text.split('/').collect()))
         .collect();
     // Candidate values per parameter position.
     let mut per_param: Vec<Vec<String>> = Vec::new();
@@ -904,8 +920,7 @@ pub fn representatives(
             continue;
         }
         let mut values = vec![fresh_value.clone()];
-        for lit in &related {
-            let parts = lit.parts();
+        for (lit, parts) in &related {
             let Some(part) = parts.get(i + 1) else {
                 continue;
             };
@@ -1220,6 +1235,32 @@ mod tests {
             "{reps:?}"
         );
         assert!(reps.iter().all(|r| t.matches(r)));
+    }
+
+    /// (template, route literal, whether it can give the template's parameters values).
+    #[test]
+    fn literals_give_values_below_the_fixed_segments() {
+        let accounts = "/open-banking-nz/v3.0/accounts/{AccountId}/balances";
+        for (template, literal, gives) in [
+            (accounts, "/open-banking-nz/v3.0/accounts/1", true),
+            (accounts, "/open-banking-nz/v3.0/accounts/", true),
+            (accounts, "/Open-Banking-NZ/V3.0/ACCOUNTS/1/balances", true),
+            (accounts, "/open-banking-nz/v3.0/accounts", false),
+            (accounts, "/open-banking-nz/v3.0/accountsx/1", false),
+            (accounts, "/open-banking-nz/v3.0/payments/1", false),
+            (accounts, "/open-banking-nz/v3.0/", false),
+            (accounts, "/", false),
+            (accounts, "", false),
+            ("/{Tenant}/accounts", "/", true),
+            ("/{Tenant}/accounts", "/bank", true),
+            ("/{Tenant}/accounts", "", false),
+        ] {
+            assert_eq!(
+                PathTemplate::parse(template).literal_gives_values(literal),
+                gives,
+                "{template} {literal}"
+            );
+        }
     }
 
     /// Literals are compared with the template's segments before its parameters ASCII
