@@ -14,7 +14,10 @@ pub mod gateway;
 pub mod go_parse;
 pub mod haproxy;
 pub mod nginx;
+pub mod route_list;
 pub mod traefik;
+
+pub use route_list::RouteList;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -141,8 +144,8 @@ pub struct HostRouteTable {
     /// `""` for host-less rules).
     pub host_key: String,
     /// Shared, so that a table derived from another after a change
-    /// ([`Dialect::patched_table`]) copies pointers, not every route's strings.
-    pub routes: Vec<Arc<Route>>,
+    /// ([`Dialect::patched_table`]) shares the older table's routes ([`RouteList`]).
+    pub routes: RouteList,
     /// Host-level client-auth summary for reports.
     pub client_auth: String,
     /// Host-level findings (conflicts, CA secrets, TLS options).
@@ -171,7 +174,7 @@ impl HostRouteTable {
     /// notes, conditions) and `routes`: what a dialect's patch derives after a change.
     pub fn with_routes(
         &self,
-        routes: Vec<Arc<Route>>,
+        routes: RouteList,
         patch_state: Option<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> HostRouteTable {
         HostRouteTable {

@@ -1398,7 +1398,8 @@ mod tests {
                 route(2, false, PathMatcher::Prefix(format!("{base}/acc"))),
                 route(2, false, PathMatcher::Exact(format!("{base}/accounts"))),
                 route(2, false, PathMatcher::Prefix("/".into())),
-            ],
+            ]
+            .into(),
             ..Default::default()
         };
         let paths = [

@@ -257,8 +257,8 @@ pub(super) fn patch(
     }
 
     // The old version's routes leave; each new one goes before the first old route it
-    // precedes (found by bisection: the old table is in the host's order); the runs
-    // between are the old table's, copied as pointers.
+    // precedes (found by bisection: the old table is in the host's order). The new table
+    // shares the old one's routes ([`crate::dialect::RouteList`]).
     let removed = state.routes_of(before, &source.key).to_vec();
     if removed
         .iter()
@@ -267,28 +267,21 @@ pub(super) fn patch(
         return None;
     }
     let old_order = |i: usize| (&base_orders[i], &before.routes[i].source.key);
-    let mut routes: Vec<Arc<Route>> =
-        Vec::with_capacity(before.routes.len() - removed.len() + added.len());
     let mut added_orders: Vec<(usize, RouteOrder)> = Vec::with_capacity(added.len());
-    let mut copied = 0;
-    let mut gone = removed.iter().copied().peekable();
-    for (order, route) in added {
+    let mut added_routes: Vec<(usize, Arc<Route>)> = Vec::with_capacity(added.len());
+    for (k, (order, route)) in added.into_iter().enumerate() {
         let at = first_after(before.routes.len(), |i| {
             RouteOrder::cmp_routes(old_order(i), (&order, &source.key)) == Ordering::Greater
         });
-        copy_kept(&before.routes, copied..at, &mut gone, &mut routes);
-        copied = copied.max(at);
-        added_orders.push((routes.len(), order));
-        routes.push(route);
+        // Its index in the new table: the old routes before it that stay, and the new
+        // ones before it.
+        let new_at = at - removed.partition_point(|&r| r < at) + k;
+        added_orders.push((new_at, order));
+        added_routes.push((new_at, route));
     }
-    copy_kept(
-        &before.routes,
-        copied..before.routes.len(),
-        &mut gone,
-        &mut routes,
-    );
     let added_at: Vec<usize> = added_orders.iter().map(|(at, _)| *at).collect();
     let moves = RouteMoves::new(before.routes.len(), removed.clone(), added_at);
+    let routes = before.routes.patched(removed.clone(), added_routes);
     let table = before.with_routes(
         routes,
         Some(Arc::new(PatchState {
@@ -332,29 +325,6 @@ fn first_after(len: usize, after: impl Fn(usize) -> bool) -> usize {
         }
     }
     low
-}
-
-/// Appends the routes of `range` of `old` but those `gone` names (ascending; consumed as
-/// passed).
-fn copy_kept(
-    old: &[Arc<Route>],
-    range: std::ops::Range<usize>,
-    gone: &mut std::iter::Peekable<impl Iterator<Item = usize>>,
-    out: &mut Vec<Arc<Route>>,
-) {
-    let mut start = range.start;
-    while start < range.end {
-        match gone.next_if(|&g| g < range.end) {
-            Some(g) => {
-                out.extend_from_slice(&old[start..g.max(start)]);
-                start = start.max(g + 1);
-            }
-            None => {
-                out.extend_from_slice(&old[start..range.end]);
-                start = range.end;
-            }
-        }
-    }
 }
 
 /// The literal index of a patched table: the old table's index through the patch's moves

@@ -125,7 +125,7 @@ fn expose_clear_text_routes(
         return;
     }
     let mut exposed = false;
-    for route in table.routes.iter_mut().filter(|r| r.tls) {
+    for route in table.routes.make_mut().iter_mut().filter(|r| r.tls) {
         let reason = if settings.use_forwarded_headers {
             format!(
                 "the controller ConfigMap {} sets use-forwarded-headers \"true\", so ingress-nginx takes the scheme from the client's X-Forwarded-Proto header and serves a clear-text request on port 80 that claims https without redirecting it, where no client certificate exists",

@@ -74,7 +74,7 @@ use std::sync::Arc;
 use self::annotations::{Decision, PREFIX, bool_annotation, normalize_string, string_annotation};
 use super::{
     AnnotationChanges, AuthKind, Dialect, HostContext, HostRole, HostRouteTable, RenderInput,
-    RenderedObject, Route, RouteAuth, RouteMoves, RouteSource, TablePatch, gate_url_for,
+    RenderedObject, Route, RouteAuth, RouteList, RouteMoves, RouteSource, TablePatch, gate_url_for,
     is_gate_url, oldest_first,
 };
 use crate::model::{CaBundle, IngressView, Lookup, ObjectKey, PathType};
@@ -834,7 +834,7 @@ impl IngressNginx {
                 table.plain_http_hint = SSL_REDIRECT_HINT;
             }
             push_location_routes(
-                &mut table.routes,
+                table.routes.make_mut(),
                 ing,
                 loc,
                 regex_mode,
@@ -895,7 +895,7 @@ impl IngressNginx {
             } else {
                 table.routes.len()
             };
-            table.routes.insert(
+            table.routes.make_mut().insert(
                 at,
                 Arc::new(Route {
                     source: RouteSource::ingress(ing),
@@ -1032,7 +1032,7 @@ struct LocationLookup {
 
 impl LocationLookup {
     /// The index of `routes` (their table's), or `None` while scanning is cheaper.
-    fn index(&self, routes: &[Arc<Route>]) -> Option<&LocationIndex> {
+    fn index(&self, routes: &RouteList) -> Option<&LocationIndex> {
         if let Some(index) = self.index.get() {
             return Some(index);
         }
@@ -1067,7 +1067,7 @@ impl PatchedLocations {
         })
     }
 
-    fn winners(&self, routes: &[Arc<Route>], path: &str) -> Option<Vec<usize>> {
+    fn winners(&self, routes: &RouteList, path: &str) -> Option<Vec<usize>> {
         let base = self.base.downcast_ref::<LocationLookup>()?.index.get()?;
         let regex_mode = *self
             .regex_mode
@@ -1078,7 +1078,7 @@ impl PatchedLocations {
 }
 
 impl LocationIndex {
-    fn new(routes: &[Arc<Route>]) -> Self {
+    fn new(routes: &RouteList) -> Self {
         Self {
             literals: LiteralIndex::new(routes.iter().map(|r| &r.matcher)),
             regex_mode: Self::regex_mode(routes),
@@ -1087,7 +1087,7 @@ impl LocationIndex {
 
     /// In regex mode every location of the host is a regex (see the module doc): a
     /// property of the whole host, not of the locations that may match a path.
-    fn regex_mode(routes: &[Arc<Route>]) -> bool {
+    fn regex_mode(routes: &RouteList) -> bool {
         routes.iter().any(|r| {
             matches!(
                 r.matcher,
@@ -1102,7 +1102,7 @@ impl LocationIndex {
 /// first regex in configuration order (undecidable ones may or may not match), else the
 /// longest prefix (the first of equals).
 fn location_winners(
-    routes: &[Arc<Route>],
+    routes: &RouteList,
     regex_mode: bool,
     path: &str,
     candidates: impl IntoIterator<Item = usize> + Clone,
@@ -1335,16 +1335,23 @@ impl PatchState {
                 .len()
                 .checked_sub(usize::from(self.implicit_root))?,
         };
-        let run = before.routes[start..]
+        let run = before
+            .routes
             .iter()
+            .skip(start)
             .take_while(|r| old.is_some() && r.source.key == changed.key)
             .count();
         let replaced = start..start + run;
         let inserted_count = inserted.len();
-        let mut routes = Vec::with_capacity(before.routes.len() - run + inserted_count);
-        routes.extend_from_slice(&before.routes[..replaced.start]);
-        routes.extend(inserted);
-        routes.extend_from_slice(&before.routes[replaced.end..]);
+        // Shares the old table's routes ([`RouteList`]).
+        let routes = before.routes.patched(
+            replaced.clone().collect(),
+            inserted
+                .into_iter()
+                .enumerate()
+                .map(|(k, route)| (start + k, route))
+                .collect(),
+        );
         let state = PatchState {
             tls_ingresses,
             ingresses: self.ingresses + usize::from(new.is_some()) - usize::from(old.is_some()),
@@ -1664,7 +1671,7 @@ mod tests {
         ];
         for (mode, routes) in [("literal", literal), ("regex", regex)] {
             let table = HostRouteTable {
-                routes,
+                routes: routes.into(),
                 ..Default::default()
             };
             let regex_mode = LocationIndex::regex_mode(&table.routes);
