@@ -1051,29 +1051,33 @@ struct PatchedLocations {
     /// The old table's [`LocationLookup`], its index built.
     base: Arc<dyn std::any::Any + Send + Sync>,
     moves: RemappedIndex,
-    /// Regex mode of the patched table (a property of all its locations).
-    regex_mode: std::sync::OnceLock<bool>,
+    /// Regex mode of the patched table (a property of all its locations): the old one's.
+    regex_mode: bool,
 }
 
 impl PatchedLocations {
-    /// For a table patched from `before` by `moves`, when `before`'s index was built.
-    fn of(before: &HostRouteTable, moves: &RouteMoves) -> Option<Self> {
+    /// For `after`, patched from `before` by `moves`, when `before`'s index was built.
+    fn of(before: &HostRouteTable, after: &HostRouteTable, moves: &RouteMoves) -> Option<Self> {
         let base = before.winners_index.get()?;
-        base.downcast_ref::<LocationLookup>()?.index.get()?;
+        let index = base.downcast_ref::<LocationLookup>()?.index.get()?;
+        // A patch keeps the host's mode: regex-mode hosts are rebuilt, and a patch refuses
+        // an Ingress with regex settings ([`PatchState::patch`]).
+        debug_assert_eq!(
+            index.regex_mode,
+            LocationIndex::regex_mode_of(&after.routes),
+            "a patch changed the host's regex mode"
+        );
         Some(Self {
             base: Arc::clone(base),
             moves: RemappedIndex::new(Arc::clone(moves.remap()), moves.added().to_vec()),
-            regex_mode: std::sync::OnceLock::new(),
+            regex_mode: index.regex_mode,
         })
     }
 
     fn winners(&self, routes: &RouteList, path: &str) -> Option<Vec<usize>> {
         let base = self.base.downcast_ref::<LocationLookup>()?.index.get()?;
-        let regex_mode = *self
-            .regex_mode
-            .get_or_init(|| LocationIndex::regex_mode(routes));
         let candidates = self.moves.candidates(&base.literals, path);
-        Some(location_winners(routes, regex_mode, path, candidates))
+        Some(location_winners(routes, self.regex_mode, path, candidates))
     }
 }
 
@@ -1081,13 +1085,13 @@ impl LocationIndex {
     fn new(routes: &RouteList) -> Self {
         Self {
             literals: LiteralIndex::new(routes.iter().map(|r| &r.matcher)),
-            regex_mode: Self::regex_mode(routes),
+            regex_mode: Self::regex_mode_of(routes),
         }
     }
 
     /// In regex mode every location of the host is a regex (see the module doc): a
     /// property of the whole host, not of the locations that may match a path.
-    fn regex_mode(routes: &RouteList) -> bool {
+    fn regex_mode_of(routes: &RouteList) -> bool {
         routes.iter().any(|r| {
             matches!(
                 r.matcher,
@@ -1361,7 +1365,7 @@ impl PatchState {
         };
         let moves = RouteMoves::run(before.routes.len(), replaced, inserted_count);
         let table = before.with_routes(routes, Some(Arc::new(state)));
-        if let Some(patched) = PatchedLocations::of(before, &moves) {
+        if let Some(patched) = PatchedLocations::of(before, &table, &moves) {
             let patched: Arc<dyn std::any::Any + Send + Sync> = Arc::new(patched);
             let _ = table.winners_index.set(patched);
         }
@@ -1565,7 +1569,7 @@ impl Dialect for IngressNginx {
             ),
             None => location_winners(
                 routes,
-                LocationIndex::regex_mode(routes),
+                LocationIndex::regex_mode_of(routes),
                 path,
                 0..routes.len(),
             ),
@@ -1674,7 +1678,7 @@ mod tests {
                 routes: routes.into(),
                 ..Default::default()
             };
-            let regex_mode = LocationIndex::regex_mode(&table.routes);
+            let regex_mode = LocationIndex::regex_mode_of(&table.routes);
             assert_eq!(regex_mode, mode == "regex");
             let indexed = || {
                 table
