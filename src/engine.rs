@@ -944,9 +944,7 @@ fn serving_routes_probed(
                     Some((reuse, before)) => {
                         related_after_change(before, reuse.remap, reuse.added, table, t)
                     }
-                    None => (0..table.routes.len())
-                        .filter(|&i| gives_values(table, i, t))
-                        .collect(),
+                    None => related_by_scan(table, t),
                 });
             let giving = RouteLiterals {
                 literals: routes
@@ -1027,12 +1025,17 @@ fn related_after_change(
     // the property tests chain changes in debug builds).
     debug_assert_eq!(
         routes,
-        (0..table.routes.len())
-            .filter(|&i| gives_values(table, i, template))
-            .collect::<Vec<_>>(),
+        related_by_scan(table, template),
         "routes that give {template:?} values, derived across a change"
     );
     routes
+}
+
+/// A templated target's routes that give values, by a scan of every route of `table`.
+fn related_by_scan(table: &HostRouteTable, template: &PathTemplate) -> Vec<usize> {
+    (0..table.routes.len())
+        .filter(|&i| gives_values(table, i, template))
+        .collect()
 }
 
 /// What [`serving_routes_probed`] found: the serving routes, and what a host evaluation
