@@ -598,7 +598,8 @@ impl CacheContext {
             profile: obj.labels().get(PROFILE_LABEL).cloned(),
             hash: obj.annotations().get(RENDERED_HASH).cloned(),
         };
-        self.dialect_objects
+        let previous = self
+            .dialect_objects
             .objects
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -607,8 +608,11 @@ impl CacheContext {
                     kind,
                     key: key.clone(),
                 },
-                meta,
+                meta.clone(),
             );
+        // A changed profile label or rendered hash is a change for the renderer, whatever
+        // the view (which keeps neither for most kinds).
+        changed |= previous.as_ref() != Some(&meta);
         Some((key, changed))
     }
 
@@ -1186,6 +1190,45 @@ mod tests {
         assert_eq!(ctx.view.read().unwrap().unreadable(&GATEWAY).len(), 1);
         ctx.on_object_event(GATEWAY, Event::Delete(gateway(json!(0))));
         assert!(ctx.view.read().unwrap().unreadable(&GATEWAY).is_empty());
+    }
+
+    /// An update of a dialect-owned object triggers the profiles that read its kind when
+    /// its view changes, or its profile label or rendered hash (which the renderer reads
+    /// and most views do not keep); a status written by its controller triggers nothing.
+    #[test]
+    fn object_updates_trigger_on_what_the_view_or_the_renderer_reads() {
+        use crate::dialect::traefik::TLS_OPTION;
+        let (ctx, mut one, _all) = ctx();
+        let mut bank = profile("bank", "api.bank.example");
+        bank.spec.ingress_controller = crate::profile::IngressController::Traefik;
+        ctx.on_profile_event(&Event::Apply(bank));
+        let option = |client_auth: &str, hash: &str, status: Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "traefik.io/v1alpha1", "kind": "TLSOption",
+                "metadata": {"name": "o", "namespace": "ob",
+                    "labels": {PROFILE_LABEL: "bank"}, "annotations": {RENDERED_HASH: hash}},
+                "spec": {"clientAuth": {"clientAuthType": client_auth, "secretNames": ["ca"]}},
+                "status": status
+            }))
+            .expect("a TLSOption")
+        };
+        let verify = "RequireAndVerifyClientCert";
+        let mut apply = |object: DynamicObject| {
+            ctx.on_object_event(TLS_OPTION, Event::Apply(object));
+            drain(&mut one).len()
+        };
+        assert_eq!(apply(option(verify, "abc", json!({}))), 1, "created");
+        assert_eq!(
+            apply(option(verify, "abc", json!({"observed": 2}))),
+            0,
+            "status only"
+        );
+        assert_eq!(apply(option(verify, "def", json!({}))), 1, "rendered hash");
+        assert_eq!(
+            apply(option("VerifyClientCertIfGiven", "def", json!({}))),
+            1,
+            "view"
+        );
     }
 
     #[test]
