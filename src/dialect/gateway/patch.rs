@@ -2,8 +2,10 @@
 //! ([`Dialect::patched_object_table`](crate::dialect::Dialect::patched_object_table)):
 //! the route's old matches leave, its new matches are placed by the same precedence as
 //! [`GatewayApi::host_table`](super::GatewayApi) sorts them, and everything else (listener
-//! groups, their client auth, findings) is the old table's. O(the host's routes) pointer
-//! copies instead of a rebuild that reads, sorts and allocates every route.
+//! groups, their client auth, findings) is the old table's. The route's old matches are
+//! found by its key, the new ones' places by bisection of the host order, and the new
+//! table shares the old one's routes ([`RouteList`](crate::dialect::RouteList)): no pass
+//! that reads every route, where a rebuild reads, sorts and allocates each.
 //!
 //! A patch is given only where a route's attachment cannot change anything but its own
 //! routes; otherwise the table is built in full: findings that depend on which routes
