@@ -139,6 +139,16 @@ impl RouteList {
             None => Arc::clone(&self.routes),
             Some(_) => Arc::new(self.iter().cloned().collect()),
         };
+        let len = routes.len() - removed.len().min(routes.len()) + added.len();
+        debug_assert!(
+            removed.windows(2).all(|w| w[0] < w[1])
+                && removed.last().is_none_or(|&r| r < routes.len())
+                && added.windows(2).all(|w| w[0].0 < w[1].0)
+                && added.last().is_none_or(|(at, _)| *at < len),
+            "a change of a {}-route list: removed {removed:?}, added at {:?}",
+            routes.len(),
+            added.iter().map(|(at, _)| at).collect::<Vec<_>>()
+        );
         RouteList {
             routes,
             change: Some(Arc::new(RouteChange { removed, added })),
