@@ -595,3 +595,43 @@ proptest! {
         check(world)?;
     }
 }
+
+/// Not only random: an Ingress on the API host whose path is replaced in place (the
+/// routes keep their indices) by one that gives a templated endpoint a parameter value
+/// without matching it (`…/accounts/123/transactions` for `…/accounts/{AccountId}/balances`),
+/// then another Ingress's path replaced by one that reaches the template. The untouched
+/// template's routes that give values must take the first replacement in, or the second
+/// change would derive them without it (the engine's debug assertion compares each derived
+/// set with a scan).
+#[test]
+fn a_route_replaced_in_place_that_gives_a_template_values_is_kept_for_the_next_change() {
+    let spec = |name: usize, created: usize, path: usize| IngressSpec {
+        name,
+        host: 2,
+        created,
+        // Exact paths: one route each, so a replacement keeps every index.
+        paths: vec![(path, 0)],
+        client_auth: Some(0),
+        gate: false,
+        regex: false,
+        tls: true,
+        priority: None,
+        redirect: None,
+    };
+    let (base, payments, transactions, balances) = (7, 12, 17, 10);
+    for path in [&path_pool()[transactions], &path_pool()[balances]] {
+        assert!(path.contains("/accounts/123/"), "{path}");
+    }
+    let world = World {
+        controller: Controller::Nginx,
+        single_host: false,
+        initial: vec![spec(0, 0, base), spec(1, 1, payments)],
+        changes: vec![
+            Change::Repath(spec(1, 1, transactions)),
+            Change::Repath(spec(0, 0, balances)),
+        ],
+    };
+    if let Err(e) = check(world) {
+        panic!("{e}");
+    }
+}
