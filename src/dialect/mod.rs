@@ -167,6 +167,9 @@ pub struct HostRouteTable {
     /// one Ingress from this one ([`Dialect::patched_table`]): host-wide settings and who
     /// claims which path. `None`: every change rebuilds the table.
     pub patch_state: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// [`HostRouteTable::routes_of`], indexed on first use.
+    pub(crate) routes_by_source:
+        std::sync::OnceLock<std::collections::HashMap<RouteSource, Vec<usize>>>,
 }
 
 impl HostRouteTable {
@@ -187,7 +190,23 @@ impl HostRouteTable {
             conditional: self.conditional.clone(),
             winners_index: std::sync::OnceLock::new(),
             patch_state,
+            routes_by_source: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The indices of the routes of `source`, ascending: where a patch finds the changed
+    /// object's routes without reading every route again (indexed once per table, on the
+    /// first patch of it; a table's routes do not change once it is built).
+    pub fn routes_of(&self, source: &RouteSource) -> &[usize] {
+        let by_source = self.routes_by_source.get_or_init(|| {
+            let mut by_source: std::collections::HashMap<RouteSource, Vec<usize>> =
+                std::collections::HashMap::new();
+            for (i, route) in self.routes.iter().enumerate() {
+                by_source.entry(route.source.clone()).or_default().push(i);
+            }
+            by_source
+        });
+        by_source.get(source).map_or(&[], Vec::as_slice)
     }
 
     /// The state a dialect kept for patching this table, if it is a `T`.

@@ -15,7 +15,6 @@
 //! kept.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use super::{
@@ -25,7 +24,6 @@ use super::{
 use crate::dialect::{
     AuthKind, HostRouteTable, Route, RouteMoves, RouteSource, SharedObject, TablePatch,
 };
-use crate::model::ObjectKey;
 use crate::paths::{LiteralIndex, PathMatcher, RemappedIndex};
 
 /// One listener that serves the host (a group of the table's routes).
@@ -95,8 +93,6 @@ pub(super) struct PatchState {
     auths: Arc<Vec<(AuthKind, Arc<str>)>>,
     labels: Arc<Vec<String>>,
     orders: KeptOrders,
-    /// Each HTTPRoute's table routes (ascending), indexed on the first patch.
-    routes_by_route: OnceLock<HashMap<ObjectKey, Vec<usize>>>,
 }
 
 /// The host order of each table route (one per route, in table order).
@@ -156,26 +152,7 @@ impl PatchState {
             auths: Arc::new(auths),
             labels: Arc::new(labels),
             orders: KeptOrders::Built(Arc::from(orders)),
-            routes_by_route: OnceLock::new(),
         }
-    }
-
-    /// The indices of the routes of HTTPRoute `key` in `table` (this state's table),
-    /// ascending.
-    fn routes_of(&self, table: &HostRouteTable, key: &ObjectKey) -> &[usize] {
-        let by_route = self.routes_by_route.get_or_init(|| {
-            let mut by_route: HashMap<ObjectKey, Vec<usize>> = HashMap::new();
-            for (i, route) in table.routes.iter().enumerate() {
-                if route.source.kind == HTTP_ROUTE_KIND {
-                    by_route
-                        .entry(route.source.key.clone())
-                        .or_default()
-                        .push(i);
-                }
-            }
-            by_route
-        });
-        by_route.get(key).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -261,7 +238,7 @@ pub(super) fn patch(
     // The old version's routes leave; each new one goes before the first old route it
     // precedes (found by bisection: the old table is in the host's order). The new table
     // shares the old one's routes ([`crate::dialect::RouteList`]).
-    let removed = state.routes_of(before, &source.key).to_vec();
+    let removed = before.routes_of(&source).to_vec();
     if removed
         .iter()
         .any(|&i| matches!(before.routes[i].matcher, PathMatcher::Regex(_)))
@@ -296,7 +273,6 @@ pub(super) fn patch(
                 added: added_orders,
                 derived: OnceLock::new(),
             },
-            routes_by_route: OnceLock::new(),
         })),
     );
     // The old table's literal index serves the new one through the moves, if it was

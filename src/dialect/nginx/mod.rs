@@ -1330,9 +1330,9 @@ impl PatchState {
         // implicit root.
         let start = match old {
             Some(_) => before
-                .routes
-                .iter()
-                .position(|r| r.source.key == changed.key)
+                .routes_of(&RouteSource::ingress(changed))
+                .first()
+                .copied()
                 .or_else(|| inserted.is_empty().then_some(0))?,
             None => before
                 .routes
