@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::catalog::Scheme;
 use crate::dialect::{
-    AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteSource, SharedObject, TablePatch,
-    dialect_for,
+    AuthKind, Dialect, HostContext, HostRouteTable, Route, RouteMoves, RouteSource, SharedObject,
+    TablePatch, dialect_for,
 };
 use crate::model::{IngressView, Lookup, ObjectKey, ObjectSource};
 use crate::paths::{
@@ -593,6 +593,9 @@ struct ProbeOrder {
     paths: Vec<Arc<str>>,
     /// Per route index of the table: the representatives whose winners include it.
     wins: Vec<u32>,
+    /// The serving routes an outcome without coverage judges ([`judged_without_coverage`]),
+    /// ascending.
+    judged: Vec<usize>,
 }
 
 impl ProbeOrder {
@@ -607,7 +610,11 @@ impl ProbeOrder {
                 }
             }
         }
-        Self { paths, wins }
+        Self {
+            paths,
+            wins,
+            judged: Vec::new(),
+        }
     }
 
     /// Positions of the paths `matcher` may match: by range or lookup for literal
@@ -708,10 +715,9 @@ const DIRECT_CHANGED_CHECKS: usize = 8;
 /// Probes of the table before a change, and what makes them valid for the table after it.
 struct ProbeReuse<'a> {
     probes: &'a Probes,
-    /// For each route of the old table, its index in the new table (`None`: a route of the
-    /// changed object). The other routes are the same, in the same order
-    /// ([`same_other_routes`]).
-    remap: &'a [Option<usize>],
+    /// How the old table's routes moved: the changed object's removed and added, every
+    /// other route the same, in the same order ([`same_other_routes`]).
+    moves: &'a RouteMoves,
     /// The matchers of the changed object's routes, before and after the change.
     changed: &'a [&'a PathMatcher],
     /// `changed` by literal, when there are more than [`DIRECT_CHANGED_CHECKS`]: a
@@ -725,11 +731,12 @@ struct ProbeReuse<'a> {
     /// A templated target's routes whose literals may give its representatives values,
     /// before the change ([`TargetOutcome::related`]).
     related: Option<&'a [usize]>,
-    /// Indices of the changed object's routes in the new table, ascending.
-    added: &'a [usize],
     /// Whether the after-state keeps probes (to be the before-state of a further change);
     /// without, an unlisted scope's serving routes are derived by counts.
     keep_probes: bool,
+    /// Whether the after-state reports coverage (every serving route); without, only the
+    /// serving routes it judges ([`judged_without_coverage`]) are needed.
+    coverage: bool,
 }
 
 impl ProbeReuse<'_> {
@@ -752,27 +759,32 @@ impl ProbeReuse<'_> {
         if reached {
             return None;
         }
-        winners
-            .iter()
-            .map(|&i| self.remap.get(i).copied().flatten())
-            .collect()
+        winners.iter().map(|&i| self.moves.new_index(i)).collect()
     }
 
-    /// Which routes serve an unlisted scope after a change that takes the representatives
-    /// `change.gone` away and adds `change.added`, from the counts of `order` (the scope
-    /// before, counted from `self.probes`): the paths a changed route may match and the
-    /// gone ones give back their old winners, the others keep theirs (remapped), and the
-    /// reached and added paths are chosen anew. What [`ProbeReuse::unlisted_probes`] would
-    /// serve, without visiting the other probes. `None` when a count is off (never, for
-    /// counts of the probes before): the caller rebuilds the probes.
-    fn unlisted_serving(
+    /// The serving routes of an unlisted scope that an outcome without coverage judges
+    /// ([`judged_without_coverage`]), after a change that takes the representatives
+    /// `change.gone` away and adds `change.added`, derived from `order` (the scope before,
+    /// counted from `self.probes`): the paths a changed route may match and the gone ones
+    /// give back their old winners, the others keep theirs, and the reached and added
+    /// paths are chosen anew. Only the routes whose count moved and the changed object's
+    /// are looked at; every other route serves, and is judged, as before. What
+    /// [`ProbeReuse::unlisted_probes`] would serve, without visiting the other probes or
+    /// routes. `None` when a count is off (never, for counts of the probes before): the
+    /// caller rebuilds the probes.
+    fn unlisted_judged(
         &self,
         change: &UnlistedChange,
         order: &ProbeOrder,
         dialect: &dyn Dialect,
         table: &HostRouteTable,
-    ) -> Option<Vec<bool>> {
-        if order.paths.len() != self.probes.len() || order.wins.len() != self.remap.len() {
+        target: &Target<'_>,
+    ) -> Option<Vec<usize>> {
+        let moves = self.moves;
+        if order.paths.len() != self.probes.len()
+            || order.wins.len() != moves.old_len()
+            || table.routes.len() != moves.new_len()
+        {
             return None;
         }
         let mut reached: Vec<usize> = Vec::new();
@@ -790,11 +802,15 @@ impl ProbeReuse<'_> {
             }));
         }
         let mut recompute: Vec<&str> = Vec::with_capacity(reached.len() + change.added.len());
-        let mut wins = order.wins.clone();
-        let give_back = |path: &str, wins: &mut [u32]| -> Option<()> {
+        // Wins given back, by route of the old table.
+        let mut given_back: HashMap<usize, u32> = HashMap::new();
+        let mut give_back = |path: &str| -> Option<()> {
             for &i in self.probes.get(path)? {
-                let n = wins.get_mut(i)?;
-                *n = n.checked_sub(1)?;
+                let n = given_back.entry(i).or_default();
+                *n += 1;
+                if *n > *order.wins.get(i)? {
+                    return None;
+                }
             }
             Some(())
         };
@@ -802,7 +818,7 @@ impl ProbeReuse<'_> {
         reached.dedup();
         for &i in &reached {
             let path = &*order.paths[i];
-            give_back(path, &mut wins)?;
+            give_back(path)?;
             if !change.gone.iter().any(|gone| gone == path) {
                 recompute.push(path);
             }
@@ -813,24 +829,51 @@ impl ProbeReuse<'_> {
                 .binary_search_by(|path| (**path).cmp(gone.as_str()))
                 .ok()?;
             if reached.binary_search(&at).is_err() {
-                give_back(gone, &mut wins)?;
+                give_back(gone)?;
             }
         }
         recompute.extend(change.added.iter().map(|path| &**path));
-        let mut counts = vec![0u32; table.routes.len()];
-        for (i, &n) in wins.iter().enumerate() {
-            if n > 0 {
-                // A route that still wins a kept path is no changed route: it has an index.
-                let j = self.remap[i]?;
-                *counts.get_mut(j)? += n;
-            }
-        }
+        // Wins anew, by route of the new table.
+        let mut won: HashMap<usize, u32> = HashMap::new();
         for path in recompute {
             for i in dialect.winners(table, path) {
-                *counts.get_mut(i)? += 1;
+                *won.entry(i).or_default() += 1;
             }
         }
-        Some(counts.into_iter().map(|n| n > 0).collect())
+        // Every path a removed route won, it may match: it was given back.
+        for &i in moves.removed() {
+            if *order.wins.get(i)? > given_back.get(&i).copied().unwrap_or(0) {
+                return None;
+            }
+        }
+        // The routes whose serving may have changed, in the new table.
+        let mut touched: Vec<usize> = given_back
+            .keys()
+            .filter_map(|&i| moves.new_index(i))
+            .chain(won.keys().copied())
+            .chain(moves.added().iter().copied())
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut judged: Vec<usize> = order
+            .judged
+            .iter()
+            .filter_map(|&i| moves.new_index(i))
+            .filter(|j| touched.binary_search(j).is_err())
+            .collect();
+        for &j in &touched {
+            let route = table.routes.get(j)?;
+            let kept_wins = match moves.old_index(j) {
+                Some(i) => order.wins.get(i)? - given_back.get(&i).copied().unwrap_or(0),
+                None => 0,
+            };
+            let wins = kept_wins + won.get(&j).copied().unwrap_or(0);
+            if serves(route, target, wins > 0) && judged_without_coverage(route, target.scheme) {
+                judged.push(j);
+            }
+        }
+        judged.sort_unstable();
+        Some(judged)
     }
 
     /// The probes of an unlisted scope after a change that takes the representatives
@@ -901,12 +944,17 @@ fn serving_routes_probed(
             )
         });
         if let Some(change) = change {
+            // An outcome without coverage reads only the routes it judges (an unlisted
+            // scope is no default alias, which would read whether any route serves).
             let lean = counted_before
                 .and_then(|before| before.order.as_ref())
-                .filter(|_| !reuse.keep_probes)
-                .and_then(|order| reuse.unlisted_serving(&change, order, dialect, table));
-            if let Some(serving) = lean {
-                return finish(table, target, serving, ProbedServing::default());
+                .filter(|_| !reuse.keep_probes && !reuse.coverage && !target.default_alias)
+                .and_then(|order| reuse.unlisted_judged(&change, order, dialect, table, target));
+            if let Some(judged) = lean {
+                return ProbedServing {
+                    serving: judged,
+                    ..ProbedServing::default()
+                };
             }
             let probes = reuse.unlisted_probes(change, dialect, table);
             for winners in probes.values() {
@@ -941,9 +989,7 @@ fn serving_routes_probed(
             // their new places) and the changed object's that do: not every route.
             let routes =
                 literals.related_routes(t, || match reuse.and_then(|r| Some((r, r.related?))) {
-                    Some((reuse, before)) => {
-                        related_after_change(before, reuse.remap, reuse.added, table, t)
-                    }
+                    Some((reuse, before)) => related_after_change(before, reuse.moves, table, t),
                     None => related_by_scan(table, t),
                 });
             let giving = RouteLiterals {
@@ -979,16 +1025,25 @@ fn serving_routes_probed(
             None
         }
     };
-    if let (Some(counted), Some(probes)) = (counted.as_mut(), probes.as_ref()) {
-        counted.order = Some(ProbeOrder::of(probes, table.routes.len()));
-    }
+    let counted_probes = counted.as_ref().and(probes.as_ref());
+    let order = counted_probes.map(|probes| ProbeOrder::of(probes, table.routes.len()));
     let kept = ProbedServing {
         serving: Vec::new(),
         probes,
         unlisted: counted,
         related,
     };
-    finish(table, target, serving, kept)
+    let mut served = finish(table, target, serving, kept);
+    if let (Some(counted), Some(mut order)) = (served.unlisted.as_mut(), order) {
+        order.judged = served
+            .serving
+            .iter()
+            .copied()
+            .filter(|&i| judged_without_coverage(&table.routes[i], target.scheme))
+            .collect();
+        counted.order = Some(order);
+    }
+    served
 }
 
 /// Whether route `i` of `table` has a literal that can give `template`'s parameters
@@ -1002,19 +1057,19 @@ fn gives_values(table: &HostRouteTable, i: usize, template: &PathTemplate) -> bo
 
 /// A templated target's routes that give values ([`TargetOutcome::related`]) in the
 /// table after a change, from those before it: the routes that did, in their new places
-/// (`remap`), and the changed object's new routes (`added`) that do.
+/// (`moves`), and the changed object's new routes that do.
 fn related_after_change(
     before: &[usize],
-    remap: &[Option<usize>],
-    added: &[usize],
+    moves: &RouteMoves,
     table: &HostRouteTable,
     template: &PathTemplate,
 ) -> Vec<usize> {
     let mut routes: Vec<usize> = before
         .iter()
-        .filter_map(|&i| remap.get(i).copied().flatten())
+        .filter_map(|&i| moves.new_index(i))
         .chain(
-            added
+            moves
+                .added()
                 .iter()
                 .copied()
                 .filter(|&j| gives_values(table, j, template)),
@@ -1042,7 +1097,8 @@ fn related_by_scan(table: &HostRouteTable, template: &PathTemplate) -> Vec<usize
 /// keeps for deciding after a change.
 #[derive(Default)]
 struct ProbedServing {
-    /// Indices of the routes that serve the target, ascending.
+    /// Indices of the routes that serve the target, ascending. An after-state without
+    /// coverage may hold only those its outcome judges ([`ProbeReuse::unlisted_judged`]).
     serving: Vec<usize>,
     probes: Option<Probes>,
     unlisted: Option<UnlistedCounts>,
@@ -1062,13 +1118,34 @@ fn finish(
         .iter()
         .zip(serving)
         .enumerate()
-        .filter(|(_, (r, serves))| {
-            (*serves || r.matcher.is_opaque() && target.may_be_matched_by(&r.matcher))
-                && r.serves_backend
-        })
+        .filter(|(_, (r, won))| serves(r, target, *won))
         .map(|(i, _)| i)
         .collect();
     ProbedServing { serving, ..kept }
+}
+
+/// Whether `route` serves `target`: it wins one of its representative paths (`won`), or
+/// it is a regex that representatives cannot enumerate and may match one of its paths;
+/// and it serves a backend (a route that serves none serves nothing).
+fn serves(route: &Route, target: &Target<'_>, won: bool) -> bool {
+    (won || route.matcher.is_opaque() && target.may_be_matched_by(&route.matcher))
+        && route.serves_backend
+}
+
+/// Whether `route` complies with `scheme`: MTLS needs a verified certificate required;
+/// TLS must let clients without one through.
+fn complies(route: &Route, scheme: Scheme) -> bool {
+    let kind = route.auth.kind;
+    match scheme {
+        Scheme::Mtls => kind.requires_verified_certificate(),
+        Scheme::Tls => !kind.refuses_clients_without_certificate() && kind != AuthKind::Rejected,
+    }
+}
+
+/// Whether an outcome without coverage judges `route` when it serves a target of
+/// `scheme`: a compliant route over TLS adds nothing to it ([`target_outcome`]).
+fn judged_without_coverage(route: &Route, scheme: Scheme) -> bool {
+    !(complies(route, scheme) && route.tls)
 }
 
 /// The outcome for one target on one host.
@@ -1426,29 +1503,24 @@ fn after_change(
             violations: OnceLock::new(),
         };
     }
-    let remap: Arc<[Option<usize>]> = match &patched {
+    let moves = match patched {
         // Every route the patch kept is the old table's, in the same order.
-        Some(moves) => Arc::clone(moves.remap()),
+        Some(moves) => moves,
         None => match same_other_routes(old, &new, changed) {
-            Some(remap) => remap.into(),
+            Some(moves) => moves,
             None => return evaluate_host(profile, dialect, objects, host, coverage),
         },
     };
-    let (changed_before, changed_after) = match &patched {
-        Some(moves) => (
-            moves
-                .removed()
-                .iter()
-                .map(|&i| &old.routes[i].matcher)
-                .collect(),
-            moves
-                .added()
-                .iter()
-                .map(|&j| &new.routes[j].matcher)
-                .collect(),
-        ),
-        None => (routes_of(old, changed), routes_of(&new, changed)),
-    };
+    let changed_before: Vec<&PathMatcher> = moves
+        .removed()
+        .iter()
+        .map(|&i| &old.routes[i].matcher)
+        .collect();
+    let changed_after: Vec<&PathMatcher> = moves
+        .added()
+        .iter()
+        .map(|&j| &new.routes[j].matcher)
+        .collect();
     let changed_matchers: Vec<&PathMatcher> = changed_before
         .iter()
         .chain(&changed_after)
@@ -1458,22 +1530,8 @@ fn after_change(
     let changed_index = (changed_matchers.len() > DIRECT_CHANGED_CHECKS)
         .then(|| LiteralIndex::new(changed_matchers.iter().copied()));
     // Probes of untouched targets stay valid where every other route keeps its index.
-    let same_indices = old.routes.len() == new.routes.len()
-        && remap
-            .iter()
-            .enumerate()
-            .all(|(i, j)| j.is_none_or(|j| j == i));
-    let (removed, added): (Vec<usize>, Vec<usize>) = match &patched {
-        Some(moves) => (moves.removed().to_vec(), moves.added().to_vec()),
-        None => (
-            (0..old.routes.len())
-                .filter(|&i| remap[i].is_none())
-                .collect(),
-            (0..new.routes.len())
-                .filter(|&j| &new.routes[j].source == changed)
-                .collect(),
-        ),
-    };
+    let same_indices = moves.keeps_indices();
+    let (removed, added) = (moves.removed(), moves.added());
     let before_fresh = before
         .targets
         .iter()
@@ -1486,15 +1544,15 @@ fn after_change(
             if changed_matchers.iter().any(|m| target.may_be_matched_by(m)) {
                 let reuse = previous.probes.as_deref().map(|probes| ProbeReuse {
                     probes,
-                    remap: &remap,
+                    moves: &moves,
                     changed: &changed_matchers,
                     changed_index: changed_index.as_ref(),
                     changed_before: &changed_before,
                     changed_after: &changed_after,
                     unlisted: previous.unlisted.as_deref(),
                     related: previous.related.as_deref(),
-                    added: &added,
                     keep_probes,
+                    coverage,
                 });
                 Arc::new(target_outcome(
                     profile,
@@ -1521,7 +1579,7 @@ fn after_change(
                             Some(Arc::clone(before))
                         } else if keep_probes {
                             Some(literals.related_routes(t, || {
-                                related_after_change(before, &remap, &added, &new, t)
+                                related_after_change(before, &moves, &new, t)
                             }))
                         } else {
                             None
@@ -1560,25 +1618,15 @@ fn after_change(
     }
 }
 
-/// The matchers of the routes of `source` in `table`.
-fn routes_of<'t>(table: &'t HostRouteTable, source: &RouteSource) -> Vec<&'t PathMatcher> {
-    table
-        .routes
-        .iter()
-        .filter(|r| &r.source == source)
-        .map(|r| &r.matcher)
-        .collect()
-}
-
 /// Whether the routes of every object but `changed` are the same, in the same order, with
 /// the same matchers, client auth, TLS and conditions, in both tables, and the host-wide
-/// matching mode (regex or not) is the same: then, for each route of `old`, its index in
-/// `new` (`None` for the routes of `changed`).
+/// matching mode (regex or not) is the same: then, how the routes moved (the routes of
+/// `changed` removed and added).
 fn same_other_routes(
     old: &HostRouteTable,
     new: &HostRouteTable,
     changed: &RouteSource,
-) -> Option<Vec<Option<usize>>> {
+) -> Option<RouteMoves> {
     if old.host_key != new.host_key || old.client_auth != new.client_auth {
         return None;
     }
@@ -1593,23 +1641,15 @@ fn same_other_routes(
     if regex_mode(old) != regex_mode(new) {
         return None;
     }
-    let others = |t: &HostRouteTable| -> Vec<usize> {
-        (0..t.routes.len())
-            .filter(|&i| &t.routes[i].source != changed)
-            .collect()
+    // The changed object's routes, and the others.
+    let split = |t: &HostRouteTable| -> (Vec<usize>, Vec<usize>) {
+        (0..t.routes.len()).partition(|&i| &t.routes[i].source == changed)
     };
-    let (a, b) = (others(old), others(new));
-    if a.len() != b.len() {
+    let ((removed, a), (added, b)) = (split(old), split(new));
+    if a.len() != b.len() || !a.iter().zip(&b).all(|(&i, &j)| same_route(old, i, new, j)) {
         return None;
     }
-    let mut remap = vec![None; old.routes.len()];
-    for (&i, &j) in a.iter().zip(&b) {
-        if !same_route(old, i, new, j) {
-            return None;
-        }
-        remap[i] = Some(j);
-    }
-    Some(remap)
+    Some(RouteMoves::new(old.routes.len(), removed, added))
 }
 
 /// Whether route `i` of `old` and route `j` of `new` are the same in everything an
@@ -1763,15 +1803,10 @@ fn target_outcome(
     for &i in &serving {
         let route = &table.routes[i];
         let kind = route.auth.kind;
-        let compliant = match target.scheme {
-            Scheme::Mtls => kind.requires_verified_certificate(),
-            Scheme::Tls => {
-                !kind.refuses_clients_without_certificate() && kind != AuthKind::Rejected
-            }
-        };
+        let compliant = complies(route, target.scheme);
         // Without coverage, a compliant route over TLS adds nothing (nor does any copy of
         // it, which is as compliant and as TLS).
-        if compliant && route.tls && !coverage {
+        if !coverage && !judged_without_coverage(route, target.scheme) {
             continue;
         }
         // A Prefix path is two nginx locations; report it once. Copies of one path that

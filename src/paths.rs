@@ -849,15 +849,12 @@ impl LiteralIndex {
 /// added route a candidate (callers match candidates against the path anyway).
 #[derive(Debug)]
 pub struct RemappedIndex {
-    /// For each route of the old table, its index in the new one (`None`: removed).
-    remap: Arc<[Option<usize>]>,
-    /// Indices of the added routes in the new table.
-    added: Vec<usize>,
+    moves: crate::dialect::RouteMoves,
 }
 
 impl RemappedIndex {
-    pub fn new(remap: Arc<[Option<usize>]>, added: Vec<usize>) -> Self {
-        Self { remap, added }
+    pub fn new(moves: crate::dialect::RouteMoves) -> Self {
+        Self { moves }
     }
 
     /// A superset of the new table's routes that may match `path`, ascending, from `base`
@@ -866,8 +863,8 @@ impl RemappedIndex {
         let mut out: Vec<usize> = base
             .candidates(path)
             .into_iter()
-            .filter_map(|i| self.remap.get(i).copied().flatten())
-            .chain(self.added.iter().copied())
+            .filter_map(|i| self.moves.new_index(i))
+            .chain(self.moves.added().iter().copied())
             .collect();
         out.sort_unstable();
         out

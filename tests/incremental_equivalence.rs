@@ -315,22 +315,26 @@ fn with_fresh_views(view: &ClusterView) -> ClusterView {
     out
 }
 
-/// A host's incremental evaluations after `world`'s change of `key` (from a before-state
-/// evaluated on `view`): keeping probes for a further change, and as a review makes it
-/// (serving routes of unlisted scopes by counts); and its full evaluation in `world`.
+/// A host's evaluations after `world`'s change of `key`: incremental from a before-state
+/// evaluated on `view` with coverage, keeping probes for a further change; as a review
+/// decides it (no coverage, no probes kept: an unlisted scope's judged routes by counts);
+/// and in full, with coverage and without.
+struct HostAfterChange {
+    incremental: engine::HostEvaluation,
+    decided: engine::HostEvaluation,
+    full: engine::HostEvaluation,
+    full_without_coverage: engine::HostEvaluation,
+}
+
 fn incremental_and_full(
     profile: &mtls_gate::profile::CompiledProfile,
     dialect: &dyn mtls_gate::dialect::Dialect,
     view: &ClusterView,
     world: &WithIngressChange<'_>,
     host: &str,
-) -> (
-    engine::HostEvaluation,
-    engine::HostEvaluation,
-    engine::HostEvaluation,
-) {
-    let before = engine::evaluate_host_before_change(profile, dialect, view, host, true);
-    let after = |keep_probes| {
+) -> HostAfterChange {
+    let after = |coverage, keep_probes| {
+        let before = engine::evaluate_host_before_change(profile, dialect, view, host, coverage);
         engine::evaluate_host_after_change(
             profile,
             dialect,
@@ -341,11 +345,12 @@ fn incremental_and_full(
             keep_probes,
         )
     };
-    (
-        after(true),
-        after(false),
-        engine::evaluate_host(profile, dialect, world, host, true),
-    )
+    HostAfterChange {
+        incremental: after(true, true),
+        decided: after(false, false),
+        full: engine::evaluate_host(profile, dialect, world, host, true),
+        full_without_coverage: engine::evaluate_host(profile, dialect, world, host, false),
+    }
 }
 
 /// The change `world` makes to `view`, as an admission review gives it to the engine.
@@ -424,8 +429,12 @@ fn check(world: World) -> Result<(), TestCaseError> {
         for profile in view.profiles() {
             let dialect = engine::profile_dialect(profile).expect("dialect");
             for host in &profile.hosts {
-                let (incremental, decided, full) =
-                    incremental_and_full(profile, dialect, &view, &after_world, host);
+                let HostAfterChange {
+                    incremental,
+                    decided,
+                    full,
+                    full_without_coverage,
+                } = incremental_and_full(profile, dialect, &view, &after_world, host);
                 prop_assert_eq!(
                     incremental.verdict(),
                     full.verdict(),
@@ -435,8 +444,8 @@ fn check(world: World) -> Result<(), TestCaseError> {
                 );
                 prop_assert_eq!(
                     decided.verdict(),
-                    full.verdict(),
-                    "host {} after {:?}, without probes kept",
+                    full_without_coverage.verdict(),
+                    "host {} after {:?}, as a review decides it",
                     host,
                     change
                 );
@@ -507,8 +516,12 @@ fn check(world: World) -> Result<(), TestCaseError> {
             for profile in view.profiles() {
                 let dialect = engine::profile_dialect(profile).expect("dialect");
                 for host in &profile.hosts {
-                    let (incremental, decided, full) =
-                        incremental_and_full(profile, dialect, &view, &reapplied, host);
+                    let HostAfterChange {
+                        incremental,
+                        decided,
+                        full,
+                        full_without_coverage,
+                    } = incremental_and_full(profile, dialect, &view, &reapplied, host);
                     prop_assert_eq!(
                         incremental.verdict(),
                         full.verdict(),
@@ -518,8 +531,8 @@ fn check(world: World) -> Result<(), TestCaseError> {
                     );
                     prop_assert_eq!(
                         decided.verdict(),
-                        full.verdict(),
-                        "host {} re-applying {} unchanged, without probes kept",
+                        full_without_coverage.verdict(),
+                        "host {} re-applying {} unchanged, as a review decides it",
                         host,
                         same_key
                     );

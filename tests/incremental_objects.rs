@@ -414,15 +414,25 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
             let dialect = engine::profile_dialect(profile).expect("dialect");
             for host in &profile.hosts {
                 let full = engine::evaluate_host(profile, dialect, &after_world, host, true);
+                let full_without_coverage =
+                    engine::evaluate_host(profile, dialect, &after_world, host, false);
                 let before =
                     engine::evaluate_host_before_change(profile, dialect, &view, host, true);
+                let before_without_coverage =
+                    engine::evaluate_host_before_change(profile, dialect, &view, host, false);
                 let id = (profile.name.clone(), host.clone());
-                // From a full before-state, keeping probes and as a review decides (without),
-                // and from the chained incremental state.
-                for (from, before, keep_probes) in [
-                    ("the full", &before, true),
-                    ("the full (probes not kept)", &before, false),
-                    ("the chained", &chained[&id], true),
+                // From a full before-state, keeping probes and not; as a review decides (no
+                // coverage, no probes kept); and from the chained incremental state.
+                for (from, before, keep_probes, full) in [
+                    ("the full", &before, true, &full),
+                    ("the full (probes not kept)", &before, false, &full),
+                    (
+                        "the full without coverage (a review's)",
+                        &before_without_coverage,
+                        false,
+                        &full_without_coverage,
+                    ),
+                    ("the chained", &chained[&id], true, &full),
                 ] {
                     let incremental = engine::evaluate_host_after_object_change(
                         profile,

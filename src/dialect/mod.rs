@@ -226,61 +226,48 @@ pub struct TablePatch {
 }
 
 /// Where a patch moved the old table's routes: the changed object's were removed, its new
-/// ones added, every other route kept in order.
-#[derive(Debug)]
+/// ones added, every other route kept in order. Kept routes are found by arithmetic on
+/// the two (short) lists, so a change costs by its own routes, not the host's.
+#[derive(Debug, Clone)]
 pub struct RouteMoves {
+    old_len: usize,
     /// Indices into the old table's routes, ascending.
     removed: Vec<usize>,
     /// Indices into the new table's routes, ascending.
     added: Vec<usize>,
-    /// For each route of the old table, its index in the new one (`None`: removed);
-    /// derived once, for the engine and for a dialect's remapped index.
-    remap: Arc<[Option<usize>]>,
 }
 
 impl RouteMoves {
     /// The routes at `removed` of an old table of `old_len` routes removed and those at
-    /// `added` of the new table added (both ascending).
+    /// `added` of the new table added (both ascending, without repeats).
     pub fn new(old_len: usize, removed: Vec<usize>, added: Vec<usize>) -> Self {
-        let mut gone = removed.iter().peekable();
-        let mut new = added.iter().peekable();
-        let mut next = 0usize;
-        let remap = (0..old_len)
-            .map(|i| {
-                if gone.next_if(|&&r| r == i).is_some() {
-                    return None;
-                }
-                while new.next_if(|&&a| a == next).is_some() {
-                    next += 1;
-                }
-                next += 1;
-                Some(next - 1)
-            })
-            .collect();
+        debug_assert!(
+            removed.windows(2).all(|w| w[0] < w[1]) && removed.last().is_none_or(|&r| r < old_len),
+            "removed routes {removed:?} of {old_len} are ascending and in range"
+        );
+        debug_assert!(
+            added.windows(2).all(|w| w[0] < w[1])
+                && added
+                    .last()
+                    .is_none_or(|&a| a < old_len - removed.len() + added.len()),
+            "added routes {added:?} are ascending and in range"
+        );
         Self {
+            old_len,
             removed,
             added,
-            remap,
         }
     }
 
     /// The run `replaced` of an old table of `old_len` routes replaced with `inserted`
     /// routes at `replaced.start`.
     pub fn run(old_len: usize, replaced: std::ops::Range<usize>, inserted: usize) -> Self {
-        // What `new` derives, by arithmetic: a route after the run moves by the difference.
-        let (start, end) = (replaced.start, replaced.end);
-        let remap = (0..old_len)
-            .map(|i| match i {
-                _ if i < start => Some(i),
-                _ if i < end => None,
-                _ => Some(i - (end - start) + inserted),
-            })
-            .collect();
-        Self {
-            removed: replaced.collect(),
-            added: (start..start + inserted).collect(),
-            remap,
-        }
+        let start = replaced.start;
+        Self::new(
+            old_len,
+            replaced.collect(),
+            (start..start + inserted).collect(),
+        )
     }
 
     pub fn removed(&self) -> &[usize] {
@@ -291,9 +278,50 @@ impl RouteMoves {
         &self.added
     }
 
-    pub fn remap(&self) -> &Arc<[Option<usize>]> {
-        &self.remap
+    /// Routes in the old table.
+    pub fn old_len(&self) -> usize {
+        self.old_len
     }
+
+    /// Routes in the new table.
+    pub fn new_len(&self) -> usize {
+        self.old_len - self.removed.len() + self.added.len()
+    }
+
+    /// Whether every kept route has the same index in both tables (the changed object's
+    /// routes were replaced in place, as many as before).
+    pub fn keeps_indices(&self) -> bool {
+        self.removed == self.added
+    }
+
+    /// The index in the new table of route `i` of the old one (`None`: removed, or out of
+    /// range).
+    pub fn new_index(&self, i: usize) -> Option<usize> {
+        (i < self.old_len && self.removed.binary_search(&i).is_err())
+            .then(|| kept_at(&self.added, i - self.removed.partition_point(|&r| r < i)))
+    }
+
+    /// The index in the old table of route `j` of the new one (`None`: added, or out of
+    /// range).
+    pub fn old_index(&self, j: usize) -> Option<usize> {
+        (j < self.new_len() && self.added.binary_search(&j).is_err())
+            .then(|| kept_at(&self.removed, j - self.added.partition_point(|&a| a < j)))
+    }
+}
+
+/// The index of the `k`-th (from 0) index not in `skipped` (ascending): before the
+/// `t`-th skipped index lie `skipped[t] - t` unskipped ones, a count that never decreases.
+fn kept_at(skipped: &[usize], k: usize) -> usize {
+    let (mut lo, mut hi) = (0, skipped.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if skipped[mid] - mid <= k {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    k + lo
 }
 
 /// Inputs for building one host's table.
@@ -797,7 +825,7 @@ mod tests {
     /// Kept routes keep their order and move past the removed and added ones.
     #[test]
     fn kept_routes_move_past_removals_and_additions() {
-        let cases: [RemapCase; 5] = [
+        let cases: [RemapCase; 6] = [
             // Nothing changed.
             (3, &[], &[], &[Some(0), Some(1), Some(2)]),
             // One run replaced by two routes (ingress-nginx's patch).
@@ -813,13 +841,38 @@ mod tests {
             (2, &[], &[2, 3], &[Some(0), Some(1)]),
             // Everything removed, one route added first.
             (2, &[0, 1], &[0], &[None, None]),
+            // Additions and removals interleaved, more added than removed.
+            (
+                6,
+                &[1, 4],
+                &[0, 2, 3, 7],
+                &[Some(1), None, Some(4), Some(5), None, Some(6)],
+            ),
         ];
         for (old_len, removed, added, expected) in cases {
             let moves = RouteMoves::new(old_len, removed.to_vec(), added.to_vec());
+            let case = format!("{old_len} routes, removed {removed:?}, added {added:?}");
+            let remap: Vec<Option<usize>> = (0..old_len).map(|i| moves.new_index(i)).collect();
+            assert_eq!(remap, expected, "{case}");
+            assert_eq!(moves.new_index(old_len), None, "{case}: out of range");
+            // The way back: every kept route's new index leads to it, added ones to none.
+            let mut back = vec![None; moves.new_len() + 1];
+            for (i, j) in remap.iter().enumerate() {
+                if let Some(j) = j {
+                    back[*j] = Some(i);
+                }
+            }
+            let old: Vec<Option<usize>> =
+                (0..=moves.new_len()).map(|j| moves.old_index(j)).collect();
+            assert_eq!(old, back, "{case}: old indices");
             assert_eq!(
-                &moves.remap()[..],
-                expected,
-                "{old_len} routes, removed {removed:?}, added {added:?}"
+                moves.keeps_indices(),
+                remap
+                    .iter()
+                    .enumerate()
+                    .all(|(i, j)| j.is_none_or(|j| j == i))
+                    && moves.new_len() == old_len,
+                "{case}: indices kept"
             );
         }
     }
@@ -839,7 +892,9 @@ mod tests {
                         );
                         let case =
                             format!("{old_len} routes, {start}..{end} replaced by {inserted}");
-                        assert_eq!(run.remap(), general.remap(), "{case}");
+                        for i in 0..=old_len {
+                            assert_eq!(run.new_index(i), general.new_index(i), "{case}");
+                        }
                         assert_eq!(run.removed(), general.removed(), "{case}");
                         assert_eq!(run.added(), general.added(), "{case}");
                     }

@@ -284,7 +284,7 @@ pub(super) fn patch(
     {
         let patched: Arc<dyn std::any::Any + Send + Sync> = Arc::new(PatchedIndex {
             base: Arc::clone(base),
-            moves: RemappedIndex::new(Arc::clone(moves.remap()), moves.added().to_vec()),
+            moves: RemappedIndex::new(moves.clone()),
         });
         let _ = table.winners_index.set(patched);
     }

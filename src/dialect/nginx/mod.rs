@@ -1069,7 +1069,7 @@ impl PatchedLocations {
         );
         Some(Self {
             base: Arc::clone(base),
-            moves: RemappedIndex::new(Arc::clone(moves.remap()), moves.added().to_vec()),
+            moves: RemappedIndex::new(moves.clone()),
             regex_mode: index.regex_mode,
         })
     }
