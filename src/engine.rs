@@ -919,13 +919,9 @@ fn serving_routes_probed(
     target: &Target<'_>,
     probes: Option<Option<&ProbeReuse<'_>>>,
 ) -> ProbedServing {
-    // Which routes serve, by index (a winner of many representatives is set many times).
-    let mut serving = vec![false; table.routes.len()];
-    let mut serve = |winners: &[usize]| {
-        for &i in winners {
-            serving[i] = true;
-        }
-    };
+    // The winners of representatives, by index (a winner of many, many times).
+    let mut won: Vec<usize> = Vec::new();
+    let mut serve = |winners: &[usize]| won.extend_from_slice(winners);
     let mut counted = None;
     let mut related = None;
     if let (Some(Some(reuse)), TargetPaths::Unlisted { base, listed }) = (probes, &target.paths) {
@@ -964,7 +960,7 @@ fn serving_routes_probed(
                 probes: Some(probes),
                 ..Default::default()
             };
-            return finish(table, target, serving, kept);
+            return finish(table, target, won, kept);
         }
     }
     let instances: Option<Vec<Arc<str>>> = match (probes, &target.paths) {
@@ -973,7 +969,7 @@ fn serving_routes_probed(
                 for path in &instances {
                     serve(&dialect.winners(table, path));
                 }
-                return finish(table, target, serving, ProbedServing::default());
+                return finish(table, target, won, ProbedServing::default());
             }
             None => None,
         },
@@ -1017,11 +1013,11 @@ fn serving_routes_probed(
         }
         // Too many representatives: every route that may match some path may serve it.
         _ => {
-            for (i, r) in table.routes.iter().enumerate() {
-                if target.may_be_matched_by(&r.matcher) {
-                    serving[i] = true;
-                }
-            }
+            won.extend(
+                (table.routes.iter().enumerate())
+                    .filter(|(_, r)| target.may_be_matched_by(&r.matcher))
+                    .map(|(i, _)| i),
+            );
             None
         }
     };
@@ -1033,7 +1029,7 @@ fn serving_routes_probed(
         unlisted: counted,
         related,
     };
-    let mut served = finish(table, target, serving, kept);
+    let mut served = finish(table, target, won, kept);
     if let (Some(counted), Some(mut order)) = (served.unlisted.as_mut(), order) {
         order.judged = served
             .serving
@@ -1105,23 +1101,25 @@ struct ProbedServing {
     related: Option<Arc<[usize]>>,
 }
 
-/// [`serving_routes_probed`]'s last step: regexes that representatives cannot enumerate
-/// may serve any path they admit; routes that serve no backend serve nothing.
+/// [`serving_routes_probed`]'s last step: the routes that `won` a representative, and the
+/// regexes that representatives cannot enumerate and may serve any path they admit
+/// ([`HostRouteTable::opaque_routes`]); routes that serve no backend serve nothing. Reads
+/// those routes only, not every route of the table.
 fn finish(
     table: &HostRouteTable,
     target: &Target<'_>,
-    serving: Vec<bool>,
+    mut won: Vec<usize>,
     kept: ProbedServing,
 ) -> ProbedServing {
-    let serving = table
-        .routes
-        .iter()
-        .zip(serving)
-        .enumerate()
-        .filter(|(_, (r, won))| serves(r, target, *won))
-        .map(|(i, _)| i)
-        .collect();
-    ProbedServing { serving, ..kept }
+    won.retain(|&i| serves(&table.routes[i], target, true));
+    let opaque = table.opaque_routes().iter().copied();
+    won.extend(opaque.filter(|&i| serves(&table.routes[i], target, false)));
+    won.sort_unstable();
+    won.dedup();
+    ProbedServing {
+        serving: won,
+        ..kept
+    }
 }
 
 /// Whether `route` serves `target`: it wins one of its representative paths (`won`), or
@@ -1479,6 +1477,9 @@ fn after_change(
     let (Some(old), Some(new)) = (before.table.as_ref(), new) else {
         return evaluate_host(profile, dialect, objects, host, coverage);
     };
+    if let Some(moves) = &patched {
+        new.take_opaque_routes_over(old, moves);
+    }
     let targets = host_targets(profile, host);
     if targets.len() != before.targets.len() {
         return evaluate_host(profile, dialect, objects, host, coverage);

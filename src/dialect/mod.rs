@@ -170,6 +170,9 @@ pub struct HostRouteTable {
     /// [`HostRouteTable::routes_of`], indexed on first use.
     pub(crate) routes_by_source:
         std::sync::OnceLock<std::collections::HashMap<RouteSource, Vec<usize>>>,
+    /// [`HostRouteTable::opaque_routes`], found on first use or taken over from the table
+    /// this one was derived from ([`HostRouteTable::take_opaque_routes_over`]).
+    pub(crate) opaque_routes: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl HostRouteTable {
@@ -191,7 +194,54 @@ impl HostRouteTable {
             winners_index: std::sync::OnceLock::new(),
             patch_state,
             routes_by_source: std::sync::OnceLock::new(),
+            opaque_routes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Indices of the routes whose matcher representative paths cannot enumerate
+    /// ([`PathMatcher::is_opaque`]), ascending: such a route may serve any path it admits,
+    /// so the engine looks at these besides the winners of representatives.
+    pub fn opaque_routes(&self) -> &[usize] {
+        self.opaque_routes.get_or_init(|| {
+            self.routes
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.matcher.is_opaque())
+                .map(|(i, _)| i)
+                .collect()
+        })
+    }
+
+    /// Sets this table's opaque routes from those of `before`, the table it was derived
+    /// from by `moves`: the kept ones in their new places and the added ones that are
+    /// opaque, without reading every route. No effect once they are known.
+    pub fn take_opaque_routes_over(&self, before: &HostRouteTable, moves: &RouteMoves) {
+        if self.opaque_routes.get().is_some() {
+            return;
+        }
+        let mut opaque: Vec<usize> = before
+            .opaque_routes()
+            .iter()
+            .filter_map(|&i| moves.new_index(i))
+            .chain(
+                moves
+                    .added()
+                    .iter()
+                    .copied()
+                    .filter(|&j| self.routes[j].matcher.is_opaque()),
+            )
+            .collect();
+        opaque.sort_unstable();
+        debug_assert_eq!(
+            opaque,
+            HostRouteTable {
+                routes: self.routes.clone(),
+                ..Default::default()
+            }
+            .opaque_routes(),
+            "opaque routes taken over across a change"
+        );
+        let _ = self.opaque_routes.set(opaque);
     }
 
     /// The indices of the routes of `source`, ascending: where a patch finds the changed
