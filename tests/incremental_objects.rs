@@ -454,7 +454,7 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
                         from
                     );
                     prop_assert!(
-                        common::same_tables(&incremental, &full),
+                        common::same_tables(&incremental, full),
                         "host {} after {}, from {} before-state: the table differs from the one built in full",
                         host,
                         label,
@@ -463,7 +463,7 @@ fn check_changes(mut view: ClusterView, changes: Vec<ObjectChange>) -> Result<()
                     // The patched table's lookup structure (a remapped index) chooses as the
                     // full table's, for every path of the pool and below it.
                     let differs =
-                        common::first_different_winners(dialect, &incremental, &full, &path_pool());
+                        common::first_different_winners(dialect, &incremental, full, &path_pool());
                     prop_assert!(
                         differs.is_none(),
                         "host {} after {}, from {} before-state: (path, incremental winners, full winners) {:?}",
