@@ -648,3 +648,39 @@ fn a_route_replaced_in_place_that_gives_a_template_values_is_kept_for_the_next_c
         panic!("{e}");
     }
 }
+
+/// Not only random: ingress-nginx patches the API host's table after an Ingress moves its
+/// path, then an Ingress is created (no creation time yet: it comes last) with that same
+/// path. The patched table's path claims must hold the moved path, or the second change
+/// would be patched as if the path were free, and the duplicate (which ingress-nginx drops,
+/// oldest first) would be added. The chained state checks the table against the one built
+/// in full.
+#[test]
+fn a_path_moved_to_by_a_patch_stays_claimed_for_the_next_change() {
+    let spec = |name: usize, created: usize, path: usize| IngressSpec {
+        name,
+        host: 2,
+        created,
+        paths: vec![(path, 0)],
+        client_auth: None,
+        gate: false,
+        regex: false,
+        tls: true,
+        priority: None,
+        redirect: None,
+    };
+    let (base, payments, transactions) = (7, 12, 17);
+    let undated = 3;
+    let world = World {
+        controller: Controller::Nginx,
+        single_host: false,
+        initial: vec![spec(0, 0, base), spec(1, 1, payments)],
+        changes: vec![
+            Change::Repath(spec(1, 1, transactions)),
+            Change::Upsert(spec(2, undated, transactions)),
+        ],
+    };
+    if let Err(e) = check(world) {
+        panic!("{e}");
+    }
+}

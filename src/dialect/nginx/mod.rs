@@ -867,7 +867,7 @@ impl IngressNginx {
                 ingresses: ings.len(),
                 undated: ings.iter().filter(|i| i.created.is_none()).count(),
                 implicit_root: implicit_root.is_some(),
-                claims,
+                claims: Arc::new(PathClaimsMap::Built(claims)),
             }));
         }
         if let Some((owner, root_settings, serves_backend)) = implicit_root {
@@ -1165,6 +1165,70 @@ impl PathClaims {
     }
 }
 
+/// Every path of a host's Ingresses (as written), with how many claims of each type. A
+/// patched table's map is its base's with the changed Ingress's paths taken out and put
+/// in, applied on first read: only a table patched again reads it, and a review's
+/// after-state never is, so a review does not copy the map's nodes it would change.
+enum PathClaimsMap {
+    Built(imbl::HashMap<Arc<str>, PathClaims>),
+    Derived {
+        base: imbl::HashMap<Arc<str>, PathClaims>,
+        /// Claims to take out (-1) and put in (+1), in that order.
+        change: Vec<(Arc<str>, PathType, i32)>,
+        applied: std::sync::OnceLock<imbl::HashMap<Arc<str>, PathClaims>>,
+    },
+}
+
+impl PathClaimsMap {
+    fn get(&self, path: &str) -> Option<PathClaims> {
+        self.map().get(path).copied()
+    }
+
+    fn map(&self) -> &imbl::HashMap<Arc<str>, PathClaims> {
+        match self {
+            PathClaimsMap::Built(map) => map,
+            PathClaimsMap::Derived {
+                base,
+                change,
+                applied,
+            } => applied.get_or_init(|| {
+                let mut map = base.clone();
+                for (path, path_type, n) in change {
+                    if *n < 0 {
+                        if let Some(count) = map.get_mut(&**path) {
+                            count.add(*path_type, *n);
+                            if *count == PathClaims::default() {
+                                map.remove(&**path);
+                            }
+                        }
+                    } else {
+                        map.entry(Arc::clone(path)).or_default().add(*path_type, *n);
+                    }
+                }
+                map
+            }),
+        }
+    }
+
+    /// This map with the claims of `removed` taken out and those of `added` put in.
+    fn after(
+        &self,
+        removed: &[(&str, PathType, PathType)],
+        added: &[(&str, PathType, PathType)],
+    ) -> Self {
+        let change = (removed.iter().map(|&(p, t, _)| (p, t, -1)))
+            .chain(added.iter().map(|&(p, t, _)| (p, t, 1)))
+            .map(|(p, t, n)| (Arc::from(p), t, n))
+            .collect();
+        PathClaimsMap::Derived {
+            // Shares the base's nodes: a copy of the root only.
+            base: self.map().clone(),
+            change,
+            applied: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// What deriving a host's table after a change of one Ingress needs beyond the routes
 /// ([`PatchState::patch`]): kept with tables of hosts that are not in regex mode, not the
 /// catch-all server, and evaluated without a controller ConfigMap.
@@ -1184,8 +1248,7 @@ struct PatchState {
     /// No Ingress has a `Prefix /` path, so the table ends with the implicit root.
     implicit_root: bool,
     /// Every path of the host's Ingresses (as written), with how many claims of each type.
-    /// Shared keys: a patch clones the map's nodes it changes, keys and all.
-    claims: imbl::HashMap<Arc<str>, PathClaims>,
+    claims: Arc<PathClaimsMap>,
 }
 
 impl PatchState {
@@ -1265,7 +1328,6 @@ impl PatchState {
         let new_paths: Vec<(&str, PathType, PathType)> = new
             .map(|n| host_paths(n, host).collect())
             .unwrap_or_default();
-        let mut claims = self.claims.clone();
         for (path, path_type, _) in old_paths.iter().chain(&new_paths) {
             if *path == "/" && *path_type == PathType::Prefix {
                 return None;
@@ -1276,24 +1338,11 @@ impl PatchState {
                     own.add(*t, 1);
                 }
             }
-            if self.claims.get(*path).copied().unwrap_or_default() != own {
+            if self.claims.get(path).unwrap_or_default() != own {
                 return None;
             }
         }
-        for (path, path_type, _) in &old_paths {
-            if let Some(count) = claims.get_mut(*path) {
-                count.add(*path_type, -1);
-                if *count == PathClaims::default() {
-                    claims.remove(*path);
-                }
-            }
-        }
-        for (path, path_type, _) in &new_paths {
-            claims
-                .entry(Arc::from(*path))
-                .or_default()
-                .add(*path_type, 1);
-        }
+        let claims = Arc::new(self.claims.after(&old_paths, &new_paths));
 
         let gate = profile.gate_url();
         let routes_of = |ing: &IngressView,
