@@ -1060,18 +1060,7 @@ fn related_after_change(
     table: &HostRouteTable,
     template: &PathTemplate,
 ) -> Vec<usize> {
-    let mut routes: Vec<usize> = before
-        .iter()
-        .filter_map(|&i| moves.new_index(i))
-        .chain(
-            moves
-                .added()
-                .iter()
-                .copied()
-                .filter(|&j| gives_values(table, j, template)),
-        )
-        .collect();
-    routes.sort_unstable();
+    let routes = moves.carry_over(before, |j| gives_values(table, j, template));
     // What a scan of the whole table gives (checked where it costs nothing in production:
     // the property tests chain changes in debug builds).
     debug_assert_eq!(

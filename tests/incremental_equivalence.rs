@@ -326,6 +326,20 @@ struct HostAfterChange {
     full_without_coverage: engine::HostEvaluation,
 }
 
+impl HostAfterChange {
+    /// Both incremental evaluations decide as the full ones (`what`: the host and change).
+    fn decides_as_full(&self, what: &str) -> Result<(), TestCaseError> {
+        prop_assert_eq!(self.incremental.verdict(), self.full.verdict(), "{}", what);
+        prop_assert_eq!(
+            self.decided.verdict(),
+            self.full_without_coverage.verdict(),
+            "{}, as a review decides it",
+            what
+        );
+        Ok(())
+    }
+}
+
 fn incremental_and_full(
     profile: &mtls_gate::profile::CompiledProfile,
     dialect: &dyn mtls_gate::dialect::Dialect,
@@ -429,26 +443,14 @@ fn check(world: World) -> Result<(), TestCaseError> {
         for profile in view.profiles() {
             let dialect = engine::profile_dialect(profile).expect("dialect");
             for host in &profile.hosts {
+                let after = incremental_and_full(profile, dialect, &view, &after_world, host);
+                after.decides_as_full(&format!("host {host} after {change:?}"))?;
                 let HostAfterChange {
                     incremental,
                     decided,
                     full,
-                    full_without_coverage,
-                } = incremental_and_full(profile, dialect, &view, &after_world, host);
-                prop_assert_eq!(
-                    incremental.verdict(),
-                    full.verdict(),
-                    "host {} after {:?}",
-                    host,
-                    change
-                );
-                prop_assert_eq!(
-                    decided.verdict(),
-                    full_without_coverage.verdict(),
-                    "host {} after {:?}, as a review decides it",
-                    host,
-                    change
-                );
+                    ..
+                } = after;
                 prop_assert!(
                     common::same_tables(&incremental, &full),
                     "host {} after {:?}: the table differs from the one built in full",
@@ -516,26 +518,10 @@ fn check(world: World) -> Result<(), TestCaseError> {
             for profile in view.profiles() {
                 let dialect = engine::profile_dialect(profile).expect("dialect");
                 for host in &profile.hosts {
-                    let HostAfterChange {
-                        incremental,
-                        decided,
-                        full,
-                        full_without_coverage,
-                    } = incremental_and_full(profile, dialect, &view, &reapplied, host);
-                    prop_assert_eq!(
-                        incremental.verdict(),
-                        full.verdict(),
-                        "host {} re-applying {} unchanged",
-                        host,
-                        same_key
-                    );
-                    prop_assert_eq!(
-                        decided.verdict(),
-                        full_without_coverage.verdict(),
-                        "host {} re-applying {} unchanged, as a review decides it",
-                        host,
-                        same_key
-                    );
+                    incremental_and_full(profile, dialect, &view, &reapplied, host)
+                        .decides_as_full(&format!(
+                            "host {host} re-applying {same_key} unchanged"
+                        ))?;
                 }
             }
         }
@@ -618,31 +604,50 @@ proptest! {
 /// set with a scan).
 #[test]
 fn a_route_replaced_in_place_that_gives_a_template_values_is_kept_for_the_next_change() {
-    let spec = |name: usize, created: usize, path: usize| IngressSpec {
+    // Exact paths: one route each, so a replacement keeps every index.
+    let spec = |name, created, path| api_host_exact_path(name, created, path, Some(0));
+    let (base, payments, transactions, balances) = (7, 12, 17, 10);
+    for path in [&path_pool()[transactions], &path_pool()[balances]] {
+        assert!(path.contains("/accounts/123/"), "{path}");
+    }
+    check_nginx_changes(
+        vec![spec(0, 0, base), spec(1, 1, payments)],
+        vec![
+            Change::Repath(spec(1, 1, transactions)),
+            Change::Repath(spec(0, 0, balances)),
+        ],
+    );
+}
+
+/// An Ingress of the MTLS API host over TLS with one `Exact` path (of the pool) and the
+/// client-auth setting given, nothing else set.
+fn api_host_exact_path(
+    name: usize,
+    created: usize,
+    path: usize,
+    client_auth: Option<usize>,
+) -> IngressSpec {
+    IngressSpec {
         name,
         host: 2,
         created,
-        // Exact paths: one route each, so a replacement keeps every index.
         paths: vec![(path, 0)],
-        client_auth: Some(0),
+        client_auth,
         gate: false,
         regex: false,
         tls: true,
         priority: None,
         redirect: None,
-    };
-    let (base, payments, transactions, balances) = (7, 12, 17, 10);
-    for path in [&path_pool()[transactions], &path_pool()[balances]] {
-        assert!(path.contains("/accounts/123/"), "{path}");
     }
+}
+
+/// [`check`] of an ingress-nginx world with these Ingresses and changes.
+fn check_nginx_changes(initial: Vec<IngressSpec>, changes: Vec<Change>) {
     let world = World {
         controller: Controller::Nginx,
         single_host: false,
-        initial: vec![spec(0, 0, base), spec(1, 1, payments)],
-        changes: vec![
-            Change::Repath(spec(1, 1, transactions)),
-            Change::Repath(spec(0, 0, balances)),
-        ],
+        initial,
+        changes,
     };
     if let Err(e) = check(world) {
         panic!("{e}");
@@ -657,30 +662,14 @@ fn a_route_replaced_in_place_that_gives_a_template_values_is_kept_for_the_next_c
 /// in full.
 #[test]
 fn a_path_moved_to_by_a_patch_stays_claimed_for_the_next_change() {
-    let spec = |name: usize, created: usize, path: usize| IngressSpec {
-        name,
-        host: 2,
-        created,
-        paths: vec![(path, 0)],
-        client_auth: None,
-        gate: false,
-        regex: false,
-        tls: true,
-        priority: None,
-        redirect: None,
-    };
+    let spec = |name, created, path| api_host_exact_path(name, created, path, None);
     let (base, payments, transactions) = (7, 12, 17);
     let undated = 3;
-    let world = World {
-        controller: Controller::Nginx,
-        single_host: false,
-        initial: vec![spec(0, 0, base), spec(1, 1, payments)],
-        changes: vec![
+    check_nginx_changes(
+        vec![spec(0, 0, base), spec(1, 1, payments)],
+        vec![
             Change::Repath(spec(1, 1, transactions)),
             Change::Upsert(spec(2, undated, transactions)),
         ],
-    };
-    if let Err(e) = check(world) {
-        panic!("{e}");
-    }
+    );
 }

@@ -223,19 +223,9 @@ impl HostRouteTable {
         if self.opaque_routes.get().is_some() {
             return;
         }
-        let mut opaque: Vec<usize> = before
-            .opaque_routes()
-            .iter()
-            .filter_map(|&i| moves.new_index(i))
-            .chain(
-                moves
-                    .added()
-                    .iter()
-                    .copied()
-                    .filter(|&j| self.routes[j].matcher.is_opaque()),
-            )
-            .collect();
-        opaque.sort_unstable();
+        let opaque = moves.carry_over(before.opaque_routes(), |j| {
+            self.routes[j].matcher.is_opaque()
+        });
         debug_assert_eq!(
             opaque,
             HostRouteTable {
@@ -353,6 +343,18 @@ impl RouteMoves {
     pub fn new_index(&self, i: usize) -> Option<usize> {
         (i < self.old_len && self.removed.binary_search(&i).is_err())
             .then(|| kept_at(&self.added, i - self.removed.partition_point(|&r| r < i)))
+    }
+
+    /// Routes of the new table picked as `before` picks routes of the old one: the kept
+    /// routes of `before` in their new places, and the added routes `added_picked` picks,
+    /// ascending. How a set of routes that only a route's own fields decide is derived
+    /// across a change without reading the other routes.
+    pub fn carry_over(&self, before: &[usize], added_picked: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut routes: Vec<usize> = (before.iter().filter_map(|&i| self.new_index(i)))
+            .chain(self.added.iter().copied().filter(|&j| added_picked(j)))
+            .collect();
+        routes.sort_unstable();
+        routes
     }
 
     /// The index in the old table of route `j` of the new one (`None`: added, or out of
