@@ -20,7 +20,7 @@
 //! API server's keep-alive connections) are evicted only when no connection that never
 //! started one is left to evict.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,11 +32,23 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 pub(crate) struct ConnectionSlots {
     permits: Arc<Semaphore>,
     limit: usize,
-    open: Mutex<HashMap<u64, Arc<Activity>>>,
+    open: Mutex<OpenConnections>,
     next_id: AtomicU64,
     epoch: Instant,
     /// Open connections, for `mtls_gate_open_connections`.
     gauge: Gauge,
+}
+
+/// The open connections of a listener, and the order they arrived in.
+#[derive(Default)]
+struct OpenConnections {
+    by_id: HashMap<u64, Arc<Activity>>,
+    /// Ids in arrival order, of connections that had not started a request when last
+    /// looked at: the front is the oldest candidate for eviction. Entries of connections
+    /// that closed, started a request or were already asked to close are dropped when
+    /// they reach the front, and the whole queue is compacted when it outgrows the table,
+    /// so that it stays bounded without a removal per closed connection.
+    arrival: VecDeque<u64>,
 }
 
 /// Activity of one connection, shared between its task and the slot table.
@@ -68,7 +80,7 @@ impl ConnectionSlots {
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenConnections::default()),
             next_id: AtomicU64::new(0),
             epoch: Instant::now(),
             gauge,
@@ -133,7 +145,15 @@ impl ConnectionSlots {
             evict: Notify::new(),
         });
         activity.touch();
-        self.lock().insert(id, activity.clone());
+        {
+            let mut open = self.lock();
+            open.by_id.insert(id, activity.clone());
+            open.arrival.push_back(id);
+            if open.arrival.len() > 2 * open.by_id.len() + 64 {
+                let OpenConnections { by_id, arrival } = &mut *open;
+                arrival.retain(|id| by_id.get(id).is_some_and(|a| a.never_started_nor_asked()));
+            }
+        }
         self.gauge.inc();
         Some(Slot {
             slots: self.clone(),
@@ -143,16 +163,28 @@ impl ConnectionSlots {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenConnections> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks an idle connection to close: one that has never started a request if there
     /// is one (a handshake, a silent or slow client), else the keep-alive connection idle
     /// longest; oldest first among either. False when every connection is busy.
+    ///
+    /// The first kind is found at the front of the arrival order (a connection that never
+    /// started a request has been idle since it arrived), without visiting the others:
+    /// under a flood of silent connections every new one evicts one.
     fn evict_idlest(&self) -> bool {
-        let open = self.lock();
-        let idlest = open
+        let mut open = self.lock();
+        let OpenConnections { by_id, arrival } = &mut *open;
+        while let Some(id) = arrival.pop_front() {
+            if let Some(a) = by_id.get(&id).filter(|a| a.never_started_nor_asked()) {
+                a.evicted.store(true, Ordering::Relaxed);
+                a.evict.notify_one();
+                return true;
+            }
+        }
+        let idlest = by_id
             .values()
             .filter(|a| a.busy.load(Ordering::Relaxed) == 0 && !a.evicted.load(Ordering::Relaxed))
             .min_by_key(|a| {
@@ -174,7 +206,7 @@ impl ConnectionSlots {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.slots.lock().remove(&self.id);
+        self.slots.lock().by_id.remove(&self.id);
         self.slots.gauge.dec();
     }
 }
@@ -186,6 +218,11 @@ impl Slot {
 }
 
 impl Activity {
+    /// Never started a request and not asked to close yet: a candidate of the arrival order.
+    fn never_started_nor_asked(&self) -> bool {
+        self.started.load(Ordering::Relaxed) == 0 && !self.evicted.load(Ordering::Relaxed)
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -293,6 +330,45 @@ mod tests {
         // With only served connections left to choose from, the served one goes.
         assert!(slots.evict_idlest());
         assert!(served.activity().evicted.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn silent_connections_are_evicted_in_arrival_order() {
+        let slots = ConnectionSlots::new(8, Gauge::default());
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(slots.acquire().await.0);
+        }
+        // The oldest starts a request: it leaves the silent ones, and is skipped.
+        drop(held[0].activity().begin());
+        for expected in [1, 2, 3] {
+            assert!(slots.evict_idlest());
+            let asked: Vec<usize> = (0..held.len())
+                .filter(|&i| held[i].activity().evicted.load(Ordering::Relaxed))
+                .collect();
+            assert_eq!(asked.last(), Some(&expected), "asked so far: {asked:?}");
+        }
+        // No silent one left: the connection that served a request goes.
+        assert!(slots.evict_idlest());
+        assert!(held[0].activity().evicted.load(Ordering::Relaxed));
+        assert!(!slots.evict_idlest(), "every connection was asked already");
+    }
+
+    #[tokio::test]
+    async fn the_arrival_order_stays_bounded_when_connections_close_on_their_own() {
+        let slots = ConnectionSlots::new(4, Gauge::default());
+        let kept = slots.acquire().await.0;
+        for _ in 0..10_000 {
+            drop(slots.acquire().await.0);
+        }
+        let queued = slots.lock().arrival.len();
+        assert!(
+            queued <= 2 * 2 + 64 + 1,
+            "{queued} ids queued for 1 open connection"
+        );
+        // The connection still open is still found first.
+        assert!(slots.evict_idlest());
+        assert!(kept.activity().evicted.load(Ordering::Relaxed));
     }
 
     #[tokio::test]
