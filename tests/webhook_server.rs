@@ -1943,3 +1943,62 @@ async fn idle_probe_connections_cannot_starve_the_probes() {
     drop(idle);
     server.stop().await;
 }
+
+/// A client whose first request travels in the same TCP write as the last message of its
+/// TLS handshake (`Finished`): the server reads both at once, so the request is in rustls's
+/// buffer and never makes the socket readable again. It must be answered, not left to the
+/// header timeout. (The server waits for a client's first bytes before it builds the HTTP
+/// connection.) A blocking rustls client, driven by hand, holds its `Finished` back until
+/// the request is queued behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_the_handshakes_last_flight_is_answered() {
+    use std::io::{Read, Write};
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    for (versions, label) in [(TLS13, "TLS 1.3"), (TLS12, "TLS 1.2")] {
+        let config = client_config(&pki.roots, versions, H1);
+        let addr = server.addr;
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut tls = rustls::ClientConnection::new(config, name).unwrap();
+            // Handshake messages go out while handshaking; the last flight stays queued.
+            while tls.is_handshaking() {
+                if tls.wants_write() {
+                    tls.write_tls(&mut tcp).unwrap();
+                } else {
+                    assert!(tls.read_tls(&mut tcp).unwrap() > 0, "server closed early");
+                    tls.process_new_packets().unwrap();
+                }
+            }
+            let request = "GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
+            tls.writer().write_all(request.as_bytes()).unwrap();
+            let mut flight = Vec::new();
+            while tls.wants_write() {
+                tls.write_tls(&mut flight).unwrap();
+            }
+            // One write: the handshake's end and the request together.
+            tcp.write_all(&flight).unwrap();
+            let mut answer = Vec::new();
+            loop {
+                match tls.read_tls(&mut tcp) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("no answer: {e}"),
+                }
+                tls.process_new_packets().unwrap();
+                let _ = tls.reader().read_to_end(&mut answer);
+            }
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 "), "{label}: {answer:?}");
+    }
+    server.stop().await;
+}

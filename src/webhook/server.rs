@@ -369,6 +369,9 @@ async fn serve_connection(
         () = wait_phase(&mut drain_rx, Phase::Draining) => return,
         () = activity.evicted() => return,
     };
+    let Some(tls) = first_bytes(tls, &shared, &activity, &mut drain_rx, peer).await else {
+        return;
+    };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
 
     let svc_activity = activity.clone();
@@ -391,6 +394,44 @@ async fn serve_connection(
         drive(conn, &shared, &activity, phase, peer).await;
     }
     drop(slot);
+}
+
+/// Waits, after the handshake, until the client sends something: a client that stays
+/// silent (an idle flood, adversarial test F3) then holds only its TLS state, and hyper's
+/// connection (its buffers, the HTTP/2 state) is built only for clients that speak. In
+/// both protocols the client speaks first. `None` when the connection is to be closed
+/// instead: silent past the header read timeout, evicted, draining, or a record rustls
+/// refuses. Bytes that arrived with the handshake's last flight are already in rustls's
+/// buffer, not on the socket, so they are looked for there first.
+async fn first_bytes(
+    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
+    shared: &Shared,
+    activity: &Activity,
+    drain_rx: &mut watch::Receiver<Phase>,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let buffered = match tls.get_mut().1.process_new_packets() {
+        Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+        Err(e) => {
+            shared.metrics.error(ErrorReason::Connection);
+            tracing::debug!(%peer, error = %e, "TLS record refused after the handshake");
+            return None;
+        }
+    };
+    if buffered {
+        return Some(tls);
+    }
+    let limits = &shared.limits;
+    tokio::select! {
+        r = tls.get_ref().0.readable() => r.ok().map(|()| tls),
+        () = activity.idle_for(limits.header_read_timeout, limits.idle_timeout) => {
+            shared.metrics.error(ErrorReason::HeaderTimeout);
+            tracing::debug!(%peer, "closing a connection silent since its handshake");
+            None
+        }
+        () = activity.evicted() => None,
+        () = wait_phase(drain_rx, Phase::Draining) => None,
+    }
 }
 
 /// Runs one connection until it ends, is idle too long (before its first request:
