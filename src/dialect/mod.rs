@@ -303,17 +303,6 @@ impl RouteMoves {
         }
     }
 
-    /// The run `replaced` of an old table of `old_len` routes replaced with `inserted`
-    /// routes at `replaced.start`.
-    pub fn run(old_len: usize, replaced: std::ops::Range<usize>, inserted: usize) -> Self {
-        let start = replaced.start;
-        Self::new(
-            old_len,
-            replaced.collect(),
-            (start..start + inserted).collect(),
-        )
-    }
-
     pub fn removed(&self) -> &[usize] {
         &self.removed
     }
@@ -367,7 +356,7 @@ impl RouteMoves {
 
 /// The index of the `k`-th (from 0) index not in `skipped` (ascending): before the
 /// `t`-th skipped index lie `skipped[t] - t` unskipped ones, a count that never decreases.
-fn kept_at(skipped: &[usize], k: usize) -> usize {
+pub(super) fn kept_at(skipped: &[usize], k: usize) -> usize {
     let (mut lo, mut hi) = (0, skipped.len());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -930,32 +919,6 @@ mod tests {
                     && moves.new_len() == old_len,
                 "{case}: indices kept"
             );
-        }
-    }
-
-    /// A replaced run's moves, derived by arithmetic, are those of the general derivation.
-    #[test]
-    fn a_replaced_run_moves_routes_as_scattered_moves_do() {
-        for old_len in 0..6 {
-            for start in 0..=old_len {
-                for end in start..=old_len {
-                    for inserted in 0..3 {
-                        let run = RouteMoves::run(old_len, start..end, inserted);
-                        let general = RouteMoves::new(
-                            old_len,
-                            (start..end).collect(),
-                            (start..start + inserted).collect(),
-                        );
-                        let case =
-                            format!("{old_len} routes, {start}..{end} replaced by {inserted}");
-                        for i in 0..=old_len {
-                            assert_eq!(run.new_index(i), general.new_index(i), "{case}");
-                        }
-                        assert_eq!(run.removed(), general.removed(), "{case}");
-                        assert_eq!(run.added(), general.added(), "{case}");
-                    }
-                }
-            }
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::Route;
+use super::{Route, RouteMoves, kept_at};
 
 /// The routes of one host table (see the module doc).
 #[derive(Clone, Default)]
@@ -61,18 +61,8 @@ impl<'a> PatchedRoutes<'a> {
         }
         match self.added.binary_search_by_key(&j, |(at, _)| *at) {
             Ok(k) => Some(&self.added[k].1),
-            Err(before) => {
-                // The `j - before`-th route the change kept: past every removed one at or
-                // before it.
-                let mut i = j - before;
-                for &r in self.removed {
-                    if r > i {
-                        break;
-                    }
-                    i += 1;
-                }
-                self.base.get(i)
-            }
+            // The `j - before`-th route the change kept ([`RouteMoves::old_index`]).
+            Err(before) => self.base.get(kept_at(self.removed, j - before)),
         }
     }
 }
@@ -132,9 +122,14 @@ impl RouteList {
     }
 
     /// This list with the routes at `removed` (ascending) taken out and `added` put in at
-    /// their indices in the result (ascending). Shares this list's routes; a list that is
-    /// itself derived is copied out first, so lists never chain.
-    pub fn patched(&self, removed: Vec<usize>, added: Vec<(usize, Arc<Route>)>) -> RouteList {
+    /// their indices in the result (ascending), and how the routes moved. Shares this
+    /// list's routes; a list that is itself derived is copied out first, so lists never
+    /// chain.
+    pub fn patched(
+        &self,
+        removed: Vec<usize>,
+        added: Vec<(usize, Arc<Route>)>,
+    ) -> (RouteList, RouteMoves) {
         let routes = match self.change {
             None => Arc::clone(&self.routes),
             Some(_) => Arc::new(self.iter().cloned().collect()),
@@ -149,10 +144,16 @@ impl RouteList {
             routes.len(),
             added.iter().map(|(at, _)| at).collect::<Vec<_>>()
         );
-        RouteList {
+        let moves = RouteMoves::new(
+            routes.len(),
+            removed.clone(),
+            added.iter().map(|(at, _)| *at).collect(),
+        );
+        let list = RouteList {
             routes,
             change: Some(Arc::new(RouteChange { removed, added })),
-        }
+        };
+        (list, moves)
     }
 }
 
@@ -332,7 +333,7 @@ mod tests {
             for (at, r) in &added {
                 expected.insert(*at, Arc::clone(r));
             }
-            let list = RouteList::from(base).patched(removed.to_vec(), added);
+            let (list, moves) = RouteList::from(base.clone()).patched(removed.to_vec(), added);
             let expected = RouteList::from(expected);
             let case = format!("{len} {removed:?} {added_at:?}");
             assert_eq!(list.len(), expected.len(), "{case}");
@@ -345,7 +346,15 @@ mod tests {
                 assert_eq!(list.iter().skip(i).len(), expected.len() - i, "{case}");
             }
             assert!(list.get(expected.len()).is_none(), "{case}");
-            let again = list.patched(vec![], vec![(0, route("/again"))]);
+            // The moves say where each kept route went, and which routes came.
+            for (i, old) in base.iter().enumerate() {
+                match moves.new_index(i) {
+                    Some(j) => assert!(Arc::ptr_eq(&list[j], old), "{case}: route {i} moved"),
+                    None => assert!(removed.contains(&i), "{case}: route {i} kept"),
+                }
+            }
+            assert_eq!(moves.added(), added_at, "{case}");
+            let (again, _) = list.patched(vec![], vec![(0, route("/again"))]);
             assert_eq!(again.len(), expected.len() + 1, "{case}");
             assert_eq!(paths(&again)[1..], paths(&expected)[..], "{case}");
             let mut built = list.clone();

@@ -21,9 +21,7 @@ use super::{
     Attachment, Candidate, GatewayView, HTTP_ROUTE_KIND, HttpPathType, HttpRouteView,
     PrecedenceKey, PrecedencePrefix, attachment, candidate_routes,
 };
-use crate::dialect::{
-    AuthKind, HostRouteTable, Route, RouteMoves, RouteSource, SharedObject, TablePatch,
-};
+use crate::dialect::{AuthKind, HostRouteTable, Route, RouteSource, SharedObject, TablePatch};
 use crate::paths::{LiteralIndex, PathMatcher, RemappedIndex};
 
 /// One listener that serves the host (a group of the table's routes).
@@ -258,9 +256,7 @@ pub(super) fn patch(
         added_orders.push((new_at, order));
         added_routes.push((new_at, route));
     }
-    let added_at: Vec<usize> = added_orders.iter().map(|(at, _)| *at).collect();
-    let moves = RouteMoves::new(before.routes.len(), removed.clone(), added_at);
-    let routes = before.routes.patched(removed.clone(), added_routes);
+    let (routes, moves) = before.routes.patched(removed.clone(), added_routes);
     let table = before.with_routes(
         routes,
         Some(Arc::new(PatchState {

@@ -1395,10 +1395,9 @@ impl PatchState {
             .take_while(|r| old.is_some() && r.source.key == changed.key)
             .count();
         let replaced = start..start + run;
-        let inserted_count = inserted.len();
         // Shares the old table's routes ([`RouteList`]).
-        let routes = before.routes.patched(
-            replaced.clone().collect(),
+        let (routes, moves) = before.routes.patched(
+            replaced.collect(),
             inserted
                 .into_iter()
                 .enumerate()
@@ -1412,7 +1411,6 @@ impl PatchState {
             claims,
             ..self.clone()
         };
-        let moves = RouteMoves::run(before.routes.len(), replaced, inserted_count);
         let table = before.with_routes(routes, Some(Arc::new(state)));
         if let Some(patched) = PatchedLocations::of(before, &table, &moves) {
             let patched: Arc<dyn std::any::Any + Send + Sync> = Arc::new(patched);
