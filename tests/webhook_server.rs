@@ -2002,3 +2002,151 @@ async fn a_request_in_the_handshakes_last_flight_is_answered() {
     }
     server.stop().await;
 }
+
+/// Slowloris (adversarial test F7): request heads sent a line at a time. The server reads
+/// an HTTP/1.1 head before it builds hyper's connection, so each case checks that this
+/// reading keeps hyper's behaviour: a head completed slowly is served; one that never ends
+/// is closed at the header read timeout counted from the connection's arrival, however
+/// often lines arrive; one longer than the header limit is answered 431; a head, body and
+/// second request in one write are all served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_heads_sent_a_line_at_a_time() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    let h1 = client_config(&pki.roots, TLS_ANY, H1);
+    let review = ingress_review("slow-head", "good", "CREATE");
+
+    // Completed slowly, within the header read timeout (400 ms): served.
+    let mut stream = tls_connect(server.addr, h1.clone()).await;
+    let content_length = format!("content-length: {}\r\n", review.len());
+    for line in [
+        "POST /validate HTTP/1.1\r\n",
+        "host: localhost\r\n",
+        "content-type: application/json\r\n",
+        &content_length,
+        "\r\n",
+    ] {
+        stream.write_all(line.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stream.write_all(review.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    let answer = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"uid\":\"slow-head\""), "{answer}");
+
+    // Never ending, a line every 100 ms: closed at the header read timeout.
+    let timeouts_before = server.errors(ErrorReason::HeaderTimeout);
+    let mut stream = tls_connect(server.addr, h1.clone()).await;
+    let opened = Instant::now();
+    stream
+        .write_all(b"POST /validate HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let trickle = tokio::spawn(async move {
+        while wr.write_all(b"x-slow: 1\r\n").await.is_ok() && wr.flush().await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(closed_within(&mut rd, Duration::from_secs(3)).await);
+    let took = opened.elapsed();
+    assert!(took >= Duration::from_millis(300), "closed after {took:?}");
+    assert!(took < Duration::from_millis(2000), "closed after {took:?}");
+    trickle.abort();
+    wait_until("header timeout counted", || {
+        server.errors(ErrorReason::HeaderTimeout) > timeouts_before
+    })
+    .await;
+
+    // Longer than the header limit (16 KiB) without an end: 431, as hyper answers it.
+    let mut long = b"POST /validate HTTP/1.1\r\nhost: localhost\r\n".to_vec();
+    while long.len() < 20 * 1024 {
+        long.extend_from_slice(b"x-padding: 0123456789abcdef0123456789abcdef\r\n");
+    }
+    let (out, _) = raw_exchange(server.addr, h1.clone(), &long, Duration::from_secs(3)).await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+
+    // Two requests and their bodies in one write: both answered, in order.
+    let one = |uid: &str| {
+        let body = ingress_review(uid, "good", "CREATE");
+        format!(
+            "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut stream = tls_connect(server.addr, h1).await;
+    let both = one("first") + &one("second");
+    stream.write_all(both.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut out = String::new();
+    let mut buf = [0u8; 4096];
+    while out.matches("HTTP/1.1 200").count() < 2 || !out.contains("\"uid\":\"second\"") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("both answers within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed before both answers: {out}");
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let (first, second) = (
+        out.find("\"uid\":\"first\""),
+        out.find("\"uid\":\"second\""),
+    );
+    assert!(first.is_some() && first < second, "{out}");
+    server.stop().await;
+}
+
+/// The server chooses the cipher suite, SHA-256 suites first (`tls::server_config`: cheaper
+/// handshakes in a connection flood), whatever order the client prefers; a client that
+/// offers only the SHA-384 suite still gets it.
+#[tokio::test]
+async fn the_server_prefers_the_sha256_suites() {
+    use rustls::CipherSuite::{
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384,
+    };
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    // rustls's clients put the AES-256 suites first.
+    let only = |suite: rustls::CipherSuite| {
+        let mut provider = tls::crypto_provider().as_ref().clone();
+        provider.cipher_suites.retain(|s| s.suite() == suite);
+        Arc::new(provider)
+    };
+    let cases = [
+        (TLS13, None, TLS13_AES_128_GCM_SHA256),
+        (TLS12, None, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+        (
+            TLS13,
+            Some(TLS13_AES_256_GCM_SHA384),
+            TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            TLS12,
+            Some(TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+    ];
+    for (versions, offered, expected) in cases {
+        let provider = offered.map_or_else(tls::crypto_provider, only);
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(pki.roots.clone())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![H1.to_vec()];
+        let stream = tls_connect(server.addr, Arc::new(config)).await;
+        let chosen = stream
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .map(|s| s.suite());
+        assert_eq!(chosen, Some(expected), "offered {offered:?}");
+    }
+    server.stop().await;
+}

@@ -34,6 +34,7 @@ pub mod gate;
 pub mod limits;
 pub mod metrics;
 mod probe;
+mod request_head;
 mod review;
 pub mod server;
 pub mod tls;

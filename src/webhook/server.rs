@@ -36,6 +36,7 @@ use super::conn::{Activity, ConnectionSlots, Slot};
 use super::metrics::{
     AdmissionLabels, ErrorReason, GateLabels, PortLabel, WebhookLabel, WebhookMetrics,
 };
+use super::request_head::{HeadRead, ReadAhead, read_request_head};
 use super::review::{
     MAX_AMPLIFICATION, encode_response, encode_response_to, estimate_decoded_bytes,
     parse_admission_review,
@@ -385,12 +386,14 @@ async fn serve_connection(
             Ok::<_, Infallible>(response)
         }
     });
-    let io = TokioIo::new(tls);
     if h2 {
-        let conn = graceful.watch(shared.h2.serve_connection(io, service));
+        let conn = graceful.watch(shared.h2.serve_connection(TokioIo::new(tls), service));
         drive(conn, &shared, &activity, phase, peer).await;
     } else {
-        let conn = graceful.watch(shared.h1.serve_connection(io, service));
+        let Some(io) = http1_head(tls, &shared, &activity, &mut drain_rx, peer).await else {
+            return;
+        };
+        let conn = graceful.watch(shared.h1.serve_connection(TokioIo::new(io), service));
         drive(conn, &shared, &activity, phase, peer).await;
     }
     drop(slot);
@@ -400,9 +403,9 @@ async fn serve_connection(
 /// silent (an idle flood, adversarial test F3) then holds only its TLS state, and hyper's
 /// connection (its buffers, the HTTP/2 state) is built only for clients that speak. In
 /// both protocols the client speaks first. `None` when the connection is to be closed
-/// instead: silent past the header read timeout, evicted, draining, or a record rustls
-/// refuses. Bytes that arrived with the handshake's last flight are already in rustls's
-/// buffer, not on the socket, so they are looked for there first.
+/// instead (see [`before_hyper`]) or on a record rustls refuses. Bytes that arrived with
+/// the handshake's last flight are already in rustls's buffer, not on the socket, so they
+/// are looked for there first.
 async fn first_bytes(
     mut tls: tokio_rustls::server::TlsStream<TcpStream>,
     shared: &Shared,
@@ -418,15 +421,59 @@ async fn first_bytes(
             return None;
         }
     };
-    if buffered {
-        return Some(tls);
+    if !buffered {
+        let readable = tls.get_ref().0.readable();
+        before_hyper(readable, shared, activity, drain_rx, peer)
+            .await?
+            .ok()?;
     }
+    Some(tls)
+}
+
+/// An HTTP/1.1 connection's first request head, read before hyper's connection is built
+/// (`webhook::request_head`: a slowloris client then holds its TLS state and the bytes it
+/// sent, not hyper's buffers). `None` when the connection is to be closed instead.
+async fn http1_head(
+    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
+    shared: &Shared,
+    activity: &Activity,
+    drain_rx: &mut watch::Receiver<Phase>,
+    peer: SocketAddr,
+) -> Option<ReadAhead<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let max = shared.limits.max_header_bytes;
+    let read = read_request_head(&mut tls, max);
+    match before_hyper(read, shared, activity, drain_rx, peer).await? {
+        Ok(HeadRead::Ready(head)) => Some(ReadAhead::new(head, tls)),
+        Ok(HeadRead::Closed) => None,
+        Err(e) => {
+            // A record rustls refuses is counted, as in `first_bytes`; client resets and
+            // early closes are routine, as in `classify_connection_error`.
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                shared.metrics.error(ErrorReason::Connection);
+            }
+            tracing::debug!(%peer, error = %e, "connection ended before its request head");
+            None
+        }
+    }
+}
+
+/// Runs `wait` (for the client, before hyper's connection is built) unless, first, the
+/// connection has been open past its header read timeout without a request, is evicted,
+/// or the server drains: then `None`, and the connection is to be closed. The deadline
+/// runs from the connection's arrival, so bytes trickling in do not extend it.
+async fn before_hyper<T>(
+    wait: impl Future<Output = T>,
+    shared: &Shared,
+    activity: &Activity,
+    drain_rx: &mut watch::Receiver<Phase>,
+    peer: SocketAddr,
+) -> Option<T> {
     let limits = &shared.limits;
     tokio::select! {
-        r = tls.get_ref().0.readable() => r.ok().map(|()| tls),
+        r = wait => Some(r),
         () = activity.idle_for(limits.header_read_timeout, limits.idle_timeout) => {
             shared.metrics.error(ErrorReason::HeaderTimeout);
-            tracing::debug!(%peer, "closing a connection silent since its handshake");
+            tracing::debug!(%peer, "closing a connection whose request did not arrive in time");
             None
         }
         () = activity.evicted() => None,

@@ -215,12 +215,34 @@ pub fn server_config(
     resolver: Arc<CertResolver>,
     alpn: &[&[u8]],
 ) -> Result<rustls::ServerConfig, rustls::Error> {
-    let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(server_crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // The server's order, not the client's: see `server_crypto_provider`.
+    config.ignore_client_order = true;
     Ok(config)
+}
+
+/// The provider of [`crypto_provider`] with the SHA-256 suites first. Every suite it
+/// offers stays an ECDHE AEAD suite; only the order changes. ring computes SHA-256 with the
+/// CPU's SHA extensions where they exist, SHA-384 (SHA-512's compression) never: in a flood
+/// of new connections (adversarial test F3, F7) the SHA-512 compression of
+/// `TLS13_AES_256_GCM_SHA384`, rustls's first choice, was 8.4 % of the server's CPU
+/// (`perf`, BENCHMARKS.md). Go's TLS client (the API server) puts the AES-128 suites first
+/// on CPUs with AES instructions anyway.
+fn server_crypto_provider() -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    // Stable: SHA-256 suites before the others, each group in ring's order.
+    provider.cipher_suites.sort_by_key(|suite| {
+        let common = match suite {
+            rustls::SupportedCipherSuite::Tls13(s) => &s.common,
+            rustls::SupportedCipherSuite::Tls12(s) => &s.common,
+        };
+        common.hash_provider.algorithm() != rustls::crypto::hash::HashAlgorithm::SHA256
+    });
+    Arc::new(provider)
 }
 
 /// What the files held at the last attempt, so unchanged files are not re-parsed and a
