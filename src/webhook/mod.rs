@@ -36,6 +36,7 @@ pub mod metrics;
 mod probe;
 mod request_head;
 mod review;
+mod runtimes;
 pub mod server;
 pub mod tls;
 

@@ -17,12 +17,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::AdmissionHandler;
 use super::conn::ConnectionSlots;
 use super::limits::ProbeLimits;
 use super::metrics::{PortLabel, WebhookMetrics};
+use super::runtimes::ServerThread;
 use super::server::Phase;
 use super::tls::{CertResolver, unix_now};
 
@@ -38,18 +39,6 @@ pub(crate) struct ProbeState {
     pub phase: watch::Receiver<Phase>,
 }
 
-/// The probe server's own thread; see [`spawn_thread`].
-pub(crate) struct ProbeThread {
-    done: oneshot::Receiver<()>,
-}
-
-impl ProbeThread {
-    /// Resolves once the probe server has stopped (phase `Stopped`) or its thread ended.
-    pub(crate) async fn stopped(self) {
-        let _ = self.done.await;
-    }
-}
-
 /// Serves probes on a thread of their own with a single-threaded runtime, until the
 /// phase reaches `Stopped`.
 ///
@@ -58,32 +47,15 @@ impl ProbeThread {
 /// flood there delayed probes by hundreds of milliseconds (BENCHMARKS.md, "Webhook under
 /// attack": `/healthz` p99 464-742 ms) although the probe port itself was idle. On its
 /// own thread the probe port shares only the CPU with the webhook, not the scheduler.
-pub(crate) fn spawn_thread(
+pub(crate) async fn spawn_thread(
     listener: TcpListener,
     state: ProbeState,
     limits: ProbeLimits,
-) -> std::io::Result<ProbeThread> {
-    // The listener moves to the probe runtime's reactor: deregistered here, registered
-    // there.
-    let listener = listener.into_std()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_name("mtls-gate-probes")
-        .build()?;
-    let listener = {
-        let _entered = runtime.enter();
-        TcpListener::from_std(listener)?
-    };
-    let (done_tx, done) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("mtls-gate-probes".into())
-        .spawn(move || {
-            runtime.block_on(run(listener, state, limits));
-            // Connection tasks still open are dropped with the runtime.
-            drop(runtime);
-            let _ = done_tx.send(());
-        })?;
-    Ok(ProbeThread { done })
+) -> std::io::Result<ServerThread> {
+    ServerThread::spawn("mtls-gate-probes", listener, move |listener| {
+        run(listener, state, limits)
+    })
+    .await
 }
 
 /// Serves probes until the phase reaches `Stopped`.

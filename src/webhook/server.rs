@@ -37,6 +37,7 @@ use super::metrics::{
     AdmissionLabels, ErrorReason, GateLabels, PortLabel, WebhookLabel, WebhookMetrics,
 };
 use super::request_head::{HeadRead, ReadAhead, read_request_head};
+use super::runtimes::{MovableTcp, ServerThread};
 use super::review::{
     MAX_AMPLIFICATION, encode_response, encode_response_to, estimate_decoded_bytes,
     parse_admission_review,
@@ -194,7 +195,7 @@ impl BoundWebhook {
         reloader.poll_once().await;
         let reload_task = tokio::spawn(reloader.run(config.reload_interval, reload_stop_rx));
 
-        let probe_thread = probe::spawn_thread(
+        let mut probe_thread = probe::spawn_thread(
             probe,
             probe::ProbeState {
                 handler: handler.clone(),
@@ -205,6 +206,7 @@ impl BoundWebhook {
             },
             limits.probe.clone(),
         )
+        .await
         .context("cannot start the probe server")?;
 
         let shared = Arc::new(Shared {
@@ -218,58 +220,48 @@ impl BoundWebhook {
             h1: http1_builder(&limits),
             h2: http2_builder(&limits),
         });
-        let acceptor = TlsAcceptor::from(tls);
-        let port = PortLabel { port: "webhook" };
         let slots = ConnectionSlots::new(
             limits.max_connections,
-            metrics.open_connections.get_or_create(&port).clone(),
+            metrics
+                .open_connections
+                .get_or_create(&PortLabel { port: "webhook" })
+                .clone(),
         );
-        let graceful = GracefulShutdown::new();
+        let graceful = Arc::new(GracefulShutdown::new());
+        let intake = Intake {
+            acceptor: TlsAcceptor::from(tls),
+            shared,
+            phase: phase_rx.clone(),
+            slots: slots.clone(),
+            graceful: graceful.clone(),
+            serving: tokio::runtime::Handle::current(),
+        };
+        let mut intake_thread =
+            ServerThread::spawn("mtls-gate-intake", https, move |https| intake.run(https))
+                .await
+                .context("cannot start the connection intake thread")?;
 
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                a = https.accept() => a,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    metrics.error(ErrorReason::Accept);
-                    tracing::warn!(error = %e, "accept failed on the webhook port");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let (slot, evicted) = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                s = slots.acquire() => s,
-            };
-            if evicted > 0 {
-                metrics
-                    .connections_evicted
-                    .get_or_create(&port)
-                    .inc_by(evicted);
-            }
-            let _ = tcp.set_nodelay(true);
-            tokio::spawn(serve_connection(
-                tcp,
-                peer,
-                acceptor.clone(),
-                shared.clone(),
-                phase_rx.clone(),
-                slot,
-                graceful.watcher(),
-            ));
+        // Only a panic ends the intake before the drain: then the server drains and stops
+        // with an error rather than run without accepting connections.
+        let intake_failed = tokio::select! {
+            () = shutdown => false,
+            () = intake_thread.stopped() => true,
+        };
+
+        if intake_failed {
+            tracing::error!("the connection intake thread stopped: draining and stopping");
+        } else {
+            tracing::info!("shutdown requested: draining webhook connections");
         }
-
-        tracing::info!("shutdown requested: draining webhook connections");
-        drop(https);
+        // The intake stops accepting (its listener is closed) and drops the connections
+        // that have not sent a request yet; then the others drain.
         let _ = phase_tx.send(Phase::Draining);
+        intake_thread.stopped().await;
         let drain = async {
-            graceful.shutdown().await;
+            // The intake held the only other reference.
+            if let Ok(graceful) = Arc::try_unwrap(graceful) {
+                graceful.shutdown().await;
+            }
             slots.all_closed().await;
         };
         if tokio::time::timeout(limits.drain_timeout, drain)
@@ -288,6 +280,9 @@ impl BoundWebhook {
         let _ = reload_stop_tx.send(true);
         let _ = reload_task.await;
         probe_thread.stopped().await;
+        if intake_failed {
+            anyhow::bail!("the webhook's connection intake thread stopped unexpectedly");
+        }
         tracing::info!("webhook server stopped");
         Ok(())
     }
@@ -340,7 +335,76 @@ async fn wait_phase(phase: &mut watch::Receiver<Phase>, at_least: Phase) {
     }
 }
 
-async fn serve_connection(
+/// The intake of new HTTPS connections, on a thread of its own (`webhook::runtimes`: a
+/// handshake flood then queues behind itself, not in front of the requests of established
+/// connections): accept, take a connection slot, TLS handshake, and wait for the client's
+/// first request. Then the connection moves to the serving runtime.
+struct Intake {
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    phase: watch::Receiver<Phase>,
+    slots: Arc<ConnectionSlots>,
+    /// Shared with `serve`, which shuts it down once the intake has stopped.
+    graceful: Arc<GracefulShutdown>,
+    /// The runtime that serves requests.
+    serving: tokio::runtime::Handle,
+}
+
+impl Intake {
+    /// Accepts until the server drains; the listener closes when this returns.
+    async fn run(self, https: TcpListener) {
+        let metrics = &self.shared.metrics;
+        let port = PortLabel { port: "webhook" };
+        let mut drain_rx = self.phase.clone();
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = wait_phase(&mut drain_rx, Phase::Draining) => return,
+                a = https.accept() => a,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    metrics.error(ErrorReason::Accept);
+                    tracing::warn!(error = %e, "accept failed on the webhook port");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let (slot, evicted) = tokio::select! {
+                biased;
+                () = wait_phase(&mut drain_rx, Phase::Draining) => return,
+                s = self.slots.acquire() => s,
+            };
+            if evicted > 0 {
+                metrics
+                    .connections_evicted
+                    .get_or_create(&port)
+                    .inc_by(evicted);
+            }
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(admit(
+                tcp,
+                peer,
+                self.acceptor.clone(),
+                self.shared.clone(),
+                self.phase.clone(),
+                slot,
+                self.graceful.watcher(),
+                self.serving.clone(),
+            ));
+        }
+    }
+}
+
+/// A TLS connection that can move to the serving runtime.
+type TlsConnection = tokio_rustls::server::TlsStream<MovableTcp>;
+
+/// The intake's part of a connection: the TLS handshake and the wait for the client's first
+/// request (HTTP/1.1: its whole head). A connection that gets that far moves to the serving
+/// runtime ([`serve_http`]); the others close here.
+#[allow(clippy::too_many_arguments)]
+async fn admit(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
@@ -348,11 +412,15 @@ async fn serve_connection(
     phase: watch::Receiver<Phase>,
     slot: Slot,
     graceful: Watcher,
+    serving: tokio::runtime::Handle,
 ) {
     let mut drain_rx = phase.clone();
     let limits = &shared.limits;
     let activity = slot.activity();
-    let handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
+    let handshake = tokio::time::timeout(
+        limits.tls_handshake_timeout,
+        acceptor.accept(MovableTcp::new(tcp)),
+    );
     let tls = tokio::select! {
         r = handshake => match r {
             Ok(Ok(tls)) => tls,
@@ -370,11 +438,44 @@ async fn serve_connection(
         () = wait_phase(&mut drain_rx, Phase::Draining) => return,
         () = activity.evicted() => return,
     };
-    let Some(tls) = first_bytes(tls, &shared, &activity, &mut drain_rx, peer).await else {
+    let Some(mut tls) = first_bytes(tls, &shared, &activity, &mut drain_rx, peer).await else {
         return;
     };
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    let head = if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+        None
+    } else {
+        let Some(head) = http1_head(&mut tls, &shared, &activity, &mut drain_rx, peer).await
+        else {
+            return;
+        };
+        Some(head)
+    };
+    if let Err(e) = tls.get_mut().0.detach() {
+        tracing::debug!(%peer, error = %e, "cannot move the connection to the serving runtime");
+        return;
+    }
+    serving.spawn(serve_http(
+        tls, head, peer, shared, phase, slot, activity, graceful,
+    ));
+}
 
+/// The serving runtime's part of a connection: hyper's connection, HTTP/2, or HTTP/1.1
+/// starting with the request head the intake read.
+#[allow(clippy::too_many_arguments)]
+async fn serve_http(
+    mut tls: TlsConnection,
+    http1_head: Option<Bytes>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    phase: watch::Receiver<Phase>,
+    slot: Slot,
+    activity: Arc<Activity>,
+    graceful: Watcher,
+) {
+    if let Err(e) = tls.get_mut().0.attach() {
+        tracing::debug!(%peer, error = %e, "cannot move the connection to the serving runtime");
+        return;
+    }
     let svc_activity = activity.clone();
     let svc_shared = shared.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -386,15 +487,16 @@ async fn serve_connection(
             Ok::<_, Infallible>(response)
         }
     });
-    if h2 {
-        let conn = graceful.watch(shared.h2.serve_connection(TokioIo::new(tls), service));
-        drive(conn, &shared, &activity, phase, peer).await;
-    } else {
-        let Some(io) = http1_head(tls, &shared, &activity, &mut drain_rx, peer).await else {
-            return;
-        };
-        let conn = graceful.watch(shared.h1.serve_connection(TokioIo::new(io), service));
-        drive(conn, &shared, &activity, phase, peer).await;
+    match http1_head {
+        None => {
+            let conn = graceful.watch(shared.h2.serve_connection(TokioIo::new(tls), service));
+            drive(conn, &shared, &activity, phase, peer).await;
+        }
+        Some(head) => {
+            let io = TokioIo::new(ReadAhead::new(head, tls));
+            let conn = graceful.watch(shared.h1.serve_connection(io, service));
+            drive(conn, &shared, &activity, phase, peer).await;
+        }
     }
     drop(slot);
 }
@@ -407,12 +509,12 @@ async fn serve_connection(
 /// the handshake's last flight are already in rustls's buffer, not on the socket, so they
 /// are looked for there first.
 async fn first_bytes(
-    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
+    mut tls: TlsConnection,
     shared: &Shared,
     activity: &Activity,
     drain_rx: &mut watch::Receiver<Phase>,
     peer: SocketAddr,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<TlsConnection> {
     let buffered = match tls.get_mut().1.process_new_packets() {
         Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
         Err(e) => {
@@ -430,20 +532,20 @@ async fn first_bytes(
     Some(tls)
 }
 
-/// An HTTP/1.1 connection's first request head, read before hyper's connection is built
-/// (`webhook::request_head`: a slowloris client then holds its TLS state and the bytes it
-/// sent, not hyper's buffers). `None` when the connection is to be closed instead.
+/// An HTTP/1.1 connection's first request head (and what followed it in the same reads),
+/// read before hyper's connection is built (`webhook::request_head`: a slowloris client
+/// then holds its TLS state and the bytes it sent, not hyper's buffers). `None` when the
+/// connection is to be closed instead.
 async fn http1_head(
-    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
+    tls: &mut TlsConnection,
     shared: &Shared,
     activity: &Activity,
     drain_rx: &mut watch::Receiver<Phase>,
     peer: SocketAddr,
-) -> Option<ReadAhead<tokio_rustls::server::TlsStream<TcpStream>>> {
-    let max = shared.limits.max_header_bytes;
-    let read = read_request_head(&mut tls, max);
+) -> Option<Bytes> {
+    let read = read_request_head(tls, shared.limits.max_header_bytes);
     match before_hyper(read, shared, activity, drain_rx, peer).await? {
-        Ok(HeadRead::Ready(head)) => Some(ReadAhead::new(head, tls)),
+        Ok(HeadRead::Ready(head)) => Some(head),
         Ok(HeadRead::Closed) => None,
         Err(e) => {
             // A record rustls refuses is counted, as in `first_bytes`; client resets and

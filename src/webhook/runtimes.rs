@@ -1,0 +1,283 @@
+//! Threads of their own for the parts of the server that must not share a run queue with
+//! the review path, and the TCP stream that lets a connection move between them.
+//!
+//! Tokio has no task priorities: every task of a runtime waits in the same queues. Under a
+//! connection flood (adversarial test F3, F7) that queue is full of TLS handshakes, ~150 µs
+//! of CPU each, and a request on an established connection waits behind them twice (its
+//! head, then the review's answer). The operating system's scheduler, by contrast, lets a
+//! thread that mostly sleeps run as soon as it wakes. So the probe port and the intake of
+//! new HTTPS connections (accept, TLS handshake, the wait for the first request) each run
+//! on a single-threaded runtime on a thread of their own, and a connection moves to the
+//! serving runtime once its client has sent a request (BENCHMARKS.md, stop 27).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// A server loop running on a thread of its own; see [`ServerThread::spawn`].
+pub(crate) struct ServerThread {
+    /// `None` once it has resolved.
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl ServerThread {
+    /// Runs `run(listener)` on a new thread named `name`, on a single-threaded runtime of
+    /// its own, to its end. The listener moves to that runtime's reactor (deregistered
+    /// here, registered there). Tasks the loop spawned and left running are dropped with
+    /// the runtime when the loop returns. Returns once the loop has started.
+    pub(crate) async fn spawn<F, Fut>(
+        name: &str,
+        listener: TcpListener,
+        run: F,
+    ) -> io::Result<ServerThread>
+    where
+        F: FnOnce(TcpListener) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let listener = listener.into_std()?;
+        let (started_tx, started) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        let thread_name = name.to_string();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                // Built and dropped here, never on an async worker (dropping a runtime
+                // there panics).
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .thread_name(thread_name)
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let listener = {
+                    let _entered = runtime.enter();
+                    TcpListener::from_std(listener)
+                };
+                match listener {
+                    Ok(listener) => {
+                        let _ = started_tx.send(Ok(()));
+                        runtime.block_on(run(listener));
+                    }
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                    }
+                }
+                drop(runtime);
+                let _ = done_tx.send(());
+            })?;
+        started
+            .await
+            .map_err(|_| io::Error::other(format!("thread {name} ended while starting")))??;
+        Ok(ServerThread { done: Some(done) })
+    }
+
+    /// Resolves once the loop has returned and its runtime is dropped, or the thread
+    /// ended otherwise (a panic); at once when it resolved before.
+    pub(crate) async fn stopped(&mut self) {
+        if let Some(done) = self.done.as_mut() {
+            let _ = done.await;
+            self.done = None;
+        }
+    }
+}
+
+/// A TCP stream that can move from one runtime's reactor to another's: [`detach`] on the
+/// runtime it is registered with, send it, [`attach`] on the other. It is usable only
+/// while attached; reads and writes in between fail (they cannot happen: the stream is in
+/// flight to the other runtime).
+///
+/// [`detach`]: MovableTcp::detach
+/// [`attach`]: MovableTcp::attach
+#[derive(Debug)]
+pub(crate) struct MovableTcp(Registration);
+
+#[derive(Debug)]
+enum Registration {
+    Attached(TcpStream),
+    Detached(std::net::TcpStream),
+    /// A move failed; the socket is closed.
+    Lost,
+}
+
+impl MovableTcp {
+    pub(crate) fn new(tcp: TcpStream) -> Self {
+        Self(Registration::Attached(tcp))
+    }
+
+    /// Deregisters the stream from the current runtime's reactor.
+    pub(crate) fn detach(&mut self) -> io::Result<()> {
+        match std::mem::replace(&mut self.0, Registration::Lost) {
+            Registration::Attached(tcp) => {
+                self.0 = Registration::Detached(tcp.into_std()?);
+                Ok(())
+            }
+            other => {
+                self.0 = other;
+                Err(not_attached())
+            }
+        }
+    }
+
+    /// Registers the stream with the reactor of the runtime this is called on.
+    pub(crate) fn attach(&mut self) -> io::Result<()> {
+        match std::mem::replace(&mut self.0, Registration::Lost) {
+            Registration::Detached(std) => {
+                self.0 = Registration::Attached(TcpStream::from_std(std)?);
+                Ok(())
+            }
+            other => {
+                self.0 = other;
+                Err(io::Error::other("the connection is not detached"))
+            }
+        }
+    }
+
+    /// Waits until the stream is readable (see [`TcpStream::readable`]).
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.attached()?.readable().await
+    }
+
+    fn attached(&self) -> io::Result<&TcpStream> {
+        match &self.0 {
+            Registration::Attached(tcp) => Ok(tcp),
+            _ => Err(not_attached()),
+        }
+    }
+
+    fn attached_mut(self: Pin<&mut Self>) -> io::Result<Pin<&mut TcpStream>> {
+        match &mut self.get_mut().0 {
+            Registration::Attached(tcp) => Ok(Pin::new(tcp)),
+            _ => Err(not_attached()),
+        }
+    }
+}
+
+fn not_attached() -> io::Error {
+    io::Error::other("the connection is between runtimes")
+}
+
+impl AsyncRead for MovableTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.attached_mut() {
+            Ok(tcp) => tcp.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for MovableTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.attached_mut() {
+            Ok(tcp) => tcp.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.attached_mut() {
+            Ok(tcp) => tcp.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.attached().is_ok_and(|tcp| tcp.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.attached_mut() {
+            Ok(tcp) => tcp.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.attached_mut() {
+            Ok(tcp) => tcp.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// A stream detached on one runtime and attached on another keeps working there, and
+    /// fails (no panic) in between.
+    #[tokio::test]
+    async fn a_stream_moves_between_runtimes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut moving = MovableTcp::new(server);
+        moving.detach().unwrap();
+        let mut buf = [0u8; 4];
+        assert!(moving.read(&mut buf).await.is_err(), "detached: no reads");
+        assert!(moving.detach().is_err(), "detached twice");
+
+        client.write_all(b"ping").await.unwrap();
+        let (tx, rx) = oneshot::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                moving.attach().unwrap();
+                let mut buf = [0u8; 4];
+                moving.read_exact(&mut buf).await.unwrap();
+                moving.write_all(b"pong").await.unwrap();
+                let _ = tx.send(buf);
+            });
+        });
+        assert_eq!(&rx.await.unwrap(), b"ping");
+        let mut answer = [0u8; 4];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"pong");
+    }
+
+    #[tokio::test]
+    async fn a_server_thread_runs_its_loop_and_reports_its_end() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut thread = ServerThread::spawn("test-server", listener, |listener| async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            tcp.write_all(b"hi").await.unwrap();
+        })
+        .await
+        .unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut hi = Vec::new();
+        client.read_to_end(&mut hi).await.unwrap();
+        assert_eq!(hi, b"hi");
+        tokio::time::timeout(std::time::Duration::from_secs(5), thread.stopped())
+            .await
+            .expect("the loop returned, so the thread ends");
+    }
+}
