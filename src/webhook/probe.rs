@@ -52,7 +52,7 @@ pub(crate) async fn spawn_thread(
     state: ProbeState,
     limits: ProbeLimits,
 ) -> std::io::Result<ServerThread> {
-    ServerThread::spawn("mtls-gate-probes", listener, move |listener| {
+    ServerThread::spawn("mtls-gate-probes", 1, listener, move |listener| {
         run(listener, state, limits)
     })
     .await

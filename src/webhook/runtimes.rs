@@ -1,14 +1,22 @@
-//! Threads of their own for the parts of the server that must not share a run queue with
+//! Runtimes of their own for the parts of the server that must not share a run queue with
 //! the review path, and the TCP stream that lets a connection move between them.
 //!
 //! Tokio has no task priorities: every task of a runtime waits in the same queues. Under a
-//! connection flood (adversarial test F3, F7) that queue is full of TLS handshakes, ~150 µs
-//! of CPU each, and a request on an established connection waits behind them twice (its
-//! head, then the review's answer). The operating system's scheduler, by contrast, lets a
-//! thread that mostly sleeps run as soon as it wakes. So the probe port and the intake of
-//! new HTTPS connections (accept, TLS handshake, the wait for the first request) each run
-//! on a single-threaded runtime on a thread of their own, and a connection moves to the
-//! serving runtime once its client has sent a request (BENCHMARKS.md, stop 27).
+//! connection flood (adversarial test F3, F7) those queues are full of TLS handshakes,
+//! ~150 µs of CPU each, and a request on an established connection waits behind them. The
+//! operating system's scheduler, by contrast, runs a thread that mostly sleeps soon after
+//! it wakes. So the probe port (one thread) and the intake of new HTTPS connections
+//! (accept, TLS handshake, the wait for the first request; as many workers as the serving
+//! runtime) each run on a runtime of their own, and a connection moves to the serving
+//! runtime once its client has sent a request. Measured (BENCHMARKS.md, stop 27): under
+//! 1,100 slowloris connections the keep-alive review p99 went from 15-28 ms to 8-10 ms.
+//!
+//! The intake's accept loop is a task of the intake runtime, not of a thread of its own:
+//! it then takes turns with the handshakes it starts, so it accepts only as fast as they
+//! are done. A loop that accepts faster fills the connection slots with connections
+//! waiting for a handshake, which evicts established ones, and a good client's handshake
+//! waits behind all of them (BENCHMARKS.md, "Handshakes at a lower CPU priority":
+//! new-connection p99 0.6-0.8 s).
 
 use std::future::Future;
 use std::io;
@@ -26,18 +34,22 @@ pub(crate) struct ServerThread {
 }
 
 impl ServerThread {
-    /// Runs `run(listener)` on a new thread named `name`, on a single-threaded runtime of
-    /// its own, to its end. The listener moves to that runtime's reactor (deregistered
-    /// here, registered there). Tasks the loop spawned and left running are dropped with
-    /// the runtime when the loop returns. Returns once the loop has started.
+    /// Runs `run(listener)` to its end on a runtime of its own: one thread named `name`
+    /// when `workers` is 1, else that thread and `workers` worker threads. The loop runs
+    /// as a task of that runtime, so that it takes turns with the tasks it spawns (for the
+    /// intake: it accepts only as fast as handshakes are done). The listener moves to that
+    /// runtime's reactor (deregistered here, registered there). Tasks the loop spawned and
+    /// left running are dropped with the runtime when the loop returns. Returns once the
+    /// loop has started.
     pub(crate) async fn spawn<F, Fut>(
         name: &str,
+        workers: usize,
         listener: TcpListener,
         run: F,
     ) -> io::Result<ServerThread>
     where
         F: FnOnce(TcpListener) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
     {
         let listener = listener.into_std()?;
         let (started_tx, started) = oneshot::channel();
@@ -48,11 +60,14 @@ impl ServerThread {
             .spawn(move || {
                 // Built and dropped here, never on an async worker (dropping a runtime
                 // there panics).
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .thread_name(thread_name)
-                    .build()
-                {
+                let mut builder = if workers > 1 {
+                    let mut builder = tokio::runtime::Builder::new_multi_thread();
+                    builder.worker_threads(workers);
+                    builder
+                } else {
+                    tokio::runtime::Builder::new_current_thread()
+                };
+                let runtime = match builder.enable_all().thread_name(thread_name).build() {
                     Ok(runtime) => runtime,
                     Err(e) => {
                         let _ = started_tx.send(Err(e));
@@ -66,7 +81,8 @@ impl ServerThread {
                 match listener {
                     Ok(listener) => {
                         let _ = started_tx.send(Ok(()));
-                        runtime.block_on(run(listener));
+                        // A panic of the loop ends the thread as its return does.
+                        let _ = runtime.block_on(async { tokio::spawn(run(listener)).await });
                     }
                     Err(e) => {
                         let _ = started_tx.send(Err(e));
@@ -266,7 +282,7 @@ mod tests {
     async fn a_server_thread_runs_its_loop_and_reports_its_end() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut thread = ServerThread::spawn("test-server", listener, |listener| async move {
+        let mut thread = ServerThread::spawn("test-server", 2, listener, |listener| async move {
             let (mut tcp, _) = listener.accept().await.unwrap();
             tcp.write_all(b"hi").await.unwrap();
         })

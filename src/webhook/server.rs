@@ -37,11 +37,11 @@ use super::metrics::{
     AdmissionLabels, ErrorReason, GateLabels, PortLabel, WebhookLabel, WebhookMetrics,
 };
 use super::request_head::{HeadRead, ReadAhead, read_request_head};
-use super::runtimes::{MovableTcp, ServerThread};
 use super::review::{
     MAX_AMPLIFICATION, encode_response, encode_response_to, estimate_decoded_bytes,
     parse_admission_review,
 };
+use super::runtimes::{MovableTcp, ServerThread};
 use super::tls::{CertReloader, CertResolver, server_config};
 use super::{AdmissionHandler, Reviewed, gate, probe};
 
@@ -236,10 +236,14 @@ impl BoundWebhook {
             graceful: graceful.clone(),
             serving: tokio::runtime::Handle::current(),
         };
-        let mut intake_thread =
-            ServerThread::spawn("mtls-gate-intake", https, move |https| intake.run(https))
-                .await
-                .context("cannot start the connection intake thread")?;
+        // As many handshake workers as the serving runtime has (the CPUs this process may
+        // use); they take CPU from requests only through the operating system's scheduler.
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut intake_thread = ServerThread::spawn("mtls-gate-intake", workers, https, |https| {
+            intake.run(https)
+        })
+        .await
+        .context("cannot start the connection intake threads")?;
 
         // Only a panic ends the intake before the drain: then the server drains and stops
         // with an error rather than run without accepting connections.
@@ -383,14 +387,17 @@ impl Intake {
                     .inc_by(evicted);
             }
             let _ = tcp.set_nodelay(true);
+            let connection = Connection {
+                peer,
+                shared: self.shared.clone(),
+                phase: self.phase.clone(),
+                slot,
+                graceful: self.graceful.watcher(),
+            };
             tokio::spawn(admit(
                 tcp,
-                peer,
                 self.acceptor.clone(),
-                self.shared.clone(),
-                self.phase.clone(),
-                slot,
-                self.graceful.watcher(),
+                connection,
                 self.serving.clone(),
             ));
         }
@@ -400,20 +407,32 @@ impl Intake {
 /// A TLS connection that can move to the serving runtime.
 type TlsConnection = tokio_rustls::server::TlsStream<MovableTcp>;
 
+/// What a connection holds from its acceptance to its end, on either runtime.
+struct Connection {
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    phase: watch::Receiver<Phase>,
+    /// Released when the connection ends.
+    slot: Slot,
+    graceful: Watcher,
+}
+
 /// The intake's part of a connection: the TLS handshake and the wait for the client's first
 /// request (HTTP/1.1: its whole head). A connection that gets that far moves to the serving
 /// runtime ([`serve_http`]); the others close here.
-#[allow(clippy::too_many_arguments)]
 async fn admit(
     tcp: TcpStream,
-    peer: SocketAddr,
     acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
-    phase: watch::Receiver<Phase>,
-    slot: Slot,
-    graceful: Watcher,
+    connection: Connection,
     serving: tokio::runtime::Handle,
 ) {
+    let Connection {
+        peer,
+        ref shared,
+        ref phase,
+        ref slot,
+        ..
+    } = connection;
     let mut drain_rx = phase.clone();
     let limits = &shared.limits;
     let activity = slot.activity();
@@ -438,14 +457,13 @@ async fn admit(
         () = wait_phase(&mut drain_rx, Phase::Draining) => return,
         () = activity.evicted() => return,
     };
-    let Some(mut tls) = first_bytes(tls, &shared, &activity, &mut drain_rx, peer).await else {
+    let Some(mut tls) = first_bytes(tls, shared, &activity, &mut drain_rx, peer).await else {
         return;
     };
     let head = if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
         None
     } else {
-        let Some(head) = http1_head(&mut tls, &shared, &activity, &mut drain_rx, peer).await
-        else {
+        let Some(head) = http1_head(&mut tls, shared, &activity, &mut drain_rx, peer).await else {
             return;
         };
         Some(head)
@@ -454,28 +472,24 @@ async fn admit(
         tracing::debug!(%peer, error = %e, "cannot move the connection to the serving runtime");
         return;
     }
-    serving.spawn(serve_http(
-        tls, head, peer, shared, phase, slot, activity, graceful,
-    ));
+    serving.spawn(serve_http(tls, head, connection));
 }
 
 /// The serving runtime's part of a connection: hyper's connection, HTTP/2, or HTTP/1.1
 /// starting with the request head the intake read.
-#[allow(clippy::too_many_arguments)]
-async fn serve_http(
-    mut tls: TlsConnection,
-    http1_head: Option<Bytes>,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    phase: watch::Receiver<Phase>,
-    slot: Slot,
-    activity: Arc<Activity>,
-    graceful: Watcher,
-) {
+async fn serve_http(mut tls: TlsConnection, http1_head: Option<Bytes>, connection: Connection) {
+    let Connection {
+        peer,
+        shared,
+        phase,
+        slot,
+        graceful,
+    } = connection;
     if let Err(e) = tls.get_mut().0.attach() {
         tracing::debug!(%peer, error = %e, "cannot move the connection to the serving runtime");
         return;
     }
+    let activity = slot.activity();
     let svc_activity = activity.clone();
     let svc_shared = shared.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
