@@ -7,7 +7,10 @@
 //! windows; header size limits; bodies read under a deadline and a minimum rate into one
 //! shared memory budget (`webhook::body`); reviews decoded and run on the blocking pool,
 //! at most `review_workers` at once, taken only once the body is complete, and answered
-//! (fail closed) when they miss the review deadline.
+//! (fail closed) when they miss the review deadline. New connections are taken in (accept,
+//! TLS handshake, the first request's arrival; an HTTP/1.1 head read whole before hyper's
+//! connection is built, `webhook::request_head`) on a runtime of their own, so a handshake
+//! flood does not queue in front of established connections (`webhook::runtimes`).
 
 use std::convert::Infallible;
 use std::future::Future;
