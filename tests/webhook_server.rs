@@ -52,6 +52,8 @@ const SLOW_REVIEW: Duration = Duration::from_millis(1500);
 struct TestHandler {
     ready: AtomicBool,
     ingresses: AtomicUsize,
+    /// The name of the thread each validated Ingress was reviewed on, by Ingress name.
+    review_threads: std::sync::Mutex<Vec<(String, Option<String>)>>,
 }
 
 fn object_name(req: &AdmissionRequest<DynamicObject>) -> &str {
@@ -64,6 +66,12 @@ impl AdmissionHandler for TestHandler {
             return Reviewed::allow(req);
         }
         let name = object_name(req);
+        if let Ok(mut threads) = self.review_threads.lock() {
+            threads.push((
+                name.to_string(),
+                std::thread::current().name().map(str::to_string),
+            ));
+        }
         if name == "panic" {
             panic!("test handler asked to panic");
         }
@@ -2148,5 +2156,40 @@ async fn the_server_prefers_the_sha256_suites() {
             .map(|s| s.suite());
         assert_eq!(chosen, Some(expected), "offered {offered:?}");
     }
+    server.stop().await;
+}
+
+/// Reviews of bodies large enough for the decoded-size scan run on the large-review
+/// threads (at a lower CPU priority, `webhook::runtimes::BackgroundPool`); the others on
+/// the blocking pool of the server's runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_are_reviewed_on_the_large_review_threads() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |_| {}).await;
+    let mut conn = Conn::open(server.addr, client_config(&pki.roots, TLS_ANY, H1)).await;
+    // Over max_decoded_bytes / MAX_AMPLIFICATION (16 MiB / 128 = 128 KiB): a 200 KB
+    // annotation, as a large last-applied-configuration can be.
+    let mut large: serde_json::Value =
+        serde_json::from_str(&ingress_review("u-large", "large", "CREATE")).unwrap();
+    large["request"]["object"]["metadata"]["annotations"] = serde_json::json!({"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(200_000)});
+    for body in [
+        ingress_review("u-small", "small", "CREATE"),
+        large.to_string(),
+    ] {
+        let answer = conn.post("/validate", body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert!(answer.review().response.unwrap().allowed);
+    }
+    let threads = server.handler.review_threads.lock().unwrap().clone();
+    let thread_of = |name: &str| {
+        threads
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, t)| t.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(thread_of("large"), "mtls-gate-large-reviews", "{threads:?}");
+    assert_ne!(thread_of("small"), "mtls-gate-large-reviews", "{threads:?}");
     server.stop().await;
 }

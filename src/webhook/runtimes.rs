@@ -107,6 +107,72 @@ impl ServerThread {
     }
 }
 
+/// Blocking threads at a lower CPU priority than the rest of the process, for work that
+/// may wait while the machine is busy: the reviews of large bodies, which first scan up to
+/// 4 MiB of JSON for its decoded size (adversarial test F3: four clients sending crafted
+/// 4 MiB reviews kept two review workers busy with that scan, and ordinary reviews waited
+/// for the CPU behind them). On Linux a nice value is per thread, so these threads yield
+/// the CPU to the serving and review threads without a change of the process's priority
+/// (raising a nice value needs no privilege; lowering it back would, so the threads are
+/// never reused for other work). Elsewhere the threads run at the process's priority.
+pub(crate) struct BackgroundPool {
+    /// `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BackgroundPool {
+    /// At most `threads` threads named `name`, each `niceness` above the process's nice
+    /// value (at most 19).
+    pub(crate) fn new(name: &str, threads: usize, niceness: i32) -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .thread_name(name)
+            .max_blocking_threads(threads.max(1))
+            .on_thread_start(move || lower_priority(niceness))
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs `work` on one of the pool's threads.
+    pub(crate) fn spawn_blocking<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> tokio::task::JoinHandle<R> {
+        match &self.runtime {
+            Some(runtime) => runtime.spawn_blocking(work),
+            // Not reachable: the runtime is taken only in `drop`.
+            None => tokio::task::spawn_blocking(work),
+        }
+    }
+}
+
+impl Drop for BackgroundPool {
+    fn drop(&mut self) {
+        // Without waiting for running work: dropping a runtime inside another one would
+        // block (and panic).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Raises the calling thread's nice value by `niceness` (Linux: per thread).
+fn lower_priority(niceness: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let thread = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(thread)
+            .and_then(|now| setpriority_process(thread, now.saturating_add(niceness).min(19)));
+        if let Err(e) = lowered {
+            tracing::warn!(error = %e, "cannot lower the priority of a large-review thread");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = niceness;
+}
+
 /// A TCP stream that can move from one runtime's reactor to another's: [`detach`] on the
 /// runtime it is registered with, send it, [`attach`] on the other. It is usable only
 /// while attached; reads and writes in between fail (they cannot happen: the stream is in
@@ -276,6 +342,27 @@ mod tests {
         let mut answer = [0u8; 4];
         client.read_exact(&mut answer).await.unwrap();
         assert_eq!(&answer, b"pong");
+    }
+
+    /// The nice value of the calling thread, from `/proc/thread-self/stat` (field 19).
+    #[cfg(target_os = "linux")]
+    fn thread_nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // After the command name in parentheses: state is field 3, nice field 19.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn background_threads_run_at_a_lower_priority_than_the_rest() {
+        let pool = BackgroundPool::new("test-background", 1, 10).unwrap();
+        let here = thread_nice();
+        let there = pool.spawn_blocking(thread_nice).await.unwrap();
+        assert_eq!(there, (here + 10).min(19));
+        // The caller's priority is untouched.
+        assert_eq!(thread_nice(), here);
+        drop(pool);
     }
 
     #[tokio::test]

@@ -44,7 +44,7 @@ use super::review::{
     MAX_AMPLIFICATION, encode_response, encode_response_to, estimate_decoded_bytes,
     parse_admission_review,
 };
-use super::runtimes::{MovableTcp, ServerThread};
+use super::runtimes::{BackgroundPool, MovableTcp, ServerThread};
 use super::tls::{CertReloader, CertResolver, server_config};
 use super::{AdmissionHandler, Reviewed, gate, probe};
 
@@ -212,13 +212,20 @@ impl BoundWebhook {
         .await
         .context("cannot start the probe server")?;
 
+        let large_workers = (limits.review_workers / 2).max(1);
         let shared = Arc::new(Shared {
             handler,
             metrics: metrics.clone(),
             budget: BodyBudget::new(limits.body_memory_bytes, metrics.body_bytes.clone()),
             waiting: Semaphore::new(limits.max_in_flight.max(1)),
             workers: Arc::new(Semaphore::new(limits.review_workers.max(1))),
-            large_workers: Arc::new(Semaphore::new((limits.review_workers / 2).max(1))),
+            large_workers: Arc::new(Semaphore::new(large_workers)),
+            large_reviews: BackgroundPool::new(
+                "mtls-gate-large-reviews",
+                large_workers,
+                LARGE_REVIEW_NICENESS,
+            )
+            .context("cannot start the large-review threads")?,
             limits: limits.clone(),
             h1: http1_builder(&limits),
             h2: http2_builder(&limits),
@@ -295,6 +302,11 @@ impl BoundWebhook {
     }
 }
 
+/// How much lower the CPU priority of large-body reviews is (nice value added): at 10 a
+/// busy thread gets about a tenth of the CPU that one at the process's priority gets
+/// (the kernel's weights, `sched_prio_to_weight`: 110 against 1024).
+const LARGE_REVIEW_NICENESS: i32 = 10;
+
 /// State shared by all requests on the HTTPS port.
 struct Shared {
     handler: Arc<dyn AdmissionHandler>,
@@ -307,6 +319,8 @@ struct Shared {
     workers: Arc<Semaphore>,
     /// The workers that reviews of large bodies may take: half of them.
     large_workers: Arc<Semaphore>,
+    /// Where reviews of large bodies run: threads at a lower CPU priority.
+    large_reviews: BackgroundPool,
     limits: Limits,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
@@ -991,13 +1005,18 @@ async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) ->
     let (started_tx, mut started_rx) = oneshot::channel();
     let handler = shared.handler.clone();
     let max_decoded = shared.limits.max_decoded_bytes;
-    let task = tokio::task::spawn_blocking(move || {
+    let review = move || {
         let finished = review_blocking(&*handler, webhook, &body.bytes, max_decoded, started_tx);
         // The worker slot and the body's memory are released only when the work is done,
         // even if the caller stopped waiting.
         drop((worker, body));
         finished
-    });
+    };
+    let task = if large {
+        shared.large_reviews.spawn_blocking(review)
+    } else {
+        tokio::task::spawn_blocking(review)
+    };
     let finished = match tokio::time::timeout_at(deadline, task).await {
         Ok(Ok(finished)) => finished,
         Ok(Err(e)) => {
