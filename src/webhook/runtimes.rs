@@ -1,5 +1,6 @@
 //! Runtimes of their own for the parts of the server that must not share a run queue with
-//! the review path, and the TCP stream that lets a connection move between them.
+//! the review path, the TCP stream that lets a connection move between them, and the
+//! lower-priority threads of large reviews ([`BackgroundPool`]).
 //!
 //! Tokio has no task priorities: every task of a runtime waits in the same queues. Under a
 //! connection flood (adversarial test F3, F7) those queues are full of TLS handshakes,
