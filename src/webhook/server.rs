@@ -263,7 +263,7 @@ impl BoundWebhook {
         };
 
         if intake_failed {
-            tracing::error!("the connection intake thread stopped: draining and stopping");
+            tracing::error!("the connection intake stopped: draining and stopping");
         } else {
             tracing::info!("shutdown requested: draining webhook connections");
         }
@@ -295,7 +295,7 @@ impl BoundWebhook {
         let _ = reload_task.await;
         probe_thread.stopped().await;
         if intake_failed {
-            anyhow::bail!("the webhook's connection intake thread stopped unexpectedly");
+            anyhow::bail!("the webhook's connection intake stopped unexpectedly");
         }
         tracing::info!("webhook server stopped");
         Ok(())
@@ -356,7 +356,7 @@ async fn wait_phase(phase: &mut watch::Receiver<Phase>, at_least: Phase) {
     }
 }
 
-/// The intake of new HTTPS connections, on a thread of its own (`webhook::runtimes`: a
+/// The intake of new HTTPS connections, on a runtime of its own (`webhook::runtimes`: a
 /// handshake flood then queues behind itself, not in front of the requests of established
 /// connections): accept, take a connection slot, TLS handshake, and wait for the client's
 /// first request. Then the connection moves to the serving runtime.
