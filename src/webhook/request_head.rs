@@ -230,6 +230,86 @@ mod tests {
         ));
     }
 
+    /// A stream that delivers `chunks` one read at a time (a chunk larger than the read's
+    /// buffer is split), as a client's TLS records arrive.
+    struct Chunked(std::collections::VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Chunked {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let chunks = &mut self.get_mut().0;
+            if let Some(mut chunk) = chunks.pop_front() {
+                let n = chunk.len().min(buf.remaining());
+                buf.put_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    chunks.push_front(chunk.split_off(n));
+                }
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Where the first head in `bytes` ends (after its empty line), by a plain scan.
+    fn first_head_end(bytes: &[u8]) -> Option<usize> {
+        (0..bytes.len()).find_map(|i| match &bytes[i..] {
+            [b'\n', b'\n', ..] => Some(i + 2),
+            [b'\n', b'\r', b'\n', ..] => Some(i + 3),
+            _ => None,
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// However the bytes are split into reads: nothing is lost, duplicated or reordered
+        /// on the way to hyper; the head read stops at the first empty line or at `max`
+        /// bytes, never past `max`; and only a stream that ends before either is `Closed`.
+        #[test]
+        fn heads_are_cut_where_they_end_and_every_byte_reaches_hyper(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"a: \r\n".to_vec()), 1..12),
+                0..12,
+            ),
+            max in 1usize..48,
+        ) {
+            let sent: Vec<u8> = chunks.concat();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let mut stream = Chunked(chunks.into_iter().filter(|c| !c.is_empty()).collect());
+                let read = read_request_head(&mut stream, max).await.unwrap();
+                let end = first_head_end(&sent).filter(|&end| end <= max);
+                let head = match read {
+                    HeadRead::Ready(head) => {
+                        match end {
+                            // Stopped in the read that brought the end (reads here are at
+                            // most 11 bytes), never past `max`.
+                            Some(end) => proptest::prop_assert!(
+                                end <= head.len() && head.len() < end + 11 && head.len() <= max,
+                                "head of {} bytes, its end at {end}, max {max}", head.len()
+                            ),
+                            None => proptest::prop_assert_eq!(head.len(), max),
+                        }
+                        head
+                    }
+                    HeadRead::Closed => {
+                        proptest::prop_assert!(end.is_none() && sent.len() < max);
+                        return Ok(());
+                    }
+                };
+                let mut received = Vec::new();
+                ReadAhead::new(head, stream).read_to_end(&mut received).await.unwrap();
+                proptest::prop_assert_eq!(received, sent);
+                Ok(())
+            })?;
+        }
+    }
+
     #[tokio::test]
     async fn the_bytes_read_ahead_come_first_then_the_stream() {
         let (mut client, server) = tokio::io::duplex(64);
