@@ -167,7 +167,14 @@ fn lower_priority(niceness: i32) {
         let lowered = getpriority_process(thread)
             .and_then(|now| setpriority_process(thread, now.saturating_add(niceness).min(19)));
         if let Err(e) = lowered {
-            tracing::warn!(error = %e, "cannot lower the priority of a large-review thread");
+            // Once: the pool starts a thread again after each idle spell.
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    error = %e,
+                    "cannot lower the CPU priority of the large-review threads; they run at the process's"
+                );
+            });
         }
     }
     #[cfg(not(target_os = "linux"))]
