@@ -238,9 +238,11 @@ impl BoundWebhook {
                 .clone(),
         );
         let graceful = Arc::new(GracefulShutdown::new());
+        let (stop_accepting, stop_accepting_rx) = watch::channel(false);
         let intake = Intake {
             acceptor: TlsAcceptor::from(tls),
             shared,
+            stop_accepting: stop_accepting_rx,
             phase: phase_rx.clone(),
             slots: slots.clone(),
             graceful: graceful.clone(),
@@ -267,10 +269,12 @@ impl BoundWebhook {
         } else {
             tracing::info!("shutdown requested: draining webhook connections");
         }
-        // The intake stops accepting (its listener is closed) and drops the connections
-        // that have not sent a request yet; then the others drain.
-        let _ = phase_tx.send(Phase::Draining);
+        // The intake stops accepting: its listener is closed, and the connections that have
+        // not sent a request yet close with its runtime. Only then does `/readyz` say so
+        // (phase `Draining`), so that nothing connects after it has; the others drain.
+        let _ = stop_accepting.send(true);
         intake_thread.stopped().await;
+        let _ = phase_tx.send(Phase::Draining);
         let drain = async {
             // The intake held the only other reference.
             if let Ok(graceful) = Arc::try_unwrap(graceful) {
@@ -363,6 +367,8 @@ async fn wait_phase(phase: &mut watch::Receiver<Phase>, at_least: Phase) {
 struct Intake {
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
+    /// `true` (or its sender gone) once the server stops accepting connections.
+    stop_accepting: watch::Receiver<bool>,
     phase: watch::Receiver<Phase>,
     slots: Arc<ConnectionSlots>,
     /// Shared with `serve`, which shuts it down once the intake has stopped.
@@ -372,15 +378,18 @@ struct Intake {
 }
 
 impl Intake {
-    /// Accepts until the server drains; the listener closes when this returns.
+    /// Accepts until told to stop; the listener closes when this returns.
     async fn run(self, https: TcpListener) {
         let metrics = &self.shared.metrics;
         let port = PortLabel { port: "webhook" };
-        let mut drain_rx = self.phase.clone();
+        let mut stop = self.stop_accepting.clone();
+        let mut stopped = async move || {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
         loop {
             let accepted = tokio::select! {
                 biased;
-                () = wait_phase(&mut drain_rx, Phase::Draining) => return,
+                () = stopped() => return,
                 a = https.accept() => a,
             };
             let (tcp, peer) = match accepted {
@@ -394,7 +403,7 @@ impl Intake {
             };
             let (slot, evicted) = tokio::select! {
                 biased;
-                () = wait_phase(&mut drain_rx, Phase::Draining) => return,
+                () = stopped() => return,
                 s = self.slots.acquire() => s,
             };
             if evicted > 0 {
