@@ -54,7 +54,7 @@ pub(crate) enum HeadRead {
 }
 
 /// Reads from `io` until the bytes read hold the end of a request head or reach `max`.
-/// Callers bound the wait (the header read timeout, eviction, draining).
+/// Callers bound the wait (the header read timeout, eviction).
 pub(crate) async fn read_request_head<T: AsyncRead + Unpin>(
     io: &mut T,
     max: usize,

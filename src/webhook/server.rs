@@ -452,14 +452,14 @@ async fn admit(
     connection: Connection,
     serving: tokio::runtime::Handle,
 ) {
+    // No wait for the drain here: when the server stops accepting, the intake's runtime
+    // and with it this task are dropped, before the drain begins.
     let Connection {
         peer,
         ref shared,
-        ref phase,
         ref slot,
         ..
     } = connection;
-    let mut drain_rx = phase.clone();
     let limits = &shared.limits;
     let activity = slot.activity();
     let handshake = tokio::time::timeout(
@@ -480,16 +480,15 @@ async fn admit(
                 return;
             }
         },
-        () = wait_phase(&mut drain_rx, Phase::Draining) => return,
         () = activity.evicted() => return,
     };
-    let Some(mut tls) = first_bytes(tls, shared, &activity, &mut drain_rx, peer).await else {
+    let Some(mut tls) = first_bytes(tls, shared, &activity, peer).await else {
         return;
     };
     let head = if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
         None
     } else {
-        let Some(head) = http1_head(&mut tls, shared, &activity, &mut drain_rx, peer).await else {
+        let Some(head) = http1_head(&mut tls, shared, &activity, peer).await else {
             return;
         };
         Some(head)
@@ -552,7 +551,6 @@ async fn first_bytes(
     mut tls: TlsConnection,
     shared: &Shared,
     activity: &Activity,
-    drain_rx: &mut watch::Receiver<Phase>,
     peer: SocketAddr,
 ) -> Option<TlsConnection> {
     let buffered = match tls.get_mut().1.process_new_packets() {
@@ -565,9 +563,7 @@ async fn first_bytes(
     };
     if !buffered {
         let readable = tls.get_ref().0.readable();
-        before_hyper(readable, shared, activity, drain_rx, peer)
-            .await?
-            .ok()?;
+        before_hyper(readable, shared, activity, peer).await?.ok()?;
     }
     Some(tls)
 }
@@ -580,11 +576,10 @@ async fn http1_head(
     tls: &mut TlsConnection,
     shared: &Shared,
     activity: &Activity,
-    drain_rx: &mut watch::Receiver<Phase>,
     peer: SocketAddr,
 ) -> Option<Bytes> {
     let read = read_request_head(tls, shared.limits.max_header_bytes);
-    match before_hyper(read, shared, activity, drain_rx, peer).await? {
+    match before_hyper(read, shared, activity, peer).await? {
         Ok(HeadRead::Ready(head)) => Some(head),
         Ok(HeadRead::Closed) => None,
         Err(e) => {
@@ -600,14 +595,13 @@ async fn http1_head(
 }
 
 /// Runs `wait` (for the client, before hyper's connection is built) unless, first, the
-/// connection has been open past its header read timeout without a request, is evicted,
-/// or the server drains: then `None`, and the connection is to be closed. The deadline
+/// connection has been open past its header read timeout without a request or is
+/// evicted: then `None`, and the connection is to be closed. The deadline
 /// runs from the connection's arrival, so bytes trickling in do not extend it.
 async fn before_hyper<T>(
     wait: impl Future<Output = T>,
     shared: &Shared,
     activity: &Activity,
-    drain_rx: &mut watch::Receiver<Phase>,
     peer: SocketAddr,
 ) -> Option<T> {
     let limits = &shared.limits;
@@ -619,7 +613,6 @@ async fn before_hyper<T>(
             None
         }
         () = activity.evicted() => None,
-        () = wait_phase(drain_rx, Phase::Draining) => None,
     }
 }
 
