@@ -1831,7 +1831,8 @@ async fn at_the_connection_limit_busy_connections_stay_and_idle_ones_make_room()
         .post("/validate", ingress_review("u2", "good", "CREATE"))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
-    tokio::time::timeout(Duration::from_secs(3), first.driver)
+    // Closed at once, not held like a connection that never sent a request.
+    tokio::time::timeout(Duration::from_secs(1), first.driver)
         .await
         .expect("the idle first connection was closed")
         .unwrap();
@@ -1880,6 +1881,7 @@ async fn silent_http2_connections_are_closed_and_make_room_at_the_limit() {
     let server = start(Some((&cert, EC_SEC1)), true, |c| {
         c.limits.max_connections = 4;
         c.limits.header_read_timeout = Duration::from_secs(60);
+        c.limits.evicted_hold = Duration::from_millis(1500);
     })
     .await;
     let mut held = Vec::new();
@@ -1900,7 +1902,17 @@ async fn silent_http2_connections_are_closed_and_make_room_at_the_limit() {
         // Kept open (and idle now, but younger than the silent ones).
         good.push(conn);
     }
-    // The three oldest silent connections were closed; the newest still waits.
+    // The three oldest silent connections were evicted: held open, unread, so that their
+    // clients do not reconnect at once, then closed; the newest still waits.
+    let metrics = probe_get(server.probe, "/metrics").await.text();
+    assert!(
+        metrics.contains("mtls_gate_held_connections 3")
+            && metrics.contains("mtls_gate_connections_evicted_total{port=\"webhook\"} 3"),
+        "{metrics}"
+    );
+    for stream in &mut held {
+        assert!(!closed_within(stream, Duration::from_millis(100)).await);
+    }
     for (i, stream) in held.iter_mut().enumerate() {
         let closed = closed_within(
             stream,

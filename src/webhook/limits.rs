@@ -59,6 +59,15 @@ pub struct Limits {
     /// and header reads count as idle); when every connection is busy it waits in the
     /// listen backlog. Default 1024.
     pub max_connections: usize,
+    /// A connection evicted before it completed a request (a slow or silent client) is
+    /// held open, unread, for this long before it closes, so that its client does not
+    /// reconnect at once and evict the next (`webhook::tarpit`). Zero closes it at once.
+    /// Default 2 s.
+    pub evicted_hold: Duration,
+    /// Evicted connections held at once; beyond, the one held longest closes early.
+    /// Each costs a file descriptor and kernel socket memory, no memory of this process.
+    /// Default 1024.
+    pub max_held_evicted: usize,
     /// Admission requests whose body is complete and that wait for or hold a review
     /// worker; beyond, 503. Default 64.
     pub max_in_flight: usize,
@@ -133,6 +142,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(90),
             close_grace: Duration::from_secs(5),
             max_connections: 1024,
+            evicted_hold: Duration::from_secs(2),
+            max_held_evicted: 1024,
             max_in_flight: 64,
             review_workers: 4,
             review_deadline: Duration::from_secs(3),
@@ -155,6 +166,11 @@ pub struct LimitArgs {
     /// Open HTTPS connections; at the limit a new connection closes the one idle longest.
     #[arg(long, env = "MTLS_GATE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_048_576), value_name = "N")]
     pub max_connections: u32,
+
+    /// How long a connection evicted before its first request is held open, unread,
+    /// before it closes (its client then does not reconnect at once); 0s closes it at once.
+    #[arg(long, env = "MTLS_GATE_EVICTED_HOLD", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub evicted_hold: Duration,
 
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "MTLS_GATE_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
@@ -206,6 +222,7 @@ impl LimitArgs {
     pub fn limits(&self) -> Limits {
         let mut limits = Limits {
             max_connections: self.max_connections as usize,
+            evicted_hold: self.evicted_hold,
             http2_max_concurrent_streams: self.http2_max_concurrent_streams,
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
@@ -302,6 +319,7 @@ mod tests {
         let args = Cli::try_parse_from([
             "x",
             "--max-connections=2048",
+            "--evicted-hold=500ms",
             "--http2-max-concurrent-streams=8",
             "--header-read-timeout=5s",
             "--body-read-timeout=20s",
@@ -317,6 +335,7 @@ mod tests {
         assert!(args.validate().is_ok());
         let l = args.limits();
         assert_eq!(l.max_connections, 2048);
+        assert_eq!(l.evicted_hold, Duration::from_millis(500));
         assert_eq!(l.http2_max_concurrent_streams, 8);
         assert_eq!(l.header_read_timeout, Duration::from_secs(5));
         assert_eq!(l.body_read_timeout, Duration::from_secs(20));

@@ -157,6 +157,9 @@ pub struct WebhookMetrics {
     /// `mtls_gate_connections_evicted_total{port}`: idle connections closed to make room
     /// for a new one at the connection limit.
     pub connections_evicted: Family<PortLabel, Counter>,
+    /// `mtls_gate_held_connections`: evicted connections held open, unread, before they
+    /// close (`webhook::tarpit`).
+    pub held_connections: Gauge,
     /// `mtls_gate_request_body_bytes`: bytes of request bodies held in memory now.
     pub body_bytes: Gauge,
 }
@@ -218,6 +221,11 @@ impl WebhookMetrics {
             metrics.connections_evicted.clone(),
         );
         registry.register(
+            "mtls_gate_held_connections",
+            "Connections evicted before their first request, held open unread until they close",
+            metrics.held_connections.clone(),
+        );
+        registry.register(
             "mtls_gate_request_body_bytes",
             "Bytes of request bodies held in memory (received or waiting for review)",
             metrics.body_bytes.clone(),
@@ -238,6 +246,7 @@ impl WebhookMetrics {
             certificate_not_after: Gauge::default(),
             open_connections: Family::default(),
             connections_evicted: Family::default(),
+            held_connections: Gauge::default(),
             body_bytes: Gauge::default(),
         }
     }

@@ -38,6 +38,7 @@ mod request_head;
 mod review;
 mod runtimes;
 pub mod server;
+mod tarpit;
 pub mod tls;
 
 use kube::core::DynamicObject;

@@ -232,6 +232,15 @@ impl MovableTcp {
         }
     }
 
+    /// The socket, deregistered from any reactor.
+    pub(crate) fn into_std(self) -> io::Result<std::net::TcpStream> {
+        match self.0 {
+            Registration::Attached(tcp) => tcp.into_std(),
+            Registration::Detached(std) => Ok(std),
+            Registration::Lost => Err(not_attached()),
+        }
+    }
+
     /// Waits until the stream is readable (see [`TcpStream::readable`]).
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.attached()?.readable().await

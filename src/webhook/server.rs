@@ -45,6 +45,7 @@ use super::review::{
     parse_admission_review,
 };
 use super::runtimes::{BackgroundPool, MovableTcp, ServerThread};
+use super::tarpit::Tarpit;
 use super::tls::{CertReloader, CertResolver, server_config};
 use super::{AdmissionHandler, Reviewed, gate, probe};
 
@@ -86,11 +87,33 @@ impl WebhookConfig {
     }
 }
 
+/// Connections the kernel keeps established for the HTTPS listener until they are
+/// accepted. The kernel caps it at `net.core.somaxconn` (4096 by default since Linux
+/// 5.4); Go's listeners ask for that value (`net.maxListenerBacklog`, sock_linux.go).
+/// tokio's `TcpListener::bind` asks for 128 (mio 1.2, as Rust's standard library): a
+/// burst of new connections (a connection flood's first second) filled that queue, and a
+/// good client's SYN was dropped and sent again a second later (measured under 1,100
+/// slowloris connections: one new-connection review took 1.05 s). A connection waiting
+/// here costs no memory of this process.
+const HTTPS_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` (`SO_REUSEADDR`, as `TcpListener::bind` sets it) with room for
+/// `backlog` connections not yet accepted.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Binds both listeners; starts nothing. Use [`BoundWebhook::local_addr`] and
 /// [`BoundWebhook::probe_addr`] to learn ephemeral ports, then [`BoundWebhook::serve`].
 pub async fn bind(config: WebhookConfig) -> anyhow::Result<BoundWebhook> {
-    let https = TcpListener::bind(config.listen_addr)
-        .await
+    let https = listen(config.listen_addr, HTTPS_BACKLOG)
         .with_context(|| format!("cannot listen on {} (webhook HTTPS)", config.listen_addr))?;
     let probe = TcpListener::bind(config.probe_addr)
         .await
@@ -247,6 +270,11 @@ impl BoundWebhook {
             slots: slots.clone(),
             graceful: graceful.clone(),
             serving: tokio::runtime::Handle::current(),
+            tarpit: Arc::new(Tarpit::new(
+                limits.evicted_hold,
+                limits.max_held_evicted,
+                metrics.held_connections.clone(),
+            )),
         };
         // As many handshake workers as the serving runtime has (the CPUs this process may
         // use); they take CPU from requests only through the operating system's scheduler.
@@ -375,6 +403,8 @@ struct Intake {
     graceful: Arc<GracefulShutdown>,
     /// The runtime that serves requests.
     serving: tokio::runtime::Handle,
+    /// Where connections evicted before their first request wait to close.
+    tarpit: Arc<Tarpit>,
 }
 
 impl Intake {
@@ -386,6 +416,9 @@ impl Intake {
         let mut stopped = async move || {
             let _ = stop.wait_for(|stop| *stop).await;
         };
+        let tarpit = self.tarpit.clone();
+        // Dropped with the intake's runtime; the sockets still held close with the tarpit.
+        tokio::spawn(async move { tarpit.run().await });
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -425,6 +458,7 @@ impl Intake {
                 self.acceptor.clone(),
                 connection,
                 self.serving.clone(),
+                self.tarpit.clone(),
             ));
         }
     }
@@ -451,6 +485,7 @@ async fn admit(
     acceptor: TlsAcceptor,
     connection: Connection,
     serving: tokio::runtime::Handle,
+    tarpit: Arc<Tarpit>,
 ) {
     // No wait for the drain here: when the server stops accepting, the intake's runtime
     // and with it this task are dropped, before the drain begins.
@@ -466,7 +501,7 @@ async fn admit(
         limits.tls_handshake_timeout,
         acceptor.accept(MovableTcp::new(tcp)),
     );
-    let tls = tokio::select! {
+    let mut tls = tokio::select! {
         r = handshake => match r {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
@@ -482,16 +517,11 @@ async fn admit(
         },
         () = activity.evicted() => return,
     };
-    let Some(mut tls) = first_bytes(tls, shared, &activity, peer).await else {
+    let Some(head) = first_request(&mut tls, shared, &activity, peer).await else {
+        if activity.was_evicted() {
+            hold_evicted(&tarpit, tls, peer);
+        }
         return;
-    };
-    let head = if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
-        None
-    } else {
-        let Some(head) = http1_head(&mut tls, shared, &activity, peer).await else {
-            return;
-        };
-        Some(head)
     };
     if let Err(e) = tls.get_mut().0.detach() {
         tracing::debug!(%peer, error = %e, "cannot move the connection to the serving runtime");
@@ -548,11 +578,11 @@ async fn serve_http(mut tls: TlsConnection, http1_head: Option<Bytes>, connectio
 /// the handshake's last flight are already in rustls's buffer, not on the socket, so they
 /// are looked for there first.
 async fn first_bytes(
-    mut tls: TlsConnection,
+    tls: &mut TlsConnection,
     shared: &Shared,
     activity: &Activity,
     peer: SocketAddr,
-) -> Option<TlsConnection> {
+) -> Option<()> {
     let buffered = match tls.get_mut().1.process_new_packets() {
         Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
         Err(e) => {
@@ -565,7 +595,34 @@ async fn first_bytes(
         let readable = tls.get_ref().0.readable();
         before_hyper(readable, shared, activity, peer).await?.ok()?;
     }
-    Some(tls)
+    Some(())
+}
+
+/// Waits for the client's first request: `Some(None)` once an HTTP/2 client has sent
+/// something (hyper reads the preface), `Some(Some(head))` with an HTTP/1.1 request head.
+/// `None` when the connection is to be closed instead.
+async fn first_request(
+    tls: &mut TlsConnection,
+    shared: &Shared,
+    activity: &Activity,
+    peer: SocketAddr,
+) -> Option<Option<Bytes>> {
+    first_bytes(tls, shared, activity, peer).await?;
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+        return Some(None);
+    }
+    http1_head(tls, shared, activity, peer).await.map(Some)
+}
+
+/// Hands the socket of a connection evicted before its first request to the tarpit: its
+/// client then sees no close for a while, and does not reconnect at once to evict the
+/// next connection (`webhook::tarpit`). The TLS state is dropped here.
+fn hold_evicted(tarpit: &Tarpit, tls: TlsConnection, peer: SocketAddr) {
+    let (tcp, _) = tls.into_inner();
+    match tcp.into_std() {
+        Ok(socket) => tarpit.hold(socket, Instant::now()),
+        Err(e) => tracing::debug!(%peer, error = %e, "cannot hold an evicted connection"),
+    }
 }
 
 /// An HTTP/1.1 connection's first request head (and what followed it in the same reads),
