@@ -2205,3 +2205,39 @@ async fn large_bodies_are_reviewed_on_the_large_review_threads() {
     assert_ne!(thread_of("small"), "mtls-gate-large-reviews", "{threads:?}");
     server.stop().await;
 }
+
+/// Large bodies are read at the configured pace, all of them together, beyond their first
+/// 128 KiB (`webhook::body::BodyPace`); small reviews are not slowed by them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_are_read_at_the_configured_pace_and_small_reviews_are_not() {
+    let pki = pki();
+    let (cert, _) = ec_pair(&pki, 1);
+    let server = start(Some((&cert, EC_SEC1)), true, |c| {
+        c.limits.large_body_read_rate = 1 << 20;
+        c.limits.body_read_timeout = Duration::from_secs(30);
+        c.limits.min_body_rate = 0;
+    })
+    .await;
+    let h1 = client_config(&pki.roots, TLS_ANY, H1);
+    let mut large: serde_json::Value =
+        serde_json::from_str(&ingress_review("u-large", "large", "CREATE")).unwrap();
+    large["request"]["object"]["metadata"]["annotations"] = serde_json::json!({"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(600_000)});
+    let mut conn = Conn::open(server.addr, h1.clone()).await;
+    let started = Instant::now();
+    let pending = tokio::spawn(async move {
+        let answer = conn.post("/validate", large.to_string()).await;
+        (answer, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut small = Conn::open(server.addr, h1).await;
+    let answer = small
+        .post("/validate", ingress_review("u-small", "small", "CREATE"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(!pending.is_finished(), "the small review is answered first");
+    let (answer, took) = pending.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // ~470 KB past the free 128 KiB at 1 MiB/s: at least ~440 ms.
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    server.stop().await;
+}

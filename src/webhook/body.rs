@@ -8,7 +8,7 @@
 //! The review slot is not held here: it is taken only once the whole body has arrived
 //! (adversarial test F3: 80 slow bodies held all 64 slots).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -141,6 +141,7 @@ async fn discard(
     mut received: usize,
     limits: &Limits,
     overall: Instant,
+    pace: &BodyPace,
 ) -> bool {
     let stop_at = limits
         .max_body_bytes
@@ -149,12 +150,70 @@ async fn discard(
         match next_chunk(body, started, received, limits, overall).await {
             Ok(None) => return true,
             Ok(Some(data)) => {
+                let before = received;
                 received = received.saturating_add(data.len());
                 if received > stop_at {
                     return false;
                 }
+                pace.pace(before, received).await;
             }
             Err(_) => return false,
+        }
+    }
+}
+
+/// The pace at which all request bodies together are read beyond each one's first
+/// `free_bytes` (the bodies that need the decoded-size scan and review at a lower CPU
+/// priority).
+///
+/// Why: receiving a body costs CPU on the serving runtime (TLS decryption and copies,
+/// about 1 ms per MiB here), and so does scanning it, so clients that send large bodies
+/// back to back take CPU from the API server's ordinary reviews in proportion to what
+/// they send: four clients sending crafted 4 MiB reviews kept ~1.5 of 2 cores busy, and
+/// the good reviews' p99 went over 10 ms (adversarial test F3; BENCHMARKS.md, stop 28).
+/// Paced, what they can take is bounded by configuration instead. A legitimate review is
+/// rarely over 128 KiB; at the default pace a 4 MiB body arrives in 64 ms when it is the
+/// only large one, and the per-body deadlines still run (each of 256 concurrent large
+/// bodies, more than the default body memory holds, would still get 256 KiB/s, far above
+/// `min_body_rate`). A generic cell rate algorithm (ITU-T I.371's GCRA): each paced read
+/// moves a shared "paced until" instant on by its size at the rate, and waits while that
+/// instant is more than [`PACE_BURST`] ahead.
+pub(crate) struct BodyPace {
+    bytes_per_second: u64,
+    free_bytes: usize,
+    paced_until: Mutex<Instant>,
+}
+
+/// How far reads may run ahead of the pace before they wait.
+const PACE_BURST: Duration = Duration::from_millis(4);
+
+impl BodyPace {
+    /// `bytes_per_second` 0: not paced.
+    pub(crate) fn new(bytes_per_second: u64, free_bytes: usize) -> Self {
+        Self {
+            bytes_per_second,
+            free_bytes,
+            paced_until: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// When a read that brought a body from `before` to `after` bytes may be followed by
+    /// the next; `now` when that part of the body is not paced or within the burst.
+    fn next_read_at(&self, before: usize, after: usize, now: Instant) -> Instant {
+        let paced = after.saturating_sub(before.max(self.free_bytes));
+        if paced == 0 || self.bytes_per_second == 0 {
+            return now;
+        }
+        let mut until = self.paced_until.lock().unwrap_or_else(|e| e.into_inner());
+        let took = Duration::from_secs_f64(paced as f64 / self.bytes_per_second as f64);
+        *until = (*until).max(now) + took;
+        until.checked_sub(PACE_BURST).unwrap_or(now).max(now)
+    }
+
+    async fn pace(&self, before: usize, after: usize) {
+        let at = self.next_read_at(before, after, Instant::now());
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
         }
     }
 }
@@ -167,6 +226,7 @@ pub(crate) async fn read(
     expect_continue: bool,
     limits: &Limits,
     budget: &Arc<BodyBudget>,
+    pace: &BodyPace,
 ) -> Result<Buffered, BodyError> {
     let started = Instant::now();
     let overall = started + limits.body_read_timeout;
@@ -178,7 +238,7 @@ pub(crate) async fn read(
             if expect_continue || announced > max.saturating_add(limits.max_discard_bytes) {
                 return Err(BodyError::TooLarge { drained: false });
             }
-            let drained = discard(&mut body, started, 0, limits, overall).await;
+            let drained = discard(&mut body, started, 0, limits, overall, pace).await;
             return Err(BodyError::TooLarge { drained });
         }
     }
@@ -190,7 +250,7 @@ pub(crate) async fn read(
             let received = needed;
             drop(buf);
             drop(reservation);
-            let drained = discard(&mut body, started, received, limits, overall).await;
+            let drained = discard(&mut body, started, received, limits, overall, pace).await;
             return Err(BodyError::TooLarge { drained });
         }
         if needed > buf.capacity() {
@@ -200,7 +260,9 @@ pub(crate) async fn read(
             reservation.grow(target - reservation.bytes)?;
             buf.reserve_exact(target - buf.len());
         }
+        let before = buf.len();
         buf.extend_from_slice(&data);
+        pace.pace(before, buf.len()).await;
     }
     Ok(Buffered {
         bytes: buf,
@@ -211,6 +273,29 @@ pub(crate) async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_bodies_are_paced_beyond_their_free_bytes_all_bodies_together() {
+        const KI: usize = 1024;
+        let ms = |n: u64| Duration::from_millis(n);
+        // 1 MiB/s beyond the first 128 KiB of each body.
+        let pace = BodyPace::new(1 << 20, 128 * KI);
+        let t0 = Instant::now();
+        // Within the free bytes: at once.
+        assert_eq!(pace.next_read_at(0, 100 * KI, t0), t0);
+        // 100 KiB past the free bytes take ~97.7 ms at the pace, less the burst.
+        let next = pace.next_read_at(100 * KI, 228 * KI, t0);
+        assert_eq!((next - t0).as_micros(), 97_656 - 4_000);
+        // Another body's paced bytes queue behind: the pace is shared.
+        let next = pace.next_read_at(300 * KI, 400 * KI, t0);
+        assert_eq!((next - t0).as_micros(), 2 * 97_656 - 4_000);
+        // Later, once the pace has caught up, a small paced read (within the burst) goes at once.
+        let later = t0 + ms(1000);
+        assert_eq!(pace.next_read_at(500 * KI, 502 * KI, later), later);
+        // Pace 0: never paced.
+        let unpaced = BodyPace::new(0, 128 * KI);
+        assert_eq!(unpaced.next_read_at(0, 4 << 20, t0), t0);
+    }
 
     #[test]
     fn progress_deadline_follows_the_minimum_rate_after_the_grace_period() {

@@ -44,6 +44,11 @@ pub struct Limits {
     /// (bytes/s), or it gets 408. Default 16 KiB/s: the API server sends at network speed,
     /// a trickling client is cut off after about two seconds, not ten.
     pub min_body_rate: u64,
+    /// All request bodies together are read at most this fast (bytes/s) beyond their first
+    /// `max_decoded_bytes / 128` bytes (the large ones), so that clients sending large
+    /// bodies take a bounded share of the CPU (`webhook::body::BodyPace`). 0: unpaced.
+    /// Default 64 MiB/s.
+    pub large_body_read_rate: u64,
     /// Start-up time before `min_body_rate` applies. Default 2 s.
     pub body_rate_grace: Duration,
     /// Time allowed for the TLS handshake. Default 10 s.
@@ -137,6 +142,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             body_read_timeout: Duration::from_secs(10),
             min_body_rate: 16 * 1024,
+            large_body_read_rate: 64 * 1024 * 1024,
             body_rate_grace: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
@@ -194,6 +200,12 @@ pub struct LimitArgs {
     )]
     pub min_body_rate: u64,
 
+    /// How fast all request bodies together are read beyond their first 128 KiB, in
+    /// bytes/s (Ki, Mi suffixes allowed; 0: unlimited): bounds the CPU that clients
+    /// sending large bodies can take from ordinary reviews.
+    #[arg(long, env = "MTLS_GATE_LARGE_BODY_READ_RATE", default_value = "64Mi", value_parser = parse_bytes, value_name = "BYTES")]
+    pub large_body_read_rate: usize,
+
     /// An HTTP/2 connection without a request in flight for this long is closed.
     #[arg(long, env = "MTLS_GATE_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
@@ -227,6 +239,7 @@ impl LimitArgs {
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
             min_body_rate: self.min_body_rate,
+            large_body_read_rate: self.large_body_read_rate as u64,
             idle_timeout: self.idle_timeout,
             body_memory_bytes: self.body_memory_limit,
             review_workers: self.review_workers as usize,
@@ -324,6 +337,7 @@ mod tests {
             "--header-read-timeout=5s",
             "--body-read-timeout=20s",
             "--min-body-rate=1024",
+            "--large-body-read-rate=8Mi",
             "--idle-timeout=1m",
             "--body-memory-limit=64Mi",
             "--review-workers=8",
@@ -340,6 +354,7 @@ mod tests {
         assert_eq!(l.header_read_timeout, Duration::from_secs(5));
         assert_eq!(l.body_read_timeout, Duration::from_secs(20));
         assert_eq!(l.min_body_rate, 1024);
+        assert_eq!(l.large_body_read_rate, 8 << 20);
         assert_eq!(l.idle_timeout, Duration::from_secs(60));
         assert_eq!(l.body_memory_bytes, 64 << 20);
         assert_eq!(l.review_workers, 8);

@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::body::{self, BodyBudget, BodyError};
+use super::body::{self, BodyBudget, BodyError, BodyPace};
 use super::conn::{Activity, ConnectionSlots, Slot};
 use super::metrics::{
     AdmissionLabels, ErrorReason, GateLabels, PortLabel, WebhookLabel, WebhookMetrics,
@@ -240,6 +240,11 @@ impl BoundWebhook {
             handler,
             metrics: metrics.clone(),
             budget: BodyBudget::new(limits.body_memory_bytes, metrics.body_bytes.clone()),
+            // Paced beyond the size from which bodies need the decoded-size scan.
+            body_pace: BodyPace::new(
+                limits.large_body_read_rate,
+                limits.max_decoded_bytes / MAX_AMPLIFICATION,
+            ),
             waiting: Semaphore::new(limits.max_in_flight.max(1)),
             workers: Arc::new(Semaphore::new(limits.review_workers.max(1))),
             large_workers: Arc::new(Semaphore::new(large_workers)),
@@ -345,6 +350,8 @@ struct Shared {
     metrics: Arc<WebhookMetrics>,
     /// Memory of all request bodies.
     budget: Arc<BodyBudget>,
+    /// The pace of reading large bodies.
+    body_pace: BodyPace,
     /// Complete admission requests waiting for or holding a review worker.
     waiting: Semaphore,
     /// Review workers (blocking-pool threads running a review).
@@ -1022,7 +1029,14 @@ async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) ->
         .headers
         .get(EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let body = match body::read(body, expect_continue, &shared.limits, &shared.budget).await {
+    let read = body::read(
+        body,
+        expect_continue,
+        &shared.limits,
+        &shared.budget,
+        &shared.body_pace,
+    );
+    let body = match read.await {
         Ok(b) => b,
         Err(e) => return body_error(shared, e),
     };
