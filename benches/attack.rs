@@ -22,7 +22,9 @@
 //!
 //! Besides the latency table, the run prints the CPU each party used during each phase
 //! (server, good clients, attacker, everything else on the machine, from `/proc`), so that
-//! a figure can be read against what else was running.
+//! a figure can be read against what else was running, and each phase's three slowest
+//! new-connection reviews with when they started (an attack opens its connections at
+//! once when its phase starts) and how much of them was the TCP connect and TLS handshake.
 //!
 //! Phases: `baseline`; `h2-idle` (1,024 TLS connections that negotiate HTTP/2 and send
 //! nothing, reopened when closed); `slow-bodies` (80 requests trickling one body byte
@@ -422,10 +424,55 @@ impl Samples {
 
 #[derive(Default)]
 struct PhaseStats {
+    /// When the phase's attack started.
+    started: Option<Instant>,
     keep_alive: Samples,
     new_conn: Samples,
+    /// The slowest new-connection reviews, slowest first.
+    slowest_new_conn: Vec<SlowSample>,
     healthz: Samples,
     rss_max_kib: u64,
+}
+
+/// Where the time of one new-connection review went, to tell a phase's start (an attack
+/// opening its connections at once) from its steady state.
+struct SlowSample {
+    /// Since the attack started.
+    at: Duration,
+    total: Duration,
+    /// TCP connect and TLS handshake, as the client saw them.
+    handshake: Duration,
+}
+
+/// New-connection samples kept per phase, slowest first.
+const SLOWEST_KEPT: usize = 3;
+
+impl PhaseStats {
+    fn starting_now() -> Self {
+        Self {
+            started: Some(Instant::now()),
+            ..Self::default()
+        }
+    }
+
+    fn record_new_conn(&mut self, began: Instant, outcome: Result<(Duration, Duration), String>) {
+        let Ok((total, handshake)) = outcome else {
+            self.new_conn.record(outcome.map(|(total, _)| total));
+            return;
+        };
+        self.new_conn.record(Ok(total));
+        let at = self
+            .started
+            .map_or(Duration::ZERO, |s| began.saturating_duration_since(s));
+        self.slowest_new_conn.push(SlowSample {
+            at,
+            total,
+            handshake,
+        });
+        self.slowest_new_conn
+            .sort_by_key(|s| std::cmp::Reverse(s.total));
+        self.slowest_new_conn.truncate(SLOWEST_KEPT);
+    }
 }
 
 type Shared = Arc<Mutex<PhaseStats>>;
@@ -505,11 +552,12 @@ async fn new_connection_client(
             let mut s = connect(addr, &config)
                 .await
                 .map_err(|e| format!("connect: {e}"))?;
+            let handshake = started.elapsed();
             let (status, body) = post(&mut s, "/validate", good_review(&uid))
                 .await
                 .map_err(|e| format!("request: {e}"))?;
             if is_good_answer(status, &body, &uid) {
-                Ok(started.elapsed())
+                Ok((started.elapsed(), handshake))
             } else {
                 Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
             }
@@ -517,7 +565,7 @@ async fn new_connection_client(
         let outcome = tokio::time::timeout(Duration::from_secs(5), attempt)
             .await
             .unwrap_or_else(|_| Err("no answer within 5 s".into()));
-        with(&stats, |s| s.new_conn.record(outcome));
+        with(&stats, |s| s.record_new_conn(started, outcome));
     }
 }
 
@@ -1130,6 +1178,26 @@ fn print_rows(rows: &mut [Row]) -> bool {
         );
     }
     println!();
+    println!(
+        "slowest new-connection reviews of each phase: time since the attack started, the review's time (of which TCP connect and TLS handshake)"
+    );
+    for row in rows.iter() {
+        let slowest: Vec<String> = row
+            .stats
+            .slowest_new_conn
+            .iter()
+            .map(|s| {
+                format!(
+                    "+{:.2} s {} ms ({} ms)",
+                    s.at.as_secs_f64(),
+                    ms(s.total),
+                    ms(s.handshake)
+                )
+            })
+            .collect();
+        println!("{}: {}", row.phase, slowest.join(", "));
+    }
+    println!();
     for row in rows.iter() {
         println!("{}: {}", row.phase, row.note);
         for (name, x) in [
@@ -1248,7 +1316,7 @@ async fn run(
         };
         let counters = Arc::new(AttackCounters::default());
         let (stop_tx, stop) = watch::channel(false);
-        *stats.lock().unwrap_or_else(|e| e.into_inner()) = PhaseStats::default();
+        *stats.lock().unwrap_or_else(|e| e.into_inner()) = PhaseStats::starting_now();
         let mut note = String::new();
         let cpu_before = CpuSnapshot::take(server.child.id());
         let mut attacker = None;
