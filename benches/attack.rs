@@ -38,8 +38,12 @@
 //! 50 good reviews/s and a client opening a new TLS connection per review 10 times a
 //! second (both: success = HTTP 200, uid echoed, allowed), `/healthz` every 100 ms on a
 //! new connection with a 1 s timeout (as the kubelet), and the server's RSS
-//! (`/proc/PID/status` VmRSS, every 50 ms). Targets (issue 11): ≥ 99 % good reviews
-//! succeed with p99 ≤ 10 ms; `/healthz` p99 ≤ 100 ms; RSS ≤ 64 MiB.
+//! (`/proc/PID/status` VmRSS, every 50 ms). Targets (issue 11), "while each attack runs at
+//! the size listed": ≥ 99 % good reviews succeed with p99 ≤ 10 ms; `/healthz` p99 ≤ 100 ms;
+//! RSS ≤ 64 MiB. Successes, failures and RSS count over the whole phase; the latency
+//! percentiles from the end of the phase's first second, when the attack has opened its
+//! connections (all at once: a burst of up to 1,100 TLS handshakes from a process on the
+//! same cores). That first second's latencies are printed in a table of their own.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -403,22 +407,37 @@ fn is_good_answer(status: StatusCode, body: &[u8], uid: &str) -> bool {
 // ---------------------------------------------------------------------------------------
 // Measurement
 
+/// The first part of each phase, while the attack opens its connections (all at once:
+/// each phase's slowest samples show they are open within ~0.3 s): its latencies are
+/// printed on their own, and the latency targets are checked on the rest, when the
+/// attack runs at the size the issue lists. Failures count in the whole phase.
+const OPENING: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct Samples {
+    /// Latencies of the successes once the attack runs at its size.
     ok: Vec<Duration>,
+    /// Latencies of the successes in the phase's [`OPENING`].
+    opening: Vec<Duration>,
     failed: u64,
     first_failure: Option<String>,
 }
 
 impl Samples {
-    fn record(&mut self, outcome: Result<Duration, String>) {
+    /// `at`: since the attack started.
+    fn record(&mut self, at: Duration, outcome: Result<Duration, String>) {
         match outcome {
+            Ok(d) if at < OPENING => self.opening.push(d),
             Ok(d) => self.ok.push(d),
             Err(e) => {
                 self.failed += 1;
                 self.first_failure.get_or_insert(e);
             }
         }
+    }
+
+    fn succeeded(&self) -> usize {
+        self.ok.len() + self.opening.len()
     }
 }
 
@@ -455,15 +474,19 @@ impl PhaseStats {
         }
     }
 
+    /// Since the attack started, of a sample that began at `began`.
+    fn since_start(&self, began: Instant) -> Duration {
+        self.started
+            .map_or(Duration::ZERO, |s| began.saturating_duration_since(s))
+    }
+
     fn record_new_conn(&mut self, began: Instant, outcome: Result<(Duration, Duration), String>) {
+        let at = self.since_start(began);
         let Ok((total, handshake)) = outcome else {
-            self.new_conn.record(outcome.map(|(total, _)| total));
+            self.new_conn.record(at, outcome.map(|(total, _)| total));
             return;
         };
-        self.new_conn.record(Ok(total));
-        let at = self
-            .started
-            .map_or(Duration::ZERO, |s| began.saturating_duration_since(s));
+        self.new_conn.record(at, Ok(total));
         self.slowest_new_conn.push(SlowSample {
             at,
             total,
@@ -529,7 +552,10 @@ async fn keep_alive_client(
             }
         }
         .await;
-        with(&stats, |s| s.keep_alive.record(outcome));
+        with(&stats, |s| {
+            let at = s.since_start(started);
+            s.keep_alive.record(at, outcome);
+        });
     }
 }
 
@@ -599,7 +625,10 @@ async fn healthz_prober(addr: SocketAddr, stats: Shared, mut stop: watch::Receiv
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("no answer within 1 s".into()),
             };
-        with(&stats, |s| s.healthz.record(outcome));
+        with(&stats, |s| {
+            let at = s.since_start(started);
+            s.healthz.record(at, outcome);
+        });
     }
 }
 
@@ -1102,11 +1131,11 @@ struct Row {
 }
 
 fn rate(s: &Samples) -> f64 {
-    let total = s.ok.len() as u64 + s.failed;
+    let total = s.succeeded() as u64 + s.failed;
     if total == 0 {
         0.0
     } else {
-        s.ok.len() as f64 / total as f64
+        s.succeeded() as f64 / total as f64
     }
 }
 
@@ -1121,6 +1150,7 @@ fn print_rows(rows: &mut [Row]) -> bool {
         let s = &mut row.stats;
         for x in [&mut s.keep_alive, &mut s.new_conn, &mut s.healthz] {
             x.ok.sort();
+            x.opening.sort();
         }
         let mut misses = Vec::new();
         for (name, x) in [("keep-alive", &s.keep_alive), ("new-conn", &s.new_conn)] {
@@ -1139,7 +1169,7 @@ fn print_rows(rows: &mut [Row]) -> bool {
             misses.push("RSS".into());
         }
         all_pass &= misses.is_empty();
-        let frac = |x: &Samples| format!("{}/{}", x.ok.len(), x.ok.len() as u64 + x.failed);
+        let frac = |x: &Samples| format!("{}/{}", x.succeeded(), x.succeeded() as u64 + x.failed);
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
             row.phase,
@@ -1175,6 +1205,31 @@ fn print_rows(rows: &mut [Row]) -> bool {
             c.attacker.map_or("-".into(), |a| format!("{a:.2}")),
             c.others.map_or("?".into(), |o| format!("{o:.2}")),
             c.load_avg,
+        );
+    }
+    println!();
+    println!(
+        "the first {} s of each phase, while the attack opens its connections (latencies above: from then on): successes, p50 / max ms",
+        OPENING.as_secs()
+    );
+    println!("| phase | keep-alive | new-conn | /healthz |");
+    println!("|---|---:|---:|---:|");
+    for row in rows.iter() {
+        let opening = |x: &Samples| {
+            format!(
+                "{}, {} / {}",
+                x.opening.len(),
+                ms(percentile(&x.opening, 0.5)),
+                ms(x.opening.last().copied().unwrap_or_default())
+            )
+        };
+        let s = &row.stats;
+        println!(
+            "| {} | {} | {} | {} |",
+            row.phase,
+            opening(&s.keep_alive),
+            opening(&s.new_conn),
+            opening(&s.healthz)
         );
     }
     println!();

@@ -239,12 +239,12 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// True once a request header arrived on this connection (a request started).
     /// Whether the slot table asked this connection to make room.
     pub(crate) fn was_evicted(&self) -> bool {
         self.evicted.load(Ordering::Relaxed)
     }
 
+    /// True once a request header arrived on this connection (a request started).
     pub(crate) fn started_a_request(&self) -> bool {
         self.started.load(Ordering::Relaxed) > 0
     }

@@ -181,6 +181,43 @@ fn lower_priority(niceness: i32) {
     let _ = niceness;
 }
 
+/// Raises the process's soft limit of open files to its hard limit, as Go programs do at
+/// start (Go 1.19 release notes, "os"), and warns when it stays below `needed`: each
+/// connection, held evicted connection and listener takes a descriptor, and at the limit
+/// `accept` fails (EMFILE) and new connections wait. A container's soft limit is often
+/// 1,024 where its hard limit is far higher. Returns the soft limit now (`None`:
+/// unlimited or not Linux).
+pub(crate) fn raise_open_file_limit(needed: u64) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current.is_some() && limit.current != limit.maximum {
+            let raised = Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            if let Err(e) = setrlimit(Resource::Nofile, raised) {
+                tracing::debug!(error = %e, "cannot raise the open file limit");
+            }
+        }
+        let current = getrlimit(Resource::Nofile).current;
+        if let Some(current) = current.filter(|c| *c < needed) {
+            tracing::warn!(
+                limit = current,
+                needed,
+                "the open file limit is below what the webhook may hold at once; new connections may wait at the limit: raise the container's nofile limit or lower --max-connections"
+            );
+        }
+        current
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = needed;
+        None
+    }
+}
+
 /// A TCP stream that can move from one runtime's reactor to another's: [`detach`] on the
 /// runtime it is registered with, send it, [`attach`] on the other. It is usable only
 /// while attached; reads and writes in between fail (they cannot happen: the stream is in
@@ -328,6 +365,15 @@ mod tests {
 
     /// A stream detached on one runtime and attached on another keeps working there, and
     /// fails (no panic) in between.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        use rustix::process::{Resource, getrlimit};
+        let hard = getrlimit(Resource::Nofile).maximum;
+        assert_eq!(raise_open_file_limit(64), hard);
+        assert_eq!(getrlimit(Resource::Nofile).current, hard);
+    }
+
     #[tokio::test]
     async fn a_stream_moves_between_runtimes() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -2,10 +2,12 @@
 //! bind, serve, certificate reloading, graceful shutdown.
 //!
 //! Defences (design §8, adversarial test F1, F3, F7): connection slots with eviction of
-//! the idlest connection at the limit (`webhook::conn`); TLS handshake, header and
-//! first-request deadlines; HTTP/2 stream limit, keep-alive PINGs and small flow-control
-//! windows; header size limits; bodies read under a deadline and a minimum rate into one
-//! shared memory budget (`webhook::body`); reviews decoded and run on the blocking pool,
+//! the idlest connection at the limit (`webhook::conn`), an evicted connection that never
+//! sent a request held open, unread, for a while so that its client does not reconnect at
+//! once (`webhook::tarpit`); TLS handshake, header and first-request deadlines; HTTP/2
+//! stream limit, keep-alive PINGs and small flow-control windows; header size limits;
+//! bodies read under a deadline and a minimum rate into one shared memory budget, large
+//! ones at a shared pace (`webhook::body`); reviews decoded and run on the blocking pool,
 //! at most `review_workers` at once, taken only once the body is complete, and answered
 //! (fail closed) when they miss the review deadline. New connections are taken in (accept,
 //! TLS handshake, the first request's arrival; an HTTP/1.1 head read whole before hyper's
@@ -44,7 +46,7 @@ use super::review::{
     MAX_AMPLIFICATION, encode_response, encode_response_to, estimate_decoded_bytes,
     parse_admission_review,
 };
-use super::runtimes::{BackgroundPool, MovableTcp, ServerThread};
+use super::runtimes::{BackgroundPool, MovableTcp, ServerThread, raise_open_file_limit};
 use super::tarpit::Tarpit;
 use super::tls::{CertReloader, CertResolver, server_config};
 use super::{AdmissionHandler, Reviewed, gate, probe};
@@ -113,6 +115,11 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// Binds both listeners; starts nothing. Use [`BoundWebhook::local_addr`] and
 /// [`BoundWebhook::probe_addr`] to learn ephemeral ports, then [`BoundWebhook::serve`].
 pub async fn bind(config: WebhookConfig) -> anyhow::Result<BoundWebhook> {
+    let limits = &config.limits;
+    // Connections, held evicted connections, probe connections, and room for the rest.
+    let descriptors =
+        limits.max_connections + limits.max_held_evicted + limits.probe.max_connections + 256;
+    raise_open_file_limit(u64::try_from(descriptors).unwrap_or(u64::MAX));
     let https = listen(config.listen_addr, HTTPS_BACKLOG)
         .with_context(|| format!("cannot listen on {} (webhook HTTPS)", config.listen_addr))?;
     let probe = TcpListener::bind(config.probe_addr)
