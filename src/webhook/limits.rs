@@ -70,8 +70,11 @@ pub struct Limits {
     /// Default 2 s.
     pub evicted_hold: Duration,
     /// Evicted connections held at once; beyond, the one held longest closes early.
-    /// Each costs a file descriptor and kernel socket memory, no memory of this process.
-    /// Default 1024.
+    /// Each costs a file descriptor and kernel socket memory (its receive buffer is shrunk
+    /// to the kernel's minimum, but a client may still fill the window it was last
+    /// offered, tens of KiB, and in cgroup v2 that counts against the pod's memory), no
+    /// memory of this process. Default 256 (three times what 1,100 slowloris connections
+    /// keep held, BENCHMARKS.md stop 28).
     pub max_held_evicted: usize,
     /// Admission requests whose body is complete and that wait for or hold a review
     /// worker; beyond, 503. Default 64.
@@ -149,7 +152,7 @@ impl Default for Limits {
             close_grace: Duration::from_secs(5),
             max_connections: 1024,
             evicted_hold: Duration::from_secs(2),
-            max_held_evicted: 1024,
+            max_held_evicted: 256,
             max_in_flight: 64,
             review_workers: 4,
             review_deadline: Duration::from_secs(3),
