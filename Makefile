@@ -75,7 +75,7 @@ differential: proxies
 
 # Attack load test (issue 11): the release webhook binary under each attack of the
 # adversarial test at its size, loopback only, while good clients measure; prints the
-# figures against the targets. ATTACK_SECONDS per phase (default 10), ATTACK_ONLY=a,b.
+# figures against the targets. ATTACK_SECONDS per phase (default 20), ATTACK_ONLY=a,b.
 attack:
 	$(CARGO) bench --locked --bench attack
 

@@ -6,7 +6,9 @@
 //! `make attack` (or `cargo bench --bench attack`). Loopback only; every attack is bounded
 //! in connections and time and stops by itself; the server child is killed by its pid at
 //! the end. Environment (optional):
-//! - `ATTACK_SECONDS` (default 10, at most 60): duration of each phase.
+//! - `ATTACK_SECONDS` (default 20, at most 60): duration of each phase. 20 s gives the
+//!   new-connection client (10 reviews/s) ~190 samples after the opening second, so that
+//!   its p99 is not simply its slowest sample.
 //! - `ATTACK_ONLY`: comma-separated phase names to run (default: all), e.g. `h2-idle,slowloris`.
 //! - `ATTACK_ONE_SERVER=1`: run every phase against one server process (RSS then also shows
 //!   what earlier phases left allocated); default: a fresh server per phase, so each
@@ -1487,7 +1489,7 @@ fn main() -> anyhow::Result<()> {
     let seconds = std::env::var("ATTACK_SECONDS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(10)
+        .unwrap_or(20)
         .clamp(1, 60);
     let only = std::env::var("ATTACK_ONLY").ok().map(|s| {
         s.split(',')
