@@ -211,8 +211,9 @@ impl BodyPace {
     }
 
     async fn pace(&self, before: usize, after: usize) {
-        let at = self.next_read_at(before, after, Instant::now());
-        if at > Instant::now() {
+        let now = Instant::now();
+        let at = self.next_read_at(before, after, now);
+        if at > now {
             tokio::time::sleep_until(at).await;
         }
     }

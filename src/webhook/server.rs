@@ -634,13 +634,7 @@ async fn first_request(
 fn hold_evicted(tarpit: &Tarpit, tls: TlsConnection, peer: SocketAddr) {
     let (tcp, _) = tls.into_inner();
     match tcp.into_std() {
-        Ok(socket) => {
-            // As small as the kernel allows: nothing is read from it any more.
-            if let Err(e) = socket2::SockRef::from(&socket).set_recv_buffer_size(0) {
-                tracing::debug!(%peer, error = %e, "cannot shrink a held connection's receive buffer");
-            }
-            tarpit.hold(socket, Instant::now());
-        }
+        Ok(socket) => tarpit.hold(socket, Instant::now()),
         Err(e) => tracing::debug!(%peer, error = %e, "cannot hold an evicted connection"),
     }
 }

@@ -67,6 +67,10 @@ impl Tarpit {
         if self.capacity == 0 || self.hold.is_zero() {
             return;
         }
+        // As small as the kernel allows: nothing is read from it any more.
+        if let Err(e) = socket2::SockRef::from(&socket).set_recv_buffer_size(0) {
+            tracing::debug!(error = %e, "cannot shrink a held connection's receive buffer");
+        }
         let mut held = self.lock();
         while held.len() >= self.capacity {
             held.pop_front();
