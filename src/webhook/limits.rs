@@ -33,7 +33,9 @@ pub struct Limits {
     /// HTTP/1.1: time allowed to receive a request header. hyper also applies it between
     /// requests on a keep-alive connection, so it is the HTTP/1.1 idle timeout too.
     /// HTTP/2: time allowed between the TLS handshake and the first request.
-    /// Default 10 s.
+    /// Before a connection's first request, each connection gets between half and all of
+    /// it (spread by connection, `webhook::conn`), so that connections that arrived
+    /// together do not all close, and reconnect, together. Default 10 s.
     pub header_read_timeout: Duration,
     /// Largest request header (HTTP/1.1 header section, HTTP/2 header list). Default 16 KiB.
     pub max_header_bytes: usize,
@@ -114,7 +116,8 @@ pub struct ProbeLimits {
     /// Open probe connections. At the limit, a new connection closes the connection idle
     /// longest. Default 64.
     pub max_connections: usize,
-    /// Time to receive a request header, and HTTP/1.1 keep-alive idle time. Default 2 s
+    /// Time to receive a request header, and HTTP/1.1 keep-alive idle time (before the
+    /// first request, between half and all of it, as on the HTTPS port). Default 2 s
     /// (the chart's probe timeout).
     pub header_read_timeout: Duration,
     /// Largest request header. Default 8 KiB.
@@ -186,7 +189,9 @@ pub struct LimitArgs {
     pub http2_max_concurrent_streams: u32,
 
     /// Time to receive a request header (HTTP/1.1; also its keep-alive idle time) or the
-    /// first request of an HTTP/2 connection.
+    /// first request of an HTTP/2 connection. A connection's first request gets between
+    /// half and all of it, spread by connection so that a burst of idle connections does
+    /// not time out (and reconnect) at once.
     #[arg(long, env = "MTLS_GATE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub header_read_timeout: Duration,
 
