@@ -21,7 +21,7 @@
 //! started one is left to evict.
 //!
 //! A connection's first-request deadline is spread between half and all of the
-//! configured timeout, by connection (`first_deadline_fraction`). Connections that
+//! configured timeout, by connection (`deadline_share`). Connections that
 //! arrive together would otherwise all time out together, and a client that reconnects
 //! at once (as an attacker's does) would send all its TLS handshakes again in one burst,
 //! every timeout (measured in the attack bench: 1,024 idle HTTP/2 connections closed in
@@ -154,7 +154,7 @@ impl ConnectionSlots {
             last_ms: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             evict: Notify::new(),
-            first_deadline_fraction: first_deadline_fraction(id),
+            first_deadline_fraction: deadline_share(id),
         });
         activity.touch();
         {
@@ -299,14 +299,15 @@ impl Activity {
     }
 }
 
-/// The share of the first-request timeout connection `id` gets: ½ plus half the
-/// fractional part of `id` times the golden ratio (a Weyl sequence). Consecutive ids, as
-/// in a burst of arrivals, fall evenly over [½, 1) rather than randomly, so the expiries
-/// of any run of connections are as spread as they can be; and it needs no random source.
-fn first_deadline_fraction(id: u64) -> f64 {
+/// The share of a deadline that the `n`th of a series gets (connection `n`'s first-request
+/// deadline; the `n`th hold of `webhook::tarpit`): ½ plus half the fractional part of `n`
+/// times the golden ratio (a Weyl sequence). Consecutive numbers, as in a burst of
+/// arrivals, fall evenly over [½, 1) rather than randomly, so the expiries of any run of
+/// them are as spread as they can be; and it needs no random source.
+pub(crate) fn deadline_share(n: u64) -> f64 {
     // 2^64 / golden ratio, odd: multiplying by it permutes the u64s.
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-    let fraction = (id.wrapping_mul(GOLDEN) >> 11) as f64 / (1u64 << 53) as f64;
+    let fraction = (n.wrapping_mul(GOLDEN) >> 11) as f64 / (1u64 << 53) as f64;
     0.5 + fraction / 2.0
 }
 
@@ -428,7 +429,7 @@ mod tests {
         let burst = 1_024;
         let mut per_tenth = [0usize; 5];
         for id in 7_000..7_000 + burst {
-            let f = first_deadline_fraction(id);
+            let f = deadline_share(id);
             assert!((0.5..1.0).contains(&f), "connection {id}: {f}");
             per_tenth[((f - 0.5) * 10.0) as usize] += 1;
         }
@@ -439,7 +440,7 @@ mod tests {
         }
         // Neighbours are far apart: no two consecutive arrivals expire together.
         for id in 0..burst {
-            let gap = (first_deadline_fraction(id) - first_deadline_fraction(id + 1)).abs();
+            let gap = (deadline_share(id) - deadline_share(id + 1)).abs();
             assert!(gap > 0.05, "connections {id} and {}: {gap}", id + 1);
         }
     }

@@ -67,11 +67,12 @@ pub struct Limits {
     /// listen backlog. Default 1024.
     pub max_connections: usize,
     /// A connection evicted before it completed a request (a slow or silent client) is
-    /// held open, unread, for this long before it closes, so that its client does not
-    /// reconnect at once and evict the next (`webhook::tarpit`). Zero closes it at once.
-    /// Default 2 s.
+    /// held open, unread, for between half and all of this (spread over the connections
+    /// evicted, so that those evicted together are not released together) before it
+    /// closes, so that its client does not reconnect at once and evict the next
+    /// (`webhook::tarpit`). Zero closes it at once. Default 2 s.
     pub evicted_hold: Duration,
-    /// Evicted connections held at once; beyond, the one held longest closes early.
+    /// Evicted connections held at once; beyond, the one due first closes early.
     /// Each costs a file descriptor and kernel socket memory (its receive buffer is shrunk
     /// to the kernel's minimum, but a client may still fill the window it was last
     /// offered, tens of KiB, and in cgroup v2 that counts against the pod's memory), no
@@ -180,7 +181,9 @@ pub struct LimitArgs {
     pub max_connections: u32,
 
     /// How long a connection evicted before its first request is held open, unread,
-    /// before it closes (its client then does not reconnect at once); 0s closes it at once.
+    /// before it closes (its client then does not reconnect at once); each is held for
+    /// between half and all of it, spread so that those evicted together are not released
+    /// together; 0s closes it at once.
     #[arg(long, env = "MTLS_GATE_EVICTED_HOLD", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub evicted_hold: Duration,
 

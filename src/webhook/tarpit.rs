@@ -17,29 +17,46 @@
 //! its request as soon as the handshake ends, so the API server's connections are never
 //! held (they are evicted only once they have served a request, and are then closed at
 //! once). The holding is bounded in time (`Limits::evicted_hold`) and in number
-//! (`Limits::max_held_evicted`: when full, the socket held longest closes early).
+//! (`Limits::max_held_evicted`: when full, the socket due first closes early).
+//!
+//! Each socket is held for between half and all of the hold time, spread evenly over the
+//! sockets in the order they come in (`conn::deadline_share`). With one hold time for all,
+//! the connections evicted together in an attack's opening burst were released together,
+//! reconnected together and evicted the next ones together: under 1,100 slowloris
+//! connections ~78 handshakes at once every 2 s, and the slowest good reviews of a phase
+//! began at +2.2, +8.2 and +10.2 s (BENCHMARKS.md, stop 29).
 //! Nothing is read from a held socket; the kernel's receive buffer bounds what a client
 //! can still send into it. The idea is the "tarpit" of mail servers and firewalls
 //! (e.g. iptables' `TARPIT` target), applied only to connections already chosen for
 //! closing.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
+use super::conn::deadline_share;
+
 /// Sockets of evicted connections waiting to be closed.
 pub(crate) struct Tarpit {
     hold: Duration,
     capacity: usize,
-    /// In the order they came in, which is also the order they are due (one hold time).
-    held: Mutex<VecDeque<Held>>,
+    held: Mutex<HeldSockets>,
     /// Wakes [`Tarpit::run`] when the first socket comes in.
     arrived: Notify,
     /// `mtls_gate_held_connections`.
     gauge: Gauge,
+}
+
+#[derive(Default)]
+struct HeldSockets {
+    /// Due first at the top.
+    by_due: BinaryHeap<Reverse<Held>>,
+    /// Sockets taken so far: the `n` of each one's share of the hold time.
+    taken: u64,
 }
 
 struct Held {
@@ -48,21 +65,39 @@ struct Held {
     _socket: std::net::TcpStream,
 }
 
+// Ordered by when they are due only.
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.due == other.due
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.due.cmp(&other.due)
+    }
+}
+
 impl Tarpit {
-    /// Holds at most `capacity` sockets for `hold` each; either zero holds none (evicted
-    /// connections close at once).
+    /// Holds at most `capacity` sockets for between half and all of `hold` each; either
+    /// zero holds none (evicted connections close at once).
     pub(crate) fn new(hold: Duration, capacity: usize, gauge: Gauge) -> Self {
         Self {
             hold,
             capacity,
-            held: Mutex::new(VecDeque::new()),
+            held: Mutex::new(HeldSockets::default()),
             arrived: Notify::new(),
             gauge,
         }
     }
 
     /// Takes the socket of a connection that was evicted before its first request; when
-    /// full, the socket held longest closes now.
+    /// full, the socket due first closes now.
     pub(crate) fn hold(&self, socket: std::net::TcpStream, now: Instant) {
         if self.capacity == 0 || self.hold.is_zero() {
             return;
@@ -72,27 +107,28 @@ impl Tarpit {
             tracing::debug!(error = %e, "cannot shrink a held connection's receive buffer");
         }
         let mut held = self.lock();
-        while held.len() >= self.capacity {
-            held.pop_front();
+        while held.by_due.len() >= self.capacity {
+            held.by_due.pop();
         }
-        held.push_back(Held {
-            due: now + self.hold,
+        let share = deadline_share(held.taken);
+        held.taken += 1;
+        held.by_due.push(Reverse(Held {
+            due: now + self.hold.mul_f64(share),
             _socket: socket,
-        });
-        self.set_gauge(held.len());
-        if held.len() == 1 {
-            self.arrived.notify_one();
-        }
+        }));
+        self.set_gauge(held.by_due.len());
+        // Wakes the runner also when this socket is due before the one it sleeps for.
+        self.arrived.notify_one();
     }
 
     /// Closes the sockets due by `now`; returns when the next one is due.
     pub(crate) fn release_due(&self, now: Instant) -> Option<Instant> {
         let mut held = self.lock();
-        while held.front().is_some_and(|h| h.due <= now) {
-            held.pop_front();
+        while held.by_due.peek().is_some_and(|h| h.0.due <= now) {
+            held.by_due.pop();
         }
-        self.set_gauge(held.len());
-        held.front().map(|h| h.due)
+        self.set_gauge(held.by_due.len());
+        held.by_due.peek().map(|h| h.0.due)
     }
 
     /// Closes every socket when it is due, until the task is dropped (sockets still held
@@ -101,7 +137,12 @@ impl Tarpit {
         loop {
             // tokio's clock (the same as `Instant::now()` unless a test pauses it).
             match self.release_due(tokio::time::Instant::now().into_std()) {
-                Some(due) => tokio::time::sleep_until(due.into()).await,
+                Some(due) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due.into()) => {}
+                        () = self.arrived.notified() => {}
+                    }
+                }
                 None => self.arrived.notified().await,
             }
         }
@@ -110,14 +151,14 @@ impl Tarpit {
     /// Sockets held now.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_due.len()
     }
 
     fn set_gauge(&self, len: usize) {
         self.gauge.set(i64::try_from(len).unwrap_or(i64::MAX));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HeldSockets> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -165,18 +206,47 @@ mod tests {
         let t0 = Instant::now();
         tarpit.hold(server, t0);
         assert_eq!((tarpit.len(), gauge.get()), (1, 1));
+        // The first socket gets the shortest share of the hold: half.
+        let due = tarpit.release_due(t0).expect("held");
+        assert_eq!(due, t0 + Duration::from_secs(1));
         assert_eq!(
-            tarpit.release_due(t0 + Duration::from_millis(1999)),
-            Some(t0 + Duration::from_secs(2))
+            tarpit.release_due(due - Duration::from_millis(1)),
+            Some(due)
         );
         assert!(!sees_close(&mut client), "no close before the hold ends");
-        assert_eq!(tarpit.release_due(t0 + Duration::from_secs(2)), None);
+        assert_eq!(tarpit.release_due(due), None);
         assert_eq!((tarpit.len(), gauge.get()), (0, 0));
         assert!(sees_close(&mut client), "closed once due");
     }
 
     #[test]
-    fn when_full_the_socket_held_longest_closes_early() {
+    fn sockets_evicted_together_are_released_spread_over_the_hold() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let hold = Duration::from_secs(2);
+        let (tarpit, _) = tarpit(hold, 256);
+        let t0 = Instant::now();
+        let mut clients = Vec::new();
+        for _ in 0..64 {
+            let (client, server) = pair(&listener);
+            tarpit.hold(server, t0);
+            clients.push(client);
+        }
+        // Between half and all of the hold, about evenly: a quarter of them go in each
+        // quarter of that second.
+        let mut left = Vec::new();
+        for quarter in 0..=4u32 {
+            tarpit.release_due(t0 + hold / 2 + hold / 8 * quarter);
+            left.push(tarpit.len());
+        }
+        assert_eq!(left[0], 63, "{left:?}");
+        assert_eq!(left[4], 0, "{left:?}");
+        for pair in left.windows(2) {
+            assert!((12..=20).contains(&(pair[0] - pair[1])), "{left:?}");
+        }
+    }
+
+    #[test]
+    fn when_full_the_socket_due_first_closes_early() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (tarpit, gauge) = tarpit(Duration::from_secs(2), 2);
         let t0 = Instant::now();
@@ -187,14 +257,12 @@ mod tests {
             clients.push(client);
         }
         assert_eq!((tarpit.len(), gauge.get()), (2, 2));
+        // The first one's share, half, is the shortest there is: it was due first.
         let closed: Vec<bool> = clients.iter_mut().map(sees_close).collect();
         assert_eq!(closed, [true, false, false]);
-        // Due in the order they came in.
-        assert_eq!(
-            tarpit.release_due(t0 + Duration::from_millis(2010)),
-            Some(t0 + Duration::from_millis(2020))
-        );
-        assert_eq!(tarpit.len(), 1);
+        let next = tarpit.release_due(t0).expect("two held");
+        assert!(next > t0 + Duration::from_secs(1), "{:?}", next - t0);
+        assert_eq!(tarpit.release_due(t0 + Duration::from_secs(3)), None);
     }
 
     #[test]
@@ -219,11 +287,24 @@ mod tests {
         });
         // Idle with nothing held, then woken by the first socket.
         tokio::time::sleep(Duration::from_secs(5)).await;
+        let now = || tokio::time::Instant::now().into_std();
         let (_client, server) = pair(&listener);
-        tarpit.hold(server, tokio::time::Instant::now().into_std());
-        tokio::time::sleep(Duration::from_millis(1900)).await;
+        tarpit.hold(server, now());
+        // The first socket is held for half the hold.
+        tokio::time::sleep(Duration::from_millis(900)).await;
         assert_eq!(tarpit.len(), 1);
         tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(tarpit.len(), 0);
+        // A socket due sooner than the one the runner sleeps for wakes it: one taken as
+        // if 3 s from now (due in ~4.6 s), then one due in 1.2 s (the third share, 0.62).
+        let (_client2, server2) = pair(&listener);
+        tarpit.hold(server2, now() + Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (_client3, server3) = pair(&listener);
+        tarpit.hold(server3, now());
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(tarpit.len(), 1, "the sooner one closed when due");
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         assert_eq!(tarpit.len(), 0);
         runner.abort();
     }
