@@ -21,11 +21,11 @@
 //! started one is left to evict.
 //!
 //! A connection's first-request deadline is spread between half and all of the
-//! configured timeout, by connection (`deadline_share`). Connections that
+//! configured timeout, by connection (`spread_deadline`). Connections that
 //! arrive together would otherwise all time out together, and a client that reconnects
 //! at once (as an attacker's does) would send all its TLS handshakes again in one burst,
 //! every timeout (measured in the attack bench: 1,024 idle HTTP/2 connections closed in
-//! the same 0.3 s made reviews that began then take 10-18 ms). The configured timeout
+//! the same 0.3 s made reviews that began then take 10-31 ms; BENCHMARKS.md, stop 29). The configured timeout
 //! stays the longest any connection waits; a legitimate client sends its first request
 //! right after its handshake.
 
@@ -70,8 +70,8 @@ pub(crate) struct Activity {
     last_ms: AtomicU64,
     evicted: AtomicBool,
     evict: Notify,
-    /// Share of the first-request timeout this connection gets, in [½, 1).
-    first_deadline_fraction: f64,
+    /// This connection's number, which sets its share of the first-request timeout.
+    number: u64,
 }
 
 /// A held slot; frees it when dropped.
@@ -154,7 +154,7 @@ impl ConnectionSlots {
             last_ms: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             evict: Notify::new(),
-            first_deadline_fraction: deadline_share(id),
+            number: id,
         });
         activity.touch();
         {
@@ -278,7 +278,7 @@ impl Activity {
     /// started; this connection's share of it, see the module doc) or `later` (after).
     /// Polls at the deadline only, so it costs one timer.
     pub(crate) async fn idle_for(&self, first: Duration, later: Duration) {
-        let first = first.mul_f64(self.first_deadline_fraction);
+        let first = spread_deadline(first, self.number);
         loop {
             let timeout = if self.started.load(Ordering::Relaxed) == 0 {
                 first
@@ -299,12 +299,19 @@ impl Activity {
     }
 }
 
-/// The share of a deadline that the `n`th of a series gets (connection `n`'s first-request
-/// deadline; the `n`th hold of `webhook::tarpit`): ½ plus half the fractional part of `n`
-/// times the golden ratio (a Weyl sequence). Consecutive numbers, as in a burst of
-/// arrivals, fall evenly over [½, 1) rather than randomly, so the expiries of any run of
-/// them are as spread as they can be; and it needs no random source.
-pub(crate) fn deadline_share(n: u64) -> f64 {
+/// The deadline the `n`th of a series gets out of `full` (connection `n`'s first-request
+/// deadline; the `n`th hold of `webhook::tarpit`): between half and all of it, by
+/// [`deadline_share`].
+pub(crate) fn spread_deadline(full: Duration, n: u64) -> Duration {
+    // Never longer than `full`, even where the float product would round past it.
+    Duration::try_from_secs_f64(full.as_secs_f64() * deadline_share(n))
+        .map_or(full, |d| d.min(full))
+}
+
+/// ½ plus half the fractional part of `n` times the golden ratio (a Weyl sequence, of low
+/// discrepancy): consecutive numbers, as in a burst of arrivals, fall close to evenly over
+/// [½, 1) rather than randomly, and it needs no random source.
+fn deadline_share(n: u64) -> f64 {
     // 2^64 / golden ratio, odd: multiplying by it permutes the u64s.
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let fraction = (n.wrapping_mul(GOLDEN) >> 11) as f64 / (1u64 << 53) as f64;
@@ -443,6 +450,19 @@ mod tests {
             let gap = (deadline_share(id) - deadline_share(id + 1)).abs();
             assert!(gap > 0.05, "connections {id} and {}: {gap}", id + 1);
         }
+    }
+
+    #[test]
+    fn a_spread_deadline_is_never_longer_than_the_full_one() {
+        for full in [Duration::ZERO, Duration::from_nanos(1), Duration::MAX] {
+            for n in [0, 1, 2, 3, u64::MAX] {
+                assert!(spread_deadline(full, n) <= full, "{full:?}, {n}");
+            }
+        }
+        assert_eq!(
+            spread_deadline(Duration::from_secs(10), 0),
+            Duration::from_secs(5)
+        );
     }
 
     #[tokio::test]

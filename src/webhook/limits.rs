@@ -240,6 +240,9 @@ pub struct LimitArgs {
     pub probe_max_connections: u32,
 }
 
+/// The longest connection timeout or hold the flags accept.
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+
 impl LimitArgs {
     /// The server limits these flags describe (the rest at their defaults).
     pub fn limits(&self) -> Limits {
@@ -279,6 +282,20 @@ impl LimitArgs {
         ] {
             if d.is_zero() {
                 return Err(format!("{flag} must be positive"));
+            }
+        }
+        // Longer would let a client hold a connection slot (or a held socket) for longer
+        // than any API server waits for an answer, and past what the clocks can add.
+        for (flag, d) in [
+            ("--header-read-timeout", self.header_read_timeout),
+            ("--body-read-timeout", self.body_read_timeout),
+            ("--idle-timeout", self.idle_timeout),
+            ("--evicted-hold", self.evicted_hold),
+        ] {
+            if d > MAX_CONNECTION_TIMEOUT {
+                return Err(format!(
+                    "{flag} ({d:?}) must be at most {MAX_CONNECTION_TIMEOUT:?}"
+                ));
             }
         }
         let max_body = Limits::default().max_body_bytes;
@@ -384,6 +401,13 @@ mod tests {
             ("--review-deadline=45s", "timeoutSeconds"),
             ("--body-memory-limit=1Mi", "--body-memory-limit"),
             ("--idle-timeout=0s", "--idle-timeout"),
+            (
+                "--header-read-timeout=18446744073709551615",
+                "--header-read-timeout",
+            ),
+            ("--body-read-timeout=2h", "at most 3600s"),
+            ("--idle-timeout=61m", "--idle-timeout"),
+            ("--evicted-hold=1h1s", "--evicted-hold"),
         ] {
             let args = Cli::try_parse_from(["x", bad]).unwrap().limits;
             let err = args.validate().unwrap_err();

@@ -18,17 +18,17 @@
 //! held (they are evicted only once they have served a request, and are then closed at
 //! once). The holding is bounded in time (`Limits::evicted_hold`) and in number
 //! (`Limits::max_held_evicted`: when full, the socket due first closes early).
-//!
-//! Each socket is held for between half and all of the hold time, spread evenly over the
-//! sockets in the order they come in (`conn::deadline_share`). With one hold time for all,
-//! the connections evicted together in an attack's opening burst were released together,
-//! reconnected together and evicted the next ones together: under 1,100 slowloris
-//! connections ~78 handshakes at once every 2 s, and the slowest good reviews of a phase
-//! began at +2.2, +8.2 and +10.2 s (BENCHMARKS.md, stop 29).
 //! Nothing is read from a held socket; the kernel's receive buffer bounds what a client
 //! can still send into it. The idea is the "tarpit" of mail servers and firewalls
 //! (e.g. iptables' `TARPIT` target), applied only to connections already chosen for
 //! closing.
+//!
+//! Each socket is held for between half and all of the hold time, spread evenly over the
+//! sockets in the order they come in (`conn::spread_deadline`). With one hold time for all,
+//! the connections evicted together in an attack's opening burst were released together,
+//! reconnected together and evicted the next ones together: under 1,100 slowloris
+//! connections ~78 handshakes at once every 2 s, and the slowest good reviews of a phase
+//! began at +2.2, +8.2 and +10.2 s (BENCHMARKS.md, stop 29).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -38,14 +38,15 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
-use super::conn::deadline_share;
+use super::conn::spread_deadline;
 
 /// Sockets of evicted connections waiting to be closed.
 pub(crate) struct Tarpit {
     hold: Duration,
     capacity: usize,
     held: Mutex<HeldSockets>,
-    /// Wakes [`Tarpit::run`] when the first socket comes in.
+    /// Wakes [`Tarpit::run`] when a socket comes in (it may be due before the one the
+    /// runner sleeps for).
     arrived: Notify,
     /// `mtls_gate_held_connections`.
     gauge: Gauge,
@@ -107,17 +108,20 @@ impl Tarpit {
             tracing::debug!(error = %e, "cannot shrink a held connection's receive buffer");
         }
         let mut held = self.lock();
+        let hold = spread_deadline(self.hold, held.taken);
+        held.taken = held.taken.wrapping_add(1);
+        // A hold too long for the clock: closed at once, as with none.
+        let Some(due) = now.checked_add(hold) else {
+            return;
+        };
         while held.by_due.len() >= self.capacity {
             held.by_due.pop();
         }
-        let share = deadline_share(held.taken);
-        held.taken += 1;
         held.by_due.push(Reverse(Held {
-            due: now + self.hold.mul_f64(share),
+            due,
             _socket: socket,
         }));
         self.set_gauge(held.by_due.len());
-        // Wakes the runner also when this socket is due before the one it sleeps for.
         self.arrived.notify_one();
     }
 
