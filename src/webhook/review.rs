@@ -215,6 +215,13 @@ const MAP_ENTRIES_PER_NODE: usize = 5;
 /// `limit / MAX_AMPLIFICATION` cannot exceed `limit`, so it need not be measured.
 pub(crate) const MAX_AMPLIFICATION: usize = 128;
 
+/// The largest body that cannot exceed `max_decoded_bytes` once decoded (see
+/// [`MAX_AMPLIFICATION`]). Longer ones are "large": they are scanned for their decoded
+/// size first, reviewed on the large-review lane and read at the large-body pace.
+pub(crate) fn largest_unscanned_body(max_decoded_bytes: usize) -> usize {
+    max_decoded_bytes / MAX_AMPLIFICATION
+}
+
 /// An upper estimate of the memory that decoding `body` into a review takes, following
 /// the model above, stopping as soon as it exceeds `limit`. `None` when it does;
 /// `Some(bytes)` otherwise (also for text that is not JSON: the decoder then reports the

@@ -363,17 +363,26 @@ mod tests {
 
     use super::*;
 
-    /// A stream detached on one runtime and attached on another keeps working there, and
-    /// fails (no panic) in between.
     #[cfg(target_os = "linux")]
     #[test]
     fn the_open_file_limit_is_raised_to_the_hard_limit() {
-        use rustix::process::{Resource, getrlimit};
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
         let hard = getrlimit(Resource::Nofile).maximum;
+        // One below the hard limit first (harmless to the other tests), so that the raise
+        // has something to do.
+        if let Some(h) = hard.filter(|h| *h > 1) {
+            let lowered = Rlimit {
+                current: Some(h - 1),
+                maximum: hard,
+            };
+            setrlimit(Resource::Nofile, lowered).unwrap();
+        }
         assert_eq!(raise_open_file_limit(64), hard);
         assert_eq!(getrlimit(Resource::Nofile).current, hard);
     }
 
+    /// A stream detached on one runtime and attached on another keeps working there, and
+    /// fails (no panic) in between.
     #[tokio::test]
     async fn a_stream_moves_between_runtimes() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

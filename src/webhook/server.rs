@@ -43,7 +43,7 @@ use super::metrics::{
 };
 use super::request_head::{HeadRead, ReadAhead, read_request_head};
 use super::review::{
-    MAX_AMPLIFICATION, encode_response, encode_response_to, estimate_decoded_bytes,
+    encode_response, encode_response_to, estimate_decoded_bytes, largest_unscanned_body,
     parse_admission_review,
 };
 use super::runtimes::{BackgroundPool, MovableTcp, ServerThread, raise_open_file_limit};
@@ -117,8 +117,9 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 pub async fn bind(config: WebhookConfig) -> anyhow::Result<BoundWebhook> {
     let limits = &config.limits;
     // Connections, held evicted connections, probe connections, and room for the rest.
-    let descriptors =
-        limits.max_connections + limits.max_held_evicted + limits.probe.max_connections + 256;
+    let descriptors = [limits.max_held_evicted, limits.probe.max_connections, 256]
+        .into_iter()
+        .fold(limits.max_connections, usize::saturating_add);
     raise_open_file_limit(u64::try_from(descriptors).unwrap_or(u64::MAX));
     let https = listen(config.listen_addr, HTTPS_BACKLOG)
         .with_context(|| format!("cannot listen on {} (webhook HTTPS)", config.listen_addr))?;
@@ -250,7 +251,7 @@ impl BoundWebhook {
             // Paced beyond the size from which bodies need the decoded-size scan.
             body_pace: BodyPace::new(
                 limits.large_body_read_rate,
-                limits.max_decoded_bytes / MAX_AMPLIFICATION,
+                largest_unscanned_body(limits.max_decoded_bytes),
             ),
             waiting: Semaphore::new(limits.max_in_flight.max(1)),
             workers: Arc::new(Semaphore::new(limits.review_workers.max(1))),
@@ -934,7 +935,7 @@ fn review_blocking(
         labels: None,
         error: Some(reason),
     };
-    if body.len() > max_decoded_bytes / MAX_AMPLIFICATION
+    if body.len() > largest_unscanned_body(max_decoded_bytes)
         && estimate_decoded_bytes(body, max_decoded_bytes).is_none()
     {
         return fail(
@@ -1059,7 +1060,7 @@ async fn admission(shared: &Shared, req: Request<Incoming>, webhook: Webhook) ->
     // Bodies large enough to need the decoded-size estimate (a scan of up to 4 MiB before
     // decoding) may take only some of the workers, so that a few clients sending large
     // bodies cannot make ordinary reviews wait for a worker.
-    let large = body.bytes.len() > shared.limits.max_decoded_bytes / MAX_AMPLIFICATION;
+    let large = body.bytes.len() > largest_unscanned_body(shared.limits.max_decoded_bytes);
     let workers = async {
         let lane = if large {
             Some(shared.large_workers.clone().acquire_owned().await?)
